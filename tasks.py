@@ -1,0 +1,405 @@
+#!/usr/bin/env python3
+"""Project tasks: one entry point for the README's commands.
+
+    python3 tasks.py demo [ARGS...]      run the local demo (no servers, npm or cloud needed)
+    python3 tasks.py test [PYTEST ARGS]  set up everything, lint, run the test suite
+    python3 tasks.py services            start/check PostgreSQL, MariaDB and Azurite
+    python3 tasks.py bench [ARGS...]     run bench/run.py
+
+Standard library only (Python 3.11+), so it runs on a fresh machine before any venv exists.
+`python3 tasks.py COMMAND --help` describes each command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+NODE_MODULES = ROOT / "node_modules"
+AZURITE_LOCATION = ROOT / ".azurite"
+#: Where requirements*.txt are read from (override only for testing this script).
+REQUIREMENTS_DIR = Path(os.environ.get("TASKS_REQUIREMENTS_DIR") or ROOT)
+VENV_STAMP = VENV / ".tasks-requirements.json"
+NPM_STAMP = NODE_MODULES / ".tasks-package-hash"
+
+EXIT_USAGE = 2
+EXIT_MISSING = 3
+LINT_FIX = "run: .venv/bin/ruff format . && .venv/bin/ruff check --fix ."
+
+TEST_ENV = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+}
+
+HELP = {
+    "demo": """\
+usage: python3 tasks.py demo [ARGS...]
+
+Runs the end-to-end local demo: `.venv/bin/python -m ingest demo ARGS...`.
+Creates .venv when missing and installs requirements.txt into it whenever that file
+changed since the last install. Needs no database server, npm or Azure.
+Exits with the demo's exit code.  (`python3 tasks.py demo -- --help` shows the demo's own help.)
+""",
+    "test": """\
+usage: python3 tasks.py test [--skip-lint] [--] [PYTEST ARGS...]
+
+1. creates/updates .venv with requirements.txt + requirements-dev.txt
+   (+ requirements-infra.txt when present), reinstalling only when a file changed;
+2. `npm ci` into ./node_modules (Azurite, pinned in package.json/package-lock.json)
+   when missing or outdated;
+3. makes sure PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306) and Azurite
+   (127.0.0.1:10000-10002, data in .azurite/) are running, starting them when installed;
+   when one is not installed, prints what to install and exits 3;
+4. `ruff format --check .` and `ruff check .` (exit 1 on findings);
+5. `.venv/bin/python -m pytest PYTEST ARGS...`, exiting with pytest's exit code.
+
+The test run gets RUNTIME__DLTHUB_TELEMETRY=false, APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL=true,
+OTEL_EXPERIMENTAL_RESOURCE_DETECTORS=otel and INGEST_TEST_AZURITE_CONNECTION_STRING.
+  --skip-lint   skip step 4 (local iterations only; CI always lints)
+Examples: python3 tasks.py test -q tests/test_config.py
+          python3 tasks.py test -k incremental -x
+""",
+    "services": """\
+usage: python3 tasks.py services
+
+Starts PostgreSQL, MariaDB and Azurite when installed but not running (installing Azurite
+with npm when needed), then prints each one's status and Azurite's connection string.
+Exits 3 (with what to install) when a service cannot be started.  Azurite keeps running in
+the background afterwards; its data and log are in .azurite/.
+""",
+    "bench": """\
+usage: python3 tasks.py bench [ARGS...]
+
+Runs `.venv/bin/python bench/run.py ARGS...` (after the same venv setup as `test`) and exits
+with its exit code.  (`python3 tasks.py bench -- --help` shows the benchmark's own help.)
+""",
+}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def say(message: str) -> None:
+    print(f"tasks.py: {message}", file=sys.stderr, flush=True)
+
+
+class TaskError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def venv_bin(name: str) -> Path:
+    if os.name == "nt":  # pragma: no cover - the project targets Linux/macOS
+        return VENV / "Scripts" / (name + ".exe")
+    return VENV / "bin" / name
+
+
+def sha256_of(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(name: str) -> Iterator[None]:
+    """Serialise setup steps between concurrent `tasks.py` runs on this checkout."""
+    key = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"tasks-{key}-{name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run(cmd: Sequence[str | os.PathLike[str]], **kwargs) -> int:
+    try:
+        return subprocess.run(
+            [os.fspath(c) for c in cmd], check=False, **kwargs
+        ).returncode
+    except FileNotFoundError as exc:
+        raise TaskError(f"cannot run {cmd[0]}: {exc}", EXIT_MISSING) from exc
+
+
+# --------------------------------------------------------------------------- venv
+
+
+def ensure_venv(requirement_names: Sequence[str]) -> None:
+    """Create .venv if needed; pip-install each requirements file whose content changed."""
+    with file_lock("venv"):
+        python = venv_bin("python")
+        if not python.exists():
+            say(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
+            code = run([sys.executable, "-m", "venv", VENV])
+            if code != 0 or not python.exists():
+                raise TaskError(
+                    "could not create the virtual environment; on Debian/Ubuntu: "
+                    "apt-get install python3-venv",
+                    EXIT_MISSING,
+                )
+        try:
+            stamp = json.loads(VENV_STAMP.read_text())
+        except (OSError, ValueError):
+            stamp = {}
+        if stamp.get("python") != sys.version.split()[0]:
+            stamp = {
+                "python": sys.version.split()[0]
+            }  # new interpreter: reinstall everything
+        hashes = stamp.setdefault("files", {})
+
+        files = [REQUIREMENTS_DIR / name for name in requirement_names]
+        present = [f for f in files if f.exists()]
+        for missing in sorted(set(files) - set(present)):
+            if missing.name == "requirements.txt":
+                say(f"warning: {missing} not found; no dependencies installed")
+        changed = [f for f in present if hashes.get(f.name) != sha256_of(f)]
+        if not changed:
+            return
+        say("installing " + ", ".join(f.name for f in changed) + " into .venv")
+        cmd: list[str | os.PathLike[str]] = [python, "-m", "pip", "install"]
+        if os.environ.get("CI"):
+            cmd += ["--progress-bar", "off"]
+        for f in changed:
+            cmd += ["-r", f]
+        code = run(cmd, cwd=ROOT)
+        if code != 0:
+            raise TaskError(
+                f"pip install failed (exit {code}); see the output above", code
+            )
+        for f in changed:
+            hashes[f.name] = sha256_of(f)
+        VENV_STAMP.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def test_requirements() -> list[str]:
+    names = ["requirements.txt", "requirements-dev.txt"]
+    if (REQUIREMENTS_DIR / "requirements-infra.txt").exists():
+        names.append("requirements-infra.txt")
+    return names
+
+
+# --------------------------------------------------------------------------- npm
+
+
+def ensure_node_modules() -> None:
+    """`npm ci` (or `npm install` without a lock file) when node_modules is missing/outdated."""
+    package_json = ROOT / "package.json"
+    lock = ROOT / "package-lock.json"
+    if not package_json.exists():
+        raise TaskError("package.json is missing from the repository", EXIT_MISSING)
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        raise TaskError(
+            "node/npm not found: install Node.js 20 and npm (Debian: apt-get install nodejs npm)",
+            EXIT_MISSING,
+        )
+    with file_lock("npm"):
+        wanted = sha256_of(package_json, lock)
+        azurite = NODE_MODULES / ".bin" / "azurite"
+        try:
+            current = NPM_STAMP.read_text().strip()
+        except OSError:
+            current = ""
+        if current == wanted and azurite.exists():
+            return
+        verb = "ci" if lock.exists() else "install"
+        say(f"npm {verb}: installing Azurite into node_modules/")
+        code = run([npm, verb, "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT)
+        if code != 0:
+            raise TaskError(
+                f"npm {verb} failed (exit {code}); see the output above", code
+            )
+        NODE_MODULES.mkdir(exist_ok=True)
+        NPM_STAMP.write_text(wanted + "\n")
+
+
+# --------------------------------------------------------------------------- services
+
+
+def load_services():
+    """Import tests/services.py by path (the venv may not exist; tests/ is not a package)."""
+    path = ROOT / "tests" / "services.py"
+    spec = importlib.util.spec_from_file_location("_ingest_test_services", path)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"cannot load {path}", EXIT_MISSING)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ensure_services() -> str:
+    """Start/check every service; return Azurite's connection string."""
+    services = load_services()
+    try:
+        info = services.ensure_all(AZURITE_LOCATION)
+    except services.MissingService as exc:
+        problems = getattr(exc, "problems", [exc])
+        for problem in problems:
+            say(str(problem))
+        raise TaskError(
+            "cannot run the tests until these are installed/started:\n"
+            + "\n".join(f"  {p.service}: {p.instruction}" for p in problems),
+            EXIT_MISSING,
+        ) from None
+    return info["azurite_connection_string"]
+
+
+# --------------------------------------------------------------------------- lint
+
+
+def lint() -> None:
+    ruff = venv_bin("ruff")
+    if not ruff.exists():
+        raise TaskError(
+            ".venv/bin/ruff not found (ruff belongs in requirements-dev.txt)",
+            EXIT_MISSING,
+        )
+    fmt = run([ruff, "format", "--check", "."], cwd=ROOT)
+    check = run([ruff, "check", "."], cwd=ROOT)
+    if fmt != 0 or check != 0:
+        raise TaskError(f"lint failed; {LINT_FIX}", 1)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def split_options(args: list[str], known: set[str]) -> tuple[set[str], list[str]]:
+    """Leading tasks.py options, then everything else (after an optional `--`) verbatim."""
+    options: set[str] = set()
+    index = 0
+    while index < len(args) and args[index] in known:
+        options.add(args[index])
+        index += 1
+    rest = args[index:]
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return options, rest
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env
+
+
+def cmd_demo(args: list[str]) -> int:
+    _, rest = split_options(args, set())
+    ensure_venv(["requirements.txt"])
+    if not (ROOT / "ingest" / "__main__.py").exists():
+        raise TaskError(
+            "the ingest command line is not there yet (ingest/__main__.py is missing), "
+            "so `python -m ingest demo` cannot run",
+            EXIT_USAGE,
+        )
+    env = child_env()
+    env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    return run([venv_bin("python"), "-m", "ingest", "demo", *rest], cwd=ROOT, env=env)
+
+
+def cmd_test(args: list[str]) -> int:
+    options, rest = split_options(args, {"--skip-lint"})
+    ensure_venv(test_requirements())
+    ensure_node_modules()
+    connection_string = ensure_services()
+    if "--skip-lint" in options:
+        say("skipping ruff (--skip-lint)")
+    else:
+        lint()
+    env = child_env(
+        {**TEST_ENV, "INGEST_TEST_AZURITE_CONNECTION_STRING": connection_string}
+    )
+    code = run([venv_bin("python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if code == 5:
+        say("pytest collected no tests (exit 5)")
+    return code
+
+
+def cmd_services(args: list[str]) -> int:
+    if args:
+        raise TaskError(f"unexpected arguments: {' '.join(args)}", EXIT_USAGE)
+    ensure_node_modules()
+    connection_string = ensure_services()
+    for name, up in load_services().status().items():
+        print(f"{name:<28} {'up' if up else 'DOWN'}")
+    print(f"Azurite data and log: {AZURITE_LOCATION.relative_to(ROOT)}/")
+    print(f"INGEST_TEST_AZURITE_CONNECTION_STRING={connection_string}")
+    return 0
+
+
+def cmd_bench(args: list[str]) -> int:
+    _, rest = split_options(args, set())
+    ensure_venv(test_requirements())
+    script = ROOT / "bench" / "run.py"
+    if not script.exists():
+        raise TaskError("bench/run.py does not exist", EXIT_USAGE)
+    env = child_env({"RUNTIME__DLTHUB_TELEMETRY": "false"})
+    return run([venv_bin("python"), script, *rest], cwd=ROOT, env=env)
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "test": cmd_test,
+    "services": cmd_services,
+    "bench": cmd_bench,
+}
+
+
+def usage() -> str:
+    return (__doc__ or "").strip() + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs under whatever python3 is
+        say(f"Python 3.11+ is required (this is {sys.version.split()[0]})")
+        return EXIT_MISSING
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        if len(argv) > 1 and argv[0] == "help" and argv[1] in HELP:
+            print(HELP[argv[1]], end="")
+        else:
+            print(usage(), end="")
+        return 0 if argv else EXIT_USAGE
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        say(f"unknown command {command!r}\n")
+        print(usage(), end="", file=sys.stderr)
+        return EXIT_USAGE
+    if args[:1] in (["-h"], ["--help"]):
+        print(HELP[command], end="")
+        return 0
+    try:
+        return COMMANDS[command](args)
+    except TaskError as exc:
+        say(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
