@@ -1,0 +1,196 @@
+// DLT ingestion framework: everything the nightly ingestion needs in one resource group.
+//   az deployment group create -g <rg> -f infra/main.bicep -p @infra/main.parameters.example.json
+//   or: azd up            (see docs/DEPLOY.md)
+// Security model: one user-assigned managed identity, least-privilege data-plane roles, no
+// shared keys, no secrets in app settings or outputs.
+targetScope = 'resourceGroup'
+
+@description('Short name used as the prefix of every resource (letters, digits, dashes).')
+@minLength(2)
+@maxLength(12)
+param baseName string = 'ingest'
+
+@description('Azure region (must offer Flex Consumption).')
+param location string = resourceGroup().location
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+@description('Resource id of an existing action group notified by the alerts; empty creates the alerts without notifications.')
+param actionGroupId string = ''
+
+@description('Hours without any IngestionRunCompleted event before the nightly run is reported missing.')
+@minValue(25)
+@maxValue(47)
+param missingRunLookbackHours int = 26
+
+@description('Python version of the Function App (Flex Consumption; azure-functions 1.26.0 needs 3.11).')
+@allowed([
+  '3.11'
+])
+param pythonVersion string = '3.11'
+
+@description('Flex Consumption: maximum instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Flex Consumption: memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Lake storage redundancy.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param lakeSkuName string = 'Standard_GZRS'
+
+@description('Lake container (ADLS filesystem) for data, dlt state and metadata/ audit files.')
+param lakeContainerName string = 'raw-data'
+
+@description('App setting INGEST_CONFIG_PATH.')
+param ingestConfigPath string = 'config/ingestion_config.xlsx'
+
+@description('App setting INGEST_MAX_PARALLEL.')
+@minValue(1)
+param ingestMaxParallel int = 8
+
+@description('App setting INGEST_RETRY_MAX_ATTEMPTS.')
+@minValue(1)
+param ingestRetryMaxAttempts int = 3
+
+@description('App setting INGEST_RETRY_FIRST_INTERVAL_S.')
+@minValue(1)
+param ingestRetryFirstIntervalS int = 30
+
+@description('App setting INGEST_RETRY_BACKOFF (decimal as a string).')
+param ingestRetryBackoff string = '2.0'
+
+@description('App setting INGEST_CHUNK_SIZE.')
+@minValue(100)
+param ingestChunkSize int = 100000
+
+@description('App setting INGEST_FILE_MAX_ROWS.')
+@minValue(1000)
+param ingestFileMaxRows int = 1000000
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, baseName))
+var prefix = toLower(baseName)
+var compactPrefix = take(replace(prefix, '-', ''), 8)
+var functionAppName = 'func-${prefix}-${token}'
+var deploymentContainerName = 'app-package-${take(token, 8)}'
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${prefix}-${token}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: 'log-${prefix}-${token}'
+    appInsightsName: 'appi-${prefix}-${token}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module lake 'modules/lake.bicep' = {
+  name: 'lake'
+  params: {
+    name: take('stl${compactPrefix}${token}', 24)
+    location: location
+    tags: tags
+    containerName: lakeContainerName
+    skuName: lakeSkuName
+    writerPrincipalId: identity.outputs.principalId
+  }
+}
+
+module hostStorage 'modules/hoststorage.bicep' = {
+  name: 'hostStorage'
+  params: {
+    name: take('sth${compactPrefix}${token}', 24)
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    hostPrincipalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyVault'
+  params: {
+    name: take('kv-${compactPrefix}-${token}', 24)
+    location: location
+    tags: tags
+    readerPrincipalId: identity.outputs.principalId
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionApp'
+  params: {
+    name: functionAppName
+    planName: 'plan-${prefix}-${token}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    hostStorageName: hostStorage.outputs.name
+    deploymentContainerName: hostStorage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    lakeAccountName: lake.outputs.name
+    lakeContainerName: lake.outputs.containerName
+    keyVaultUri: keyVault.outputs.uri
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    ingestConfigPath: ingestConfigPath
+    ingestMaxParallel: ingestMaxParallel
+    ingestRetryMaxAttempts: ingestRetryMaxAttempts
+    ingestRetryFirstIntervalS: ingestRetryFirstIntervalS
+    ingestRetryBackoff: ingestRetryBackoff
+    ingestChunkSize: ingestChunkSize
+    ingestFileMaxRows: ingestFileMaxRows
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: 'alert-${prefix}'
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    actionGroupId: actionGroupId
+    missingRunLookbackHours: missingRunLookbackHours
+  }
+}
+
+// Outputs are names, ids and URLs only (azd stores them in .azure/<env>/.env).
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URL string = keyVault.outputs.uri
+output AZURE_STORAGE_ACCOUNT_NAME string = lake.outputs.name
+output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
+output INGEST_DESTINATION string = 'abfss://${lake.outputs.containerName}@${lake.outputs.name}.dfs.core.windows.net'
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName

@@ -1,0 +1,140 @@
+// Log alerts on the telemetry the app emits to Application Insights (table customEvents):
+//   IngestionTableCompleted  (one per table: status SUCCESS|FAILED|SKIPPED, error, ...)
+//   IngestionRunCompleted    (one per run: jobs_failed, failed_jobs, ...)
+// 1. table-failed: any IngestionTableCompleted with status FAILED (checked every 15 minutes).
+// 2. run-failed:   an IngestionRunCompleted with jobs_failed > 0, OR no IngestionRunCompleted at
+//                  all in the last `missingRunLookbackHours` hours (the nightly run never ran or
+//                  its orchestration died before finishing). Both are "the night went wrong" and
+//                  share one stateful rule, so an incident notifies once and resolves itself.
+
+@description('Prefix for the alert rule names.')
+param namePrefix string
+
+@description('Azure region.')
+param location string
+
+@description('Tags applied to the resources.')
+param tags object = {}
+
+@description('Resource id of the Application Insights component the rules query.')
+param appInsightsId string
+
+@description('Action group resource id notified by the alerts (empty: alerts fire without notifications).')
+param actionGroupId string
+
+@description('Hours without any IngestionRunCompleted before the run is reported missing.')
+@minValue(25)
+@maxValue(47)
+param missingRunLookbackHours int
+
+var actionGroups = empty(actionGroupId) ? [] : [
+  actionGroupId
+]
+
+var tableFailedQuery = '''
+customEvents
+| where name == "IngestionTableCompleted"
+| where tostring(customDimensions.status) == "FAILED"
+| project timestamp,
+    run_id = tostring(customDimensions.run_id),
+    job_id = tostring(customDimensions.job_id),
+    source_name = tostring(customDimensions.source_name),
+    table_name = tostring(customDimensions.table_name),
+    error = tostring(customDimensions.error)
+'''
+
+var runFailedQueryTemplate = '''
+let lookback = LOOKBACK_HOURSh;
+let runs = customEvents
+| where timestamp > ago(lookback)
+| where name == "IngestionRunCompleted";
+let failedRuns = runs
+| where toint(customDimensions.jobs_failed) > 0
+| project reason = "run completed with failed jobs",
+    run_id = tostring(customDimensions.run_id),
+    failed_jobs = tostring(customDimensions.failed_jobs);
+let missingRun = print completed = toscalar(runs | count)
+| where completed == 0
+| project reason = strcat("no IngestionRunCompleted in the last ", tostring(lookback)),
+    run_id = "",
+    failed_jobs = "";
+union failedRuns, missingRun
+'''
+
+var runFailedQuery = replace(runFailedQueryTemplate, 'LOOKBACK_HOURS', string(missingRunLookbackHours))
+
+resource tableFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-table-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: ingestion table failed'
+    description: 'An IngestionTableCompleted event with status FAILED: a table did not load. See customDimensions.error and docs/RUNBOOK.md (rerun one table).'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: tableFailedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
+resource runFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-run-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: nightly ingestion run failed or missing'
+    description: 'An IngestionRunCompleted event with jobs_failed > 0, or no IngestionRunCompleted in the lookback window (the nightly run did not happen or did not finish). See docs/RUNBOOK.md.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P1D'
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: runFailedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
+output tableFailedAlertId string = tableFailed.id
+output runFailedAlertId string = runFailed.id
