@@ -166,34 +166,49 @@ def ensure_venv(requirement_names: Sequence[str]) -> None:
             stamp = json.loads(VENV_STAMP.read_text())
         except (OSError, ValueError):
             stamp = {}
-        if stamp.get("python") != sys.version.split()[0]:
-            stamp = {
-                "python": sys.version.split()[0]
-            }  # new interpreter: reinstall everything
+        interpreter = venv_python_version()
+        if stamp.get("python") != interpreter:
+            # venv recreated/upgraded: reinstall everything
+            stamp = {"python": interpreter}
         hashes = stamp.setdefault("files", {})
 
         files = [REQUIREMENTS_DIR / name for name in requirement_names]
         present = [f for f in files if f.exists()]
         for missing in sorted(set(files) - set(present)):
-            if missing.name == "requirements.txt":
-                say(f"warning: {missing} not found; no dependencies installed")
+            say(f"warning: {missing} not found; its dependencies are not installed")
         changed = [f for f in present if hashes.get(f.name) != sha256_of(f)]
         if not changed:
             return
-        say("installing " + ", ".join(f.name for f in changed) + " into .venv")
+        # All files in one pip call, so the resolver honours every pin together.
+        say(
+            "installing " + ", ".join(f.name for f in present) + " into .venv"
+            f" ({', '.join(f.name for f in changed)} changed)"
+        )
         cmd: list[str | os.PathLike[str]] = [python, "-m", "pip", "install"]
         if os.environ.get("CI"):
             cmd += ["--progress-bar", "off"]
-        for f in changed:
+        for f in present:
             cmd += ["-r", f]
         code = run(cmd, cwd=ROOT)
         if code != 0:
             raise TaskError(
                 f"pip install failed (exit {code}); see the output above", code
             )
-        for f in changed:
+        for f in present:
             hashes[f.name] = sha256_of(f)
         VENV_STAMP.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def venv_python_version() -> str:
+    """The venv interpreter's version, from pyvenv.cfg (not the Python running tasks.py)."""
+    try:
+        for line in (VENV / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version", "version_info"):
+                return value.strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def test_requirements() -> list[str]:
@@ -280,8 +295,10 @@ def lint() -> None:
             ".venv/bin/ruff not found (ruff belongs in requirements-dev.txt)",
             EXIT_MISSING,
         )
-    fmt = run([ruff, "format", "--check", "."], cwd=ROOT)
-    check = run([ruff, "check", "."], cwd=ROOT)
+    # Side virtualenvs (e.g. .venv-infra/) are not project code; .venv/ ruff skips already.
+    exclude = ["--extend-exclude", ".venv-*"]
+    fmt = run([ruff, "format", "--check", *exclude, "."], cwd=ROOT)
+    check = run([ruff, "check", *exclude, "."], cwd=ROOT)
     if fmt != 0 or check != 0:
         raise TaskError(f"lint failed; {LINT_FIX}", 1)
 
