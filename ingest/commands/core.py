@@ -1,0 +1,273 @@
+"""`run`, `validate` and `plan`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from ingest.report import table
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        help="job configuration .xlsx or .csv (default: INGEST_CONFIG_PATH or "
+        "config/ingestion_config.xlsx)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run the enabled jobs",
+        description="Run the enabled jobs: extract each table with dlt into the lake, then "
+        "append the audit. Exit 0 when all succeeded, 1 when some failed, 2 on a bad config.",
+    )
+    _common(run)
+    run.add_argument("--destination", help="lake root: file://PATH, az://CONTAINER or abfss://...")
+    run.add_argument(
+        "--job", action="append", default=[], metavar="ID", help="only this job (repeatable)"
+    )
+    run.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this source (repeatable)",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="ignore stored watermarks and reload from initial_watermark",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="jobs in parallel (processes, default 1)",
+    )
+    run.add_argument("--run-id", help="run id (default: generated); the same id twice loads once")
+    run.add_argument("--json", action="store_true", help="print the results as JSON")
+    run.set_defaults(func=cmd_run)
+
+    validate = subparsers.add_parser(
+        "validate",
+        help="check the configuration without loading",
+        description="Check the configuration file (every problem at once); with "
+        "--check-connections also resolve each source's secrets and connect to it.",
+    )
+    _common(validate)
+    validate.add_argument(
+        "--check-connections",
+        action="store_true",
+        help="resolve secrets and connect to every enabled job's source",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    plan = subparsers.add_parser(
+        "plan", help="print what a run would do", description="Print the jobs a run would execute."
+    )
+    _common(plan)
+    plan.add_argument("--destination", help="lake root (default: INGEST_DESTINATION)")
+    plan.add_argument("--job", action="append", default=[], metavar="ID")
+    plan.add_argument("--source", action="append", default=[], metavar="NAME")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(func=cmd_plan)
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        log.warning("config: %s", warning)
+
+
+def summary_table(results: list[dict[str, Any]]) -> str:
+    return table(
+        (
+            "job",
+            "source",
+            "table",
+            "load",
+            "status",
+            "rows",
+            "files",
+            "seconds",
+            "watermark",
+            "error",
+        ),
+        [
+            (
+                r["job_id"],
+                r["source_name"],
+                r["table_name"],
+                r["load_type"],
+                r["status"],
+                f"{int(r.get('rows_loaded') or 0):,}",
+                r.get("files_written", 0),
+                f"{float(r.get('duration_s') or 0):.1f}",
+                r.get("watermark_after") or "",
+                (r.get("error") or "")[:80],
+            )
+            for r in results
+        ],
+    )
+
+
+def execute_run(
+    settings: Settings,
+    *,
+    config_path: str,
+    destination: str,
+    jobs: list[str] | None = None,
+    sources: list[str] | None = None,
+    full_refresh: bool = False,
+    workers: int = 1,
+    run_id: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
+    import datetime as dt
+
+    from ingest.audit import write_audit
+    from ingest.destination import Destination
+    from ingest.plan import plan
+    from ingest.runner import run_tasks
+
+    Destination.from_url(destination)  # a bad URL is a usage error, found before any job
+    the_plan = plan(
+        config_path,
+        destination=destination,
+        run_id=run_id,
+        jobs=jobs,
+        sources=sources,
+        full_refresh=full_refresh,
+    )
+    _print_warnings(the_plan["warnings"])
+    for skipped in the_plan["skipped"]:
+        log.warning("job %s skipped: %s", skipped["job_id"], skipped["reason"])
+    started = dt.datetime.now(dt.UTC).isoformat()
+    tasks = the_plan["tasks"]
+    log.info(
+        "run %s: %d job(s), %d worker(s), lake %s",
+        the_plan["run_id"],
+        len(tasks),
+        workers,
+        destination,
+    )
+    results = run_tasks(tasks, settings, workers=workers)
+    summary = write_audit(
+        {
+            "run_id": the_plan["run_id"],
+            "destination": destination,
+            "results": results,
+            "started_at": started,
+        }
+    )
+    return summary, results
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ingest.errors import RequestError
+
+    settings = Settings.from_env()
+    if args.workers < 1:
+        raise RequestError("--workers must be at least 1")
+    clock = time.monotonic()
+    summary, results = execute_run(
+        settings,
+        config_path=args.config or settings.config_path,
+        destination=args.destination or settings.destination,
+        jobs=args.job,
+        sources=args.source,
+        full_refresh=args.full_refresh,
+        workers=args.workers,
+        run_id=args.run_id,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
+    else:
+        sys.stdout.write(summary_table(results) + "\n")
+        sys.stdout.write(
+            f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
+            f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
+            f"{time.monotonic() - clock:.1f} s; audit: {summary['audit_path']}\n"
+        )
+    return 1 if summary["jobs_failed"] else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ingest.config import load_config
+    from ingest.secrets import build_resolver
+    from ingest.sources import get_builder
+
+    settings = Settings.from_env()
+    config = load_config(args.config or settings.config_path)
+    _print_warnings(list(config.warnings))
+    enabled = config.enabled_jobs
+    sys.stdout.write(f"{config.path}: OK, {len(config.jobs)} job(s), {len(enabled)} enabled\n")
+    if not args.check_connections:
+        return 0
+    resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
+    rows, failures = [], 0
+    for job in enabled:
+        try:
+            builder = get_builder(job.source_type)
+            secrets = resolver.resolve(
+                job.source_name, builder.required_keys, builder.optional_keys
+            )
+            builder.check_connection(job, secrets)
+            rows.append((job.job_id, job.source_name, job.table_name, "OK", ""))
+        except Exception as exc:  # report every job, then decide
+            from ingest.job import classify_error
+
+            failures += 1
+            error = resolver.redactor.redact(
+                str(classify_error(exc, job, f"source {job.source_name!r}"))
+            )
+            rows.append((job.job_id, job.source_name, job.table_name, "FAILED", error[:160]))
+    sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
+    return 1 if failures else 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ingest.plan import plan
+
+    settings = Settings.from_env()
+    the_plan = plan(
+        args.config or settings.config_path,
+        destination=args.destination or settings.destination,
+        jobs=args.job,
+        sources=args.source,
+        run_id="(plan)",
+    )
+    _print_warnings(the_plan["warnings"])
+    if args.json:
+        sys.stdout.write(json.dumps(the_plan, indent=2) + "\n")
+        return 0
+    rows = []
+    for task in the_plan["tasks"]:
+        job = task["job"]
+        rows.append(
+            (
+                job["job_id"],
+                job["source_type"],
+                job["source_name"],
+                ".".join(p for p in (job.get("schema_name"), job["table_name"]) if p),
+                job["load_type"],
+                job.get("watermark_column") or "",
+                job.get("schedule") or "DAILY",
+            )
+        )
+    sys.stdout.write(
+        table(("job", "type", "source", "table", "load", "watermark", "schedule"), rows) + "\n"
+    )
+    for skipped in the_plan["skipped"]:
+        sys.stdout.write(f"skipped {skipped['job_id']}: {skipped['reason']}\n")
+    sys.stdout.write(f"\n{len(rows)} job(s) would run into {the_plan['destination']}\n")
+    return 0

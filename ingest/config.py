@@ -1,0 +1,467 @@
+"""The job configuration: `config/ingestion_config.xlsx` (or a .csv with the same columns).
+
+`load_config(path)` reads the file once, validates every row and returns frozen `JobConfig`
+objects. A bad file raises one `ConfigError` listing every problem with its sheet, row and
+column; nothing runs on a bad file. Files written for the framework's earlier local version
+(sheet `SourceConfig`, `last_watermark`, `azure_sql`, `API`, ...) load unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError, Problem
+from ingest.identifiers import (
+    is_job_id,
+    is_source_name,
+    is_sql_name,
+    lake_name,
+    lake_schema_name,
+)
+
+SOURCE_TYPES = ("postgresql", "mysql", "mssql", "oracle", "sqlite", "rest_api")
+SOURCE_TYPE_ALIASES = {
+    "postgres": "postgresql",
+    "azure_sql": "mssql",
+    "sqlserver": "mssql",
+    "sql_server": "mssql",
+    "mariadb": "mysql",
+    "api": "rest_api",
+    "rest": "rest_api",
+}
+LOAD_TYPES = ("FULL", "INCREMENTAL")
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+SCHEMA_POLICIES = ("evolve", "freeze", "discard_columns")
+TABLE_FORMATS = ("parquet", "delta")
+
+REQUIRED_COLUMNS = ("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+OPTIONAL_COLUMNS = (
+    "schema_name",
+    "watermark_column",
+    "primary_key",
+    "initial_watermark",
+    "schedule",
+    "owner",
+    "notes",
+    "schema_policy",
+    "table_format",
+    "chunk_size",
+)
+#: Columns of the earlier local tool: name -> what we do with it.
+LEGACY_RENAMES = {"last_watermark": "initial_watermark"}
+LEGACY_IGNORED = {
+    "target_container": "the lake root comes from INGEST_DESTINATION / --destination",
+    "target_folder_path": "the lake layout is fixed: <source_name>/<table_name>/YYYY/MM/DD/",
+    "query_filter": "free SQL from a spreadsheet is not executed; use a view in the source",
+    "parallelism": "use --workers locally or INGEST_MAX_PARALLEL on Azure",
+    "api_endpoint": "REST endpoints are configured on the `api` sheet",
+    "api_method": "REST endpoints are configured on the `api` sheet",
+    "pagination_type": "REST endpoints are configured on the `api` sheet",
+}
+DEFAULT_SHEET = "jobs"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One validated row of the `jobs` sheet."""
+
+    job_id: str
+    enabled: bool
+    source_type: str
+    source_name: str
+    table_name: str
+    load_type: str
+    schema_name: str | None = None
+    watermark_column: str | None = None
+    primary_key: tuple[str, ...] = ()
+    initial_watermark: str | None = None
+    schedule: str = "DAILY"
+    owner: str | None = None
+    notes: str | None = None
+    schema_policy: str = "evolve"
+    table_format: str = "parquet"
+    chunk_size: int | None = None
+    #: where the row came from, for messages: "sheet 'jobs' row 7"
+    origin: str = ""
+
+    @property
+    def lake_table(self) -> str:
+        """Folder name of this table in the lake (dlt's normalized table name)."""
+        return lake_name(self.table_name)
+
+    @property
+    def pipeline_name(self) -> str:
+        """One dlt pipeline per job: named from source and table, so states never mix."""
+        return f"{self.source_name}__{self.lake_table}"
+
+    @property
+    def schema_name_in_lake(self) -> str:
+        """dlt's schema name for this job's pipeline (prefix of its `_dlt_loads` markers)."""
+        return lake_schema_name(self.pipeline_name)
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.load_type == "INCREMENTAL"
+
+    def runs_on(self, weekday: str) -> bool:
+        """Whether a scheduled run on `weekday` (MON..SUN, New York time) includes this job."""
+        if self.schedule == "DAILY":
+            return True
+        return self.schedule == f"WEEKLY:{weekday}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["primary_key"] = list(self.primary_key)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
+        values = dict(data)
+        values["primary_key"] = tuple(values.get("primary_key") or ())
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    path: str
+    jobs: tuple[JobConfig, ...]
+    #: things that do not stop a run but that the user should know (ignored legacy columns)
+    warnings: tuple[str, ...] = field(default=())
+
+    def job(self, job_id: str) -> JobConfig:
+        for job in self.jobs:
+            if job.job_id == job_id:
+                return job
+        raise KeyError(job_id)
+
+    @property
+    def enabled_jobs(self) -> tuple[JobConfig, ...]:
+        return tuple(job for job in self.jobs if job.enabled)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class RawRow:
+    sheet: str
+    row: int
+    values: Mapping[str, Any]
+
+
+def _header_key(value: Any) -> str:
+    return str(value or "").strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _cell_text(value: Any) -> str | None:
+    """Cell value as text; numbers that are whole become '1' not '1.0'; dates ISO."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value).strip()
+    return text or None
+
+
+def _rows_from_table(sheet: str, rows: Iterable[tuple[Any, ...]]) -> tuple[list[str], list[RawRow]]:
+    iterator = iter(rows)
+    try:
+        header = next(iterator)
+    except StopIteration:
+        return [], []
+    headers = [_header_key(h) for h in header]
+    out: list[RawRow] = []
+    for index, cells in enumerate(iterator, start=2):
+        texts = [_cell_text(c) for c in cells]
+        if not any(texts):
+            continue  # blank line
+        values = {h: texts[i] if i < len(texts) else None for i, h in enumerate(headers) if h}
+        out.append(RawRow(sheet, index, values))
+    return [h for h in headers if h], out
+
+
+def read_sheets(path: Path) -> dict[str, tuple[list[str], list[RawRow]]]:
+    """All sheets of a workbook (or the single table of a CSV) as header + raw rows."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return {DEFAULT_SHEET: _rows_from_table(DEFAULT_SHEET, csv.reader(handle))}
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        return {
+            ws.title: _rows_from_table(ws.title, ws.iter_rows(values_only=True))
+            for ws in workbook.worksheets
+        }
+    finally:
+        workbook.close()
+
+
+def _pick_jobs_sheet(sheets: Mapping[str, Any]) -> str | None:
+    for name in sheets:
+        if name.strip().lower() == DEFAULT_SHEET:
+            return name
+    return next(iter(sheets), None)
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+class _RowChecker:
+    """Turns one raw row into a JobConfig, collecting problems instead of raising."""
+
+    def __init__(self, raw: RawRow, problems: list[Problem]):
+        self.raw = raw
+        self.problems = problems
+
+    def problem(self, column: str | None, message: str) -> None:
+        self.problems.append(Problem(message, self.raw.sheet, self.raw.row, column))
+
+    def text(self, column: str) -> str | None:
+        return self.raw.values.get(column)
+
+    def required(self, column: str) -> str | None:
+        value = self.text(column)
+        if value is None:
+            self.problem(column, "a value is required")
+        return value
+
+    def sql_name(self, column: str, value: str | None) -> str | None:
+        if value is not None and not is_sql_name(value):
+            self.problem(
+                column,
+                f"{value!r} is not a plain SQL name (letters, digits, _ and $; "
+                "starting with a letter or _)",
+            )
+            return None
+        return value
+
+    def choice(self, column: str, value: str | None, allowed: Iterable[str]) -> str | None:
+        allowed = tuple(allowed)
+        if value is not None and value not in allowed:
+            self.problem(column, f"{value!r} is not one of: {', '.join(allowed)}")
+            return None
+        return value
+
+    def check(self) -> JobConfig | None:
+        before = len(self.problems)
+        job_id = self.required("job_id")
+        if job_id is not None and not is_job_id(job_id):
+            self.problem("job_id", f"{job_id!r} must be letters, digits, '_', '.' or '-'")
+
+        enabled_text = self.required("enabled")
+        enabled = False
+        if enabled_text is not None:
+            flag = enabled_text.strip().upper()
+            if flag in ("Y", "YES", "TRUE", "1"):
+                enabled = True
+            elif flag not in ("N", "NO", "FALSE", "0"):
+                self.problem("enabled", f"{enabled_text!r} must be Y or N")
+
+        source_type = self.required("source_type")
+        if source_type is not None:
+            source_type = source_type.strip().lower()
+            source_type = SOURCE_TYPE_ALIASES.get(source_type, source_type)
+            source_type = self.choice("source_type", source_type, SOURCE_TYPES)
+
+        source_name = self.required("source_name")
+        if source_name is not None and not is_source_name(source_name):
+            self.problem(
+                "source_name",
+                f"{source_name!r} must be snake_case (lowercase letters, digits, _), "
+                "e.g. postgres_erp",
+            )
+
+        table_name = self.sql_name("table_name", self.required("table_name"))
+        schema_name = self.sql_name("schema_name", self.text("schema_name"))
+
+        load_type = self.required("load_type")
+        if load_type is not None:
+            load_type = self.choice("load_type", load_type.strip().upper(), LOAD_TYPES)
+
+        watermark = self.sql_name("watermark_column", self.text("watermark_column"))
+        if (
+            load_type == "INCREMENTAL"
+            and watermark is None
+            and self.text("watermark_column") is None
+        ):
+            self.problem("watermark_column", "INCREMENTAL needs a watermark_column")
+
+        primary_key: list[str] = []
+        for part in (self.text("primary_key") or "").split(","):
+            part = part.strip()
+            if part:
+                if self.sql_name("primary_key", part) is not None:
+                    primary_key.append(part)
+
+        schedule = (self.text("schedule") or "DAILY").strip().upper().replace(" ", "")
+        if schedule != "DAILY":
+            kind, _, day = schedule.partition(":")
+            if kind != "WEEKLY" or day[:3] not in WEEKDAYS:
+                self.problem("schedule", f"{schedule!r} must be DAILY or WEEKLY:<MON..SUN>")
+            else:
+                schedule = f"WEEKLY:{day[:3]}"
+
+        schema_policy = (self.text("schema_policy") or "evolve").strip().lower()
+        schema_policy = self.choice("schema_policy", schema_policy, SCHEMA_POLICIES)
+        table_format = (self.text("table_format") or "parquet").strip().lower()
+        table_format = self.choice("table_format", table_format, TABLE_FORMATS)
+
+        chunk_size: int | None = None
+        if (chunk_text := self.text("chunk_size")) is not None:
+            try:
+                chunk_size = int(chunk_text)
+                if chunk_size < 100:
+                    raise ValueError
+            except ValueError:
+                self.problem("chunk_size", f"{chunk_text!r} must be a whole number >= 100")
+
+        if len(self.problems) > before:
+            return None
+        assert job_id and source_type and source_name and table_name and load_type
+        return JobConfig(
+            job_id=job_id,
+            enabled=enabled,
+            source_type=source_type,
+            source_name=source_name,
+            table_name=table_name,
+            load_type=load_type,
+            schema_name=schema_name,
+            watermark_column=watermark,
+            primary_key=tuple(primary_key),
+            initial_watermark=self.text("initial_watermark"),
+            schedule=schedule,
+            owner=self.text("owner"),
+            notes=self.text("notes"),
+            schema_policy=schema_policy or "evolve",
+            table_format=table_format or "parquet",
+            chunk_size=chunk_size,
+            origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
+        )
+
+
+def _check_columns(
+    sheet: str, headers: list[str], problems: list[Problem], warnings: list[str]
+) -> None:
+    present = set(headers)
+    for column in REQUIRED_COLUMNS:
+        if column not in present:
+            problems.append(Problem("required column is missing", sheet, 1, column))
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(LEGACY_RENAMES)
+    seen: set[str] = set()
+    for column in headers:
+        if column in seen:
+            problems.append(Problem("column appears twice", sheet, 1, column))
+        seen.add(column)
+        if column in LEGACY_IGNORED:
+            warnings.append(
+                f"sheet {sheet!r} column {column!r} is ignored: {LEGACY_IGNORED[column]}"
+            )
+        elif column not in known:
+            warnings.append(f"sheet {sheet!r} column {column!r} is not a known column; ignored")
+
+
+def _apply_renames(rows: list[RawRow]) -> list[RawRow]:
+    out = []
+    for raw in rows:
+        values = dict(raw.values)
+        for old, new in LEGACY_RENAMES.items():
+            if old in values and values.get(new) is None:
+                values[new] = values.pop(old)
+        out.append(RawRow(raw.sheet, raw.row, values))
+    return out
+
+
+def _check_across_rows(jobs: list[tuple[RawRow, JobConfig]], problems: list[Problem]) -> None:
+    first_row_of_id: dict[str, int] = {}
+    first_row_of_folder: dict[tuple[str, str], tuple[int, str]] = {}
+    for raw, job in jobs:
+        if job.job_id in first_row_of_id:
+            problems.append(
+                Problem(
+                    f"duplicate job_id {job.job_id!r} (first used in row "
+                    f"{first_row_of_id[job.job_id]})",
+                    raw.sheet,
+                    raw.row,
+                    "job_id",
+                )
+            )
+        else:
+            first_row_of_id[job.job_id] = raw.row
+        folder = (job.source_name, job.lake_table)
+        if folder in first_row_of_folder:
+            other_row, other_id = first_row_of_folder[folder]
+            problems.append(
+                Problem(
+                    f"job {job.job_id!r} would land in the same lake folder "
+                    f"{job.source_name}/{job.lake_table}/ as job {other_id!r} (row {other_row}); "
+                    "use a different source_name for one of them",
+                    raw.sheet,
+                    raw.row,
+                    "table_name",
+                )
+            )
+        else:
+            first_row_of_folder[folder] = (raw.row, job.job_id)
+
+
+def parse_rows(sheet: str, headers: list[str], rows: list[RawRow], origin: str) -> IngestConfig:
+    """Validate header + rows of a jobs table; raise ConfigError with every problem."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    headers = [LEGACY_RENAMES.get(h, h) for h in headers]
+    _check_columns(sheet, headers, problems, warnings)
+    if problems:  # without the required columns every row would repeat the same complaint
+        raise ConfigError(origin, problems)
+    rows = _apply_renames(rows)
+    checked: list[tuple[RawRow, JobConfig]] = []
+    for raw in rows:
+        job = _RowChecker(raw, problems).check()
+        if job is not None:
+            checked.append((raw, job))
+    _check_across_rows(checked, problems)
+    if problems:
+        raise ConfigError(origin, problems)
+    if not checked:
+        raise ConfigError(origin, [Problem("no jobs are configured", sheet)])
+    return IngestConfig(origin, tuple(job for _, job in checked), tuple(warnings))
+
+
+def load_config(path: str | Path) -> IngestConfig:
+    """Read and validate a job configuration file (.xlsx or .csv)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), [Problem("file not found")])
+    if path.suffix.lower() not in (".xlsx", ".xlsm", ".csv"):
+        raise ConfigError(str(path), [Problem("expected an .xlsx workbook or a .csv file")])
+    try:
+        sheets = read_sheets(path)
+    except Exception as exc:  # openpyxl raises many types for corrupt files
+        raise ConfigError(str(path), [Problem(f"cannot read the file: {exc}")]) from exc
+    sheet = _pick_jobs_sheet(sheets)
+    if sheet is None:
+        raise ConfigError(str(path), [Problem("the workbook has no sheets")])
+    headers, rows = sheets[sheet]
+    return parse_rows(sheet, headers, rows, str(path))
+
+
+def iter_sheet_rows(path: str | Path, sheet_name: str) -> Iterator[RawRow]:
+    """Rows of another sheet of the same workbook (e.g. `api`), case-insensitive name."""
+    sheets = read_sheets(Path(path))
+    for name, (_, rows) in sheets.items():
+        if name.strip().lower() == sheet_name.lower():
+            yield from rows

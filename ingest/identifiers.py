@@ -1,0 +1,49 @@
+"""Validation of names that come from the configuration and end up in SQL or paths.
+
+Identifiers are never pasted into SQL: dlt/SQLAlchemy quote them. These checks make sure
+a configured name is a plain SQL name in the first place, so a typo or an injection attempt
+(`orders; drop table x`) is reported at validation time, with its row and column.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+#: A plain SQL identifier: letter or underscore first, then letters, digits, `_` or `$`.
+SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
+#: A source connection name: snake_case; it becomes a folder and a Key Vault secret prefix.
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: A job id: short and path-safe (it appears in file names and Durable instance ids).
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def is_sql_name(value: str) -> bool:
+    return bool(SQL_NAME.match(value))
+
+
+def is_source_name(value: str) -> bool:
+    return bool(SOURCE_NAME.match(value))
+
+
+def is_job_id(value: str) -> bool:
+    return bool(JOB_ID.match(value))
+
+
+@lru_cache(maxsize=1024)
+def lake_name(identifier: str) -> str:
+    """The name dlt gives `identifier` in the lake (its snake_case naming convention).
+
+    Folder names in the lake come from this, so two configured tables collide exactly
+    when this function returns the same value for both.
+    """
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return NamingConvention().normalize_table_identifier(identifier)
+
+
+def lake_schema_name(pipeline_name: str) -> str:
+    """The dlt schema name of a job's pipeline (it prefixes `_dlt_loads` marker files)."""
+    from dlt.common.schema.utils import normalize_schema_name
+
+    return normalize_schema_name(pipeline_name)

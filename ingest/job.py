@@ -1,0 +1,317 @@
+"""Run one job: one dlt pipeline copying one table into the lake. Step 2 of a run.
+
+`run_job(task)` takes the small JSON task made by `plan` and returns the JSON job result
+(the audit row). It never raises for a job failure: the result says FAILED, with a message
+that says what to do and holds no secret; `retriable` says whether another try may help.
+
+Guarantees:
+- The dlt working folder is new for every call and deleted afterwards; the watermark comes
+  from the lake, so any worker with an empty disk continues where the last load stopped.
+- Files of loads that never completed are removed first (see `ingest.lake`).
+- Idempotent per run id: the run id is saved in the pipeline state that dlt commits with the
+  load; a second call with the same run id finds it and reports that load instead of loading
+  again (Durable activities run at least once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.config import JobConfig
+from ingest.destination import Destination
+from ingest.errors import IngestError, JobError, RetriableJobError
+from ingest.logcontext import job_context
+from ingest.results import JobResult, short_error
+from ingest.secrets import Redactor, SecretResolver, build_resolver
+from ingest.settings import Settings, apply_dlt_defaults
+from ingest.sources.base import ExtractOptions
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "ingest"
+PROGRESS_EVERY_S = 15.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """What `plan` hands to `run_job`: small, JSON-safe, no secrets."""
+
+    run_id: str
+    job: JobConfig
+    destination: str
+    full_refresh: bool = False
+    config_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job": self.job.to_dict(),
+            "destination": self.destination,
+            "full_refresh": self.full_refresh,
+            "config_path": self.config_path,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        return cls(
+            run_id=str(data["run_id"]),
+            job=JobConfig.from_dict(data["job"]),
+            destination=str(data["destination"]),
+            full_refresh=bool(data.get("full_refresh", False)),
+            config_path=data.get("config_path"),
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _find_incremental(state: Mapping[str, Any], cursor: str) -> Any:
+    for source in (state.get("sources") or {}).values():
+        for resource in (source.get("resources") or {}).values():
+            incremental = (resource.get("incremental") or {}).get(cursor)
+            if incremental:
+                return incremental.get("last_value")
+    return None
+
+
+def _find_marker(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    for source in (state.get("sources") or {}).values():
+        marker = source.get(STATE_KEY)
+        if marker:
+            return marker
+    return {}
+
+
+def _watermark_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+class _Progress:
+    """Counts rows as they are extracted, logs every few seconds, and stamps the run id
+    into the pipeline state (committed with the load, read back for idempotency)."""
+
+    def __init__(self, job: JobConfig, run_id: str):
+        self.job = job
+        self.run_id = run_id
+        self.rows = 0
+        self.stamped = False
+        self.last_log = time.monotonic()
+
+    def __call__(self, item: Any) -> Any:
+        if not self.stamped:
+            import dlt
+
+            load_id = dlt.current.load_package_state()["load_id"]
+            dlt.current.source_state()[STATE_KEY] = {"run_id": self.run_id, "load_id": load_id}
+            self.stamped = True
+        self.rows += getattr(item, "num_rows", None) or (
+            len(item) if hasattr(item, "__len__") else 1
+        )
+        now = time.monotonic()
+        if now - self.last_log >= PROGRESS_EVERY_S:
+            self.last_log = now
+            log.info(
+                "job %s %s: %s rows extracted so far",
+                self.job.job_id,
+                self.job.table_name,
+                f"{self.rows:,}",
+            )
+        return item
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """dlt wraps step failures; find the error that says what went wrong."""
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, IngestError):
+            return current
+        inner = getattr(current, "exception", None) or current.__cause__ or current.__context__
+        if inner is None:
+            return current
+        current = inner
+    return exc
+
+
+def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
+    root = _unwrap(exc)
+    if isinstance(root, JobError):
+        return root
+    from ingest.sources.sql import classify_db_error
+
+    db_error = classify_db_error(root, where)
+    if db_error is not None:
+        return db_error
+    if isinstance(root, ConnectionError | TimeoutError | OSError):
+        return RetriableJobError(f"{where}: {type(root).__name__}: {root}")
+    return JobError(f"{type(root).__name__}: {root}")
+
+
+def _working_dir(settings: Settings, run_id: str, job: JobConfig) -> Path:
+    safe_run = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:80]
+    return settings.work_dir / "pipelines" / f"{safe_run}-{job.job_id}-{uuid.uuid4().hex[:8]}"
+
+
+def _load(
+    task: Task,
+    settings: Settings,
+    resolver: SecretResolver,
+    options: ExtractOptions,
+    result: dict[str, Any],
+) -> None:
+    """Do the work; fill `result` as facts become known (so a failure still reports them)."""
+    import dlt
+
+    from ingest.lake import count_rows, load_id_of, remove_incomplete_loads, table_files
+    from ingest.sources import get_builder
+
+    job = task.job
+    builder = get_builder(job.source_type)
+    secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
+    result["_where"] = f"source {job.source_name!r} ({builder.describe(secrets)})"
+
+    dest = Destination.from_url(task.destination)
+    dest.ensure_exists()
+    dataset, table = job.source_name, job.lake_table
+    remove_incomplete_loads(dest, dataset, table, job.pipeline_name, job.schema_name_in_lake)
+
+    workdir = _working_dir(settings, task.run_id, job)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result["_workdir"] = workdir
+    pipeline = dlt.pipeline(
+        pipeline_name=job.pipeline_name,
+        destination=dest.dlt_destination(),
+        dataset_name=dataset,
+        pipelines_dir=str(workdir),
+    )
+    if task.full_refresh:
+        # Start from initial_watermark; the state saved with this load supersedes the old one.
+        pipeline.config.restore_from_destination = False
+    else:
+        pipeline.sync_destination()
+        marker = _find_marker(pipeline.state)
+        if marker.get("run_id") == task.run_id:
+            load_id = str(marker.get("load_id") or "")
+            files = [p for p in table_files(dest, dataset, table) if load_id_of(p) == load_id]
+            log.info(
+                "job %s was already loaded by run %s (load %s)", job.job_id, task.run_id, load_id
+            )
+            result.update(
+                rows_loaded=count_rows(dest, files),
+                files_written=len(files),
+                load_id=load_id,
+                watermark_after=_watermark_text(
+                    _find_incremental(pipeline.state, job.watermark_column or "")
+                ),
+            )
+            return
+    if job.is_incremental:
+        result["watermark_before"] = _watermark_text(
+            _find_incremental(pipeline.state, job.watermark_column or "")
+        )
+    resource = builder.build_resource(job, secrets, options)
+    resource.apply_hints(table_name=table)
+    progress = _Progress(job, task.run_id)
+    resource.add_map(progress)
+    load_info = pipeline.run(resource, loader_file_format="parquet")
+    normalize_info = pipeline.last_trace.last_normalize_info
+    rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
+    files = 0
+    for package in load_info.load_packages:
+        for job_info in package.jobs.get("completed_jobs", []):
+            if job_info.job_file_info.table_name == table:
+                files += 1
+    result.update(
+        rows_loaded=rows,
+        files_written=files,
+        load_id=load_info.loads_ids[-1] if load_info.loads_ids else "",
+    )
+    if job.is_incremental:
+        result["watermark_after"] = _watermark_text(
+            _find_incremental(pipeline.state, job.watermark_column or "")
+        ) or result.get("watermark_before", "")
+
+
+def run_job(
+    task: Mapping[str, Any],
+    *,
+    settings: Settings | None = None,
+    resolver: SecretResolver | None = None,
+    options: ExtractOptions | None = None,
+) -> dict[str, Any]:
+    """Run one job and return its result (a JSON-safe dict with the audit columns)."""
+    settings = settings or Settings.from_env()
+    apply_dlt_defaults()
+    spec = Task.from_dict(task)
+    job = spec.job
+    redactor = resolver.redactor if resolver else Redactor()
+    resolver = resolver or build_resolver(
+        settings.secrets_file, settings.key_vault_url, redactor=redactor
+    )
+    options = options or ExtractOptions(
+        chunk_size=settings.chunk_size, config_path=spec.config_path
+    )
+    started = _now()
+    clock = time.monotonic()
+    result: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "job_id": job.job_id,
+        "source_type": job.source_type,
+        "source_name": job.source_name,
+        "table_name": job.table_name,
+        "load_type": job.load_type,
+        "status": "SUCCESS",
+        "watermark_column": job.watermark_column or "",
+        "started_at": started.isoformat(timespec="seconds"),
+    }
+    with job_context(spec.run_id, job.job_id):
+        log.info(
+            "job %s started: %s %s.%s (%s)",
+            job.job_id,
+            job.source_type,
+            job.source_name,
+            job.table_name,
+            job.load_type,
+        )
+        try:
+            _load(spec, settings, resolver, options, result)
+        except Exception as exc:  # one job's failure never stops the run
+            where = result.get("_where") or f"source {job.source_name!r}"
+            error = classify_error(exc, job, where)
+            result["status"] = "FAILED"
+            result["retriable"] = error.retriable
+            result["error"] = short_error(redactor.redact(str(error)))
+            log.error("job %s failed: %s", job.job_id, result["error"])
+            log.debug("job %s failure detail", job.job_id, exc_info=True)
+        finally:
+            workdir = result.pop("_workdir", None)
+            result.pop("_where", None)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        finished = _now()
+        result["finished_at"] = finished.isoformat(timespec="seconds")
+        result["duration_s"] = round(time.monotonic() - clock, 3)
+        if result["status"] == "SUCCESS":
+            log.info(
+                "job %s finished: %s rows in %s file(s), %.1f s, watermark %s",
+                job.job_id,
+                f"{result.get('rows_loaded', 0):,}",
+                result.get("files_written", 0),
+                result["duration_s"],
+                result.get("watermark_after") or "-",
+            )
+    return JobResult.from_dict(result).to_dict()

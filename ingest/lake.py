@@ -1,0 +1,107 @@
+"""What is in the lake for one job: completed loads, their files, and leftovers to clean.
+
+dlt's filesystem destination writes a load's data files first, then the pipeline state file
+(`_dlt_pipeline_state/<pipeline>__<load_id>__<hash>.jsonl`) and last the completion marker
+(`_dlt_loads/<schema>__<load_id>.jsonl`). A load that died halfway leaves data files (and
+possibly a state file) without a marker. `remove_incomplete_loads` deletes those before the
+job runs again, so readers never see half a load and the restored watermark never points past
+data that did not land.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.destination import Destination
+
+log = logging.getLogger(__name__)
+
+LOADS_DIR = "_dlt_loads"
+STATE_DIR = "_dlt_pipeline_state"
+SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    data_files_removed: int
+    state_files_removed: int
+    load_ids: tuple[str, ...]
+
+
+def _names(fs: Any, folder: str) -> list[str]:
+    try:
+        return [p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
+    except FileNotFoundError:
+        return []
+
+
+def completed_load_ids(
+    dest: Destination, dataset: str, schema_name: str, fs: Any = None
+) -> set[str]:
+    """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
+    fs = fs or dest.filesystem()
+    prefix = f"{schema_name}{SEPARATOR}"
+    done = set()
+    for name in _names(fs, dest.path(dataset, LOADS_DIR)):
+        if name.startswith(prefix) and name.endswith(".jsonl"):
+            done.add(name[len(prefix) : -len(".jsonl")])
+    return done
+
+
+def table_files(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
+    """Every data file under `<dataset>/<table>/` (all dates), as fsspec paths."""
+    fs = fs or dest.filesystem()
+    root = dest.path(dataset, table)
+    try:
+        return sorted(p for p in fs.find(root) if p.endswith(".parquet"))
+    except FileNotFoundError:
+        return []
+
+
+def load_id_of(path: str) -> str:
+    """`.../<load_id>.<file_id>.parquet` -> load_id (load ids contain a dot themselves)."""
+    return path.rsplit("/", 1)[-1].rsplit(".", 2)[0]
+
+
+def remove_incomplete_loads(
+    dest: Destination, dataset: str, table: str, pipeline_name: str, schema_name: str
+) -> CleanupReport:
+    """Delete data and state files of this job's loads that never completed."""
+    fs = dest.filesystem()
+    done = completed_load_ids(dest, dataset, schema_name, fs)
+    orphans = [p for p in table_files(dest, dataset, table, fs) if load_id_of(p) not in done]
+    state_prefix = f"{pipeline_name}{SEPARATOR}"
+    state_orphans = []
+    state_folder = dest.path(dataset, STATE_DIR)
+    for name in _names(fs, state_folder):
+        if name.startswith(state_prefix):
+            load_id = name[len(state_prefix) :].split(SEPARATOR, 1)[0]
+            if load_id not in done:
+                state_orphans.append(f"{state_folder}/{name}")
+    load_ids = sorted({load_id_of(p) for p in orphans})
+    if orphans or state_orphans:
+        log.warning(
+            "removing %d data file(s) and %d state file(s) of incomplete load(s) %s of %s/%s",
+            len(orphans),
+            len(state_orphans),
+            ", ".join(load_ids) or "-",
+            dataset,
+            table,
+        )
+        for path in orphans + state_orphans:
+            fs.rm(path)
+    return CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+
+
+def count_rows(dest: Destination, paths: list[str], fs: Any = None) -> int:
+    """Rows in Parquet files, from their footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    fs = fs or dest.filesystem()
+    total = 0
+    for path in paths:
+        with fs.open(path, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total

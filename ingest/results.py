@@ -1,0 +1,78 @@
+"""The result of one job: exactly the audit row, plus whether a retry could help."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+AUDIT_COLUMNS = (
+    "run_id",
+    "job_id",
+    "source_type",
+    "source_name",
+    "table_name",
+    "load_type",
+    "status",
+    "rows_loaded",
+    "files_written",
+    "watermark_column",
+    "watermark_before",
+    "watermark_after",
+    "load_id",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "error",
+)
+STATUSES = ("SUCCESS", "FAILED", "SKIPPED")
+#: longest error text carried in results/audit (Durable payloads stay small)
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class JobResult:
+    run_id: str
+    job_id: str
+    source_type: str
+    source_name: str
+    table_name: str
+    load_type: str
+    status: str
+    rows_loaded: int = 0
+    files_written: int = 0
+    watermark_column: str = ""
+    watermark_before: str = ""
+    watermark_after: str = ""
+    load_id: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    error: str = ""
+    #: not an audit column: whether trying again may succeed (Durable retries only these)
+    retriable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def audit_row(self) -> dict[str, str]:
+        data = self.to_dict()
+        return {column: _text(data[column]) for column in AUDIT_COLUMNS}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def short_error(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."

@@ -1,0 +1,185 @@
+"""Every setting the framework reads from the environment (app settings on Azure).
+
+This module is the single catalogue: code reads settings only through `Settings.from_env`,
+the README table and the infrastructure templates are checked against `CATALOGUE`.
+Importing it is cheap (no third-party imports).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    description: str
+    #: "app": set by the deployment for the function app; "local": laptop/dev only;
+    #: "optional": read when present, no deployment value needed.
+    scope: str = "app"
+
+
+CATALOGUE: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "INGEST_CONFIG_PATH",
+        "config/ingestion_config.xlsx",
+        "Job configuration workbook (.xlsx) or .csv, relative to the app root.",
+    ),
+    SettingSpec(
+        "INGEST_DESTINATION",
+        "file://./lake",
+        "Lake root: file:// path, az://<container>[/path] or "
+        "abfss://<container>@<account>.dfs.core.windows.net[/path].",
+    ),
+    SettingSpec(
+        "INGEST_MAX_PARALLEL",
+        "8",
+        "Tables in flight at once (Durable fan-out window; default for --workers is 1).",
+    ),
+    SettingSpec(
+        "INGEST_RETRY_MAX_ATTEMPTS", "3", "Attempts per table activity, first one included."
+    ),
+    SettingSpec(
+        "INGEST_RETRY_FIRST_INTERVAL_S",
+        "30",
+        "Seconds before the first retry of a failed table activity.",
+    ),
+    SettingSpec(
+        "INGEST_RETRY_BACKOFF", "2.0", "Multiplier applied to the retry interval after each try."
+    ),
+    SettingSpec(
+        "INGEST_CHUNK_SIZE", "100000", "Rows per extracted batch (bounds memory per table)."
+    ),
+    SettingSpec(
+        "INGEST_FILE_MAX_ROWS",
+        "1000000",
+        "Rows per Parquet file before a load rolls over to the next file.",
+    ),
+    SettingSpec(
+        "INGEST_WORK_DIR",
+        None,
+        "Scratch dir for dlt working folders (default: the system temp dir; "
+        "never /home/site/wwwroot on Azure).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_SECRETS_FILE",
+        ".dlt/secrets.toml",
+        "Local secrets file read after environment variables.",
+        scope="local",
+    ),
+    SettingSpec(
+        "AZURE_KEY_VAULT_URL",
+        None,
+        "Key Vault URL; when set, connection secrets are read from it.",
+    ),
+    SettingSpec(
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        None,
+        "Lake storage account for az:// destinations (identity-based access).",
+    ),
+    SettingSpec(
+        "AZURE_CLIENT_ID",
+        None,
+        "Client id of the user-assigned managed identity used for Key Vault and storage.",
+    ),
+    SettingSpec(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        None,
+        "Dev/Azurite only: connection string with an account key for the lake.",
+        scope="local",
+    ),
+    SettingSpec(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        None,
+        "Application Insights connection string; telemetry is off when unset.",
+    ),
+    SettingSpec(
+        "RUNTIME__DLTHUB_TELEMETRY",
+        "false",
+        "dlt's anonymous usage telemetry; off unless set to true.",
+        scope="optional",
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def default_of(name: str) -> str | None:
+    return _BY_NAME[name].default
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int = 1) -> int:
+    raw = env.get(name) or default_of(name)
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise SettingsError(f"setting {name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"setting {name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or default_of(name)
+    try:
+        return float(str(raw))
+    except ValueError:
+        raise SettingsError(f"setting {name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str
+    destination: str
+    max_parallel: int
+    retry_max_attempts: int
+    retry_first_interval_s: int
+    retry_backoff: float
+    chunk_size: int
+    file_max_rows: int
+    work_dir: Path
+    secrets_file: Path
+    key_vault_url: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        work_dir = env.get("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
+        return cls(
+            config_path=env.get("INGEST_CONFIG_PATH") or str(default_of("INGEST_CONFIG_PATH")),
+            destination=env.get("INGEST_DESTINATION") or str(default_of("INGEST_DESTINATION")),
+            max_parallel=_int(env, "INGEST_MAX_PARALLEL"),
+            retry_max_attempts=_int(env, "INGEST_RETRY_MAX_ATTEMPTS"),
+            retry_first_interval_s=_int(env, "INGEST_RETRY_FIRST_INTERVAL_S"),
+            retry_backoff=_float(env, "INGEST_RETRY_BACKOFF"),
+            chunk_size=_int(env, "INGEST_CHUNK_SIZE", minimum=100),
+            file_max_rows=_int(env, "INGEST_FILE_MAX_ROWS", minimum=1000),
+            work_dir=Path(work_dir),
+            secrets_file=Path(
+                env.get("INGEST_SECRETS_FILE") or str(default_of("INGEST_SECRETS_FILE"))
+            ),
+            key_vault_url=env.get("AZURE_KEY_VAULT_URL") or None,
+        )
+
+
+def apply_dlt_defaults(env: dict[str, str] | None = None) -> None:
+    """Set dlt's process-wide defaults unless the user already chose a value.
+
+    dlt reads its configuration from environment variables; these are the framework's defaults:
+    no anonymous usage telemetry (production networks block egress), no second copy of every
+    loaded file in the working folder (small serverless disks).
+    """
+    env = os.environ if env is None else env
+    env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    env.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+    env.setdefault("RUNTIME__LOG_LEVEL", "WARNING")

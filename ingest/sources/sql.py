@@ -1,0 +1,323 @@
+"""SQL sources through dlt's `sql_table` with the pyarrow backend.
+
+Each dialect only knows how to build its SQLAlchemy URL from the connection secrets; reading,
+incremental cursors and type mapping are shared. Identifiers from the configuration reach the
+database only through SQLAlchemy's quoting (dlt reflects the table and builds the query).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ingest.errors import JobError, RetriableJobError
+from ingest.sources.base import ExtractOptions, SourceBuilder
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from ingest.config import JobConfig
+    from ingest.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+
+def _plain(secrets: dict[str, Secret], key: str, default: str | None = None) -> str | None:
+    value = secrets.get(key)
+    return value.reveal() if value is not None else default
+
+
+def _port(secrets: dict[str, Secret], default: int) -> int:
+    raw = _plain(secrets, "port")
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise JobError(f"connection setting 'port' must be a number, got {raw!r}") from None
+
+
+class SqlSourceBuilder(SourceBuilder):
+    drivername: ClassVar[str]
+    default_port: ClassVar[int] = 0
+    required_keys = ("host", "database", "username")
+    optional_keys: ClassVar[tuple[str, ...]] = ("port", "password")
+
+    # --- connection -----------------------------------------------------------------------
+
+    def url(self, secrets: dict[str, Secret]) -> sa.URL:
+        import sqlalchemy as sa
+
+        return sa.URL.create(
+            self.drivername,
+            username=_plain(secrets, "username"),
+            password=_plain(secrets, "password"),
+            host=_plain(secrets, "host"),
+            port=_port(secrets, self.default_port),
+            database=_plain(secrets, "database"),
+            query=self.url_query(secrets),
+        )
+
+    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+        return {}
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
+        import sqlalchemy as sa
+
+        return sa.create_engine(self.url(secrets), **self.engine_kwargs())
+
+    def describe(self, secrets: dict[str, Secret]) -> str:
+        host = _plain(secrets, "host", "?")
+        port = _plain(secrets, "port", str(self.default_port))
+        return f"{self.source_type} at {host}:{port}/{_plain(secrets, 'database', '')}"
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _column_type(self, engine: sa.Engine, job: JobConfig, column: str) -> Any:
+        """The SQLAlchemy type of `column`; checks table and column exist on the way."""
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(engine)
+        try:
+            columns = inspector.get_columns(job.table_name, schema=job.schema_name)
+        except sa.exc.NoSuchTableError:
+            where = f"{job.schema_name}.{job.table_name}" if job.schema_name else job.table_name
+            raise JobError(
+                f"table {where} not found in source {job.source_name!r}; check table_name "
+                f"and schema_name in {job.origin or 'the config'}"
+            ) from None
+        for info in columns:
+            if info["name"].lower() == column.lower():
+                return info["type"]
+        names = ", ".join(str(c["name"]) for c in columns)
+        raise JobError(
+            f"watermark column {column!r} not found in table {job.table_name}; "
+            f"its columns are: {names}"
+        )
+
+    def build_resource(
+        self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
+    ) -> Any:
+        import dlt
+        from dlt.sources.sql_database import sql_table
+
+        engine = self.engine(secrets)
+        incremental = None
+        if job.is_incremental:
+            assert job.watermark_column
+            column_type = self._column_type(engine, job, job.watermark_column)
+            start = options.initial_watermark
+            if start is None:
+                start = job.initial_watermark
+            incremental = dlt.sources.incremental(
+                job.watermark_column,
+                initial_value=coerce_watermark(start, column_type, job),
+                end_value=coerce_watermark(options.end_watermark, column_type, job),
+                # (), not None, when no key is configured: dlt then falls back to the
+                # table's reflected primary key, and to whole-row hashes without one.
+                primary_key=job.primary_key or None,
+                # NULL watermarks cannot be ordered: INCREMENTAL jobs skip them (README).
+                on_cursor_value_missing="exclude",
+                range_start="closed",
+                range_end="open",
+            )
+        resource = sql_table(
+            credentials=engine,
+            table=job.table_name,
+            schema=job.schema_name,
+            incremental=incremental,
+            chunk_size=job.chunk_size or options.chunk_size,
+            backend="pyarrow",
+            backend_kwargs={"tz": "UTC"},
+            reflection_level="full_with_precision",
+            primary_key=list(job.primary_key) or None,
+            write_disposition="append",
+        )
+        return resource
+
+    def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
+        import sqlalchemy as sa
+
+        engine = self.engine(secrets)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1" + self.dual()))
+            if job.watermark_column:
+                self._column_type(engine, job, job.watermark_column)
+            elif not sa.inspect(engine).has_table(job.table_name, schema=job.schema_name):
+                raise JobError(f"table {job.table_name} not found in source {job.source_name!r}")
+        finally:
+            engine.dispose()
+
+    def dual(self) -> str:
+        return ""
+
+
+def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
+    """Turn a configured watermark (text from the sheet) into the cursor column's type."""
+    if value is None or value == "":
+        return None
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return value
+    text = str(value).strip()
+    try:
+        if python_type is dt.datetime:
+            if isinstance(value, dt.datetime):
+                parsed = value
+            else:
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if getattr(column_type, "timezone", False) and parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            if not getattr(column_type, "timezone", False) and parsed.tzinfo is not None:
+                parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+            return parsed
+        if python_type is dt.date:
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(text[:10])
+        if python_type is int:
+            return int(decimal.Decimal(text))
+        if python_type is decimal.Decimal:
+            return decimal.Decimal(text)
+        if python_type is float:
+            return float(text)
+        return text
+    except (ValueError, decimal.InvalidOperation):
+        raise JobError(
+            f"initial watermark {text!r} of job {job.job_id} does not fit column "
+            f"{job.watermark_column} ({column_type}); use ISO dates like 2024-01-31 or "
+            "2024-01-31T00:00:00+00:00, or a whole number"
+        ) from None
+
+
+def classify_db_error(exc: BaseException, where: str) -> JobError | None:
+    """Turn a driver/SQLAlchemy error into a JobError with an actionable message.
+
+    Returns None when `exc` is not a database error. The driver's first line is kept (it says
+    what went wrong); connection URLs and parameters are not included.
+    """
+    try:
+        import sqlalchemy as sa
+    except ImportError:  # pragma: no cover
+        return None
+    if not isinstance(exc, sa.exc.DBAPIError | sa.exc.NoSuchTableError | sa.exc.ArgumentError):
+        return None
+    if isinstance(exc, sa.exc.NoSuchTableError):
+        return JobError(f"table {exc} not found in {where}")
+    original = getattr(exc, "orig", None) or exc
+    first_line = (
+        str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    )
+    lowered = first_line.lower()
+    if any(
+        marker in lowered
+        for marker in ("authentication failed", "access denied", "login failed", "ora-01017")
+    ):
+        return JobError(
+            f"{where} refused the credentials: {first_line}; check the username/password "
+            "secrets of this source"
+        )
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return RetriableJobError(
+            f"cannot reach {where}: {first_line}; check the host/port secrets and that the "
+            "database is up and reachable from this machine"
+        )
+    return JobError(f"{where} failed: {first_line}")
+
+
+class PostgresBuilder(SqlSourceBuilder):
+    source_type = "postgresql"
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2
+    drivername = "postgresql+psycopg2"
+    default_port = 5432
+    optional_keys = ("port", "password", "sslmode")
+
+    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+        sslmode = _plain(secrets, "sslmode")
+        return {"sslmode": sslmode} if sslmode else {}
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
+
+
+class MySqlBuilder(SqlSourceBuilder):
+    source_type = "mysql"
+    drivername = "mysql+pymysql"
+    default_port = 3306
+
+    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+        return {"charset": "utf8mb4"}
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return {"connect_args": {"connect_timeout": 15}}
+
+
+class MsSqlBuilder(SqlSourceBuilder):
+    source_type = "mssql"
+    drivername = "mssql+pyodbc"
+    default_port = 1433
+    optional_keys = ("port", "password", "driver", "encrypt", "trust_server_certificate")
+    default_driver = "ODBC Driver 18 for SQL Server"
+
+    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+        query = {"driver": _plain(secrets, "driver", self.default_driver) or ""}
+        query["Encrypt"] = _plain(secrets, "encrypt", "yes") or "yes"
+        if trust := _plain(secrets, "trust_server_certificate"):
+            query["TrustServerCertificate"] = trust
+        return query
+
+
+class OracleBuilder(SqlSourceBuilder):
+    source_type = "oracle"
+    drivername = "oracle+oracledb"  # thin mode: no Oracle client needed
+    default_port = 1521
+    required_keys = ("host", "username")
+    optional_keys = ("port", "password", "service_name", "sid", "database")
+
+    def url(self, secrets: dict[str, Secret]) -> sa.URL:
+        import sqlalchemy as sa
+
+        service_name = _plain(secrets, "service_name")
+        sid = _plain(secrets, "sid") or _plain(secrets, "database")
+        if not service_name and not sid:
+            raise JobError("an oracle source needs a 'service_name' or 'sid' connection setting")
+        return sa.URL.create(
+            self.drivername,
+            username=_plain(secrets, "username"),
+            password=_plain(secrets, "password"),
+            host=_plain(secrets, "host"),
+            port=_port(secrets, self.default_port),
+            database=None if service_name else sid,
+            query={"service_name": service_name} if service_name else {},
+        )
+
+    def dual(self) -> str:
+        return " FROM DUAL"
+
+
+class SqliteBuilder(SqlSourceBuilder):
+    source_type = "sqlite"
+    drivername = "sqlite"
+    required_keys = ("path",)
+    optional_keys = ()
+
+    def url(self, secrets: dict[str, Secret]) -> sa.URL:
+        import sqlalchemy as sa
+
+        return sa.URL.create("sqlite", database=_plain(secrets, "path"))
+
+    def describe(self, secrets: dict[str, Secret]) -> str:
+        return f"sqlite file {_plain(secrets, 'path')}"
+
+    def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
+        import os
+
+        path = _plain(secrets, "path") or ""
+        if not os.path.exists(path):  # sqlite would silently create an empty database
+            raise JobError(f"sqlite file {path!r} does not exist; check the 'path' setting")
+        return super().engine(secrets)
