@@ -24,7 +24,7 @@ def _init_worker(level: int) -> None:
     configure_logging(level)
 
 
-def _failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
+def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
     job = task["job"]
     return JobResult(
         run_id=task["run_id"],
@@ -76,5 +76,5 @@ def run_tasks(
                     done(index, future.result())
                 except Exception as exc:  # a worker process died (killed, out of memory)
                     log.error("worker running job %s died: %s", tasks[index]["job"]["job_id"], exc)
-                    done(index, _failed_result(tasks[index], f"worker process died: {exc}"))
+                    done(index, failed_result(tasks[index], f"worker process died: {exc}"))
     return [results[i] for i in range(len(tasks))]
