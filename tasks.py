@@ -26,11 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+#: requirements-infra.txt (checkov, pycep-parser) pins packages that clash with the app's
+#: (packaging<24, python-dateutil<3), so it gets a venv of its own; tests/test_infra.py uses it.
+INFRA_VENV = ROOT / ".venv-infra"
 NODE_MODULES = ROOT / "node_modules"
 AZURITE_LOCATION = ROOT / ".azurite"
 #: Where requirements*.txt are read from (override only for testing this script).
 REQUIREMENTS_DIR = Path(os.environ.get("TASKS_REQUIREMENTS_DIR") or ROOT)
-VENV_STAMP = VENV / ".tasks-requirements.json"
 NPM_STAMP = NODE_MODULES / ".tasks-package-hash"
 
 EXIT_USAGE = 2
@@ -55,8 +57,9 @@ Exits with the demo's exit code.  (`python3 tasks.py demo -- --help` shows the d
     "test": """\
 usage: python3 tasks.py test [--skip-lint] [--] [PYTEST ARGS...]
 
-1. creates/updates .venv with requirements.txt + requirements-dev.txt
-   (+ requirements-infra.txt when present), reinstalling only when a file changed;
+1. creates/updates .venv with requirements.txt + requirements-dev.txt, and .venv-infra with
+   requirements-infra.txt (checkov's pins clash with the app's), reinstalling only when a
+   file changed;
 2. `npm ci` into ./node_modules (Azurite, pinned in package.json/package-lock.json)
    when missing or outdated;
 3. makes sure PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306) and Azurite
@@ -104,10 +107,10 @@ class TaskError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
-def venv_bin(name: str) -> Path:
+def venv_bin(name: str, venv: Path = VENV) -> Path:
     if os.name == "nt":  # pragma: no cover - the project targets Linux/macOS
-        return VENV / "Scripts" / (name + ".exe")
-    return VENV / "bin" / name
+        return venv / "Scripts" / (name + ".exe")
+    return venv / "bin" / name
 
 
 def sha256_of(*paths: Path) -> str:
@@ -139,9 +142,7 @@ def file_lock(name: str) -> Iterator[None]:
 
 def run(cmd: Sequence[str | os.PathLike[str]], **kwargs) -> int:
     try:
-        return subprocess.run(
-            [os.fspath(c) for c in cmd], check=False, **kwargs
-        ).returncode
+        return subprocess.run([os.fspath(c) for c in cmd], check=False, **kwargs).returncode
     except FileNotFoundError as exc:
         raise TaskError(f"cannot run {cmd[0]}: {exc}", EXIT_MISSING) from exc
 
@@ -149,13 +150,14 @@ def run(cmd: Sequence[str | os.PathLike[str]], **kwargs) -> int:
 # --------------------------------------------------------------------------- venv
 
 
-def ensure_venv(requirement_names: Sequence[str]) -> None:
-    """Create .venv if needed; pip-install each requirements file whose content changed."""
-    with file_lock("venv"):
-        python = venv_bin("python")
+def ensure_venv(requirement_names: Sequence[str], venv: Path = VENV) -> None:
+    """Create the venv if needed; pip-install the requirements files when one changed."""
+    stamp_path = venv / ".tasks-requirements.json"
+    with file_lock(venv.name):
+        python = venv_bin("python", venv)
         if not python.exists():
-            say(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
-            code = run([sys.executable, "-m", "venv", VENV])
+            say(f"creating {venv.relative_to(ROOT)} with {sys.executable}")
+            code = run([sys.executable, "-m", "venv", venv])
             if code != 0 or not python.exists():
                 raise TaskError(
                     "could not create the virtual environment; on Debian/Ubuntu: "
@@ -163,10 +165,10 @@ def ensure_venv(requirement_names: Sequence[str]) -> None:
                     EXIT_MISSING,
                 )
         try:
-            stamp = json.loads(VENV_STAMP.read_text())
+            stamp = json.loads(stamp_path.read_text())
         except (OSError, ValueError):
             stamp = {}
-        interpreter = venv_python_version()
+        interpreter = venv_python_version(venv)
         if stamp.get("python") != interpreter:
             # venv recreated/upgraded: reinstall everything
             stamp = {"python": interpreter}
@@ -181,7 +183,7 @@ def ensure_venv(requirement_names: Sequence[str]) -> None:
             return
         # All files in one pip call, so the resolver honours every pin together.
         say(
-            "installing " + ", ".join(f.name for f in present) + " into .venv"
+            "installing " + ", ".join(f.name for f in present) + f" into {venv.name}"
             f" ({', '.join(f.name for f in changed)} changed)"
         )
         cmd: list[str | os.PathLike[str]] = [python, "-m", "pip", "install"]
@@ -191,18 +193,16 @@ def ensure_venv(requirement_names: Sequence[str]) -> None:
             cmd += ["-r", f]
         code = run(cmd, cwd=ROOT)
         if code != 0:
-            raise TaskError(
-                f"pip install failed (exit {code}); see the output above", code
-            )
+            raise TaskError(f"pip install failed (exit {code}); see the output above", code)
         for f in present:
             hashes[f.name] = sha256_of(f)
-        VENV_STAMP.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        stamp_path.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
 
-def venv_python_version() -> str:
+def venv_python_version(venv: Path) -> str:
     """The venv interpreter's version, from pyvenv.cfg (not the Python running tasks.py)."""
     try:
-        for line in (VENV / "pyvenv.cfg").read_text().splitlines():
+        for line in (venv / "pyvenv.cfg").read_text().splitlines():
             key, _, value = line.partition("=")
             if key.strip() in ("version", "version_info"):
                 return value.strip()
@@ -211,11 +211,10 @@ def venv_python_version() -> str:
     return "unknown"
 
 
-def test_requirements() -> list[str]:
-    names = ["requirements.txt", "requirements-dev.txt"]
+def ensure_test_venvs() -> None:
+    ensure_venv(["requirements.txt", "requirements-dev.txt"])
     if (REQUIREMENTS_DIR / "requirements-infra.txt").exists():
-        names.append("requirements-infra.txt")
-    return names
+        ensure_venv(["requirements-infra.txt"], INFRA_VENV)
 
 
 # --------------------------------------------------------------------------- npm
@@ -246,9 +245,7 @@ def ensure_node_modules() -> None:
         say(f"npm {verb}: installing Azurite into node_modules/")
         code = run([npm, verb, "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT)
         if code != 0:
-            raise TaskError(
-                f"npm {verb} failed (exit {code}); see the output above", code
-            )
+            raise TaskError(f"npm {verb} failed (exit {code}); see the output above", code)
         NODE_MODULES.mkdir(exist_ok=True)
         NPM_STAMP.write_text(wanted + "\n")
 
@@ -341,16 +338,14 @@ def cmd_demo(args: list[str]) -> int:
 
 def cmd_test(args: list[str]) -> int:
     options, rest = split_options(args, {"--skip-lint"})
-    ensure_venv(test_requirements())
+    ensure_test_venvs()
     ensure_node_modules()
     connection_string = ensure_services()
     if "--skip-lint" in options:
         say("skipping ruff (--skip-lint)")
     else:
         lint()
-    env = child_env(
-        {**TEST_ENV, "INGEST_TEST_AZURITE_CONNECTION_STRING": connection_string}
-    )
+    env = child_env({**TEST_ENV, "INGEST_TEST_AZURITE_CONNECTION_STRING": connection_string})
     code = run([venv_bin("python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if code == 5:
         say("pytest collected no tests (exit 5)")
@@ -371,7 +366,7 @@ def cmd_services(args: list[str]) -> int:
 
 def cmd_bench(args: list[str]) -> int:
     _, rest = split_options(args, set())
-    ensure_venv(test_requirements())
+    ensure_test_venvs()
     script = ROOT / "bench" / "run.py"
     if not script.exists():
         raise TaskError("bench/run.py does not exist", EXIT_USAGE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import subprocess
@@ -12,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-services = importlib.import_module(
-    "services"
-)  # tests/services.py; tests/ is not a package
+from tests import services
+
+#: The environment pytest was started with (conftest's autouse fixture scrubs INGEST_* later).
+LAUNCH_ENV = dict(os.environ)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASKS = REPO_ROOT / "tasks.py"
@@ -47,9 +46,7 @@ def test_mariadb_accepts_a_query() -> None:
     pymysql = pytest.importorskip("pymysql")
     services.ensure_mariadb()
     assert services.mariadb_ready()
-    conn = pymysql.connect(
-        host="127.0.0.1", port=3306, user="root", password="", database="test"
-    )
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database="test")
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 40 + 2")
@@ -65,9 +62,7 @@ def _blob_roundtrip(connection_string: str) -> None:
     container = client.create_container(name)
     try:
         container.upload_blob("hello/world.txt", b"hi")
-        assert name in [
-            c.name for c in client.list_containers(name_starts_with="tooling-")
-        ]
+        assert name in [c.name for c in client.list_containers(name_starts_with="tooling-")]
         assert [b.name for b in container.list_blobs()] == ["hello/world.txt"]
         assert container.download_blob("hello/world.txt").readall() == b"hi"
     finally:
@@ -83,9 +78,7 @@ def test_azurite_blob_container_create_and_list() -> None:
 
 def test_ensure_azurite_starts_a_fresh_instance_on_other_ports(tmp_path: Path) -> None:
     if not Path(services.AZURITE_DEFAULT_BIN).exists():
-        pytest.skip(
-            "node_modules/.bin/azurite not installed (python3 tasks.py test does it)"
-        )
+        pytest.skip("node_modules/.bin/azurite not installed (python3 tasks.py test does it)")
     ports = {
         "blob_port": free_port(),
         "queue_port": free_port(),
@@ -110,9 +103,7 @@ def test_ensure_azurite_starts_a_fresh_instance_on_other_ports(tmp_path: Path) -
 
 def test_missing_postgres_binary_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(services.MissingService) as caught:
-        services.ensure_postgres(
-            port=free_port(), pg_ctlcluster=tmp_path / "no-pg_ctlcluster"
-        )
+        services.ensure_postgres(port=free_port(), pg_ctlcluster=tmp_path / "no-pg_ctlcluster")
     assert caught.value.instruction == "apt-get install postgresql"
     assert "apt-get install postgresql" in str(caught.value)
 
@@ -123,21 +114,15 @@ def test_missing_mariadb_binary_says_what_to_install(tmp_path: Path) -> None:
     assert caught.value.instruction == "apt-get install mariadb-server"
 
 
-def test_missing_azurite_binary_says_what_to_install(
-    tmp_path: Path, monkeypatch
-) -> None:
+def test_missing_azurite_binary_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     port = free_port()
     with pytest.raises(services.MissingService) as caught:
-        services.ensure_azurite(
-            tmp_path, blob_port=port, azurite_bin=tmp_path / "no-azurite"
-        )
+        services.ensure_azurite(tmp_path, blob_port=port, azurite_bin=tmp_path / "no-azurite")
     assert "npm install" in caught.value.instruction
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no node, no npm
     with pytest.raises(services.MissingService) as caught:
-        services.ensure_azurite(
-            tmp_path, blob_port=port, azurite_bin=tmp_path / "no-azurite"
-        )
+        services.ensure_azurite(tmp_path, blob_port=port, azurite_bin=tmp_path / "no-azurite")
     assert "install Node.js 20 and npm" in caught.value.instruction
 
 
@@ -181,17 +166,14 @@ def test_tasks_services_reports_status() -> None:
     assert result.returncode == 0, result.stderr
     assert "Azurite 127.0.0.1:10000" in result.stdout
     assert "DOWN" not in result.stdout
-    assert (
-        "INGEST_TEST_AZURITE_CONNECTION_STRING=DefaultEndpointsProtocol=http;"
-        in result.stdout
-    )
+    assert "INGEST_TEST_AZURITE_CONNECTION_STRING=DefaultEndpointsProtocol=http;" in result.stdout
 
 
 def test_test_run_gets_the_azurite_connection_string() -> None:
-    connection_string = os.environ.get("INGEST_TEST_AZURITE_CONNECTION_STRING")
+    connection_string = LAUNCH_ENV.get("INGEST_TEST_AZURITE_CONNECTION_STRING")
     if connection_string is None:
         pytest.skip("not run through `python3 tasks.py test`")
     assert connection_string == services.azurite_connection_string()
-    assert os.environ["RUNTIME__DLTHUB_TELEMETRY"] == "false"
-    assert os.environ["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] == "true"
-    assert os.environ["OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"] == "otel"
+    assert LAUNCH_ENV["RUNTIME__DLTHUB_TELEMETRY"] == "false"
+    assert LAUNCH_ENV["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] == "true"
+    assert LAUNCH_ENV["OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"] == "otel"
