@@ -32,16 +32,16 @@ START_TIMEOUT_S = 30.0
 
 #: Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT_NAME = "devstoreaccount1"
-AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 AZURITE_DEFAULT_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 AZURITE_DEFAULT_LOCATION = REPO_ROOT / ".azurite"
 
 INSTALL_POSTGRES = "apt-get install postgresql"
 INSTALL_MARIADB = "apt-get install mariadb-server"
 INSTALL_NODE = "install Node.js 20 and npm (Debian: apt-get install nodejs npm)"
-INSTALL_AZURITE = (
-    "npm install   (in the repository root; `python3 tasks.py test` does it)"
-)
+INSTALL_AZURITE = "npm install   (in the repository root; `python3 tasks.py test` does it)"
 
 
 class MissingService(RuntimeError):
@@ -73,9 +73,7 @@ def port_open(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
         return False
 
 
-def wait_for_port(
-    port: int, host: str = HOST, timeout: float = START_TIMEOUT_S
-) -> bool:
+def wait_for_port(port: int, host: str = HOST, timeout: float = START_TIMEOUT_S) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         if port_open(port, host):
@@ -94,9 +92,7 @@ def _resolve(binary: str | os.PathLike[str]) -> str | None:
     text = os.fspath(binary)
     if os.sep in text:
         return text if os.path.isfile(text) and os.access(text, os.X_OK) else None
-    return shutil.which(text) or shutil.which(
-        text, path="/usr/sbin:/usr/bin:/sbin:/bin"
-    )
+    return shutil.which(text) or shutil.which(text, path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
 def _run(cmd: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -119,9 +115,7 @@ def postgres_ready(host: str = HOST, port: int = POSTGRES_PORT) -> bool:
 
 def _postgres_versions(etc_dir: Path) -> list[str]:
     try:
-        return sorted(
-            (p.name for p in etc_dir.iterdir() if (p / "main").is_dir()), key=_verkey
-        )
+        return sorted((p.name for p in etc_dir.iterdir() if (p / "main").is_dir()), key=_verkey)
     except OSError:
         return []
 
@@ -187,9 +181,7 @@ def _ensure_postgres_database(host: str, port: int, database: str) -> None:
             try:
                 conn.autocommit = True
                 with conn.cursor() as cur:
-                    cur.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-                    )
+                    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
                     if cur.fetchone() is None:
                         cur.execute(f'CREATE DATABASE "{database}"')
             finally:
@@ -238,9 +230,7 @@ def ensure_mariadb(
                 f"not running on {host}:{port}",
             )
         if ssd is None:
-            raise MissingService(
-                "MariaDB", "apt-get install dpkg", "start-stop-daemon missing"
-            )
+            raise MissingService("MariaDB", "apt-get install dpkg", "start-stop-daemon missing")
         _prepare_run_dir(Path(run_dir))
         result = _run(cmd)
         if not wait_for_port(port, host, timeout):
@@ -334,9 +324,7 @@ def ensure_azurite(
     if binary is None:
         if shutil.which("node") is None or shutil.which("npm") is None:
             raise MissingService("Azurite", INSTALL_NODE, "node/npm not found")
-        raise MissingService(
-            "Azurite", INSTALL_AZURITE, f"{os.fspath(azurite_bin)} not found"
-        )
+        raise MissingService("Azurite", INSTALL_AZURITE, f"{os.fspath(azurite_bin)} not found")
     if shutil.which("node") is None:
         raise MissingService("Azurite", INSTALL_NODE, "node not found")
     location = Path(location_dir).resolve()
@@ -393,9 +381,7 @@ def stop_azurite(
     except (OSError, ValueError):
         return False
     try:
-        os.killpg(
-            pid, signal.SIGTERM
-        )  # its own session/process group (node + children)
+        os.killpg(pid, signal.SIGTERM)  # its own session/process group (node + children)
     except ProcessLookupError:
         pid_file.unlink(missing_ok=True)
         return False
