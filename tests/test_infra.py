@@ -617,6 +617,25 @@ def test_blob_contributor_is_scoped_to_the_container_not_the_account(trees) -> N
     assert cfg(scope, "name") == "containerName"
 
 
+def deploy_doc_settings(text: str) -> set[str]:
+    """Setting names in the first column of DEPLOY.md's "App settings" table."""
+    section = text.split("## App settings set by the template", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", section, re.MULTILINE))
+
+
+def test_deploy_doc_lists_exactly_the_deployed_settings(trees: dict[str, Any]) -> None:
+    documented = deploy_doc_settings((ROOT / "docs" / "DEPLOY.md").read_text())
+    assert documented == set(app_settings(trees[FUNCTION_APP]))
+    local = {spec.name for spec in CATALOGUE if spec.scope == "local"}
+    assert not documented & local
+
+
+def test_deploy_doc_check_can_fail(trees: dict[str, Any]) -> None:
+    text = (ROOT / "docs" / "DEPLOY.md").read_text()
+    broken = text.replace("| `INGEST_CHUNK_SIZE` |", "| `INGEST_CHUNK` |")
+    assert deploy_doc_settings(broken) != set(app_settings(trees[FUNCTION_APP]))
+
+
 # --- every check can fail: break one property of the real tree, expect a problem ---------
 
 
