@@ -123,12 +123,15 @@ class Destination:
 
         if self.protocol == "file":
             return fsspec.filesystem("file", auto_mkdir=True)
+        # Listings must be fresh: clean-up decisions are made from them, and fsspec would
+        # otherwise hand back a cached instance with a cached (stale) directory listing.
+        fresh = {"skip_instance_cache": True, "use_listings_cache": False}
         if self.connection_string:
-            return fsspec.filesystem("az", connection_string=self.connection_string)
+            return fsspec.filesystem("az", connection_string=self.connection_string, **fresh)
         from azure.identity import DefaultAzureCredential
 
         return fsspec.filesystem(
-            "az", account_name=self.account_name, credential=DefaultAzureCredential()
+            "az", account_name=self.account_name, credential=DefaultAzureCredential(), **fresh
         )
 
     def path(self, *parts: str) -> str:
