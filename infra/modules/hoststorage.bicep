@@ -21,7 +21,7 @@ param hostPrincipalId string
 
 // Built-in roles the Durable Functions host needs on its storage account.
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0a8f5'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
