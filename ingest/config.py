@@ -386,29 +386,36 @@ def _apply_renames(rows: list[RawRow]) -> list[RawRow]:
     return out
 
 
-def _check_across_rows(jobs: list[tuple[RawRow, JobConfig]], problems: list[Problem]) -> None:
+def _check_across_rows(rows: list[RawRow], problems: list[Problem]) -> None:
+    """Duplicate job ids and jobs landing in the same lake folder, over every row (also rows
+    with other problems, so one pass reports everything)."""
     first_row_of_id: dict[str, int] = {}
     first_row_of_folder: dict[tuple[str, str], tuple[int, str]] = {}
-    for raw, job in jobs:
-        if job.job_id in first_row_of_id:
-            problems.append(
-                Problem(
-                    f"duplicate job_id {job.job_id!r} (first used in row "
-                    f"{first_row_of_id[job.job_id]})",
-                    raw.sheet,
-                    raw.row,
-                    "job_id",
+    for raw in rows:
+        job_id = raw.values.get("job_id")
+        if job_id is not None:
+            if job_id in first_row_of_id:
+                problems.append(
+                    Problem(
+                        f"duplicate job_id {job_id!r} (first used in row "
+                        f"{first_row_of_id[job_id]})",
+                        raw.sheet,
+                        raw.row,
+                        "job_id",
+                    )
                 )
-            )
-        else:
-            first_row_of_id[job.job_id] = raw.row
-        folder = (job.source_name, job.lake_table)
+            else:
+                first_row_of_id[job_id] = raw.row
+        source, table = raw.values.get("source_name"), raw.values.get("table_name")
+        if not source or not table or not is_sql_name(table):
+            continue
+        folder = (source, lake_name(table))
         if folder in first_row_of_folder:
             other_row, other_id = first_row_of_folder[folder]
             problems.append(
                 Problem(
-                    f"job {job.job_id!r} would land in the same lake folder "
-                    f"{job.source_name}/{job.lake_table}/ as job {other_id!r} (row {other_row}); "
+                    f"job {job_id!r} would land in the same lake folder "
+                    f"{source}/{folder[1]}/ as job {other_id!r} (row {other_row}); "
                     "use a different source_name for one of them",
                     raw.sheet,
                     raw.row,
@@ -416,7 +423,7 @@ def _check_across_rows(jobs: list[tuple[RawRow, JobConfig]], problems: list[Prob
                 )
             )
         else:
-            first_row_of_folder[folder] = (raw.row, job.job_id)
+            first_row_of_folder[folder] = (raw.row, job_id or "?")
 
 
 def parse_rows(sheet: str, headers: list[str], rows: list[RawRow], origin: str) -> IngestConfig:
@@ -428,17 +435,14 @@ def parse_rows(sheet: str, headers: list[str], rows: list[RawRow], origin: str) 
     if problems:  # without the required columns every row would repeat the same complaint
         raise ConfigError(origin, problems)
     rows = _apply_renames(rows)
-    checked: list[tuple[RawRow, JobConfig]] = []
-    for raw in rows:
-        job = _RowChecker(raw, problems).check()
-        if job is not None:
-            checked.append((raw, job))
-    _check_across_rows(checked, problems)
+    checked = [job for raw in rows if (job := _RowChecker(raw, problems).check()) is not None]
+    _check_across_rows(rows, problems)
     if problems:
+        problems.sort(key=lambda p: (p.row or 0, p.column or ""))
         raise ConfigError(origin, problems)
     if not checked:
         raise ConfigError(origin, [Problem("no jobs are configured", sheet)])
-    return IngestConfig(origin, tuple(job for _, job in checked), tuple(warnings))
+    return IngestConfig(origin, tuple(checked), tuple(warnings))
 
 
 def load_config(path: str | Path) -> IngestConfig:
