@@ -27,7 +27,7 @@ from typing import Any
 
 from ingest.config import JobConfig
 from ingest.destination import Destination
-from ingest.errors import IngestError, JobError, RetriableJobError
+from ingest.errors import JobError, RetriableJobError
 from ingest.logcontext import job_context
 from ingest.results import JobResult, short_error
 from ingest.secrets import Redactor, SecretResolver, build_resolver
@@ -132,31 +132,30 @@ class _Progress:
         return item
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    """dlt wraps step failures; find the error that says what went wrong."""
-    seen = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and every error behind it (dlt wraps step failures several levels deep)."""
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, IngestError):
-            return current
-        inner = getattr(current, "exception", None) or current.__cause__ or current.__context__
-        if inner is None:
-            return current
-        current = inner
-    return exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+    return chain
 
 
 def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
-    root = _unwrap(exc)
-    if isinstance(root, JobError):
-        return root
+    """The JobError to report for `exc`: ours as is, database errors made actionable,
+    network errors retriable, anything else named by its type and message."""
     from ingest.sources.sql import classify_db_error
 
-    db_error = classify_db_error(root, where)
-    if db_error is not None:
-        return db_error
-    if isinstance(root, ConnectionError | TimeoutError | OSError):
+    chain = _chain(exc)
+    for error in chain:
+        if isinstance(error, JobError):
+            return error
+    for error in chain:
+        if (db_error := classify_db_error(error, where)) is not None:
+            return db_error
+    root = chain[-1]
+    if isinstance(root, ConnectionError | TimeoutError):
         return RetriableJobError(f"{where}: {type(root).__name__}: {root}")
     return JobError(f"{type(root).__name__}: {root}")
 

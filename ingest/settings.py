@@ -100,6 +100,12 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         "Application Insights connection string; telemetry is off when unset.",
     ),
     SettingSpec(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        None,
+        "Entra ID auth for telemetry: Authorization=AAD;ClientId=<identity client id> "
+        "(the exporter reads it itself; no instrumentation key auth).",
+    ),
+    SettingSpec(
         "RUNTIME__DLTHUB_TELEMETRY",
         "false",
         "dlt's anonymous usage telemetry; off unless set to true.",

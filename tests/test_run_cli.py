@@ -1,0 +1,189 @@
+"""`python -m ingest run` end to end: failure isolation, exit codes, audit, no leaked secret."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main
+from tests.conftest import read_lake_table, set_source_env
+
+COLUMNS = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,primary_key"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def audit_rows(lake_uri: str) -> list[dict]:
+    day = dt.datetime.now(dt.UTC)
+    path = Path(lake_uri.removeprefix("file://")) / "metadata" / f"audit_{day:%Y%m%d}.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def two_sources(pg, monkeypatch, tmp_path):
+    """A good PostgreSQL source with two tables and a broken one (refused port, sentinel)."""
+    pg.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+    pg.execute("INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 40) g")
+    pg.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz)")
+    pg.execute(
+        "INSERT INTO events SELECT g, timestamptz '2024-01-01' + (g || ' hours')::interval "
+        "FROM generate_series(1, 30) g"
+    )
+    pg.use_as(monkeypatch, "good_pg")
+    sentinel = f"S3ntinel-{uuid.uuid4().hex}"
+    set_source_env(
+        monkeypatch,
+        "down_pg",
+        host="127.0.0.1",
+        port=closed_port(),
+        database="test",
+        username="postgres",
+        password=sentinel,
+    )
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        COLUMNS + "\n"
+        f"a1,Y,postgresql,good_pg,{pg.name},customers,FULL,,id\n"
+        f"a2,Y,postgresql,down_pg,{pg.name},customers,FULL,,id\n"
+        f"a3,Y,postgresql,good_pg,{pg.name},events,INCREMENTAL,at,id\n"
+        f"a4,N,postgresql,good_pg,{pg.name},nothing_here,FULL,,\n"
+        f"a5,Y,postgresql,good_pg,{pg.name},missing_table,FULL,,\n",
+        encoding="utf-8",
+    )
+    return config, sentinel
+
+
+def test_one_failing_job_fails_alone_with_exit_1(two_sources, file_lake, capsys, caplog):
+    config, sentinel = two_sources
+    caplog.set_level(logging.DEBUG)
+
+    code = main(["run", "--config", str(config), "--destination", file_lake, "--workers", "2"])
+
+    out = capsys.readouterr()
+    assert code == 1
+    rows = {r["job_id"]: r for r in audit_rows(file_lake)}
+    assert set(rows) == {"a1", "a2", "a3", "a5"}  # disabled a4 never ran
+    assert rows["a1"]["status"] == "SUCCESS" and rows["a1"]["rows_loaded"] == "40"
+    assert rows["a3"]["status"] == "SUCCESS" and rows["a3"]["rows_loaded"] == "30"
+    assert rows["a2"]["status"] == "FAILED"
+    assert "cannot reach source 'down_pg'" in rows["a2"]["error"]
+    assert "check the host/port secrets" in rows["a2"]["error"]
+    assert rows["a5"]["status"] == "FAILED"
+    assert "missing_table not found in source 'good_pg'" in rows["a5"]["error"]
+    assert read_lake_table(file_lake, "good_pg", "customers").num_rows == 40
+    # the sentinel password is nowhere: audit, terminal, logs
+    audit_text = ""
+    for path in (Path(file_lake.removeprefix("file://")) / "metadata").iterdir():
+        audit_text += path.read_text()
+    assert sentinel not in audit_text
+    assert sentinel not in out.out + out.err
+    assert sentinel not in caplog.text
+    assert "a2" in out.out and "FAILED" in out.out  # the summary table
+
+
+def test_sentinel_never_in_results_or_exceptions(two_sources, file_lake):
+    from ingest.plan import plan
+    from ingest.runner import run_tasks
+    from ingest.settings import Settings
+
+    config, sentinel = two_sources
+    the_plan = plan(str(config), destination=file_lake, jobs=["a2"])
+    (result,) = run_tasks(the_plan["tasks"], Settings.from_env())
+    assert result["status"] == "FAILED" and result["retriable"] is True
+    assert sentinel not in json.dumps(result)
+    assert sentinel not in json.dumps(the_plan)
+
+
+def test_second_run_same_day_appends_to_the_audit(two_sources, file_lake):
+    config, _ = two_sources
+    assert main(["run", "--config", str(config), "--destination", file_lake, "--job", "a1"]) == 0
+    first = audit_rows(file_lake)
+    assert main(["run", "--config", str(config), "--destination", file_lake, "--job", "a3"]) == 0
+    second = audit_rows(file_lake)
+    assert second[: len(first)] == first  # nothing lost
+    assert [r["job_id"] for r in second] == ["a1", "a3"]
+    assert len({r["run_id"] for r in second}) == 2
+    for row in second:
+        assert float(row["duration_s"]) > 0
+        assert row["load_id"] and row["files_written"] == "1"
+        assert row["started_at"] <= row["finished_at"]
+
+
+def test_audit_retry_is_idempotent(file_lake):
+    from ingest.audit import write_audit
+
+    result = {
+        "run_id": "r1",
+        "job_id": "j1",
+        "source_type": "sqlite",
+        "source_name": "s",
+        "table_name": "t",
+        "load_type": "FULL",
+        "status": "SUCCESS",
+        "rows_loaded": 3,
+    }
+    run = {"run_id": "r1", "destination": file_lake, "results": [result]}
+    assert write_audit(run)["audit_rows_added"] == 1
+    assert write_audit(run)["audit_rows_added"] == 0  # a retried activity adds nothing
+    assert len(audit_rows(file_lake)) == 1
+
+
+def test_filters_select_jobs_and_sources(two_sources, file_lake, capsys):
+    config, _ = two_sources
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--destination",
+            file_lake,
+            "--source",
+            "good_pg",
+            "--job",
+            "a1",
+            "--json",
+        ]
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [r["job_id"] for r in payload["results"]] == ["a1"]
+
+
+def test_help_on_every_command():
+    for command in ([], ["run"], ["validate"], ["plan"], ["demo"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ingest", *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "usage: python -m ingest" in proc.stdout
+
+
+def test_plan_and_validate(two_sources, capsys):
+    config, _ = two_sources
+    assert main(["plan", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "a1" in out and "a3" in out and "a4" not in out
+    assert "4 job(s) would run" in out
+    assert main(["validate", "--config", str(config)]) == 0
+    assert "5 job(s), 4 enabled" in capsys.readouterr().out
+    assert main(["validate", "--config", str(config), "--check-connections"]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:1] == "a"}
+    assert "OK" in lines["a1"] and "FAILED" in lines["a2"] and "FAILED" in lines["a5"]
