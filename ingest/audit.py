@@ -115,4 +115,11 @@ def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
     log.info("audit: %d row(s) appended to %s", added, path)
     summary = summarize(results)
     summary.update(run_id=run["run_id"], audit_path=path, audit_rows_added=added)
+    try:  # telemetry (a no-op without APPLICATIONINSIGHTS_CONNECTION_STRING) never fails the audit
+        from ingest.telemetry import emit_run_telemetry
+
+        if added or not results:  # a retried write_audit (rows already there) sends nothing twice
+            emit_run_telemetry(run, results, summary)
+    except Exception as exc:
+        log.warning("telemetry: run %s not sent to Application Insights: %s", run["run_id"], exc)
     return summary
