@@ -18,6 +18,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMAND_MODULES = (
     "ingest.commands.core",
     "ingest.demo",
+    "ingest.commands.secrets",
     "ingest.commands.history",
 )
 

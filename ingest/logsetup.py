@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ingest.logcontext import ContextFilter
+from ingest.redaction import RedactionFilter
 
 FORMAT = "%(asctime)s %(levelname)-7s [%(run_id)s %(job_id)s] %(name)s: %(message)s"
 
@@ -20,6 +21,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler._ingest = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactionFilter())  # resolved secret values never reach stderr
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("dlt", "azure", "urllib3", "sqlalchemy", "fsspec", "adlfs"):

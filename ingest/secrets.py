@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from ingest.errors import SecretNotFoundError
+from ingest.errors import JobError, SecretNotFoundError
 
 #: Keys whose values are secret; others (host, port, database, username) are plain settings.
 SENSITIVE_KEYS = frozenset(
@@ -43,6 +43,9 @@ class Secret:
         return f"Secret({MASK!r})"
 
     __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:  # f"{secret}" and format() also give the mask
+        return format(repr(self), spec)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -108,10 +111,37 @@ class EnvSecrets:
         self._env = os.environ if env is None else env
 
     def get(self, source_name: str, key: str) -> str | None:
-        return self._env.get(env_var_name(source_name, key)) or None
+        name = env_var_name(source_name, key)
+        value = self._env.get(name) or None
+        check_not_key_vault_reference(name, value)
+        return value
 
     def where(self, source_name: str, key: str) -> str:
         return f"environment variable {env_var_name(source_name, key)}"
+
+
+# --- unresolved App Service Key Vault references (issue 4) ----------------------------------
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+
+
+class UnresolvedKeyVaultReferenceError(JobError):
+    """An app setting still holds `@Microsoft.KeyVault(...)`: App Service could not resolve it."""
+
+
+def check_not_key_vault_reference(setting: str, value: str | None) -> None:
+    """Raise when `value` is a Key Vault reference App Service left unresolved (it then hands
+    the literal text to the app). Names the setting, never shows the value."""
+    if value is not None and value.lstrip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX):
+        raise UnresolvedKeyVaultReferenceError(
+            f"app setting {setting} holds an unresolved Key Vault reference "
+            "(@Microsoft.KeyVault(...)): App Service could not read the secret. Check the "
+            "reference (SecretUri or VaultName/SecretName), that the secret exists and is "
+            "enabled, and that the function app's identity has the 'Key Vault Secrets User' "
+            "role on the vault (the portal's Environment variables page shows the status)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 class TomlSecrets:
@@ -234,4 +264,8 @@ def build_resolver(
         from ingest.keyvault import KeyVaultSecrets  # imported only when a vault is used
 
         providers.append(KeyVaultSecrets(key_vault_url))
-    return SecretResolver(providers, redactor)
+    resolver = SecretResolver(providers, redactor)
+    from ingest.redaction import register_redactor  # the logging filter scrubs its values
+
+    register_redactor(resolver.redactor)
+    return resolver
