@@ -59,10 +59,12 @@ LEGACY_IGNORED = {
     "target_folder_path": "the lake layout is fixed: <source_name>/<table_name>/YYYY/MM/DD/",
     "query_filter": "free SQL from a spreadsheet is not executed; use a view in the source",
     "parallelism": "use --workers locally or INGEST_MAX_PARALLEL on Azure",
-    "api_endpoint": "REST endpoints are configured on the `api` sheet",
-    "api_method": "REST endpoints are configured on the `api` sheet",
-    "pagination_type": "REST endpoints are configured on the `api` sheet",
 }
+# --- REST API jobs (issue 6; owner: ingest/sources/rest_config.py) ------------------------
+#: The earlier tool's REST columns on the jobs sheet are honoured for rest_api jobs (the
+#: `api` sheet describes endpoints in full); see ingest.sources.rest_config.
+LEGACY_REST_COLUMNS = ("api_endpoint", "api_method", "pagination_type")
+# --- end REST API block ----------------------------------------------------------------------
 DEFAULT_SHEET = "jobs"
 
 
@@ -88,6 +90,9 @@ class JobConfig:
     chunk_size: int | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
+    #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see
+    #: ingest.sources.rest_config); not part of the hash (dicts are unhashable)
+    rest: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def lake_table(self) -> str:
@@ -362,6 +367,7 @@ def _check_columns(
         if column not in present:
             problems.append(Problem("required column is missing", sheet, 1, column))
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(LEGACY_RENAMES)
+    known |= set(LEGACY_REST_COLUMNS)  # REST API jobs (issue 6)
     seen: set[str] = set()
     for column in headers:
         if column in seen:
@@ -426,8 +432,16 @@ def _check_across_rows(rows: list[RawRow], problems: list[Problem]) -> None:
             first_row_of_folder[folder] = (raw.row, job_id or "?")
 
 
-def parse_rows(sheet: str, headers: list[str], rows: list[RawRow], origin: str) -> IngestConfig:
-    """Validate header + rows of a jobs table; raise ConfigError with every problem."""
+def parse_rows(
+    sheet: str,
+    headers: list[str],
+    rows: list[RawRow],
+    origin: str,
+    sheets: Mapping[str, tuple[list[str], list[RawRow]]] | None = None,
+) -> IngestConfig:
+    """Validate header + rows of a jobs table; raise ConfigError with every problem.
+
+    `sheets`: the workbook's other sheets (the `api` sheet of REST jobs is read from them)."""
     problems: list[Problem] = []
     warnings: list[str] = []
     headers = [LEGACY_RENAMES.get(h, h) for h in headers]
@@ -437,6 +451,11 @@ def parse_rows(sheet: str, headers: list[str], rows: list[RawRow], origin: str) 
     rows = _apply_renames(rows)
     checked = [job for raw in rows if (job := _RowChecker(raw, problems).check()) is not None]
     _check_across_rows(rows, problems)
+    # --- REST API jobs (issue 6): attach each rest_api job's `api` sheet row ----------------
+    from ingest.sources.rest_config import apply_api_sheet
+
+    checked = apply_api_sheet(origin, sheets or {}, rows, checked, problems, warnings)
+    # --- end REST API block ----------------------------------------------------------------
     if problems:
         problems.sort(key=lambda p: (p.row or 0, p.column or ""))
         raise ConfigError(origin, problems)
@@ -460,7 +479,7 @@ def load_config(path: str | Path) -> IngestConfig:
     if sheet is None:
         raise ConfigError(str(path), [Problem("the workbook has no sheets")])
     headers, rows = sheets[sheet]
-    return parse_rows(sheet, headers, rows, str(path))
+    return parse_rows(sheet, headers, rows, str(path), sheets)
 
 
 def iter_sheet_rows(path: str | Path, sheet_name: str) -> Iterator[RawRow]:
