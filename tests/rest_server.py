@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +53,7 @@ class Hit:
     path: str
     query: dict[str, str]
     status: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

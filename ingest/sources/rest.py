@@ -17,6 +17,7 @@ around dlt's retrying `requests` session:
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -37,6 +38,33 @@ STATUS_ADVICE = {
     "for access",
     404: "the endpoint does not exist: check `endpoint` on the api sheet and the base_url secret",
 }
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*")
+_REQUEST_LINE_QUERY = re.compile(r"(\"[A-Z]+ /[^\s?\"]*)\?[^\s\"]*")
+
+
+class QueryStringScrubber(logging.Filter):
+    """Removes query strings from HTTP client log records (urllib3 logs request lines with
+    their query at DEBUG; an API key sent as a query parameter would be in it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is not ours to fix
+            return True
+        scrubbed = _REQUEST_LINE_QUERY.sub(r"\1?***", _URL_QUERY.sub(r"\1?***", message))
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+def install_log_scrubber() -> None:
+    """Idempotent: attach the scrubber to the loggers of the HTTP stack."""
+    for name in ("urllib3.connectionpool", "dlt"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryStringScrubber) for f in logger.filters):
+            logger.addFilter(QueryStringScrubber())
 
 
 def _plain(secrets: dict[str, Secret], key: str) -> str | None:
@@ -97,6 +125,7 @@ def make_session(source_name: str, base_url: str) -> Any:
     from requests.exceptions import ConnectionError as RequestsConnectionError
     from requests.exceptions import HTTPError, Timeout
 
+    install_log_scrubber()
     runtime = resolve_configuration(RuntimeConfiguration())
     session = Client(
         request_timeout=runtime.request_timeout,
