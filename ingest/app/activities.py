@@ -1,0 +1,123 @@
+"""The activity bodies: each calls one step of the engine.
+
+Durable runs activities at least once, so each is safe to run again: `run_job` is idempotent
+per (run id, job) and `write_audit` dedups on (run id, job id). Payloads are small JSON
+(tasks, results, counts), never data or secrets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: the app root (where function_app.py and config/ live); read-only on Azure
+APP_ROOT = Path(__file__).resolve().parents[2]
+READ_ONLY_ROOTS = ("/home/site/wwwroot",)
+
+
+class RetriableTableError(RuntimeError):
+    """Raised by `ingest_table` for a FAILED result that another attempt may fix, so that
+    Durable's retry policy runs the activity again."""
+
+
+def _payload(value: Any) -> Any:
+    """Activity inputs arrive decoded; accept a JSON string too (older workers, tests)."""
+    if isinstance(value, str | bytes):
+        return json.loads(value)
+    return value
+
+
+def resolve_config_path(path: str) -> str:
+    """A relative config path is looked up in the working directory, then in the app root
+    (the Functions worker's working directory is not always the app's folder)."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return str(candidate)
+    in_app = APP_ROOT / candidate
+    return str(in_app) if in_app.exists() else str(candidate)
+
+
+def settings() -> Settings:
+    """Settings from the app settings, with a writable work dir (never the app folder)."""
+    current = Settings.from_env()
+    work_dir = current.work_dir
+    if any(str(work_dir.resolve()).startswith(root) for root in READ_ONLY_ROOTS):
+        fallback = Path(tempfile.gettempdir()) / "ingest"
+        log.warning("INGEST_WORK_DIR %s is read-only on Azure; using %s", work_dir, fallback)
+        work_dir = fallback
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if work_dir != current.work_dir:
+        from dataclasses import replace
+
+        current = replace(current, work_dir=work_dir)
+    return current
+
+
+def retry_settings(current: Settings) -> dict[str, Any]:
+    """What the orchestrator needs to know (it must not read the environment itself)."""
+    return {
+        "max_parallel": current.max_parallel,
+        "retry_max_attempts": current.retry_max_attempts,
+        "retry_first_interval_ms": current.retry_first_interval_s * 1000,
+        "retry_backoff": current.retry_backoff,
+    }
+
+
+def plan_run(request: Any) -> dict[str, Any]:
+    """Activity `plan_run`: read the configuration, select this run's tasks.
+
+    `request`: {"run_id", "jobs", "sources", "full_refresh", "scheduled_weekday"}.
+    Returns {"plan": <ingest.plan.plan output>, "settings": {...}, "started_at": ISO}.
+    ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
+    """
+    from ingest.plan import plan
+
+    request = _payload(request) or {}
+    current = settings()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    result = plan(
+        resolve_config_path(current.config_path),
+        destination=current.destination,
+        run_id=request["run_id"],
+        jobs=request.get("jobs") or None,
+        sources=request.get("sources") or None,
+        full_refresh=bool(request.get("full_refresh", False)),
+        scheduled_weekday=request.get("scheduled_weekday") or None,
+    )
+    log.info(
+        "run %s planned: %d table(s), %d skipped",
+        result["run_id"],
+        len(result["tasks"]),
+        len(result["skipped"]),
+    )
+    return {"plan": result, "settings": retry_settings(current), "started_at": started_at}
+
+
+def ingest_table(task: Any) -> dict[str, Any]:
+    """Activity `ingest_table`: load one table (one dlt pipeline).
+
+    A FAILED result that may succeed on another attempt is raised as `RetriableTableError`
+    (Durable retries it with the run's retry policy); any other result is returned.
+    """
+    from ingest.job import run_job
+
+    task = _payload(task)
+    result = run_job(task, settings=settings())
+    if result.get("status") == "FAILED" and result.get("retriable"):
+        raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
+    return result
+
+
+def write_audit(run: Any) -> dict[str, Any]:
+    """Activity `write_audit`: append the run's audit rows (and telemetry), return the summary."""
+    from ingest.audit import write_audit as append
+
+    return append(_payload(run))
