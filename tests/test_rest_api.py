@@ -646,3 +646,25 @@ def test_check_connection_reports_bad_credentials(monkeypatch, tmp_path):
         assert "wrong-token-2" not in str(info.value)
         with pytest.raises(JobError, match="no 'token' secret"):
             builder.check_connection(job, {"base_url": Secret(api.base_url)})
+
+
+def test_incremental_without_cursor_parameter_is_a_warning_and_filters_locally(
+    tmp_path, monkeypatch, file_lake
+):
+    with ApiServer(300) as api:
+        set_source_env(monkeypatch, "crm", base_url=api.base_url)
+        path = write_workbook(
+            tmp_path / "ok.xlsx",
+            [job_row("001", "crm")],
+            [api_row("001", "offset", incremental_param=None)],
+        )
+        assert any("without incremental_param" in w for w in load_config(path).warnings)
+        (first,) = run(path, file_lake)
+        new = api.add_records(40)
+        (second,) = run(path, file_lake)
+        assert first["rows_loaded"] == 300 and second["rows_loaded"] == 40
+        assert all("since" not in h.query for h in api.hits())
+        landed = [
+            r["id"] for r in lake_rows(file_lake, "crm") if r["_dlt_load_id"] == second["load_id"]
+        ]
+        assert sorted(landed) == [r["id"] for r in new]

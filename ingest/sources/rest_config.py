@@ -474,6 +474,12 @@ def apply_api_sheet(
             values, shown = _normalize(legacy)
             checker = _ApiRow(job_raw.sheet, job_raw.row, values, problems, shown)
         rest = checker.check(job)
+        if rest is not None and job.is_incremental and not rest["incremental_param"]:
+            warnings.append(
+                f"job {job.job_id} ({rest['origin']}): INCREMENTAL without incremental_param "
+                "reads the whole endpoint every run and keeps only records past the watermark; "
+                "set incremental_param to the API's filter parameter (e.g. since)"
+            )
         if rest is not None:
             out.append(dataclasses.replace(job, rest=rest))
     return out
