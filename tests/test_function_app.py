@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import json
 import random
 import subprocess
@@ -62,6 +63,12 @@ def config(tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(path))
     monkeypatch.setenv("INGEST_DESTINATION", (tmp_path / "lake").as_uri())
     return path
+
+
+@functools.cache
+def indexed() -> dict[str, Any]:
+    """`app.get_functions()` (the host's indexing step; it may run only once per app)."""
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
 def activity(name: str):
@@ -122,7 +129,7 @@ def fake_result(task: dict[str, Any], status: str = "SUCCESS", rows: int = 10) -
 
 
 def test_functions_are_indexed_with_their_triggers():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = indexed()
     assert set(functions) == {
         "start_run",
         "get_run",
@@ -743,3 +750,21 @@ def test_host_json_and_local_settings_sample():
         "local.settings.json",
     ):
         assert entry in ignored
+
+
+def test_functions_doc_lists_every_setting_and_function():
+    from ingest.settings import CATALOGUE
+
+    doc = (REPO / "docs" / "FUNCTIONS.md").read_text()
+    assert [s.name for s in CATALOGUE if f"`{s.name}`" not in doc] == []
+    names = list(indexed())
+    assert [n for n in names if f"`{n}`" not in doc] == []
+    for needle in (
+        "func start",
+        "func azure functionapp publish",
+        "AzureWebJobsStorage__credential",
+        "x-functions-key",
+        "409",
+        "nightly-2026-11-27",
+    ):
+        assert needle in doc
