@@ -33,6 +33,7 @@ from ingest.results import JobResult, short_error
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources.base import ExtractOptions
+from ingest.trust import JobTrust
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Task:
     destination: str
     full_refresh: bool = False
     config_path: str | None = None
+    #: data trust: {"from", "to"} re-extracts that watermark range (ingest.backfill)
+    backfill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class Task:
             "destination": self.destination,
             "full_refresh": self.full_refresh,
             "config_path": self.config_path,
+            "backfill": self.backfill,
         }
 
     @classmethod
@@ -67,6 +71,7 @@ class Task:
             destination=str(data["destination"]),
             full_refresh=bool(data.get("full_refresh", False)),
             config_path=data.get("config_path"),
+            backfill=data.get("backfill") or None,
         )
 
 
@@ -155,6 +160,13 @@ def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
         if (db_error := classify_db_error(error, where)) is not None:
             return db_error
     root = chain[-1]
+    if "Rescaling Decimal value would cause data loss" in str(root):
+        return JobError(
+            f"a numeric value in {job.table_name} has more decimal places than its lake type "
+            "(numeric without precision lands as decimal(38,9)); nothing was loaded: declare "
+            "the column as numeric(p,s) in the source or read the table through a view that "
+            "casts it"
+        )
     if isinstance(root, ConnectionError | TimeoutError):
         return RetriableJobError(f"{where}: {type(root).__name__}: {root}")
     return JobError(f"{type(root).__name__}: {root}")
@@ -186,18 +198,22 @@ def _load(
     dest = Destination.from_url(task.destination)
     dest.ensure_exists()
     dataset, table = job.source_name, job.lake_table
-    remove_incomplete_loads(dest, dataset, table, job.pipeline_name, job.schema_name_in_lake)
+    # data trust hooks (ingest.trust): reconciliation, schema drift, backfill, Delta output
+    trust = JobTrust(task, builder, secrets, dest, result)
+    remove_incomplete_loads(
+        dest, dataset, table, trust.pipeline_name, trust.schema_name, trust.other_schema_names
+    )
 
     workdir = _working_dir(settings, task.run_id, job)
     workdir.mkdir(parents=True, exist_ok=True)
     result["_workdir"] = workdir
     pipeline = dlt.pipeline(
-        pipeline_name=job.pipeline_name,
+        pipeline_name=trust.pipeline_name,
         destination=dest.dlt_destination(),
         dataset_name=dataset,
         pipelines_dir=str(workdir),
     )
-    if task.full_refresh:
+    if task.full_refresh or not trust.restores_state:
         # Start from initial_watermark; the state saved with this load supersedes the old one.
         pipeline.config.restore_from_destination = False
     else:
@@ -222,8 +238,9 @@ def _load(
         result["watermark_before"] = _watermark_text(
             _find_incremental(pipeline.state, job.watermark_column or "")
         )
-    resource = builder.build_resource(job, secrets, options)
+    resource = builder.build_resource(job, secrets, trust.extract_options(options))
     resource.apply_hints(table_name=table)
+    trust.prepare(resource)
     progress = _Progress(job, task.run_id)
     resource.add_map(progress)
     load_info = pipeline.run(resource, loader_file_format="parquet")
@@ -243,6 +260,7 @@ def _load(
         result["watermark_after"] = _watermark_text(
             _find_incremental(pipeline.state, job.watermark_column or "")
         ) or result.get("watermark_before", "")
+    trust.finish(pipeline, result)
 
 
 def run_job(
@@ -254,7 +272,7 @@ def run_job(
 ) -> dict[str, Any]:
     """Run one job and return its result (a JSON-safe dict with the audit columns)."""
     settings = settings or Settings.from_env()
-    apply_dlt_defaults()
+    apply_dlt_defaults(settings)
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()
@@ -262,7 +280,10 @@ def run_job(
         settings.secrets_file, settings.key_vault_url, redactor=redactor
     )
     options = options or ExtractOptions(
-        chunk_size=settings.chunk_size, config_path=spec.config_path
+        chunk_size=settings.chunk_size,
+        config_path=spec.config_path,
+        backend=settings.backend,
+        partitions=settings.read_partitions,
     )
     started = _now()
     clock = time.monotonic()
@@ -298,6 +319,8 @@ def run_job(
             log.debug("job %s failure detail", job.job_id, exc_info=True)
         finally:
             workdir = result.pop("_workdir", None)
+            if (trust := result.pop("_trust", None)) is not None:
+                trust.close()
             result.pop("_where", None)
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)

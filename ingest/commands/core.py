@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--run-id", help="run id (default: generated); the same id twice loads once")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, heavy=True)
 
     validate = subparsers.add_parser(
         "validate",

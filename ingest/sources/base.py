@@ -23,6 +23,12 @@ class ExtractOptions:
     end_watermark: Any = None
     #: path of the job configuration file (REST jobs read their `api` sheet from it)
     config_path: str | None = None
+    #: "auto": the fast exact path where the source supports it; "pyarrow": dlt's backend
+    backend: str = "auto"
+    #: parallel reads of one table on the fast path (split on an integer primary key)
+    partitions: int = 2
+    #: data trust (ingest.reconcile): SQLAlchemy engine to read through (one shared snapshot)
+    engine: Any = None
 
 
 class SourceBuilder(ABC):

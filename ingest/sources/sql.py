@@ -78,19 +78,27 @@ class SqlSourceBuilder(SourceBuilder):
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _column_type(self, engine: sa.Engine, job: JobConfig, column: str) -> Any:
-        """The SQLAlchemy type of `column`; checks table and column exist on the way."""
+    #: whether this source has an exact fast path (ingest.sources.fast_arrow)
+    fast_path: ClassVar[bool] = False
+
+    def _columns(self, engine: sa.Engine, job: JobConfig) -> list[dict[str, Any]]:
+        """The table's reflected columns; a missing table is a JobError naming it."""
         import sqlalchemy as sa
 
-        inspector = sa.inspect(engine)
         try:
-            columns = inspector.get_columns(job.table_name, schema=job.schema_name)
+            columns = sa.inspect(engine).get_columns(job.table_name, schema=job.schema_name)
         except sa.exc.NoSuchTableError:
+            columns = []
+        if not columns:
             where = f"{job.schema_name}.{job.table_name}" if job.schema_name else job.table_name
             raise JobError(
                 f"table {where} not found in source {job.source_name!r}; check table_name "
                 f"and schema_name in {job.origin or 'the config'}"
-            ) from None
+            )
+        return columns
+
+    @staticmethod
+    def _column_type(columns: list[dict[str, Any]], job: JobConfig, column: str) -> Any:
         for info in columns:
             if info["name"].lower() == column.lower():
                 return info["type"]
@@ -100,17 +108,38 @@ class SqlSourceBuilder(SourceBuilder):
             f"its columns are: {names}"
         )
 
+    def _backend(
+        self, columns: list[dict[str, Any]], job: JobConfig, options: ExtractOptions
+    ) -> dict[str, Any]:
+        """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
+        pyarrow_backend = {"backend": "pyarrow", "backend_kwargs": {"tz": "UTC"}}
+        if not self.fast_path or options.backend == "pyarrow":
+            return pyarrow_backend
+        from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
+
+        blocker = fast_path_blocker(columns)
+        if blocker:
+            log.info("job %s uses dlt's pyarrow backend: %s", job.job_id, blocker)
+            return pyarrow_backend
+        return {
+            "backend": "connectorx",
+            "table_loader_class": ExactConnectorXLoader,
+            "backend_kwargs": {"partitions": options.partitions},
+        }
+
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
     ) -> Any:
         import dlt
         from dlt.sources.sql_database import sql_table
 
-        engine = self.engine(secrets)
+        # data trust (ingest.reconcile): read through the snapshot engine when one is given
+        engine = options.engine or self.engine(secrets)
+        columns = self._columns(engine, job)
         incremental = None
         if job.is_incremental:
             assert job.watermark_column
-            column_type = self._column_type(engine, job, job.watermark_column)
+            column_type = self._column_type(columns, job, job.watermark_column)
             start = options.initial_watermark
             if start is None:
                 start = job.initial_watermark
@@ -132,11 +161,10 @@ class SqlSourceBuilder(SourceBuilder):
             schema=job.schema_name,
             incremental=incremental,
             chunk_size=job.chunk_size or options.chunk_size,
-            backend="pyarrow",
-            backend_kwargs={"tz": "UTC"},
             reflection_level="full_with_precision",
             primary_key=list(job.primary_key) or None,
             write_disposition="append",
+            **self._backend(columns, job, options),
         )
         return resource
 
@@ -147,10 +175,9 @@ class SqlSourceBuilder(SourceBuilder):
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1" + self.dual()))
+            columns = self._columns(engine, job)
             if job.watermark_column:
-                self._column_type(engine, job, job.watermark_column)
-            elif not sa.inspect(engine).has_table(job.table_name, schema=job.schema_name):
-                raise JobError(f"table {job.table_name} not found in source {job.source_name!r}")
+                self._column_type(columns, job, job.watermark_column)
         finally:
             engine.dispose()
 
@@ -235,6 +262,7 @@ class PostgresBuilder(SqlSourceBuilder):
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2
     drivername = "postgresql+psycopg2"
     default_port = 5432
+    fast_path = True
     optional_keys = ("port", "password", "sslmode")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
