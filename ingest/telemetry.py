@@ -72,6 +72,8 @@ RUN_EVENT_PROPERTIES = (
     "failed_jobs",
 )
 TRIGGERS = ("schedule", "http", "cli")
+#: other spellings callers use for the same triggers
+TRIGGER_ALIASES = {"timer": "schedule", "scheduled": "schedule", "api": "http"}
 
 #: loggers whose records become App Insights traces (the package and the function app shell)
 TRACE_LOGGERS = ("ingest", "function_app")
@@ -296,7 +298,8 @@ def run_duration_s(run: Mapping[str, Any], results: Iterable[Mapping[str, Any]])
 def run_event_properties(
     run: Mapping[str, Any], results: list[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> dict[str, str]:
-    trigger = str(run.get("trigger") or "cli").lower()
+    trigger = str(run.get("trigger") or "cli").strip().lower()
+    trigger = TRIGGER_ALIASES.get(trigger, trigger)
     values = {
         "run_id": run.get("run_id") or summary.get("run_id"),
         "trigger": trigger if trigger in TRIGGERS else trigger[:32],

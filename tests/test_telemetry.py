@@ -355,6 +355,8 @@ def test_event_properties_are_text_and_complete():
     assert list(run_props) == list(telemetry.RUN_EVENT_PROPERTIES)
     assert run_props["trigger"] == "schedule" and run_props["failed_jobs"] == "j2"
     assert telemetry.run_event_properties({"run_id": "r"}, [result], summary)["trigger"] == "cli"
+    timer = telemetry.run_event_properties({"run_id": "r", "trigger": "timer"}, [], summary)
+    assert timer["trigger"] == "schedule"  # the function app's timer runs
 
 
 def test_alert_rules_use_the_emitted_names():
