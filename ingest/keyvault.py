@@ -88,6 +88,9 @@ def bounded_retry_policy(**overrides: Any) -> Any:
 
 _default_credential: Any = None
 _credential_lock = threading.Lock()
+#: SecretClients built with the default credential, one per vault URL: jobs of one process share
+#: the connection pool and the bearer token (values are still cached per provider, i.e. per job)
+_shared_clients: dict[str, Any] = {}
 
 
 def default_credential() -> Any:
@@ -146,12 +149,23 @@ class KeyVaultSecrets:
                     url = check_vault_url(self.vault_url)
                 except RequestError as exc:
                     raise JobError(str(exc)) from None
-                from azure.keyvault.secrets import SecretClient
-
-                kwargs = dict(self._client_kwargs)
-                kwargs.setdefault("retry_policy", bounded_retry_policy())
-                self._client = SecretClient(url, self._credential or default_credential(), **kwargs)
+                shared = self._credential is None and not self._client_kwargs
+                if shared:
+                    with _credential_lock:
+                        self._client = _shared_clients.get(url)
+                if self._client is None:
+                    self._client = self._new_client(url)
+                    if shared:
+                        with _credential_lock:
+                            self._client = _shared_clients.setdefault(url, self._client)
             return self._client
+
+    def _new_client(self, url: str) -> Any:
+        from azure.keyvault.secrets import SecretClient
+
+        kwargs = dict(self._client_kwargs)
+        kwargs.setdefault("retry_policy", bounded_retry_policy())
+        return SecretClient(url, self._credential or default_credential(), **kwargs)
 
     def get_by_name(self, name: str) -> str | None:
         """The current value of secret `name`, or None when the vault has no such secret.

@@ -519,3 +519,32 @@ def test_adls_destination_uses_the_identity_not_an_account_key():
     # the only setting that carries an account key is dev-only
     scopes = {spec.name: spec.scope for spec in CATALOGUE}
     assert scopes["AZURE_STORAGE_CONNECTION_STRING"] == "local"
+
+
+def test_commands_in_docs_secrets_md_parse():
+    import re
+    import shlex
+
+    from ingest.cli import build_parser
+
+    text = (Path(__file__).parent.parent / "docs" / "SECRETS.md").read_text()
+    text = text.replace("\\\n", " ")
+    lines = [m.group(1).strip() for m in re.finditer(r"python -m ingest ([^`\n]+)", text)]
+    concrete = [line for line in lines if "[" not in line and "..." not in line]
+    assert len(concrete) >= 3
+    for line in concrete:
+        build_parser().parse_args(shlex.split(line))  # SystemExit(2) fails the test
+
+
+def test_default_clients_are_shared_per_vault_and_keep_verification(monkeypatch):
+    monkeypatch.setattr(keyvault, "_default_credential", FakeCredential())
+    monkeypatch.setattr(keyvault, "_shared_clients", {})
+    url = "https://kv-test.vault.azure.net"
+    first, second = KeyVaultSecrets(url + "/"), KeyVaultSecrets(url)
+    assert first.client() is second.client()  # one connection pool and token per process
+    assert KeyVaultSecrets("https://other.vault.azure.net").client() is not first.client()
+    policies = first.client()._client._client._pipeline._impl_policies
+    (auth,) = [p for p in policies if type(p).__name__ == "ChallengeAuthPolicy"]
+    assert auth._verify_challenge_resource is True  # only tests turn it off
+    (retry,) = [p for p in policies if type(p).__name__ == "BoundedRetryPolicy"]
+    assert retry.total_retries == keyvault.RETRY_TOTAL
