@@ -46,6 +46,15 @@ RETRY_AFTER_MAX_S = 30
 RETRY_TIMEOUT_S = 120
 
 
+class VaultAccessError(JobError):
+    """The vault cannot be used at all from here (authentication, firewall): every secret of
+    it would fail the same way."""
+
+
+class VaultUnreachableError(RetriableJobError):
+    """No answer from the vault (DNS, connection, TLS) after retries."""
+
+
 def check_vault_url(vault_url: str) -> str:
     """The vault URL without a trailing slash; raises RequestError when it cannot be one."""
     url = (vault_url or "").strip().rstrip("/")
@@ -239,9 +248,10 @@ class KeyVaultSecrets:
                 code = f"{code}/{inner['code']}" if code else str(inner["code"])
         if status == 403:
             if "ForbiddenByFirewall" in code:
-                return JobError(
-                    f"{vault} refused {action} (403 {code}): the vault's network firewall blocks "
-                    "this app; allow its outbound network (VNet / private endpoint) on the vault"
+                return VaultAccessError(
+                    f"{vault} refused {action} (HTTP 403, {code}): the vault's network "
+                    "firewall blocks this app; allow its outbound network (VNet integration / "
+                    "private endpoint) in the vault's networking settings"
                 )
             if "ForbiddenByPolicy" in code or "AccessDenied" in code:
                 hint = "an access policy with secret get/list (and set for migrate) permission"
@@ -254,7 +264,7 @@ class KeyVaultSecrets:
             )
         if isinstance(exc, ClientAuthenticationError) or status == 401:
             detail = str(getattr(exc, "message", None) or exc).splitlines()[0][:300]
-            return JobError(
+            return VaultAccessError(
                 f"could not authenticate to {vault} ({action}): {detail}. In Azure, enable the "
                 "function app's managed identity (set AZURE_CLIENT_ID for a user-assigned one); "
                 "locally, run `az login`"
@@ -265,7 +275,7 @@ class KeyVaultSecrets:
                 "still failing after retries; try again later"
             )
         if isinstance(exc, ServiceRequestError | ServiceResponseError) or status is None:
-            return RetriableJobError(
+            return VaultUnreachableError(
                 f"could not reach {vault} ({action}): {type(exc).__name__}; check the URL "
                 "and the network path to the vault"
             )

@@ -548,3 +548,36 @@ def test_default_clients_are_shared_per_vault_and_keep_verification(monkeypatch)
     assert auth._verify_challenge_resource is True  # only tests turn it off
     (retry,) = [p for p in policies if type(p).__name__ == "BoundedRetryPolicy"]
     assert retry.total_retries == keyvault.RETRY_TOTAL
+
+
+def test_firewall_and_authentication_failures_say_what_to_fix(vault):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    vault.fail(403, name="erp-host", code="ForbiddenByFirewall")
+    with pytest.raises(keyvault.VaultAccessError, match="firewall"):
+        provider(vault).get("erp", "host")
+
+    class NoIdentity:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    with pytest.raises(keyvault.VaultAccessError) as raised:
+        provider(vault, NoIdentity()).get("erp", "password")
+    assert "could not authenticate" in str(raised.value) and "az login" in str(raised.value)
+    assert not raised.value.retriable
+
+
+def test_migrate_stops_early_when_the_vault_is_unreachable(
+    use_vault, secrets_toml, capsys, monkeypatch
+):
+    import socket
+
+    monkeypatch.setattr(keyvault, "RETRY_BACKOFF_FACTOR", 0.01)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    args = ["secrets", "migrate", "--secrets-file", str(secrets_toml)]
+    assert main([*args, "--vault-url", f"https://127.0.0.1:{closed}"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("could not reach") == 1 and out.count("not tried") == 6
+    assert "7 failed" in out

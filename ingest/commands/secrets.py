@@ -212,11 +212,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "nothing was written\n"
         )
         return 1 if any(i.status == FAILED for i in items) else 0
+    from ingest.keyvault import VaultAccessError, VaultUnreachableError
+
+    stop: str | None = None  # the vault is unusable: do not try (and wait for) every name
     for item in items:
         if item.status:
             continue
+        if stop:
+            item.status, item.note = FAILED, f"not tried: {stop}"
+            continue
         try:
             _upload(vault, item, overwrite=args.overwrite)
+        except (VaultAccessError, VaultUnreachableError) as exc:
+            item.status, item.note = FAILED, str(exc)
+            stop = "the vault could not be used (see the first failure)"
         except JobError as exc:
             item.status, item.note = FAILED, str(exc)
     rows = [(i.name, i.origin, i.status, i.note) for i in items]
