@@ -92,6 +92,8 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "jobs_succeeded": sum(1 for r in results if r.get("status") == "SUCCESS"),
         "jobs_failed": len(failed),
         "jobs_skipped": sum(1 for r in results if r.get("status") == "SKIPPED"),
+        # loaded but flagged (INGEST_RECONCILE=WARN); not failed: the exit code stays 0
+        "jobs_warned": sum(1 for r in results if r.get("status") == "WARN"),
         "rows_loaded": sum(int(r.get("rows_loaded") or 0) for r in results),
         "failed_jobs": failed,
     }

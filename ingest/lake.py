@@ -42,12 +42,20 @@ def completed_load_ids(
 ) -> set[str]:
     """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
     fs = fs or dest.filesystem()
-    prefix = f"{schema_name}{SEPARATOR}"
     done = set()
     for name in _names(fs, dest.path(dataset, LOADS_DIR)):
-        if name.startswith(prefix) and name.endswith(".jsonl"):
-            done.add(name[len(prefix) : -len(".jsonl")])
+        if name.endswith(".jsonl"):
+            # <schema>__<load_id>: split from the right, schema names hold "__" themselves
+            schema, _, load_id = name[: -len(".jsonl")].rpartition(SEPARATOR)
+            if schema == schema_name:
+                done.add(load_id)
     return done
+
+
+def is_delta_table(dest: Destination, dataset: str, table: str, fs: Any = None) -> bool:
+    """Whether `<dataset>/<table>` is a Delta table (its own log hides uncommitted files)."""
+    fs = fs or dest.filesystem()
+    return bool(fs.exists(dest.path(dataset, table, "_delta_log")))
 
 
 def table_files(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
@@ -66,18 +74,35 @@ def load_id_of(path: str) -> str:
 
 
 def remove_incomplete_loads(
-    dest: Destination, dataset: str, table: str, pipeline_name: str, schema_name: str
+    dest: Destination,
+    dataset: str,
+    table: str,
+    pipeline_name: str,
+    schema_name: str,
+    other_schema_names: tuple[str, ...] = (),
 ) -> CleanupReport:
-    """Delete data and state files of this job's loads that never completed."""
+    """Delete data and state files of this job's loads that never completed.
+
+    `other_schema_names`: schemas whose completed loads also write this table (the job's
+    backfill pipeline, see ingest.backfill). Delta tables keep their data files: the Delta
+    log already hides what was never committed."""
     fs = dest.filesystem()
     done = completed_load_ids(dest, dataset, schema_name, fs)
-    orphans = [p for p in table_files(dest, dataset, table, fs) if load_id_of(p) not in done]
-    state_prefix = f"{pipeline_name}{SEPARATOR}"
+    table_done = set(done)
+    for other in other_schema_names:
+        table_done |= completed_load_ids(dest, dataset, other, fs)
+    orphans = []
+    if not is_delta_table(dest, dataset, table, fs):
+        orphans = [
+            p for p in table_files(dest, dataset, table, fs) if load_id_of(p) not in table_done
+        ]
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
     for name in _names(fs, state_folder):
-        if name.startswith(state_prefix):
-            load_id = name[len(state_prefix) :].split(SEPARATOR, 1)[0]
+        # <pipeline>__<load_id>__<hash>.jsonl, split from the right as dlt does
+        parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
+        if len(parts) == 3 and parts[0] == pipeline_name:
+            load_id = parts[1]
             if load_id not in done:
                 state_orphans.append(f"{state_folder}/{name}")
     load_ids = sorted({load_id_of(p) for p in orphans})

@@ -24,8 +24,14 @@ AUDIT_COLUMNS = (
     "finished_at",
     "duration_s",
     "error",
+    # data trust (ingest.reconcile, ingest.drift)
+    "source_rows",
+    "reconciled",
+    "reconcile_note",
+    "schema_changes",
 )
-STATUSES = ("SUCCESS", "FAILED", "SKIPPED")
+#: WARN: loaded, but flagged (reconciliation mismatch with INGEST_RECONCILE=WARN)
+STATUSES = ("SUCCESS", "WARN", "FAILED", "SKIPPED")
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
 
@@ -49,6 +55,11 @@ class JobResult:
     finished_at: str = ""
     duration_s: float = 0.0
     error: str = ""
+    #: data trust: source count of the loaded window, MATCH|MISMATCH|SKIPPED, why, drift
+    source_rows: int | None = None
+    reconciled: str = ""
+    reconcile_note: str = ""
+    schema_changes: str = ""
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = False
 

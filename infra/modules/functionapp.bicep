@@ -200,6 +200,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: string(ingestFileMaxRows)
         }
         {
+          name: 'INGEST_RECONCILE'
+          value: 'FAILED'
+        }
+        {
           name: 'RUNTIME__DLTHUB_TELEMETRY'
           value: 'false'
         }

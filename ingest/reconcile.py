@@ -1,0 +1,425 @@
+"""Row-count reconciliation: the source rows of exactly the extracted window against the rows
+that landed in the lake.
+
+Outcome per job (audit columns `source_rows`, `reconciled`, `reconcile_note`):
+
+- `MATCH`: the source count of the window equals the rows that landed;
+- `MISMATCH`: they differ, or the source changed while the job ran and the count cannot be
+  trusted; the job becomes FAILED (or WARN with `INGEST_RECONCILE=WARN`);
+- `SKIPPED`: no count is possible (REST sources), with the reason.
+
+The window:
+- FULL: the whole table. On PostgreSQL and MySQL/MariaDB the extraction and the count share
+  one database connection and one REPEATABLE READ transaction (`Snapshot`): the count runs
+  first (fixing the snapshot), dlt extracts through the same connection, the count runs again,
+  then the transaction is rolled back. Both counts must agree and the extraction must have
+  gone through that connection, otherwise the result is MISMATCH. Elsewhere (SQLite, SQL
+  Server, Oracle) the table is counted before and after the extraction; MATCH needs both
+  counts and the landed rows to agree, so a row that arrives while the job runs is reported
+  as MISMATCH, never silently matched.
+- INCREMENTAL: rows whose watermark lies in the loaded range: above the stored watermark
+  (or from initial_watermark, closed, on a first run) up to the new watermark (closed);
+  a backfill counts `[from, to)`. dlt re-reads the rows equal to the stored watermark and
+  drops those it loaded before, so landed rows are counted in the same window (landed rows
+  at exactly the old watermark are left out on both sides). The count runs on a fresh
+  connection after the load, never in an older snapshot: a row that committed late with a
+  watermark inside the loaded range would never be loaded by the next run (it starts above
+  the new watermark), and a fresh count sees it and reports MISMATCH.
+
+Identifiers reach SQL only through SQLAlchemy's quoting (`sa.table`/`sa.column`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ingest.settings import SettingsError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from ingest.config import JobConfig
+    from ingest.destination import Destination
+
+log = logging.getLogger(__name__)
+
+RECONCILE_ENV = "INGEST_RECONCILE"
+MODES = ("FAILED", "WARN")
+MATCH, MISMATCH, SKIPPED = "MATCH", "MISMATCH", "SKIPPED"
+#: source types whose extraction and count can share one REPEATABLE READ transaction
+SNAPSHOT_TYPES = ("postgresql", "mysql")
+REST_REASON = "REST source has no row count"
+
+
+def mismatch_mode(env: Mapping[str, str] | None = None) -> str:
+    """What a MISMATCH does to the job: FAILED (default) or WARN."""
+    from ingest.settings import default_of
+
+    env = os.environ if env is None else env
+    raw = (env.get(RECONCILE_ENV) or default_of(RECONCILE_ENV) or "FAILED").strip().upper()
+    if raw not in MODES:
+        raise SettingsError(f"setting {RECONCILE_ENV}={raw!r} must be one of {', '.join(MODES)}")
+    return raw
+
+
+@dataclass
+class Outcome:
+    reconciled: str
+    source_rows: int | None = None
+    note: str = ""
+
+    def apply(self, result: dict[str, Any], mode: str) -> None:
+        """Write the outcome into a job result; a MISMATCH fails or flags the job."""
+        result["source_rows"] = self.source_rows
+        result["reconciled"] = self.reconciled
+        result["reconcile_note"] = self.note
+        if self.reconciled != MISMATCH or result.get("status") != "SUCCESS":
+            return
+        message = f"reconciliation mismatch: {self.note}"
+        if mode == "WARN":
+            result["status"] = "WARN"
+            log.warning("job %s: %s (INGEST_RECONCILE=WARN)", result.get("job_id"), message)
+        else:
+            result["status"] = "FAILED"
+            result["retriable"] = False
+            result["error"] = (
+                f"{message}; the rows are in the lake, the job is marked FAILED "
+                f"(set {RECONCILE_ENV}=WARN to only flag it)"
+            )
+            log.error("job %s: %s", result.get("job_id"), message)
+
+
+# ------------------------------------------------------------------------------------------
+# counting
+
+
+def table_clause(job: JobConfig) -> sa.TableClause:
+    import sqlalchemy as sa
+
+    return sa.table(job.table_name, schema=job.schema_name)
+
+
+def count_query(
+    job: JobConfig,
+    *,
+    lower: Any = None,
+    lower_closed: bool = True,
+    upper: Any = None,
+    upper_closed: bool = True,
+) -> sa.Select:
+    """SELECT COUNT(*) of the job's table, bounded on the watermark column when given."""
+    import sqlalchemy as sa
+
+    query = sa.select(sa.func.count()).select_from(table_clause(job))
+    if job.is_incremental and job.watermark_column:
+        column = sa.column(job.watermark_column)
+        query = query.where(column.is_not(None))
+        if lower is not None:
+            query = query.where(column >= lower if lower_closed else column > lower)
+        if upper is not None:
+            query = query.where(column <= upper if upper_closed else column < upper)
+    return query
+
+
+def count(connectable: Any, query: sa.Select) -> int:
+    """Run a count on an Engine (own connection) or a Connection."""
+    import sqlalchemy as sa
+
+    if isinstance(connectable, sa.Engine):
+        with connectable.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+    return int(connectable.execute(query).scalar_one())
+
+
+class Snapshot:
+    """One DBAPI connection in one REPEATABLE READ transaction, shared by dlt and the counts.
+
+    The engine hands the same connection to every `connect()` (StaticPool) and never resets
+    it; the dialect's commit/rollback are held back while the snapshot is open (SQLAlchemy
+    rolls back when a `Connection` closes, which would end the transaction between dlt's
+    reads and our count). `close()` rolls the transaction back for real and disposes.
+    """
+
+    def __init__(self, url: Any, engine_kwargs: Mapping[str, Any], table_name: str):
+        import sqlalchemy as sa
+        from sqlalchemy.pool import StaticPool
+
+        kwargs = dict(engine_kwargs)
+        kwargs.update(
+            poolclass=StaticPool,
+            pool_reset_on_return=None,
+            isolation_level="REPEATABLE READ",
+        )
+        self.engine = sa.create_engine(url, **kwargs)
+        dialect = self.engine.dialect
+        self._real_rollback = dialect.do_rollback
+        # instance attributes: this engine's own dialect object only
+        dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
+        dialect.do_commit = lambda dbapi_connection: None  # type: ignore[method-assign]
+        self._table = table_name.lower()
+        self.table_reads = 0
+        sa.event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        self.closed = False
+
+    def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lower()
+        if "count(" not in text and self._table in text and "from" in text:
+            self.table_reads += 1
+
+    def count(self, query: sa.Select) -> int:
+        return count(self.engine, query)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                self._real_rollback(raw.dbapi_connection)
+            finally:
+                raw.close()
+        except Exception as exc:  # the transaction only read; the server ends it on disconnect
+            log.debug("snapshot rollback failed: %s", exc)
+        finally:
+            self.engine.dispose()
+
+
+class Reconciler:
+    """Counts the source side of one job around its extraction (see module doc).
+
+    Call `extraction_engine()` before building the resource (it may return the snapshot
+    engine dlt must read through), `before_extraction()` right before the load, `finish()`
+    after it, `close()` always.
+    """
+
+    def __init__(
+        self,
+        job: JobConfig,
+        builder: Any,
+        secrets: Mapping[str, Any],
+        *,
+        backfill: Mapping[str, Any] | None = None,
+        use_snapshot: bool | None = None,
+    ):
+        self.job = job
+        self.builder = builder
+        self.secrets = secrets
+        self.backfill = backfill
+        if use_snapshot is None:
+            use_snapshot = not job.is_incremental and job.source_type in SNAPSHOT_TYPES
+        self.use_snapshot = use_snapshot
+        self.snapshot: Snapshot | None = None
+        self.engine: Any = None
+        self.before: int | None = None
+        self.skip_reason = ""
+        self._fresh: Any = None
+        if job.source_type == "rest_api" or not hasattr(builder, "url"):
+            self.skip_reason = (
+                REST_REASON
+                if job.source_type == "rest_api"
+                else (f"source type {job.source_type} has no row count")
+            )
+
+    # --- before extraction ------------------------------------------------------------------
+
+    def extraction_engine(self, shareable: bool = True) -> Any:
+        """The engine dlt should read through (None: let the builder make its own).
+
+        `shareable`: whether the builder can read through an engine handed to it; without
+        that there is no shared snapshot and the counts bracket the extraction instead."""
+        if self.skip_reason:
+            return None
+        if self.use_snapshot and shareable:
+            self.snapshot = Snapshot(
+                self.builder.url(self.secrets), self.builder.engine_kwargs(), self.job.table_name
+            )
+            self.engine = self.snapshot.engine
+        else:
+            self.engine = self.builder.engine(self.secrets)
+        return self.engine if self.snapshot is not None else None
+
+    def before_extraction(self) -> None:
+        """FULL: the "before" count, after the resource was built (so a missing table is
+        reported by the source builder) and right before dlt reads. In a snapshot, every
+        statement of the transaction sees the data as of its first one."""
+        if self.engine is None or self.job.is_incremental:
+            return
+        self.before = count(self.engine, count_query(self.job))
+        if self.snapshot is not None:
+            self.snapshot.table_reads = 0
+
+    # --- after the load ---------------------------------------------------------------------
+
+    def finish(
+        self,
+        dest: Destination,
+        dataset: str,
+        table: str,
+        result: Mapping[str, Any],
+    ) -> Outcome:
+        if self.skip_reason:
+            return Outcome(SKIPPED, None, self.skip_reason)
+        if self.engine is None:
+            return Outcome(SKIPPED, None, "source was not read")
+        landed = int(result.get("rows_loaded") or 0)
+        if not self.job.is_incremental:
+            return self._finish_full(landed)
+        return self._finish_incremental(dest, dataset, table, result, landed)
+
+    @property
+    def shared_snapshot(self) -> bool:
+        """Whether dlt really read through the snapshot connection (a read path with its own
+        connections, e.g. ConnectorX, does not: the counts then bracket the extraction)."""
+        return self.snapshot is not None and self.snapshot.table_reads > 0
+
+    def _counting_engine(self) -> Any:
+        """Where to count after the load: the shared snapshot, else a fresh connection."""
+        if self.snapshot is None or self.shared_snapshot:
+            return self.engine
+        if self._fresh is None:
+            self._fresh = self.builder.engine(self.secrets)
+        return self._fresh
+
+    def _finish_full(self, landed: int) -> Outcome:
+        after = count(self._counting_engine(), count_query(self.job))
+        before = self.before
+        if self.shared_snapshot:
+            if before != after:
+                return Outcome(
+                    MISMATCH,
+                    after,
+                    f"snapshot not held: source counted {before} then {after} rows, "
+                    f"lake {landed} rows",
+                )
+            if after == landed:
+                return Outcome(MATCH, after, "same REPEATABLE READ snapshot")
+            return Outcome(MISMATCH, after, f"source {after} rows, lake {landed} rows (snapshot)")
+        if before == after == landed:
+            return Outcome(MATCH, after, "counted before and after extraction")
+        if before != after:
+            return Outcome(
+                MISMATCH,
+                after,
+                f"source changed during the load: {before} rows before, {after} after "
+                f"extraction, lake {landed} rows",
+            )
+        return Outcome(MISMATCH, after, f"source {after} rows, lake {landed} rows")
+
+    def _window(self, result: Mapping[str, Any]) -> tuple[Any, bool, Any, bool, str]:
+        """(lower, lower_closed, upper, upper_closed, boundary) in the column's type."""
+        from ingest.sources.sql import coerce_watermark
+
+        job = self.job
+        column_type = watermark_type(self._counting_engine(), job)
+
+        def value(text: Any) -> Any:
+            return coerce_watermark(text, column_type, job)
+
+        after = value(result.get("watermark_after"))
+        if self.backfill:
+            lower = value(self.backfill.get("from"))
+            upper = value(self.backfill.get("to"))
+            if upper is None:
+                return lower, True, after, True, ""
+            return lower, True, upper, False, ""
+        before = result.get("watermark_before")
+        if before:
+            # rows at exactly the stored watermark were loaded by the previous run
+            return value(before), False, after, True, str(before)
+        return value(job.initial_watermark), True, after, True, ""
+
+    def _finish_incremental(
+        self,
+        dest: Destination,
+        dataset: str,
+        table: str,
+        result: Mapping[str, Any],
+        landed: int,
+    ) -> Outcome:
+        lower, lower_closed, upper, upper_closed, boundary = self._window(result)
+        if upper is None and landed == 0 and not self.backfill:
+            # nothing loaded, no watermark yet: the window is empty by definition
+            source = count(self._counting_engine(), count_query(self.job, lower=lower))
+            if source == 0:
+                return Outcome(MATCH, 0, "no rows in the window")
+            return Outcome(MISMATCH, source, f"source {source} rows, lake 0 rows")
+        query = count_query(
+            self.job,
+            lower=lower,
+            lower_closed=lower_closed,
+            upper=upper,
+            upper_closed=upper_closed,
+        )
+        source = count(self._counting_engine(), query)
+        in_window = landed
+        if boundary and landed:
+            in_window = landed - landed_at_watermark(
+                dest, dataset, table, str(result.get("load_id") or ""), self.job, lower
+            )
+        window = _describe_window(lower, lower_closed, upper, upper_closed)
+        how = " (same snapshot)" if self.shared_snapshot else ""
+        if source == in_window:
+            return Outcome(MATCH, source, f"watermark {window}{how}")
+        return Outcome(
+            MISMATCH,
+            source,
+            f"watermark {window}: source {source} rows, lake {in_window} rows{how}",
+        )
+
+    def close(self) -> None:
+        if self._fresh is not None:
+            self._fresh.dispose()
+        if self.snapshot is not None:
+            self.snapshot.close()
+        elif self.engine is not None:
+            self.engine.dispose()
+
+
+def watermark_type(engine: Any, job: JobConfig) -> Any:
+    """The SQLAlchemy type of the job's watermark column (reflected)."""
+    import sqlalchemy as sa
+
+    from ingest.errors import JobError
+
+    wanted = (job.watermark_column or "").lower()
+    for info in sa.inspect(engine).get_columns(job.table_name, schema=job.schema_name):
+        if str(info["name"]).lower() == wanted:
+            return info["type"]
+    raise JobError(f"watermark column {job.watermark_column!r} not found in {job.table_name}")
+
+
+def _describe_window(lower: Any, lower_closed: bool, upper: Any, upper_closed: bool) -> str:
+    left = ("[" if lower_closed else "(") + ("" if lower is None else str(lower))
+    right = ("" if upper is None else str(upper)) + ("]" if upper_closed else ")")
+    return f"{left}, {right}"
+
+
+def landed_at_watermark(
+    dest: Destination, dataset: str, table: str, load_id: str, job: JobConfig, value: Any
+) -> int:
+    """Rows of load `load_id` whose watermark equals `value` (read from the Parquet files)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from ingest.identifiers import lake_name
+    from ingest.lake import load_id_of, table_files
+
+    if not load_id or value is None:
+        return 0
+    fs = dest.filesystem()
+    column = lake_name(job.watermark_column or "")
+    total = 0
+    for path in table_files(dest, dataset, table, fs):
+        if load_id_of(path) != load_id:
+            continue
+        with fs.open(path, "rb") as handle:
+            data = pq.read_table(handle, columns=[column]).column(column)
+        scalar = pa.scalar(value, type=data.type)
+        total += int(pc.sum(pc.equal(data, scalar)).as_py() or 0)
+    return total
