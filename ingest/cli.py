@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ingest.demo",
     "ingest.commands.secrets",
     "ingest.commands.history",
+    "ingest.commands.trust",
 )
 
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     configure_logging(level)
+    from ingest.telemetry import configure as configure_telemetry
+
+    configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING
     if getattr(args, "heavy", False):
         _preload_engine()
     try:
