@@ -109,6 +109,11 @@ class Destination:
                 if key:
                     credentials["azure_storage_account_key"] = key
                 kwargs["kwargs"] = {"connection_string": self.connection_string}
+                # Delta tables (table_format = delta) are written by delta-rs, not adlfs
+                from ingest.delta import emulator_options
+
+                if options := emulator_options(self.connection_string):
+                    kwargs["deltalake_storage_options"] = options
             kwargs["credentials"] = credentials
         if destination_name:
             kwargs["destination_name"] = destination_name

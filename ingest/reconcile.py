@@ -218,6 +218,8 @@ class Reconciler:
         self.before: int | None = None
         self.skip_reason = ""
         self._fresh: Any = None
+        #: Delta tables: the table version before this load (None: no table yet)
+        self.delta_version: int | None = None
         if job.source_type == "rest_api" or not hasattr(builder, "url"):
             self.skip_reason = (
                 REST_REASON
@@ -359,7 +361,13 @@ class Reconciler:
         in_window = landed
         if boundary and landed:
             in_window = landed - landed_at_watermark(
-                dest, dataset, table, str(result.get("load_id") or ""), self.job, lower
+                dest,
+                dataset,
+                table,
+                str(result.get("load_id") or ""),
+                self.job,
+                lower,
+                self.delta_version,
             )
         window = _describe_window(lower, lower_closed, upper, upper_closed)
         how = " (same snapshot)" if self.shared_snapshot else ""
@@ -400,7 +408,13 @@ def _describe_window(lower: Any, lower_closed: bool, upper: Any, upper_closed: b
 
 
 def landed_at_watermark(
-    dest: Destination, dataset: str, table: str, load_id: str, job: JobConfig, value: Any
+    dest: Destination,
+    dataset: str,
+    table: str,
+    load_id: str,
+    job: JobConfig,
+    value: Any,
+    delta_version: int | None = None,
 ) -> int:
     """Rows of load `load_id` whose watermark equals `value` (read from the Parquet files)."""
     import pyarrow as pa
@@ -414,6 +428,14 @@ def landed_at_watermark(
         return 0
     fs = dest.filesystem()
     column = lake_name(job.watermark_column or "")
+    from ingest.lake import is_delta_table
+
+    if is_delta_table(dest, dataset, table, fs):
+        # Delta: the rows this load appended = now minus the version before the load
+        from ingest.delta import count_equal
+
+        before = count_equal(dest, dataset, table, column, value, delta_version)
+        return count_equal(dest, dataset, table, column, value) - before
     total = 0
     for path in table_files(dest, dataset, table, fs):
         if load_id_of(path) != load_id:

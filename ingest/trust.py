@@ -81,7 +81,10 @@ class JobTrust:
 
     def prepare(self, resource: Any) -> None:
         if self.job.table_format == "delta":
+            from ingest.delta import current_version
+
             resource.apply_hints(table_format="delta")
+            self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)
         self.reconciler.before_extraction()
 
