@@ -7,6 +7,8 @@ extraction and the final count) through a wrapper around the reconciler's own st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ingest import reconcile
@@ -280,3 +282,54 @@ def test_rest_job_reports_skipped_with_its_reason(tmp_path, monkeypatch, file_la
     assert result["reconciled"] == "SKIPPED"
     assert result["reconcile_note"] == REST_REASON
     assert result["source_rows"] is None
+
+
+# ------------------------------------------------------------------------------------------
+# telemetry and the command line
+
+
+def test_mismatch_emits_telemetry_and_warn_keeps_exit_code_0(pg, file_lake, monkeypatch, tmp_path):
+    import csv
+    import logging
+
+    from ingest import telemetry
+    from ingest.cli import main
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 10)
+    pg.use_as(monkeypatch, SOURCE)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    events = logging.getLogger(telemetry.EVENT_LOGGER)
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
+    monkeypatch.setattr(telemetry, "configure", lambda: True)
+    monkeypatch.setattr(telemetry, "flush", lambda timeout_s=0: True)
+    monkeypatch.setattr(telemetry, "emit_run_telemetry", lambda *a, **k: True)
+    monkeypatch.setattr(reconcile, "SNAPSHOT_TYPES", ())
+    late_ids = iter((77, 78))
+    before_final_count(monkeypatch, lambda: insert_late_row(pg, next(late_ids)))
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+        f"r1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n",
+        encoding="utf-8",
+    )
+    args = ["run", "--config", str(config), "--destination", file_lake]
+    try:
+        assert main(args) == 1  # default INGEST_RECONCILE=FAILED
+        monkeypatch.setenv("INGEST_RECONCILE", "WARN")
+        assert main(args) == 0  # WARN: loaded, flagged, the run does not fail
+    finally:
+        events.removeHandler(handler)
+    mismatches = [r for r in records if r.getMessage() == "IngestionReconcileMismatch"]
+    assert len(mismatches) == 2
+    assert mismatches[0].job_id == "r1" and mismatches[0].status == "FAILED"
+    assert mismatches[1].status == "WARN" and mismatches[1].reconciled == "MISMATCH"
+    assert mismatches[0].source_rows == "11" and mismatches[0].rows_loaded == "10"
+    assert mismatches[1].source_rows == "12" and mismatches[1].rows_loaded == "11"
+    (audit,) = (Path(file_lake.removeprefix("file://")) / "metadata").glob("audit_*.csv")
+    rows = list(csv.DictReader(audit.open(encoding="utf-8")))
+    assert [r["status"] for r in rows] == ["FAILED", "WARN"]
+    assert [r["reconciled"] for r in rows] == ["MISMATCH", "MISMATCH"]
