@@ -195,7 +195,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write(summary_table(results) + "\n")
         sys.stdout.write(
             f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
-            f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
+            # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
+            + (f"{summary['jobs_warned']} warned, " if summary.get("jobs_warned") else "")
+            + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
             f"{time.monotonic() - clock:.1f} s; audit: {summary['audit_path']}\n"
         )
     return 1 if summary["jobs_failed"] else 0
