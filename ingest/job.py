@@ -104,6 +104,27 @@ def _watermark_text(value: Any) -> str:
     return str(value)
 
 
+def _row_count(item: Any) -> int:
+    """Rows in one extracted item: an Arrow table/batch, a list of rows, or one row; items
+    wrapped with dlt hints (the empty first item of sql_table) count their payload."""
+    if hasattr(item, "meta") and hasattr(item, "data"):
+        item = item.data
+    num_rows = getattr(item, "num_rows", None)
+    if num_rows is not None:
+        return int(num_rows)
+    return len(item) if isinstance(item, list) else 1
+
+
+def _extracted_rows(extract_info: Any, table: str) -> int:
+    """Rows of `table` that survived extraction (after dlt's incremental filtering)."""
+    total = 0
+    for metrics in (extract_info.metrics or {}).values():
+        for step in metrics:
+            table_metrics = step.get("table_metrics", {}).get(table)
+            total += table_metrics.items_count if table_metrics else 0
+    return total
+
+
 class _Progress:
     """Counts rows as they are extracted, logs every few seconds, and stamps the run id
     into the pipeline state (committed with the load, read back for idempotency)."""
@@ -122,9 +143,7 @@ class _Progress:
             load_id = dlt.current.load_package_state()["load_id"]
             dlt.current.source_state()[STATE_KEY] = {"run_id": self.run_id, "load_id": load_id}
             self.stamped = True
-        self.rows += getattr(item, "num_rows", None) or (
-            len(item) if hasattr(item, "__len__") else 1
-        )
+        self.rows += _row_count(item)
         now = time.monotonic()
         if now - self.last_log >= PROGRESS_EVERY_S:
             self.last_log = now
@@ -187,7 +206,13 @@ def _load(
     """Do the work; fill `result` as facts become known (so a failure still reports them)."""
     import dlt
 
-    from ingest.lake import count_rows, load_id_of, remove_incomplete_loads, table_files
+    from ingest.lake import (
+        count_rows,
+        ensure_dataset,
+        load_id_of,
+        remove_incomplete_loads,
+        table_files,
+    )
     from ingest.sources import get_builder
 
     job = task.job
@@ -198,6 +223,7 @@ def _load(
     dest = Destination.from_url(task.destination)
     dest.ensure_exists()
     dataset, table = job.source_name, job.lake_table
+    ensure_dataset(dest, dataset)
     # data trust hooks (ingest.trust): reconciliation, schema drift, backfill, Delta output
     trust = JobTrust(task, builder, secrets, dest, result)
     remove_incomplete_loads(
@@ -243,19 +269,23 @@ def _load(
     trust.prepare(resource)
     progress = _Progress(job, task.run_id)
     resource.add_map(progress)
-    load_info = pipeline.run(resource, loader_file_format="parquet")
-    normalize_info = pipeline.last_trace.last_normalize_info
-    rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
-    files = 0
-    for package in load_info.load_packages:
-        for job_info in package.jobs.get("completed_jobs", []):
-            if job_info.job_file_info.table_name == table:
-                files += 1
-    result.update(
-        rows_loaded=rows,
-        files_written=files,
-        load_id=load_info.loads_ids[-1] if load_info.loads_ids else "",
-    )
+    extract_info = pipeline.extract(resource, loader_file_format="parquet")
+    rows, files, load_id = 0, 0, ""
+    if _extracted_rows(extract_info, table) == 0:
+        # Nothing new (e.g. an incremental run with no new rows): there is nothing to commit,
+        # and loading the empty package would only cost dlt's one-second job polling.
+        pipeline.drop_pending_packages()
+    else:
+        pipeline.normalize()
+        load_info = pipeline.load()
+        normalize_info = pipeline.last_trace.last_normalize_info
+        rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
+        for package in load_info.load_packages:
+            for job_info in package.jobs.get("completed_jobs", []):
+                if job_info.job_file_info.table_name == table:
+                    files += 1
+        load_id = load_info.loads_ids[-1] if load_info.loads_ids else ""
+    result.update(rows_loaded=rows, files_written=files, load_id=load_id)
     if job.is_incremental:
         result["watermark_after"] = _watermark_text(
             _find_incremental(pipeline.state, job.watermark_column or "")

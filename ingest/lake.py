@@ -120,6 +120,35 @@ def remove_incomplete_loads(
     return CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
 
 
+def ensure_dataset(dest: Destination, dataset: str) -> None:
+    """Create the source's folder and dlt's `init` marker before any of its jobs runs.
+
+    dlt creates them check-then-create, so two jobs of one source starting together on a new
+    lake race (one fails with FileExistsError). Here creation is idempotent and the marker is
+    written atomically (rename on local disks; a blob upload is atomic by itself).
+    """
+    import json
+    import os
+    import uuid
+
+    from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME
+
+    fs = dest.filesystem()
+    folder = dest.path(dataset)
+    marker = f"{folder}/{INIT_FILE_NAME}"
+    if fs.exists(marker):
+        return
+    fs.makedirs(folder, exist_ok=True)
+    content = json.dumps({"initial_version": CURRENT_VERSION, "current_version": CURRENT_VERSION})
+    if dest.protocol == "file":
+        scratch = f"{marker}.{uuid.uuid4().hex}.tmp"
+        with open(scratch, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(scratch, marker)
+    else:
+        fs.write_text(marker, content, encoding="utf-8")
+
+
 def count_rows(dest: Destination, paths: list[str], fs: Any = None) -> int:
     """Rows in Parquet files, from their footers (no data read)."""
     import pyarrow.parquet as pq

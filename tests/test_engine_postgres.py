@@ -233,9 +233,7 @@ def test_jobs_of_one_source_in_parallel_keep_separate_states(pg, file_lake, monk
     settings = Settings.from_env()
 
     def tasks(run_id):
-        return [
-            {"run_id": run_id, "job": j.to_dict(), "destination": file_lake} for j in jobs
-        ]
+        return [{"run_id": run_id, "job": j.to_dict(), "destination": file_lake} for j in jobs]
 
     first = run_tasks(tasks("run-1"), settings, workers=2)
     assert [r["rows_loaded"] for r in first] == [100, 200, 300]
@@ -269,3 +267,36 @@ def test_amounts_keep_exact_precision(pg, file_lake, monkeypatch):
     assert landed.schema.field("v").type == pa.decimal128(18, 6)
     values = dict(zip(landed.column("id").to_pylist(), landed.column("v").to_pylist(), strict=True))
     assert values == {1: Decimal("123456789012.123456"), 2: Decimal("-0.000001"), 3: None}
+
+
+def test_dataset_init_is_safe_under_concurrent_first_jobs(tmp_path):
+    """dlt creates a source's folder check-then-create; jobs of one source starting together
+    on a new lake must not fail: ensure_dataset does it idempotently and atomically."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest.destination import Destination
+    from ingest.lake import ensure_dataset
+
+    dest = Destination.from_url((tmp_path / "lake").as_uri())
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: ensure_dataset(dest, "src"), range(16)))
+    marker = json.loads((tmp_path / "lake" / "src" / "init").read_text())
+    assert marker == {"initial_version": 2, "current_version": 2}
+    assert [p.name for p in (tmp_path / "lake" / "src").iterdir()] == ["init"]
+
+
+def test_incremental_run_without_new_rows_loads_nothing(pg, file_lake, monkeypatch):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 50)
+    pg.use_as(monkeypatch, SOURCE)
+    first = run(job(pg), file_lake, "run-1")
+    empty = run(job(pg), file_lake, "run-2")
+    assert empty["status"] == "SUCCESS", empty["error"]
+    assert (empty["rows_loaded"], empty["files_written"], empty["load_id"]) == (0, 0, "")
+    assert empty["watermark_after"] == empty["watermark_before"] == first["watermark_after"]
+    assert len(lake_files(file_lake, SOURCE, "orders")) == 1
+    insert_orders(pg, 51, 60, updated_at="2030-01-01T00:00:00+00")
+    third = run(job(pg), file_lake, "run-3")
+    assert third["rows_loaded"] == 10
+    assert lake_rows(file_lake) == source_rows(pg)
