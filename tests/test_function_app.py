@@ -768,3 +768,63 @@ def test_functions_doc_lists_every_setting_and_function():
         "nightly-2026-11-27",
     ):
         assert needle in doc
+
+
+# ------------------------------------------------------------------------------ backfill over HTTP
+
+
+@pytest.fixture
+def incremental_config(tmp_path, monkeypatch):
+    rows = [
+        job_row("001", "t1"),
+        job_row("007", "events", load_type="INCREMENTAL", watermark_column="updated_at"),
+    ]
+    path = write_config(tmp_path / "jobs.csv", rows)
+    monkeypatch.setenv("INGEST_CONFIG_PATH", str(path))
+    monkeypatch.setenv("INGEST_DESTINATION", (tmp_path / "lake").as_uri())
+    return path
+
+
+def test_start_run_accepts_a_backfill_and_plan_run_plans_it(incremental_config):
+    durable = FakeDurable()
+    body = b'{"backfill": {"job": "007", "from": "2024-01-01", "to": "2024-02-01"}}'
+    response = run(
+        starter("start_run")(
+            http_request("POST", "https://a/api/runs", body), client=durable.client()
+        )
+    )
+    assert response.status_code == 202, body_of(response)
+    [(_, instance_id, payload)] = durable.started
+    assert payload == {
+        "backfill": {"job": "007", "from": "2024-01-01", "to": "2024-02-01"},
+        "run_id": instance_id,
+        "trigger": "http",
+    }
+    planned = activity("plan_run")(payload)["plan"]
+    [task] = planned["tasks"]
+    assert task["job"]["job_id"] == "007" and task["run_id"] == instance_id
+    assert task["backfill"] == {"from": "2024-01-01", "to": "2024-02-01"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"backfill": {"job": "001", "from": "2024-01-01"}}', "001"),
+        (b'{"backfill": {"job": "999", "from": "1"}}', "unknown job id: 999"),
+        (b'{"backfill": {"job": "007"}}', "'backfill.from' is required"),
+        (b'{"backfill": {"job": "007", "from": "1", "until": "2"}}', "unknown backfill key(s)"),
+        (b'{"backfill": ["007"]}', "'backfill' must be an object"),
+        (b'{"backfill": {"job": "007", "from": "1"}, "jobs": ["001"]}', "cannot be combined"),
+        (b'{"backfill": {"job": "007", "from": true}}', "'backfill.from' must be a watermark"),
+    ],
+)
+def test_bad_backfill_bodies_are_400(incremental_config, body, message):
+    durable = FakeDurable()
+    response = run(
+        starter("start_run")(
+            http_request("POST", "https://a/api/runs", body), client=durable.client()
+        )
+    )
+    assert response.status_code == 400, body_of(response)
+    assert message in body_of(response)["error"]
+    assert durable.started == []

@@ -74,24 +74,17 @@ def retry_settings(current: Settings) -> dict[str, Any]:
 def plan_run(request: Any) -> dict[str, Any]:
     """Activity `plan_run`: read the configuration, select this run's tasks.
 
-    `request`: {"run_id", "jobs", "sources", "full_refresh", "scheduled_weekday"}.
+    `request`: {"run_id", "jobs", "sources", "full_refresh", "scheduled_weekday"} or
+    {"run_id", "backfill": {"job", "from", "to"}}.
     Returns {"plan": <ingest.plan.plan output>, "settings": {...}, "started_at": ISO}.
     ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
     """
-    from ingest.plan import plan
+    from ingest.app.http_api import plan_request
 
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    result = plan(
-        resolve_config_path(current.config_path),
-        destination=current.destination,
-        run_id=request["run_id"],
-        jobs=request.get("jobs") or None,
-        sources=request.get("sources") or None,
-        full_refresh=bool(request.get("full_refresh", False)),
-        scheduled_weekday=request.get("scheduled_weekday") or None,
-    )
+    result = plan_request(request, request["run_id"], current)
     log.info(
         "run %s planned: %d table(s), %d skipped",
         result["run_id"],

@@ -29,7 +29,9 @@ RUN_REQUEST_KEYS = {
     "jobs": "list of job ids",
     "sources": "list of source names",
     "full_refresh": "true or false",
+    "backfill": 'object {"job": id, "from": watermark, "to": watermark (optional)}',
 }
+BACKFILL_KEYS = ("job", "from", "to")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 ACTIVE_STATUSES = ("Pending", "Running", "Suspended")
 MAX_BODY_BYTES = 64 * 1024
@@ -102,6 +104,8 @@ def parse_run_request(body: bytes | str | None) -> dict[str, Any]:
     if unknown:
         allowed = ", ".join(f"'{k}' ({v})" for k, v in RUN_REQUEST_KEYS.items())
         raise BadRequest(f"unknown key(s): {', '.join(unknown)}; allowed: {allowed}")
+    if data.get("backfill") is not None:
+        return {"backfill": _backfill_request(data)}
     request: dict[str, Any] = {"jobs": [], "sources": [], "full_refresh": False}
     for key in ("jobs", "sources"):
         if data.get(key) is not None:
@@ -113,6 +117,60 @@ def parse_run_request(body: bytes | str | None) -> dict[str, Any]:
             )
         request["full_refresh"] = data["full_refresh"]
     return request
+
+
+def _backfill_request(data: Mapping[str, Any]) -> dict[str, Any]:
+    """{"backfill": {"job", "from", "to"}}: re-extract a watermark range of one job."""
+    others = sorted(k for k in data if k != "backfill" and data[k] not in (None, [], False))
+    if others:
+        raise BadRequest(f"'backfill' cannot be combined with {', '.join(others)}")
+    backfill = data["backfill"]
+    if not isinstance(backfill, dict):
+        raise BadRequest(f"'backfill' must be an object, got {type(backfill).__name__}")
+    unknown = sorted(set(backfill) - set(BACKFILL_KEYS))
+    if unknown:
+        raise BadRequest(
+            f"unknown backfill key(s): {', '.join(unknown)}; allowed: {', '.join(BACKFILL_KEYS)}"
+        )
+    job = backfill.get("job")
+    if not isinstance(job, str) or not job.strip():
+        raise BadRequest("'backfill.job' must be a job id (string)")
+    for key in ("from", "to"):
+        value = backfill.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise BadRequest(f"'backfill.{key}' must be a watermark string or integer")
+    if backfill.get("from") in (None, ""):
+        raise BadRequest("'backfill.from' is required")
+    return {"job": job.strip(), "from": backfill["from"], "to": backfill.get("to")}
+
+
+def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[str, Any]:
+    """The plan of a parsed run request: a backfill of one job or a normal run. Raises
+    ConfigError / RequestError (nothing runs). Used by the HTTP check and by `plan_run`."""
+    config_path = resolve_config_path(current.config_path)
+    backfill = request.get("backfill")
+    if backfill:
+        from ingest.backfill import plan_backfill
+
+        return plan_backfill(
+            config_path,
+            current.destination,
+            backfill["job"],
+            backfill["from"],
+            backfill.get("to"),
+            run_id=run_id,
+        )
+    from ingest.plan import plan
+
+    return plan(
+        config_path,
+        destination=current.destination,
+        run_id=run_id,
+        jobs=request.get("jobs") or None,
+        sources=request.get("sources") or None,
+        full_refresh=bool(request.get("full_refresh", False)),
+        scheduled_weekday=request.get("scheduled_weekday") or None,
+    )
 
 
 # ------------------------------------------------------------------------------ durable queries
@@ -147,7 +205,7 @@ def _status_text(status: Any) -> str:
 
 async def start_run(req: Any, client: Any) -> Any:
     from ingest.errors import ConfigError, RequestError
-    from ingest.plan import new_run_id, plan
+    from ingest.plan import new_run_id
 
     try:
         request = parse_run_request(req.get_body())
@@ -156,14 +214,7 @@ async def start_run(req: Any, client: Any) -> Any:
     current = settings()
     run_id = new_run_id()
     try:
-        planned = plan(
-            resolve_config_path(current.config_path),
-            destination=current.destination,
-            run_id=run_id,
-            jobs=request["jobs"] or None,
-            sources=request["sources"] or None,
-            full_refresh=request["full_refresh"],
-        )
+        planned = plan_request(request, run_id, current)
     except RequestError as exc:
         return _error(400, str(exc))
     except ConfigError as exc:
@@ -228,18 +279,13 @@ def run_status_body(status: Any) -> dict[str, Any]:
 
 
 def audit_status_body(run_id: str, rows: list[dict[str, str]]) -> dict[str, Any]:
-    failed = [r.get("job_id") for r in rows if r.get("status") == "FAILED"]
+    from ingest.audit import summarize  # the same counts as the run's own summary
+
     return {
         "run_id": run_id,
         "status": "Completed",
         "source": "audit",
-        "summary": {
-            "jobs_total": len(rows),
-            "jobs_succeeded": sum(1 for r in rows if r.get("status") == "SUCCESS"),
-            "jobs_failed": len(failed),
-            "rows_loaded": sum(int(r.get("rows_loaded") or 0) for r in rows),
-            "failed_jobs": failed,
-        },
+        "summary": summarize(rows),
         "tables": rows,
     }
 
