@@ -69,8 +69,9 @@ CATALOGUE: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "INGEST_READ_PARTITIONS",
-        "2",
-        "Parallel reads of one table on the fast path (split on an integer primary key).",
+        "1",
+        "Parallel reads of one table on the fast path, split on an integer primary key "
+        "(2 was ~5% faster here but its memory grew with the table size).",
         scope="optional",
     ),
     SettingSpec(
@@ -183,7 +184,7 @@ class Settings:
     secrets_file: Path
     key_vault_url: str | None
     backend: str = "auto"
-    read_partitions: int = 2
+    read_partitions: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

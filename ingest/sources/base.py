@@ -26,7 +26,7 @@ class ExtractOptions:
     #: "auto": the fast exact path where the source supports it; "pyarrow": dlt's backend
     backend: str = "auto"
     #: parallel reads of one table on the fast path (split on an integer primary key)
-    partitions: int = 2
+    partitions: int = 1
     #: data trust (ingest.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
 
