@@ -271,11 +271,10 @@ def _load(
     resource.add_map(progress)
     extract_info = pipeline.extract(resource, loader_file_format="parquet")
     rows, files, load_id = 0, 0, ""
-    if _extracted_rows(extract_info, table) == 0:
-        # Nothing new (e.g. an incremental run with no new rows): there is nothing to commit,
-        # and loading the empty package would only cost dlt's one-second job polling.
-        pipeline.drop_pending_packages()
-    else:
+    # With nothing new (e.g. an incremental run without new rows) there is nothing to commit:
+    # the extracted package stays in the working folder and is deleted with it (loading it
+    # would only cost dlt's one-second job polling).
+    if _extracted_rows(extract_info, table) > 0:
         pipeline.normalize()
         load_info = pipeline.load()
         normalize_info = pipeline.last_trace.last_normalize_info
