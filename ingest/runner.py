@@ -5,6 +5,7 @@ plan -> run_job for each task (in `workers` processes) -> write_audit.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -25,10 +26,20 @@ def _init_worker(level: int) -> None:
 
     configure_logging(level)
     configure_telemetry()
+    gc.freeze()  # what the fork server imported is permanent: keep it out of every collection
 
 
 #: imported once in the fork server, inherited by every worker it forks (no per-worker import)
-PRELOAD = ["ingest.job", "dlt", "dlt.sources.sql_database", "pyarrow", "sqlalchemy"]
+PRELOAD = [
+    "ingest.job",
+    "ingest.trust",
+    "ingest.sources.sql",
+    "dlt",
+    "dlt.sources.sql_database",
+    "dlt.destinations.impl.filesystem.filesystem",
+    "pyarrow.parquet",
+    "sqlalchemy",
+]
 
 
 def _pool_context() -> Any:
