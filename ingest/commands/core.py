@@ -120,6 +120,58 @@ def summary_table(results: list[dict[str, Any]]) -> str:
     )
 
 
+def run_plan(
+    the_plan: dict[str, Any], settings: Settings, *, workers: int = 1, trigger: str = "cli"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Steps 2 and 3 for a plan made by `plan` or `plan_backfill`: run each task, audit."""
+    import datetime as dt
+
+    from ingest.audit import write_audit
+    from ingest.runner import run_tasks
+
+    _print_warnings(the_plan["warnings"])
+    for skipped in the_plan.get("skipped", []):
+        log.warning("job %s skipped: %s", skipped["job_id"], skipped["reason"])
+    started = dt.datetime.now(dt.UTC).isoformat()
+    tasks = the_plan["tasks"]
+    log.info(
+        "run %s: %d job(s), %d worker(s), lake %s",
+        the_plan["run_id"],
+        len(tasks),
+        workers,
+        the_plan["destination"],
+    )
+    results = run_tasks(tasks, settings, workers=workers)
+    summary = write_audit(
+        {
+            "run_id": the_plan["run_id"],
+            "destination": the_plan["destination"],
+            "results": results,
+            "started_at": started,
+            "trigger": trigger,
+        }
+    )
+    return summary, results
+
+
+def print_outcome(
+    summary: dict[str, Any], results: list[dict[str, Any]], *, as_json: bool, started: float
+) -> int:
+    """The end of `run`/`backfill`: a table (or JSON), one summary line; the exit code."""
+    if as_json:
+        sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
+    else:
+        sys.stdout.write(summary_table(results) + "\n")
+        sys.stdout.write(
+            f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
+            # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
+            + (f"{summary['jobs_warned']} warned, " if summary.get("jobs_warned") else "")
+            + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
+            f"{time.monotonic() - started:.1f} s; audit: {summary['audit_path']}\n"
+        )
+    return 1 if summary["jobs_failed"] else 0
+
+
 def execute_run(
     settings: Settings,
     *,
@@ -132,12 +184,8 @@ def execute_run(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
-    import datetime as dt
-
-    from ingest.audit import write_audit
     from ingest.destination import Destination
     from ingest.plan import plan
-    from ingest.runner import run_tasks
 
     Destination.from_url(destination)  # a bad URL is a usage error, found before any job
     the_plan = plan(
@@ -148,28 +196,7 @@ def execute_run(
         sources=sources,
         full_refresh=full_refresh,
     )
-    _print_warnings(the_plan["warnings"])
-    for skipped in the_plan["skipped"]:
-        log.warning("job %s skipped: %s", skipped["job_id"], skipped["reason"])
-    started = dt.datetime.now(dt.UTC).isoformat()
-    tasks = the_plan["tasks"]
-    log.info(
-        "run %s: %d job(s), %d worker(s), lake %s",
-        the_plan["run_id"],
-        len(tasks),
-        workers,
-        destination,
-    )
-    results = run_tasks(tasks, settings, workers=workers)
-    summary = write_audit(
-        {
-            "run_id": the_plan["run_id"],
-            "destination": destination,
-            "results": results,
-            "started_at": started,
-        }
-    )
-    return summary, results
+    return run_plan(the_plan, settings, workers=workers)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -189,18 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         run_id=args.run_id,
     )
-    if args.json:
-        sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
-    else:
-        sys.stdout.write(summary_table(results) + "\n")
-        sys.stdout.write(
-            f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
-            # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
-            + (f"{summary['jobs_warned']} warned, " if summary.get("jobs_warned") else "")
-            + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
-            f"{time.monotonic() - clock:.1f} s; audit: {summary['audit_path']}\n"
-        )
-    return 1 if summary["jobs_failed"] else 0
+    return print_outcome(summary, results, as_json=args.json, started=clock)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -59,18 +58,12 @@ def execute_backfill(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
-    import datetime as dt
-
-    from ingest.audit import write_audit
     from ingest.backfill import plan_backfill
+    from ingest.commands.core import run_plan
     from ingest.destination import Destination
-    from ingest.runner import run_tasks
 
     Destination.from_url(destination)
     the_plan = plan_backfill(config_path, destination, job_id, start, end, run_id)
-    for warning in the_plan["warnings"]:
-        log.warning("config: %s", warning)
-    started = dt.datetime.now(dt.UTC).isoformat()
     log.info(
         "backfill %s: job %s, watermark [%s, %s)",
         the_plan["run_id"],
@@ -78,21 +71,11 @@ def execute_backfill(
         the_plan["backfill"]["from"],
         the_plan["backfill"]["to"] or "",
     )
-    results = run_tasks(the_plan["tasks"], settings)
-    summary = write_audit(
-        {
-            "run_id": the_plan["run_id"],
-            "destination": destination,
-            "results": results,
-            "started_at": started,
-            "trigger": "cli",
-        }
-    )
-    return summary, results
+    return run_plan(the_plan, settings)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from ingest.commands.core import summary_table
+    from ingest.commands.core import print_outcome
 
     settings = Settings.from_env()
     clock = time.monotonic()
@@ -105,15 +88,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         end=args.end,
         run_id=args.run_id,
     )
-    if args.json:
-        sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
-    else:
-        sys.stdout.write(summary_table(results) + "\n")
-        sys.stdout.write(
-            f"\nbackfill {summary['run_id']}: {summary['rows_loaded']:,} rows, "
-            f"{time.monotonic() - clock:.1f} s; audit: {summary['audit_path']}\n"
-        )
-    return 1 if summary["jobs_failed"] else 0
+    return print_outcome(summary, results, as_json=args.json, started=clock)
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
