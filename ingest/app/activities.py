@@ -61,6 +61,17 @@ def settings() -> Settings:
     return current
 
 
+def prepare_process() -> None:
+    """Once per worker process, cheap after that: Application Insights export (a no-op without
+    APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
+    handler, installed after the host's and the exporter's handlers exist."""
+    from ingest.redaction import install_redaction
+    from ingest.telemetry import configure
+
+    configure()
+    install_redaction()
+
+
 def retry_settings(current: Settings) -> dict[str, Any]:
     """What the orchestrator needs to know (it must not read the environment itself)."""
     return {
@@ -81,6 +92,7 @@ def plan_run(request: Any) -> dict[str, Any]:
     """
     from ingest.app.http_api import plan_request
 
+    prepare_process()
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -102,6 +114,7 @@ def ingest_table(task: Any) -> dict[str, Any]:
     """
     from ingest.job import run_job
 
+    prepare_process()
     task = _payload(task)
     result = run_job(task, settings=settings())
     if result.get("status") == "FAILED" and result.get("retriable"):
@@ -113,4 +126,5 @@ def write_audit(run: Any) -> dict[str, Any]:
     """Activity `write_audit`: append the run's audit rows (and telemetry), return the summary."""
     from ingest.audit import write_audit as append
 
+    prepare_process()
     return append(_payload(run))
