@@ -300,3 +300,69 @@ def test_incremental_run_without_new_rows_loads_nothing(pg, file_lake, monkeypat
     third = run(job(pg), file_lake, "run-3")
     assert third["rows_loaded"] == 10
     assert lake_rows(file_lake) == source_rows(pg)
+
+
+def test_process_killed_mid_load_then_rerun_lands_each_row_once(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    """A real `python -m ingest run` process is SIGKILLed after its data files reached the lake
+    and before the load's completion marker; the next run cleans up and loads exactly once."""
+    import os
+    import subprocess
+    import sys
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
+        f"watermark_column,primary_key\nk1,Y,postgresql,{SOURCE},{pg.name},orders,"
+        "INCREMENTAL,updated_at,order_id\n"
+    )
+    killer = tmp_path / "killer"
+    killer.mkdir()
+    (killer / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        "from dlt.destinations.impl.filesystem.filesystem import FilesystemClient\n"
+        "def _die(self, load_id):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "FilesystemClient.complete_load = _die\n"
+    )
+    env = dict(os.environ, DATA_WRITER__FILE_MAX_ITEMS="1000", INGEST_CHUNK_SIZE="1000")
+    command = [
+        sys.executable,
+        "-m",
+        "ingest",
+        "-q",
+        "run",
+        "--config",
+        str(config),
+        "--destination",
+        file_lake,
+    ]
+    root = str(Path(__file__).resolve().parent.parent)
+
+    killed = subprocess.run(
+        command,
+        env={**env, "PYTHONPATH": f"{killer}{os.pathsep}{root}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert len(lake_files(file_lake, SOURCE, "orders")) >= 3  # data files of the dead load
+    assert lake_rows(file_lake) == []
+
+    rerun = subprocess.run(
+        command,
+        env={**env, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "incomplete load" in rerun.stderr
+    assert lake_rows(file_lake) == source_rows(pg)
