@@ -87,3 +87,19 @@ def _text(value: Any) -> str:
 def short_error(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
+    """A FAILED result for a task that produced none itself (its worker or activity died)."""
+    job = task["job"]
+    return JobResult(
+        run_id=task["run_id"],
+        job_id=job["job_id"],
+        source_type=job["source_type"],
+        source_name=job["source_name"],
+        table_name=job["table_name"],
+        load_type=job["load_type"],
+        status="FAILED",
+        watermark_column=job.get("watermark_column") or "",
+        error=short_error(error),
+    ).to_dict()

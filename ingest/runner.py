@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from ingest.job import run_job
-from ingest.results import JobResult, short_error
+from ingest.results import failed_result
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,21 +62,6 @@ def _run_with_environment(
         os.environ.clear()
         os.environ.update(environment)
     return run_job(task, settings=settings)
-
-
-def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
-    job = task["job"]
-    return JobResult(
-        run_id=task["run_id"],
-        job_id=job["job_id"],
-        source_type=job["source_type"],
-        source_name=job["source_name"],
-        table_name=job["table_name"],
-        load_type=job["load_type"],
-        status="FAILED",
-        watermark_column=job.get("watermark_column") or "",
-        error=short_error(error),
-    ).to_dict()
 
 
 def run_tasks(

@@ -14,12 +14,13 @@ Live progress is in `custom_status`: {"run_id", "phase", "done", "total", "faile
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Generator
 from typing import Any
 
 from ingest.app import ACTIVITY_AUDIT, ACTIVITY_PLAN, ACTIVITY_TABLE
-from ingest.results import short_error
+from ingest.results import failed_result, short_error
 
 #: longest error text an orchestrator payload carries for one table
 MAX_TABLE_ERROR_CHARS = 500
@@ -27,31 +28,29 @@ MAX_TABLE_ERROR_CHARS = 500
 _ACTIVITY_PREFIX = re.compile(r"^(Activity function '[^']*' failed:\s*)+")
 _EXCEPTION_PREFIX = re.compile(r"^(ingest\.app\.activities\.)?RetriableTableError:\s*")
 
-_retry_options_class: Any = None
+
+@functools.cache
+def _backoff_retry_options_class() -> type:
+    """RetryOptions plus the backoff coefficient. The Python SDK's RetryOptions has none; the
+    extension reads `backoffCoefficient` from the action JSON (as the JavaScript SDK sends it)."""
+    from azure.durable_functions import RetryOptions
+
+    class BackoffRetryOptions(RetryOptions):
+        def __init__(self, first_ms: int, attempts: int, backoff: float):
+            super().__init__(first_ms, attempts)
+            self.backoff_coefficient = backoff
+
+        def to_json(self) -> dict[str, Any]:
+            data = super().to_json()
+            data["backoffCoefficient"] = self.backoff_coefficient
+            return data
+
+    return BackoffRetryOptions
 
 
 def retry_options(settings: dict[str, Any]) -> Any:
-    """Durable RetryOptions from the settings `plan_run` returned.
-
-    The Python SDK's RetryOptions has no backoff coefficient; the extension reads
-    `backoffCoefficient` from the action JSON (as the JavaScript SDK sends it), so it is added.
-    """
-    global _retry_options_class
-    if _retry_options_class is None:
-        from azure.durable_functions import RetryOptions
-
-        class BackoffRetryOptions(RetryOptions):
-            def __init__(self, first_ms: int, attempts: int, backoff: float):
-                super().__init__(first_ms, attempts)
-                self.backoff_coefficient = backoff
-
-            def to_json(self) -> dict[str, Any]:
-                data = super().to_json()
-                data["backoffCoefficient"] = self.backoff_coefficient
-                return data
-
-        _retry_options_class = BackoffRetryOptions
-    return _retry_options_class(
+    """Durable RetryOptions from the settings `plan_run` returned."""
+    return _backoff_retry_options_class()(
         max(1, int(settings["retry_first_interval_ms"])),
         max(1, int(settings["retry_max_attempts"])),
         float(settings.get("retry_backoff") or 1.0),
@@ -76,8 +75,6 @@ def failure_text(error: BaseException) -> str:
 def table_outcome(task: dict[str, Any], finished: Any) -> dict[str, Any]:
     """The job result of a finished `ingest_table` task: its output, or a FAILED result."""
     if isinstance(finished.result, BaseException):
-        from ingest.runner import failed_result
-
         return failed_result(task, f"failed after retries: {failure_text(finished.result)}")
     return finished.result
 
