@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest.destination import Destination
-from ingest.results import AUDIT_COLUMNS, JobResult
+from ingest.results import AUDIT_COLUMNS, JobResult, as_int
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "jobs_skipped": sum(1 for r in results if r.get("status") == "SKIPPED"),
         # loaded but flagged (INGEST_RECONCILE=WARN); not failed: the exit code stays 0
         "jobs_warned": sum(1 for r in results if r.get("status") == "WARN"),
-        "rows_loaded": sum(int(r.get("rows_loaded") or 0) for r in results),
+        "rows_loaded": sum(as_int(r.get("rows_loaded")) for r in results),
         "failed_jobs": failed,
     }
 

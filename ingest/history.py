@@ -14,6 +14,7 @@ from typing import Any
 from ingest.audit import read_audit
 from ingest.destination import Destination
 from ingest.errors import RequestError
+from ingest.results import as_int
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
@@ -76,13 +77,6 @@ def recent(
     return _newest_first(rows)
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(float(value or 0))
-    except (TypeError, ValueError):
-        return 0
-
-
 def failure_summary(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
     """Per job with at least one FAILED row: how many runs failed out of how many, the last
     failure (time, run, error) and the job's latest status. Most failures first."""
@@ -139,5 +133,5 @@ def run_summaries(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         key = {"SUCCESS": "succeeded", "FAILED": "failed", "SKIPPED": "skipped"}.get(status or "")
         if key:
             entry[key] += 1
-        entry["rows_loaded"] += _int(row.get("rows_loaded"))
+        entry["rows_loaded"] += as_int(row.get("rows_loaded"))
     return sorted(runs.values(), key=lambda e: (e["started_at"], e["run_id"]), reverse=True)

@@ -103,3 +103,19 @@ def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
         watermark_column=job.get("watermark_column") or "",
         error=short_error(error),
     ).to_dict()
+
+
+def as_int(value: Any) -> int:
+    """A count from a result or an audit CSV cell ("", "12", "12.0", 12); 0 when unreadable."""
+    try:
+        return int(float(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def as_float(value: Any) -> float:
+    """A number from a result or an audit CSV cell; 0.0 when unreadable."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ingest.results import as_float, as_int
+
 log = logging.getLogger(__name__)
 
 CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
@@ -251,20 +253,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(float(value or 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def table_event_properties(result: Mapping[str, Any]) -> dict[str, str]:
     return {name: _text(result.get(name)) for name in TABLE_EVENT_PROPERTIES}
 
@@ -283,7 +271,7 @@ def run_duration_s(run: Mapping[str, Any], results: Iterable[Mapping[str, Any]])
     """The run's wall-clock seconds: `duration_s` if given, else from `started_at` to now,
     else from the first job's start to the last job's finish."""
     if run.get("duration_s") is not None:
-        return round(_float(run["duration_s"]), 3)
+        return round(as_float(run["duration_s"]), 3)
     started = _parse_time(run.get("started_at"))
     if started is not None:
         return round(max((dt.datetime.now(dt.UTC) - started).total_seconds(), 0.0), 3)
@@ -292,7 +280,7 @@ def run_duration_s(run: Mapping[str, Any], results: Iterable[Mapping[str, Any]])
     ends = [t for t in (_parse_time(r.get("finished_at")) for r in results) if t]
     if starts and ends:
         return round(max((max(ends) - min(starts)).total_seconds(), 0.0), 3)
-    return round(sum(_float(r.get("duration_s")) for r in results), 3)
+    return round(sum(as_float(r.get("duration_s")) for r in results), 3)
 
 
 def run_event_properties(
@@ -341,14 +329,14 @@ def emit_run_telemetry(
     rows_counter, duration_histogram = _state["instruments"]
     for result in results:
         props = table_event_properties(result)
-        rows, seconds = _int(result.get("rows_loaded")), _float(result.get("duration_s"))
+        rows, seconds = as_int(result.get("rows_loaded")), as_float(result.get("duration_s"))
         events.info(
             TABLE_EVENT,
             extra={
                 "microsoft.custom_event.name": TABLE_EVENT,
                 "microsoft.custom_measurements": _measurements(
                     rows_loaded=rows,
-                    files_written=_int(result.get("files_written")),
+                    files_written=as_int(result.get("files_written")),
                     duration_s=seconds,
                 ),
                 **props,
@@ -379,10 +367,10 @@ def emit_run_telemetry(
         extra={
             "microsoft.custom_event.name": RUN_EVENT,
             "microsoft.custom_measurements": _measurements(
-                jobs_total=_int(summary.get("jobs_total")),
-                jobs_failed=_int(summary.get("jobs_failed")),
-                rows_loaded=_int(summary.get("rows_loaded")),
-                duration_s=_float(run_props["duration_s"]),
+                jobs_total=as_int(summary.get("jobs_total")),
+                jobs_failed=as_int(summary.get("jobs_failed")),
+                rows_loaded=as_int(summary.get("rows_loaded")),
+                duration_s=as_float(run_props["duration_s"]),
             ),
             **run_props,
         },

@@ -56,9 +56,12 @@ class SqlSourceBuilder(SourceBuilder):
             password=_plain(secrets, "password"),
             host=_plain(secrets, "host"),
             port=_port(secrets, self.default_port),
-            database=_plain(secrets, "database"),
+            database=self.url_database(secrets),
             query=self.url_query(secrets),
         )
+
+    def url_database(self, secrets: dict[str, Secret]) -> str | None:
+        return _plain(secrets, "database")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
         return {}
@@ -307,22 +310,17 @@ class OracleBuilder(SqlSourceBuilder):
     required_keys = ("host", "username")
     optional_keys = ("port", "password", "service_name", "sid", "database")
 
-    def url(self, secrets: dict[str, Secret]) -> sa.URL:
-        import sqlalchemy as sa
-
+    def url_database(self, secrets: dict[str, Secret]) -> str | None:
+        """The SID, when no service name is given (`host:port/SID`)."""
         service_name = _plain(secrets, "service_name")
         sid = _plain(secrets, "sid") or _plain(secrets, "database")
         if not service_name and not sid:
             raise JobError("an oracle source needs a 'service_name' or 'sid' connection setting")
-        return sa.URL.create(
-            self.drivername,
-            username=_plain(secrets, "username"),
-            password=_plain(secrets, "password"),
-            host=_plain(secrets, "host"),
-            port=_port(secrets, self.default_port),
-            database=None if service_name else sid,
-            query={"service_name": service_name} if service_name else {},
-        )
+        return None if service_name else sid
+
+    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+        service_name = _plain(secrets, "service_name")
+        return {"service_name": service_name} if service_name else {}
 
     def dual(self) -> str:
         return " FROM DUAL"
