@@ -13,6 +13,7 @@ Standard library only (Python 3.11+), so it runs on a fresh machine before any v
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import importlib.util
 import json
@@ -336,8 +337,23 @@ def cmd_demo(args: list[str]) -> int:
     return run([venv_bin("python"), "-m", "ingest", "demo", *rest], cwd=ROOT, env=env)
 
 
+def ensure_unixodbc() -> None:
+    """pyodbc (SQL Server's driver, tested offline) loads unixODBC's libodbc.so.2 at import."""
+    if sys.platform != "linux":
+        return
+    try:
+        ctypes.CDLL("libodbc.so.2")
+    except OSError:
+        raise TaskError(
+            "unixODBC not found (pyodbc needs libodbc.so.2 for the SQL Server tests): "
+            "install it as root with: apt-get install unixodbc",
+            EXIT_MISSING,
+        ) from None
+
+
 def cmd_test(args: list[str]) -> int:
     options, rest = split_options(args, {"--skip-lint"})
+    ensure_unixodbc()
     ensure_test_venvs()
     ensure_node_modules()
     connection_string = ensure_services()
