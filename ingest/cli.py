@@ -37,19 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preload_engine() -> None:
-    """Import the engine's heavy libraries once, then move everything imported so far out of
-    the garbage collector's view (`gc.freeze`): later collections and the final one at exit
-    no longer walk dlt's thousands of module objects (~0.25 s per process here)."""
-    import gc
-
-    import dlt  # noqa: F401
-    import dlt.sources.sql_database  # noqa: F401
-    import pyarrow  # noqa: F401
-
-    gc.freeze()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from ingest.logsetup import configure_logging
 
@@ -61,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING
     if getattr(args, "heavy", False):
-        _preload_engine()
+        from ingest.warmup import preload_engine
+
+        preload_engine()
     try:
         return int(args.func(args))
     except (ConfigError, RequestError, SettingsError) as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from ingest.job import run_job
 from ingest.results import failed_result
 from ingest.settings import Settings
+from ingest.warmup import ENGINE_MODULES
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +30,13 @@ def _init_worker(level: int) -> None:
     gc.freeze()  # what the fork server imported is permanent: keep it out of every collection
 
 
-#: imported once in the fork server, inherited by every worker it forks (no per-worker import)
-PRELOAD = [
-    "ingest.job",
-    "ingest.trust",
-    "ingest.sources.sql",
-    "dlt",
-    "dlt.sources.sql_database",
-    "dlt.destinations.impl.filesystem.filesystem",
-    "pyarrow.parquet",
-    "sqlalchemy",
-]
-
-
 def _pool_context() -> Any:
     """Worker processes start from a fork server that has already imported the engine: each
     worker costs a fork, not the ~1 s import of dlt. Where fork servers do not exist
     (Windows, macOS defaults), spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
+        context.set_forkserver_preload(["ingest.warmup", *ENGINE_MODULES])
         return context
     return multiprocessing.get_context("spawn")
 

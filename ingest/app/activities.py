@@ -112,6 +112,9 @@ def ingest_table(task: Any) -> dict[str, Any]:
     A FAILED result that may succeed on another attempt is raised as `RetriableTableError`
     (Durable retries it with the run's retry policy); any other result is returned.
     """
+    from ingest.warmup import preload_engine
+
+    preload_engine()  # the first call on a worker imports dlt etc. (GC paused); later ones: no-op
     from ingest.job import run_job
 
     prepare_process()
