@@ -47,10 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest.telemetry import configure as configure_telemetry
 
     configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING
-    if getattr(args, "heavy", False):
-        from ingest.warmup import preload_engine
-
-        preload_engine()
     try:
         return int(args.func(args))
     except (ConfigError, RequestError, SettingsError) as exc:

@@ -273,7 +273,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--lake", default="lake", help="lake folder (default ./lake; emptied first)"
     )
-    parser.set_defaults(func=lambda args: run_demo(Path(args.folder), Path(args.lake)), heavy=True)
+    parser.set_defaults(func=lambda args: run_demo(Path(args.folder), Path(args.lake)))
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience

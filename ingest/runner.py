@@ -16,7 +16,7 @@ from typing import Any
 from ingest.job import run_job
 from ingest.results import failed_result
 from ingest.settings import Settings
-from ingest.warmup import ENGINE_MODULES
+from ingest.warmup import preload_engine
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,22 @@ def _pool_context() -> Any:
     (Windows, macOS defaults), spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["ingest.warmup", *ENGINE_MODULES])
+        context.set_forkserver_preload(["ingest.forkserver_preload"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+def prepare_engine(workers: int = 1) -> None:
+    """Call before planning a local run. With workers > 1 the pool's fork server starts now, so
+    its import of the engine overlaps this process's own; this process imports the engine too
+    (GC paused, `ingest.warmup`), since planning needs dlt (lake names follow its naming
+    convention) and serial jobs run here."""
+    if workers > 1 and "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        _pool_context()
+        forkserver.ensure_running()
+    preload_engine()
 
 
 def _run_with_environment(
@@ -68,6 +81,8 @@ def run_tasks(
             on_result(result)
 
     if workers <= 1 or len(tasks) <= 1:
+        if tasks:
+            preload_engine()  # a no-op after prepare_engine(); library callers may skip that
         for index, task in enumerate(tasks):
             done(index, run_job(task, settings=settings))
     else:

@@ -6,14 +6,16 @@ again and again while they load (~0.12 s of a ~0.55 s import here). So collectio
 while they import, and what they created is then moved out of the collector's view for good
 (`gc.freeze`): later collections, and the one at exit, no longer walk it either.
 
-Used by the CLI before the first job, by the local process pool's fork server (its workers
-inherit the imports) and by the Functions activities (once per warm worker).
+Used by the local runner before its first job in-process, by its pool's fork server (the
+workers it forks inherit the imports; `ingest.forkserver_preload`) and by the Functions
+`ingest_table` activity (once per warm worker).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import sys
 
 #: everything a job imports sooner or later (dlt imports `requests` and `pyarrow.compute`
 #: lazily on the first pipeline / first Arrow batch; importing them here is no extra cost)
@@ -34,7 +36,11 @@ ENGINE_MODULES = (
 
 def preload_engine() -> None:
     """Import ENGINE_MODULES with garbage collection paused, then freeze what they created.
-    Idempotent: modules already imported cost a dictionary lookup."""
+    Only the first call in a process does anything: later calls (every activity on a warm
+    Functions worker) must not freeze again, or the garbage alive at that moment would never
+    be collected."""
+    if all(name in sys.modules for name in ENGINE_MODULES):
+        return
     was_enabled = gc.isenabled()
     gc.disable()
     try:

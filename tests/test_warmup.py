@@ -1,4 +1,5 @@
-"""ingest.warmup: the engine's libraries imported once, GC paused meanwhile and resumed after."""
+"""ingest.warmup: the engine's libraries imported once, GC paused meanwhile and resumed after;
+only the first call freezes anything."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ def test_preload_engine_imports_everything_freezes_it_and_resumes_gc():
         assert not missing, missing
         assert gc.isenabled(), "garbage collection left disabled"
         assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()
+        frozen = gc.get_freeze_count()
+        later = [[i] for i in range(1000)]  # objects a warm worker holds at a later call
         gc.disable()
         preload_engine()
         assert not gc.isenabled(), "a caller's disabled GC was turned on"
+        assert gc.get_freeze_count() == frozen, "a later call froze more objects"
         print("ok")
         """
     )

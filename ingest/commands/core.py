@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--run-id", help="run id (default: generated); the same id twice loads once")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
-    run.set_defaults(func=cmd_run, heavy=True)
+    run.set_defaults(func=cmd_run)
 
     validate = subparsers.add_parser(
         "validate",
@@ -186,8 +186,10 @@ def execute_run(
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
     from ingest.destination import Destination
     from ingest.plan import plan
+    from ingest.runner import prepare_engine
 
     Destination.from_url(destination)  # a bad URL is a usage error, found before any job
+    prepare_engine(workers)
     the_plan = plan(
         config_path,
         destination=destination,

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     backfill.add_argument("--destination", help="lake root (default: INGEST_DESTINATION)")
     backfill.add_argument("--run-id", help="run id (default: generated)")
     backfill.add_argument("--json", action="store_true", help="print the result as JSON")
-    backfill.set_defaults(func=cmd_backfill, heavy=True)
+    backfill.set_defaults(func=cmd_backfill)
 
     catalog = subparsers.add_parser(
         "catalog",
@@ -61,8 +61,10 @@ def execute_backfill(
     from ingest.backfill import plan_backfill
     from ingest.commands.core import run_plan
     from ingest.destination import Destination
+    from ingest.runner import prepare_engine
 
     Destination.from_url(destination)
+    prepare_engine()
     the_plan = plan_backfill(config_path, destination, job_id, start, end, run_id)
     log.info(
         "backfill %s: job %s, watermark [%s, %s)",
