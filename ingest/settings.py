@@ -71,7 +71,7 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         "INGEST_READ_PARTITIONS",
         "1",
         "Parallel reads of one table on the fast path, split on an integer primary key "
-        "(2 was ~5% faster here but its memory grew with the table size).",
+        "(2: no faster at 1M rows here, ~5% at 5M, ~30 MB more memory).",
         scope="optional",
     ),
     SettingSpec(

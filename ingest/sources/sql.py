@@ -93,12 +93,36 @@ class SqlSourceBuilder(SourceBuilder):
         except sa.exc.NoSuchTableError:
             columns = []
         if not columns:
-            where = f"{job.schema_name}.{job.table_name}" if job.schema_name else job.table_name
-            raise JobError(
-                f"table {where} not found in source {job.source_name!r}; check table_name "
-                f"and schema_name in {job.origin or 'the config'}"
-            )
+            raise self._missing_table(job)
         return columns
+
+    @staticmethod
+    def _missing_table(job: JobConfig) -> JobError:
+        where = f"{job.schema_name}.{job.table_name}" if job.schema_name else job.table_name
+        return JobError(
+            f"table {where} not found in source {job.source_name!r}; check table_name "
+            f"and schema_name in {job.origin or 'the config'}"
+        )
+
+    def _reflect(
+        self, engine: sa.Engine, job: JobConfig
+    ) -> tuple[sa.MetaData, list[dict[str, Any]]]:
+        """Reflect the table once: the MetaData dlt's sql_table reuses (it would otherwise
+        reflect the table again) and its columns as `_columns` returns them."""
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData(schema=job.schema_name)
+        try:
+            table = sa.Table(job.table_name, metadata, autoload_with=engine, resolve_fks=False)
+        except sa.exc.NoSuchTableError:
+            raise self._missing_table(job) from None
+        columns = [
+            {"name": column.name, "type": column.type, "nullable": column.nullable}
+            for column in table.columns
+        ]
+        if not columns:
+            raise self._missing_table(job)
+        return metadata, columns
 
     @staticmethod
     def _column_type(columns: list[dict[str, Any]], job: JobConfig, column: str) -> Any:
@@ -138,7 +162,7 @@ class SqlSourceBuilder(SourceBuilder):
 
         # data trust (ingest.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
-        columns = self._columns(engine, job)
+        metadata, columns = self._reflect(engine, job)
         incremental = None
         if job.is_incremental:
             assert job.watermark_column
@@ -161,7 +185,7 @@ class SqlSourceBuilder(SourceBuilder):
         resource = sql_table(
             credentials=engine,
             table=job.table_name,
-            schema=job.schema_name,
+            metadata=metadata,
             incremental=incremental,
             chunk_size=job.chunk_size or options.chunk_size,
             reflection_level="full_with_precision",
