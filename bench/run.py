@@ -2,7 +2,8 @@
 `.venv/bin/python bench/run.py --help`).
 
 Creates an 8-column `orders` table in the local PostgreSQL (generate_series, fixed seed) at each
-size, then times whole processes, medians of --repeat runs:
+size, then times whole processes, medians of --repeat runs, interleaved (a, b, c, a, b, c, ...)
+so that a slow spell of the machine hits every path alike:
   (a) hand-written ConnectorX -> pyarrow.parquet (bench/path_connectorx.py)
   (b) dlt sql_table, pyarrow backend (bench/path_dlt_pyarrow.py)
   (c) ours: `python -m ingest run` on a one-job config into a file:// lake
@@ -157,45 +158,44 @@ def bench_size(rows: int, repeat: int, scratch: Path, env: dict[str, str]) -> li
     create_orders(table, rows)
     lines = [f"\n{rows:,} rows ({repeat} runs each, median)", HEADER, "-" * len(HEADER)]
 
-    def repeat_runs(make_cmd, out: Path) -> Measure:
-        results = []
-        for _ in range(repeat):
+    a_out, b_out, c_out = scratch / "a.parquet", scratch / "b", scratch / "c"
+    config = job_config(scratch / f"{table}.csv", [table])
+    paths = {
+        "a": (
+            lambda: (
+                [PY, str(ROOT / "bench/path_connectorx.py"), CX_URL, f"{SCHEMA}.{table}"]
+                + [str(a_out)]
+            ),
+            a_out,
+        ),
+        "b": (
+            lambda: [
+                PY,
+                str(ROOT / "bench/path_dlt_pyarrow.py"),
+                SA_URL,
+                SCHEMA,
+                table,
+                b_out.as_uri(),
+                str(scratch / "b_work" / str(time.time())),
+            ],
+            b_out,
+        ),
+        "c": (lambda: ours(config, c_out, env), c_out),
+    }
+    # interleaved (a, b, c, a, b, c, ...): a slow spell of the machine hits every path alike
+    runs: dict[str, list[Measure]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, (make_cmd, out) in paths.items():
             shutil.rmtree(out, ignore_errors=True)
             if out.suffix != ".parquet":
                 out.mkdir(parents=True)
-            results.append(run_process(make_cmd(), env, out))
-        return median(results)
-
-    a_out = scratch / "a.parquet"
-    a = repeat_runs(
-        lambda: [
-            PY,
-            str(ROOT / "bench/path_connectorx.py"),
-            CX_URL,
-            f"{SCHEMA}.{table}",
-            str(a_out),
-        ],
-        a_out,
-    )
+            runs[name].append(run_process(make_cmd(), env, out))
+    a, b, c = (median(runs[name]) for name in ("a", "b", "c"))
     lines.append(row("(a) connectorx + pyarrow (hand-written)", rows, a, a))
-    b_out = scratch / "b"
-    b = repeat_runs(
-        lambda: [
-            PY,
-            str(ROOT / "bench/path_dlt_pyarrow.py"),
-            SA_URL,
-            SCHEMA,
-            table,
-            b_out.as_uri(),
-            str(scratch / "b_work" / str(time.time())),
-        ],
-        b_out,
-    )
     lines.append(row("(b) dlt sql_table backend=pyarrow", rows, b, a))
-    config = job_config(scratch / f"{table}.csv", [table])
-    c_out = scratch / "c"
-    c = repeat_runs(lambda: ours(config, c_out, env), c_out)
     lines.append(row("(c) ours: python -m ingest run (full)", rows, c, a))
+    ratios = sorted(cm.wall_s / am.wall_s for am, cm in zip(runs["a"], runs["c"], strict=True))
+    lines.append("  (c)/(a) per interleaved pair: " + ", ".join(f"{ratio:.2f}" for ratio in ratios))
 
     # incremental: the lake of the last full run holds the state; add 1% rows per repetition
     new_rows = max(rows // 100, 1)
@@ -297,8 +297,9 @@ def main() -> int:
     ]
     try:
         for size in [int(s) for s in args.sizes.split(",") if s]:
-            report += bench_size(size, args.repeat, scratch, env)
-            print("\n".join(report[-8:]), flush=True)
+            lines = bench_size(size, args.repeat, scratch, env)
+            report += lines
+            print("\n".join(lines), flush=True)
         if not args.skip_fixed:
             report += bench_fixed_cost(args.repeat, scratch, env)
     finally:
