@@ -276,7 +276,7 @@ def main() -> int:
         default="1000000,5000000",
         help="table sizes in rows, comma-separated (default 1000000,5000000)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (default 5)")
     parser.add_argument("--skip-fixed", action="store_true", help="skip the fixed-cost part")
     args = parser.parse_args()
     env = dict(
