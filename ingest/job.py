@@ -304,7 +304,7 @@ def run_job(
     apply_dlt_defaults(settings)
     from ingest.parquet_writer import use_lake_parquet_writer
 
-    use_lake_parquet_writer(dictionary=settings.parquet_dictionary)
+    use_lake_parquet_writer(settings.parquet_dictionary)
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()

@@ -1,32 +1,79 @@
-"""How the lake's Parquet files are encoded: dlt's Arrow-to-Parquet writer, with a choice dlt
-does not expose, dictionary encoding.
+"""How the lake's Parquet files are encoded: dlt's Arrow-to-Parquet writer, plus a choice dlt
+does not expose, dictionary encoding per column (INGEST_PARQUET_DICTIONARY).
 
-pyarrow dictionary-encodes every column by default. For the high-cardinality columns a lake
-table mostly holds (keys, timestamps, amounts, free text) the dictionary overflows its 1 MB
-page, pyarrow falls back to plain encoding for the rest of the row group, and the work was
-wasted. Measured on the benchmark's `orders` table (1M rows, 100k-row batches, zstd):
-dictionary on 0.29 s and 43 MB, off 0.17 s and 29 MB, so off is the default
-(INGEST_PARQUET_DICTIONARY). zstd compresses the repeated values of low-cardinality columns
-(status codes) about as well as a dictionary does; readers (Spark, DuckDB, Synapse, pandas)
-read both encodings.
+pyarrow dictionary-encodes every column by default. That pays for low-cardinality columns
+(status codes, countries: smaller files, faster writes) and is wasted on high-cardinality ones
+(keys, timestamps, amounts, free text): the dictionary overflows its 1 MB page, pyarrow falls
+back to plain encoding for the rest of the row group, and the file grows. Measured here with
+zstd, 1M rows in 100k-row batches:
+
+- the benchmark's `orders` table (mostly unique values): dictionary everywhere 0.29 s / 43 MB,
+  nowhere 0.17 s / 29 MB;
+- a table of four low-cardinality text columns: dictionary everywhere 0.10 s / 3.9 MB,
+  nowhere 0.14 s / 6.5 MB.
+
+So the default, `auto`, decides per column from the first 10,000 rows of each file: a column gets
+a dictionary when at most 10% of those values are distinct (dictionary-typed Arrow columns
+always do, nested ones never). Counting a whole 100k-row batch instead cost ~8 MB of peak
+memory per file. `true` is pyarrow's default (every column), `false` none.
 
 dlt picks the writer class for a file spec from `WRITER_SPECS`; `use_lake_parquet_writer`
-points the Arrow-to-Parquet spec at `LakeParquetWriter` (or back at dlt's own writer).
-`LakeParquetWriter._create_writer` passes exactly the options dlt's does (kept in step by
-tests/test_parquet_writer.py) plus `use_dictionary`.
+points the Arrow-to-Parquet spec at the writer for the chosen policy. The writers pass exactly
+the options dlt's does (kept in step by tests/test_parquet_writer.py) plus `use_dictionary`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
 
+POLICIES = ("auto", "true", "false")
+#: `auto`: a column is dictionary-encoded when at most this share of a batch's values differ
+MAX_DISTINCT_SHARE = 0.1
+#: ... of its first rows (a bounded sample: the count costs time and memory per file)
+SAMPLE_ROWS = 10_000
+
+
+def dictionary_columns(batch: Any) -> list[str]:
+    """The columns of an Arrow table or record batch worth dictionary-encoding (see module)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chosen = []
+    batch = batch.slice(0, SAMPLE_ROWS)
+    limit = max(1, int(batch.num_rows * MAX_DISTINCT_SHARE))
+    for index, field in enumerate(batch.schema):
+        if pa.types.is_dictionary(field.type):
+            chosen.append(field.name)
+            continue
+        if pa.types.is_nested(field.type) or batch.num_rows == 0:
+            continue
+        try:
+            distinct = pc.count_distinct(batch.column(index), mode="all").as_py()
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            continue
+        if distinct <= limit:
+            chosen.append(field.name)
+    return chosen
+
 
 class LakeParquetWriter(ArrowToParquetWriter):
-    """dlt's ArrowToParquetWriter without dictionary encoding."""
+    """dlt's ArrowToParquetWriter choosing dictionary encoding per column (`auto`)."""
 
-    use_dictionary = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.use_dictionary: bool | list[str] = False
+
+    def choose_dictionary(self, first_batch: Any) -> bool | list[str]:
+        return dictionary_columns(first_batch)
+
+    def write_data(self, items: Sequence[Any]) -> None:
+        if self.writer is None and items:
+            # the first write of a file creates its pyarrow writer (dlt's write_data)
+            self.use_dictionary = self.choose_dictionary(items[0])
+        super().write_data(items)
 
     def parquet_writer_options(self) -> dict[str, Any]:
         """The keyword arguments of pyarrow's ParquetWriter: dlt's, then ours."""
@@ -56,8 +103,21 @@ class LakeParquetWriter(ArrowToParquetWriter):
         return pyarrow.parquet.ParquetWriter(self._f, schema, **self.parquet_writer_options())
 
 
-def use_lake_parquet_writer(dictionary: bool) -> None:
-    """Make dlt write Arrow data to Parquet with (True: dlt's own writer) or without
-    dictionary encoding, for every pipeline in this process. Idempotent."""
-    spec = ArrowToParquetWriter.writer_spec()
-    WRITER_SPECS[spec] = ArrowToParquetWriter if dictionary else LakeParquetWriter
+class PlainParquetWriter(LakeParquetWriter):
+    """No dictionary encoding at all (`false`)."""
+
+    def choose_dictionary(self, first_batch: Any) -> bool | list[str]:
+        return False
+
+
+WRITERS: dict[str, type[ArrowToParquetWriter]] = {
+    "auto": LakeParquetWriter,
+    "true": ArrowToParquetWriter,  # dlt's own: pyarrow's default, every column
+    "false": PlainParquetWriter,
+}
+
+
+def use_lake_parquet_writer(policy: str) -> None:
+    """Make dlt write Arrow data to Parquet with the given dictionary policy (one of
+    POLICIES), for every pipeline in this process. Idempotent."""
+    WRITER_SPECS[ArrowToParquetWriter.writer_spec()] = WRITERS[policy]
