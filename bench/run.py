@@ -236,23 +236,29 @@ def bench_fixed_cost(repeat: int, scratch: Path, env: dict[str, str]) -> list[st
     fifty = job_config(scratch / "fifty.csv", small, "FULL")
     out = scratch / "fixed"
 
-    def timed(cmd_args: list[str], config: Path) -> Measure:
-        results = []
-        for _ in range(repeat):
+    cases = {
+        "single": ([], one),
+        "serial": ([], fifty),
+        "parallel": (["--workers", "2"], fifty),
+    }
+    # interleaved like the table sizes: one of each per repetition
+    runs: dict[str, list[Measure]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, (cmd_args, config) in cases.items():
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            results.append(run_process(ours(config, out, env, *cmd_args), env, out))
-        return median(results)
-
-    single = timed([], one)
-    serial = timed([], fifty)
-    parallel = timed(["--workers", "2"], fifty)
+            runs[name].append(run_process(ours(config, out, env, *cmd_args), env, out))
+    single, serial, parallel = (median(runs[name]) for name in cases)
     lines.append(row("1 table x 1,000 rows, one process", 1000, single, None))
     lines.append(row("50 tables x 1,000 rows, serial", 50_000, serial, None))
     lines.append(row("50 tables x 1,000 rows, --workers 2", 50_000, parallel, None))
+    pairs = sorted(
+        p.wall_s / s.wall_s for s, p in zip(runs["serial"], runs["parallel"], strict=True)
+    )
     lines.append(
         f"  serial time per table: {serial.wall_s / 50:.3f} s; "
-        f"--workers 2 / serial: {parallel.wall_s / serial.wall_s:.2f}"
+        f"--workers 2 / serial: {parallel.wall_s / serial.wall_s:.2f} "
+        f"(per interleaved pair: {', '.join(f'{r:.2f}' for r in pairs)})"
     )
     imports = []
     for _ in range(max(repeat, 5)):
