@@ -91,7 +91,9 @@ def plan_run(request: Any) -> dict[str, Any]:
     ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
     """
     from ingest.app.http_api import plan_request
+    from ingest.warmup import preload_engine
 
+    preload_engine()  # planning imports dlt (lake names); later activities on this worker reuse it
     prepare_process()
     request = _payload(request) or {}
     current = settings()
