@@ -302,9 +302,6 @@ def run_job(
     """Run one job and return its result (a JSON-safe dict with the audit columns)."""
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
-    from ingest.parquet_writer import use_lake_parquet_writer
-
-    use_lake_parquet_writer(settings.parquet_dictionary)
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()

@@ -29,7 +29,6 @@ from typing import Any
 
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
 
-POLICIES = ("auto", "true", "false")
 #: `auto`: a column is dictionary-encoded when at most this share of a batch's values differ
 MAX_DISTINCT_SHARE = 0.1
 #: ... of its first rows (a bounded sample: the count costs time and memory per file)
@@ -110,6 +109,7 @@ class PlainParquetWriter(LakeParquetWriter):
         return False
 
 
+#: a writer per INGEST_PARQUET_DICTIONARY policy (ingest.settings.PARQUET_DICTIONARY_POLICIES)
 WRITERS: dict[str, type[ArrowToParquetWriter]] = {
     "auto": LakeParquetWriter,
     "true": ArrowToParquetWriter,  # dlt's own: pyarrow's default, every column
@@ -118,6 +118,6 @@ WRITERS: dict[str, type[ArrowToParquetWriter]] = {
 
 
 def use_lake_parquet_writer(policy: str) -> None:
-    """Make dlt write Arrow data to Parquet with the given dictionary policy (one of
-    POLICIES), for every pipeline in this process. Idempotent."""
+    """Make dlt write Arrow data to Parquet with the given dictionary policy (a key of
+    WRITERS), for every pipeline in this process. Idempotent."""
     WRITER_SPECS[ArrowToParquetWriter.writer_spec()] = WRITERS[policy]

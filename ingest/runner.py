@@ -41,11 +41,15 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def prepare_engine(workers: int = 1) -> None:
-    """Call before planning a local run. With workers > 1 the pool's fork server starts now, so
+def prepare_local_run(destination: str, workers: int = 1) -> None:
+    """Call before planning a local run: a bad lake URL is a usage error found before anything
+    else (ingest.destination). With workers > 1 the pool's fork server starts now, so
     its import of the engine overlaps this process's own; this process imports the engine too
     (GC paused, `ingest.warmup`), since planning needs dlt (lake names follow its naming
     convention) and serial jobs run here."""
+    from ingest.destination import Destination
+
+    Destination.from_url(destination)
     if workers > 1 and "forkserver" in multiprocessing.get_all_start_methods():
         from multiprocessing import forkserver
 
@@ -82,7 +86,7 @@ def run_tasks(
 
     if workers <= 1 or len(tasks) <= 1:
         if tasks:
-            preload_engine()  # a no-op after prepare_engine(); library callers may skip that
+            preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
         for index, task in enumerate(tasks):
             done(index, run_job(task, settings=settings))
     else:

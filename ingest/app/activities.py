@@ -61,13 +61,18 @@ def settings() -> Settings:
     return current
 
 
-def prepare_process() -> None:
-    """Once per worker process, cheap after that: Application Insights export (a no-op without
-    APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
+def prepare_process(engine: bool = False) -> None:
+    """Once per worker process, cheap after that: with `engine`, the engine's libraries
+    (dlt etc., imported GC-paused by `ingest.warmup`); Application Insights export (a no-op
+    without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
     from ingest.redaction import install_redaction
     from ingest.telemetry import configure
 
+    if engine:
+        from ingest.warmup import preload_engine
+
+        preload_engine()
     configure()
     install_redaction()
 
@@ -91,10 +96,8 @@ def plan_run(request: Any) -> dict[str, Any]:
     ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
     """
     from ingest.app.http_api import plan_request
-    from ingest.warmup import preload_engine
 
-    preload_engine()  # planning imports dlt (lake names); later activities on this worker reuse it
-    prepare_process()
+    prepare_process(engine=True)  # planning imports dlt (lake names follow its naming)
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -114,12 +117,9 @@ def ingest_table(task: Any) -> dict[str, Any]:
     A FAILED result that may succeed on another attempt is raised as `RetriableTableError`
     (Durable retries it with the run's retry policy); any other result is returned.
     """
-    from ingest.warmup import preload_engine
-
-    preload_engine()  # the first call on a worker imports dlt etc. (GC paused); later ones: no-op
+    prepare_process(engine=True)
     from ingest.job import run_job
 
-    prepare_process()
     task = _payload(task)
     result = run_job(task, settings=settings())
     if result.get("status") == "FAILED" and result.get("retriable"):

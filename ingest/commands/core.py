@@ -184,12 +184,10 @@ def execute_run(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
-    from ingest.destination import Destination
     from ingest.plan import plan
-    from ingest.runner import prepare_engine
+    from ingest.runner import prepare_local_run
 
-    Destination.from_url(destination)  # a bad URL is a usage error, found before any job
-    prepare_engine(workers)
+    prepare_local_run(destination, workers)
     the_plan = plan(
         config_path,
         destination=destination,

@@ -60,11 +60,9 @@ def execute_backfill(
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
     from ingest.backfill import plan_backfill
     from ingest.commands.core import run_plan
-    from ingest.destination import Destination
-    from ingest.runner import prepare_engine
+    from ingest.runner import prepare_local_run
 
-    Destination.from_url(destination)
-    prepare_engine()
+    prepare_local_run(destination)
     the_plan = plan_backfill(config_path, destination, job_id, start, end, run_id)
     log.info(
         "backfill %s: job %s, watermark [%s, %s)",

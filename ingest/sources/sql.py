@@ -84,18 +84,6 @@ class SqlSourceBuilder(SourceBuilder):
     #: whether this source has an exact fast path (ingest.sources.fast_arrow)
     fast_path: ClassVar[bool] = False
 
-    def _columns(self, engine: sa.Engine, job: JobConfig) -> list[dict[str, Any]]:
-        """The table's reflected columns; a missing table is a JobError naming it."""
-        import sqlalchemy as sa
-
-        try:
-            columns = sa.inspect(engine).get_columns(job.table_name, schema=job.schema_name)
-        except sa.exc.NoSuchTableError:
-            columns = []
-        if not columns:
-            raise self._missing_table(job)
-        return columns
-
     @staticmethod
     def _missing_table(job: JobConfig) -> JobError:
         where = f"{job.schema_name}.{job.table_name}" if job.schema_name else job.table_name
@@ -108,7 +96,8 @@ class SqlSourceBuilder(SourceBuilder):
         self, engine: sa.Engine, job: JobConfig
     ) -> tuple[sa.MetaData, list[dict[str, Any]]]:
         """Reflect the table once: the MetaData dlt's sql_table reuses (it would otherwise
-        reflect the table again) and its columns as `_columns` returns them."""
+        reflect the table again) and its columns (name, type, nullable); a missing table is a
+        JobError naming it."""
         import sqlalchemy as sa
 
         metadata = sa.MetaData(schema=job.schema_name)
@@ -202,7 +191,7 @@ class SqlSourceBuilder(SourceBuilder):
         try:
             with engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1" + self.dual()))
-            columns = self._columns(engine, job)
+            _, columns = self._reflect(engine, job)
             if job.watermark_column:
                 self._column_type(columns, job, job.watermark_column)
         finally:
