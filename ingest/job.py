@@ -270,6 +270,13 @@ def _load(
     progress = _Progress(job, task.run_id)
     resource.add_map(progress)
     extract_info = pipeline.extract(resource, loader_file_format="parquet")
+    # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
+    reached = ""
+    if job.is_incremental:
+        reached = _watermark_text(
+            _find_incremental(pipeline.state, job.watermark_column or "")
+        ) or result.get("watermark_before", "")
+    trust.after_extraction({**result, "watermark_after": reached})
     rows, files, load_id = 0, 0, ""
     # With nothing new (e.g. an incremental run without new rows) there is nothing to commit:
     # the extracted package stays in the working folder and is deleted with it (loading it
@@ -286,9 +293,7 @@ def _load(
         load_id = load_info.loads_ids[-1] if load_info.loads_ids else ""
     result.update(rows_loaded=rows, files_written=files, load_id=load_id)
     if job.is_incremental:
-        result["watermark_after"] = _watermark_text(
-            _find_incremental(pipeline.state, job.watermark_column or "")
-        ) or result.get("watermark_before", "")
+        result["watermark_after"] = reached
     trust.finish(pipeline, result)
 
 

@@ -22,18 +22,25 @@ The window:
   a backfill counts `[from, to)`. dlt re-reads the rows equal to the stored watermark and
   drops those it loaded before, so landed rows are counted in the same window (landed rows
   at exactly the old watermark are left out on both sides). The count runs on a fresh
-  connection after the load, never in an older snapshot: a row that committed late with a
-  watermark inside the loaded range would never be loaded by the next run (it starts above
-  the new watermark), and a fresh count sees it and reports MISMATCH.
+  connection after the extraction, never in an older snapshot: a row that committed late
+  with a watermark inside the loaded range would never be loaded by the next run (it starts
+  above the new watermark), and a fresh count sees it and reports MISMATCH.
+
+The final source count starts as soon as the extraction ends (`after_extraction`), in a
+background thread, so the database counts while dlt normalizes and loads; `finish` waits for
+it and compares. It needs nothing from those steps: the window's upper end is the watermark
+the extraction reached.
 
 Identifiers reach SQL only through SQLAlchemy's quoting (`sa.table`/`sa.column`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -189,12 +196,35 @@ class Snapshot:
             self.engine.dispose()
 
 
+def in_background(call: Callable[[], Any]) -> Future[Any]:
+    """Run `call` in its own thread (with the caller's context, e.g. the job's log fields);
+    the Future holds its result or its exception."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile")
+    try:
+        return executor.submit(contextvars.copy_context().run, call)
+    finally:
+        executor.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """The final count of the source side and, for INCREMENTAL jobs, the window it covers."""
+
+    rows: int
+    lower: Any = None
+    lower_closed: bool = True
+    upper: Any = None
+    upper_closed: bool = True
+    boundary: str = ""
+
+
 class Reconciler:
     """Counts the source side of one job around its extraction (see module doc).
 
     Call `extraction_engine()` before building the resource (it may return the snapshot
-    engine dlt must read through), `before_extraction()` right before the load, `finish()`
-    after it, `close()` always.
+    engine dlt must read through), `before_extraction()` right before the extraction,
+    `after_extraction()` right after it (starts the final count), `finish()` after the load,
+    `close()` always.
     """
 
     def __init__(
@@ -218,6 +248,7 @@ class Reconciler:
         self.before: int | None = None
         self.skip_reason = ""
         self._fresh: Any = None
+        self._final_count: Future[SourceCount] | None = None
         #: Delta tables: the table version before this load (None: no table yet)
         self.delta_version: int | None = None
         if job.source_type == "rest_api" or not hasattr(builder, "url"):
@@ -230,7 +261,9 @@ class Reconciler:
     # --- before extraction ------------------------------------------------------------------
 
     def extraction_engine(self, shareable: bool = True) -> Any:
-        """The engine dlt should read through (None: let the builder make its own).
+        """The engine dlt should read through (None: let the builder make its own): the
+        snapshot engine, or else the engine the counts use, so that one engine serves the
+        whole job and `close()` disposes of it (no pooled connection outlives the job).
 
         `shareable`: whether the builder can read through an engine handed to it; without
         that there is no shared snapshot and the counts bracket the extraction instead."""
@@ -243,7 +276,7 @@ class Reconciler:
             self.engine = self.snapshot.engine
         else:
             self.engine = self.builder.engine(self.secrets)
-        return self.engine if self.snapshot is not None else None
+        return self.engine if shareable else None
 
     def before_extraction(self) -> None:
         """FULL: the "before" count, after the resource was built (so a missing table is
@@ -254,6 +287,37 @@ class Reconciler:
         self.before = count(self.engine, count_query(self.job))
         if self.snapshot is not None:
             self.snapshot.table_reads = 0
+
+    # --- after the extraction ---------------------------------------------------------------
+
+    def after_extraction(self, result: Mapping[str, Any]) -> None:
+        """Start the final source count in the background. `result` must already hold the
+        watermark the extraction reached (`watermark_after`) and the stored one
+        (`watermark_before`)."""
+        if self.skip_reason or self.engine is None or self._final_count is not None:
+            return
+        self._start_final_count(result)
+
+    def _start_final_count(self, result: Mapping[str, Any]) -> None:
+        watermarks = {key: result.get(key) for key in ("watermark_before", "watermark_after")}
+        self._final_count = in_background(lambda: self._count_source(watermarks))
+
+    def _count_source(self, watermarks: Mapping[str, Any]) -> SourceCount:
+        if not self.job.is_incremental:
+            return SourceCount(count(self._counting_engine(), count_query(self.job)))
+        lower, lower_closed, upper, upper_closed, boundary = self._window(watermarks)
+        if upper is None and not self.backfill:
+            # no watermark yet, so nothing was loaded: the window is everything from `lower`
+            return SourceCount(count(self._counting_engine(), count_query(self.job, lower=lower)))
+        query = count_query(
+            self.job,
+            lower=lower,
+            lower_closed=lower_closed,
+            upper=upper,
+            upper_closed=upper_closed,
+        )
+        rows = count(self._counting_engine(), query)
+        return SourceCount(rows, lower, lower_closed, upper, upper_closed, boundary)
 
     # --- after the load ---------------------------------------------------------------------
 
@@ -268,10 +332,14 @@ class Reconciler:
             return Outcome(SKIPPED, None, self.skip_reason)
         if self.engine is None:
             return Outcome(SKIPPED, None, "source was not read")
+        if self._final_count is None:  # after_extraction() was not called
+            self._start_final_count(result)
+        assert self._final_count is not None
+        source = self._final_count.result()
         landed = int(result.get("rows_loaded") or 0)
         if not self.job.is_incremental:
-            return self._finish_full(landed)
-        return self._finish_incremental(dest, dataset, table, result, landed)
+            return self._finish_full(source.rows, landed)
+        return self._finish_incremental(dest, dataset, table, result, source, landed)
 
     @property
     def shared_snapshot(self) -> bool:
@@ -287,8 +355,7 @@ class Reconciler:
             self._fresh = self.builder.engine(self.secrets)
         return self._fresh
 
-    def _finish_full(self, landed: int) -> Outcome:
-        after = count(self._counting_engine(), count_query(self.job))
+    def _finish_full(self, after: int, landed: int) -> Outcome:
         before = self.before
         if self.shared_snapshot:
             if before != after:
@@ -341,45 +408,41 @@ class Reconciler:
         dataset: str,
         table: str,
         result: Mapping[str, Any],
+        source: SourceCount,
         landed: int,
     ) -> Outcome:
-        lower, lower_closed, upper, upper_closed, boundary = self._window(result)
-        if upper is None and landed == 0 and not self.backfill:
-            # nothing loaded, no watermark yet: the window is empty by definition
-            source = count(self._counting_engine(), count_query(self.job, lower=lower))
-            if source == 0:
+        if source.upper is None and not self.backfill:
+            if source.rows == landed == 0:
                 return Outcome(MATCH, 0, "no rows in the window")
-            return Outcome(MISMATCH, source, f"source {source} rows, lake 0 rows")
-        query = count_query(
-            self.job,
-            lower=lower,
-            lower_closed=lower_closed,
-            upper=upper,
-            upper_closed=upper_closed,
-        )
-        source = count(self._counting_engine(), query)
+            return Outcome(MISMATCH, source.rows, f"source {source.rows} rows, lake {landed} rows")
         in_window = landed
-        if boundary and landed:
+        if source.boundary and landed:
             in_window = landed - landed_at_watermark(
                 dest,
                 dataset,
                 table,
                 str(result.get("load_id") or ""),
                 self.job,
-                lower,
+                source.lower,
                 self.delta_version,
             )
-        window = _describe_window(lower, lower_closed, upper, upper_closed)
+        window = _describe_window(
+            source.lower, source.lower_closed, source.upper, source.upper_closed
+        )
         how = " (same snapshot)" if self.shared_snapshot else ""
-        if source == in_window:
-            return Outcome(MATCH, source, f"watermark {window}{how}")
+        if source.rows == in_window:
+            return Outcome(MATCH, source.rows, f"watermark {window}{how}")
         return Outcome(
             MISMATCH,
-            source,
-            f"watermark {window}: source {source} rows, lake {in_window} rows{how}",
+            source.rows,
+            f"watermark {window}: source {source.rows} rows, lake {in_window} rows{how}",
         )
 
     def close(self) -> None:
+        if self._final_count is not None:
+            # the count may still run (the load failed first): let it end before its
+            # connection is disposed of; a failed load is reported, not the count's error
+            self._final_count.exception()
         if self._fresh is not None:
             self._fresh.dispose()
         if self.snapshot is not None:

@@ -6,7 +6,8 @@
     trust = JobTrust(task, builder, secrets, dest, result)    # after the secrets resolve
     ... pipeline named trust.pipeline_name, state restored only if trust.restores_state
     options = trust.extract_options(options)                   # before build_resource
-    trust.prepare(resource)                                    # before pipeline.run
+    trust.prepare(resource)                                    # before the extraction
+    trust.after_extraction(result)          # with the watermark the extraction reached
     trust.finish(pipeline, result)                             # after the result is filled
     trust.close()                                              # always (run_job's finally)
 """
@@ -87,6 +88,10 @@ class JobTrust:
             self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)
         self.reconciler.before_extraction()
+
+    def after_extraction(self, result: Mapping[str, Any]) -> None:
+        """Starts the final source count while dlt normalizes and loads."""
+        self.reconciler.after_extraction(result)
 
     def finish(self, pipeline: Any, result: dict[str, Any]) -> None:
         from ingest.drift import emit_schema_changed

@@ -28,6 +28,12 @@ def source_ids(pg, table: str = "orders") -> list[int]:
     return [r[0] for r in pg.query(f"SELECT order_id FROM {table} ORDER BY 1")]
 
 
+def our_sessions(pg) -> int:
+    """Open connections of the engine's own (application_name dlt-ingest) to the source."""
+    rows = pg.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dlt-ingest'")
+    return int(rows[0][0])
+
+
 def insert_late_row(pg, order_id: int, updated_at: str = "2024-01-01T00:00:30+00") -> None:
     pg.execute(
         "INSERT INTO orders (order_id, qty, created_at, updated_at) VALUES (%s, 1, now(), %s)",
@@ -36,14 +42,15 @@ def insert_late_row(pg, order_id: int, updated_at: str = "2024-01-01T00:00:30+00
 
 
 def before_final_count(monkeypatch, action) -> None:
-    """Run `action` after dlt extracted and loaded, right before the reconciler counts."""
-    original = Reconciler.finish
+    """Run `action` after dlt extracted, right before the reconciler starts its final count
+    (which then runs while dlt normalizes and loads)."""
+    original = Reconciler.after_extraction
 
-    def finish(self, *args, **kwargs):
+    def after_extraction(self, *args, **kwargs):
         action()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Reconciler, "finish", finish)
+    monkeypatch.setattr(Reconciler, "after_extraction", after_extraction)
 
 
 def after_first_count(monkeypatch, action) -> None:
@@ -166,7 +173,7 @@ def test_bad_ingest_reconcile_value_fails_the_job_naming_the_setting(pg, file_la
 
 
 # ------------------------------------------------------------------------------------------
-# INCREMENTAL: the loaded watermark window, counted after the load
+# INCREMENTAL: the loaded watermark window, counted after the extraction
 
 
 def test_incremental_windows_match_across_runs_including_boundary_rows(pg, file_lake, monkeypatch):
@@ -217,6 +224,44 @@ def test_incremental_row_above_the_window_is_not_counted(pg, file_lake, monkeypa
     pg.use_as(monkeypatch, SOURCE)
     nxt = run(job(pg), file_lake, "run-2")
     assert (nxt["rows_loaded"], nxt["reconciled"]) == (1, "MATCH")
+
+
+def test_failed_load_reports_the_load_error_and_the_background_count_leaves_nothing_open(
+    pg, file_lake, monkeypatch
+):
+    """The final count runs while dlt loads: when the load fails, the job reports the load's
+    error and no moved watermark, and the job's connections are closed once the count ends
+    (one engine per job, disposed of at its end)."""
+    from dlt.pipeline.pipeline import Pipeline
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 60)
+    pg.use_as(monkeypatch, SOURCE)
+    started: list[bool] = []
+    original = Reconciler.after_extraction
+
+    def after_extraction(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        started.append(self._final_count is not None)
+
+    def broken_load(self, *args, **kwargs):
+        raise OSError("lake refused the write")
+
+    monkeypatch.setattr(Reconciler, "after_extraction", after_extraction)
+    monkeypatch.setattr(Pipeline, "load", broken_load)
+    result = run(job(pg), file_lake, "run-1")
+
+    assert started == [True]  # the count was under way before the load was tried
+    assert result["status"] == "FAILED" and "lake refused the write" in result["error"]
+    assert not result.get("watermark_after")  # nothing committed, no watermark reported
+    assert lake_ids(file_lake) == []
+    assert our_sessions(pg) == 0
+    # the next run loads everything and reconciles, and also leaves no connection open
+    monkeypatch.undo()
+    pg.use_as(monkeypatch, SOURCE)
+    again = run(job(pg), file_lake, "run-2")
+    assert (again["rows_loaded"], again["reconciled"]) == (60, "MATCH")
+    assert our_sessions(pg) == 0
 
 
 # ------------------------------------------------------------------------------------------
