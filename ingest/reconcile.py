@@ -12,19 +12,21 @@ The window:
 - FULL: the whole table. On PostgreSQL and MySQL/MariaDB the extraction and the count share
   one database connection and one REPEATABLE READ transaction (`Snapshot`): the count runs
   first (fixing the snapshot), dlt extracts through the same connection, the count runs again,
-  then the transaction is rolled back. Both counts must agree and the extraction must have
-  gone through that connection, otherwise the result is MISMATCH. Elsewhere (SQLite, SQL
-  Server, Oracle) the table is counted before and after the extraction; MATCH needs both
+  then the transaction is rolled back. Both counts must agree with the landed rows.
+  Otherwise the table is counted before and after the extraction (bracketing): SQLite, SQL
+  Server, Oracle, and PostgreSQL read by ConnectorX, whose own connections cannot join the
+  snapshot (there the "after" count runs on the snapshot's connection once its transaction
+  has ended, i.e. in a new transaction that sees the data as of then). MATCH needs both
   counts and the landed rows to agree, so a row that arrives while the job runs is reported
   as MISMATCH, never silently matched.
 - INCREMENTAL: rows whose watermark lies in the loaded range: above the stored watermark
   (or from initial_watermark, closed, on a first run) up to the new watermark (closed);
   a backfill counts `[from, to)`. dlt re-reads the rows equal to the stored watermark and
   drops those it loaded before, so landed rows are counted in the same window (landed rows
-  at exactly the old watermark are left out on both sides). The count runs on a fresh
-  connection after the extraction, never in an older snapshot: a row that committed late
+  at exactly the old watermark are left out on both sides). The count runs in a new
+  transaction after the extraction, never in an older snapshot: a row that committed late
   with a watermark inside the loaded range would never be loaded by the next run (it starts
-  above the new watermark), and a fresh count sees it and reports MISMATCH.
+  above the new watermark), and this count sees it and reports MISMATCH.
 
 The final source count starts as soon as the extraction ends (`after_extraction`), in a
 background thread, so the database counts while dlt normalizes and loads; `finish` waits for
@@ -180,16 +182,21 @@ class Snapshot:
     def count(self, query: sa.Select) -> int:
         return count(self.engine, query)
 
+    def release(self) -> None:
+        """End the snapshot's transaction (a real rollback). The connection stays: its next
+        statement starts a new transaction, which sees the data as of that statement."""
+        raw = self.engine.raw_connection()
+        try:
+            self._real_rollback(raw.dbapi_connection)
+        finally:
+            raw.close()
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         try:
-            raw = self.engine.raw_connection()
-            try:
-                self._real_rollback(raw.dbapi_connection)
-            finally:
-                raw.close()
+            self.release()
         except Exception as exc:  # the transaction only read; the server ends it on disconnect
             log.debug("snapshot rollback failed: %s", exc)
         finally:
@@ -247,7 +254,6 @@ class Reconciler:
         self.engine: Any = None
         self.before: int | None = None
         self.skip_reason = ""
-        self._fresh: Any = None
         self._final_count: Future[SourceCount] | None = None
         #: Delta tables: the table version before this load (None: no table yet)
         self.delta_version: int | None = None
@@ -348,12 +354,12 @@ class Reconciler:
         return self.snapshot is not None and self.snapshot.table_reads > 0
 
     def _counting_engine(self) -> Any:
-        """Where to count after the load: the shared snapshot, else a fresh connection."""
-        if self.snapshot is None or self.shared_snapshot:
-            return self.engine
-        if self._fresh is None:
-            self._fresh = self.builder.engine(self.secrets)
-        return self._fresh
+        """Where to count after the extraction: the shared snapshot, else a new transaction.
+        A snapshot the read did not go through (ConnectorX reads with its own connections)
+        is released first, so the count on its connection sees the data as of now."""
+        if self.snapshot is not None and not self.shared_snapshot and not self.snapshot.closed:
+            self.snapshot.release()
+        return self.engine
 
     def _finish_full(self, after: int, landed: int) -> Outcome:
         before = self.before
@@ -443,8 +449,6 @@ class Reconciler:
             # the count may still run (the load failed first): let it end before its
             # connection is disposed of; a failed load is reported, not the count's error
             self._final_count.exception()
-        if self._fresh is not None:
-            self._fresh.dispose()
         if self.snapshot is not None:
             self.snapshot.close()
         elif self.engine is not None:
