@@ -179,9 +179,6 @@ class Snapshot:
         if "count(" not in text and self._table in text and "from" in text:
             self.table_reads += 1
 
-    def count(self, query: sa.Select) -> int:
-        return count(self.engine, query)
-
     def release(self) -> None:
         """End the snapshot's transaction (a real rollback). The connection stays: its next
         statement starts a new transaction, which sees the data as of that statement."""
@@ -314,14 +311,15 @@ class Reconciler:
         lower, lower_closed, upper, upper_closed, boundary = self._window(watermarks)
         if upper is None and not self.backfill:
             # no watermark yet, so nothing was loaded: the window is everything from `lower`
-            return SourceCount(count(self._counting_engine(), count_query(self.job, lower=lower)))
-        query = count_query(
-            self.job,
-            lower=lower,
-            lower_closed=lower_closed,
-            upper=upper,
-            upper_closed=upper_closed,
-        )
+            query = count_query(self.job, lower=lower)
+        else:
+            query = count_query(
+                self.job,
+                lower=lower,
+                lower_closed=lower_closed,
+                upper=upper,
+                upper_closed=upper_closed,
+            )
         rows = count(self._counting_engine(), query)
         return SourceCount(rows, lower, lower_closed, upper, upper_closed, boundary)
 

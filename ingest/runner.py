@@ -5,7 +5,6 @@ plan -> run_job for each task (in `workers` processes) -> write_audit.
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
@@ -27,7 +26,7 @@ def _init_worker(level: int) -> None:
 
     configure_logging(level)
     configure_telemetry()
-    gc.freeze()  # what the fork server imported is permanent: keep it out of every collection
+    preload_engine()  # a no-op under the fork server, which imported and froze it already
 
 
 def _pool_context() -> Any:
