@@ -1,9 +1,18 @@
 """Step 3 of a run: append one audit row per job to `<lake>/metadata/audit_<YYYYMMDD>.csv`.
 
-Appending is read + merge + write of the day's file: rows already there are kept, and a row
-for a (run_id, job_id) that is already present is not written twice, so `write_audit` can be
-retried (Durable activities run at least once). Runs are one at a time (the function app
-refuses overlapping runs), so there is no concurrent writer of the same day's file.
+The day's file is the one file users read. Appending is read + merge + write, made atomic so
+that no row is ever lost, whatever runs at the same moment (a retried activity, the nightly
+run and a manual one, the CLI and the app on one lake):
+- blob storage: an optimistic, conditional write. The file is read with its ETag and written
+  back only if it is unchanged (`If-Match`; `If-None-Match: *` for a new file); a writer that
+  lost the race reads again and merges again. No lease to expire or to wait for, and a
+  crashed writer leaves nothing behind;
+- local lakes: an exclusive `fcntl.flock` on `audit_<YYYYMMDD>.csv.lock` around the read and
+  the write, and the new file replaces the old one atomically (readers never see half a file).
+
+A row is written once per load: rows already present for the same (run_id, job_id, load_id)
+(or, for a result without a load, the same run_id, job_id, status and started_at) are not
+written again, so `write_audit` can be retried.
 """
 
 from __future__ import annotations
@@ -50,38 +59,63 @@ def read_audit(dest: Destination, day: dt.date, fs: Any = None) -> list[dict[str
         return []
 
 
-def append_audit(
-    dest: Destination, results: Iterable[Mapping[str, Any]], day: dt.date
-) -> tuple[str, int]:
-    """Append the results' audit rows to the day's file; returns (path, rows added)."""
-    fs = dest.filesystem()
-    path = dest.path(AUDIT_DIR, audit_file_name(day))
-    existing = read_audit(dest, day, fs)
-    present = {(row.get("run_id"), row.get("job_id")) for row in existing}
-    columns = list(AUDIT_COLUMNS)
-    # keep columns an older/newer writer added, never drop data
-    for row in existing:
-        for column in row:
-            if column and column not in columns:
-                columns.append(column)
-    new_rows = []
+def _row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """What makes an audit row the same row (see module doc)."""
+    run_id, job_id = str(row.get("run_id") or ""), str(row.get("job_id") or "")
+    if row.get("load_id"):
+        return (run_id, job_id, str(row["load_id"]))
+    return (run_id, job_id, "", str(row.get("status") or ""), str(row.get("started_at") or ""))
+
+
+def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    rows = []
     for result in results:
         row = JobResult.from_dict(result).audit_row()
         for column, value in result.items():  # extra audit columns from later features
             if column not in row and column != "retriable" and not column.startswith("_"):
                 row[column] = "" if value is None else str(value)
-                if column not in columns:
-                    columns.append(column)
-        key = (row["run_id"], row["job_id"])
-        if key in present:
-            continue
-        present.add(key)
-        new_rows.append(row)
-    if new_rows:
-        fs.makedirs(dest.path(AUDIT_DIR), exist_ok=True)
-        with fs.open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(_render([*existing, *new_rows], columns))
-    return path, len(new_rows)
+        rows.append(row)
+    return rows
+
+
+def merge(existing_text: str | None, rows: list[dict[str, str]]) -> tuple[str | None, int]:
+    """The day's file with `rows` appended: (new text or None when nothing is new, rows added).
+    Rows already there are kept as they are; columns an older or newer writer added stay."""
+    existing = _parse_rows(existing_text or "")
+    present = {_row_key(row) for row in existing}
+    columns = list(AUDIT_COLUMNS)
+    for row in [*existing, *rows]:
+        for column in row:
+            if column and column not in columns:
+                columns.append(column)
+    new_rows = []
+    for row in rows:
+        key = _row_key(row)
+        if key not in present:
+            present.add(key)
+            new_rows.append(row)
+    if not new_rows:
+        return None, 0
+    return _render([*existing, *new_rows], columns), len(new_rows)
+
+
+def append_audit(
+    dest: Destination, results: Iterable[Mapping[str, Any]], day: dt.date
+) -> tuple[str, int]:
+    """Append the results' audit rows to the day's file; returns (path, rows added)."""
+    from ingest.lake import update_text
+
+    path = dest.path(AUDIT_DIR, audit_file_name(day))
+    rows = _audit_rows(results)
+    added = 0
+
+    def change(text: str | None) -> str | None:
+        nonlocal added
+        new_text, added = merge(text, rows)
+        return new_text
+
+    update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
+    return path, added
 
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -139,6 +139,28 @@ class Destination:
             "az", account_name=self.account_name, credential=DefaultAzureCredential(), **fresh
         )
 
+    def container_client(self) -> Any:
+        """An azure-storage-blob ContainerClient for the lake's container (az:// lakes only):
+        for what fsspec does not offer, such as blob leases and conditional (ETag) writes."""
+        from azure.storage.blob import ContainerClient
+
+        if self.protocol != "az":
+            raise ValueError(f"{self.display_url} is not a blob storage lake")
+        container = self.path().split("/", 1)[0]
+        if self.connection_string:
+            return ContainerClient.from_connection_string(self.connection_string, container)
+        from azure.identity import DefaultAzureCredential
+
+        return ContainerClient(
+            f"https://{self.account_name}.blob.core.windows.net",
+            container,
+            credential=DefaultAzureCredential(),
+        )
+
+    def blob_name(self, *parts: str) -> str:
+        """Name of the blob at `parts` under the lake root, inside the lake's container."""
+        return self.path(*parts).split("/", 1)[1]
+
     def path(self, *parts: str) -> str:
         """Path of `parts` under the lake root, as the fsspec filesystem expects it."""
         if self.protocol == "file":

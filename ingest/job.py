@@ -7,10 +7,14 @@ that says what to do and holds no secret; `retriable` says whether another try m
 Guarantees:
 - The dlt working folder is new for every call and deleted afterwards; the watermark comes
   from the lake, so any worker with an empty disk continues where the last load stopped.
-- Files of loads that never completed are removed first (see `ingest.lake`).
-- Idempotent per run id: the run id is saved in the pipeline state that dlt commits with the
-  load; a second call with the same run id finds it and reports that load instead of loading
-  again (Durable activities run at least once).
+- One writer per job: the job's lease (`ingest.lease`) is held from the clean-up to the
+  completion marker; a second writer waits, then ends SKIPPED (`on_busy="skip"`, the CLI) or
+  as a retriable failure (`on_busy="retry"`, Durable activities) naming the holder.
+- Files of loads that never completed are removed first, under the lease (`ingest.lake`).
+- Idempotent per task (run id + kind: plain, full refresh, backfill range): the task is recorded
+  in the pipeline state that dlt commits with the load (`ingest.ledger`); the same task run
+  again finds it and reports that load instead of loading again.
+- A FULL load is a snapshot, also when it read 0 rows (one empty Parquet file).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest import ledger
 from ingest.config import JobConfig
 from ingest.destination import Destination
 from ingest.errors import JobError, RetriableJobError
+from ingest.lease import JobLease, LeaseBusy
 from ingest.logcontext import job_context
 from ingest.results import JobResult, short_error
 from ingest.secrets import Redactor, SecretResolver, build_resolver
@@ -37,8 +43,9 @@ from ingest.trust import JobTrust
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "ingest"
 PROGRESS_EVERY_S = 15.0
+#: what a job whose lease is held by another writer ends as (see run_job)
+ON_BUSY = ("skip", "retry")
 
 
 @dataclass(frozen=True)
@@ -79,31 +86,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _find_incremental(state: Mapping[str, Any], cursor: str) -> Any:
-    for source in (state.get("sources") or {}).values():
-        for resource in (source.get("resources") or {}).values():
-            incremental = (resource.get("incremental") or {}).get(cursor)
-            if incremental:
-                return incremental.get("last_value")
-    return None
-
-
-def _find_marker(state: Mapping[str, Any]) -> Mapping[str, Any]:
-    for source in (state.get("sources") or {}).values():
-        marker = source.get(STATE_KEY)
-        if marker:
-            return marker
-    return {}
-
-
-def _watermark_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return str(value)
-
-
 def _row_count(item: Any) -> int:
     """Rows in one extracted item: an Arrow table/batch, a list of rows, or one row; items
     wrapped with dlt hints (the empty first item of sql_table) count their payload."""
@@ -126,24 +108,21 @@ def _extracted_rows(extract_info: Any, table: str) -> int:
 
 
 class _Progress:
-    """Counts rows as they are extracted, logs every few seconds, and stamps the run id
-    into the pipeline state (committed with the load, read back for idempotency)."""
+    """Counts rows as they are extracted and logs every few seconds. For INCREMENTAL jobs it
+    also keeps the boundary record (`ingest.ledger`): how many rows with the highest watermark
+    seen so far passed dlt's incremental filter."""
 
-    def __init__(self, job: JobConfig, run_id: str):
+    def __init__(self, job: JobConfig, boundary: _BoundaryTracker | None = None):
         self.job = job
-        self.run_id = run_id
         self.rows = 0
-        self.stamped = False
         self.last_log = time.monotonic()
+        self.boundary = boundary
 
     def __call__(self, item: Any) -> Any:
-        if not self.stamped:
-            import dlt
-
-            load_id = dlt.current.load_package_state()["load_id"]
-            dlt.current.source_state()[STATE_KEY] = {"run_id": self.run_id, "load_id": load_id}
-            self.stamped = True
-        self.rows += _row_count(item)
+        rows = _row_count(item)
+        self.rows += rows
+        if self.boundary is not None and rows:
+            self.boundary.add(item)
         now = time.monotonic()
         if now - self.last_log >= PROGRESS_EVERY_S:
             self.last_log = now
@@ -154,6 +133,44 @@ class _Progress:
                 f"{self.rows:,}",
             )
         return item
+
+
+class _BoundaryTracker:
+    """The rows at the highest watermark of an extraction, recorded in the state as it goes
+    (dlt commits the state as it is when the extraction ends)."""
+
+    def __init__(self, cursor: str, before: Any, stored: ledger.Boundary | None):
+        self.cursor = cursor.lower()
+        self.before_text = ledger.watermark_text(before)
+        self.stored = stored
+        self.value: Any = None
+        self.rows = 0
+
+    def add(self, item: Any) -> None:
+        import pyarrow.compute as pc
+
+        names = getattr(item, "column_names", None)
+        if names is None:  # not Arrow (REST rows): no boundary record
+            return
+        column = next((n for n in names if n.lower() == self.cursor), None)
+        if column is None:
+            return
+        values = item.column(column)
+        highest = pc.max(values)
+        if not highest.is_valid:
+            return
+        value = highest.as_py()
+        if self.value is None or value > self.value:
+            self.value, self.rows = value, 0
+        if value == self.value:
+            self.rows += int(pc.sum(pc.equal(values, highest)).as_py() or 0)
+        total = self.rows
+        stored = self.stored
+        if stored is not None and stored.value == self.before_text == ledger.watermark_text(
+            self.value
+        ):
+            total += stored.rows  # only more rows at the old boundary: add them up
+        ledger.record_boundary(self.value, total)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -196,6 +213,53 @@ def _working_dir(settings: Settings, run_id: str, job: JobConfig) -> Path:
     return settings.work_dir / "pipelines" / f"{safe_run}-{job.job_id}-{uuid.uuid4().hex[:8]}"
 
 
+def _lease(task: Task, dest: Destination, settings: Settings, kind: str) -> JobLease:
+    """The lease every writer of this job's lake table takes (plain, full refresh, backfill)."""
+    from ingest.lease import Holder, lease_for, lease_name
+
+    return lease_for(
+        dest,
+        lease_name(task.job.source_name, task.job.lake_table),
+        Holder.me(task.run_id, kind),
+        wait_s=settings.lease_wait_s,
+        same_task_wait_s=settings.lease_same_task_wait_s,
+        period_s=settings.lease_period_s,
+    )
+
+
+def _report_loaded(
+    task: Task, dest: Destination, entry: ledger.Entry, pipeline: Any, result: dict[str, Any]
+) -> None:
+    """The result of a task that already loaded: its load, as it is in the lake."""
+    from ingest.lake import count_rows, load_id_of, table_files
+
+    job = task.job
+    files = [
+        p
+        for p in table_files(dest, job.source_name, job.lake_table)
+        if load_id_of(p) == entry.load_id
+    ]
+    log.info(
+        "job %s: this task (run %s) already loaded it: load %s; not loading again",
+        job.job_id,
+        task.run_id,
+        entry.load_id,
+    )
+    result.update(
+        rows_loaded=count_rows(dest, files),
+        files_written=len(files),
+        load_id=entry.load_id,
+        watermark_before=entry.watermark_before,
+        reconciled="SKIPPED",
+        reconcile_note=f"already loaded by this task (load {entry.load_id}); not counted again",
+    )
+    if job.is_incremental and not task.backfill and entry.latest:
+        # the state's cursor is the one this load reached
+        result["watermark_after"] = ledger.watermark_text(
+            ledger.last_value(pipeline.state, job.watermark_column or "")
+        )
+
+
 def _load(
     task: Task,
     settings: Settings,
@@ -206,13 +270,7 @@ def _load(
     """Do the work; fill `result` as facts become known (so a failure still reports them)."""
     import dlt
 
-    from ingest.lake import (
-        count_rows,
-        ensure_dataset,
-        load_id_of,
-        remove_incomplete_loads,
-        table_files,
-    )
+    from ingest.lake import ensure_dataset, remove_incomplete_loads
     from ingest.sources import get_builder
 
     job = task.job
@@ -226,75 +284,74 @@ def _load(
     ensure_dataset(dest, dataset)
     # data trust hooks (ingest.trust): reconciliation, schema drift, backfill, Delta output
     trust = JobTrust(task, builder, secrets, dest, result)
-    remove_incomplete_loads(
-        dest, dataset, table, trust.pipeline_name, trust.schema_name, trust.other_schema_names
-    )
-
-    workdir = _working_dir(settings, task.run_id, job)
-    workdir.mkdir(parents=True, exist_ok=True)
-    result["_workdir"] = workdir
-    pipeline = dlt.pipeline(
-        pipeline_name=trust.pipeline_name,
-        destination=dest.dlt_destination(),
-        dataset_name=dataset,
-        pipelines_dir=str(workdir),
-    )
-    if task.full_refresh or not trust.restores_state:
-        # Start from initial_watermark; the state saved with this load supersedes the old one.
-        pipeline.config.restore_from_destination = False
-    else:
-        pipeline.sync_destination()
-        marker = _find_marker(pipeline.state)
-        if marker.get("run_id") == task.run_id:
-            load_id = str(marker.get("load_id") or "")
-            files = [p for p in table_files(dest, dataset, table) if load_id_of(p) == load_id]
-            log.info(
-                "job %s was already loaded by run %s (load %s)", job.job_id, task.run_id, load_id
-            )
-            result.update(
-                rows_loaded=count_rows(dest, files),
-                files_written=len(files),
-                load_id=load_id,
-                watermark_after=_watermark_text(
-                    _find_incremental(pipeline.state, job.watermark_column or "")
-                ),
-            )
-            return
-    if job.is_incremental:
-        result["watermark_before"] = _watermark_text(
-            _find_incremental(pipeline.state, job.watermark_column or "")
+    kind = ledger.task_kind(task.full_refresh, task.backfill)
+    key = ledger.task_key(task.run_id, kind)
+    with _lease(task, dest, settings, kind) as lease:
+        # under the lease, files without a completion marker belong to dead loads only
+        remove_incomplete_loads(
+            dest, dataset, table, trust.pipeline_name, trust.schema_name, trust.other_schema_names
         )
-    resource = builder.build_resource(job, secrets, trust.extract_options(options))
-    resource.apply_hints(table_name=table)
-    trust.prepare(resource)
-    progress = _Progress(job, task.run_id)
-    resource.add_map(progress)
-    extract_info = pipeline.extract(resource, loader_file_format="parquet")
-    # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
-    reached = ""
-    if job.is_incremental:
-        reached = _watermark_text(
-            _find_incremental(pipeline.state, job.watermark_column or "")
-        ) or result.get("watermark_before", "")
-    trust.after_extraction({**result, "watermark_after": reached})
-    rows, files, load_id = 0, 0, ""
-    # With nothing new (e.g. an incremental run without new rows) there is nothing to commit:
-    # the extracted package stays in the working folder and is deleted with it (loading it
-    # would only cost dlt's one-second job polling).
-    if _extracted_rows(extract_info, table) > 0:
-        pipeline.normalize()
-        load_info = pipeline.load()
-        normalize_info = pipeline.last_trace.last_normalize_info
-        rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
-        for package in load_info.load_packages:
-            for job_info in package.jobs.get("completed_jobs", []):
-                if job_info.job_file_info.table_name == table:
-                    files += 1
-        load_id = load_info.loads_ids[-1] if load_info.loads_ids else ""
-    result.update(rows_loaded=rows, files_written=files, load_id=load_id)
-    if job.is_incremental:
-        result["watermark_after"] = reached
-    trust.finish(pipeline, result)
+        workdir = _working_dir(settings, task.run_id, job)
+        workdir.mkdir(parents=True, exist_ok=True)
+        result["_workdir"] = workdir
+        pipeline = dlt.pipeline(
+            pipeline_name=trust.pipeline_name,
+            destination=dest.dlt_destination(),
+            dataset_name=dataset,
+            pipelines_dir=str(workdir),
+        )
+        pipeline.sync_destination()
+        entry = ledger.find(pipeline.state, key)
+        if entry is not None:
+            _report_loaded(task, dest, entry, pipeline, result)
+            return
+        if task.full_refresh or not trust.restores_state:
+            # start from initial_watermark (or the backfill's range); the state committed
+            # with this load supersedes the old cursor
+            ledger.forget_cursor(pipeline)
+        cursor = job.watermark_column or ""
+        before = ledger.last_value(pipeline.state, cursor) if job.is_incremental else None
+        boundary = None
+        if job.is_incremental and trust.restores_state:
+            result["watermark_before"] = ledger.watermark_text(before)
+            boundary = _BoundaryTracker(cursor, before, ledger.boundary(pipeline.state))
+        resource = builder.build_resource(job, secrets, trust.extract_options(options))
+        resource.apply_hints(table_name=table)
+        trust.prepare(resource)
+        resource.add_map(_Progress(job, boundary))
+        extract_info = pipeline.extract(
+            [resource, ledger.ledger_resource(key, result.get("watermark_before", ""))],
+            loader_file_format="parquet",
+        )
+        # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
+        reached = ""
+        if job.is_incremental:
+            reached = ledger.watermark_text(
+                ledger.last_value(pipeline.state, cursor)
+            ) or result.get("watermark_before", "")
+        trust.after_extraction(
+            {**result, "watermark_after": reached},
+            boundary.stored if boundary is not None else None,
+        )
+        rows, files, load_id = 0, 0, ""
+        # A FULL load always commits (an empty table is an empty snapshot). An incremental
+        # run with nothing new commits nothing: the extracted package stays in the working
+        # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
+        if not job.is_incremental or _extracted_rows(extract_info, table) > 0:
+            lease.check()
+            pipeline.normalize()
+            load_info = pipeline.load()
+            normalize_info = pipeline.last_trace.last_normalize_info
+            rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
+            for package in load_info.load_packages:
+                for job_info in package.jobs.get("completed_jobs", []):
+                    if job_info.job_file_info.table_name == table:
+                        files += 1
+            load_id = load_info.loads_ids[-1] if load_info.loads_ids else ""
+        result.update(rows_loaded=rows, files_written=files, load_id=load_id)
+        if job.is_incremental:
+            result["watermark_after"] = reached
+        trust.finish(pipeline, result)
 
 
 def run_job(
@@ -303,8 +360,15 @@ def run_job(
     settings: Settings | None = None,
     resolver: SecretResolver | None = None,
     options: ExtractOptions | None = None,
+    on_busy: str = "skip",
 ) -> dict[str, Any]:
-    """Run one job and return its result (a JSON-safe dict with the audit columns)."""
+    """Run one job and return its result (a JSON-safe dict with the audit columns).
+
+    `on_busy`: what a job whose lease another writer holds (and kept longer than
+    INGEST_LEASE_WAIT_S) ends as: "skip" (SKIPPED, the local CLI) or "retry" (a retriable
+    FAILED result, for Durable's retry policy)."""
+    if on_busy not in ON_BUSY:
+        raise ValueError(f"on_busy must be one of {ON_BUSY}, got {on_busy!r}")
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     spec = Task.from_dict(task)
@@ -343,6 +407,12 @@ def run_job(
         )
         try:
             _load(spec, settings, resolver, options, result)
+        except LeaseBusy as exc:
+            skip = on_busy == "skip"
+            result["status"] = "SKIPPED" if skip else "FAILED"
+            result["retriable"] = not skip
+            result["error"] = short_error(redactor.redact(str(exc)))
+            log.warning("job %s %s: %s", job.job_id, result["status"].lower(), result["error"])
         except Exception as exc:  # one job's failure never stops the run
             where = result.get("_where") or f"source {job.source_name!r}"
             error = classify_error(exc, job, where)

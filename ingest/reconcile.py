@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from ingest.config import JobConfig
     from ingest.destination import Destination
+    from ingest.ledger import Boundary
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ MATCH, MISMATCH, SKIPPED = "MATCH", "MISMATCH", "SKIPPED"
 #: source types whose extraction and count can share one REPEATABLE READ transaction
 SNAPSHOT_TYPES = ("postgresql", "mysql")
 REST_REASON = "REST source has no row count"
+#: the named reason of a MISMATCH caused by rows the boundary de-duplication dropped
+BOUNDARY_DROPPED = "BOUNDARY_ROWS_DROPPED"
 
 
 def mismatch_mode(env: Mapping[str, str] | None = None) -> str:
@@ -220,6 +223,8 @@ class SourceCount:
     upper: Any = None
     upper_closed: bool = True
     boundary: str = ""
+    #: rows whose watermark equals the stored one (`boundary`), when a boundary record exists
+    at_boundary: int | None = None
 
 
 class Reconciler:
@@ -252,6 +257,8 @@ class Reconciler:
         self.before: int | None = None
         self.skip_reason = ""
         self._final_count: Future[SourceCount] | None = None
+        #: the boundary record stored by the previous load (see `after_extraction`)
+        self.boundary: Boundary | None = None
         #: Delta tables: the table version before this load (None: no table yet)
         self.delta_version: int | None = None
         if job.source_type == "rest_api" or not hasattr(builder, "url"):
@@ -293,10 +300,11 @@ class Reconciler:
 
     # --- after the extraction ---------------------------------------------------------------
 
-    def after_extraction(self, result: Mapping[str, Any]) -> None:
+    def after_extraction(self, result: Mapping[str, Any], boundary: Boundary | None = None) -> None:
         """Start the final source count in the background. `result` must already hold the
         watermark the extraction reached (`watermark_after`) and the stored one
-        (`watermark_before`)."""
+        (`watermark_before`); `boundary`, the stored boundary record (INCREMENTAL jobs)."""
+        self.boundary = boundary
         if self.skip_reason or self.engine is None or self._final_count is not None:
             return
         self._start_final_count(result)
@@ -321,7 +329,13 @@ class Reconciler:
                 upper_closed=upper_closed,
             )
         rows = count(self._counting_engine(), query)
-        return SourceCount(rows, lower, lower_closed, upper, upper_closed, boundary)
+        at_boundary = None
+        if self.boundary is not None and boundary and self.boundary.value == boundary:
+            # the rows at the stored watermark now, against those that landed (module doc)
+            at_boundary = count(
+                self._counting_engine(), count_query(self.job, lower=lower, upper=lower)
+            )
+        return SourceCount(rows, lower, lower_closed, upper, upper_closed, boundary, at_boundary)
 
     # --- after the load ---------------------------------------------------------------------
 
@@ -420,8 +434,9 @@ class Reconciler:
                 return Outcome(MATCH, 0, "no rows in the window")
             return Outcome(MISMATCH, source.rows, f"source {source.rows} rows, lake {landed} rows")
         in_window = landed
+        landed_at_boundary = 0
         if source.boundary and landed:
-            in_window = landed - landed_at_watermark(
+            landed_at_boundary = landed_at_watermark(
                 dest,
                 dataset,
                 table,
@@ -430,16 +445,37 @@ class Reconciler:
                 source.lower,
                 self.delta_version,
             )
+            in_window = landed - landed_at_boundary
         window = _describe_window(
             source.lower, source.lower_closed, source.upper, source.upper_closed
         )
         how = " (same snapshot)" if self.shared_snapshot else ""
+        if source.at_boundary is not None and self.boundary is not None:
+            expected = self.boundary.rows + landed_at_boundary
+            if source.at_boundary > expected:
+                return Outcome(MISMATCH, source.rows, self._dropped_note(source, expected))
         if source.rows == in_window:
             return Outcome(MATCH, source.rows, f"watermark {window}{how}")
         return Outcome(
             MISMATCH,
             source.rows,
             f"watermark {window}: source {source.rows} rows, lake {in_window} rows{how}",
+        )
+
+    def _dropped_note(self, source: SourceCount, expected: int) -> str:
+        missing = int(source.at_boundary or 0) - expected
+        key = (
+            f"primary key {', '.join(self.job.primary_key)}"
+            if self.job.primary_key
+            else "no primary_key in the config (dlt compares whole rows, or the table's own key)"
+        )
+        return (
+            f"{BOUNDARY_DROPPED}: {missing} row(s) with the stored watermark {source.boundary} "
+            f"never landed: the source has {source.at_boundary} such rows, the lake {expected}. "
+            "Rows that arrive after their watermark value was loaded are taken for the rows "
+            f"loaded then by the boundary de-duplication ({key}). Declare a primary_key that "
+            "tells rows apart, or use a strictly increasing watermark; run --full-refresh to "
+            "reload them"
         )
 
     def close(self) -> None:

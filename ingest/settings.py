@@ -88,6 +88,29 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         "flagged, run exit code 0).",
     ),
     SettingSpec(
+        "INGEST_LEASE_PERIOD_S",
+        "60",
+        "Seconds a job's blob lease lasts without renewal (15..60; renewed every third of it): "
+        "how long a crashed writer can block its job.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_LEASE_WAIT_S",
+        "90",
+        "Seconds a second writer of a job waits for the lease before it gives up (SKIPPED "
+        "locally, a retried failure on Azure); longer than the lease period, so a crashed "
+        "holder is always outwaited.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_LEASE_SAME_TASK_WAIT_S",
+        "7200",
+        "Seconds a writer waits when the holder runs the very same task (same run id and "
+        "kind, e.g. a retried activity whose first attempt still runs): it then reports "
+        "that load. Keep it at most the Functions timeout (host.json functionTimeout).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_WORK_DIR",
         None,
         "Scratch dir for dlt working folders (default: the system temp dir; "
@@ -153,7 +176,7 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int = 1) -> int:
+def _int(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | None = None) -> int:
     raw = env.get(name) or default_of(name)
     try:
         value = int(str(raw))
@@ -161,6 +184,8 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 1) -> int:
         raise SettingsError(f"setting {name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SettingsError(f"setting {name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"setting {name}={value} must be at most {maximum}")
     return value
 
 
@@ -195,6 +220,9 @@ class Settings:
     backend: str = "auto"
     read_partitions: int = 1
     parquet_dictionary: str = "auto"
+    lease_period_s: int = 60
+    lease_wait_s: int = 90
+    lease_same_task_wait_s: int = 7200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -219,6 +247,9 @@ class Settings:
             parquet_dictionary=_choice(
                 env, "INGEST_PARQUET_DICTIONARY", PARQUET_DICTIONARY_POLICIES
             ),
+            lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
+            lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
+            lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
         )
 
 

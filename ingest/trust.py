@@ -7,7 +7,7 @@
     ... pipeline named trust.pipeline_name, state restored only if trust.restores_state
     options = trust.extract_options(options)                   # before build_resource
     trust.prepare(resource)                                    # before the extraction
-    trust.after_extraction(result)          # with the watermark the extraction reached
+    trust.after_extraction(result, boundary)  # with the watermark the extraction reached
     trust.finish(pipeline, result)                             # after the result is filled
     trust.close()                                              # always (run_job's finally)
 """
@@ -17,10 +17,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import backfill as _backfill
 from ingest.reconcile import MISMATCH, Reconciler, mismatch_mode
+
+if TYPE_CHECKING:
+    from ingest.ledger import Boundary
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,9 @@ class JobTrust:
 
     @property
     def restores_state(self) -> bool:
-        """A backfill never reads (nor moves) the job's watermark."""
+        """Whether the load continues from the pipeline's stored cursor: a backfill reads
+        its own range and never moves the job's watermark (its own pipeline's state keeps
+        only its task ledger)."""
         return not self.backfill
 
     @property
@@ -89,9 +94,10 @@ class JobTrust:
         self.drift.prepare(resource)
         self.reconciler.before_extraction()
 
-    def after_extraction(self, result: Mapping[str, Any]) -> None:
-        """Starts the final source count while dlt normalizes and loads."""
-        self.reconciler.after_extraction(result)
+    def after_extraction(self, result: Mapping[str, Any], boundary: Boundary | None) -> None:
+        """Starts the final source count while dlt normalizes and loads. `boundary`: the
+        boundary record restored with the job's state (INCREMENTAL jobs, `ingest.ledger`)."""
+        self.reconciler.after_extraction(result, boundary)
 
     def finish(self, pipeline: Any, result: dict[str, Any]) -> None:
         from ingest.drift import emit_schema_changed

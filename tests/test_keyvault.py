@@ -67,7 +67,8 @@ def put_pg_secrets(vault, pg, source: str, password: str) -> None:
 
 def audit_text(lake_uri: str) -> str:
     folder = Path(lake_uri.removeprefix("file://")) / "metadata"
-    return "".join(p.read_text() for p in folder.iterdir()) if folder.exists() else ""
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    return "".join(p.read_text() for p in files)  # the audit, and lease files naming holders
 
 
 def audit_rows(lake_uri: str) -> dict[str, dict]:

@@ -121,7 +121,8 @@ def ingest_table(task: Any) -> dict[str, Any]:
     from ingest.job import run_job
 
     task = _payload(task)
-    result = run_job(task, settings=settings())
+    # a job another writer is loading ends as a retriable failure: Durable tries again later
+    result = run_job(task, settings=settings(), on_busy="retry")
     if result.get("status") == "FAILED" and result.get("retriable"):
         raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
     return result

@@ -20,6 +20,8 @@ from typing import Any
 
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader
 
+from ingest.sources.snapshot import EmptySnapshot, hinted_schema
+
 log = logging.getLogger(__name__)
 
 #: ConnectorX reads numeric as decimal128(38, 10): exact only within these bounds
@@ -72,24 +74,16 @@ def exact_schema(read: Any, hinted: Any) -> Any:
     return pa.schema(fields)
 
 
-class ExactConnectorXLoader(ConnectorXTableLoader):
+class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         import connectorx as cx
         import pyarrow as pa
-        from dlt.common.configuration.container import Container
-        from dlt.common.destination import DestinationCapabilitiesContext
-        from dlt.common.libs.pyarrow import columns_to_arrow
 
         options = dict(backend_kwargs or {})
         partitions = int(options.pop("partitions", 1))
-        caps = (
-            Container().get(DestinationCapabilitiesContext)
-            or DestinationCapabilitiesContext.generic_capabilities()
-        )
-        typed = {name: c for name, c in self.columns.items() if c.get("data_type")}
-        hinted = columns_to_arrow(typed, caps, "UTC")
+        hinted = hinted_schema(self.columns)
         query = self.compile_query(self.make_query())
         kwargs: dict[str, Any] = {
             "return_type": "arrow_stream",
@@ -119,3 +113,7 @@ class ExactConnectorXLoader(ConnectorXTableLoader):
         except NotImplementedError:
             return None
         return keys[0].name if python_type is int else None
+
+
+class ExactConnectorXLoader(EmptySnapshot, ExactConnectorXReader):
+    """The fast path's table loader: exact ConnectorX reads, empty snapshots for FULL jobs."""

@@ -141,7 +141,15 @@ class SqlSourceBuilder(SourceBuilder):
         self, columns: list[dict[str, Any]], job: JobConfig, options: ExtractOptions
     ) -> dict[str, Any]:
         """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
-        pyarrow_backend = {"backend": "pyarrow", "backend_kwargs": {"tz": "UTC"}}
+        from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
+
+        # FULL loads are snapshots: an empty table still lands as one empty file
+        empty_snapshot = {EMPTY_SNAPSHOT: not job.is_incremental}
+        pyarrow_backend = {
+            "backend": "pyarrow",
+            "table_loader_class": SnapshotTableLoader,
+            "backend_kwargs": {"tz": "UTC", **empty_snapshot},
+        }
         if not self.fast_path or options.backend == "pyarrow":
             return pyarrow_backend
         from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
@@ -153,7 +161,7 @@ class SqlSourceBuilder(SourceBuilder):
         return {
             "backend": "connectorx",
             "table_loader_class": ExactConnectorXLoader,
-            "backend_kwargs": {"partitions": options.partitions},
+            "backend_kwargs": {"partitions": options.partitions, **empty_snapshot},
         }
 
     def build_resource(
