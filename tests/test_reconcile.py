@@ -28,9 +28,30 @@ def source_ids(pg, table: str = "orders") -> list[int]:
     return [r[0] for r in pg.query(f"SELECT order_id FROM {table} ORDER BY 1")]
 
 
-def our_sessions(pg) -> int:
-    """Open connections of the engine's own (application_name dlt-ingest) to the source."""
-    rows = pg.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dlt-ingest'")
+def tag_sessions(pg, monkeypatch) -> str:
+    """Give this test's engine connections an application_name of their own (the engine's is
+    `dlt-ingest` for all jobs; other test runs on this server use it at the same time)."""
+    from ingest.sources.sql import PostgresBuilder
+
+    name = f"dlt-ingest-{pg.name}"
+    original = PostgresBuilder.engine_kwargs
+
+    def engine_kwargs(self):
+        kwargs = original(self)
+        assert kwargs["connect_args"]["application_name"] == "dlt-ingest"
+        kwargs["connect_args"]["application_name"] = name
+        return kwargs
+
+    monkeypatch.setattr(PostgresBuilder, "engine_kwargs", engine_kwargs)
+    return name
+
+
+def our_sessions(pg, where: str = "TRUE") -> int:
+    """Open connections of this test's engine (see `tag_sessions`) to the source."""
+    rows = pg.query(
+        f"SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND {where}",
+        (f"dlt-ingest-{pg.name}",),
+    )
     return int(rows[0][0])
 
 
@@ -97,6 +118,7 @@ def test_snapshot_reads_through_one_connection_and_rolls_back(pg, file_lake, mon
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 50)
     pg.use_as(monkeypatch, SOURCE)
+    tag_sessions(pg, monkeypatch)
     monkeypatch.setenv("INGEST_BACKEND", "pyarrow")
     seen: dict = {}
     original = Reconciler.close
@@ -110,11 +132,7 @@ def test_snapshot_reads_through_one_connection_and_rolls_back(pg, file_lake, mon
     assert result["reconciled"] == "MATCH"
     assert seen["reads"] >= 1  # dlt's SELECT went through the snapshot connection
     # nothing left open on the server: no idle-in-transaction session of ours
-    open_tx = pg.query(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dlt-ingest' "
-        "AND state LIKE 'idle in transaction%%'"
-    )
-    assert open_tx == [(0,)]
+    assert our_sessions(pg, "state LIKE 'idle in transaction%%'") == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -237,6 +255,7 @@ def test_failed_load_reports_the_load_error_and_the_background_count_leaves_noth
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 60)
     pg.use_as(monkeypatch, SOURCE)
+    tag_sessions(pg, monkeypatch)
     started: list[bool] = []
     original = Reconciler.after_extraction
 
@@ -259,6 +278,7 @@ def test_failed_load_reports_the_load_error_and_the_background_count_leaves_noth
     # the next run loads everything and reconciles, and also leaves no connection open
     monkeypatch.undo()
     pg.use_as(monkeypatch, SOURCE)
+    tag_sessions(pg, monkeypatch)
     again = run(job(pg), file_lake, "run-2")
     assert (again["rows_loaded"], again["reconciled"]) == (60, "MATCH")
     assert our_sessions(pg) == 0

@@ -1,0 +1,627 @@
+"""Exactly once under overlap, retry and crash (one writer per job, idempotent tasks, audit).
+
+Real `python -m ingest run` processes on a real PostgreSQL, into a local lake and into Azurite.
+Overlap is forced, not hoped for: the first writer stops right after its first data file
+reached the lake (`tests/pause_hook`), the second starts then, and the first goes on only
+once the second has said that it waits for the lease.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.destination import Destination
+from ingest.identifiers import lake_schema_name
+from ingest.lake import completed_load_ids, load_id_of, table_files
+from tests.test_engine_postgres import ORDERS_DDL, SOURCE, insert_orders, source_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = Path(__file__).resolve().parent / "pause_hook"
+COLUMNS = (
+    "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
+    "watermark_column,primary_key"
+)
+WAITING = "waiting for the lease"
+
+
+def write_config(tmp_path: Path, pg, rows: list[str]) -> str:
+    path = tmp_path / "jobs.csv"
+    lines = [COLUMNS] + [row.format(source=SOURCE, schema=pg.name) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+INCREMENTAL_ROW = "k1,Y,postgresql,{source},{schema},orders,INCREMENTAL,updated_at,order_id"
+FULL_ROW = "f1,Y,postgresql,{source},{schema},orders,FULL,,order_id"
+
+
+class Process:
+    """A `python -m ingest ...` process whose stderr is read as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str], pause_dir: Path | None = None):
+        path = [str(ROOT)] if pause_dir is None else [str(HOOK), str(ROOT)]
+        env = {**env, "PYTHONPATH": os.pathsep.join(path)}
+        if pause_dir is not None:
+            env["INGEST_TEST_PAUSE_DIR"] = str(pause_dir)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "ingest", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.stdout = ""
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read_err, daemon=True),
+            threading.Thread(target=self._read_out, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_err(self) -> None:
+        for line in self.popen.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def _read_out(self) -> None:
+        self.stdout = self.popen.stdout.read()
+
+    def wait_for_line(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = next((line for line in self.lines if text in line), None)
+                if found is not None:
+                    return found
+                if self.popen.poll() is not None and not self._readers[0].is_alive():
+                    raise AssertionError(f"process ended without {text!r}:\n{self.stderr}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {text!r} within {timeout} s:\n{self.stderr}")
+                self._changed.wait(min(remaining, 0.5))
+
+    def finish(self, timeout: float = 300) -> int:
+        code = self.popen.wait(timeout)
+        for reader in self._readers:
+            reader.join(10)
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+
+def wait_for_file(path: Path, process: Process, timeout: float = 120) -> None:
+    """Until `path` exists (the paused writer created it), or the writer ended."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.popen.poll() is not None:
+            raise AssertionError(f"the first writer ended before pausing:\n{process.stderr}")
+        assert time.monotonic() < deadline, f"no {path.name} within {timeout} s"
+        time.sleep(0.02)
+
+
+def completed_ids(lake: str, table: str = "orders") -> Counter:
+    """order_id -> how often it is in the lake's completed loads of the job's table."""
+    import pyarrow.parquet as pq
+
+    dest = Destination.from_url(lake)
+    fs = dest.filesystem()
+    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__{table}"), fs)
+    ids: Counter = Counter()
+    for path in table_files(dest, SOURCE, table, fs):
+        if load_id_of(path) in done:
+            with fs.open(path, "rb") as handle:
+                ids.update(pq.read_table(handle, columns=["order_id"]).column(0).to_pylist())
+    return ids
+
+
+def audit_rows(lake: str) -> list[dict[str, str]]:
+    import datetime as dt
+
+    dest = Destination.from_url(lake)
+    fs = dest.filesystem()
+    name = f"audit_{dt.datetime.now(dt.UTC):%Y%m%d}.csv"
+    try:
+        with fs.open(dest.path("metadata", name), "r", encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(io.StringIO(handle.read())))
+    except FileNotFoundError:
+        return []
+
+
+@pytest.fixture(params=["file", "azurite"])
+def lake(request) -> Iterator[str]:
+    """A local lake and an Azurite lake (blob lease) for the same scenario."""
+    if request.param == "file":
+        yield request.getfixturevalue("file_lake")
+    else:
+        yield request.getfixturevalue("azure_lake")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATA_WRITER__FILE_MAX_ITEMS="1000", INGEST_CHUNK_SIZE="1000")
+    env.update(extra)
+    return env
+
+
+# ------------------------------------------------------------------------------------------
+# one writer per job
+
+
+def test_a_second_writer_waits_for_the_first_and_every_row_lands_once(
+    pg, lake, monkeypatch, tmp_path
+):
+    """Run B of an INCREMENTAL job starts while run A is writing its files: B waits for A's
+    lease (before, B deleted A's unmarked files: rows lost for good), then loads what is new."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 6000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = write_config(tmp_path, pg, [INCREMENTAL_ROW])
+    args = ["run", "--config", config, "--destination", lake]
+    pause = tmp_path / "pause"
+    pause.mkdir()
+
+    first = Process([*args, "--run-id", "run-A"], base_env(), pause_dir=pause)
+    wait_for_file(pause / "first_file", first)
+    assert completed_ids(lake) == Counter()  # A is mid-load: nothing completed yet
+    insert_orders(pg, 6001, 6500, updated_at="2030-01-01T00:00:00+00")  # new rows for B
+
+    # a writer that may not wait gives up at once, naming the holder
+    impatient = Process([*args, "--run-id", "run-C"], base_env(INGEST_LEASE_WAIT_S="0"))
+    assert impatient.finish() == 0, impatient.stderr
+    assert "SKIPPED" in impatient.stdout
+    assert "run run-A (plain) on host" in impatient.stderr
+
+    second = Process([*args, "--run-id", "run-B"], base_env(INGEST_LEASE_WAIT_S="300"))
+    held_by = second.wait_for_line(WAITING)
+    assert "run-A" in held_by
+    (pause / "go").write_text("")
+    assert first.finish() == 0, first.stderr
+    assert second.finish() == 0, second.stderr
+
+    landed = completed_ids(lake)
+    expected = {row[0] for row in source_rows(pg)}
+    assert set(landed) == expected and len(expected) == 6500
+    assert [i for i, n in landed.items() if n > 1] == []  # every row exactly once
+    rows = {row["run_id"]: row for row in audit_rows(lake)}
+    assert rows["run-A"]["status"] == "SUCCESS" and rows["run-A"]["rows_loaded"] == "6000"
+    assert rows["run-B"]["status"] == "SUCCESS" and rows["run-B"]["rows_loaded"] == "500"
+    assert rows["run-C"]["status"] == "SKIPPED" and "run-A" in rows["run-C"]["error"]
+    assert rows["run-A"]["reconciled"] == rows["run-B"]["reconciled"] == "MATCH"
+
+
+def test_a_killed_holder_is_taken_over_once_its_lease_expires(pg, lake, monkeypatch, tmp_path):
+    """The holder is SIGKILLed mid-load. On blob storage its lease outlives it for at most one
+    lease period (15 s here); the next run waits that out, removes the dead load's files and
+    lands everything once. On a local lake the OS lock dies with the process."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = write_config(tmp_path, pg, [INCREMENTAL_ROW])
+    args = ["run", "--config", config, "--destination", lake]
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = base_env(INGEST_LEASE_PERIOD_S="15", INGEST_LEASE_WAIT_S="60")
+
+    doomed = Process([*args, "--run-id", "run-dead"], env, pause_dir=pause)
+    wait_for_file(pause / "first_file", doomed)
+    doomed.popen.send_signal(signal.SIGKILL)
+    assert doomed.finish() == -signal.SIGKILL
+    dest = Destination.from_url(lake)
+    assert table_files(dest, SOURCE, "orders")  # the dead load's files are in the lake
+    assert completed_ids(lake) == Counter()
+
+    started = time.monotonic()
+    rerun = Process([*args, "--run-id", "run-next"], env)
+    assert rerun.finish() == 0, rerun.stderr
+    waited = time.monotonic() - started
+    if lake.startswith("az://"):
+        assert WAITING in rerun.stderr and "run-dead" in rerun.stderr
+        assert waited >= 5  # it could not take the lease before it expired
+    else:
+        assert WAITING not in rerun.stderr
+    assert "incomplete load" in rerun.stderr
+    landed = completed_ids(lake)
+    assert set(landed) == {row[0] for row in source_rows(pg)} and max(landed.values()) == 1
+    assert {load_id_of(p) for p in table_files(dest, SOURCE, "orders")} == set(
+        completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"))
+    )  # no file of the dead load is left
+
+
+# ------------------------------------------------------------------------------------------
+# audit
+
+APPENDER = textwrap.dedent(
+    """
+    import datetime as dt, pathlib, sys, time
+    from ingest.audit import append_audit
+    from ingest.destination import Destination
+
+    lake, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
+    dest = Destination.from_url(lake)
+    while not go.exists():
+        time.sleep(0.005)
+    day = dt.date(2026, 1, 2)
+    for i in range(count):
+        row = dict(run_id=f"run-{name}", job_id=f"{name}-{i}", source_type="postgresql",
+                   source_name="s", table_name="t", load_type="FULL", status="SUCCESS",
+                   rows_loaded=i, load_id=f"{name}.{i}")
+        append_audit(dest, [row], day)
+    """
+)
+
+
+def test_concurrent_audit_appenders_lose_no_row(lake, tmp_path):
+    """Two processes append 120 rows each, one at a time, to the same day's audit file."""
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    appenders = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, lake, name, "120", str(go)],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    go.write_text("")
+    for appender in appenders:
+        _, err = appender.communicate(timeout=300)
+        assert appender.returncode == 0, err
+    dest = Destination.from_url(lake)
+    fs = dest.filesystem()
+    with fs.open(dest.path("metadata", "audit_20260102.csv"), "r", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(io.StringIO(handle.read())))
+    keys = Counter(row["job_id"] for row in rows)
+    assert len(keys) == 240 and set(keys.values()) == {1}
+
+
+# ------------------------------------------------------------------------------------------
+# idempotent tasks of every kind
+
+
+def run_cli(*args: str) -> int:
+    from ingest.cli import main
+
+    return main(list(args))
+
+
+def test_retried_tasks_of_every_kind_load_once_and_every_snapshot_is_audited(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 200)
+    pg.use_as(monkeypatch, SOURCE)
+    config = write_config(tmp_path, pg, [INCREMENTAL_ROW])
+    base = ["--config", config, "--destination", file_lake]
+
+    def loads_of() -> Counter:
+        dest = Destination.from_url(file_lake)
+        return Counter(load_id_of(p) for p in table_files(dest, SOURCE, "orders"))
+
+    # plain incremental run, then a full refresh retried with the same run id
+    assert run_cli("run", *base, "--job", "k1", "--run-id", "r-plain") == 0
+    assert run_cli("run", *base, "--job", "k1", "--run-id", "r-reload", "--full-refresh") == 0
+    after_reload = loads_of()
+    assert run_cli("run", *base, "--job", "k1", "--run-id", "r-reload", "--full-refresh") == 0
+    assert loads_of() == after_reload  # the retried full refresh did not load again
+    assert completed_ids(file_lake) == Counter({i: 2 for i in range(1, 201)})
+
+    # a backfill retried with the same run id and range loads once
+    backfill = ["backfill", *base, "--job", "k1", "--run-id", "r-bf"]
+    window = ["--from", "2024-01-01T00:00:50+00:00", "--to", "2024-01-01T00:01:40+00:00"]
+    assert run_cli(*backfill, *window) == 0
+    after_backfill = loads_of()
+    assert len(after_backfill) == len(after_reload) + 1
+    assert run_cli(*backfill, *window) == 0
+    assert loads_of() == after_backfill
+    # the same run id with another range is another task: it loads
+    assert run_cli(*backfill, "--from", "2024-01-01T00:02:00+00:00") == 0
+    assert len(loads_of()) == len(after_backfill) + 1
+
+    audit = audit_rows(file_lake)
+    by_load = Counter(row["load_id"] for row in audit if row["load_id"])
+    assert set(by_load) == set(loads_of()) and set(by_load.values()) == {1}
+    retried = [row for row in audit if row["run_id"] in ("r-reload", "r-bf")]
+    assert len(retried) == 3  # one row per load: the retries reported the same loads
+
+
+def test_an_older_run_id_reused_on_a_full_job_never_leaves_a_snapshot_unaudited(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 50)
+    pg.use_as(monkeypatch, SOURCE)
+    config = write_config(tmp_path, pg, [FULL_ROW])
+    base = ["run", "--config", config, "--destination", file_lake, "--job", "f1"]
+    assert run_cli(*base, "--run-id", "night-1") == 0
+    insert_orders(pg, 51, 60)
+    assert run_cli(*base, "--run-id", "night-2") == 0
+    assert run_cli(*base, "--run-id", "night-1") == 0  # an older run id, run again
+
+    dest = Destination.from_url(file_lake)
+    snapshots = {load_id_of(p) for p in table_files(dest, SOURCE, "orders")}
+    audit = audit_rows(file_lake)
+    assert len(snapshots) == 2  # night-1 was reported as already loaded, not loaded again
+    assert {row["load_id"] for row in audit} == snapshots  # every snapshot has its audit row
+    assert [row["run_id"] for row in audit] == ["night-1", "night-2"]
+
+
+# ------------------------------------------------------------------------------------------
+# empty FULL snapshot
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])
+def test_a_full_table_that_became_empty_lands_an_empty_snapshot(
+    pg, file_lake, monkeypatch, backend
+):
+    import pyarrow.parquet as pq
+
+    from tests.test_engine_postgres import job, run
+
+    monkeypatch.setenv("INGEST_BACKEND", backend)
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 10)
+    pg.use_as(monkeypatch, SOURCE)
+    first = run(job(pg, load_type="FULL"), file_lake, "night-1")
+    assert first["rows_loaded"] == 10
+    pg.execute("TRUNCATE orders")
+    empty = run(job(pg, load_type="FULL"), file_lake, "night-2")
+    assert empty["status"] == "SUCCESS", empty["error"]
+    assert (empty["rows_loaded"], empty["files_written"]) == (0, 1)
+    assert empty["reconciled"] == "MATCH" and empty["source_rows"] == 0
+    assert empty["load_id"] > first["load_id"]
+
+    dest = Destination.from_url(file_lake)
+    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"))
+    assert empty["load_id"] in done  # a completed load: the latest snapshot
+    files = [p for p in table_files(dest, SOURCE, "orders") if load_id_of(p) == empty["load_id"]]
+    assert len(files) == 1
+    snapshot = pq.read_table(files[0])
+    assert snapshot.num_rows == 0
+    first_files = [
+        p for p in table_files(dest, SOURCE, "orders") if load_id_of(p) == first["load_id"]
+    ]
+    previous = pq.read_schema(first_files[0])
+    assert [f.name for f in previous if not f.name.startswith("_dlt")] == [
+        f.name for f in snapshot.schema if not f.name.startswith("_dlt")
+    ]
+    assert snapshot.schema.field("amount").type == previous.field("amount").type
+
+
+# ------------------------------------------------------------------------------------------
+# boundary rows of tables without a key
+
+EVENTS_DDL = "CREATE TABLE events (ts timestamptz NOT NULL, kind text, amount numeric(10,2))"
+
+
+def events_job(pg, **kw):
+    from ingest.config import JobConfig
+
+    return JobConfig(
+        job_id="e1",
+        enabled=True,
+        source_type="postgresql",
+        source_name=SOURCE,
+        table_name="events",
+        load_type="INCREMENTAL",
+        watermark_column="ts",
+        schema_name=pg.name,
+        **kw,
+    )
+
+
+def insert_event(pg, ts: str, kind: str = "click", amount: str = "1.00") -> None:
+    pg.execute("INSERT INTO events VALUES (%s, %s, %s)", (ts, kind, amount))
+
+
+def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file_lake, monkeypatch):
+    from ingest.reconcile import BOUNDARY_DROPPED
+    from tests.test_engine_postgres import run
+
+    pg.execute(EVENTS_DDL)
+    pg.use_as(monkeypatch, SOURCE)
+    for second in (1, 2, 3, 3):  # two identical rows at the last watermark
+        insert_event(pg, f"2024-01-01T00:00:0{second}+00")
+    first = run(events_job(pg), file_lake, "r1")
+    assert first["status"] == "SUCCESS", first["error"]
+    assert (first["rows_loaded"], first["reconciled"]) == (4, "MATCH")
+
+    # a different row at the boundary is told apart by its hash: it lands
+    insert_event(pg, "2024-01-01T00:00:03+00", kind="view")
+    second = run(events_job(pg), file_lake, "r2")
+    assert (second["status"], second["rows_loaded"], second["reconciled"]) == (
+        "SUCCESS",
+        1,
+        "MATCH",
+    )
+
+    # a third identical row at the boundary: dropped as "already loaded", and reported
+    insert_event(pg, "2024-01-01T00:00:03+00")
+    third = run(events_job(pg), file_lake, "r3")
+    assert third["status"] == "FAILED" and third["reconciled"] == "MISMATCH"
+    assert BOUNDARY_DROPPED in third["reconcile_note"] and "1 row(s)" in third["reconcile_note"]
+    assert "primary_key" in third["error"]
+
+    monkeypatch.setenv("INGEST_RECONCILE", "WARN")
+    warned = run(events_job(pg), file_lake, "r4")
+    assert warned["status"] == "WARN" and BOUNDARY_DROPPED in warned["reconcile_note"]
+
+
+def test_a_new_key_at_the_boundary_lands_and_matches(pg, file_lake, monkeypatch):
+    from tests.test_engine_postgres import job, run
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 20, updated_at="2024-01-01T00:00:00+00")
+    pg.use_as(monkeypatch, SOURCE)
+    first = run(job(pg), file_lake, "r1")
+    top = pg.query("SELECT max(updated_at) FROM orders")[0][0]
+    pg.execute(
+        "INSERT INTO orders (order_id, qty, created_at, updated_at) VALUES (21, 1, now(), %s)",
+        (top,),
+    )
+    second = run(job(pg), file_lake, "r2")
+    assert first["reconciled"] == "MATCH"
+    assert (second["status"], second["rows_loaded"], second["reconciled"]) == (
+        "SUCCESS",
+        1,
+        "MATCH",
+    )
+    assert sorted(completed_ids(file_lake)) == list(range(1, 22))
+
+
+# ------------------------------------------------------------------------------------------
+# Durable: a retried ingest_table activity
+
+ACTIVITY = textwrap.dedent(
+    """
+    import json, sys
+    import function_app
+    activity = function_app.ingest_table.build().get_user_function()
+    print(json.dumps(activity(json.loads(sys.argv[1]))))
+    """
+)
+
+
+def activity():
+    import function_app
+
+    return function_app.ingest_table.build().get_user_function()
+
+
+def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monkeypatch, tmp_path):
+    """Durable runs the same `ingest_table` task again while the first attempt is still
+    loading (a worker it took for dead): the retry waits for the first attempt's lease and
+    reports its load. Retried once more after that commit: the same load again."""
+    import json
+
+    from tests.test_engine_postgres import job
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
+    task = {"run_id": "nightly-2026-11-27", "job": job(pg).to_dict(), "destination": lake}
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {**base_env(), "PYTHONPATH": os.pathsep.join([str(HOOK), str(ROOT)])}
+    env["INGEST_TEST_PAUSE_DIR"] = str(pause)
+    first = subprocess.Popen(
+        [sys.executable, "-c", ACTIVITY, json.dumps(task)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    waiter = Process.__new__(Process)  # only for wait_for_file's liveness check
+    waiter.popen, waiter.lines = first, []
+    wait_for_file(pause / "first_file", waiter)
+
+    waiting = threading.Event()
+
+    class Waiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if WAITING in record.getMessage() and "nightly-2026-11-27" in record.getMessage():
+                waiting.set()
+
+    handler = Waiting()
+    logging.getLogger("ingest.lease").addHandler(handler)
+    outcome: dict = {}
+    retry = threading.Thread(target=lambda: outcome.update(activity()(task)))
+    try:
+        retry.start()
+        assert waiting.wait(120), "the retry never waited for the first attempt's lease"
+    finally:
+        logging.getLogger("ingest.lease").removeHandler(handler)
+    (pause / "go").write_text("")
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    retry.join(300)
+    first_result = json.loads(out.strip().splitlines()[-1])
+    assert first_result["status"] == "SUCCESS" and first_result["rows_loaded"] == 3000
+    assert outcome["load_id"] == first_result["load_id"]
+    assert outcome["rows_loaded"] == 3000 and outcome["status"] == "SUCCESS"
+    again = activity()(task)
+    assert again["load_id"] == first_result["load_id"]
+    loads = {load_id_of(p) for p in table_files(Destination.from_url(lake), SOURCE, "orders")}
+    assert loads == {first_result["load_id"]}  # exactly one load
+    assert completed_ids(lake) == Counter(range(1, 3001))
+
+
+def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    from ingest.app.activities import RetriableTableError
+    from ingest.lease import Holder, lease_for, lease_name
+    from tests.test_engine_postgres import job
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 10)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setenv("INGEST_LEASE_WAIT_S", "0")
+    task = {"run_id": "nightly-2026-11-27", "job": job(pg).to_dict(), "destination": file_lake}
+    dest = Destination.from_url(file_lake)
+    holder = Holder.me("manual-run-7", "plain")
+    with lease_for(
+        dest, lease_name(SOURCE, "orders"), holder, wait_s=0, same_task_wait_s=0, period_s=60
+    ):
+        with pytest.raises(RetriableTableError, match="manual-run-7"):
+            activity()(task)
+    assert activity()(task)["rows_loaded"] == 10  # once the other run is done
+
+
+# ------------------------------------------------------------------------------------------
+# the lease itself
+
+
+def test_the_lease_names_its_holder_and_a_lost_lease_stops_the_commit(lake):
+    from ingest.lease import Holder, LeaseBusy, LeaseLost, lease_for
+
+    dest = Destination.from_url(lake)
+
+    def lease(run_id: str, wait_s: float = 0):
+        return lease_for(
+            dest,
+            "src__table",
+            Holder.me(run_id, "plain"),
+            wait_s=wait_s,
+            same_task_wait_s=wait_s,
+            period_s=15,
+        )
+
+    first = lease("run-1")
+    with first:
+        first.check()
+        with pytest.raises(LeaseBusy, match=r"run run-1 \(plain\) on host .*, since 20"):
+            lease("run-2").acquire()
+        if dest.protocol == "az":  # another party breaks the blob lease: the holder notices
+            from azure.storage.blob import BlobLeaseClient
+
+            BlobLeaseClient(first.blob).break_lease(lease_break_period=0)
+            with pytest.raises(LeaseLost, match="lost before the load committed"):
+                first.check()
+            with lease("run-3"):
+                pass  # free for the next writer
+    with lease("run-4") as again:  # released: the next writer takes it at once
+        again.check()
