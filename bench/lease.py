@@ -4,7 +4,8 @@ PostgreSQL running, e.g. after `python3 tasks.py services`).
 One warm process (imports done, one job run first and thrown away), a 1,000-row FULL table in
 the local PostgreSQL, `run_job` into a file:// lake and into an Azurite lake, with the job's
 lease (the product) and with a no-op lease in its place (what the job cost before leases),
-interleaved per repetition. Prints every pair and the medians. Numbers only.
+interleaved per repetition; and the lease's own work alone (acquire, check, release). Prints
+every pair and the medians. Numbers only.
 """
 
 from __future__ import annotations
@@ -106,6 +107,29 @@ def timed(schema: str, lake: str) -> float:
     return elapsed
 
 
+def lease_alone(lake: str, repeat: int) -> list[float]:
+    """Seconds for the lease's own work in a job: acquire, one check, release."""
+    from ingest.destination import Destination
+    from ingest.lease import Holder, lease_for
+
+    dest = Destination.from_url(lake)
+    times = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        lease = lease_for(
+            dest,
+            "bench__lease",
+            Holder.me(f"bench-{i}", "plain"),
+            wait_s=0,
+            same_task_wait_s=0,
+            period_s=60,
+        )
+        with lease:
+            lease.check()
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=15, help="pairs per lake (default 15)")
@@ -133,6 +157,13 @@ def main() -> int:
             lakes = {"file://": Path(scratch, "lake").as_uri(), "azurite": f"az://{container}"}
             for lake in lakes.values():  # warm: imports, first connection, dataset folders
                 timed(schema, lake)
+            for name, lake in lakes.items():
+                alone = lease_alone(lake, 50)
+                print(
+                    f"\n{name} lake, the lease alone (acquire, check, release), 50 times: "
+                    f"median {statistics.median(alone) * 1000:.1f} ms, "
+                    f"min {min(alone) * 1000:.1f} ms, max {max(alone) * 1000:.1f} ms"
+                )
             for name, lake in lakes.items():
                 pairs = []
                 for _ in range(args.repeat):
