@@ -1,8 +1,9 @@
 """The activity bodies: each calls one step of the engine.
 
 Durable runs activities at least once, so each is safe to run again: `run_job` is idempotent
-per (run id, job) and `write_audit` dedups on (run id, job id). Payloads are small JSON
-(tasks, results, counts), never data or secrets.
+per task (run id, job, kind) and holds the job's lease while it loads (a second attempt of the
+same task waits for the first and reports its load), and `write_audit` writes each load's row
+once. Payloads are small JSON (tasks, results, counts), never data or secrets.
 """
 
 from __future__ import annotations
