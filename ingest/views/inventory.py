@@ -379,7 +379,7 @@ def _delta_views(
     dataset, table = job.source_name, job.lake_table
     folder = f"{dataset}/{table}"
     delta = open_table(dest, dataset, table)
-    current = sorted(f"{folder}/{f}" for f in delta.files())
+    current = sorted(f"{folder}/{f}" for f in _delta_files(delta))
     manifest.loads = {}
     manifest.delta_files = {
         path: manifest.delta_files[path]
@@ -409,11 +409,11 @@ def _delta_views(
     version = int(newest.get("version", 0)) if newest else int(delta.version())
     if version > 0:
         delta.load_as_version(version - 1)
-        before = {f"{folder}/{f}" for f in delta.files()}
+        before = {f"{folder}/{f}" for f in _delta_files(delta)}
     else:
         before = set()
     delta.load_as_version(version)
-    added = sorted({f"{folder}/{f}" for f in delta.files()} - before)
+    added = sorted({f"{folder}/{f}" for f in _delta_files(delta)} - before)
     gone = [f for f in added if f not in manifest.delta_files]
     if gone:
         raise ValueError(
@@ -436,6 +436,13 @@ def _delta_views(
             ),
         )
     ]
+
+
+def _delta_files(delta: Any) -> list[str]:
+    """Data files of the loaded Delta version, relative to the table folder."""
+    import pyarrow as pa
+
+    return [str(p) for p in pa.chunked_array(delta.get_add_actions().column("path")).to_pylist()]
 
 
 def _delta_parts(manifest: Manifest, files: Iterable[str], load_id: str | None) -> tuple[Part, ...]:
