@@ -412,7 +412,13 @@ class SparkRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        return f"CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+        left_out = [c.name for c in view.columns if spark_type(c) is None]
+        note = (
+            f"-- left out: {', '.join(left_out)} (time): Spark cannot read Parquet TIME columns\n"
+            if left_out
+            else ""
+        )
+        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
 
     def source(self, path: str) -> str:
         return f"parquet.{self.q(path)}"
@@ -488,8 +494,3 @@ def render(dialect: str, views: Sequence[ViewDef], urls: LakeUrls) -> str:
         known = ", ".join(RENDERERS)
         raise ViewRenderError(f"unknown dialect {dialect!r}; use one of {known}") from None
     return renderer.render(views)
-
-
-def time_columns_note(views: Sequence[ViewDef]) -> list[str]:
-    """Columns the Spark dialects leave out (Parquet TIME), for the log and the README."""
-    return sorted({c.name for v in views for c in v.columns if spark_type(c) is None})
