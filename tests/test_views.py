@@ -256,11 +256,6 @@ def test_views_return_the_source_after_several_nights(pg, file_lake, monkeypatch
             assert load_id in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 14: an empty FULL load commits a completed load with one empty "
-    "Parquet file; until then a FULL job that reads 0 rows commits nothing",
-)
 def test_an_empty_snapshot_is_an_empty_current_view(pg, file_lake, monkeypatch, night):
     pg.execute(CUSTOMERS_DDL)
     pg.use_as(monkeypatch, SOURCE)
