@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "ingest.commands.secrets",
     "ingest.commands.history",
     "ingest.commands.trust",
+    "ingest.commands.views",
 )
 
 

@@ -257,7 +257,28 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
     out.write("\n== what landed in " + str(lake) + "\n")
     out.write(table(("table folder", "files", "rows"), lake_listing(lake)) + "\n")
     out.write(f"audit: {summary['audit_path']}\n")
+    out.write(query_lake(destination, DEMO_QUERY))
     return exit_code
+
+
+#: the demo's last step: the lake read as tables (the views every run writes)
+DEMO_QUERY = (
+    "select order_id, status, total, updated_at, _load_id, _load_date "
+    "from demo_shop.orders order by updated_at desc, order_id limit 5"
+)
+
+
+def query_lake(destination: str, sql: str) -> str:
+    """`python -m ingest query SQL` as text: the views, then the result."""
+    from ingest.report import table
+    from ingest.views.duck import run_query
+
+    result = run_query(destination, sql)
+    return (
+        f'\n== python -m ingest query "{sql}"\n'
+        f"(views: {', '.join(result.views)})\n"
+        f"{table(result.columns, result.rows)}\n"
+    )
 
 
 def register(subparsers: Any) -> None:

@@ -34,3 +34,11 @@ def test_demo_loads_everything_then_exactly_the_changes(tmp_path):
     }
     assert refunded == source_refunded
     assert "what landed in" in out.getvalue()
+    # the demo ends with a query over the lake's views: the five newest orders, as in the source
+    text = out.getvalue()
+    assert text.index("== python -m ingest query") > text.index("what landed in")
+    newest = db.execute(
+        "SELECT order_id, status FROM orders ORDER BY updated_at DESC, order_id LIMIT 5"
+    ).fetchall()
+    shown = text[text.index("== python -m ingest query") :].splitlines()[4:9]
+    assert [tuple(line.split()[:2]) for line in shown] == [(str(i), s) for i, s in newest]

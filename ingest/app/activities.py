@@ -130,8 +130,21 @@ def ingest_table(task: Any) -> dict[str, Any]:
 
 
 def write_audit(run: Any) -> dict[str, Any]:
-    """Activity `write_audit`: append the run's audit rows (and telemetry), return the summary."""
+    """Activity `write_audit`: append the run's audit rows (and telemetry), then refresh the
+    lake's views (a failure there is logged and reported, never fails the audit); return the
+    summary."""
     from ingest.audit import write_audit as append
 
     prepare_process()
-    return append(_payload(run))
+    run = _payload(run)
+    summary = append(run)
+    summary["views"] = refresh_views_after(run)
+    return summary
+
+
+def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
+    """The views step of a run (ingest.views.refresh), for the app's configuration."""
+    from ingest.views.refresh import refresh_after_run
+
+    config_path = resolve_config_path(settings().config_path)
+    return refresh_after_run(config_path, str(run["destination"]), str(run["run_id"]))

@@ -151,6 +151,12 @@ def run_plan(
             "trigger": trigger,
         }
     )
+    # after the audit: the lake's views (never fails the run; see ingest.views.refresh)
+    from ingest.views.refresh import refresh_after_run
+
+    summary["views"] = refresh_after_run(
+        the_plan.get("config_path"), the_plan["destination"], the_plan["run_id"]
+    )
     return summary, results
 
 
@@ -169,6 +175,12 @@ def print_outcome(
             + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
             f"{time.monotonic() - started:.1f} s; audit: {summary['audit_path']}\n"
         )
+        views = summary.get("views") or {}
+        if views.get("error") or views.get("errors"):
+            failed = views.get("error") or "; ".join(
+                f"{e['job_id']}: {e['error']}" for e in views["errors"]
+            )
+            sys.stdout.write(f"views not refreshed: {failed}\n")
     return 1 if summary["jobs_failed"] else 0
 
 

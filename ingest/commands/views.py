@@ -1,0 +1,85 @@
+"""`views` and `query`: the lake as tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ingest.settings import Settings
+from ingest.views import DIALECTS
+
+
+def register(subparsers: Any) -> None:
+    views = subparsers.add_parser(
+        "views",
+        help="write the lake's views (DuckDB, Synapse, Databricks, Spark)",
+        description="Write one view per job from the config, the lake's completed loads and "
+        "the stored dlt schemas: INCREMENTAL tables are the union of their completed loads, "
+        "FULL tables their latest completed snapshot (plus <table>_history). Without --out "
+        "the files go into the lake (metadata/views/<dialect>/), as after every run.",
+    )
+    views.add_argument("--config", help="job configuration (default: INGEST_CONFIG_PATH)")
+    views.add_argument("--destination", help="lake root (default: INGEST_DESTINATION)")
+    views.add_argument(
+        "--dialect",
+        action="append",
+        choices=DIALECTS,
+        metavar="DIALECT",
+        help=f"only this dialect (repeatable; {', '.join(DIALECTS)}; default all)",
+    )
+    views.add_argument(
+        "--out", metavar="DIR", help="write into this local folder instead of the lake"
+    )
+    views.add_argument(
+        "--force", action="store_true", help="rewrite the lake's view files even if unchanged"
+    )
+    views.set_defaults(func=cmd_views)
+
+    query = subparsers.add_parser(
+        "query",
+        help="run SQL with DuckDB over the lake's views",
+        description="Run a query with DuckDB over the lake (local or Azure) using the views "
+        'every run writes, e.g. "select * from demo_shop.orders limit 5".',
+    )
+    query.add_argument("sql", help="the query; views are named <source_name>.<table>")
+    query.add_argument("--destination", help="lake root (default: INGEST_DESTINATION)")
+    query.add_argument(
+        "--max-rows", type=int, default=100, metavar="N", help="rows to print (default 100)"
+    )
+    query.set_defaults(func=cmd_query)
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    from ingest.views.refresh import refresh_for_config
+
+    settings = Settings.from_env()
+    report = refresh_for_config(
+        args.config or settings.config_path,
+        args.destination or settings.destination,
+        dialects=args.dialect or DIALECTS,
+        out=args.out,
+        force=args.force,
+    )
+    for job_id, reason in report.skipped:
+        sys.stdout.write(f"job {job_id}: no view, {reason}\n")
+    for job_id, error in report.errors:
+        sys.stdout.write(f"job {job_id}: FAILED: {error}\n")
+    sys.stdout.write(report.summary_line() + f" ({report.seconds:.2f} s)\n")
+    return 1 if report.errors else 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from ingest.errors import RequestError
+    from ingest.report import table
+    from ingest.views.duck import run_query
+
+    if args.max_rows < 1:
+        raise RequestError("--max-rows must be at least 1")
+    settings = Settings.from_env()
+    result = run_query(args.destination or settings.destination, args.sql, args.max_rows)
+    if result.columns:
+        sys.stdout.write(table(result.columns, result.rows) + "\n")
+        more = f" (more not shown; --max-rows {args.max_rows})" if result.truncated else ""
+        sys.stdout.write(f"{len(result.rows)} row(s){more}\n")
+    return 0

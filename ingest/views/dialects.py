@@ -1,0 +1,496 @@
+"""Render a `ViewDef` as SQL: DuckDB, Synapse serverless, Databricks, Spark.
+
+Every dialect is rendered from the same definition: the same columns (the stored dlt schema's,
+with their types), the same files (only completed loads'), and `_load_id` / `_load_date` from
+each file's path (`.../<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet`).
+
+- DuckDB: `read_parquet([...files...])`, one read per set of files that share their columns;
+  local paths or `az://` (see `ingest.views.duck`).
+- Synapse serverless: `OPENROWSET(BULK ..., FORMAT = 'PARQUET') WITH (...)` over the account's
+  `https://<account>.dfs.core.windows.net/<container>/...` URLs; statements separated by `GO`.
+- Databricks: `read_files('abfss://...', format => 'parquet')`, one read per load (a load's
+  files are named by a glob on its load id in its date folder).
+- Spark: the same with `parquet.`abfss://...``.
+
+Identifiers are quoted for each dialect (they come from dlt's snake_case naming of configured
+names, validated as plain SQL names); paths are string literals, escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from ingest.views.definition import (
+    CURRENT,
+    HISTORY,
+    LOAD_DATE,
+    LOAD_ID,
+    Column,
+    Part,
+    ViewDef,
+)
+
+if TYPE_CHECKING:
+    from ingest.destination import Destination
+
+#: the file-name column DuckDB adds to each row (named so no data column can clash)
+DUCKDB_FILE_COLUMN = "__ingest_file"
+SYNAPSE_ALIAS = "r"
+SYNAPSE_TEXT = "VARCHAR(8000) COLLATE Latin1_General_100_BIN2_UTF8"
+SYNAPSE_TEXT_MAX = "VARCHAR(MAX) COLLATE Latin1_General_100_BIN2_UTF8"
+#: DuckDB, Synapse, Spark and Databricks decimals hold at most 38 digits
+MAX_DECIMAL_PRECISION = 38
+DEFAULT_DECIMAL = (38, 9)
+
+
+class ViewRenderError(ValueError):
+    """A definition that cannot be expressed in a dialect (reported, never half-written)."""
+
+
+# ------------------------------------------------------------------------------------------
+# where the files are, per dialect
+
+
+@dataclass(frozen=True)
+class LakeUrls:
+    """Absolute URLs of lake files as each engine names them."""
+
+    protocol: str
+    #: file lakes: the absolute root folder; az lakes: "<container>[/<prefix>]"
+    root: str
+    account: str | None = None
+
+    @classmethod
+    def of(cls, dest: Destination) -> LakeUrls:
+        if dest.protocol == "file":
+            return cls("file", urlparse(dest.bucket_url).path.rstrip("/"))
+        return cls("az", dest.bucket_url[len("az://") :].rstrip("/"), dest.account_name)
+
+    def _split(self) -> tuple[str, str]:
+        container, _, prefix = self.root.partition("/")
+        return container, (prefix + "/" if prefix else "")
+
+    def url(self, dialect: str, relative: str) -> str:
+        if self.protocol == "file":
+            return (
+                f"{self.root}/{relative}"
+                if dialect == "duckdb"
+                else f"file://{self.root}/{relative}"
+            )
+        container, prefix = self._split()
+        if dialect == "duckdb":
+            return f"az://{container}/{prefix}{relative}"
+        if dialect == "synapse":
+            return f"https://{self.account}.dfs.core.windows.net/{container}/{prefix}{relative}"
+        return f"abfss://{container}@{self.account}.dfs.core.windows.net/{prefix}{relative}"
+
+
+# ------------------------------------------------------------------------------------------
+# types
+
+
+def _decimal(column: Column) -> tuple[int, int]:
+    if column.precision is None:
+        return DEFAULT_DECIMAL
+    precision = min(column.precision, MAX_DECIMAL_PRECISION)
+    return precision, min(column.scale or 0, precision)
+
+
+def _integer(column: Column, names: Sequence[str]) -> str:
+    """dlt's bigint precision is in bits: 8, 16, 32, 64."""
+    bits = column.precision or 64
+    for limit, name in zip((8, 16, 32), names[:3], strict=True):
+        if bits <= limit:
+            return name
+    return names[3]
+
+
+def duckdb_type(column: Column) -> str:
+    kind = column.data_type
+    if kind == "bigint":
+        return _integer(column, ("TINYINT", "SMALLINT", "INTEGER", "BIGINT"))
+    if kind in ("decimal", "wei"):
+        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+        return f"DECIMAL({precision},{scale})"
+    if kind == "timestamp":
+        return "TIMESTAMPTZ" if column.timezone else "TIMESTAMP"
+    return {
+        "text": "VARCHAR",
+        "double": "DOUBLE",
+        "bool": "BOOLEAN",
+        "binary": "BLOB",
+        "json": "VARCHAR",
+        "date": "DATE",
+        "time": "TIME",
+    }.get(kind, "VARCHAR")
+
+
+def synapse_type(column: Column) -> str:
+    kind = column.data_type
+    if kind == "bigint":
+        return _integer(column, ("SMALLINT", "SMALLINT", "INT", "BIGINT"))  # TINYINT is unsigned
+    if kind in ("decimal", "wei"):
+        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+        return f"DECIMAL({precision},{scale})"
+    if kind == "timestamp":
+        return "DATETIME2(6)"  # Parquet timestamps are UTC instants; Synapse reads them as such
+    if kind == "text":
+        # UTF-8 collation: Parquet strings are UTF-8. A known max length in characters takes
+        # up to 4 bytes per character.
+        if column.precision and column.precision * 4 <= 8000:
+            return f"VARCHAR({column.precision * 4}) COLLATE Latin1_General_100_BIN2_UTF8"
+        return SYNAPSE_TEXT
+    return {
+        "double": "FLOAT",
+        "bool": "BIT",
+        "binary": "VARBINARY(8000)",
+        "json": SYNAPSE_TEXT_MAX,
+        "date": "DATE",
+        "time": "TIME(6)",
+    }.get(kind, SYNAPSE_TEXT)
+
+
+def spark_type(column: Column) -> str | None:
+    """Databricks and Spark; None: the type cannot be read from Parquet by Spark."""
+    kind = column.data_type
+    if kind == "bigint":
+        return _integer(column, ("TINYINT", "SMALLINT", "INT", "BIGINT"))
+    if kind in ("decimal", "wei"):
+        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+        return f"DECIMAL({precision},{scale})"
+    if kind == "timestamp":
+        return "TIMESTAMP" if column.timezone else "TIMESTAMP_NTZ"
+    if kind == "time":
+        return None  # Spark has no TIME type and fails on Parquet TIME columns
+    return {
+        "text": "STRING",
+        "double": "DOUBLE",
+        "bool": "BOOLEAN",
+        "binary": "BINARY",
+        "json": "STRING",
+        "date": "DATE",
+    }.get(kind, "STRING")
+
+
+# ------------------------------------------------------------------------------------------
+# quoting
+
+
+def quote_double(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_bracket(name: str) -> str:
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def quote_backtick(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def literal_sql(text: str) -> str:
+    """A string literal for DuckDB and T-SQL."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def literal_spark(text: str) -> str:
+    """A string literal for Spark SQL (backslash escapes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ------------------------------------------------------------------------------------------
+# rendering
+
+
+def header(view: ViewDef, dialect: str) -> str:
+    what = {
+        "union": "every completed load",
+        CURRENT: "the latest completed snapshot",
+        HISTORY: "every completed snapshot",
+    }[view.kind]
+    lines = [
+        f"-- {view.dataset}.{view.name}: {what} of job {view.job_id} ({view.load_type}, "
+        f"table {view.table}); {len(view.loads)} completed load(s)"
+        + (f", latest {max(view.loads, key=float)}" if view.loads else "")
+        + ".",
+        f"-- {dialect} view generated by `python -m ingest views` from the lake's completion "
+        "markers and stored dlt schema; every run rewrites it: do not edit.",
+    ]
+    lines += [f"-- note: {note}" for note in view.notes]
+    return "\n".join(lines)
+
+
+class Renderer:
+    dialect: str
+    terminator = ";"
+
+    def __init__(self, urls: LakeUrls):
+        self.urls = urls
+
+    # one statement per view, preceded by its header; a file joins them
+    def render(self, views: Sequence[ViewDef]) -> str:
+        if not views:
+            return ""
+        statements = [self.schema_statement(views[0].dataset)]
+        for view in views:
+            statements.append(header(view, self.dialect) + "\n" + self.view_statement(view))
+        return self.join(statements) + "\n"
+
+    def join(self, statements: Sequence[str]) -> str:
+        return "\n\n".join(s + self.terminator for s in statements)
+
+    def schema_statement(self, dataset: str) -> str:
+        raise NotImplementedError
+
+    def view_statement(self, view: ViewDef) -> str:
+        raise NotImplementedError
+
+
+def _select(items: Sequence[str]) -> str:
+    return "SELECT\n" + ",\n".join("    " + item for item in items)
+
+
+class DuckDbRenderer(Renderer):
+    dialect = "duckdb"
+    q = staticmethod(quote_double)
+
+    def schema_statement(self, dataset: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.q(dataset)}"
+
+    def view_statement(self, view: ViewDef) -> str:
+        name = f"{self.q(view.dataset)}.{self.q(view.name)}"
+        return f"CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+
+    def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
+        items = []
+        for column in view.columns:
+            source = self.q(column.name) if present is None or column.name in present else "NULL"
+            items.append(f"CAST({source} AS {duckdb_type(column)}) AS {self.q(column.name)}")
+        return items
+
+    def body(self, view: ViewDef) -> str:
+        if not view.parts:
+            items = self.columns(view, frozenset())
+            items += [f"CAST(NULL AS VARCHAR) AS {self.q(LOAD_ID)}"]
+            items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
+            return _select(items) + "\nWHERE false"
+        reads = []
+        if view.load_in_path:
+            file_column = self.q(DUCKDB_FILE_COLUMN)
+            for columns, parts in view.groups():
+                items = self.columns(view, columns)
+                items.append(
+                    f"regexp_extract({file_column}, '([^/]+)\\.[^./]+\\.parquet$', 1) "
+                    f"AS {self.q(LOAD_ID)}"
+                )
+                items.append(
+                    f"CAST(strptime(regexp_extract({file_column}, "
+                    "'([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]+$', 1), '%Y/%m/%d') AS DATE) "
+                    f"AS {self.q(LOAD_DATE)}"
+                )
+                files = [f for part in parts for f in part.files]
+                reads.append(_select(items) + f"\nFROM {self.read(files, DUCKDB_FILE_COLUMN)}")
+        else:
+            for part in view.parts:
+                items = self.columns(view, part.columns)
+                items.append(self._literal_load(part))
+                items.append(self._literal_date(part))
+                reads.append(_select(items) + f"\nFROM {self.read(list(part.files), None)}")
+        return "\nUNION ALL\n".join(reads)
+
+    def _literal_load(self, part: Part) -> str:
+        value = literal_sql(part.load_id) if part.load_id else "NULL"
+        return f"CAST({value} AS VARCHAR) AS {self.q(LOAD_ID)}"
+
+    def _literal_date(self, part: Part) -> str:
+        value = literal_sql(part.load_date) if part.load_date else "NULL"
+        return f"CAST({value} AS DATE) AS {self.q(LOAD_DATE)}"
+
+    def read(self, files: Sequence[str], file_column: str | None) -> str:
+        paths = ",\n    ".join(literal_sql(self.urls.url("duckdb", f)) for f in files)
+        options = "union_by_name = true"
+        if file_column:
+            options += f", filename = {literal_sql(file_column)}"
+        return f"read_parquet([\n    {paths}\n], {options})"
+
+
+class SynapseRenderer(Renderer):
+    dialect = "synapse"
+    terminator = "\nGO"
+    q = staticmethod(quote_bracket)
+
+    def schema_statement(self, dataset: str) -> str:
+        inner = literal_sql(f"CREATE SCHEMA {self.q(dataset)}")
+        return f"IF SCHEMA_ID({literal_sql(dataset)}) IS NULL EXEC({inner});"
+
+    def view_statement(self, view: ViewDef) -> str:
+        name = f"{self.q(view.dataset)}.{self.q(view.name)}"
+        return f"CREATE OR ALTER VIEW {name} AS\n{self.body(view)};"
+
+    def with_clause(self, view: ViewDef, present: frozenset[str]) -> str:
+        items = [f"{self.q(c.name)} {synapse_type(c)}" for c in view.columns if c.name in present]
+        return "WITH (\n" + ",\n".join("    " + i for i in items) + "\n)"
+
+    def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
+        items = []
+        for column in view.columns:
+            if column.name in present:
+                items.append(f"{self.q(SYNAPSE_ALIAS)}.{self.q(column.name)}")
+            else:
+                items.append(f"CAST(NULL AS {synapse_type(column)}) AS {self.q(column.name)}")
+        return items
+
+    def body(self, view: ViewDef) -> str:
+        if not view.parts and not view.delta_folder:
+            items = [f"CAST(NULL AS {synapse_type(c)}) AS {self.q(c.name)}" for c in view.columns]
+            items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
+            items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
+            return "SELECT TOP 0\n" + ",\n".join("    " + i for i in items)
+        alias = self.q(SYNAPSE_ALIAS)
+        if view.delta_folder:
+            url = self.urls.url("synapse", view.delta_folder.rstrip("/") + "/")
+            present = frozenset(c.name for c in view.columns)
+            items = self.columns(view, present)
+            items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
+            items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
+            return (
+                _select(items)
+                + f"\nFROM OPENROWSET(\n    BULK {literal_sql(url)},\n    FORMAT = 'DELTA'\n) "
+                + self.with_clause(view, present)
+                + f" AS {alias}"
+            )
+        reads = []
+        if view.load_in_path:
+            name, path = f"{alias}.filename()", f"{alias}.filepath()"
+            load_id = (
+                f"CAST(LEFT({name}, LEN({name}) - CHARINDEX('.', REVERSE({name}), "
+                f"CHARINDEX('.', REVERSE({name})) + 1)) AS VARCHAR(64)) AS {self.q(LOAD_ID)}"
+            )
+            load_day = (
+                f"CONVERT(DATE, REPLACE(SUBSTRING({path}, LEN({path}) - LEN({name}) - 10, 10), "
+                f"'/', '-'), 23) AS {self.q(LOAD_DATE)}"
+            )
+            sources = [(c, [f for p in parts for f in p.files], None) for c, parts in view.groups()]
+        else:
+            sources = [(p.columns, list(p.files), p) for p in view.parts]
+        for present, files, part in sources:
+            items = self.columns(view, present)
+            if part is None:
+                items += [load_id, load_day]
+            else:
+                value = literal_sql(part.load_id) if part.load_id else "NULL"
+                day = literal_sql(part.load_date) if part.load_date else "NULL"
+                items += [f"CAST({value} AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
+                items += [f"CAST({day} AS DATE) AS {self.q(LOAD_DATE)}"]
+            urls = [literal_sql(self.urls.url("synapse", f)) for f in files]
+            bulk = (
+                urls[0] if len(urls) == 1 else "(\n        " + ",\n        ".join(urls) + "\n    )"
+            )
+            reads.append(
+                _select(items)
+                + f"\nFROM OPENROWSET(\n    BULK {bulk},\n    FORMAT = 'PARQUET'\n) "
+                + self.with_clause(view, present)
+                + f" AS {alias}"
+            )
+        return "\nUNION ALL\n".join(reads)
+
+    def join(self, statements: Sequence[str]) -> str:
+        return "\n\n".join(s + self.terminator for s in statements)
+
+
+class SparkRenderer(Renderer):
+    """Spark SQL: `parquet.`path``, one read per load."""
+
+    dialect = "spark"
+    q = staticmethod(quote_backtick)
+
+    def schema_statement(self, dataset: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.q(dataset)}"
+
+    def view_statement(self, view: ViewDef) -> str:
+        name = f"{self.q(view.dataset)}.{self.q(view.name)}"
+        left_out = [c.name for c in view.columns if spark_type(c) is None]
+        note = (
+            f"-- left out: {', '.join(left_out)} (time): Spark cannot read Parquet TIME columns\n"
+            if left_out
+            else ""
+        )
+        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+
+    def source(self, path: str) -> str:
+        return f"parquet.{self.q(path)}"
+
+    def delta_source(self, path: str) -> str:
+        return f"delta.{self.q(path)}"
+
+    def readable(self, view: ViewDef) -> list[Column]:
+        return [c for c in view.columns if spark_type(c) is not None]
+
+    def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
+        items = []
+        for column in self.readable(view):
+            source = self.q(column.name) if column.name in present else "NULL"
+            items.append(f"CAST({source} AS {spark_type(column)}) AS {self.q(column.name)}")
+        return items
+
+    def load_columns(self, part: Part | None) -> list[str]:
+        load_id = part.load_id if part else None
+        day = part.load_date if part else None
+        return [
+            f"CAST({literal_spark(load_id) if load_id else 'NULL'} AS STRING) AS {self.q(LOAD_ID)}",
+            (f"DATE {literal_spark(day)}" if day else "CAST(NULL AS DATE)")
+            + f" AS {self.q(LOAD_DATE)}",
+        ]
+
+    def paths(self, part: Part) -> list[str]:
+        """One path per read: the load's files by a glob on its load id when the part is the
+        whole load in one folder, else each file."""
+        if len(part.files) > 1 and part.whole_load and part.single_folder and part.load_id:
+            return [self.urls.url(self.dialect, f"{part.folder}/{part.load_id}.*.parquet")]
+        return [self.urls.url(self.dialect, f) for f in part.files]
+
+    def body(self, view: ViewDef) -> str:
+        if not view.parts and not view.delta_folder:
+            items = self.columns(view, frozenset()) + self.load_columns(None)
+            return _select(items) + "\nWHERE false"
+        if view.delta_folder:
+            present = frozenset(c.name for c in view.columns)
+            items = self.columns(view, present) + self.load_columns(None)
+            path = self.urls.url(self.dialect, view.delta_folder.rstrip("/"))
+            return _select(items) + f"\nFROM {self.delta_source(path)}"
+        reads = []
+        for part in view.parts:
+            items = self.columns(view, part.columns) + self.load_columns(part)
+            for path in self.paths(part):
+                reads.append(_select(items) + f"\nFROM {self.source(path)}")
+        return "\nUNION ALL\n".join(reads)
+
+
+class DatabricksRenderer(SparkRenderer):
+    """Databricks SQL: `read_files(path, format => 'parquet')`."""
+
+    dialect = "databricks"
+
+    def source(self, path: str) -> str:
+        return f"read_files({literal_spark(path)}, format => 'parquet')"
+
+
+RENDERERS: dict[str, Callable[[LakeUrls], Renderer]] = {
+    "duckdb": DuckDbRenderer,
+    "synapse": SynapseRenderer,
+    "databricks": DatabricksRenderer,
+    "spark": SparkRenderer,
+}
+
+
+def render(dialect: str, views: Sequence[ViewDef], urls: LakeUrls) -> str:
+    """The SQL file of one job's views (the view, and for FULL jobs its history view)."""
+    try:
+        renderer = RENDERERS[dialect](urls)
+    except KeyError:
+        known = ", ".join(RENDERERS)
+        raise ViewRenderError(f"unknown dialect {dialect!r}; use one of {known}") from None
+    return renderer.render(views)
