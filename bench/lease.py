@@ -109,8 +109,8 @@ def timed(schema: str, lake: str) -> float:
 
 def lease_alone(lake: str, repeat: int) -> list[float]:
     """Seconds for the lease's own work in a job: acquire, one check, release."""
-    from ingest.destination import Destination
-    from ingest.lease import Holder, lease_for
+    from ingest.lake.destination import Destination
+    from ingest.lake.lease import Holder, lease_for
 
     dest = Destination.from_url(lake)
     times = []

@@ -109,7 +109,7 @@ def measure(jobs: list[Any], destination: str) -> tuple[float, Any]:
 
 
 def bench(destination: str, jobs: list[Any], loads: int, repeat: int) -> None:
-    from ingest.destination import Destination
+    from ingest.lake.destination import Destination
 
     dest = Destination.from_url(destination)
     fs = dest.filesystem()

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingest.destination import Destination
+from ingest.lake.destination import Destination
 from ingest.results import AUDIT_COLUMNS, JobResult, as_int
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def append_audit(
     dest: Destination, results: Iterable[Mapping[str, Any]], day: dt.date
 ) -> tuple[str, int]:
     """Append the results' audit rows to the day's file; returns (path, rows added)."""
-    from ingest.lake import update_text
+    from ingest.lake.loads import update_text
 
     path = dest.path(AUDIT_DIR, audit_file_name(day))
     rows = _audit_rows(results)

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: modules that add sub-commands; each has `register(subparsers)`
 COMMAND_MODULES = (
     "ingest.commands.core",
-    "ingest.demo",
+    "ingest.commands.demo",
     "ingest.commands.secrets",
     "ingest.commands.history",
     "ingest.commands.trust",
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ingest.logsetup import configure_logging
+    from ingest.runtime.logsetup import configure_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)

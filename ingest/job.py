@@ -7,12 +7,12 @@ that says what to do and holds no secret; `retriable` says whether another try m
 Guarantees:
 - The dlt working folder is new for every call and deleted afterwards; the watermark comes
   from the lake, so any worker with an empty disk continues where the last load stopped.
-- One writer per job: the job's lease (`ingest.lease`) is held from the clean-up to the
+- One writer per job: the job's lease (`ingest.lake.lease`) is held from the clean-up to the
   completion marker; a second writer waits, then ends SKIPPED (`on_busy="skip"`, the CLI) or
   as a retriable failure (`on_busy="retry"`, Durable activities) naming the holder.
-- Files of loads that never completed are removed first, under the lease (`ingest.lake`).
+- Files of loads that never completed are removed first, under the lease (`ingest.lake.loads`).
 - Idempotent per task (run id + kind: plain, full refresh, backfill range): the task is recorded
-  in the pipeline state that dlt commits with the load (`ingest.ledger`); the same task run
+  in the pipeline state that dlt commits with the load (`ingest.lake.ledger`); the same task run
   again finds it and reports that load instead of loading again.
 - A FULL load is a snapshot, also when it read 0 rows (one empty Parquet file).
 """
@@ -29,17 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import ledger
+from ingest.checks.job_checks import JobTrust
 from ingest.config import JobConfig
-from ingest.destination import Destination
 from ingest.errors import JobError, RetriableJobError
-from ingest.lease import JobLease, LeaseBusy
-from ingest.logcontext import job_context
+from ingest.lake import ledger
+from ingest.lake.destination import Destination
+from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.results import JobResult, short_error
-from ingest.secrets import Redactor, SecretResolver, build_resolver
+from ingest.runtime.logcontext import job_context
+from ingest.secrets.resolver import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources.base import ExtractOptions
-from ingest.trust import JobTrust
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Task:
     destination: str
     full_refresh: bool = False
     config_path: str | None = None
-    #: data trust: {"from", "to"} re-extracts that watermark range (ingest.backfill)
+    #: data trust: {"from", "to"} re-extracts that watermark range (ingest.checks.backfill)
     backfill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def _extracted_rows(extract_info: Any, table: str) -> int:
 
 class _Progress:
     """Counts the rows that pass dlt's incremental filter and logs every few seconds. For
-    INCREMENTAL jobs it also keeps the boundary record (`ingest.ledger`): how many of them have
+    INCREMENTAL jobs it also keeps the boundary record (`ingest.lake.ledger`): how many of them have
     the highest watermark seen so far."""
 
     def __init__(self, job: JobConfig, boundary: _BoundaryTracker | None = None):
@@ -226,7 +226,7 @@ def _working_dir(settings: Settings, run_id: str, job: JobConfig) -> Path:
 
 def _lease(task: Task, dest: Destination, settings: Settings, kind: str) -> JobLease:
     """The lease every writer of this job's lake table takes (plain, full refresh, backfill)."""
-    from ingest.lease import Holder, lease_for, lease_name
+    from ingest.lake.lease import Holder, lease_for, lease_name
 
     return lease_for(
         dest,
@@ -242,7 +242,7 @@ def _report_loaded(
     task: Task, dest: Destination, entry: ledger.Entry, pipeline: Any, result: dict[str, Any]
 ) -> None:
     """The result of a task that already loaded: its load, as it is in the lake."""
-    from ingest.lake import count_rows, load_id_of, table_files
+    from ingest.lake.loads import count_rows, load_id_of, table_files
 
     job = task.job
     files = [
@@ -281,7 +281,7 @@ def _load(
     """Do the work; fill `result` as facts become known (so a failure still reports them)."""
     import dlt
 
-    from ingest.lake import ensure_dataset, remove_incomplete_loads
+    from ingest.lake.loads import ensure_dataset, remove_incomplete_loads
     from ingest.sources import get_builder
 
     job = task.job
@@ -293,7 +293,7 @@ def _load(
     dest.ensure_exists()
     dataset, table = job.source_name, job.lake_table
     ensure_dataset(dest, dataset)
-    # data trust hooks (ingest.trust): reconciliation, schema drift, backfill, Delta output
+    # data trust hooks (ingest.checks.job_checks): reconciliation, drift, backfill, Delta
     trust = JobTrust(task, builder, secrets, dest, result)
     kind = ledger.task_kind(task.full_refresh, task.backfill)
     key = ledger.task_key(task.run_id, kind)

@@ -24,7 +24,7 @@ AUDIT_COLUMNS = (
     "finished_at",
     "duration_s",
     "error",
-    # data trust (ingest.reconcile, ingest.drift)
+    # data trust (ingest.checks.reconcile, ingest.checks.drift)
     "source_rows",
     "reconciled",
     "reconcile_note",

@@ -14,14 +14,14 @@ from typing import Any
 
 from ingest.job import run_job
 from ingest.results import failed_result
+from ingest.runtime.warmup import preload_engine
 from ingest.settings import Settings
-from ingest.warmup import preload_engine
 
 log = logging.getLogger(__name__)
 
 
 def _init_worker(level: int) -> None:
-    from ingest.logsetup import configure_logging
+    from ingest.runtime.logsetup import configure_logging
     from ingest.telemetry import configure as configure_telemetry
 
     configure_logging(level)
@@ -35,18 +35,18 @@ def _pool_context() -> Any:
     (Windows, macOS defaults), spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["ingest.forkserver_preload"])
+        context.set_forkserver_preload(["ingest.runtime.forkserver_preload"])
         return context
     return multiprocessing.get_context("spawn")
 
 
 def prepare_local_run(destination: str, workers: int = 1) -> None:
     """Call before planning a local run: a bad lake URL is a usage error found before anything
-    else (ingest.destination). With workers > 1 the pool's fork server starts now, so
+    else (ingest.lake.destination). With workers > 1 the pool's fork server starts now, so
     its import of the engine overlaps this process's own; this process imports the engine too
-    (GC paused, `ingest.warmup`), since planning needs dlt (lake names follow its naming
+    (GC paused, `ingest.runtime.warmup`), since planning needs dlt (lake names follow its naming
     convention) and serial jobs run here."""
-    from ingest.destination import Destination
+    from ingest.lake.destination import Destination
 
     Destination.from_url(destination)
     if workers > 1 and "forkserver" in multiprocessing.get_all_start_methods():

@@ -164,7 +164,7 @@ CATALOGUE: tuple[SettingSpec, ...] = (
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
-#: INGEST_PARQUET_DICTIONARY values (ingest.parquet_writer.WRITERS has a writer for each)
+#: INGEST_PARQUET_DICTIONARY values (ingest.lake.parquet_writer.WRITERS has a writer for each)
 PARQUET_DICTIONARY_POLICIES = ("auto", "true", "false")
 
 
@@ -260,7 +260,7 @@ def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | N
     no anonymous usage telemetry (production networks block egress), no second copy of every
     loaded file in the working folder (small serverless disks), Parquet files rolled over
     every INGEST_FILE_MAX_ROWS rows (bounded file size) and written with the dictionary policy
-    INGEST_PARQUET_DICTIONARY (ingest.parquet_writer; imports dlt, so only with `settings`).
+    INGEST_PARQUET_DICTIONARY (ingest.lake.parquet_writer; imports dlt, so only with `settings`).
     """
     env = os.environ if env is None else env
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -269,7 +269,7 @@ def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | N
     # zstd: smaller files than snappy and, measured here, cheaper to write (bench/README)
     env.setdefault("DATA_WRITER__COMPRESSION", "zstd")
     if settings is not None:
-        from ingest.parquet_writer import use_lake_parquet_writer
+        from ingest.lake.parquet_writer import use_lake_parquet_writer
 
         env.setdefault("DATA_WRITER__FILE_MAX_ITEMS", str(settings.file_max_rows))
         use_lake_parquet_writer(settings.parquet_dictionary)

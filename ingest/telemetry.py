@@ -160,7 +160,7 @@ def _configure(conn: str) -> None:
     from opentelemetry._logs import get_logger_provider
     from opentelemetry.sdk.resources import Resource
 
-    from ingest.logcontext import ContextFilter
+    from ingest.runtime.logcontext import ContextFilter
 
     configure_azure_monitor(
         connection_string=conn,
@@ -187,7 +187,7 @@ def _configure(conn: str) -> None:
 
     provider = get_logger_provider()
     try:  # masks any resolved secret value in a message (the engine's logging safety net)
-        from ingest.redaction import RedactionFilter
+        from ingest.secrets.redaction import RedactionFilter
 
         redaction_filter: logging.Filter | None = RedactionFilter()
     except ImportError:  # pragma: no cover - older engine without the filter

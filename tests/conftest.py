@@ -180,9 +180,9 @@ def read_lake_table(destination: str, source: str, table: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ingest.destination import Destination
     from ingest.identifiers import lake_schema_name
-    from ingest.lake import completed_load_ids, load_id_of, table_files
+    from ingest.lake.destination import Destination
+    from ingest.lake.loads import completed_load_ids, load_id_of, table_files
 
     dest = Destination.from_url(destination)
     fs = dest.filesystem()
@@ -198,7 +198,7 @@ def read_lake_table(destination: str, source: str, table: str) -> Any:
 
 
 def lake_files(destination: str, source: str, table: str) -> list[str]:
-    from ingest.destination import Destination
-    from ingest.lake import table_files
+    from ingest.lake.destination import Destination
+    from ingest.lake.loads import table_files
 
     return table_files(Destination.from_url(destination), source, table)

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.destination import Destination
 from ingest.identifiers import lake_schema_name
-from ingest.lake import completed_load_ids, load_id_of, table_files
-from tests.test_engine_postgres import ORDERS_DDL, SOURCE, insert_orders, source_rows
+from ingest.lake.destination import Destination
+from ingest.lake.loads import completed_load_ids, load_id_of, table_files
+from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = Path(__file__).resolve().parent / "pause_hook"
@@ -254,7 +254,7 @@ APPENDER = textwrap.dedent(
     """
     import datetime as dt, pathlib, sys, time
     from ingest.audit import append_audit
-    from ingest.destination import Destination
+    from ingest.lake.destination import Destination
 
     lake, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
     dest = Destination.from_url(lake)
@@ -377,7 +377,7 @@ def test_a_full_table_that_became_empty_lands_an_empty_snapshot(
 ):
     import pyarrow.parquet as pq
 
-    from tests.test_engine_postgres import job, run
+    from tests.test_job import job, run
 
     monkeypatch.setenv("INGEST_BACKEND", backend)
     pg.execute(ORDERS_DDL)
@@ -436,8 +436,8 @@ def insert_event(pg, ts: str, kind: str = "click", amount: str = "1.00") -> None
 
 
 def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file_lake, monkeypatch):
-    from ingest.reconcile import BOUNDARY_DROPPED
-    from tests.test_engine_postgres import run
+    from ingest.checks.reconcile import BOUNDARY_DROPPED
+    from tests.test_job import run
 
     pg.execute(EVENTS_DDL)
     pg.use_as(monkeypatch, SOURCE)
@@ -469,7 +469,7 @@ def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file
 
 
 def test_a_new_key_at_the_boundary_lands_and_matches(pg, file_lake, monkeypatch):
-    from tests.test_engine_postgres import job, run
+    from tests.test_job import job, run
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 20, updated_at="2024-01-01T00:00:00+00")
@@ -515,7 +515,7 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
     reports its load. Retried once more after that commit: the same load again."""
     import json
 
-    from tests.test_engine_postgres import job
+    from tests.test_job import job
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 3000)
@@ -546,14 +546,14 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
                 waiting.set()
 
     handler = Waiting()
-    logging.getLogger("ingest.lease").addHandler(handler)
+    logging.getLogger("ingest.lake.lease").addHandler(handler)
     outcome: dict = {}
     retry = threading.Thread(target=lambda: outcome.update(activity()(task)))
     try:
         retry.start()
         assert waiting.wait(120), "the retry never waited for the first attempt's lease"
     finally:
-        logging.getLogger("ingest.lease").removeHandler(handler)
+        logging.getLogger("ingest.lake.lease").removeHandler(handler)
     (pause / "go").write_text("")
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -573,8 +573,8 @@ def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
     pg, file_lake, monkeypatch, tmp_path
 ):
     from ingest.app.activities import RetriableTableError
-    from ingest.lease import Holder, lease_for, lease_name
-    from tests.test_engine_postgres import job
+    from ingest.lake.lease import Holder, lease_for, lease_name
+    from tests.test_job import job
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 10)
@@ -596,7 +596,7 @@ def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
 
 
 def test_the_lease_names_its_holder_and_a_lost_lease_stops_the_commit(lake):
-    from ingest.lease import Holder, LeaseBusy, LeaseLost, lease_for
+    from ingest.lake.lease import Holder, LeaseBusy, LeaseLost, lease_for
 
     dest = Destination.from_url(lake)
 

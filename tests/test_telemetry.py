@@ -24,8 +24,8 @@ import pytest
 from ingest import telemetry
 from ingest.audit import append_audit, read_audit, write_audit
 from ingest.cli import main
-from ingest.destination import Destination
-from ingest.history import failure_summary, recent, run_results, run_summaries
+from ingest.lake.destination import Destination
+from ingest.reports.history import failure_summary, recent, run_results, run_summaries
 from tests.appinsights_capture import CaptureServer
 from tests.conftest import read_lake_table, set_source_env
 

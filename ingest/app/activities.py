@@ -64,14 +64,14 @@ def settings() -> Settings:
 
 def prepare_process(engine: bool = False) -> None:
     """Once per worker process, cheap after that: with `engine`, the engine's libraries
-    (dlt etc., imported GC-paused by `ingest.warmup`); Application Insights export (a no-op
+    (dlt etc., imported GC-paused by `ingest.runtime.warmup`); Application Insights export (a no-op
     without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
-    from ingest.redaction import install_redaction
+    from ingest.secrets.redaction import install_redaction
     from ingest.telemetry import configure
 
     if engine:
-        from ingest.warmup import preload_engine
+        from ingest.runtime.warmup import preload_engine
 
         preload_engine()
     configure()

@@ -150,7 +150,7 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
     config_path = resolve_config_path(current.config_path)
     backfill = request.get("backfill")
     if backfill:
-        from ingest.backfill import plan_backfill
+        from ingest.checks.backfill import plan_backfill
 
         return plan_backfill(
             config_path,
@@ -248,7 +248,7 @@ def audit_results(destination: str, run_id: str) -> list[dict[str, str]] | None:
     """The audit rows of a run Durable no longer knows (purged history); None when the run
     history reader is not available."""
     try:
-        from ingest.history import run_results
+        from ingest.reports.history import run_results
     except ImportError:
         return None
     return run_results(destination, run_id)

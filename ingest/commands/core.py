@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from ingest.report import table
+from ingest.commands.report import table
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ingest.config import load_config
-    from ingest.secrets import build_resolver
+    from ingest.secrets.resolver import build_resolver
     from ingest.sources import get_builder
 
     settings = Settings.from_env()

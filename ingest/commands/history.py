@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ingest.report import table
+from ingest.commands.report import table
 from ingest.settings import Settings
 
 ERROR_WIDTH = 100
@@ -96,7 +96,7 @@ def _failures_table(failures: list[dict[str, Any]]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ingest.history import failure_summary, recent, run_summaries
+    from ingest.reports.history import failure_summary, recent, run_summaries
 
     settings = Settings.from_env()
     destination = args.destination or settings.destination

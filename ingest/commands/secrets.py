@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.commands.report import table
 from ingest.errors import JobError, RequestError
-from ingest.report import table
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
 
 
 def _vault(args: argparse.Namespace, settings: Settings) -> Any:
-    from ingest import keyvault
+    from ingest.secrets import keyvault
 
     url = args.vault_url or settings.key_vault_url
     if not url:
@@ -141,7 +141,7 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
     if isinstance(section, Mapping) and section.get("azure_storage_account_name"):
         return str(section["azure_storage_account_name"]), "[destination.filesystem.credentials]"
     if settings.destination.lower().startswith(("abfs://", "abfss://")):
-        from ingest.destination import Destination
+        from ingest.lake.destination import Destination
 
         try:
             account = Destination.from_url(settings.destination, env={}).account_name
@@ -154,8 +154,8 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
 
 def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
     """Every secret `migrate` would upload, in file order, with problems already marked."""
-    from ingest.keyvault import SECRET_NAME
-    from ingest.secrets import vault_secret_name
+    from ingest.secrets.keyvault import SECRET_NAME
+    from ingest.secrets.resolver import vault_secret_name
 
     if not secrets_file.exists():
         raise RequestError(f"secrets file {secrets_file} not found (give --secrets-file)")
@@ -212,7 +212,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "nothing was written\n"
         )
         return 1 if any(i.status == FAILED for i in items) else 0
-    from ingest.keyvault import VaultAccessError, VaultUnreachableError
+    from ingest.secrets.keyvault import VaultAccessError, VaultUnreachableError
 
     stop: str | None = None  # the vault is unusable: do not try (and wait for) every name
     for item in items:
@@ -263,7 +263,7 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
     from ingest.config import load_config
-    from ingest.secrets import vault_secret_name
+    from ingest.secrets.resolver import vault_secret_name
     from ingest.sources import get_builder
 
     settings = Settings.from_env()

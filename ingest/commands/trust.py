@@ -58,7 +58,7 @@ def execute_backfill(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
-    from ingest.backfill import plan_backfill
+    from ingest.checks.backfill import plan_backfill
     from ingest.commands.core import run_plan
     from ingest.runner import prepare_local_run
 
@@ -92,7 +92,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from ingest.catalog import write_catalog
+    from ingest.reports.catalog import write_catalog
 
     settings = Settings.from_env()
     paths = write_catalog(

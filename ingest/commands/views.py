@@ -70,8 +70,8 @@ def cmd_views(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from ingest.commands.report import table
     from ingest.errors import RequestError
-    from ingest.report import table
     from ingest.views.duck import run_query
 
     if args.max_rows < 1:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ingest.secrets import Secret
+from ingest.secrets.resolver import Secret
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -27,7 +27,7 @@ class ExtractOptions:
     backend: str = "auto"
     #: parallel reads of one table on the fast path (split on an integer primary key)
     partitions: int = 1
-    #: data trust (ingest.reconcile): SQLAlchemy engine to read through (one shared snapshot)
+    #: data trust (ingest.checks.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
 
 

@@ -26,7 +26,7 @@ from ingest.sources.base import ExtractOptions, SourceBuilder
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
-    from ingest.secrets import Secret
+    from ingest.secrets.resolver import Secret
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def make_auth(job: JobConfig, secrets: dict[str, Secret]) -> Any:
     def need(key: str) -> str:
         value = _plain(secrets, key)
         if value is None:
-            from ingest.secrets import env_var_name
+            from ingest.secrets.resolver import env_var_name
 
             raise JobError(
                 f"source {name!r} uses auth {kind} but has no {key!r} secret: set "

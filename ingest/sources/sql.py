@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from ingest.config import JobConfig
-    from ingest.secrets import Secret
+    from ingest.secrets.resolver import Secret
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class SqlSourceBuilder(SourceBuilder):
         import dlt
         from dlt.sources.sql_database import sql_table
 
-        # data trust (ingest.reconcile): read through the snapshot engine when one is given
+        # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
         metadata, columns = self._reflect(engine, job)
         incremental = None

@@ -34,7 +34,7 @@ from ingest.views.definition import (
 )
 
 if TYPE_CHECKING:
-    from ingest.destination import Destination
+    from ingest.lake.destination import Destination
 
 #: the file-name column DuckDB adds to each row (named so no data column can clash)
 DUCKDB_FILE_COLUMN = "__ingest_file"

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.destination import Destination
 from ingest.errors import RequestError
+from ingest.lake.destination import Destination
 from ingest.views import VIEWS_DIR
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest import backfill
+from ingest.checks import backfill
 from ingest.config import JobConfig
-from ingest.destination import Destination
-from ingest.lake import LOADS_DIR, SEPARATOR, load_id_of
+from ingest.lake.destination import Destination
+from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_id_of
 from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
     CURRENT,
@@ -212,7 +212,7 @@ def find_load_files(
                 found[load_id_of(name)].append(f"{folder}/{name}")
     missing = [load_id for load_id, files in found.items() if not files]
     if missing:
-        from ingest.lake import table_files
+        from ingest.lake.loads import table_files
 
         elsewhere = 0
         for path in table_files(dest, dataset, table, fs):
@@ -304,7 +304,7 @@ def build_job_views(
     if not columns:
         return JobViews(job, [], manifest, completed, f"no table {job.lake_table} in its schema")
     if job.table_format == "delta":
-        from ingest.lake import is_delta_table
+        from ingest.lake.loads import is_delta_table
 
         if is_delta_table(dest, job.source_name, job.lake_table, fs):
             views = _delta_views(dest, job, manifest, columns, completed, fs)
@@ -374,7 +374,7 @@ def _delta_views(
 ) -> list[ViewDef]:
     """INCREMENTAL: the Delta table's current version (Delta readers; DuckDB gets the current
     files). FULL: the files the newest write added (the latest snapshot)."""
-    from ingest.delta import open_table
+    from ingest.lake.delta import open_table
 
     dataset, table = job.source_name, job.lake_table
     folder = f"{dataset}/{table}"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import JobConfig
-from ingest.destination import Destination
+from ingest.lake.destination import Destination
 from ingest.views import DIALECTS, VIEWS_DIR
 from ingest.views.dialects import LakeUrls, render
 from ingest.views.inventory import (

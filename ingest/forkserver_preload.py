@@ -1,7 +1,0 @@
-"""Imported by the local process pool's fork server, and only there (`ingest.runner`): the
-engine is imported once with GC paused (`ingest.warmup`), and every worker forked from the
-server starts with it."""
-
-from ingest.warmup import preload_engine
-
-preload_engine()

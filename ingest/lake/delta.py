@@ -1,0 +1,94 @@
+"""Delta tables in the lake (`table_format = delta`): where they are and how to read them.
+
+dlt's filesystem destination writes a job with `table_format="delta"` as a Delta table at
+`<lake>/<source_name>/<table_name>/` (data files + `_delta_log/`), appending one commit per
+run; this module opens it with the `deltalake` package (delta-rs) for the framework's own
+reads (catalog, tests). Any Delta reader (Spark, Databricks, DuckDB, Polars) can read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from ingest.lake.destination import Destination, _parse_connection_string
+
+
+def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[str, str]]:
+    """(uri, storage_options) for delta-rs."""
+    if dest.protocol == "file":
+        root = urlparse(dest.bucket_url).path.rstrip("/")
+        return f"{root}/{dataset}/{table}", {}
+    uri = f"{dest.bucket_url.rstrip('/')}/{dataset}/{table}"
+    options: dict[str, str] = {"account_name": dest.account_name or ""}
+    if dest.connection_string:
+        parts = _parse_connection_string(dest.connection_string)
+        if parts.get("accountkey"):
+            options["account_key"] = parts["accountkey"]
+        options.update(emulator_options(dest.connection_string))
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        token = DefaultAzureCredential().get_token("https://storage.azure.com/.default")
+        options["bearer_token"] = token.token
+    return uri, options
+
+
+def emulator_options(connection_string: str | None) -> dict[str, str]:
+    """delta-rs options to reach Azurite (an http:// blob endpoint); {} for real ADLS."""
+    endpoint = _parse_connection_string(connection_string or "").get("blobendpoint", "")
+    if not endpoint.startswith("http://"):
+        return {}
+    return {
+        "azure_storage_use_emulator": "true",
+        "allow_http": "true",
+        "azure_storage_endpoint": endpoint.rstrip("/"),
+    }
+
+
+def open_table(dest: Destination, dataset: str, table: str) -> Any:
+    from deltalake import DeltaTable
+
+    uri, options = table_uri(dest, dataset, table)
+    return DeltaTable(uri, storage_options=options or None)
+
+
+def read_table(dest: Destination, dataset: str, table: str) -> Any:
+    """The Delta table's current version as one pyarrow Table."""
+    return open_table(dest, dataset, table).to_pyarrow_table()
+
+
+def delta_schema(dest: Destination, dataset: str, table: str) -> Any:
+    """The Delta table's schema as a pyarrow schema (None when it cannot be opened)."""
+    import pyarrow as pa
+
+    try:
+        schema = open_table(dest, dataset, table).schema()
+    except Exception:
+        return None
+    return pa.schema(schema.to_arrow()) if hasattr(schema, "to_arrow") else schema
+
+
+def current_version(dest: Destination, dataset: str, table: str) -> int | None:
+    """The Delta table's version, or None when there is no table yet."""
+    from ingest.lake.loads import is_delta_table
+
+    if not is_delta_table(dest, dataset, table):
+        return None
+    return int(open_table(dest, dataset, table).version())
+
+
+def count_equal(
+    dest: Destination, dataset: str, table: str, column: str, value: Any, version: Any = "now"
+) -> int:
+    """Rows of the table (at `version`; None = before the table existed) with column == value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if version is None:
+        return 0
+    table_ = open_table(dest, dataset, table)
+    if version != "now":
+        table_.load_as_version(int(version))
+    data = table_.to_pyarrow_dataset().to_table(columns=[column]).column(column)
+    return int(pc.sum(pc.equal(data, pa.scalar(value, type=data.type))).as_py() or 0)

@@ -1,0 +1,184 @@
+"""Where the lake is: a local folder (`file://`) or ADLS Gen2 (`az://`, `abfss://`).
+
+`Destination.from_url` parses and checks the URL once; it then hands out the dlt filesystem
+destination for pipelines and an fsspec filesystem for the framework's own reads and writes
+(audit CSV, clean-up of incomplete loads). On Azure the lake is reached with the managed
+identity (DefaultAzureCredential; AZURE_CLIENT_ID picks a user-assigned identity); an
+account key is used only when AZURE_STORAGE_CONNECTION_STRING is set (Azurite, dev).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ingest.errors import RequestError
+
+#: The lake layout required by DESIGN.md.
+LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
+
+_ABFSS_HOST = re.compile(
+    r"^(?P<container>[a-z0-9-]{3,63})@(?P<account>[a-z0-9]{3,24})\.(dfs|blob)\."
+)
+
+
+def _parse_connection_string(value: str) -> dict[str, str]:
+    parts = {}
+    for item in value.split(";"):
+        if "=" in item:
+            key, _, val = item.partition("=")
+            parts[key.strip().lower()] = val.strip()
+    return parts
+
+
+@dataclass(frozen=True)
+class Destination:
+    #: "file" or "az"
+    protocol: str
+    #: bucket URL handed to dlt: file:///abs/path or az://container/path
+    bucket_url: str
+    account_name: str | None = None
+    #: Azurite / dev only; never logged (repr hides it)
+    connection_string: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Destination({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        return self.bucket_url
+
+    @classmethod
+    def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> Destination:
+        env = os.environ if env is None else env
+        url = url.strip()
+        parsed = urlparse(url)
+        scheme = parsed.scheme.lower()
+        if scheme in ("", "file"):
+            raw_path = url[len("file://") :] if scheme == "file" else url
+            if not raw_path:
+                raise RequestError(f"destination {url!r} has no path")
+            path = Path(raw_path).expanduser().resolve()
+            return cls("file", path.as_uri())
+        if scheme in ("az", "abfs", "abfss"):
+            conn = env.get("AZURE_STORAGE_CONNECTION_STRING") or None
+            if scheme == "az":
+                container = parsed.netloc
+                account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or None
+            else:
+                match = _ABFSS_HOST.match(parsed.netloc)
+                if not match:
+                    raise RequestError(
+                        f"destination {url!r}: expected "
+                        "abfss://<container>@<account>.dfs.core.windows.net[/path]"
+                    )
+                container, account = match["container"], match["account"]
+            if conn:
+                account = _parse_connection_string(conn).get("accountname", account)
+            if not container:
+                raise RequestError(f"destination {url!r} names no container")
+            if not account:
+                raise RequestError(
+                    f"destination {url!r}: set AZURE_STORAGE_ACCOUNT_NAME to the lake's storage "
+                    "account (or use abfss://<container>@<account>.dfs.core.windows.net)"
+                )
+            path = parsed.path.strip("/")
+            bucket = f"az://{container}" + (f"/{path}" if path else "")
+            return cls("az", bucket, account, conn)
+        raise RequestError(
+            f"destination {url!r}: unsupported scheme {scheme!r}; use file://, az:// or abfss://"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # dlt
+
+    def dlt_destination(self, destination_name: str | None = None) -> Any:
+        """dlt's filesystem destination writing Parquet in the lake layout."""
+        from dlt.destinations import filesystem
+
+        kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
+        if self.protocol == "az":
+            credentials: dict[str, Any] = {"azure_storage_account_name": self.account_name}
+            if self.connection_string:
+                key = _parse_connection_string(self.connection_string).get("accountkey")
+                if key:
+                    credentials["azure_storage_account_key"] = key
+                kwargs["kwargs"] = {"connection_string": self.connection_string}
+                # Delta tables (table_format = delta) are written by delta-rs, not adlfs
+                from ingest.lake.delta import emulator_options
+
+                if options := emulator_options(self.connection_string):
+                    kwargs["deltalake_storage_options"] = options
+            kwargs["credentials"] = credentials
+        if destination_name:
+            kwargs["destination_name"] = destination_name
+        return filesystem(**kwargs)
+
+    # ----------------------------------------------------------------------------------------
+    # fsspec, for our own files
+
+    def filesystem(self) -> Any:
+        """An fsspec filesystem for this lake."""
+        import fsspec
+
+        if self.protocol == "file":
+            return fsspec.filesystem("file", auto_mkdir=True)
+        # Listings must be fresh: clean-up decisions are made from them, and fsspec would
+        # otherwise hand back a cached instance with a cached (stale) directory listing.
+        fresh = {"skip_instance_cache": True, "use_listings_cache": False}
+        if self.connection_string:
+            return fsspec.filesystem("az", connection_string=self.connection_string, **fresh)
+        from azure.identity import DefaultAzureCredential
+
+        return fsspec.filesystem(
+            "az", account_name=self.account_name, credential=DefaultAzureCredential(), **fresh
+        )
+
+    def container_client(self) -> Any:
+        """An azure-storage-blob ContainerClient for the lake's container (az:// lakes only):
+        for what fsspec does not offer, such as blob leases and conditional (ETag) writes."""
+        from azure.storage.blob import ContainerClient
+
+        if self.protocol != "az":
+            raise ValueError(f"{self.display_url} is not a blob storage lake")
+        container = self.path().split("/", 1)[0]
+        if self.connection_string:
+            return ContainerClient.from_connection_string(self.connection_string, container)
+        from azure.identity import DefaultAzureCredential
+
+        return ContainerClient(
+            f"https://{self.account_name}.blob.core.windows.net",
+            container,
+            credential=DefaultAzureCredential(),
+        )
+
+    def blob_name(self, *parts: str) -> str:
+        """Name of the blob at `parts` under the lake root, inside the lake's container."""
+        return self.path(*parts).split("/", 1)[1]
+
+    def path(self, *parts: str) -> str:
+        """Path of `parts` under the lake root, as the fsspec filesystem expects it."""
+        if self.protocol == "file":
+            root = urlparse(self.bucket_url).path
+        else:
+            root = self.bucket_url[len("az://") :]
+        return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts if p]])
+
+    def ensure_exists(self) -> None:
+        """Create the local root folder or check the container exists."""
+        fs = self.filesystem()
+        if self.protocol == "file":
+            fs.makedirs(self.path(), exist_ok=True)
+            return
+        container = self.path().split("/", 1)[0]
+        if not fs.exists(container):
+            raise RequestError(
+                f"container {container!r} does not exist in storage account "
+                f"{self.account_name!r}; create it (infra/main.bicep does) or fix "
+                "INGEST_DESTINATION"
+            )

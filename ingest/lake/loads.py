@@ -1,0 +1,260 @@
+"""What is in the lake for one job: completed loads, their files, and leftovers to clean.
+
+dlt's filesystem destination writes a load's data files first, then the pipeline state file
+(`_dlt_pipeline_state/<pipeline>__<load_id>__<hash>.jsonl`) and last the completion marker
+(`_dlt_loads/<schema>__<load_id>.jsonl`). A load that died halfway leaves data files (and
+possibly a state file) without a marker. `remove_incomplete_loads` deletes those before the
+job runs again, so readers never see half a load and the restored watermark never points past
+data that did not land.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.lake.destination import Destination
+
+log = logging.getLogger(__name__)
+
+LOADS_DIR = "_dlt_loads"
+STATE_DIR = "_dlt_pipeline_state"
+SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    data_files_removed: int
+    state_files_removed: int
+    load_ids: tuple[str, ...]
+
+
+def _names(fs: Any, folder: str) -> list[str]:
+    try:
+        return [p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
+    except FileNotFoundError:
+        return []
+
+
+def completed_load_ids(
+    dest: Destination, dataset: str, schema_name: str, fs: Any = None
+) -> set[str]:
+    """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
+    fs = fs or dest.filesystem()
+    done = set()
+    for name in _names(fs, dest.path(dataset, LOADS_DIR)):
+        if name.endswith(".jsonl"):
+            # <schema>__<load_id>: split from the right, schema names hold "__" themselves
+            schema, _, load_id = name[: -len(".jsonl")].rpartition(SEPARATOR)
+            if schema == schema_name:
+                done.add(load_id)
+    return done
+
+
+def is_delta_table(dest: Destination, dataset: str, table: str, fs: Any = None) -> bool:
+    """Whether `<dataset>/<table>` is a Delta table (its own log hides uncommitted files)."""
+    fs = fs or dest.filesystem()
+    return bool(fs.exists(dest.path(dataset, table, "_delta_log")))
+
+
+def table_files(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
+    """Every data file under `<dataset>/<table>/` (all dates), as fsspec paths."""
+    fs = fs or dest.filesystem()
+    root = dest.path(dataset, table)
+    try:
+        return sorted(p for p in fs.find(root) if p.endswith(".parquet"))
+    except FileNotFoundError:
+        return []
+
+
+def load_id_of(path: str) -> str:
+    """`.../<load_id>.<file_id>.parquet` -> load_id (load ids contain a dot themselves)."""
+    return path.rsplit("/", 1)[-1].rsplit(".", 2)[0]
+
+
+def remove_incomplete_loads(
+    dest: Destination,
+    dataset: str,
+    table: str,
+    pipeline_name: str,
+    schema_name: str,
+    other_schema_names: tuple[str, ...] = (),
+) -> CleanupReport:
+    """Delete data and state files of this job's loads that never completed.
+
+    `other_schema_names`: schemas whose completed loads also write this table (the job's
+    backfill pipeline, see ingest.checks.backfill). Delta tables keep their data files: the Delta
+    log already hides what was never committed."""
+    fs = dest.filesystem()
+    done = completed_load_ids(dest, dataset, schema_name, fs)
+    table_done = set(done)
+    for other in other_schema_names:
+        table_done |= completed_load_ids(dest, dataset, other, fs)
+    orphans = []
+    if not is_delta_table(dest, dataset, table, fs):
+        orphans = [
+            p for p in table_files(dest, dataset, table, fs) if load_id_of(p) not in table_done
+        ]
+    state_orphans = []
+    state_folder = dest.path(dataset, STATE_DIR)
+    for name in _names(fs, state_folder):
+        # <pipeline>__<load_id>__<hash>.jsonl, split from the right as dlt does
+        parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
+        if len(parts) == 3 and parts[0] == pipeline_name:
+            load_id = parts[1]
+            if load_id not in done:
+                state_orphans.append(f"{state_folder}/{name}")
+    load_ids = sorted({load_id_of(p) for p in orphans})
+    if orphans or state_orphans:
+        log.warning(
+            "removing %d data file(s) and %d state file(s) of incomplete load(s) %s of %s/%s",
+            len(orphans),
+            len(state_orphans),
+            ", ".join(load_ids) or "-",
+            dataset,
+            table,
+        )
+        for path in orphans + state_orphans:
+            fs.rm(path)
+    return CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+
+
+def ensure_dataset(dest: Destination, dataset: str) -> None:
+    """Create the source's folder and dlt's `init` marker before any of its jobs runs.
+
+    dlt creates them check-then-create, so two jobs of one source starting together on a new
+    lake race (one fails with FileExistsError). Here creation is idempotent and the marker is
+    written atomically (rename on local disks; a blob upload is atomic by itself).
+    """
+    import json
+    import os
+    import uuid
+
+    from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME
+
+    fs = dest.filesystem()
+    folder = dest.path(dataset)
+    marker = f"{folder}/{INIT_FILE_NAME}"
+    if fs.exists(marker):
+        return
+    fs.makedirs(folder, exist_ok=True)
+    content = json.dumps({"initial_version": CURRENT_VERSION, "current_version": CURRENT_VERSION})
+    if dest.protocol == "file":
+        scratch = f"{marker}.{uuid.uuid4().hex}.tmp"
+        with open(scratch, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(scratch, marker)
+    else:
+        fs.write_text(marker, content, encoding="utf-8")
+
+
+def count_rows(dest: Destination, paths: list[str], fs: Any = None) -> int:
+    """Rows in Parquet files, from their footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    fs = fs or dest.filesystem()
+    total = 0
+    for path in paths:
+        with fs.open(path, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+#: local lakes: where the lock files of `update_text` and of the job leases live
+LOCK_DIR = "metadata/leases"
+#: how long a conditional blob update keeps trying when other writers keep winning
+UPDATE_DEADLINE_S = 120.0
+
+
+def update_text(
+    dest: Destination,
+    parts: tuple[str, ...],
+    change: Callable[[str | None], str | None],
+) -> None:
+    """Atomically replace the text file at `parts` under the lake root with `change(old)`,
+    where `old` is None for a missing file and `change` returns None to write nothing.
+
+    Concurrent updaters never lose each other's changes: on blob storage the write is
+    conditional on the ETag read (or on the blob not existing yet) and `change` runs again on
+    the newer text when another writer got there first; on a local lake an exclusive flock on
+    a lock file in `LOCK_DIR` covers the read and the atomic replace. `change` may run more
+    than once."""
+    if dest.protocol == "file":
+        lock = dest.path(LOCK_DIR, "__".join(parts) + ".lock")
+        _update_local(dest.path(*parts), lock, change)
+    else:
+        _update_blob(dest.container_client().get_blob_client(dest.blob_name(*parts)), change)
+
+
+def _update_local(path: str, lock_path: str, change: Callable[[str | None], str | None]) -> None:
+    import fcntl
+    import os
+    import uuid
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held for one read and one write, then released
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                old: str | None = handle.read()
+        except FileNotFoundError:
+            old = None
+        new = change(old)
+        if new is None:
+            return
+        scratch = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(scratch, "w", encoding="utf-8", newline="") as handle:
+            handle.write(new)
+        os.replace(scratch, path)
+
+
+def _update_blob(blob: Any, change: Callable[[str | None], str | None]) -> None:
+    import mimetypes
+    import random
+    import time
+
+    from azure.core import MatchConditions
+    from azure.core.exceptions import (
+        ResourceExistsError,
+        ResourceModifiedError,
+        ResourceNotFoundError,
+    )
+    from azure.storage.blob import ContentSettings
+
+    deadline = time.monotonic() + UPDATE_DEADLINE_S
+    attempt = 0
+    while True:
+        try:
+            download = blob.download_blob()
+            etag: str | None = download.properties.etag
+            old: str | None = download.readall().decode("utf-8")
+        except ResourceNotFoundError:
+            etag, old = None, None
+        new = change(old)
+        if new is None:
+            return
+        kind = mimetypes.guess_type(blob.blob_name)[0] or "text/plain"
+        settings = ContentSettings(content_type=f"{kind}; charset=utf-8")
+        try:
+            if etag is None:
+                blob.upload_blob(new.encode("utf-8"), overwrite=False, content_settings=settings)
+            else:
+                blob.upload_blob(
+                    new.encode("utf-8"),
+                    overwrite=True,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                    content_settings=settings,
+                )
+            return
+        except (ResourceModifiedError, ResourceExistsError):
+            attempt += 1  # another writer came first: read its version and merge again
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{blob.blob_name}: other writers changed it {attempt} times in a row for "
+                    f"{UPDATE_DEADLINE_S:.0f} s; nothing was lost, try again"
+                ) from None
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** min(attempt, 6))))  # noqa: S311

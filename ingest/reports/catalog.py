@@ -1,0 +1,267 @@
+"""The generated jobs catalog and data dictionary: never hand-maintained.
+
+`write_catalog(config_path, destination, out_dir)` writes
+- `PRODUCTION_JOBS_CATALOG.xlsx`: one row per configured job with its last run from the
+  audit (Job ID, Source Type, Source Name, Table Name, Load Type, Schedule, Owner, Status,
+  Last Run Status, Last Run Rows, Last Run At);
+- `DATA_DICTIONARY.md`: per table its source, lake path pattern, load type and watermark,
+  owner, typical rows per day (median of the daily totals in the audit), and its columns with
+  the lake types from the dlt schema stored in the lake (`_dlt_version`) next to the Parquet
+  type of the newest data file.
+
+Sources of truth: the job configuration, the lake's stored schemas, the audit CSVs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ingest.audit import AUDIT_DIR
+from ingest.checks.drift import stored_schema, table_schema
+from ingest.config import JobConfig, load_config
+from ingest.lake.destination import Destination
+
+CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"
+DICTIONARY_FILE = "DATA_DICTIONARY.md"
+CATALOG_COLUMNS = (
+    "Job ID",
+    "Source Type",
+    "Source Name",
+    "Table Name",
+    "Load Type",
+    "Schedule",
+    "Owner",
+    "Status",
+    "Last Run Status",
+    "Last Run Rows",
+    "Last Run At",
+)
+_AUDIT_NAME = re.compile(r"audit_(\d{8})\.csv$")
+
+
+# ------------------------------------------------------------------------------------------
+# reading the lake
+
+
+def read_all_audit(dest: Destination, fs: Any = None) -> list[dict[str, str]]:
+    """Every audit row in the lake, each with `_day` (the audit file's date)."""
+    import csv
+    import io
+
+    fs = fs or dest.filesystem()
+    try:
+        paths = sorted(fs.ls(dest.path(AUDIT_DIR), detail=False))
+    except FileNotFoundError:
+        return []
+    rows: list[dict[str, str]] = []
+    for path in paths:
+        match = _AUDIT_NAME.search(path)
+        if not match:
+            continue
+        with fs.open(path, "r", encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(io.StringIO(handle.read())):
+                row["_day"] = match.group(1)
+                rows.append(row)
+    return rows
+
+
+def last_runs(rows: Iterable[Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """job_id -> its newest audit row (by finished_at, then started_at)."""
+    newest: dict[str, dict[str, str]] = {}
+    for row in rows:
+        key = (row.get("finished_at") or row.get("started_at") or "", row.get("_day") or "")
+        current = newest.get(row.get("job_id") or "")
+        if current is None or key >= (
+            current.get("finished_at") or current.get("started_at") or "",
+            current.get("_day") or "",
+        ):
+            newest[row.get("job_id") or ""] = dict(row)
+    return newest
+
+
+def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """job_id -> median of its daily loaded rows (days with a successful load)."""
+    daily: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        if row.get("status") not in ("SUCCESS", "WARN"):
+            continue
+        try:
+            rows_loaded = int(row.get("rows_loaded") or 0)
+        except ValueError:
+            continue
+        daily[row.get("job_id") or ""][row.get("_day") or ""] += rows_loaded
+    return {job: int(statistics.median(days.values())) for job, days in daily.items() if days}
+
+
+def parquet_types(dest: Destination, job: JobConfig, fs: Any = None) -> dict[str, str]:
+    """column -> Arrow type of the table's newest data file (Parquet footer or Delta)."""
+    import pyarrow.parquet as pq
+
+    from ingest.lake.loads import is_delta_table, table_files
+
+    fs = fs or dest.filesystem()
+    dataset, table = job.source_name, job.lake_table
+    if is_delta_table(dest, dataset, table, fs):
+        from ingest.lake.delta import delta_schema
+
+        schema = delta_schema(dest, dataset, table)
+    else:
+        files = table_files(dest, dataset, table, fs)
+        if not files:
+            return {}
+        with fs.open(files[-1], "rb") as handle:
+            schema = pq.ParquetFile(handle).schema_arrow
+    return {field.name: str(field.type) for field in schema} if schema is not None else {}
+
+
+# ------------------------------------------------------------------------------------------
+# writing
+
+
+def _layout(job: JobConfig) -> str:
+    base = f"{job.source_name}/{job.lake_table}/"
+    if job.table_format == "delta":
+        return base + " (Delta table: `_delta_log/` + data files)"
+    return base + "{YYYY}/{MM}/{DD}/{load_id}.{file_id}.parquet"
+
+
+def _type_text(column: Mapping[str, Any]) -> str:
+    data_type = str(column.get("data_type") or "")
+    if data_type == "decimal" and column.get("precision") is not None:
+        return f"decimal({column.get('precision')},{column.get('scale', 0)})"
+    if data_type == "timestamp" and column.get("timezone") is False:
+        return "timestamp (no time zone)"
+    return data_type
+
+
+def _cell(value: Any) -> str:
+    return str(value if value not in (None, "") else "-").replace("|", "\\|")
+
+
+def write_xlsx(
+    path: Path, jobs: Iterable[JobConfig], runs: Mapping[str, Mapping[str, str]]
+) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "jobs"
+    sheet.append(list(CATALOG_COLUMNS))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for job in jobs:
+        run = runs.get(job.job_id) or {}
+        rows = run.get("rows_loaded")
+        sheet.append(
+            [
+                job.job_id,
+                job.source_type,
+                job.source_name,
+                ".".join(p for p in (job.schema_name, job.table_name) if p),
+                job.load_type,
+                job.schedule,
+                job.owner or "",
+                "ENABLED" if job.enabled else "DISABLED",
+                run.get("status") or "never run",
+                int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
+                run.get("finished_at") or "",
+            ]
+        )
+    sheet.freeze_panes = "A2"
+    for column in sheet.columns:
+        width = max(len(str(c.value or "")) for c in column)
+        sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 10), 60)
+    workbook.save(path)
+
+
+def dictionary_markdown(
+    jobs: Iterable[JobConfig],
+    dest: Destination,
+    runs: Mapping[str, Mapping[str, str]],
+    per_day: Mapping[str, int],
+    generated_at: dt.datetime,
+) -> str:
+    fs = dest.filesystem()
+    lines = [
+        "# Data dictionary",
+        "",
+        f"Generated {generated_at:%Y-%m-%d %H:%M} UTC by `python -m ingest catalog` from the job "
+        "configuration, the dlt schemas stored in the lake and the audit. Do not edit by hand.",
+        "",
+        f"Lake: `{dest.display_url}`",
+        "",
+    ]
+    for job in jobs:
+        table = table_schema(
+            stored_schema(dest, job.source_name, job.schema_name_in_lake, fs), job.lake_table
+        )
+        arrow = parquet_types(dest, job, fs) if table else {}
+        run = runs.get(job.job_id) or {}
+        source_table = ".".join(p for p in (job.schema_name, job.table_name) if p)
+        load = job.load_type
+        if job.is_incremental:
+            load += f" on `{job.watermark_column}`"
+            if job.initial_watermark:
+                load += f" (from {job.initial_watermark})"
+        lines += [
+            f"## {job.source_name}.{job.lake_table}",
+            "",
+            f"- Job: `{job.job_id}` ({'enabled' if job.enabled else 'disabled'}, "
+            f"schedule {job.schedule})",
+            f"- Source: {job.source_type} `{job.source_name}`, table `{source_table}`",
+            f"- Lake path: `{_layout(job)}`",
+            f"- Load type: {load}",
+            f"- Primary key: {', '.join(job.primary_key) or '-'}",
+            f"- Schema policy: {job.schema_policy}",
+            f"- Owner: {job.owner or '-'}",
+            f"- Typical rows per day: {per_day[job.job_id]:,}"
+            if job.job_id in per_day
+            else "- Typical rows per day: - (no successful load in the audit)",
+            f"- Last run: {run.get('status') or 'never run'}"
+            + (f", {run.get('rows_loaded')} rows, {run.get('finished_at')}" if run else ""),
+        ]
+        if job.notes:
+            lines.append(f"- Notes: {job.notes}")
+        lines.append("")
+        if not table:
+            lines += ["No schema in the lake yet (the job has not loaded).", ""]
+            continue
+        lines += [
+            "| column | lake type (dlt) | Parquet type | nullable |",
+            "|---|---|---|---|",
+        ]
+        for name, column in (table.get("columns") or {}).items():
+            lines.append(
+                f"| {_cell(name)} | {_cell(_type_text(column))} | {_cell(arrow.get(name))} | "
+                f"{'yes' if column.get('nullable', True) else 'no'} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_catalog(
+    config_path: str, destination: str, out_dir: str | Path, now: dt.datetime | None = None
+) -> list[Path]:
+    """Write both files into `out_dir`; returns their paths."""
+    config = load_config(config_path)
+    dest = Destination.from_url(destination)
+    audit = read_all_audit(dest)
+    runs = last_runs(audit)
+    per_day = typical_rows_per_day(audit)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    xlsx = out / CATALOG_FILE
+    write_xlsx(xlsx, config.jobs, runs)
+    markdown = out / DICTIONARY_FILE
+    markdown.write_text(
+        dictionary_markdown(config.jobs, dest, runs, per_day, now or dt.datetime.now(dt.UTC)),
+        encoding="utf-8",
+    )
+    return [xlsx, markdown]
