@@ -47,14 +47,14 @@ class NoLease:
 
 @contextlib.contextmanager
 def without_lease() -> Iterator[None]:
-    import ingest.job
+    import ingest.job.run
 
-    original = ingest.job._lease
-    ingest.job._lease = lambda *args, **kwargs: NoLease()  # type: ignore[assignment]
+    original = ingest.job.run._lease
+    ingest.job.run._lease = lambda *args, **kwargs: NoLease()  # type: ignore[assignment]
     try:
         yield
     finally:
-        ingest.job._lease = original  # type: ignore[assignment]
+        ingest.job.run._lease = original  # type: ignore[assignment]
 
 
 def setup_table(schema: str) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest.lake.destination import Destination
-from ingest.results import AUDIT_COLUMNS, JobResult, as_int
+from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +116,6 @@ def append_audit(
 
     update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
     return path, added
-
-
-def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    results = list(results)
-    failed = [r["job_id"] for r in results if r.get("status") == "FAILED"]
-    return {
-        "jobs_total": len(results),
-        "jobs_succeeded": sum(1 for r in results if r.get("status") == "SUCCESS"),
-        "jobs_failed": len(failed),
-        "jobs_skipped": sum(1 for r in results if r.get("status") == "SKIPPED"),
-        # loaded but flagged (INGEST_RECONCILE=WARN); not failed: the exit code stays 0
-        "jobs_warned": sum(1 for r in results if r.get("status") == "WARN"),
-        "rows_loaded": sum(as_int(r.get("rows_loaded")) for r in results),
-        "failed_jobs": failed,
-    }
 
 
 def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:

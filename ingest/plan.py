@@ -13,9 +13,8 @@ from typing import Any
 
 from ingest.config import IngestConfig, load_config
 from ingest.errors import RequestError
-from ingest.job import Task
-
-WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+from ingest.tasks import Task
+from ingest.vocabulary import WEEKDAYS
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -52,8 +51,8 @@ def plan_from_config(
     """
     wanted_jobs = _check_names("job id", jobs or [], (j.job_id for j in config.jobs))
     wanted_sources = _check_names("source", sources or [], (j.source_name for j in config.jobs))
-    if scheduled_weekday is not None and scheduled_weekday not in WEEKDAY_NAMES:
-        raise RequestError(f"weekday {scheduled_weekday!r} is not one of {WEEKDAY_NAMES}")
+    if scheduled_weekday is not None and scheduled_weekday not in WEEKDAYS:
+        raise RequestError(f"weekday {scheduled_weekday!r} is not one of {WEEKDAYS}")
     tasks: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for job in config.jobs:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from ingest.vocabulary import Status
 
 AUDIT_COLUMNS = (
     "run_id",
@@ -30,10 +32,26 @@ AUDIT_COLUMNS = (
     "reconcile_note",
     "schema_changes",
 )
-#: WARN: loaded, but flagged (reconciliation mismatch with INGEST_RECONCILE=WARN)
-STATUSES = ("SUCCESS", "WARN", "FAILED", "SKIPPED")
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """A load's watermark window: the value it started from and the one it reached ("" when
+    unknown: a first run, a FULL load, nothing extracted)."""
+
+    before: str = ""
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What a load committed to the lake (nothing: 0, 0, "")."""
+
+    rows: int = 0
+    files: int = 0
+    load_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,7 @@ class JobResult:
     source_name: str
     table_name: str
     load_type: str
-    status: str
+    status: Status
     rows_loaded: int = 0
     files_written: int = 0
     watermark_column: str = ""
@@ -99,10 +117,25 @@ def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
         source_name=job["source_name"],
         table_name=job["table_name"],
         load_type=job["load_type"],
-        status="FAILED",
+        status=Status.FAILED,
         watermark_column=job.get("watermark_column") or "",
         error=short_error(error),
     ).to_dict()
+
+
+def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    results = list(results)
+    failed = [r["job_id"] for r in results if r.get("status") == Status.FAILED]
+    return {
+        "jobs_total": len(results),
+        "jobs_succeeded": sum(1 for r in results if r.get("status") == Status.SUCCESS),
+        "jobs_failed": len(failed),
+        "jobs_skipped": sum(1 for r in results if r.get("status") == Status.SKIPPED),
+        # loaded but flagged (INGEST_RECONCILE=WARN); not failed: the exit code stays 0
+        "jobs_warned": sum(1 for r in results if r.get("status") == Status.WARN),
+        "rows_loaded": sum(as_int(r.get("rows_loaded")) for r in results),
+        "failed_jobs": failed,
+    }
 
 
 def as_int(value: Any) -> int:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.vocabulary import Backend, DictionaryPolicy, E, ReconcileMode, parse
+
 
 @dataclass(frozen=True)
 class SettingSpec:
@@ -164,8 +166,6 @@ CATALOGUE: tuple[SettingSpec, ...] = (
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
-#: INGEST_PARQUET_DICTIONARY values (ingest.lake.parquet_writer.WRITERS has a writer for each)
-PARQUET_DICTIONARY_POLICIES = ("auto", "true", "false")
 
 
 def default_of(name: str) -> str | None:
@@ -197,11 +197,12 @@ def _float(env: Mapping[str, str], name: str) -> float:
         raise SettingsError(f"setting {name}={raw!r} is not a number") from None
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(name) or str(default_of(name))).strip().lower()
-    if value not in allowed:
-        raise SettingsError(f"setting {name}={value!r} must be one of: {', '.join(allowed)}")
-    return value
+def _enum(env: Mapping[str, str], name: str, enum: type[E], upper: bool = False) -> E:
+    raw = (env.get(name) or str(default_of(name))).strip()
+    try:
+        return parse(enum, raw.upper() if upper else raw.lower())
+    except ValueError as exc:
+        raise SettingsError(f"setting {name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -217,9 +218,10 @@ class Settings:
     work_dir: Path
     secrets_file: Path
     key_vault_url: str | None
-    backend: str = "auto"
+    backend: Backend = Backend.AUTO
     read_partitions: int = 1
-    parquet_dictionary: str = "auto"
+    parquet_dictionary: DictionaryPolicy = DictionaryPolicy.AUTO
+    reconcile_mode: ReconcileMode = ReconcileMode.FAILED
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
@@ -242,11 +244,10 @@ class Settings:
                 env.get("INGEST_SECRETS_FILE") or str(default_of("INGEST_SECRETS_FILE"))
             ),
             key_vault_url=env.get("AZURE_KEY_VAULT_URL") or None,
-            backend=_choice(env, "INGEST_BACKEND", ("auto", "pyarrow")),
+            backend=_enum(env, "INGEST_BACKEND", Backend),
             read_partitions=_int(env, "INGEST_READ_PARTITIONS"),
-            parquet_dictionary=_choice(
-                env, "INGEST_PARQUET_DICTIONARY", PARQUET_DICTIONARY_POLICIES
-            ),
+            parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
+            reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
             lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ingest.results import as_float, as_int
+from ingest.results import as_float, as_int, summarize
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,6 @@ def emit_run_telemetry(
     """
     if not configure():
         return False
-    from ingest.audit import summarize
 
     results = list(results if results is not None else run.get("results") or [])
     summary = dict(summary) if summary is not None else summarize(results)

@@ -279,7 +279,7 @@ def run_status_body(status: Any) -> dict[str, Any]:
 
 
 def audit_status_body(run_id: str, rows: list[dict[str, str]]) -> dict[str, Any]:
-    from ingest.audit import summarize  # the same counts as the run's own summary
+    from ingest.results import summarize  # the same counts as the run's own summary
 
     return {
         "run_id": run_id,

@@ -19,12 +19,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from ingest.vocabulary import WEEKDAYS
+
 NEW_YORK = ZoneInfo("America/New_York")
 RUN_AT = dt.time(2, 0)
 #: NCRONTAB (seconds first) of the timer trigger, in UTC
 TIMER_SCHEDULE = "0 0 6,7 * * *"
 TIMER_HOURS_UTC = (6, 7)
-WEEKDAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 INSTANCE_PREFIX = "nightly-"
 
 
@@ -60,7 +61,7 @@ def run_date(fire_time: dt.datetime) -> dt.date:
 
 def weekday(fire_time: dt.datetime) -> str:
     """The New York weekday (MON..SUN) of a slot: what `WEEKLY:<DAY>` jobs are matched with."""
-    return WEEKDAY_NAMES[run_date(fire_time).weekday()]
+    return WEEKDAYS[run_date(fire_time).weekday()]
 
 
 def instance_id(fire_time: dt.datetime) -> str:

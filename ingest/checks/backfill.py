@@ -20,19 +20,8 @@ from typing import Any
 
 from ingest.config import JobConfig, load_config
 from ingest.errors import RequestError
-from ingest.identifiers import lake_schema_name
-
-SUFFIX = "__backfill"
-LOAD_TYPE = "BACKFILL"
-
-
-def pipeline_name(job: JobConfig) -> str:
-    return f"{job.pipeline_name}{SUFFIX}"
-
-
-def schema_name(job: JobConfig) -> str:
-    """Schema name of the job's backfill loads (prefix of their `_dlt_loads` markers)."""
-    return lake_schema_name(pipeline_name(job))
+from ingest.plan import new_run_id
+from ingest.tasks import Backfill, Task
 
 
 def _comparable(text: str) -> Any:
@@ -77,9 +66,6 @@ def plan_backfill(
 ) -> dict[str, Any]:
     """The plan of a backfill run (same shape as `ingest.plan.plan()`): one task for `job_id`
     with `"backfill": {"from", "to"}`. Raises ConfigError / RequestError (nothing runs)."""
-    from ingest.job import Task
-    from ingest.plan import new_run_id
-
     config = load_config(config_path)
     try:
         job = config.job(job_id)
@@ -88,9 +74,7 @@ def plan_backfill(
         raise RequestError(f"unknown job id: {job_id}; known: {known}") from None
     start_text, end_text = check_range(job, start, end)
     run_id = run_id or new_run_id()
-    task = Task(run_id, job, destination, False, config.path)
-    data = task.to_dict()
-    data["backfill"] = {"from": start_text, "to": end_text}
+    task = Task(run_id, job, destination, False, config.path, Backfill(start_text, end_text))
     warnings = list(config.warnings)
     if not job.enabled:
         warnings.append(f"job {job.job_id} is disabled (enabled = N); backfilling it as asked")
@@ -100,7 +84,7 @@ def plan_backfill(
         "config_path": config.path,
         "full_refresh": False,
         "backfill": {"job": job.job_id, "from": start_text, "to": end_text},
-        "tasks": [data],
+        "tasks": [task.to_dict()],
         "skipped": [],
         "warnings": warnings,
     }

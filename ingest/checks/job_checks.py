@@ -1,15 +1,14 @@
-"""The data-trust hooks of one job run: reconciliation, schema drift, backfill, Delta output.
+"""The data-trust checks of one job run: reconciliation, schema drift, backfill, Delta output.
 
-`ingest.job._load` calls these at fixed points (a few lines there); the logic lives in
-`ingest.checks.reconcile`, `ingest.checks.drift` and `ingest.checks.backfill`.
+`ingest.job` calls these at fixed points; each returns a value, none writes the job's result.
+The logic lives in `ingest.checks.reconcile` and `ingest.checks.drift`.
 
-    trust = JobTrust(task, builder, secrets, dest, result)    # after the secrets resolve
-    ... pipeline named trust.pipeline_name, state restored only if trust.restores_state
-    options = trust.extract_options(options)                   # before build_resource
-    trust.prepare(resource)                                    # before the extraction
-    trust.after_extraction(result, boundary)  # with the watermark the extraction reached
-    trust.finish(pipeline, result)                             # after the result is filled
-    trust.close()                                              # always (run_job's finally)
+    checks = JobChecks(task, builder, secrets, dest)      # after the secrets resolve
+    options = checks.extract_options(options)             # before build_resource
+    checks.prepare(resource)                              # before the extraction
+    checks.after_extraction(watermarks, boundary, type)   # starts the final source count
+    outcome = checks.finish(pipeline, landed)             # after the load: Checked
+    checks.close()                                        # always
 """
 
 from __future__ import annotations
@@ -17,107 +16,98 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from ingest.checks import backfill as _backfill
-from ingest.checks.reconcile import MISMATCH, Reconciler, mismatch_mode
-
-if TYPE_CHECKING:
-    from ingest.lake.ledger import Boundary
+from ingest.checks.drift import Diff, DriftCheck, emit_schema_changed
+from ingest.checks.events import emit_reconcile_mismatch
+from ingest.checks.reconcile import Outcome, Reconciler
+from ingest.lake.delta import current_version
+from ingest.lake.destination import Destination
+from ingest.lake.ledger import Boundary
+from ingest.results import Landed, Watermarks
+from ingest.sources.base import ExtractOptions, SourceBuilder
+from ingest.tasks import Task
+from ingest.vocabulary import Reconciled, TableFormat
 
 log = logging.getLogger(__name__)
 
 
-class JobTrust:
+@dataclass(frozen=True)
+class Checked:
+    """What the checks found after a load."""
+
+    reconciliation: Outcome
+    schema_changes: Diff
+
+
+class JobChecks:
     def __init__(
         self,
-        task: Any,
-        builder: Any,
+        task: Task,
+        builder: SourceBuilder,
         secrets: Mapping[str, Any],
-        dest: Any,
-        result: dict[str, Any],
+        dest: Destination,
     ):
-        from ingest.checks.drift import DriftCheck
-
+        self.task = task
         self.job = task.job
-        self.backfill: Mapping[str, Any] | None = getattr(task, "backfill", None)
         self.dest = dest
         self.dataset, self.table = self.job.source_name, self.job.lake_table
-        self.mode = mismatch_mode()
-        self.reconciler = Reconciler(self.job, builder, secrets, backfill=self.backfill)
+        self.reconciler = Reconciler(self.job, builder, secrets, backfill=task.backfill)
         self.drift = DriftCheck(self.job, dest, self.dataset, self.table)
-        if self.backfill:
-            result["load_type"] = _backfill.LOAD_TYPE
-        result["_trust"] = self
-        self.result = result
-
-    @property
-    def pipeline_name(self) -> str:
-        return _backfill.pipeline_name(self.job) if self.backfill else self.job.pipeline_name
-
-    @property
-    def schema_name(self) -> str:
-        """Schema of this pipeline's loads (prefix of its `_dlt_loads` markers)."""
-        return _backfill.schema_name(self.job) if self.backfill else self.job.schema_name_in_lake
-
-    @property
-    def restores_state(self) -> bool:
-        """Whether the load continues from the pipeline's stored cursor: a backfill reads
-        its own range and never moves the job's watermark (its own pipeline's state keeps
-        only its task ledger)."""
-        return not self.backfill
 
     @property
     def other_schema_names(self) -> tuple[str, ...]:
-        """Schemas whose completed loads also belong to this job's table (clean-up)."""
-        if self.backfill:
+        """Schemas whose completed loads also belong to this job's table (clean-up): a
+        backfill's loads and the job's own loads share the table folder."""
+        if self.task.backfill:
             return (self.job.schema_name_in_lake,)
-        return (_backfill.schema_name(self.job),)
+        return (self.job.backfill_schema_name_in_lake,)
 
-    def extract_options(self, options: Any) -> Any:
+    def extract_options(self, options: ExtractOptions) -> ExtractOptions:
+        """The options with the backfill's range and the engine dlt reads through."""
         changes: dict[str, Any] = {}
-        if self.backfill:
-            self.result["watermark_before"] = str(self.backfill.get("from") or "")
-            changes["initial_watermark"] = self.backfill.get("from")
-            changes["end_watermark"] = self.backfill.get("to") or None
-        engine = self.reconciler.extraction_engine(shareable=hasattr(options, "engine"))
+        if self.task.backfill:
+            changes["initial_watermark"] = self.task.backfill.start
+            changes["end_watermark"] = self.task.backfill.end
+        engine = self.reconciler.extraction_engine()
         if engine is not None:
             changes["engine"] = engine
         return dataclasses.replace(options, **changes) if changes else options
 
     def prepare(self, resource: Any) -> None:
-        if self.job.table_format == "delta":
-            from ingest.lake.delta import current_version
-
+        if self.job.table_format == TableFormat.DELTA:
             resource.apply_hints(table_format="delta")
             self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)
         self.reconciler.before_extraction()
 
-    def after_extraction(self, result: Mapping[str, Any], boundary: Boundary | None) -> None:
+    def after_extraction(
+        self, watermarks: Watermarks, boundary: Boundary | None, watermark_type: Any
+    ) -> None:
         """Starts the final source count while dlt normalizes and loads. `boundary`: the
-        boundary record restored with the job's state (INCREMENTAL jobs, `ingest.lake.ledger`)."""
-        self.reconciler.after_extraction(result, boundary)
+        boundary record restored with the job's state (`ingest.lake.ledger`)."""
+        self.reconciler.after_extraction(watermarks, boundary, watermark_type)
 
-    def finish(self, pipeline: Any, result: dict[str, Any]) -> None:
-        from ingest.checks.drift import emit_schema_changed
-
+    def finish(self, pipeline: Any, landed: Landed) -> Checked:
         changes = self.drift.finish(pipeline)
-        result["schema_changes"] = changes.summary()
         if changes:
             log.warning(
                 "job %s: schema changed (%s): %s",
                 self.job.job_id,
                 self.job.schema_policy,
-                result["schema_changes"],
+                changes.summary(),
             )
-            emit_schema_changed({**result, "schema_policy": self.job.schema_policy}, changes)
-        outcome = self.reconciler.finish(self.dest, self.dataset, self.table, result)
-        outcome.apply(result, self.mode)
-        if outcome.reconciled == MISMATCH:
-            from ingest.checks.events import emit_reconcile_mismatch
-
-            emit_reconcile_mismatch(result)
+        outcome = self.reconciler.finish(self.dest, self.dataset, self.table, landed)
+        return Checked(outcome, changes)
 
     def close(self) -> None:
         self.reconciler.close()
+
+
+def emit_check_events(result: Mapping[str, Any], checked: Checked, schema_policy: str) -> None:
+    """The checks' telemetry for a finished job (`result`: its audit row)."""
+    if checked.schema_changes:
+        emit_schema_changed({**result, "schema_policy": schema_policy}, checked.schema_changes)
+    if checked.reconciliation.reconciled == Reconciled.MISMATCH:
+        emit_reconcile_mismatch(result)

@@ -40,26 +40,26 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ingest.settings import SettingsError
+from ingest.config import JobConfig
+from ingest.lake.destination import Destination
+from ingest.lake.ledger import Boundary
+from ingest.results import Landed, Watermarks
+from ingest.sources.base import SourceBuilder
+from ingest.sources.sql import SqlSourceBuilder, coerce_watermark
+from ingest.tasks import Backfill
+from ingest.vocabulary import Reconciled
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from ingest.config import JobConfig
-    from ingest.lake.destination import Destination
-    from ingest.lake.ledger import Boundary
-
 log = logging.getLogger(__name__)
 
-RECONCILE_ENV = "INGEST_RECONCILE"
-MODES = ("FAILED", "WARN")
-MATCH, MISMATCH, SKIPPED = "MATCH", "MISMATCH", "SKIPPED"
+MATCH, MISMATCH, SKIPPED = Reconciled.MATCH, Reconciled.MISMATCH, Reconciled.SKIPPED
 #: source types whose extraction and count can share one REPEATABLE READ transaction
 SNAPSHOT_TYPES = ("postgresql", "mysql")
 REST_REASON = "REST source has no row count"
@@ -67,42 +67,14 @@ REST_REASON = "REST source has no row count"
 BOUNDARY_DROPPED = "BOUNDARY_ROWS_DROPPED"
 
 
-def mismatch_mode(env: Mapping[str, str] | None = None) -> str:
-    """What a MISMATCH does to the job: FAILED (default) or WARN."""
-    from ingest.settings import default_of
-
-    env = os.environ if env is None else env
-    raw = (env.get(RECONCILE_ENV) or default_of(RECONCILE_ENV) or "FAILED").strip().upper()
-    if raw not in MODES:
-        raise SettingsError(f"setting {RECONCILE_ENV}={raw!r} must be one of {', '.join(MODES)}")
-    return raw
-
-
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    reconciled: str
+    """The reconciliation of one job (audit columns `reconciled`, `source_rows`,
+    `reconcile_note`)."""
+
+    reconciled: Reconciled
     source_rows: int | None = None
     note: str = ""
-
-    def apply(self, result: dict[str, Any], mode: str) -> None:
-        """Write the outcome into a job result; a MISMATCH fails or flags the job."""
-        result["source_rows"] = self.source_rows
-        result["reconciled"] = self.reconciled
-        result["reconcile_note"] = self.note
-        if self.reconciled != MISMATCH or result.get("status") != "SUCCESS":
-            return
-        message = f"reconciliation mismatch: {self.note}"
-        if mode == "WARN":
-            result["status"] = "WARN"
-            log.warning("job %s: %s (INGEST_RECONCILE=WARN)", result.get("job_id"), message)
-        else:
-            result["status"] = "FAILED"
-            result["retriable"] = False
-            result["error"] = (
-                f"{message}; the rows are in the lake, the job is marked FAILED "
-                f"(set {RECONCILE_ENV}=WARN to only flag it)"
-            )
-            log.error("job %s: %s", result.get("job_id"), message)
 
 
 # ------------------------------------------------------------------------------------------
@@ -239,19 +211,16 @@ class Reconciler:
     def __init__(
         self,
         job: JobConfig,
-        builder: Any,
+        builder: SourceBuilder,
         secrets: Mapping[str, Any],
         *,
-        backfill: Mapping[str, Any] | None = None,
-        use_snapshot: bool | None = None,
+        backfill: Backfill | None = None,
     ):
         self.job = job
         self.builder = builder
         self.secrets = secrets
         self.backfill = backfill
-        if use_snapshot is None:
-            use_snapshot = not job.is_incremental and job.source_type in SNAPSHOT_TYPES
-        self.use_snapshot = use_snapshot
+        self.use_snapshot = not job.is_incremental and job.source_type in SNAPSHOT_TYPES
         self.snapshot: Snapshot | None = None
         self.engine: Any = None
         self.before: int | None = None
@@ -259,34 +228,35 @@ class Reconciler:
         self._final_count: Future[SourceCount] | None = None
         #: the boundary record stored by the previous load (see `after_extraction`)
         self.boundary: Boundary | None = None
+        #: the watermark column's type (SQL sources), to bind the window's bounds
+        self.watermark_type: Any = None
         #: Delta tables: the table version before this load (None: no table yet)
         self.delta_version: int | None = None
-        if job.source_type == "rest_api" or not hasattr(builder, "url"):
+        if not isinstance(builder, SqlSourceBuilder):
             self.skip_reason = (
                 REST_REASON
                 if job.source_type == "rest_api"
-                else (f"source type {job.source_type} has no row count")
+                else f"source type {job.source_type} has no row count"
             )
 
     # --- before extraction ------------------------------------------------------------------
 
-    def extraction_engine(self, shareable: bool = True) -> Any:
-        """The engine dlt should read through (None: let the builder make its own): the
+    def extraction_engine(self) -> Any:
+        """The engine dlt should read through (None: the source is not counted): the
         snapshot engine, or else the engine the counts use, so that one engine serves the
-        whole job and `close()` disposes of it (no pooled connection outlives the job).
-
-        `shareable`: whether the builder can read through an engine handed to it; without
-        that there is no shared snapshot and the counts bracket the extraction instead."""
+        whole job and `close()` disposes of it (no pooled connection outlives the job)."""
         if self.skip_reason:
             return None
-        if self.use_snapshot and shareable:
+        builder = self.builder
+        assert isinstance(builder, SqlSourceBuilder)
+        if self.use_snapshot:
             self.snapshot = Snapshot(
-                self.builder.url(self.secrets), self.builder.engine_kwargs(), self.job.table_name
+                builder.url(self.secrets), builder.engine_kwargs(), self.job.table_name
             )
             self.engine = self.snapshot.engine
         else:
-            self.engine = self.builder.engine(self.secrets)
-        return self.engine if shareable else None
+            self.engine = builder.engine(self.secrets)
+        return self.engine
 
     def before_extraction(self) -> None:
         """FULL: the "before" count, after the resource was built (so a missing table is
@@ -300,20 +270,22 @@ class Reconciler:
 
     # --- after the extraction ---------------------------------------------------------------
 
-    def after_extraction(self, result: Mapping[str, Any], boundary: Boundary | None = None) -> None:
-        """Start the final source count in the background. `result` must already hold the
-        watermark the extraction reached (`watermark_after`) and the stored one
-        (`watermark_before`); `boundary`, the stored boundary record (INCREMENTAL jobs)."""
+    def after_extraction(
+        self,
+        watermarks: Watermarks,
+        boundary: Boundary | None = None,
+        watermark_type: Any = None,
+    ) -> None:
+        """Start the final source count in the background. `watermarks`: the stored one and
+        the one the extraction reached; `boundary`, the stored boundary record (INCREMENTAL
+        jobs); `watermark_type`, the watermark column's reflected type."""
         self.boundary = boundary
+        self.watermark_type = watermark_type
         if self.skip_reason or self.engine is None or self._final_count is not None:
             return
-        self._start_final_count(result)
-
-    def _start_final_count(self, result: Mapping[str, Any]) -> None:
-        watermarks = {key: result.get(key) for key in ("watermark_before", "watermark_after")}
         self._final_count = in_background(lambda: self._count_source(watermarks))
 
-    def _count_source(self, watermarks: Mapping[str, Any]) -> SourceCount:
+    def _count_source(self, watermarks: Watermarks) -> SourceCount:
         if not self.job.is_incremental:
             return SourceCount(count(self._counting_engine(), count_query(self.job)))
         lower, lower_closed, upper, upper_closed, boundary = self._window(watermarks)
@@ -344,20 +316,16 @@ class Reconciler:
         dest: Destination,
         dataset: str,
         table: str,
-        result: Mapping[str, Any],
+        landed: Landed,
     ) -> Outcome:
         if self.skip_reason:
             return Outcome(SKIPPED, None, self.skip_reason)
-        if self.engine is None:
+        if self.engine is None or self._final_count is None:
             return Outcome(SKIPPED, None, "source was not read")
-        if self._final_count is None:  # after_extraction() was not called
-            self._start_final_count(result)
-        assert self._final_count is not None
         source = self._final_count.result()
-        landed = int(result.get("rows_loaded") or 0)
         if not self.job.is_incremental:
-            return self._finish_full(source.rows, landed)
-        return self._finish_incremental(dest, dataset, table, result, source, landed)
+            return self._finish_full(source.rows, landed.rows)
+        return self._finish_incremental(dest, dataset, table, landed, source)
 
     @property
     def shared_snapshot(self) -> bool:
@@ -397,24 +365,21 @@ class Reconciler:
             )
         return Outcome(MISMATCH, after, f"source {after} rows, lake {landed} rows")
 
-    def _window(self, result: Mapping[str, Any]) -> tuple[Any, bool, Any, bool, str]:
+    def _window(self, watermarks: Watermarks) -> tuple[Any, bool, Any, bool, str]:
         """(lower, lower_closed, upper, upper_closed, boundary) in the column's type."""
-        from ingest.sources.sql import coerce_watermark
-
         job = self.job
-        column_type = watermark_type(self._counting_engine(), job)
 
         def value(text: Any) -> Any:
-            return coerce_watermark(text, column_type, job)
+            return coerce_watermark(text, self.watermark_type, job)
 
-        after = value(result.get("watermark_after"))
+        after = value(watermarks.after)
         if self.backfill:
-            lower = value(self.backfill.get("from"))
-            upper = value(self.backfill.get("to"))
+            lower = value(self.backfill.start)
+            upper = value(self.backfill.end)
             if upper is None:
                 return lower, True, after, True, ""
             return lower, True, upper, False, ""
-        before = result.get("watermark_before")
+        before = watermarks.before
         if before:
             # rows at exactly the stored watermark were loaded by the previous run
             return value(before), False, after, True, str(before)
@@ -425,27 +390,28 @@ class Reconciler:
         dest: Destination,
         dataset: str,
         table: str,
-        result: Mapping[str, Any],
+        landed: Landed,
         source: SourceCount,
-        landed: int,
     ) -> Outcome:
         if source.upper is None and not self.backfill:
-            if source.rows == landed == 0:
+            if source.rows == landed.rows == 0:
                 return Outcome(MATCH, 0, "no rows in the window")
-            return Outcome(MISMATCH, source.rows, f"source {source.rows} rows, lake {landed} rows")
-        in_window = landed
+            return Outcome(
+                MISMATCH, source.rows, f"source {source.rows} rows, lake {landed.rows} rows"
+            )
+        in_window = landed.rows
         landed_at_boundary = 0
-        if source.boundary and landed:
+        if source.boundary and landed.rows:
             landed_at_boundary = landed_at_watermark(
                 dest,
                 dataset,
                 table,
-                str(result.get("load_id") or ""),
+                landed.load_id,
                 self.job,
                 source.lower,
                 self.delta_version,
             )
-            in_window = landed - landed_at_boundary
+            in_window = landed.rows - landed_at_boundary
         window = _describe_window(
             source.lower, source.lower_closed, source.upper, source.upper_closed
         )
@@ -487,19 +453,6 @@ class Reconciler:
             self.snapshot.close()
         elif self.engine is not None:
             self.engine.dispose()
-
-
-def watermark_type(engine: Any, job: JobConfig) -> Any:
-    """The SQLAlchemy type of the job's watermark column (reflected)."""
-    import sqlalchemy as sa
-
-    from ingest.errors import JobError
-
-    wanted = (job.watermark_column or "").lower()
-    for info in sa.inspect(engine).get_columns(job.table_name, schema=job.schema_name):
-        if str(info["name"]).lower() == wanted:
-            return info["type"]
-    raise JobError(f"watermark column {job.watermark_column!r} not found in {job.table_name}")
 
 
 def _describe_window(lower: Any, lower_closed: bool, upper: Any, upper_closed: bool) -> str:

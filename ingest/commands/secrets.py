@@ -154,8 +154,7 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
 
 def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
     """Every secret `migrate` would upload, in file order, with problems already marked."""
-    from ingest.secrets.keyvault import SECRET_NAME
-    from ingest.secrets.resolver import vault_secret_name
+    from ingest.secrets.keyvault import SECRET_NAME, vault_secret_name
 
     if not secrets_file.exists():
         raise RequestError(f"secrets file {secrets_file} not found (give --secrets-file)")
@@ -263,7 +262,7 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
     from ingest.config import load_config
-    from ingest.secrets.resolver import vault_secret_name
+    from ingest.secrets.keyvault import vault_secret_name
     from ingest.sources import get_builder
 
     settings = Settings.from_env()

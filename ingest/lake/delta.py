@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from ingest.lake.destination import Destination, _parse_connection_string
+from ingest.lake.destination import Destination
+from ingest.lake.loads import is_delta_table
 
 
 def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[str, str]]:
@@ -19,31 +20,7 @@ def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[st
     if dest.protocol == "file":
         root = urlparse(dest.bucket_url).path.rstrip("/")
         return f"{root}/{dataset}/{table}", {}
-    uri = f"{dest.bucket_url.rstrip('/')}/{dataset}/{table}"
-    options: dict[str, str] = {"account_name": dest.account_name or ""}
-    if dest.connection_string:
-        parts = _parse_connection_string(dest.connection_string)
-        if parts.get("accountkey"):
-            options["account_key"] = parts["accountkey"]
-        options.update(emulator_options(dest.connection_string))
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        token = DefaultAzureCredential().get_token("https://storage.azure.com/.default")
-        options["bearer_token"] = token.token
-    return uri, options
-
-
-def emulator_options(connection_string: str | None) -> dict[str, str]:
-    """delta-rs options to reach Azurite (an http:// blob endpoint); {} for real ADLS."""
-    endpoint = _parse_connection_string(connection_string or "").get("blobendpoint", "")
-    if not endpoint.startswith("http://"):
-        return {}
-    return {
-        "azure_storage_use_emulator": "true",
-        "allow_http": "true",
-        "azure_storage_endpoint": endpoint.rstrip("/"),
-    }
+    return f"{dest.bucket_url.rstrip('/')}/{dataset}/{table}", dest.delta_storage_options()
 
 
 def open_table(dest: Destination, dataset: str, table: str) -> Any:
@@ -71,8 +48,6 @@ def delta_schema(dest: Destination, dataset: str, table: str) -> Any:
 
 def current_version(dest: Destination, dataset: str, table: str) -> int | None:
     """The Delta table's version, or None when there is no table yet."""
-    from ingest.lake.loads import is_delta_table
-
     if not is_delta_table(dest, dataset, table):
         return None
     return int(open_table(dest, dataset, table).version())

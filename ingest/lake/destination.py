@@ -36,6 +36,18 @@ def _parse_connection_string(value: str) -> dict[str, str]:
     return parts
 
 
+def _emulator_options(connection_string: str | None) -> dict[str, str]:
+    """delta-rs options to reach Azurite (an http:// blob endpoint); {} for real ADLS."""
+    endpoint = _parse_connection_string(connection_string or "").get("blobendpoint", "")
+    if not endpoint.startswith("http://"):
+        return {}
+    return {
+        "azure_storage_use_emulator": "true",
+        "allow_http": "true",
+        "azure_storage_endpoint": endpoint.rstrip("/"),
+    }
+
+
 @dataclass(frozen=True)
 class Destination:
     #: "file" or "az"
@@ -110,14 +122,28 @@ class Destination:
                     credentials["azure_storage_account_key"] = key
                 kwargs["kwargs"] = {"connection_string": self.connection_string}
                 # Delta tables (table_format = delta) are written by delta-rs, not adlfs
-                from ingest.lake.delta import emulator_options
-
-                if options := emulator_options(self.connection_string):
+                if options := _emulator_options(self.connection_string):
                     kwargs["deltalake_storage_options"] = options
             kwargs["credentials"] = credentials
         if destination_name:
             kwargs["destination_name"] = destination_name
         return filesystem(**kwargs)
+
+    def delta_storage_options(self) -> dict[str, str]:
+        """delta-rs storage options for this (az://) lake, for the framework's own Delta reads:
+        the account key on Azurite/dev, else a token of the managed identity."""
+        options: dict[str, str] = {"account_name": self.account_name or ""}
+        if self.connection_string:
+            key = _parse_connection_string(self.connection_string).get("accountkey")
+            if key:
+                options["account_key"] = key
+            options.update(_emulator_options(self.connection_string))
+            return options
+        from azure.identity import DefaultAzureCredential
+
+        token = DefaultAzureCredential().get_token("https://storage.azure.com/.default")
+        options["bearer_token"] = token.token
+        return options
 
     # ----------------------------------------------------------------------------------------
     # fsspec, for our own files

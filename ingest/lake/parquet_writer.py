@@ -29,6 +29,8 @@ from typing import Any
 
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
 
+from ingest.vocabulary import DictionaryPolicy
+
 #: `auto`: a column is dictionary-encoded when at most this share of a batch's values differ
 MAX_DISTINCT_SHARE = 0.1
 #: ... of its first rows (a bounded sample: the count costs time and memory per file)
@@ -109,15 +111,15 @@ class PlainParquetWriter(LakeParquetWriter):
         return False
 
 
-#: a writer per INGEST_PARQUET_DICTIONARY policy (ingest.settings.PARQUET_DICTIONARY_POLICIES)
-WRITERS: dict[str, type[ArrowToParquetWriter]] = {
-    "auto": LakeParquetWriter,
-    "true": ArrowToParquetWriter,  # dlt's own: pyarrow's default, every column
-    "false": PlainParquetWriter,
+#: a writer per INGEST_PARQUET_DICTIONARY policy (`ingest.vocabulary.DictionaryPolicy`)
+WRITERS: dict[DictionaryPolicy, type[ArrowToParquetWriter]] = {
+    DictionaryPolicy.AUTO: LakeParquetWriter,
+    DictionaryPolicy.TRUE: ArrowToParquetWriter,  # dlt's own: pyarrow's default, every column
+    DictionaryPolicy.FALSE: PlainParquetWriter,
 }
 
 
-def use_lake_parquet_writer(policy: str) -> None:
+def use_lake_parquet_writer(policy: DictionaryPolicy) -> None:
     """Make dlt write Arrow data to Parquet with the given dictionary policy (a key of
     WRITERS), for every pipeline in this process. Idempotent."""
     WRITER_SPECS[ArrowToParquetWriter.writer_spec()] = WRITERS[policy]

@@ -26,7 +26,6 @@ import threading
 from typing import Any
 
 from ingest.errors import JobError, RequestError, RetriableJobError
-from ingest.secrets.resolver import vault_secret_name
 
 #: role that lets an identity read secret values (and list secret names)
 READ_ROLE = "Key Vault Secrets User"
@@ -44,6 +43,12 @@ RETRY_BACKOFF_FACTOR = 0.8
 RETRY_BACKOFF_MAX_S = 30
 RETRY_AFTER_MAX_S = 30
 RETRY_TIMEOUT_S = 120
+
+
+def vault_secret_name(source_name: str, key: str) -> str:
+    """Key Vault names allow only letters, digits and dashes: postgres_erp/password ->
+    postgres-erp-password."""
+    return f"{source_name}-{key}".replace("_", "-").lower()
 
 
 class VaultAccessError(JobError):

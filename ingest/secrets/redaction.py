@@ -23,7 +23,29 @@ import threading
 import weakref
 from collections.abc import Iterable
 
-from ingest.secrets.resolver import Redactor
+MASK = "***"
+
+
+class Redactor:
+    """Remembers sensitive values and removes them from text. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if value and len(value) >= 3:  # masking 1-2 character strings would mangle every text
+            with self._lock:
+                self._values.add(value)
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
 
 _registry: weakref.WeakSet[Redactor] = weakref.WeakSet()
 _registry_lock = threading.Lock()

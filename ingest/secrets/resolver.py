@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ingest.errors import JobError, SecretNotFoundError
+from ingest.secrets import keyvault  # (module: tests put a stand-in in its place)
+from ingest.secrets.redaction import MASK, Redactor, register_redactor
 
 #: Keys whose values are secret; others (host, port, database, username) are plain settings.
 SENSITIVE_KEYS = frozenset(
     {"password", "token", "api_key", "client_secret", "secret", "account_key", "private_key"}
 )
-MASK = "***"
 
 
 class Secret:
@@ -62,33 +63,6 @@ class Secret:
 
 def env_var_name(source_name: str, key: str) -> str:
     return f"SOURCES__{source_name.upper()}__{key.upper()}"
-
-
-def vault_secret_name(source_name: str, key: str) -> str:
-    """Key Vault names allow only letters, digits and dashes: postgres_erp/password ->
-    postgres-erp-password."""
-    return f"{source_name}-{key}".replace("_", "-").lower()
-
-
-class Redactor:
-    """Remembers sensitive values and removes them from text. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, value: str) -> None:
-        if value and len(value) >= 3:  # masking 1-2 character strings would mangle every text
-            with self._lock:
-                self._values.add(value)
-
-    def redact(self, text: str) -> str:
-        with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
 
 
 class SecretProvider(Protocol):
@@ -169,10 +143,6 @@ class TomlSecrets:
         # dlt also accepts [sources.<name>.credentials]
         value = section.get(key, (section.get("credentials") or {}).get(key))
         return None if value is None else str(value)
-
-    def sources(self) -> dict[str, dict]:
-        """Every `[sources.*]` section (for `secrets migrate`)."""
-        return {name: dict(values) for name, values in self._load().items()}
 
     def where(self, source_name: str, key: str) -> str:
         return f"{self.path} [sources.{source_name}] {key}"
@@ -261,11 +231,7 @@ def build_resolver(
     """The resolver for a run: environment, secrets file, then Key Vault when configured."""
     providers = default_providers(secrets_file, env)
     if key_vault_url:
-        from ingest.secrets.keyvault import KeyVaultSecrets  # imported only when a vault is used
-
-        providers.append(KeyVaultSecrets(key_vault_url))
+        providers.append(keyvault.KeyVaultSecrets(key_vault_url))
     resolver = SecretResolver(providers, redactor)
-    from ingest.secrets.redaction import register_redactor  # the logging filter scrubs its values
-
-    register_redactor(resolver.redactor)
+    register_redactor(resolver.redactor)  # the logging filter scrubs its values too
     return resolver

@@ -1,15 +1,25 @@
-"""Source builders: one per `source_type`, looked up through a small registry.
+"""Source types: one builder per `source_type`, looked up through a small registry.
 
 The registry maps a source_type to the dotted path of its builder class, so checking a
 configuration never imports database drivers; `get_builder` imports the one that is needed.
+A source type that needs more configuration than the jobs sheet (REST: the `api` sheet)
+contributes its validation through `CONFIG_EXTENSIONS`, which `ingest.config` applies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from importlib import import_module
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import JobError
-from ingest.sources.base import SourceBuilder
+from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+
+if TYPE_CHECKING:
+    from ingest.config.model import JobConfig
+    from ingest.config.sheets import RawRow
+    from ingest.errors import Problem
 
 #: source_type -> "module:Class". Add a source type here and nowhere else.
 REGISTRY: dict[str, str] = {
@@ -20,6 +30,42 @@ REGISTRY: dict[str, str] = {
     "sqlite": "ingest.sources.sql:SqliteBuilder",
     "rest_api": "ingest.sources.rest:RestApiBuilder",
 }
+
+
+#: source_type -> "module:object" of its `ConfigExtension` (source types that need one)
+CONFIG_EXTENSIONS: dict[str, str] = {
+    "rest_api": "ingest.sources.rest_config:REST_API_CONFIG",
+}
+
+
+class ConfigExtension(Protocol):
+    """What a source type adds to the configuration check (`ingest.config.validate`)."""
+
+    #: jobs-sheet columns it reads (known columns: no "unknown column" warning)
+    columns: tuple[str, ...]
+
+    def apply(
+        self,
+        config_path: str,
+        sheets: Mapping[str, tuple[list[str], list[RawRow]]],
+        job_rows: list[RawRow],
+        checked: list[JobConfig],
+        problems: list[Problem],
+        warnings: list[str],
+    ) -> list[JobConfig]:
+        """The checked jobs, completed from the extra sheets; problems and warnings appended
+        (each with its sheet, row and column)."""
+        ...
+
+
+def _load(target: str) -> Any:
+    module_name, _, name = target.partition(":")
+    return getattr(import_module(module_name), name)
+
+
+@cache
+def config_extensions() -> tuple[ConfigExtension, ...]:
+    return tuple(_load(target) for target in CONFIG_EXTENSIONS.values())
 
 
 def known_source_types() -> tuple[str, ...]:
@@ -34,9 +80,17 @@ def get_builder(source_type: str) -> SourceBuilder:
         raise JobError(
             f"unknown source_type {source_type!r}; known: {', '.join(REGISTRY)}"
         ) from None
-    module_name, _, class_name = target.partition(":")
-    builder_class = getattr(import_module(module_name), class_name)
-    return builder_class()
+    return _load(target)()
 
 
-__all__ = ["REGISTRY", "SourceBuilder", "get_builder", "known_source_types"]
+__all__ = [
+    "CONFIG_EXTENSIONS",
+    "REGISTRY",
+    "ConfigExtension",
+    "ExtractOptions",
+    "SourceBuilder",
+    "SourceTable",
+    "config_extensions",
+    "get_builder",
+    "known_source_types",
+]

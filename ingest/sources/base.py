@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ingest.secrets.resolver import Secret
+from ingest.secrets import Secret
+from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -21,14 +22,23 @@ class ExtractOptions:
     initial_watermark: Any = None
     #: backfill: stop at this watermark (exclusive); None = no upper bound
     end_watermark: Any = None
-    #: path of the job configuration file (REST jobs read their `api` sheet from it)
-    config_path: str | None = None
-    #: "auto": the fast exact path where the source supports it; "pyarrow": dlt's backend
-    backend: str = "auto"
+    #: auto: the fast exact path where the source supports it; pyarrow: dlt's backend
+    backend: Backend = Backend.AUTO
     #: parallel reads of one table on the fast path (split on an integer primary key)
     partitions: int = 1
     #: data trust (ingest.checks.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """What a builder hands the engine for one job."""
+
+    #: the dlt resource yielding the table's rows (Arrow batches for SQL sources)
+    resource: Any
+    #: SQL sources: the watermark column's reflected SQLAlchemy type (reconciliation binds
+    #: the counted window with it); None without a watermark column or for other sources
+    watermark_type: Any = None
 
 
 class SourceBuilder(ABC):
@@ -43,8 +53,9 @@ class SourceBuilder(ABC):
     @abstractmethod
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
-    ) -> Any:
-        """A dlt resource yielding the table's rows (Arrow batches for SQL sources)."""
+    ) -> SourceTable:
+        """The dlt resource of the configured table (and what the engine needs to know of
+        it)."""
 
     @abstractmethod
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:

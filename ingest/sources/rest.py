@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ingest.errors import JobError, RetriableJobError
-from ingest.sources.base import ExtractOptions, SourceBuilder
+from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -298,7 +298,7 @@ class RestApiBuilder(SourceBuilder):
 
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
-    ) -> Any:
+    ) -> SourceTable:
         from dlt.sources.rest_api import rest_api_resources
 
         config = self.rest_config(job, secrets, options)
@@ -309,7 +309,7 @@ class RestApiBuilder(SourceBuilder):
                 f"job {job.job_id}: the api sheet row ({job.rest and job.rest.get('origin')}) "
                 f"is not a valid dlt rest_api configuration: {type(exc).__name__}: {exc}"
             ) from None
-        return resource
+        return SourceTable(resource)
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
         """One request for the endpoint's first page, with the configured auth."""

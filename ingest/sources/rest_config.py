@@ -5,10 +5,11 @@ credentials) and the resource (`table_name`). The `api` sheet, keyed by `job_id`
 read it: endpoint path, method, query params, data selector, paginator and its settings, auth
 type, primary key and the query parameter fed by the incremental cursor. See docs/REST_API.md.
 
-`apply_api_sheet` is called by `ingest.config.parse_rows`; every problem is appended to the
-same list as the jobs-sheet problems (with sheet, row and column), so one ConfigError reports
-them all. The validated details travel in `JobConfig.rest` (a JSON-safe dict), so a worker
-never re-reads the workbook.
+`REST_API_CONFIG` is this source type's configuration extension (registered in
+`ingest.sources.CONFIG_EXTENSIONS`): `ingest.config` calls its `apply` with the jobs-sheet
+rows; every problem is appended to the same list as the jobs-sheet problems (with sheet, row
+and column), so one ConfigError reports them all. The validated details travel in
+`JobConfig.rest` (a JSON-safe dict), so a worker never re-reads the workbook.
 
 CSV configurations have no second sheet: the `api` table is read from the sibling file
 `<name>.api.csv` (for `jobs.csv`: `jobs.api.csv`), when it exists.
@@ -23,13 +24,12 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ingest.config.model import JobConfig
+from ingest.config.sheets import RawRow, rows_from_table
 from ingest.errors import Problem
 from ingest.identifiers import is_sql_name
-
-if TYPE_CHECKING:
-    from ingest.config import JobConfig, RawRow
 
 API_SHEET = "api"
 SOURCE_TYPE = "rest_api"
@@ -116,10 +116,8 @@ def find_api_table(
     if path.suffix.lower() == ".csv":
         sibling = path.with_name(f"{path.stem}.api.csv")
         if sibling.exists():
-            from ingest.config import _rows_from_table
-
             with sibling.open(newline="", encoding="utf-8-sig") as handle:
-                headers, rows = _rows_from_table(sibling.name, csv.reader(handle))
+                headers, rows = rows_from_table(sibling.name, csv.reader(handle))
             return sibling.name, headers, rows
     return None
 
@@ -483,3 +481,24 @@ def apply_api_sheet(
         if rest is not None:
             out.append(dataclasses.replace(job, rest=rest))
     return out
+
+
+class RestApiConfig:
+    """The configuration a `rest_api` job adds (see `ingest.sources.ConfigExtension`)."""
+
+    #: jobs-sheet columns of the earlier local tool, honoured for rest_api jobs
+    columns = JOBS_SHEET_COLUMNS
+
+    @staticmethod
+    def apply(
+        config_path: str,
+        sheets: Mapping[str, tuple[list[str], list[RawRow]]],
+        job_rows: list[RawRow],
+        checked: list[JobConfig],
+        problems: list[Problem],
+        warnings: list[str],
+    ) -> list[JobConfig]:
+        return apply_api_sheet(config_path, sheets, job_rows, checked, problems, warnings)
+
+
+REST_API_CONFIG = RestApiConfig()

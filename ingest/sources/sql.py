@@ -13,7 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ingest.errors import JobError, RetriableJobError
-from ingest.sources.base import ExtractOptions, SourceBuilder
+from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -150,7 +151,7 @@ class SqlSourceBuilder(SourceBuilder):
             "table_loader_class": SnapshotTableLoader,
             "backend_kwargs": {"tz": "UTC", **empty_snapshot},
         }
-        if not self.fast_path or options.backend == "pyarrow":
+        if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
         from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
 
@@ -166,14 +167,14 @@ class SqlSourceBuilder(SourceBuilder):
 
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
-    ) -> Any:
+    ) -> SourceTable:
         import dlt
         from dlt.sources.sql_database import sql_table
 
         # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
         metadata, columns = self._reflect(engine, job)
-        incremental = None
+        incremental = column_type = None
         if job.is_incremental:
             assert job.watermark_column
             column_type = self._column_type(columns, job, job.watermark_column)
@@ -203,7 +204,7 @@ class SqlSourceBuilder(SourceBuilder):
             write_disposition="append",
             **self._backend(columns, job, options),
         )
-        return resource
+        return SourceTable(resource, column_type)
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
         import sqlalchemy as sa

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.checks import backfill
 from ingest.config import JobConfig
 from ingest.lake.destination import Destination
 from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_id_of
@@ -248,7 +247,7 @@ class JobViews:
 
 def job_schemas(job: JobConfig) -> tuple[str, ...]:
     """dlt schemas whose loads write the job's table: its pipeline's and its backfills'."""
-    return (job.schema_name_in_lake, backfill.schema_name(job))
+    return (job.schema_name_in_lake, job.backfill_schema_name_in_lake)
 
 
 def _stored_columns(

@@ -180,13 +180,28 @@ def test_mismatch_is_a_warning_with_ingest_reconcile_warn(pg, file_lake, monkeyp
     assert "21 after extraction, lake 20 rows" in result["reconcile_note"]
 
 
-def test_bad_ingest_reconcile_value_fails_the_job_naming_the_setting(pg, file_lake, monkeypatch):
+def test_bad_ingest_reconcile_value_is_refused_before_anything_loads(
+    pg, file_lake, monkeypatch, capsys
+):
+    """A bad setting is the run's problem, not one job's: refused up front (exit 2)."""
+    from ingest.cli import main
+    from ingest.settings import SettingsError
+
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 5)
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setenv("INGEST_RECONCILE", "MAYBE")
-    result = run(job(pg, load_type="FULL"), file_lake, "run-1")
-    assert result["status"] == "FAILED" and "INGEST_RECONCILE" in result["error"]
+    with pytest.raises(
+        SettingsError, match="INGEST_RECONCILE: 'MAYBE' is not one of: FAILED, WARN"
+    ):
+        run(job(pg, load_type="FULL"), file_lake, "run-1")
+    config = Path(file_lake.removeprefix("file://")).parent / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+        f"f1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n"
+    )
+    assert main(["run", "--config", str(config), "--destination", file_lake]) == 2
+    assert "INGEST_RECONCILE" in capsys.readouterr().err
     assert lake_ids(file_lake) == []
 
 

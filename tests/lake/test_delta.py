@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ingest.lake import delta
-from ingest.lake.loads import is_delta_table, remove_incomplete_loads
 from ingest.lake.destination import Destination
+from ingest.lake.loads import is_delta_table, remove_incomplete_loads
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
 
 

@@ -90,9 +90,9 @@ def test_auto_dictionary_counts_a_bounded_sample_of_the_first_rows():
 
 def test_use_lake_parquet_writer_switches_dlt_writer_for_arrow_items():
     from ingest.lake.parquet_writer import WRITERS
-    from ingest.settings import PARQUET_DICTIONARY_POLICIES
+    from ingest.vocabulary import DictionaryPolicy
 
-    assert set(WRITERS) == set(PARQUET_DICTIONARY_POLICIES)
+    assert set(WRITERS) == set(DictionaryPolicy)
     spec = ArrowToParquetWriter.writer_spec()
     try:
         for policy, expected in [

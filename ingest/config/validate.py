@@ -1,30 +1,27 @@
-"""The job configuration: `config/ingestion_config.xlsx` (or a .csv with the same columns).
+"""Validating the job configuration: raw rows -> frozen `JobConfig`s, every problem at once.
 
-`load_config(path)` reads the file once, validates every row and returns frozen `JobConfig`
-objects. A bad file raises one `ConfigError` listing every problem with its sheet, row and
-column; nothing runs on a bad file. Files written for the framework's earlier local version
-(sheet `SourceConfig`, `last_watermark`, `azure_sql`, `API`, ...) load unchanged.
+`load_config(path)` reads the file once, validates every row and returns an `IngestConfig`. A
+bad file raises one `ConfigError` listing every problem with its sheet, row and column;
+nothing runs on a bad file. Files written for the framework's earlier local version (sheet
+`SourceConfig`, `last_watermark`, `azure_sql`, `API`, ...) load unchanged.
+
+Source types add their own configuration (the `api` sheet of REST jobs, and the jobs-sheet
+columns they read) through the source registry (`ingest.sources.config_extensions`).
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
+from ingest.config.model import IngestConfig, JobConfig
+from ingest.config.sheets import RawRow, pick_jobs_sheet, read_sheets
 from ingest.errors import ConfigError, Problem
-from ingest.identifiers import (
-    is_job_id,
-    is_source_name,
-    is_sql_name,
-    lake_name,
-    lake_schema_name,
-)
+from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
+from ingest.sources import config_extensions, known_source_types
+from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
 
-SOURCE_TYPES = ("postgresql", "mysql", "mssql", "oracle", "sqlite", "rest_api")
+#: spellings of source types in spreadsheets (any case), and of the earlier local tool
 SOURCE_TYPE_ALIASES = {
     "postgres": "postgresql",
     "azure_sql": "mssql",
@@ -34,10 +31,6 @@ SOURCE_TYPE_ALIASES = {
     "api": "rest_api",
     "rest": "rest_api",
 }
-LOAD_TYPES = ("FULL", "INCREMENTAL")
-WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-SCHEMA_POLICIES = ("evolve", "freeze", "discard_columns")
-TABLE_FORMATS = ("parquet", "delta")
 
 REQUIRED_COLUMNS = ("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
 OPTIONAL_COLUMNS = (
@@ -60,170 +53,6 @@ LEGACY_IGNORED = {
     "query_filter": "free SQL from a spreadsheet is not executed; use a view in the source",
     "parallelism": "use --workers locally or INGEST_MAX_PARALLEL on Azure",
 }
-# --- REST API jobs (issue 6; owner: ingest/sources/rest_config.py) ------------------------
-#: The earlier tool's REST columns on the jobs sheet are honoured for rest_api jobs (the
-#: `api` sheet describes endpoints in full); see ingest.sources.rest_config.
-LEGACY_REST_COLUMNS = ("api_endpoint", "api_method", "pagination_type")
-# --- end REST API block ----------------------------------------------------------------------
-DEFAULT_SHEET = "jobs"
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    """One validated row of the `jobs` sheet."""
-
-    job_id: str
-    enabled: bool
-    source_type: str
-    source_name: str
-    table_name: str
-    load_type: str
-    schema_name: str | None = None
-    watermark_column: str | None = None
-    primary_key: tuple[str, ...] = ()
-    initial_watermark: str | None = None
-    schedule: str = "DAILY"
-    owner: str | None = None
-    notes: str | None = None
-    schema_policy: str = "evolve"
-    table_format: str = "parquet"
-    chunk_size: int | None = None
-    #: where the row came from, for messages: "sheet 'jobs' row 7"
-    origin: str = ""
-    #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see
-    #: ingest.sources.rest_config); not part of the hash (dicts are unhashable)
-    rest: dict[str, Any] | None = field(default=None, hash=False)
-
-    @property
-    def lake_table(self) -> str:
-        """Folder name of this table in the lake (dlt's normalized table name)."""
-        return lake_name(self.table_name)
-
-    @property
-    def pipeline_name(self) -> str:
-        """One dlt pipeline per job: named from source and table, so states never mix."""
-        return f"{self.source_name}__{self.lake_table}"
-
-    @property
-    def schema_name_in_lake(self) -> str:
-        """dlt's schema name for this job's pipeline (prefix of its `_dlt_loads` markers)."""
-        return lake_schema_name(self.pipeline_name)
-
-    @property
-    def is_incremental(self) -> bool:
-        return self.load_type == "INCREMENTAL"
-
-    def runs_on(self, weekday: str) -> bool:
-        """Whether a scheduled run on `weekday` (MON..SUN, New York time) includes this job."""
-        if self.schedule == "DAILY":
-            return True
-        return self.schedule == f"WEEKLY:{weekday}"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["primary_key"] = list(self.primary_key)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
-        values = dict(data)
-        values["primary_key"] = tuple(values.get("primary_key") or ())
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    path: str
-    jobs: tuple[JobConfig, ...]
-    #: things that do not stop a run but that the user should know (ignored legacy columns)
-    warnings: tuple[str, ...] = field(default=())
-
-    def job(self, job_id: str) -> JobConfig:
-        for job in self.jobs:
-            if job.job_id == job_id:
-                return job
-        raise KeyError(job_id)
-
-    @property
-    def enabled_jobs(self) -> tuple[JobConfig, ...]:
-        return tuple(job for job in self.jobs if job.enabled)
-
-
-# --------------------------------------------------------------------------------------------
-# reading
-
-
-@dataclass(frozen=True)
-class RawRow:
-    sheet: str
-    row: int
-    values: Mapping[str, Any]
-
-
-def _header_key(value: Any) -> str:
-    return str(value or "").strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def _cell_text(value: Any) -> str | None:
-    """Cell value as text; numbers that are whole become '1' not '1.0'; dates ISO."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    text = str(value).strip()
-    return text or None
-
-
-def _rows_from_table(sheet: str, rows: Iterable[tuple[Any, ...]]) -> tuple[list[str], list[RawRow]]:
-    iterator = iter(rows)
-    try:
-        header = next(iterator)
-    except StopIteration:
-        return [], []
-    headers = [_header_key(h) for h in header]
-    out: list[RawRow] = []
-    for index, cells in enumerate(iterator, start=2):
-        texts = [_cell_text(c) for c in cells]
-        if not any(texts):
-            continue  # blank line
-        values = {h: texts[i] if i < len(texts) else None for i, h in enumerate(headers) if h}
-        out.append(RawRow(sheet, index, values))
-    return [h for h in headers if h], out
-
-
-def read_sheets(path: Path) -> dict[str, tuple[list[str], list[RawRow]]]:
-    """All sheets of a workbook (or the single table of a CSV) as header + raw rows."""
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return {DEFAULT_SHEET: _rows_from_table(DEFAULT_SHEET, csv.reader(handle))}
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        return {
-            ws.title: _rows_from_table(ws.title, ws.iter_rows(values_only=True))
-            for ws in workbook.worksheets
-        }
-    finally:
-        workbook.close()
-
-
-def _pick_jobs_sheet(sheets: Mapping[str, Any]) -> str | None:
-    for name in sheets:
-        if name.strip().lower() == DEFAULT_SHEET:
-            return name
-    return next(iter(sheets), None)
-
-
-# --------------------------------------------------------------------------------------------
-# validation
 
 
 class _RowChecker:
@@ -281,7 +110,7 @@ class _RowChecker:
         if source_type is not None:
             source_type = source_type.strip().lower()
             source_type = SOURCE_TYPE_ALIASES.get(source_type, source_type)
-            source_type = self.choice("source_type", source_type, SOURCE_TYPES)
+            source_type = self.choice("source_type", source_type, known_source_types())
 
         source_name = self.required("source_name")
         if source_name is not None and not is_source_name(source_name):
@@ -296,7 +125,7 @@ class _RowChecker:
 
         load_type = self.required("load_type")
         if load_type is not None:
-            load_type = self.choice("load_type", load_type.strip().upper(), LOAD_TYPES)
+            load_type = self.choice("load_type", load_type.strip().upper(), CONFIG_LOAD_TYPES)
 
         watermark = self.sql_name("watermark_column", self.text("watermark_column"))
         if (
@@ -321,10 +150,10 @@ class _RowChecker:
             else:
                 schedule = f"WEEKLY:{day[:3]}"
 
-        schema_policy = (self.text("schema_policy") or "evolve").strip().lower()
-        schema_policy = self.choice("schema_policy", schema_policy, SCHEMA_POLICIES)
-        table_format = (self.text("table_format") or "parquet").strip().lower()
-        table_format = self.choice("table_format", table_format, TABLE_FORMATS)
+        schema_policy = (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower()
+        schema_policy = self.choice("schema_policy", schema_policy, SchemaPolicy)
+        table_format = (self.text("table_format") or TableFormat.PARQUET).strip().lower()
+        table_format = self.choice("table_format", table_format, TableFormat)
 
         chunk_size: int | None = None
         if (chunk_text := self.text("chunk_size")) is not None:
@@ -344,7 +173,7 @@ class _RowChecker:
             source_type=source_type,
             source_name=source_name,
             table_name=table_name,
-            load_type=load_type,
+            load_type=LoadType(load_type),
             schema_name=schema_name,
             watermark_column=watermark,
             primary_key=tuple(primary_key),
@@ -352,8 +181,8 @@ class _RowChecker:
             schedule=schedule,
             owner=self.text("owner"),
             notes=self.text("notes"),
-            schema_policy=schema_policy or "evolve",
-            table_format=table_format or "parquet",
+            schema_policy=SchemaPolicy(schema_policy or SchemaPolicy.EVOLVE),
+            table_format=TableFormat(table_format or TableFormat.PARQUET),
             chunk_size=chunk_size,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
@@ -367,7 +196,8 @@ def _check_columns(
         if column not in present:
             problems.append(Problem("required column is missing", sheet, 1, column))
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(LEGACY_RENAMES)
-    known |= set(LEGACY_REST_COLUMNS)  # REST API jobs (issue 6)
+    for extension in config_extensions():
+        known |= set(extension.columns)
     seen: set[str] = set()
     for column in headers:
         if column in seen:
@@ -451,11 +281,8 @@ def parse_rows(
     rows = _apply_renames(rows)
     checked = [job for raw in rows if (job := _RowChecker(raw, problems).check()) is not None]
     _check_across_rows(rows, problems)
-    # --- REST API jobs (issue 6): attach each rest_api job's `api` sheet row ----------------
-    from ingest.sources.rest_config import apply_api_sheet
-
-    checked = apply_api_sheet(origin, sheets or {}, rows, checked, problems, warnings)
-    # --- end REST API block ----------------------------------------------------------------
+    for extension in config_extensions():  # e.g. each rest_api job's `api` sheet row
+        checked = extension.apply(origin, sheets or {}, rows, checked, problems, warnings)
     if problems:
         problems.sort(key=lambda p: (p.row or 0, p.column or ""))
         raise ConfigError(origin, problems)
@@ -475,16 +302,8 @@ def load_config(path: str | Path) -> IngestConfig:
         sheets = read_sheets(path)
     except Exception as exc:  # openpyxl raises many types for corrupt files
         raise ConfigError(str(path), [Problem(f"cannot read the file: {exc}")]) from exc
-    sheet = _pick_jobs_sheet(sheets)
+    sheet = pick_jobs_sheet(sheets)
     if sheet is None:
         raise ConfigError(str(path), [Problem("the workbook has no sheets")])
     headers, rows = sheets[sheet]
     return parse_rows(sheet, headers, rows, str(path), sheets)
-
-
-def iter_sheet_rows(path: str | Path, sheet_name: str) -> Iterator[RawRow]:
-    """Rows of another sheet of the same workbook (e.g. `api`), case-insensitive name."""
-    sheets = read_sheets(Path(path))
-    for name, (_, rows) in sheets.items():
-        if name.strip().lower() == sheet_name.lower():
-            yield from rows

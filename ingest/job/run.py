@@ -1,0 +1,382 @@
+"""Run one job: one dlt pipeline copying one table into the lake. Step 2 of a run.
+
+`run_job(task)` takes the small JSON task made by `plan` and returns the JSON job result
+(the audit row). It never raises for a job failure: the result says FAILED, with a message
+that says what to do and holds no secret; `retriable` says whether another try may help.
+
+Guarantees:
+- The dlt working folder is new for every call and deleted afterwards; the watermark comes
+  from the lake, so any worker with an empty disk continues where the last load stopped.
+- One writer per job: the job's lease (`ingest.lake.lease`) is held from the clean-up to the
+  completion marker; a second writer waits, then ends SKIPPED (`on_busy="skip"`, the CLI) or
+  as a retriable failure (`on_busy="retry"`, Durable activities) naming the holder.
+- Files of loads that never completed are removed first, under the lease (`ingest.lake`).
+- Idempotent per task (run id + kind: plain, full refresh, backfill range): the task is recorded
+  in the pipeline state that dlt commits with the load (`ingest.lake.ledger`); the same task run
+  again finds it and reports that load instead of loading again.
+- A FULL load is a snapshot, also when it read 0 rows (one empty Parquet file).
+
+The steps pass values, not a shared dict: `_load` returns a `JobOutcome` (what landed, the
+watermarks, what the checks found), and `_result` builds the `JobResult` from it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
+from ingest.checks.reconcile import Outcome
+from ingest.errors import JobError
+from ingest.job.errors import classify_error
+from ingest.job.progress import BoundaryTracker, Progress, extracted_rows
+from ingest.lake import ledger
+from ingest.lake.destination import Destination
+from ingest.lake.lease import Holder, JobLease, LeaseBusy, lease_for, lease_name
+from ingest.lake.loads import (
+    count_rows,
+    ensure_dataset,
+    load_id_of,
+    remove_incomplete_loads,
+    table_files,
+)
+from ingest.results import JobResult, Landed, Watermarks, short_error
+from ingest.runtime.logcontext import job_context
+from ingest.secrets import Redactor, SecretResolver, build_resolver
+from ingest.settings import Settings, apply_dlt_defaults
+from ingest.sources import ExtractOptions, get_builder
+from ingest.tasks import Task
+from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
+
+log = logging.getLogger(__name__)
+
+#: what a job whose lease is held by another writer ends as (see run_job)
+ON_BUSY = ("skip", "retry")
+
+
+@dataclass
+class JobRun:
+    """What `run_job` keeps while one job runs: the typed context of its steps."""
+
+    task: Task
+    settings: Settings
+    #: where the source is, for error messages ("source 'erp' (postgresql at host:5432/db)")
+    where: str = ""
+    #: the watermark the load starts from, once known (a failed job still reports it)
+    watermark_before: str = ""
+    #: the dlt working folder of this run (deleted at the end)
+    workdir: Path | None = None
+    #: the data-trust checks in force (closed at the end)
+    checks: JobChecks | None = None
+
+    def close(self) -> None:
+        if self.checks is not None:
+            self.checks.close()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job that did not fail produced."""
+
+    landed: Landed
+    watermarks: Watermarks = field(default_factory=Watermarks)
+    #: the checks' findings (None: the task had already loaded; its load was checked then)
+    checked: Checked | None = None
+
+
+def _working_dir(settings: Settings, task: Task) -> Path:
+    safe_run = "".join(c if c.isalnum() or c in "-_" else "_" for c in task.run_id)[:80]
+    name = f"{safe_run}-{task.job.job_id}-{uuid.uuid4().hex[:8]}"
+    return settings.work_dir / "pipelines" / name
+
+
+def _lease(task: Task, dest: Destination, settings: Settings) -> JobLease:
+    """The lease every writer of this job's lake table takes (plain, full refresh, backfill)."""
+    return lease_for(
+        dest,
+        lease_name(task.job.source_name, task.job.lake_table),
+        Holder.me(task.run_id, task.kind),
+        wait_s=settings.lease_wait_s,
+        same_task_wait_s=settings.lease_same_task_wait_s,
+        period_s=settings.lease_period_s,
+    )
+
+
+def _already_loaded(
+    task: Task, dest: Destination, entry: ledger.Entry, pipeline: Any
+) -> JobOutcome:
+    """The outcome of a task that already loaded: its load, as it is in the lake."""
+    job = task.job
+    files = [
+        p
+        for p in table_files(dest, job.source_name, job.lake_table)
+        if load_id_of(p) == entry.load_id
+    ]
+    log.info(
+        "job %s: this task (run %s) already loaded it: load %s; not loading again",
+        job.job_id,
+        task.run_id,
+        entry.load_id,
+    )
+    after = ""
+    if job.is_incremental and not task.backfill and entry.latest:
+        # the state's cursor is the one this load reached
+        after = ledger.watermark_text(ledger.last_value(pipeline.state, job.watermark_column))
+    return JobOutcome(
+        Landed(count_rows(dest, files), len(files), entry.load_id),
+        Watermarks(entry.watermark_before, after),
+    )
+
+
+def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> JobOutcome:
+    task, settings = run.task, run.settings
+    job = task.job
+    builder = get_builder(job.source_type)
+    secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
+    run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
+
+    dest = Destination.from_url(task.destination)
+    dest.ensure_exists()
+    dataset, table = job.source_name, job.lake_table
+    ensure_dataset(dest, dataset)
+    checks = run.checks = JobChecks(task, builder, secrets, dest)
+    with _lease(task, dest, settings) as lease:
+        # under the lease, files without a completion marker belong to dead loads only
+        remove_incomplete_loads(
+            dest, dataset, table, task.pipeline_name, task.schema_name, checks.other_schema_names
+        )
+        run.workdir = _working_dir(settings, task)
+        run.workdir.mkdir(parents=True, exist_ok=True)
+        pipeline = dlt.pipeline(
+            pipeline_name=task.pipeline_name,
+            destination=dest.dlt_destination(),
+            dataset_name=dataset,
+            pipelines_dir=str(run.workdir),
+        )
+        pipeline.sync_destination()
+        entry = ledger.find(pipeline.state, task.key)
+        if entry is not None:
+            return _already_loaded(task, dest, entry, pipeline)
+        if not task.continues_from_state:
+            # start from initial_watermark (or the backfill's range); the state committed
+            # with this load supersedes the old cursor
+            ledger.forget_cursor(pipeline)
+        cursor = job.watermark_column or ""
+        tracker = None
+        before = ""
+        if task.backfill:
+            before = task.backfill.start
+        elif job.is_incremental:
+            stored = ledger.last_value(pipeline.state, cursor)
+            before = ledger.watermark_text(stored)
+            tracker = BoundaryTracker(cursor, stored, ledger.boundary(pipeline.state))
+        run.watermark_before = before
+        source = builder.build_resource(job, secrets, checks.extract_options(options))
+        resource = source.resource
+        resource.apply_hints(table_name=table)
+        checks.prepare(resource)
+        resource.add_step(Progress(job, tracker).as_step())
+        extract_info = pipeline.extract(
+            [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
+        )
+        # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
+        reached = ""
+        if job.is_incremental:
+            reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
+        watermarks = Watermarks(before, reached)
+        checks.after_extraction(
+            watermarks, tracker.stored if tracker else None, source.watermark_type
+        )
+        landed = Landed()
+        # A FULL load always commits (an empty table is an empty snapshot). An incremental
+        # run with nothing new commits nothing: the extracted package stays in the working
+        # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
+        if not job.is_incremental or extracted_rows(extract_info, table) > 0:
+            lease.check()
+            landed = _commit(pipeline, table)
+        return JobOutcome(landed, watermarks, checks.finish(pipeline, landed))
+
+
+def _commit(pipeline: Any, table: str) -> Landed:
+    """dlt's normalize and load steps: the load's files, its state, its completion marker."""
+    pipeline.normalize()
+    load_info = pipeline.load()
+    normalize_info = pipeline.last_trace.last_normalize_info
+    rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
+    files = sum(
+        1
+        for package in load_info.load_packages
+        for job_info in package.jobs.get("completed_jobs", [])
+        if job_info.job_file_info.table_name == table
+    )
+    load_id = load_info.loads_ids[-1] if load_info.loads_ids else ""
+    return Landed(rows, files, load_id)
+
+
+def _reconciliation_status(
+    outcome: Outcome, mode: ReconcileMode, job_id: str
+) -> tuple[Status, str]:
+    """A MISMATCH fails the job (INGEST_RECONCILE=FAILED) or flags it (WARN)."""
+    if outcome.reconciled != Reconciled.MISMATCH:
+        return Status.SUCCESS, ""
+    message = f"reconciliation mismatch: {outcome.note}"
+    if mode == ReconcileMode.WARN:
+        log.warning("job %s: %s (INGEST_RECONCILE=WARN)", job_id, message)
+        return Status.WARN, ""
+    log.error("job %s: %s", job_id, message)
+    return Status.FAILED, (
+        f"{message}; the rows are in the lake, the job is marked FAILED "
+        "(set INGEST_RECONCILE=WARN to only flag it)"
+    )
+
+
+def run_job(
+    task: Mapping[str, Any],
+    *,
+    settings: Settings | None = None,
+    resolver: SecretResolver | None = None,
+    options: ExtractOptions | None = None,
+    on_busy: str = "skip",
+) -> dict[str, Any]:
+    """Run one job and return its result (a JSON-safe dict with the audit columns).
+
+    `on_busy`: what a job whose lease another writer holds (and kept longer than
+    INGEST_LEASE_WAIT_S) ends as: "skip" (SKIPPED, the local CLI) or "retry" (a retriable
+    FAILED result, for Durable's retry policy)."""
+    if on_busy not in ON_BUSY:
+        raise ValueError(f"on_busy must be one of {ON_BUSY}, got {on_busy!r}")
+    settings = settings or Settings.from_env()
+    apply_dlt_defaults(settings)
+    spec = Task.from_dict(task)
+    job = spec.job
+    redactor = resolver.redactor if resolver else Redactor()
+    resolver = resolver or build_resolver(
+        settings.secrets_file, settings.key_vault_url, redactor=redactor
+    )
+    options = options or ExtractOptions(
+        chunk_size=settings.chunk_size,
+        backend=settings.backend,
+        partitions=settings.read_partitions,
+    )
+    started = dt.datetime.now(dt.UTC)
+    clock = time.monotonic()
+    run = JobRun(spec, settings)
+    outcome: JobOutcome | None = None
+    status, error, retriable = Status.SUCCESS, "", False
+    with job_context(spec.run_id, job.job_id):
+        log.info(
+            "job %s started: %s %s.%s (%s)",
+            job.job_id,
+            job.source_type,
+            job.source_name,
+            job.table_name,
+            job.load_type,
+        )
+        try:
+            outcome = _load(run, resolver, options)
+        except LeaseBusy as exc:
+            status = Status.SKIPPED if on_busy == "skip" else Status.FAILED
+            error, retriable = str(exc), on_busy == "retry"
+        except Exception as exc:  # one job's failure never stops the run
+            failure: JobError = classify_error(exc, job, run.where or f"source {job.source_name!r}")
+            status, error, retriable = Status.FAILED, str(failure), failure.retriable
+            log.debug("job %s failure detail", job.job_id, exc_info=True)
+        finally:
+            run.close()
+        if outcome is not None and outcome.checked is not None:
+            status, error = _reconciliation_status(
+                outcome.checked.reconciliation, settings.reconcile_mode, job.job_id
+            )
+        result = _result(
+            run,
+            outcome,
+            Ending(status, short_error(redactor.redact(error)), retriable),
+            started,
+            round(time.monotonic() - clock, 3),
+        )
+        _log_end(result)
+        if outcome is not None and outcome.checked is not None:
+            emit_check_events(result.to_dict(), outcome.checked, job.schema_policy)
+    return result.to_dict()
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a job ended: its status, its error (already redacted) and whether to retry."""
+
+    status: Status
+    error: str = ""
+    retriable: bool = False
+
+
+def _result(
+    run: JobRun,
+    outcome: JobOutcome | None,
+    ending: Ending,
+    started: dt.datetime,
+    duration_s: float,
+) -> JobResult:
+    """The job's result, built once from what its steps returned."""
+    task = run.task
+    job = task.job
+    landed = outcome.landed if outcome else Landed()
+    watermarks = outcome.watermarks if outcome else Watermarks(run.watermark_before)
+    checked = outcome.checked if outcome else None
+    reconciliation = checked.reconciliation if checked else None
+    if outcome is not None and checked is None:  # a task that had loaded: reported, not checked
+        reconciliation = Outcome(
+            Reconciled.SKIPPED,
+            None,
+            f"already loaded by this task (load {landed.load_id}); not counted again",
+        )
+    return JobResult(
+        run_id=task.run_id,
+        job_id=job.job_id,
+        source_type=job.source_type,
+        source_name=job.source_name,
+        table_name=job.table_name,
+        load_type=LoadType.BACKFILL if task.backfill else job.load_type,
+        status=ending.status,
+        rows_loaded=landed.rows,
+        files_written=landed.files,
+        watermark_column=job.watermark_column or "",
+        watermark_before=watermarks.before,
+        watermark_after=watermarks.after,
+        load_id=landed.load_id,
+        started_at=started.isoformat(timespec="seconds"),
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        duration_s=duration_s,
+        error=ending.error,
+        source_rows=reconciliation.source_rows if reconciliation else None,
+        reconciled=reconciliation.reconciled if reconciliation else "",
+        reconcile_note=reconciliation.note if reconciliation else "",
+        schema_changes=checked.schema_changes.summary() if checked else "",
+        retriable=ending.retriable,
+    )
+
+
+def _log_end(result: JobResult) -> None:
+    if result.status in (Status.SUCCESS, Status.WARN):
+        log.info(
+            "job %s finished: %s rows in %s file(s), %.1f s, watermark %s",
+            result.job_id,
+            f"{result.rows_loaded:,}",
+            result.files_written,
+            result.duration_s,
+            result.watermark_after or "-",
+        )
+    elif result.status == Status.SKIPPED:
+        log.warning("job %s skipped: %s", result.job_id, result.error)
+    else:
+        log.error("job %s failed: %s", result.job_id, result.error)
