@@ -24,7 +24,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ingest import telemetry
 from ingest.lake.destination import Destination
+from ingest.lake.loads import update_text
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,6 @@ def append_audit(
     dest: Destination, results: Iterable[Mapping[str, Any]], day: dt.date
 ) -> tuple[str, int]:
     """Append the results' audit rows to the day's file; returns (path, rows added)."""
-    from ingest.lake.loads import update_text
 
     path = dest.path(AUDIT_DIR, audit_file_name(day))
     rows = _audit_rows(results)
@@ -137,10 +138,8 @@ def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
     summary = summarize(results)
     summary.update(run_id=run["run_id"], audit_path=path, audit_rows_added=added)
     try:  # telemetry (a no-op without APPLICATIONINSIGHTS_CONNECTION_STRING) never fails the audit
-        from ingest.telemetry import emit_run_telemetry
-
         if added or not results:  # a retried write_audit (rows already there) sends nothing twice
-            emit_run_telemetry(run, results, summary)
+            telemetry.emit_run_telemetry(run, results, summary)
     except Exception as exc:
         log.warning("telemetry: run %s not sent to Application Insights: %s", run["run_id"], exc)
     return summary

@@ -39,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.runtime.logsetup import configure_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     configure_logging(level)
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.telemetry import configure as configure_telemetry
 
     configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import forkserver
 from typing import Any
 
 from ingest.job import run_job
+from ingest.lake.destination import Destination
 from ingest.results import failed_result
+from ingest.runtime.logsetup import configure_logging
 from ingest.runtime.warmup import preload_engine
-from ingest.settings import Settings
+from ingest.settings import Settings, replace_environment
+from ingest.settings import environment as settings_environment
+from ingest.telemetry import configure as configure_telemetry
 
 log = logging.getLogger(__name__)
 
 
 def _init_worker(level: int) -> None:
-    from ingest.runtime.logsetup import configure_logging
-    from ingest.telemetry import configure as configure_telemetry
 
     configure_logging(level)
     configure_telemetry()
@@ -46,12 +48,9 @@ def prepare_local_run(destination: str, workers: int = 1) -> None:
     its import of the engine overlaps this process's own; this process imports the engine too
     (GC paused, `ingest.runtime.warmup`), since planning needs dlt (lake names follow its naming
     convention) and serial jobs run here."""
-    from ingest.lake.destination import Destination
 
     Destination.from_url(destination)
     if workers > 1 and "forkserver" in multiprocessing.get_all_start_methods():
-        from multiprocessing import forkserver
-
         _pool_context()
         forkserver.ensure_running()
     preload_engine()
@@ -62,9 +61,7 @@ def _run_with_environment(
 ) -> dict[str, Any]:
     """Run a job in a pool worker with the caller's environment (settings and secrets read
     from the environment must be the caller's, not the fork server's from when it started)."""
-    if os.environ != environment:
-        os.environ.clear()
-        os.environ.update(environment)
+    replace_environment(environment)
     return run_job(task, settings=settings)
 
 
@@ -97,7 +94,7 @@ def run_tasks(
             initializer=_init_worker,
             initargs=(level,),
         ) as pool:
-            environment = dict(os.environ)
+            environment = dict(settings_environment())
             futures = {
                 pool.submit(_run_with_environment, environment, task, settings): index
                 for index, task in enumerate(tasks)

@@ -1,8 +1,12 @@
 """Every setting the framework reads from the environment (app settings on Azure).
 
-This module is the single catalogue: code reads settings only through `Settings.from_env`,
-the README table and the infrastructure templates are checked against `CATALOGUE`.
-Importing it is cheap (no third-party imports).
+This module is the single catalogue and the only module that touches the process
+environment (a test fails on any other): code reads settings through `Settings.from_env`
+(all of them, typed and checked) or `read(name)` (one catalogued value, where a whole
+`Settings` is not at hand), and the environment itself only through `environment()`
+(dlt-convention secret variables, handing the environment to worker processes). The README
+table and the infrastructure templates are checked against `CATALOGUE`. Importing it is
+cheap (no third-party imports).
 """
 
 from __future__ import annotations
@@ -158,6 +162,19 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         "(the exporter reads it itself; no instrumentation key auth).",
     ),
     SettingSpec(
+        "OTEL_SERVICE_NAME",
+        None,
+        "Service name of the telemetry (cloud_RoleName); default: WEBSITE_SITE_NAME, "
+        "else dlt-ingest.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "WEBSITE_SITE_NAME",
+        None,
+        "Set by Azure Functions to the app's name (the telemetry's default service name).",
+        scope="optional",
+    ),
+    SettingSpec(
         "RUNTIME__DLTHUB_TELEMETRY",
         "false",
         "dlt's anonymous usage telemetry; off unless set to true.",
@@ -174,6 +191,31 @@ def default_of(name: str) -> str | None:
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for what is not a setting of ours: secret variables of
+    dlt's convention (`SOURCES__<NAME>__<KEY>`) and the environment a worker process gets."""
+    return os.environ
+
+
+def replace_environment(values: Mapping[str, str]) -> None:
+    """Make the process environment exactly `values` (a pool worker takes its caller's)."""
+    if os.environ != values:
+        os.environ.clear()
+        os.environ.update(values)
+
+
+def set_default(name: str, value: str) -> None:
+    """Give a library's environment switch a value unless the user chose one."""
+    os.environ.setdefault(name, value)
+
+
+def read(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """One catalogued setting's value (its default when unset or empty)."""
+    spec = _BY_NAME[name]  # KeyError: not in the catalogue
+    env = os.environ if env is None else env
+    return (env.get(name) or "").strip() or spec.default
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -222,6 +264,8 @@ class Settings:
     read_partitions: int = 1
     parquet_dictionary: DictionaryPolicy = DictionaryPolicy.AUTO
     reconcile_mode: ReconcileMode = ReconcileMode.FAILED
+    storage_account_name: str | None = None
+    storage_connection_string: str | None = None
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
@@ -248,6 +292,8 @@ class Settings:
             read_partitions=_int(env, "INGEST_READ_PARTITIONS"),
             parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
             reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
+            storage_account_name=read("AZURE_STORAGE_ACCOUNT_NAME", env),
+            storage_connection_string=read("AZURE_STORAGE_CONNECTION_STRING", env),
             lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
@@ -260,8 +306,8 @@ def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | N
     dlt reads its configuration from environment variables; these are the framework's defaults:
     no anonymous usage telemetry (production networks block egress), no second copy of every
     loaded file in the working folder (small serverless disks), Parquet files rolled over
-    every INGEST_FILE_MAX_ROWS rows (bounded file size) and written with the dictionary policy
-    INGEST_PARQUET_DICTIONARY (ingest.lake.parquet_writer; imports dlt, so only with `settings`).
+    every INGEST_FILE_MAX_ROWS rows (bounded file size). (The Parquet dictionary policy is a
+    writer class, installed by the engine: `ingest.lake.parquet_writer`.)
     """
     env = os.environ if env is None else env
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -270,7 +316,4 @@ def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | N
     # zstd: smaller files than snappy and, measured here, cheaper to write (bench/README)
     env.setdefault("DATA_WRITER__COMPRESSION", "zstd")
     if settings is not None:
-        from ingest.lake.parquet_writer import use_lake_parquet_writer
-
         env.setdefault("DATA_WRITER__FILE_MAX_ITEMS", str(settings.file_max_rows))
-        use_lake_parquet_writer(settings.parquet_dictionary)

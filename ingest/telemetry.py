@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ingest.results import as_float, as_int, summarize
+from ingest.runtime.logcontext import ContextFilter
+from ingest.secrets.redaction import RedactionFilter
+from ingest.settings import read, set_default
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,7 @@ _state: dict[str, Any] = {"configured": False, "enabled": False, "instruments": 
 
 
 def connection_string(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return (env.get(CONNECTION_STRING_ENV) or "").strip()
+    return read(CONNECTION_STRING_ENV, env) or ""
 
 
 def is_enabled() -> bool:
@@ -117,16 +119,12 @@ def is_enabled() -> bool:
 
 
 def service_name() -> str:
-    return (
-        os.environ.get("OTEL_SERVICE_NAME")
-        or os.environ.get("WEBSITE_SITE_NAME")
-        or DEFAULT_SERVICE_NAME
-    )
+    return read("OTEL_SERVICE_NAME") or read("WEBSITE_SITE_NAME") or DEFAULT_SERVICE_NAME
 
 
 def _storage_directory() -> str:
     """Offline retry files live under the work dir (per deployment, per test)."""
-    base = os.environ.get("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
+    base = read("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
     return str(Path(base) / "appinsights")
 
 
@@ -155,12 +153,11 @@ def configure() -> bool:
 
 def _configure(conn: str) -> None:
     # the SDK's own item counters would land in the customer's customMetrics: off unless asked
-    os.environ.setdefault("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    set_default("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry._logs import get_logger_provider
     from opentelemetry.sdk.resources import Resource
-
-    from ingest.runtime.logcontext import ContextFilter
 
     configure_azure_monitor(
         connection_string=conn,
@@ -186,22 +183,17 @@ def _configure(conn: str) -> None:
     events.propagate = False  # events are telemetry, not console lines
 
     provider = get_logger_provider()
-    try:  # masks any resolved secret value in a message (the engine's logging safety net)
-        from ingest.secrets.redaction import RedactionFilter
-
-        redaction_filter: logging.Filter | None = RedactionFilter()
-    except ImportError:  # pragma: no cover - older engine without the filter
-        redaction_filter = None
+    redaction_filter = RedactionFilter()  # masks any resolved secret value in a message
     for name in TRACE_LOGGERS:
         logger = logging.getLogger(name)
         if any(getattr(h, "_ingest_telemetry", False) for h in logger.handlers):
             continue
         handler = _trace_handler(provider)
         handler.addFilter(ContextFilter())
-        if redaction_filter is not None:
-            handler.addFilter(redaction_filter)
+        handler.addFilter(redaction_filter)
         logger.addHandler(handler)
 
+    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
     from opentelemetry import metrics
 
     meter = metrics.get_meter("ingest.telemetry")
@@ -220,10 +212,8 @@ def _trace_handler(provider: Any) -> logging.Handler:
     password echoed by a driver), so `exc_info`/`stack_info` are dropped from the copy sent;
     the console handler still gets the original record.
     """
-    try:  # the handler the distro itself uses in 1.8.x
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-    except ImportError:  # pragma: no cover - older OpenTelemetry
-        from opentelemetry.sdk._logs import LoggingHandler  # type: ignore[no-redef]
+    # only when telemetry is on; the handler the distro itself uses (1.8.x)
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     class TraceHandler(LoggingHandler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -389,6 +379,7 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
     `timeout_s` seconds; returns False if that bound was hit or an export failed."""
     if not _state["enabled"]:
         return True
+    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
     from opentelemetry import metrics, trace
     from opentelemetry._logs import get_logger_provider
 

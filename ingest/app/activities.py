@@ -11,17 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from ingest.app.environment import resolve_config_path, settings
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: the app root (where function_app.py and config/ live); read-only on Azure
-APP_ROOT = Path(__file__).resolve().parents[2]
-READ_ONLY_ROOTS = ("/home/site/wwwroot",)
 
 
 class RetriableTableError(RuntimeError):
@@ -36,41 +31,17 @@ def _payload(value: Any) -> Any:
     return value
 
 
-def resolve_config_path(path: str) -> str:
-    """A relative config path is looked up in the working directory, then in the app root
-    (the Functions worker's working directory is not always the app's folder)."""
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return str(candidate)
-    in_app = APP_ROOT / candidate
-    return str(in_app) if in_app.exists() else str(candidate)
-
-
-def settings() -> Settings:
-    """Settings from the app settings, with a writable work dir (never the app folder)."""
-    current = Settings.from_env()
-    work_dir = current.work_dir
-    if any(str(work_dir.resolve()).startswith(root) for root in READ_ONLY_ROOTS):
-        fallback = Path(tempfile.gettempdir()) / "ingest"
-        log.warning("INGEST_WORK_DIR %s is read-only on Azure; using %s", work_dir, fallback)
-        work_dir = fallback
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if work_dir != current.work_dir:
-        from dataclasses import replace
-
-        current = replace(current, work_dir=work_dir)
-    return current
-
-
 def prepare_process(engine: bool = False) -> None:
     """Once per worker process, cheap after that: with `engine`, the engine's libraries
     (dlt etc., imported GC-paused by `ingest.runtime.warmup`); Application Insights export (a no-op
     without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.secrets.redaction import install_redaction
     from ingest.telemetry import configure
 
     if engine:
+        # engine modules load when this runs, not at start-up (cold start)
         from ingest.runtime.warmup import preload_engine
 
         preload_engine()
@@ -96,6 +67,7 @@ def plan_run(request: Any) -> dict[str, Any]:
     Returns {"plan": <ingest.plan.plan output>, "settings": {...}, "started_at": ISO}.
     ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
     """
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.http_api import plan_request
 
     prepare_process(engine=True)  # planning imports dlt (lake names follow its naming)
@@ -119,6 +91,7 @@ def ingest_table(task: Any) -> dict[str, Any]:
     (Durable retries it with the run's retry policy); any other result is returned.
     """
     prepare_process(engine=True)
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.job import run_job
 
     task = _payload(task)
@@ -133,6 +106,7 @@ def write_audit(run: Any) -> dict[str, Any]:
     """Activity `write_audit`: append the run's audit rows (and telemetry), then refresh the
     lake's views (a failure there is logged and reported, never fails the audit); return the
     summary."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.audit import write_audit as append
 
     prepare_process()
@@ -144,6 +118,7 @@ def write_audit(run: Any) -> dict[str, Any]:
 
 def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
     """The views step of a run (ingest.views.refresh), for the app's configuration."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.views.refresh import refresh_after_run
 
     config_path = resolve_config_path(settings().config_path)

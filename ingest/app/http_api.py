@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest.app import ORCHESTRATOR, schedule
-from ingest.app.activities import resolve_config_path, settings
+from ingest.app.environment import resolve_config_path, settings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class BadRequest(ValueError):
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    # the Functions SDK: only when a response is built (tests import this module without it)
     import azure.functions as func
 
     return func.HttpResponse(
@@ -150,6 +151,7 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
     config_path = resolve_config_path(current.config_path)
     backfill = request.get("backfill")
     if backfill:
+        # engine modules load when this runs, not at start-up (cold start)
         from ingest.checks.backfill import plan_backfill
 
         return plan_backfill(
@@ -160,6 +162,7 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
             backfill.get("to"),
             run_id=run_id,
         )
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.plan import plan
 
     return plan(
@@ -178,6 +181,7 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
 
 async def active_runs(client: Any) -> list[Any]:
     """`ingest_run` instances that are Pending, Running or Suspended."""
+    # the Durable SDK: only when the client is queried
     from azure.durable_functions import OrchestrationRuntimeStatus
 
     wanted = [OrchestrationRuntimeStatus(s) for s in ACTIVE_STATUSES]
@@ -204,6 +208,7 @@ def _status_text(status: Any) -> str:
 
 
 async def start_run(req: Any, client: Any) -> Any:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.errors import ConfigError, RequestError
     from ingest.plan import new_run_id
 
@@ -244,13 +249,10 @@ async def start_run(req: Any, client: Any) -> Any:
 # ------------------------------------------------------------------------------ GET /api/runs/{id}
 
 
-def audit_results(destination: str, run_id: str) -> list[dict[str, str]] | None:
-    """The audit rows of a run Durable no longer knows (purged history); None when the run
-    history reader is not available."""
-    try:
-        from ingest.reports.history import run_results
-    except ImportError:
-        return None
+def audit_results(destination: str, run_id: str) -> list[dict[str, str]]:
+    """The audit rows of a run Durable no longer knows (purged history)."""
+    from ingest.reports.history import run_results  # the engine: not at cold start
+
     return run_results(destination, run_id)
 
 
@@ -309,6 +311,7 @@ async def get_run(req: Any, client: Any) -> Any:
 def jobs_body(now: dt.datetime | None = None) -> dict[str, Any]:
     """The validated job list, and which jobs the next scheduled run includes.
     Raises ConfigError for a bad configuration."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.config import load_config
 
     current = settings()
@@ -353,6 +356,7 @@ def jobs_body(now: dt.datetime | None = None) -> dict[str, Any]:
 
 
 def list_jobs(req: Any = None) -> Any:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.errors import ConfigError
 
     try:

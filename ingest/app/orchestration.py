@@ -33,6 +33,7 @@ _EXCEPTION_PREFIX = re.compile(r"^(ingest\.app\.activities\.)?RetriableTableErro
 def _backoff_retry_options_class() -> type:
     """RetryOptions plus the backoff coefficient. The Python SDK's RetryOptions has none; the
     extension reads `backoffCoefficient` from the action JSON (as the JavaScript SDK sends it)."""
+    # the Durable SDK: the orchestrator module stays importable without it (tests, CLI)
     from azure.durable_functions import RetryOptions
 
     class BackoffRetryOptions(RetryOptions):

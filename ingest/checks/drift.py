@@ -25,7 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ingest.checks import events as trust_telemetry
 from ingest.errors import JobError
+from ingest.identifiers import lake_name
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -90,7 +92,6 @@ def data_columns(table: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _normalize(name: str) -> str:
-    from ingest.identifiers import lake_name
 
     return lake_name(name)
 
@@ -215,7 +216,6 @@ class DriftCheck:
 
 def emit_schema_changed(result: Mapping[str, Any], changes: Diff) -> None:
     """Telemetry event `IngestionSchemaChanged` (no-op without Application Insights)."""
-    from ingest.checks import events as trust_telemetry
 
     trust_telemetry.emit_event(
         SCHEMA_CHANGED_EVENT,

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ingest import telemetry
+
 log = logging.getLogger(__name__)
 
 RECONCILE_MISMATCH_EVENT = "IngestionReconcileMismatch"
@@ -25,8 +27,6 @@ FLUSH_TIMEOUT_S = 5.0
 def emit_event(name: str, result: Mapping[str, Any], properties: Mapping[str, Any]) -> bool:
     """Send custom event `name`; returns whether it was sent."""
     try:
-        from ingest import telemetry
-
         if not telemetry.configure():
             return False
         props = {key: str(result.get(key) or "") for key in IDENTITY}

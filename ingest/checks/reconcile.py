@@ -45,9 +45,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
 from ingest.config import JobConfig
+from ingest.identifiers import lake_name
+from ingest.lake.delta import count_equal
 from ingest.lake.destination import Destination
 from ingest.lake.ledger import Boundary
+from ingest.lake.loads import is_delta_table, load_id_of, table_files
 from ingest.results import Landed, Watermarks
 from ingest.sources.base import SourceBuilder
 from ingest.sources.sql import SqlSourceBuilder, coerce_watermark
@@ -82,7 +91,6 @@ class Outcome:
 
 
 def table_clause(job: JobConfig) -> sa.TableClause:
-    import sqlalchemy as sa
 
     return sa.table(job.table_name, schema=job.schema_name)
 
@@ -96,7 +104,6 @@ def count_query(
     upper_closed: bool = True,
 ) -> sa.Select:
     """SELECT COUNT(*) of the job's table, bounded on the watermark column when given."""
-    import sqlalchemy as sa
 
     query = sa.select(sa.func.count()).select_from(table_clause(job))
     if job.is_incremental and job.watermark_column:
@@ -111,7 +118,6 @@ def count_query(
 
 def count(connectable: Any, query: sa.Select) -> int:
     """Run a count on an Engine (own connection) or a Connection."""
-    import sqlalchemy as sa
 
     if isinstance(connectable, sa.Engine):
         with connectable.connect() as connection:
@@ -129,8 +135,6 @@ class Snapshot:
     """
 
     def __init__(self, url: Any, engine_kwargs: Mapping[str, Any], table_name: str):
-        import sqlalchemy as sa
-        from sqlalchemy.pool import StaticPool
 
         kwargs = dict(engine_kwargs)
         kwargs.update(
@@ -471,22 +475,14 @@ def landed_at_watermark(
     delta_version: int | None = None,
 ) -> int:
     """Rows of load `load_id` whose watermark equals `value` (read from the Parquet files)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from ingest.identifiers import lake_name
-    from ingest.lake.loads import load_id_of, table_files
 
     if not load_id or value is None:
         return 0
     fs = dest.filesystem()
     column = lake_name(job.watermark_column or "")
-    from ingest.lake.loads import is_delta_table
 
     if is_delta_table(dest, dataset, table, fs):
         # Delta: the rows this load appended = now minus the version before the load
-        from ingest.lake.delta import count_equal
 
         before = count_equal(dest, dataset, table, column, value, delta_version)
         return count_equal(dest, dataset, table, column, value) - before

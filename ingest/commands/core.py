@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -124,8 +125,8 @@ def run_plan(
     the_plan: dict[str, Any], settings: Settings, *, workers: int = 1, trigger: str = "cli"
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Steps 2 and 3 for a plan made by `plan` or `plan_backfill`: run each task, audit."""
-    import datetime as dt
 
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.audit import write_audit
     from ingest.runner import run_tasks
 
@@ -196,6 +197,7 @@ def execute_run(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.plan import plan
     from ingest.runner import prepare_local_run
 
@@ -212,6 +214,7 @@ def execute_run(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.errors import RequestError
 
     settings = Settings.from_env()
@@ -232,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.config import load_config
     from ingest.secrets.resolver import build_resolver
     from ingest.sources import get_builder
@@ -266,6 +270,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.plan import plan
 
     settings = Settings.from_env()

@@ -9,8 +9,10 @@ incremental jobs pick up exactly the new rows), and prints what landed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import random
+import shutil
 import sqlite3
 import sys
 from decimal import Decimal
@@ -214,6 +216,7 @@ def write_demo_project(folder: Path) -> tuple[Path, Path]:
 
 def lake_listing(lake: Path) -> list[tuple[str, int, int]]:
     """(table folder, files, rows) for every table of the demo source in the lake."""
+    # pyarrow: only when the demo reads its lake back
     import pyarrow.parquet as pq
 
     out = []
@@ -227,9 +230,8 @@ def lake_listing(lake: Path) -> list[tuple[str, int, int]]:
 
 
 def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
-    import dataclasses
-    import shutil
 
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.core import execute_run, summary_table
     from ingest.commands.report import table
     from ingest.settings import Settings
@@ -270,6 +272,7 @@ DEMO_QUERY = (
 
 def query_lake(destination: str, sql: str) -> str:
     """`python -m ingest query SQL` as text: the views, then the result."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.report import table
     from ingest.views.duck import run_query
 

@@ -96,6 +96,7 @@ def _failures_table(failures: list[dict[str, Any]]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.reports.history import failure_summary, recent, run_summaries
 
     settings = Settings.from_env()

@@ -96,6 +96,7 @@ def register(subparsers: Any) -> None:
 
 
 def _vault(args: argparse.Namespace, settings: Settings) -> Any:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.secrets import keyvault
 
     url = args.vault_url or settings.key_vault_url
@@ -130,9 +131,7 @@ def _text(value: Any) -> str | None:
 
 def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, str] | None:
     """(account name, where it came from) for the lake, when known."""
-    import os
-
-    name = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+    name = settings.storage_account_name
     if name:
         return name, "AZURE_STORAGE_ACCOUNT_NAME"
     section: Any = data
@@ -141,6 +140,7 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
     if isinstance(section, Mapping) and section.get("azure_storage_account_name"):
         return str(section["azure_storage_account_name"]), "[destination.filesystem.credentials]"
     if settings.destination.lower().startswith(("abfs://", "abfss://")):
+        # engine modules load when this runs, not at start-up (cold start)
         from ingest.lake.destination import Destination
 
         try:
@@ -154,6 +154,7 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
 
 def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
     """Every secret `migrate` would upload, in file order, with problems already marked."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.secrets.keyvault import SECRET_NAME, vault_secret_name
 
     if not secrets_file.exists():
@@ -211,6 +212,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "nothing was written\n"
         )
         return 1 if any(i.status == FAILED for i in items) else 0
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.secrets.keyvault import VaultAccessError, VaultUnreachableError
 
     stop: str | None = None  # the vault is unusable: do not try (and wait for) every name
@@ -261,6 +263,7 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.config import load_config
     from ingest.secrets.keyvault import vault_secret_name
     from ingest.sources import get_builder

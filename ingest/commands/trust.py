@@ -58,6 +58,7 @@ def execute_backfill(
     run_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.checks.backfill import plan_backfill
     from ingest.commands.core import run_plan
     from ingest.runner import prepare_local_run
@@ -75,6 +76,7 @@ def execute_backfill(
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.core import print_outcome
 
     settings = Settings.from_env()
@@ -92,6 +94,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.reports.catalog import write_catalog
 
     settings = Settings.from_env()

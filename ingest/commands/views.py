@@ -51,6 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.views.refresh import refresh_for_config
 
     settings = Settings.from_env()
@@ -70,6 +71,7 @@ def cmd_views(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.report import table
     from ingest.errors import RequestError
     from ingest.views.duck import run_query

@@ -63,6 +63,7 @@ def read_sheets(path: Path) -> dict[str, tuple[list[str], list[RawRow]]]:
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return {DEFAULT_SHEET: rows_from_table(DEFAULT_SHEET, csv.reader(handle))}
+    # openpyxl: only for .xlsx files
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)

@@ -8,6 +8,9 @@ import logging
 import time
 from typing import Any
 
+import pyarrow.compute as pc
+from dlt.extract.items_transform import MapItem
+
 from ingest.config import JobConfig
 from ingest.lake import ledger
 from ingest.lake.ledger import Boundary
@@ -50,7 +53,6 @@ class BoundaryTracker:
         self.rows = 0
 
     def add(self, item: Any) -> None:
-        import pyarrow.compute as pc  # the engine's libraries load with the first job
 
         names = getattr(item, "column_names", None)
         if names is None:  # not Arrow (REST rows): no boundary record
@@ -105,7 +107,6 @@ class Progress:
     def as_step(self) -> Any:
         """This map as a dlt pipe step that sees the rows dlt's incremental filter let
         through (a plain `add_map` is placed before it: dlt keeps its incremental step last)."""
-        from dlt.extract.items_transform import MapItem  # the engine's libraries, see above
 
         class AfterIncremental(MapItem):
             placement_affinity = 1.5  # incremental: 1, row limit: 1.1

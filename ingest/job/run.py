@@ -49,6 +49,7 @@ from ingest.lake.loads import (
     remove_incomplete_loads,
     table_files,
 )
+from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
@@ -258,6 +259,7 @@ def run_job(
         raise ValueError(f"on_busy must be one of {ON_BUSY}, got {on_busy!r}")
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
+    use_lake_parquet_writer(settings.parquet_dictionary)
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()

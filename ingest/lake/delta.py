@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table
 
@@ -24,7 +28,6 @@ def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[st
 
 
 def open_table(dest: Destination, dataset: str, table: str) -> Any:
-    from deltalake import DeltaTable
 
     uri, options = table_uri(dest, dataset, table)
     return DeltaTable(uri, storage_options=options or None)
@@ -37,7 +40,6 @@ def read_table(dest: Destination, dataset: str, table: str) -> Any:
 
 def delta_schema(dest: Destination, dataset: str, table: str) -> Any:
     """The Delta table's schema as a pyarrow schema (None when it cannot be opened)."""
-    import pyarrow as pa
 
     try:
         schema = open_table(dest, dataset, table).schema()
@@ -57,8 +59,6 @@ def count_equal(
     dest: Destination, dataset: str, table: str, column: str, value: Any, version: Any = "now"
 ) -> int:
     """Rows of the table (at `version`; None = before the table existed) with column == value."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if version is None:
         return 0

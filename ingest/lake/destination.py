@@ -9,7 +9,6 @@ account key is used only when AZURE_STORAGE_CONNECTION_STRING is set (Azurite, d
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ingest.errors import RequestError
+from ingest.settings import read
 
 #: The lake layout required by DESIGN.md.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
@@ -67,7 +67,8 @@ class Destination:
 
     @classmethod
     def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> Destination:
-        env = os.environ if env is None else env
+        """The lake at `url`; the account name and the dev connection string are settings
+        (read from `env` when given, for callers that must ignore the process's)."""
         url = url.strip()
         parsed = urlparse(url)
         scheme = parsed.scheme.lower()
@@ -78,10 +79,10 @@ class Destination:
             path = Path(raw_path).expanduser().resolve()
             return cls("file", path.as_uri())
         if scheme in ("az", "abfs", "abfss"):
-            conn = env.get("AZURE_STORAGE_CONNECTION_STRING") or None
+            conn = read("AZURE_STORAGE_CONNECTION_STRING", env)
             if scheme == "az":
                 container = parsed.netloc
-                account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or None
+                account = read("AZURE_STORAGE_ACCOUNT_NAME", env)
             else:
                 match = _ABFSS_HOST.match(parsed.netloc)
                 if not match:
@@ -111,6 +112,7 @@ class Destination:
 
     def dlt_destination(self, destination_name: str | None = None) -> Any:
         """dlt's filesystem destination writing Parquet in the lake layout."""
+        # dlt: only when a pipeline is built (the audit and history need no dlt)
         from dlt.destinations import filesystem
 
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
@@ -139,6 +141,7 @@ class Destination:
                 options["account_key"] = key
             options.update(_emulator_options(self.connection_string))
             return options
+        # the Azure SDK: only for blob-storage lakes
         from azure.identity import DefaultAzureCredential
 
         token = DefaultAzureCredential().get_token("https://storage.azure.com/.default")
@@ -150,6 +153,7 @@ class Destination:
 
     def filesystem(self) -> Any:
         """An fsspec filesystem for this lake."""
+        # fsspec: only when the lake is read or written
         import fsspec
 
         if self.protocol == "file":
@@ -159,6 +163,7 @@ class Destination:
         fresh = {"skip_instance_cache": True, "use_listings_cache": False}
         if self.connection_string:
             return fsspec.filesystem("az", connection_string=self.connection_string, **fresh)
+        # the Azure SDK: only for blob-storage lakes
         from azure.identity import DefaultAzureCredential
 
         return fsspec.filesystem(
@@ -168,6 +173,7 @@ class Destination:
     def container_client(self) -> Any:
         """An azure-storage-blob ContainerClient for the lake's container (az:// lakes only):
         for what fsspec does not offer, such as blob leases and conditional (ETag) writes."""
+        # the Azure SDK: only for blob-storage lakes
         from azure.storage.blob import ContainerClient
 
         if self.protocol != "az":
@@ -175,6 +181,7 @@ class Destination:
         container = self.path().split("/", 1)[0]
         if self.connection_string:
             return ContainerClient.from_connection_string(self.connection_string, container)
+        # the Azure SDK: only for blob-storage lakes
         from azure.identity import DefaultAzureCredential
 
         return ContainerClient(

@@ -25,6 +25,7 @@ happen after this process stalled for longer than the lease period.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -191,7 +192,6 @@ class FileLease(JobLease):
         self._fd: int | None = None
 
     def _try_acquire(self) -> bool:
-        import fcntl
 
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -251,6 +251,7 @@ class BlobLease(JobLease):
         self._lost: str | None = None
 
     def _try_acquire(self) -> bool:
+        # the Azure SDK: only for blob-storage lakes
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
         from azure.storage.blob import BlobLeaseClient
 
@@ -287,6 +288,7 @@ class BlobLease(JobLease):
                 return
 
     def _current_holder(self) -> Holder | None:
+        # the Azure SDK: only for blob-storage lakes
         from azure.core.exceptions import ResourceNotFoundError
 
         try:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import dlt
+
 #: our key in the dlt source state
 STATE_KEY = "ingest"
 #: tasks remembered per job (and per backfill pipeline)
@@ -123,7 +125,6 @@ class Boundary:
 def ledger_resource(key: str, watermark_before: str) -> Any:
     """A dlt resource, extracted together with the job's data, that records task `key` and
     its load id in the source state. It yields nothing, so it makes no table."""
-    import dlt
 
     @dlt.resource(name=LEDGER_RESOURCE, selected=True)
     def record() -> Any:
@@ -142,7 +143,6 @@ def ledger_resource(key: str, watermark_before: str) -> Any:
 
 def record_boundary(value: Any, rows: int) -> None:
     """Inside an extraction: store the boundary record (see module doc)."""
-    import dlt
 
     state = dlt.current.source_state().setdefault(STATE_KEY, {})
     state["boundary"] = {"value": watermark_text(value), "rows": rows}

@@ -10,7 +10,14 @@ data that did not land.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import mimetypes
+import os
+import random
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -128,10 +135,8 @@ def ensure_dataset(dest: Destination, dataset: str) -> None:
     lake race (one fails with FileExistsError). Here creation is idempotent and the marker is
     written atomically (rename on local disks; a blob upload is atomic by itself).
     """
-    import json
-    import os
-    import uuid
 
+    # dlt: only when a dataset is created (the audit and history use this module without it)
     from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION, INIT_FILE_NAME
 
     fs = dest.filesystem()
@@ -152,6 +157,7 @@ def ensure_dataset(dest: Destination, dataset: str) -> None:
 
 def count_rows(dest: Destination, paths: list[str], fs: Any = None) -> int:
     """Rows in Parquet files, from their footers (no data read)."""
+    # pyarrow: only when rows are counted (see above)
     import pyarrow.parquet as pq
 
     fs = fs or dest.filesystem()
@@ -189,9 +195,6 @@ def update_text(
 
 
 def _update_local(path: str, lock_path: str, change: Callable[[str | None], str | None]) -> None:
-    import fcntl
-    import os
-    import uuid
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
@@ -212,16 +215,16 @@ def _update_local(path: str, lock_path: str, change: Callable[[str | None], str 
 
 
 def _update_blob(blob: Any, change: Callable[[str | None], str | None]) -> None:
-    import mimetypes
-    import random
-    import time
 
+    # the Azure SDK: only for blob-storage lakes
     from azure.core import MatchConditions
     from azure.core.exceptions import (
         ResourceExistsError,
         ResourceModifiedError,
         ResourceNotFoundError,
     )
+
+    # the Azure SDK: only for blob-storage lakes
     from azure.storage.blob import ContentSettings
 
     deadline = time.monotonic() + UPDATE_DEADLINE_S

@@ -27,7 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
+from dlt.common.libs.pyarrow import pyarrow
+from packaging.version import Version
 
 from ingest.vocabulary import DictionaryPolicy
 
@@ -39,8 +43,6 @@ SAMPLE_ROWS = 10_000
 
 def dictionary_columns(batch: Any) -> list[str]:
     """The columns of an Arrow table or record batch worth dictionary-encoding (see module)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     chosen = []
     batch = batch.slice(0, SAMPLE_ROWS)
@@ -78,8 +80,6 @@ class LakeParquetWriter(ArrowToParquetWriter):
 
     def parquet_writer_options(self) -> dict[str, Any]:
         """The keyword arguments of pyarrow's ParquetWriter: dlt's, then ours."""
-        from dlt.common.libs.pyarrow import pyarrow
-        from packaging.version import Version
 
         options = {
             "flavor": self.parquet_format.flavor,
@@ -99,7 +99,6 @@ class LakeParquetWriter(ArrowToParquetWriter):
         return options
 
     def _create_writer(self, schema: Any) -> Any:
-        from dlt.common.libs.pyarrow import pyarrow
 
         return pyarrow.parquet.ParquetWriter(self._f, schema, **self.parquet_writer_options())
 

@@ -14,7 +14,9 @@ Sources of truth: the job configuration, the lake's stored schemas, the audit CS
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 import statistics
 from collections import defaultdict
@@ -22,10 +24,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
 from ingest.audit import AUDIT_DIR
 from ingest.checks.drift import stored_schema, table_schema
 from ingest.config import JobConfig, load_config
+from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
+from ingest.lake.loads import is_delta_table, table_files
 
 CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"
 DICTIONARY_FILE = "DATA_DICTIONARY.md"
@@ -51,8 +59,6 @@ _AUDIT_NAME = re.compile(r"audit_(\d{8})\.csv$")
 
 def read_all_audit(dest: Destination, fs: Any = None) -> list[dict[str, str]]:
     """Every audit row in the lake, each with `_day` (the audit file's date)."""
-    import csv
-    import io
 
     fs = fs or dest.filesystem()
     try:
@@ -101,15 +107,10 @@ def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
 
 def parquet_types(dest: Destination, job: JobConfig, fs: Any = None) -> dict[str, str]:
     """column -> Arrow type of the table's newest data file (Parquet footer or Delta)."""
-    import pyarrow.parquet as pq
-
-    from ingest.lake.loads import is_delta_table, table_files
 
     fs = fs or dest.filesystem()
     dataset, table = job.source_name, job.lake_table
     if is_delta_table(dest, dataset, table, fs):
-        from ingest.lake.delta import delta_schema
-
         schema = delta_schema(dest, dataset, table)
     else:
         files = table_files(dest, dataset, table, fs)
@@ -147,8 +148,6 @@ def _cell(value: Any) -> str:
 def write_xlsx(
     path: Path, jobs: Iterable[JobConfig], runs: Mapping[str, Mapping[str, str]]
 ) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     workbook = Workbook()
     sheet = workbook.active

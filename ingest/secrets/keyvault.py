@@ -20,12 +20,12 @@ environment variables and the local secrets file): source `postgres_erp`, key `p
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from typing import Any
 
 from ingest.errors import JobError, RequestError, RetriableJobError
+from ingest.settings import read
 
 #: role that lets an identity read secret values (and list secret names)
 READ_ROLE = "Key Vault Secrets User"
@@ -72,7 +72,7 @@ def check_vault_url(vault_url: str) -> str:
 
 
 def _identity_description() -> str:
-    client_id = os.environ.get("AZURE_CLIENT_ID")
+    client_id = read("AZURE_CLIENT_ID")
     if client_id:
         return f"the user-assigned managed identity with client id {client_id}"
     return (
@@ -83,6 +83,7 @@ def _identity_description() -> str:
 def bounded_retry_policy(**overrides: Any) -> Any:
     """azure-core's RetryPolicy with the budget above; a Retry-After longer than
     RETRY_AFTER_MAX_S is shortened to it, so one call never sleeps for minutes."""
+    # the Azure SDK: only when a vault is configured
     from azure.core.pipeline.policies import RetryPolicy
 
     class BoundedRetryPolicy(RetryPolicy):
@@ -113,6 +114,7 @@ def default_credential() -> Any:
     global _default_credential
     with _credential_lock:
         if _default_credential is None:
+            # the Azure SDK: only when a vault is configured
             from azure.identity import DefaultAzureCredential
 
             _default_credential = DefaultAzureCredential()
@@ -175,6 +177,7 @@ class KeyVaultSecrets:
             return self._client
 
     def _new_client(self, url: str) -> Any:
+        # the Azure SDK: only when a vault is configured
         from azure.keyvault.secrets import SecretClient
 
         kwargs = dict(self._client_kwargs)
@@ -196,6 +199,7 @@ class KeyVaultSecrets:
         return value
 
     def _fetch(self, name: str) -> str | None:
+        # the Azure SDK: only when a vault is configured
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         client = self.client()
@@ -208,6 +212,7 @@ class KeyVaultSecrets:
 
     def set_secret(self, name: str, value: str, tags: dict[str, str] | None = None) -> None:
         """Create or add a new version of secret `name`."""
+        # the Azure SDK: only when a vault is configured
         from azure.core.exceptions import AzureError
 
         try:
@@ -220,6 +225,7 @@ class KeyVaultSecrets:
     def list_names(self) -> dict[str, bool]:
         """Every secret name in the vault -> whether it is enabled (one paged list call;
         values are not read)."""
+        # the Azure SDK: only when a vault is configured
         from azure.core.exceptions import AzureError
 
         try:
@@ -236,6 +242,7 @@ class KeyVaultSecrets:
 
     def error(self, exc: BaseException, action: str, role: str) -> JobError:
         """A JobError saying what to do about a failed Key Vault call (never a value)."""
+        # the Azure SDK: only when a vault is configured
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,

@@ -12,7 +12,6 @@ remembered by the resolver's `Redactor` so error texts and log records can be sc
 
 from __future__ import annotations
 
-import os
 import threading
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ from typing import Protocol
 from ingest.errors import JobError, SecretNotFoundError
 from ingest.secrets import keyvault  # (module: tests put a stand-in in its place)
 from ingest.secrets.redaction import MASK, Redactor, register_redactor
+from ingest.settings import environment
 
 #: Keys whose values are secret; others (host, port, database, username) are plain settings.
 SENSITIVE_KEYS = frozenset(
@@ -82,7 +82,7 @@ class EnvSecrets:
     name = "environment"
 
     def __init__(self, env: Mapping[str, str] | None = None):
-        self._env = os.environ if env is None else env
+        self._env = environment() if env is None else env
 
     def get(self, source_name: str, key: str) -> str | None:
         name = env_var_name(source_name, key)

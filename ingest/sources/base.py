@@ -10,7 +10,7 @@ from ingest.secrets import Secret
 from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
-    from ingest.config import JobConfig
+    from ingest.config.model import JobConfig
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import connectorx as cx
+import pyarrow as pa
+import sqlalchemy as sa
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader
 
 from ingest.sources.snapshot import EmptySnapshot, hinted_schema
@@ -35,7 +38,6 @@ def fast_path_blocker(columns: list[dict[str, Any]]) -> str | None:
     dates and numeric(p,s) with p <= 38 and s <= 10. Anything else (unbounded numeric, enums,
     arrays, json, intervals, time, uuid, bytea, ...) goes through dlt's pyarrow backend.
     """
-    import sqlalchemy as sa
 
     for column in columns:
         sql_type, name = column["type"], column["name"]
@@ -59,7 +61,6 @@ def exact_schema(read: Any, hinted: Any) -> Any:
     type (as the pyarrow backend does), and for the others (e.g. real, double precision) the
     type the pyarrow backend would infer from Python values: floats and ints widened to 64 bit.
     So a job's lake schema does not change when it moves between the two paths."""
-    import pyarrow as pa
 
     fields = []
     for field in read:
@@ -78,8 +79,6 @@ class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
-        import connectorx as cx
-        import pyarrow as pa
 
         options = dict(backend_kwargs or {})
         partitions = int(options.pop("partitions", 1))

@@ -21,11 +21,21 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.sources.helpers.requests.retry import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth, BearerTokenAuth, HttpBasicAuth
+from dlt.sources.rest_api import rest_api_resources
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import HTTPError, Timeout
+
 from ingest.errors import JobError, RetriableJobError
+from ingest.secrets.resolver import env_var_name
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 
 if TYPE_CHECKING:
-    from ingest.config import JobConfig
+    from ingest.config.model import JobConfig
     from ingest.secrets.resolver import Secret
 
 log = logging.getLogger(__name__)
@@ -119,11 +129,6 @@ def make_session(source_name: str, base_url: str) -> Any:
     """dlt's retrying requests session (429/5xx/connection errors retried with exponential
     backoff, Retry-After honoured; settings from dlt's `RUNTIME__REQUEST_*` configuration),
     wrapped so requests stay on the base URL's host and failures become JobErrors."""
-    from dlt.common.configuration import resolve_configuration
-    from dlt.common.configuration.specs import RuntimeConfiguration
-    from dlt.sources.helpers.requests.retry import Client
-    from requests.exceptions import ConnectionError as RequestsConnectionError
-    from requests.exceptions import HTTPError, Timeout
 
     install_log_scrubber()
     runtime = resolve_configuration(RuntimeConfiguration())
@@ -172,7 +177,6 @@ def make_session(source_name: str, base_url: str) -> Any:
 
 def make_auth(job: JobConfig, secrets: dict[str, Secret]) -> Any:
     """dlt auth object for the api sheet's `auth` type, from the source's secrets."""
-    from dlt.sources.helpers.rest_client.auth import APIKeyAuth, BearerTokenAuth, HttpBasicAuth
 
     spec = (job.rest or {}).get("auth") or {"type": "none"}
     kind = spec.get("type", "none")
@@ -181,8 +185,6 @@ def make_auth(job: JobConfig, secrets: dict[str, Secret]) -> Any:
     def need(key: str) -> str:
         value = _plain(secrets, key)
         if value is None:
-            from ingest.secrets.resolver import env_var_name
-
             raise JobError(
                 f"source {name!r} uses auth {kind} but has no {key!r} secret: set "
                 f"{env_var_name(name, key)} or [sources.{name}] {key} in the secrets file "
@@ -299,7 +301,6 @@ class RestApiBuilder(SourceBuilder):
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
     ) -> SourceTable:
-        from dlt.sources.rest_api import rest_api_resources
 
         config = self.rest_config(job, secrets, options)
         try:
@@ -313,7 +314,6 @@ class RestApiBuilder(SourceBuilder):
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
         """One request for the endpoint's first page, with the configured auth."""
-        from dlt.sources.helpers.rest_client import RESTClient
 
         spec = self._spec(job)
         base_url = check_base_url(job.source_name, need_base_url(job, secrets))

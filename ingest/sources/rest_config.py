@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jsonpath_ng import parse
+
 from ingest.config.model import JobConfig
 from ingest.config.sheets import RawRow, rows_from_table
 from ingest.errors import Problem
@@ -127,10 +129,6 @@ def find_api_table(
 
 
 def _jsonpath_ok(text: str) -> bool:
-    try:
-        from jsonpath_ng import parse
-    except ImportError:  # pragma: no cover - jsonpath-ng ships with dlt
-        return bool(text.strip())
     try:
         parse(text)
     except Exception:  # jsonpath-ng raises its own lexer/parser errors

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from dlt.common.configuration.container import Container
+from dlt.common.destination import DestinationCapabilitiesContext
+from dlt.common.libs.pyarrow import columns_to_arrow
 from dlt.sources.sql_database.helpers import TableLoader
 
 #: backend argument that switches the behaviour on (FULL jobs)
@@ -22,9 +25,6 @@ EMPTY_SNAPSHOT = "empty_snapshot"
 
 def hinted_schema(columns: dict[str, Any]) -> Any:
     """The Arrow schema of the reflected columns that carry a dlt data type, in UTC."""
-    from dlt.common.configuration.container import Container
-    from dlt.common.destination import DestinationCapabilitiesContext
-    from dlt.common.libs.pyarrow import columns_to_arrow
 
     caps = (
         Container().get(DestinationCapabilitiesContext)

@@ -10,16 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import dlt
+import sqlalchemy as sa
+from dlt.sources.sql_database import sql_table
 
 from ingest.errors import JobError, RetriableJobError
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
+from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
 from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from ingest.config import JobConfig
+    from ingest.config.model import JobConfig
     from ingest.secrets.resolver import Secret
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,6 @@ class SqlSourceBuilder(SourceBuilder):
     # --- connection -----------------------------------------------------------------------
 
     def url(self, secrets: dict[str, Secret]) -> sa.URL:
-        import sqlalchemy as sa
 
         return sa.URL.create(
             self.drivername,
@@ -71,7 +77,6 @@ class SqlSourceBuilder(SourceBuilder):
         return {}
 
     def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
-        import sqlalchemy as sa
 
         return sa.create_engine(self.url(secrets), **self.engine_kwargs())
 
@@ -104,7 +109,6 @@ class SqlSourceBuilder(SourceBuilder):
         and the primary key. A full `Table(autoload_with=...)` also reads indexes, foreign,
         unique and check constraints and comments (11 catalog queries on PostgreSQL, compiled
         anew for each job's new engine): 68 ms per job here against 30 ms for these two."""
-        import sqlalchemy as sa
 
         try:
             with engine.connect() as connection:
@@ -142,7 +146,6 @@ class SqlSourceBuilder(SourceBuilder):
         self, columns: list[dict[str, Any]], job: JobConfig, options: ExtractOptions
     ) -> dict[str, Any]:
         """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
-        from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
 
         # FULL loads are snapshots: an empty table still lands as one empty file
         empty_snapshot = {EMPTY_SNAPSHOT: not job.is_incremental}
@@ -153,7 +156,6 @@ class SqlSourceBuilder(SourceBuilder):
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
-        from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
 
         blocker = fast_path_blocker(columns)
         if blocker:
@@ -168,8 +170,6 @@ class SqlSourceBuilder(SourceBuilder):
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
     ) -> SourceTable:
-        import dlt
-        from dlt.sources.sql_database import sql_table
 
         # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
@@ -207,7 +207,6 @@ class SqlSourceBuilder(SourceBuilder):
         return SourceTable(resource, column_type)
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
-        import sqlalchemy as sa
 
         engine = self.engine(secrets)
         try:
@@ -266,10 +265,6 @@ def classify_db_error(exc: BaseException, where: str) -> JobError | None:
     Returns None when `exc` is not a database error. The driver's first line is kept (it says
     what went wrong); connection URLs and parameters are not included.
     """
-    try:
-        import sqlalchemy as sa
-    except ImportError:  # pragma: no cover
-        return None
     if not isinstance(exc, sa.exc.DBAPIError | sa.exc.NoSuchTableError | sa.exc.ArgumentError):
         return None
     if isinstance(exc, sa.exc.NoSuchTableError):
@@ -368,7 +363,6 @@ class SqliteBuilder(SqlSourceBuilder):
     optional_keys = ()
 
     def url(self, secrets: dict[str, Secret]) -> sa.URL:
-        import sqlalchemy as sa
 
         return sa.URL.create("sqlite", database=_plain(secrets, "path"))
 
@@ -376,7 +370,6 @@ class SqliteBuilder(SqlSourceBuilder):
         return f"sqlite file {_plain(secrets, 'path')}"
 
     def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
-        import os
 
         path = _plain(secrets, "path") or ""
         if not os.path.exists(path):  # sqlite would silently create an empty database

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
 from ingest.views import VIEWS_DIR
@@ -32,7 +34,6 @@ class QueryResult:
 
 def connect(dest: Destination, fs: Any = None) -> Any:
     """An in-memory DuckDB that reads the lake's paths (no extension downloads)."""
-    import duckdb
 
     connection = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -67,7 +68,6 @@ def create_views(connection: Any, dest: Destination, fs: Any) -> list[str]:
 
 def run_query(destination: str, sql: str, max_rows: int = 100) -> QueryResult:
     """Run `sql` over the lake's views; fetches at most `max_rows` rows."""
-    import duckdb
 
     dest = Destination.from_url(destination)
     fs = dest.filesystem()

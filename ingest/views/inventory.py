@@ -22,12 +22,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ingest.config import JobConfig
+from ingest.lake.delta import open_table
 from ingest.lake.destination import Destination
-from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_id_of
+from ingest.lake.loads import LOADS_DIR, SEPARATOR, is_delta_table, load_id_of, table_files
 from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
     CURRENT,
@@ -188,7 +192,6 @@ def _relative(dest: Destination, path: str) -> str:
 
 def file_columns(dest: Destination, relative: str, fs: Any) -> list[str]:
     """Column names a Parquet file holds, from its footer."""
-    import pyarrow.parquet as pq
 
     with fs.open(dest.path(relative), "rb") as handle:
         return list(pq.ParquetFile(handle).schema_arrow.names)
@@ -211,8 +214,6 @@ def find_load_files(
                 found[load_id_of(name)].append(f"{folder}/{name}")
     missing = [load_id for load_id, files in found.items() if not files]
     if missing:
-        from ingest.lake.loads import table_files
-
         elsewhere = 0
         for path in table_files(dest, dataset, table, fs):
             load_id = load_id_of(path)
@@ -303,8 +304,6 @@ def build_job_views(
     if not columns:
         return JobViews(job, [], manifest, completed, f"no table {job.lake_table} in its schema")
     if job.table_format == "delta":
-        from ingest.lake.loads import is_delta_table
-
         if is_delta_table(dest, job.source_name, job.lake_table, fs):
             views = _delta_views(dest, job, manifest, columns, completed, fs)
             return JobViews(job, views, manifest, completed)
@@ -358,7 +357,6 @@ def build_job_views(
 
 
 def _with_note(view: ViewDef, note: str) -> ViewDef:
-    from dataclasses import replace
 
     return replace(view, notes=(*view.notes, note))
 
@@ -373,7 +371,6 @@ def _delta_views(
 ) -> list[ViewDef]:
     """INCREMENTAL: the Delta table's current version (Delta readers; DuckDB gets the current
     files). FULL: the files the newest write added (the latest snapshot)."""
-    from ingest.lake.delta import open_table
 
     dataset, table = job.source_name, job.lake_table
     folder = f"{dataset}/{table}"
@@ -439,7 +436,6 @@ def _delta_views(
 
 def _delta_files(delta: Any) -> list[str]:
     """Data files of the loaded Delta version, relative to the table folder."""
-    import pyarrow as pa
 
     return [str(p) for p in pa.chunked_array(delta.get_add_actions().column("path")).to_pylist()]
 

@@ -23,11 +23,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.config import JobConfig
+from ingest.config import JobConfig, load_config
 from ingest.lake.destination import Destination
 from ingest.views import DIALECTS, VIEWS_DIR
 from ingest.views.dialects import LakeUrls, render
@@ -162,7 +163,6 @@ class _Refresher:
         on local disks."""
         if self.dest.protocol == "file" or len(jobs) < 2:
             return {job.job_id: self.refresh_job(job, listings[job.source_name]) for job in jobs}
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             futures = {
@@ -237,7 +237,6 @@ def refresh_views(
 
 
 def refresh_for_config(config_path: str, destination: str, **kwargs: Any) -> RefreshReport:
-    from ingest.config import load_config
 
     return refresh_views(load_config(config_path).jobs, destination, **kwargs)
 

@@ -493,7 +493,7 @@ def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, 
 def test_work_dir_defaults_to_the_temp_dir(monkeypatch):
     import tempfile
 
-    from ingest.app.activities import settings
+    from ingest.app.environment import settings
 
     monkeypatch.delenv("INGEST_WORK_DIR")
     assert str(settings().work_dir).startswith(tempfile.gettempdir())
