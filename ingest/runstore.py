@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ingest.destination import Destination
@@ -29,8 +28,6 @@ from ingest.destination import Destination
 log = logging.getLogger(__name__)
 
 RUNS_DIR = "metadata/runs"
-#: concurrent reads when many results are read back (blob storage: one request per file)
-READ_THREADS = 16
 
 
 class RunStoreError(RuntimeError):
@@ -136,14 +133,19 @@ class RunStore:
             return None
 
     def results(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored results of these jobs (missing ones are left out), read concurrently."""
-        job_ids = list(job_ids)
-        if len(job_ids) <= 1:
-            found = {job_id: self.result(job_id) for job_id in job_ids}
-        else:
-            with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(job_ids))) as pool:
-                found = dict(zip(job_ids, pool.map(self.result, job_ids), strict=True))
-        return {job_id: result for job_id, result in found.items() if result is not None}
+        """The stored results of these jobs (missing ones are left out). One `cat` of many
+        paths: fsspec's blob filesystem fetches them concurrently."""
+        paths = {self.result_path(job_id): job_id for job_id in job_ids}
+        if not paths:
+            return {}
+        found = self.fs.cat(list(paths), on_error="omit")
+        by_name = {str(path).rsplit("/", 1)[-1]: data for path, data in found.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for path, job_id in paths.items():
+            data = by_name.get(path.rsplit("/", 1)[-1])
+            if data is not None:
+                out[job_id] = json.loads(data)
+        return out
 
     def result_ids(self) -> list[str]:
         """Job ids with a stored result, sorted."""

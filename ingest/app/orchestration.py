@@ -111,7 +111,9 @@ def wait_for_other_runs(
             break
         if not active:
             break
-        waited_for.extend(i for i in active if i not in waited_for)
+        for run_id in active:
+            if run_id not in waited_for:
+                waited_for.append(run_id)
         now = context.current_utc_datetime
         if now >= deadline:
             outcome = "gave up waiting"
