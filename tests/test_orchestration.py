@@ -22,28 +22,14 @@ import function_app
 from ingest.app import MANUAL_INSTANCE
 from ingest.app.batching import MIN_LANE_WIDTH, batch_instance_id, lane_widths
 from tests.durable_harness import ActivityFailure, DurableSim
-from tests.test_function_app import job_row, write_config
+from tests.test_function_app import fake_result, job_row, write_config
 
 ACTIVITIES = ("plan_run", "ingest_table", "record_failure", "write_audit")
 
 
 def loaded(task: dict[str, Any], rows: int = 10) -> dict[str, Any]:
     """What run_job returns for a table that loaded."""
-    job = task["job"]
-    return {
-        "run_id": task["run_id"],
-        "job_id": job["job_id"],
-        "source_type": job["source_type"],
-        "source_name": job["source_name"],
-        "table_name": job["table_name"],
-        "load_type": job["load_type"],
-        "status": "SUCCESS",
-        "rows_loaded": rows,
-        "files_written": 1,
-        "load_id": f"load-{job['job_id']}",
-        "error": "",
-        "retriable": False,
-    }
+    return {**fake_result(task, rows=rows), "load_id": f"load-{task['job']['job_id']}"}
 
 
 def failed(task: dict[str, Any], error: str, retriable: bool) -> dict[str, Any]:

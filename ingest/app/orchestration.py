@@ -136,16 +136,15 @@ def wait_for_other_runs(
 
 def ingest_run(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     """The orchestrator body (a generator driven by Durable's replay engine)."""
-    request = context.get_input() or {}
+    request = dict(context.get_input() or {})
+    wait = request.pop("wait", None)  # a scheduled run's bound on waiting for other runs
     run_id = request.get("run_id") or context.instance_id
-    request = {key: value for key, value in request.items() if key != "wait"}
     request["run_id"] = run_id
     trigger = request.get("trigger", "http")
 
     waited = None
-    if (context.get_input() or {}).get("wait"):
-        wait = {**context.get_input()["wait"], "run_id": run_id}
-        waited = yield from wait_for_other_runs(context, wait)
+    if wait:
+        waited = yield from wait_for_other_runs(context, {**wait, "run_id": run_id})
 
     context.set_custom_status({"run_id": run_id, "phase": "planning"})
     try:

@@ -168,31 +168,32 @@ async def run_body(
     client: Any, destination: str, run_id: str, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
 ) -> dict[str, Any] | None:
     """The body of GET /api/runs/{id}; None when neither Durable, the run store nor the audit
-    knows the run."""
+    knows the run.
+
+    Status and progress from Durable while it has the run's instance, else the summary of its
+    audit rows (status Completed; "Unknown" when only a run store is left: a run that never
+    wrote its audit, or whose audit is older than the 7 days searched). Tables from the run
+    store, else from the audit.
+    """
     status = await find_instance(client, run_id)
     body: dict[str, Any] | None = None
     if status is not None:
-        progress = await live_progress(client, run_id, status.custom_status)
-        body = durable_body(status, run_id, progress)
+        body = durable_body(
+            status, run_id, await live_progress(client, run_id, status.custom_status)
+        )
     tables = tables_from_store(destination, run_id, page, page_size)
-    if tables is None or (body is None and not tables[0]):
-        rows = audit_results(destination, run_id) or []
-        if rows:
-            if body is None:
-                from ingest.audit import summarize  # the same counts as the run's own summary
+    if body is None or tables is None:
+        rows = audit_results(destination, run_id)
+        if rows and body is None:
+            from ingest.audit import summarize  # the same counts as the run's own summary
 
-                body = {
-                    "run_id": run_id,
-                    "status": "Completed",
-                    "source": "audit",
-                    "summary": summarize(rows),
-                }
+            body = {"run_id": run_id, "status": "Completed", "source": "audit"}
+            body["summary"] = summarize(rows)
+        if rows and tables is None:
             tables = tables_from_audit(rows, page, page_size)
     if body is None and tables is not None:
         body = {"run_id": run_id, "status": "Unknown", "source": "run store"}
     if body is None:
         return None
-    body["tables"], body["tables_page"] = (
-        tables if tables is not None else ([], _page(0, page, page_size))
-    )
+    body["tables"], body["tables_page"] = tables or ([], _page(0, page, page_size))
     return body

@@ -840,6 +840,32 @@ def test_get_run_falls_back_to_the_audit_when_durable_forgot(config, monkeypatch
     assert body["tables_page"]["pages"] == 3 and body["tables_page"]["source"] == "audit"
 
 
+def test_get_run_of_an_earlier_on_demand_run(config):
+    """The on-demand instance now holds a later run: the earlier one is answered from its
+    audit rows (summary) and its run store (tables); a run store without audit is Unknown."""
+    from ingest.app.activities import settings
+    from ingest.audit import write_audit
+    from ingest.runstore import RunStore
+
+    lake = settings().destination
+    tasks = stored_run(lake, "run-old", 3, 3)
+    store = RunStore(lake, "run-old")
+    results = list(store.results(t["job"]["job_id"] for t in tasks).values())
+    write_audit({"run_id": "run-old", "destination": lake, "results": results})
+    stored_run(lake, "run-crashed", 4, 1)
+    durable = FakeDurable()
+    durable.add(MANUAL_INSTANCE, "Running", input=json.dumps({"run_id": "run-new"}))
+    old = body_of(get_run_call(durable, "run-old"))
+    assert (old["status"], old["source"]) == ("Completed", "audit")
+    assert old["summary"]["jobs_total"] == 3 and old["summary"]["jobs_failed"] == 1
+    assert [t["job_id"] for t in old["tables"]] == ["001", "002", "003"]
+    assert old["tables_page"]["source"] == "run store"
+    crashed = body_of(get_run_call(durable, "run-crashed"))
+    assert (crashed["status"], crashed["source"]) == ("Unknown", "run store")
+    assert crashed["tables_page"]["tables_reported"] == 1
+    assert crashed["tables_page"]["tables_planned"] == 4
+
+
 def test_list_jobs_shows_the_validated_jobs_and_the_next_run(tmp_path, monkeypatch):
     rows = [
         job_row("001", "t1"),
