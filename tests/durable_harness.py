@@ -99,9 +99,11 @@ class ReplayHost:
         self.error: str | None = None
         self.max_tables_in_flight = 0
         self.scheduled_log: list[dict[str, Any]] = []
-        #: CPU seconds spent inside the SDK's replay handle, and how many times it ran
+        #: CPU seconds spent inside the SDK's replay handle, how many times it ran, and how many
+        #: history events it was handed in all (the replay work, free of timing noise)
         self.cpu_s = 0.0
         self.episodes = 0
+        self.events_replayed = 0
 
     # -------------------------------------------------------------------------- events
     def _event(self, event_type: int, event_id: int = -1, **extra: Any) -> dict[str, Any]:
@@ -148,6 +150,7 @@ class ReplayHost:
         finally:
             self.cpu_s += time.process_time() - started
             self.episodes += 1
+            self.events_replayed += len(self.history)
         return json.loads(self.raw_state)
 
     def _mark_played(self) -> None:
@@ -322,6 +325,7 @@ class ActivityCall:
 class SimStats:
     cpu_s: float = 0.0
     episodes: int = 0
+    events_replayed: int = 0
     orchestrations: int = 0
     #: the largest history: (events, bytes, instance id)
     largest_history: tuple[int, int, str] = (0, 0, "")
@@ -351,10 +355,15 @@ class DurableSim:
         order: str = "fifo",
         seed: int = 0,
         crash: Callable[[ReplayHost], str | None] | None = None,
+        keep_histories: bool = True,
     ):
         """`crash(host)`, asked after every episode of a sub-orchestration: a text makes that
-        execution fail there (as a crashed orchestrator does), its unfinished work dropped."""
+        execution fail there (as a crashed orchestrator does), its unfinished work dropped.
+        `keep_histories=False` drops a finished orchestration's history once measured (a
+        benchmark: the extension does not keep other instances' histories in the worker
+        either, and a big heap would make the garbage collector bill its work to replays)."""
         self.crash = crash
+        self.keep_histories = keep_histories
         self.orchestrators = dict(orchestrators)
         self.run_activity = run_activity
         self.order = order
@@ -424,6 +433,8 @@ class DurableSim:
             self.stats.largest_history = (events, size, host.instance_id)
         if host.error is None:
             self.stats.payload(f"output of {host.instance_id}", json.dumps(host.state["output"]))
+        if not self.keep_histories:
+            host.history, host._played_json, host.known_actions = [], [], []
         parent = self.parents.pop(host.instance_id, None)
         if parent is None:
             return
@@ -493,6 +504,7 @@ class DurableSim:
             raise AssertionError(f"simulation did not finish in {max_steps} steps")
         self.stats.cpu_s = sum(h.cpu_s for h in self.all_hosts)
         self.stats.episodes = sum(h.episodes for h in self.all_hosts)
+        self.stats.events_replayed = sum(h.events_replayed for h in self.all_hosts)
         for host in self.hosts.values():
             if not host.done:  # stuck (waiting forever): still measure its history
                 events, size = len(host.history), host.history_bytes()
