@@ -511,14 +511,14 @@ def activity():
 
 def stored(task: dict) -> dict:
     """Put `task` in its run's run store (as plan_run does); the activity's reference to it."""
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     RunStore(task["destination"], task["run_id"]).write_plan({"tasks": [task]}, 25)
     return {"run_id": task["run_id"], "destination": task["destination"], "batch": 0, "position": 0}
 
 
 def stored_result(task: dict) -> dict:
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     return RunStore(task["destination"], task["run_id"]).result(task["job"]["job_id"])
 

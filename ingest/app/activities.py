@@ -1,7 +1,7 @@
 """The activity bodies: each calls one step of the engine.
 
 Durable runs activities at least once, so each is safe to run again: `plan_run` and
-`ingest_table` overwrite their own files in the run store (`ingest.runstore`), `run_job` is
+`ingest_table` overwrite their own files in the run store (`ingest.app.runstore`), `run_job` is
 idempotent per task (run id, job, kind) and holds the job's lease while it loads (a second
 attempt of the same task waits for the first and reports its load), `record_failure` never
 replaces a loaded table's result, and `write_audit` writes each load's row once. Payloads are
@@ -118,7 +118,7 @@ def plan_run(request: Any) -> dict[str, Any]:
     nothing is loaded.
     """
     from ingest.app.http_api import plan_request
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     prepare_process(engine=True)  # planning imports dlt (lake names follow its naming)
     request = _payload(request) or {}
@@ -162,8 +162,8 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     `RetriableTableError` (Durable retries it with the run's retry policy).
     """
     prepare_process(engine=True)
+    from ingest.app.runstore import RunStore
     from ingest.job import run_job
-    from ingest.runstore import RunStore
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
@@ -184,8 +184,8 @@ def record_failure(request: Any) -> dict[str, Any]:
     of the batch without a result), "error"}. A table whose stored result says it loaded
     (SUCCESS/WARN/SKIPPED) keeps it. Returns the tally of the tables it covered.
     """
+    from ingest.app.runstore import RunStore
     from ingest.results import failed_result
-    from ingest.runstore import RunStore
 
     request = _payload(request)
     store = RunStore(request["destination"], request["run_id"])
@@ -222,9 +222,9 @@ def write_audit(request: Any) -> dict[str, Any]:
     planned table without a stored result gets a FAILED row saying so. The summary lists at
     most MAX_FAILED_JOBS_LISTED failed job ids (`failed_jobs_total` counts them all).
     """
+    from ingest.app.runstore import RunStore
     from ingest.audit import write_audit as append
     from ingest.results import failed_result
-    from ingest.runstore import RunStore
 
     prepare_process()
     request = _payload(request)

@@ -16,7 +16,7 @@ Pure functions, no Durable imports: the orchestrators and the tests use them ali
 
 from __future__ import annotations
 
-from ingest.runstore import batch_count
+from ingest.app.runstore import batch_count
 
 #: narrowest lane: a lane this wide wastes at most MIN_LANE_WIDTH - 1 slots on a slow table
 MIN_LANE_WIDTH = 4

@@ -6,7 +6,7 @@ configuration and the settings are read by the `plan_run` activity and arrive in
 0. A scheduled run (its input holds `wait`) first waits, bounded, while another run is active
    (`find_active_runs` every `poll_s`, durable timers in between); past `max_wait_s` it runs
    anyway. The wait is reported in the run's output, audit and telemetry.
-1. `plan_run` (activity) stores the plan in the run store (`ingest.runstore`) and returns
+1. `plan_run` (activity) stores the plan in the run store (`ingest.app.runstore`) and returns
    counts only: tables, batch size, retry policy, window.
 2. The tables run in sub-orchestrations `ingest_batch` of at most `batch_size` tables each
    (`ingest.app.batch_orchestration`), in lanes (`ingest.app.batching`): at most one batch per
@@ -37,8 +37,8 @@ from ingest.app import (
 )
 from ingest.app.batching import batch_instance_id, batch_size_of, lane_widths
 from ingest.app.outcomes import add_tally, empty_tally
+from ingest.app.runstore import batch_count
 from ingest.results import short_error
-from ingest.runstore import batch_count
 
 #: longest error text an orchestrator payload carries for one table or batch
 MAX_TABLE_ERROR_CHARS = 500

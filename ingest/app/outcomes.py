@@ -1,6 +1,6 @@
 """Compact outcomes: what activities and sub-orchestrations hand back through Durable.
 
-Full job results (the audit rows) live in the run store (`ingest.runstore`); the orchestrations
+Full job results (the audit rows) live in the run store (`ingest.app.runstore`); the orchestrations
 only see a table's job id, status and counts, and a batch's totals. Everything here is small
 and bounded: a batch's outcome lists at most its own failed job ids.
 """

@@ -96,7 +96,7 @@ async def live_progress(client: Any, run_id: str, custom: Any) -> Any:
 
 def audit_results(destination: str, run_id: str) -> list[dict[str, str]]:
     """The audit rows of a run (last 7 days of audit files)."""
-    from ingest.history import run_results
+    from ingest.reports.history import run_results
 
     return run_results(destination, run_id)
 
@@ -121,7 +121,7 @@ def tables_from_store(
     destination: str, run_id: str, page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """A page of the run store's results (sorted by job id); None without a run store."""
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     store = RunStore(destination, run_id)
     if not store.exists():

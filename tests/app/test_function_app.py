@@ -311,7 +311,7 @@ def test_plan_run_returns_counts_and_batches_get_references(config, monkeypatch)
     ],
 )
 def test_filters_are_honoured(config, request_filters, expected):
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     host = started_host({"run_id": "run-f", **request_filters})
     [first] = planned_batches(host)
@@ -387,7 +387,7 @@ def reference(planned: dict[str, Any], batch: int, position: int) -> dict[str, A
 @pytest.mark.postgres
 @pytest.mark.azurite
 def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_path):
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     pg.execute("CREATE TABLE customers (id int primary key, name text)")
     pg.execute("INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 30) g")
@@ -430,7 +430,7 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
 @pytest.mark.postgres
 def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, tmp_path):
     from ingest.app.activities import RetriableTableError
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     monkeypatch.setenv("SOURCES__PG_DOWN__HOST", "127.0.0.1")
     monkeypatch.setenv("SOURCES__PG_DOWN__PORT", "1")  # nothing listens: connection refused
@@ -460,7 +460,7 @@ def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, 
 
 
 def test_record_failure_never_replaces_a_loaded_table(tmp_path, monkeypatch):
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     rows = [job_row("001", "t1"), job_row("002", "t2"), job_row("003", "t3")]
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "r.csv", rows)))
@@ -706,7 +706,7 @@ def get_run_call(durable: FakeDurable, run_id: str, **params: str):
 
 def stored_run(lake: str, run_id: str, tables: int, done: int) -> list[dict[str, Any]]:
     """A run store with a plan of `tables` tables and results for the first `done`."""
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     tasks = [
         {"run_id": run_id, "job": {**job_row(f"{i:03d}", f"t{i}"), "job_id": f"{i:03d}"}}
@@ -844,8 +844,8 @@ def test_get_run_of_an_earlier_on_demand_run(config):
     """The on-demand instance now holds a later run: the earlier one is answered from its
     audit rows (summary) and its run store (tables); a run store without audit is Unknown."""
     from ingest.app.activities import settings
+    from ingest.app.runstore import RunStore
     from ingest.audit import write_audit
-    from ingest.runstore import RunStore
 
     lake = settings().destination
     tasks = stored_run(lake, "run-old", 3, 3)
@@ -1013,7 +1013,7 @@ def test_start_run_accepts_a_backfill_and_plan_run_plans_it(incremental_config):
         "run_id": run_id,
         "trigger": "http",
     }
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     planned = activity("plan_run")(payload)
     [task] = RunStore(planned["destination"], run_id).tasks()

@@ -13,8 +13,8 @@ import pytest
 
 import function_app
 from ingest.app import schedule
+from ingest.app.runstore import RunStore
 from tests.app.test_function_app import activity, job_row, write_config
-from ingest.runstore import RunStore
 from tests.durable_harness import FakeDurable
 
 NY = ZoneInfo("America/New_York")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.app.runstore import RunStore, RunStoreError, batch_count
 from ingest.results import failed_result
-from ingest.runstore import RunStore, RunStoreError, batch_count
 
 
 def tasks(count: int, run_id: str = "run-s") -> list[dict]:

@@ -21,8 +21,8 @@ import pytest
 import function_app
 from ingest.app import MANUAL_INSTANCE
 from ingest.app.batching import MIN_LANE_WIDTH, batch_instance_id, lane_widths
+from tests.app.test_function_app import fake_result, job_row, write_config
 from tests.durable_harness import ActivityFailure, DurableSim
-from tests.test_function_app import fake_result, job_row, write_config
 
 ACTIVITIES = ("plan_run", "ingest_table", "record_failure", "write_audit")
 
@@ -101,7 +101,7 @@ class Runner:
         return self.parent.state["output"]
 
     def audit(self) -> list[dict[str, str]]:
-        from ingest.history import run_results
+        from ingest.reports.history import run_results
 
         return run_results(self.lake, self.run_id)
 
@@ -304,7 +304,7 @@ def test_1000_tables_with_a_small_window_every_table_has_exactly_one_result(tmp_
     rows = assert_one_row_per_table(runner, 1000)
     failed_ids = sorted(k for k, r in rows.items() if r["status"] == "FAILED")
     assert failed_ids == [f"{i:04d}" for i in range(101, 1001, 101)]
-    from ingest.runstore import RunStore
+    from ingest.app.runstore import RunStore
 
     assert len(RunStore(runner.lake, "run-t").result_ids()) == 1000
     out = runner.output

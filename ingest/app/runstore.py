@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingest.destination import Destination
+from ingest.lake.destination import Destination
 
 log = logging.getLogger(__name__)
 
