@@ -185,7 +185,7 @@ async def run_body(
     if body is None or tables is None:
         rows = audit_results(destination, run_id)
         if rows and body is None:
-            from ingest.audit import summarize  # the same counts as the run's own summary
+            from ingest.results import summarize  # the same counts as the run's own summary
 
             body = {"run_id": run_id, "status": "Completed", "source": "audit"}
             body["summary"] = summarize(rows)
