@@ -1,9 +1,10 @@
 """Azure Functions app (Python v2 model, Durable Functions): a thin shell over `ingest.app`.
 
 Triggers: POST /api/runs, GET /api/runs/{id}, GET /api/jobs, timer `0 0 6,7 * * *` (UTC; the
-02:00 New York rule is in ingest/app/schedule.py). Orchestrator `ingest_run`; activities
-`plan_run`, `ingest_table`, `write_audit`. Heavy libraries (dlt, pyarrow, drivers, openpyxl,
-azure-monitor) are imported inside the activities, never at import time (cold start).
+02:00 New York rule is in ingest/app/schedule.py). Orchestrators `ingest_run` (a run) and
+`ingest_batch` (one batch of its tables); activities `plan_run`, `ingest_table`,
+`record_failure`, `write_audit`, `find_active_runs`. Heavy libraries (dlt, pyarrow, drivers,
+openpyxl, azure-monitor) are imported inside the activities, never at import time (cold start).
 See docs/FUNCTIONS.md.
 """
 
@@ -12,7 +13,7 @@ import datetime as dt
 import azure.durable_functions as df
 import azure.functions as func
 
-from ingest.app import activities, http_api, orchestration, schedule
+from ingest.app import activities, batch_orchestration, http_api, orchestration, schedule
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -45,16 +46,32 @@ def ingest_run(context: df.DurableOrchestrationContext):
     return (yield from orchestration.ingest_run(context))
 
 
+@app.orchestration_trigger(context_name="context")
+def ingest_batch(context: df.DurableOrchestrationContext):
+    return (yield from batch_orchestration.ingest_batch(context))
+
+
 @app.activity_trigger(input_name="request")
 def plan_run(request: dict) -> dict:
     return activities.plan_run(request)
 
 
-@app.activity_trigger(input_name="task")
-def ingest_table(task: dict) -> dict:
-    return activities.ingest_table(task)
+@app.activity_trigger(input_name="reference")
+def ingest_table(reference: dict) -> dict:
+    return activities.ingest_table(reference)
+
+
+@app.activity_trigger(input_name="request")
+def record_failure(request: dict) -> dict:
+    return activities.record_failure(request)
 
 
 @app.activity_trigger(input_name="run")
 def write_audit(run: dict) -> dict:
     return activities.write_audit(run)
+
+
+@app.activity_trigger(input_name="request")
+@app.durable_client_input(client_name="client")
+async def find_active_runs(request: dict, client) -> list:
+    return await activities.find_active_runs(request, client)

@@ -48,6 +48,18 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         "Tables in flight at once (Durable fan-out window; default for --workers is 1).",
     ),
     SettingSpec(
+        "INGEST_BATCH_SIZE",
+        "25",
+        "Tables per Durable sub-orchestration (keeps every orchestration history short).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_SCHEDULE_MAX_WAIT_MIN",
+        "240",
+        "Minutes the nightly run waits for another active run to end before it runs anyway.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_RETRY_MAX_ATTEMPTS", "3", "Attempts per table activity, first one included."
     ),
     SettingSpec(
@@ -269,6 +281,8 @@ class Settings:
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
+    batch_size: int = 25
+    schedule_max_wait_min: int = 240
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -297,6 +311,8 @@ class Settings:
             lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
+            batch_size=_int(env, "INGEST_BATCH_SIZE"),
+            schedule_max_wait_min=_int(env, "INGEST_SCHEDULE_MAX_WAIT_MIN", minimum=0),
         )
 
 

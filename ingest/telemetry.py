@@ -75,6 +75,9 @@ RUN_EVENT_PROPERTIES = (
     "rows_loaded",
     "duration_s",
     "failed_jobs",
+    # a scheduled run that waited for another run to end: seconds, and the run ids
+    "waited_s",
+    "waited_for",
 )
 TRIGGERS = ("schedule", "http", "cli")
 #: other spellings callers use for the same triggers
@@ -288,6 +291,8 @@ def run_event_properties(
         "rows_loaded": summary.get("rows_loaded"),
         "duration_s": run_duration_s(run, results),
         "failed_jobs": list(summary.get("failed_jobs") or []),
+        "waited_s": run.get("waited_s"),
+        "waited_for": list(run.get("waited_for") or []),
     }
     return {name: _text(values[name]) for name in RUN_EVENT_PROPERTIES}
 

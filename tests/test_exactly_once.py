@@ -509,6 +509,20 @@ def activity():
     return function_app.ingest_table.build().get_user_function()
 
 
+def stored(task: dict) -> dict:
+    """Put `task` in its run's run store (as plan_run does); the activity's reference to it."""
+    from ingest.app.runstore import RunStore
+
+    RunStore(task["destination"], task["run_id"]).write_plan({"tasks": [task]}, 25)
+    return {"run_id": task["run_id"], "destination": task["destination"], "batch": 0, "position": 0}
+
+
+def stored_result(task: dict) -> dict:
+    from ingest.app.runstore import RunStore
+
+    return RunStore(task["destination"], task["run_id"]).result(task["job"]["job_id"])
+
+
 def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monkeypatch, tmp_path):
     """Durable runs the same `ingest_table` task again while the first attempt is still
     loading (a worker it took for dead): the retry waits for the first attempt's lease and
@@ -522,12 +536,13 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
     task = {"run_id": "nightly-2026-11-27", "job": job(pg).to_dict(), "destination": lake}
+    reference = stored(task)
     pause = tmp_path / "pause"
     pause.mkdir()
     env = {**base_env(), "PYTHONPATH": os.pathsep.join([str(HOOK), str(ROOT)])}
     env["INGEST_TEST_PAUSE_DIR"] = str(pause)
     first = subprocess.Popen(
-        [sys.executable, "-c", ACTIVITY, json.dumps(task)],
+        [sys.executable, "-c", ACTIVITY, json.dumps(reference)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -548,7 +563,7 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
     handler = Waiting()
     logging.getLogger("ingest.lake.lease").addHandler(handler)
     outcome: dict = {}
-    retry = threading.Thread(target=lambda: outcome.update(activity()(task)))
+    retry = threading.Thread(target=lambda: outcome.update(activity()(reference)))
     try:
         retry.start()
         assert waiting.wait(120), "the retry never waited for the first attempt's lease"
@@ -558,14 +573,14 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     retry.join(300)
-    first_result = json.loads(out.strip().splitlines()[-1])
+    first_result = json.loads(out.strip().splitlines()[-1])  # the compact result
     assert first_result["status"] == "SUCCESS" and first_result["rows_loaded"] == 3000
-    assert outcome["load_id"] == first_result["load_id"]
-    assert outcome["rows_loaded"] == 3000 and outcome["status"] == "SUCCESS"
-    again = activity()(task)
-    assert again["load_id"] == first_result["load_id"]
+    assert outcome == first_result  # the retry reports the same load
+    load_id = stored_result(task)["load_id"]  # the full result, in the run store
+    again = activity()(reference)
+    assert again == first_result and stored_result(task)["load_id"] == load_id
     loads = {load_id_of(p) for p in table_files(Destination.from_url(lake), SOURCE, "orders")}
-    assert loads == {first_result["load_id"]}  # exactly one load
+    assert loads == {load_id}  # exactly one load
     assert completed_ids(lake) == Counter(range(1, 3001))
 
 
@@ -587,8 +602,8 @@ def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
         dest, lease_name(SOURCE, "orders"), holder, wait_s=0, same_task_wait_s=0, period_s=60
     ):
         with pytest.raises(RetriableTableError, match="manual-run-7"):
-            activity()(task)
-    assert activity()(task)["rows_loaded"] == 10  # once the other run is done
+            activity()(stored(task))
+    assert activity()(stored(task))["rows_loaded"] == 10  # once the other run is done
 
 
 # ------------------------------------------------------------------------------------------

@@ -497,6 +497,8 @@ def check_alerts(trees: dict[str, Any]) -> list[str]:
         if "IngestionRunCompleted" in t
         and "customDimensions.jobs_failed" in t
         and "completed == 0" in t
+        # the missing-run part counts only runs started by the timer
+        and 'customDimensions.trigger) == "schedule"' in t
     ]
     if not table:
         problems.append("no alert on IngestionTableCompleted with status FAILED")
@@ -821,6 +823,14 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         lambda t: resources(t["modules/alerts.bicep"])["tableFailed"]["config"]["properties"][
             "actions"
         ].update(actionGroups=[]),
+    ),
+    "missing_run_counts_manual_runs": (
+        "alerts",
+        lambda t: t["modules/alerts.bicep"]["variables"]["runFailedQueryTemplate"].update(
+            value=t["modules/alerts.bicep"]["variables"]["runFailedQueryTemplate"]["value"].replace(
+                '| where tostring(customDimensions.trigger) == "schedule"', ""
+            )
+        ),
     ),
     "alert_on_wrong_event": (
         "alerts",

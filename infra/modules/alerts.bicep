@@ -2,10 +2,12 @@
 //   IngestionTableCompleted  (one per table: status SUCCESS|FAILED|SKIPPED, error, ...)
 //   IngestionRunCompleted    (one per run: jobs_failed, failed_jobs, ...)
 // 1. table-failed: any IngestionTableCompleted with status FAILED (checked every 15 minutes).
-// 2. run-failed:   an IngestionRunCompleted with jobs_failed > 0, OR no IngestionRunCompleted at
-//                  all in the last `missingRunLookbackHours` hours (the nightly run never ran or
-//                  its orchestration died before finishing). Both are "the night went wrong" and
-//                  share one stateful rule, so an incident notifies once and resolves itself.
+// 2. run-failed:   an IngestionRunCompleted with jobs_failed > 0, OR no IngestionRunCompleted of a
+//                  run started by the timer (trigger "schedule") in the last
+//                  `missingRunLookbackHours` hours (the nightly run never ran or its orchestration
+//                  died before finishing; a manual run does not hide a missed night). Both are
+//                  "the night went wrong" and share one stateful rule, so an incident notifies
+//                  once and resolves itself.
 
 @description('Prefix for the alert rule names.')
 param namePrefix string
@@ -22,7 +24,7 @@ param appInsightsId string
 @description('Action group resource id notified by the alerts (empty: alerts fire without notifications).')
 param actionGroupId string
 
-@description('Hours without any IngestionRunCompleted before the run is reported missing.')
+@description('Hours without any scheduled IngestionRunCompleted before the nightly run is reported missing.')
 @minValue(25)
 @maxValue(47)
 param missingRunLookbackHours int
@@ -53,9 +55,11 @@ let failedRuns = runs
 | project reason = "run completed with failed jobs",
     run_id = tostring(customDimensions.run_id),
     failed_jobs = tostring(customDimensions.failed_jobs);
-let missingRun = print completed = toscalar(runs | count)
+let scheduledRuns = runs
+| where tostring(customDimensions.trigger) == "schedule";
+let missingRun = print completed = toscalar(scheduledRuns | count)
 | where completed == 0
-| project reason = strcat("no IngestionRunCompleted in the last ", tostring(lookback)),
+| project reason = strcat("no scheduled IngestionRunCompleted in the last ", tostring(lookback)),
     run_id = "",
     failed_jobs = "";
 union failedRuns, missingRun
@@ -106,7 +110,7 @@ resource runFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: '${namePrefix}: nightly ingestion run failed or missing'
-    description: 'An IngestionRunCompleted event with jobs_failed > 0, or no IngestionRunCompleted in the lookback window (the nightly run did not happen or did not finish). See docs/RUNBOOK.md.'
+    description: 'An IngestionRunCompleted event with jobs_failed > 0, or no IngestionRunCompleted with trigger schedule in the lookback window (the nightly run did not happen or did not finish; manual runs do not count). See docs/RUNBOOK.md.'
     severity: 1
     enabled: true
     scopes: [

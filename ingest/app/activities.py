@@ -1,9 +1,11 @@
 """The activity bodies: each calls one step of the engine.
 
-Durable runs activities at least once, so each is safe to run again: `run_job` is idempotent
-per task (run id, job, kind) and holds the job's lease while it loads (a second attempt of the
-same task waits for the first and reports its load), and `write_audit` writes each load's row
-once. Payloads are small JSON (tasks, results, counts), never data or secrets.
+Durable runs activities at least once, so each is safe to run again: `plan_run` and
+`ingest_table` overwrite their own files in the run store (`ingest.app.runstore`), `run_job` is
+idempotent per task (run id, job, kind) and holds the job's lease while it loads (a second
+attempt of the same task waits for the first and reports its load), `record_failure` never
+replaces a loaded table's result, and `write_audit` writes each load's row once. Payloads are
+small JSON (references into the run store, compact results, counts), never data or secrets.
 """
 
 from __future__ import annotations
@@ -14,9 +16,25 @@ import logging
 from typing import Any
 
 from ingest.app.environment import resolve_config_path, settings
+from ingest.app.outcomes import (
+    add_result,
+    capped_jobs,
+    compact_result,
+    compact_views,
+    empty_tally,
+)
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+#: the error of a planned table that has no result in the run store when the audit is written
+NO_RESULT_ERROR = (
+    "no result was recorded for this table: its activity did not finish (see the run's "
+    'Durable history); run it again with POST /api/runs {"jobs": [...]}'
+)
+MAX_WARNINGS = 10
+MAX_WARNING_CHARS = 300
 
 
 class RetriableTableError(RuntimeError):
@@ -60,60 +78,154 @@ def retry_settings(current: Settings) -> dict[str, Any]:
 
 
 def plan_run(request: Any) -> dict[str, Any]:
-    """Activity `plan_run`: read the configuration, select this run's tasks.
+    """Activity `plan_run`: read the configuration, select this run's tasks, store the plan in
+    the run store.
 
     `request`: {"run_id", "jobs", "sources", "full_refresh", "scheduled_weekday"} or
     {"run_id", "backfill": {"job", "from", "to"}}.
-    Returns {"plan": <ingest.plan.plan output>, "settings": {...}, "started_at": ISO}.
-    ConfigError / RequestError propagate: the orchestration fails, nothing is loaded.
+    Returns counts and settings only: {"run_id", "destination", "total", "batch_size",
+    "batches", "full_refresh", "skipped" (count), "warnings" (at most MAX_WARNINGS),
+    "settings", "started_at"}. ConfigError / RequestError propagate: the orchestration fails,
+    nothing is loaded.
     """
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.http_api import plan_request
+    from ingest.app.runstore import RunStore
 
     prepare_process(engine=True)  # planning imports dlt (lake names follow its naming)
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result = plan_request(request, request["run_id"], current)
-    log.info(
-        "run %s planned: %d table(s), %d skipped",
-        result["run_id"],
-        len(result["tasks"]),
-        len(result["skipped"]),
+    store = RunStore(result["destination"], result["run_id"])
+    meta = store.write_plan(
+        result, current.batch_size, started_at=started_at, trigger=request.get("trigger", "http")
     )
-    return {"plan": result, "settings": retry_settings(current), "started_at": started_at}
+    log.info(
+        "run %s planned: %d table(s) in %d batch(es), %d skipped; plan in %s",
+        result["run_id"],
+        meta["total"],
+        meta["batches"],
+        len(result["skipped"]),
+        store.path(),
+    )
+    warnings = [str(w)[:MAX_WARNING_CHARS] for w in result["warnings"][:MAX_WARNINGS]]
+    return {
+        "run_id": result["run_id"],
+        "destination": result["destination"],
+        "total": meta["total"],
+        "batch_size": meta["batch_size"],
+        "batches": meta["batches"],
+        "full_refresh": result.get("full_refresh", False),
+        "skipped": len(result["skipped"]),
+        "warnings": warnings,
+        "warnings_total": len(result["warnings"]),
+        "settings": retry_settings(current),
+        "started_at": started_at,
+    }
 
 
-def ingest_table(task: Any) -> dict[str, Any]:
+def ingest_table(reference: Any) -> dict[str, Any]:
     """Activity `ingest_table`: load one table (one dlt pipeline).
 
-    A FAILED result that may succeed on another attempt is raised as `RetriableTableError`
-    (Durable retries it with the run's retry policy); any other result is returned.
+    `reference`: {"run_id", "destination", "batch", "position"}: the task is read from the
+    run store, the full result written there (overwriting an earlier attempt's), the compact
+    result returned. A FAILED result that may succeed on another attempt is raised as
+    `RetriableTableError` (Durable retries it with the run's retry policy).
     """
     prepare_process(engine=True)
     # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
     from ingest.job import run_job
 
-    task = _payload(task)
+    reference = _payload(reference)
+    store = RunStore(reference["destination"], reference["run_id"])
+    task = store.task(int(reference["batch"]), int(reference["position"]))
     # a job another writer is loading ends as a retriable failure: Durable tries again later
     result = run_job(task, settings=settings(), on_busy="retry")
+    store.write_result(result)
     if result.get("status") == "FAILED" and result.get("retriable"):
         raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
-    return result
+    return compact_result(result)
 
 
-def write_audit(run: Any) -> dict[str, Any]:
-    """Activity `write_audit`: append the run's audit rows (and telemetry), then refresh the
-    lake's views (a failure there is logged and reported, never fails the audit); return the
-    summary."""
+def record_failure(request: Any) -> dict[str, Any]:
+    """Activity `record_failure`: store FAILED results for tables whose activity (or whole
+    batch) failed after its retries, so the audit has their reason.
+
+    `request`: {"run_id", "destination", "batch", "position" (one table; omitted: every table
+    of the batch without a result), "error"}. A table whose stored result says it loaded
+    (SUCCESS/WARN/SKIPPED) keeps it. Returns the tally of the tables it covered.
+    """
     # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
+    from ingest.results import failed_result
+
+    request = _payload(request)
+    store = RunStore(request["destination"], request["run_id"])
+    tasks = store.batch(int(request["batch"]))
+    if request.get("position") is not None:
+        tasks = [tasks[int(request["position"])]]
+    stored = store.results(task["job"]["job_id"] for task in tasks)
+    outcome = empty_tally()
+    for task in tasks:
+        result = stored.get(task["job"]["job_id"])
+        if result is None or result.get("status") == "FAILED":
+            result = failed_result(task, str(request["error"]))
+            store.write_result(result)
+            log.warning("job %s recorded FAILED: %s", result["job_id"], result["error"])
+        add_result(outcome, result)
+    return outcome
+
+
+def waited_note(waited: dict[str, Any]) -> str:
+    """The audit's `run_note` of a scheduled run that waited for another run."""
+    minutes = round(int(waited.get("waited_s") or 0) / 60)
+    others = ", ".join(waited.get("waited_for") or []) or "another run"
+    return (
+        f"scheduled run started {minutes} min late: waited for {others} ({waited.get('outcome')})"
+    )
+
+
+def write_audit(request: Any) -> dict[str, Any]:
+    """Activity `write_audit`: read the run's results from the run store, append its audit
+    rows (and telemetry), then refresh the lake's views (a failure there is logged and
+    reported, never fails the audit); return the run summary.
+
+    `request`: {"run_id", "destination", "started_at", "trigger", "waited" (optional)}. A
+    planned table without a stored result gets a FAILED row saying so. The summary lists at
+    most MAX_FAILED_JOBS_LISTED failed job ids (`failed_jobs_total` counts them all).
+    """
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
     from ingest.audit import write_audit as append
+    from ingest.results import failed_result
 
     prepare_process()
-    run = _payload(run)
+    request = _payload(request)
+    store = RunStore(request["destination"], request["run_id"])
+    tasks = store.tasks()
+    stored = store.results(task["job"]["job_id"] for task in tasks)
+    results = [
+        stored.get(task["job"]["job_id"]) or failed_result(task, NO_RESULT_ERROR) for task in tasks
+    ]
+    run = {
+        "run_id": request["run_id"],
+        "destination": request["destination"],
+        "started_at": request.get("started_at"),
+        "trigger": request.get("trigger"),
+        "results": results,
+    }
+    waited = request.get("waited")
+    if waited:
+        note = waited_note(waited)
+        for result in results:
+            result["run_note"] = note
+        run["waited_s"] = waited.get("waited_s")
+        run["waited_for"] = waited.get("waited_for")
     summary = append(run)
-    summary["views"] = refresh_views_after(run)
-    return summary
+    summary["views"] = compact_views(refresh_views_after(run))
+    return {**summary, **capped_jobs(summary.get("failed_jobs") or [])}
 
 
 def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
@@ -123,3 +235,13 @@ def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
 
     config_path = resolve_config_path(settings().config_path)
     return refresh_after_run(config_path, str(run["destination"]), str(run["run_id"]))
+
+
+async def find_active_runs(request: Any, client: Any) -> list[str]:
+    """Activity `find_active_runs` (with a Durable client): ids of the active runs other than
+    `request["exclude"]`, at most 5. A waiting scheduled run polls it."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.instances import active_run_ids
+
+    request = _payload(request) or {}
+    return (await active_run_ids(client, set(request.get("exclude") or [])))[:5]

@@ -1,14 +1,18 @@
 """HTTP endpoints and the timer starter of the function app.
 
 - `POST /api/runs`: validate the body, refuse while a run is active (409), start (202).
-- `GET /api/runs/{id}`: Durable status and per-table results; the audit when Durable forgot.
+- `GET /api/runs/{id}`: status, progress and a page of per-table results (`run_status`).
 - `GET /api/jobs`: the validated job list and what the next scheduled run will do.
-- `on_timer`: the nightly start (DST-safe 02:00 New York, one run per New York date).
+- `on_timer`: the nightly start (DST-safe 02:00 New York, one run per New York date; a late
+  fire on the same New York day still starts that day's run).
 
-One run at a time: a start is refused while any `ingest_run` instance is Pending, Running or
-Suspended. (Two requests in the same instant can both pass the check; the engine's per-job
-state and audit dedup keep such a pair consistent, and it cannot happen for the timer, whose
-instance id is fixed per date.)
+One run at a time, with Durable's singleton pattern: every on-demand run is started under the
+fixed instance id `MANUAL_INSTANCE` (its own run id travels in the input). Durable refuses to
+start an instance whose id is Pending, Running or Suspended (409, the extension's default
+`overridableExistingInstanceStates: NonRunningStates`), so of two requests arriving together
+one starts and the other gets 409. Before that, and before any planning, a cheap query refuses
+a start while any run (also a scheduled one) is active. A scheduled run is never refused: it
+waits, bounded, for the active run to end (see `orchestration.wait_for_other_runs`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.app import ORCHESTRATOR, schedule
+from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR, schedule
 from ingest.app.environment import resolve_config_path, settings
+from ingest.app.instances import (
+    active_run_ids,
+    active_runs,
+    instance,
+    manual_slot,
+    run_id_of,
+    status_text,
+)
+from ingest.app.run_status import BadPage, page_args, run_body
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +46,9 @@ RUN_REQUEST_KEYS = {
 }
 BACKFILL_KEYS = ("job", "from", "to")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-ACTIVE_STATUSES = ("Pending", "Running", "Suspended")
 MAX_BODY_BYTES = 64 * 1024
+#: seconds between two checks of a scheduled run waiting for another run to end
+WAIT_POLL_S = 300
 
 
 class BadRequest(ValueError):
@@ -176,35 +190,18 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
     )
 
 
-# ------------------------------------------------------------------------------ durable queries
-
-
-async def active_runs(client: Any) -> list[Any]:
-    """`ingest_run` instances that are Pending, Running or Suspended."""
-    # the Durable SDK: only when the client is queried
-    from azure.durable_functions import OrchestrationRuntimeStatus
-
-    wanted = [OrchestrationRuntimeStatus(s) for s in ACTIVE_STATUSES]
-    statuses = await client.get_status_by(runtime_status=wanted)
-    return [
-        s
-        for s in statuses
-        if s
-        and (s.name in (None, ORCHESTRATOR))
-        and getattr(s.runtime_status, "value", s.runtime_status) in ACTIVE_STATUSES
-    ]
-
-
-async def _instance(client: Any, instance_id: str) -> Any | None:
-    status = await client.get_status(instance_id)
-    return status if status else None
-
-
-def _status_text(status: Any) -> str:
-    return str(getattr(status.runtime_status, "value", status.runtime_status))
-
-
 # ------------------------------------------------------------------------------ POST /api/runs
+
+
+def _conflict(active: Any, holder_run_id: str | None = None) -> Any:
+    run_id = holder_run_id or run_id_of(active) or active.instance_id
+    return _error(
+        409,
+        f"run {run_id} is {status_text(active).lower()}; "
+        "one run at a time, try again when it has finished",
+        active_run_id=run_id,
+        active_instance_id=active.instance_id,
+    )
 
 
 async def start_run(req: Any, client: Any) -> Any:
@@ -216,6 +213,10 @@ async def start_run(req: Any, client: Any) -> Any:
         request = parse_run_request(req.get_body())
     except BadRequest as exc:
         return _error(400, str(exc))
+    active = await active_runs(client)  # before any planning: cheap, the common refusal
+    if active:
+        slot = await manual_slot(client) if active[0].instance_id == MANUAL_INSTANCE else None
+        return _conflict(*slot) if slot else _conflict(active[0])
     current = settings()
     run_id = new_run_id()
     try:
@@ -231,78 +232,49 @@ async def start_run(req: Any, client: Any) -> Any:
         )
     if not planned["tasks"]:
         return _error(400, "no enabled job matches the request", skipped=planned["skipped"])
-    active = await active_runs(client)
-    if active:
-        current_run = active[0]
-        return _error(
-            409,
-            f"run {current_run.instance_id} is {_status_text(current_run).lower()}; "
-            "one run at a time, try again when it has finished",
-            active_run_id=current_run.instance_id,
-        )
     payload = {**request, "run_id": run_id, "trigger": "http"}
-    await client.start_new(ORCHESTRATOR, run_id, payload)
+    try:
+        await client.start_new(ORCHESTRATOR, MANUAL_INSTANCE, payload)
+    except Exception:
+        slot = await manual_slot(client)
+        if slot is None:
+            raise
+        log.warning("run request refused: run %s started first (409 from Durable)", slot[1])
+        return _conflict(*slot)
+    # Durable (Azure Storage) documents that two starts racing within milliseconds may both be
+    # accepted while only one instance runs: the slot says whose run it is.
+    slot = await manual_slot(client)
+    if slot is not None and slot[1] not in (None, run_id):
+        log.warning("run request refused: run %s holds %s", slot[1], MANUAL_INSTANCE)
+        return _conflict(*slot)
     log.info("run %s started on request: %d table(s)", run_id, len(planned["tasks"]))
-    return client.create_check_status_response(req, run_id)
+    response = client.create_check_status_response(req, MANUAL_INSTANCE)
+    body = json.loads(response.get_body())
+    body.update(
+        run_id=run_id,
+        instance_id=MANUAL_INSTANCE,
+        runStatusUri=f"{str(req.url).split('?', 1)[0].rstrip('/')}/{run_id}",
+    )
+    return json_response(202, body, headers=dict(response.headers))
 
 
 # ------------------------------------------------------------------------------ GET /api/runs/{id}
-
-
-def audit_results(destination: str, run_id: str) -> list[dict[str, str]]:
-    """The audit rows of a run Durable no longer knows (purged history)."""
-    from ingest.reports.history import run_results  # the engine: not at cold start
-
-    return run_results(destination, run_id)
-
-
-def run_status_body(status: Any) -> dict[str, Any]:
-    runtime = _status_text(status)
-    body: dict[str, Any] = {
-        "run_id": status.instance_id,
-        "status": runtime,
-        "source": "durable",
-        "created_time": status.created_time,
-        "last_updated_time": status.last_updated_time,
-        "progress": status.custom_status,
-    }
-    output = status.output
-    if isinstance(output, str):
-        try:
-            output = json.loads(output)
-        except ValueError:
-            pass
-    if isinstance(output, dict):
-        body["summary"] = {k: v for k, v in output.items() if k != "tables"}
-        body["tables"] = output.get("tables", [])
-    elif output is not None:
-        body["error" if runtime == "Failed" else "output"] = output
-    return body
-
-
-def audit_status_body(run_id: str, rows: list[dict[str, str]]) -> dict[str, Any]:
-    from ingest.results import summarize  # the same counts as the run's own summary
-
-    return {
-        "run_id": run_id,
-        "status": "Completed",
-        "source": "audit",
-        "summary": summarize(rows),
-        "tables": rows,
-    }
 
 
 async def get_run(req: Any, client: Any) -> Any:
     run_id = (req.route_params or {}).get("id", "")
     if not RUN_ID_PATTERN.match(run_id):
         return _error(400, f"{run_id!r} is not a run id")
-    status = await _instance(client, run_id)
-    if status is not None:
-        return json_response(200, run_status_body(status))
-    rows = audit_results(settings().destination, run_id)
-    if rows:
-        return json_response(200, audit_status_body(run_id, rows))
-    return _error(404, f"run {run_id} is not known (neither in Durable nor in recent audit files)")
+    try:
+        page, page_size = page_args(req.params or {})
+    except BadPage as exc:
+        return _error(400, str(exc))
+    body = await run_body(client, settings().destination, run_id, page, page_size)
+    if body is None:
+        return _error(
+            404, f"run {run_id} is not known (neither in Durable, the run store nor recent audits)"
+        )
+    return json_response(200, body)
 
 
 # ------------------------------------------------------------------------------ GET /api/jobs
@@ -371,41 +343,61 @@ def list_jobs(req: Any = None) -> Any:
 
 
 async def on_timer(client: Any, fire_time: dt.datetime, past_due: bool = False) -> dict[str, Any]:
-    """The nightly starter: returns what it decided ({"started": bool, "reason", ...})."""
-    slot = schedule.slot_of(fire_time)
-    local = schedule.new_york_time(slot)
-    if not schedule.should_start(slot):
+    """The nightly starter: returns what it decided ({"started": bool, "reason", ...}).
+
+    The decision is made on the scheduled time, not the time the timer happens to run: a fire
+    at or after the New York day's start slot (02:00 New York) starts that day's run unless it
+    exists (`schedule.due_slot`), so a late fire (host down at 06:00/07:00 UTC, past-due fire
+    at 08:30) still starts the day's run, once. A run that is active then does not make the
+    night skip: the new run waits for it, at most INGEST_SCHEDULE_MAX_WAIT_MIN minutes.
+    """
+    slot = schedule.due_slot(fire_time)
+    local = schedule.new_york_time(fire_time)
+    if slot is None:
         log.info(
-            "timer %s UTC (%s New York): not the 02:00 slot, nothing to do",
-            slot.strftime("%H:%M"),
+            "timer %s UTC (%s New York): before the day's 02:00 start, nothing to do",
+            schedule.slot_of(fire_time).strftime("%H:%M"),
             local.strftime("%H:%M %Z"),
         )
-        return {"started": False, "reason": "not the first slot at or after 02:00 New York"}
+        return {"started": False, "reason": "before the day's 02:00 New York start"}
     instance_id = schedule.instance_id(slot)
-    if await _instance(client, instance_id) is not None:
-        log.warning("timer: scheduled run %s already exists (double fire); skipped", instance_id)
-        return {"started": False, "reason": "already started", "instance_id": instance_id}
-    active = await active_runs(client)
-    if active:
-        busy = active[0].instance_id
-        log.warning(
-            "timer: scheduled run %s skipped, run %s is still %s (one run at a time)",
+    if await instance(client, instance_id) is not None:
+        double_fire = past_due or schedule.slot_of(fire_time) == slot
+        log.log(
+            logging.WARNING if double_fire else logging.INFO,
+            "timer: scheduled run %s already exists%s; nothing to start",
             instance_id,
-            busy,
-            _status_text(active[0]).lower(),
+            " (double or late fire)" if double_fire else "",
         )
-        return {"started": False, "reason": f"run {busy} is active", "instance_id": instance_id}
+        return {"started": False, "reason": "already started", "instance_id": instance_id}
+    current = settings()
+    late_s = max(0, round((schedule.utc(fire_time) - slot).total_seconds()))
     payload = {
         "run_id": instance_id,
         "trigger": "timer",
         "scheduled_weekday": schedule.weekday(slot),
         "full_refresh": False,
+        "scheduled_for": slot.isoformat(),
+        "wait": {"max_wait_s": current.schedule_max_wait_min * 60, "poll_s": WAIT_POLL_S},
     }
-    await client.start_new(ORCHESTRATOR, instance_id, payload)
+    active = await active_run_ids(client)
+    try:
+        await client.start_new(ORCHESTRATOR, instance_id, payload)
+    except Exception:
+        if await instance(client, instance_id) is None:
+            raise
+        log.warning("timer: scheduled run %s was started by another fire", instance_id)
+        return {"started": False, "reason": "already started", "instance_id": instance_id}
     log.info(
-        "timer: scheduled run %s started (%s New York%s)",
+        "timer: scheduled run %s started (%s New York%s)%s",
         instance_id,
-        local.strftime("%Y-%m-%d %H:%M %Z"),
-        ", past due" if past_due else "",
+        schedule.new_york_time(slot).strftime("%Y-%m-%d %H:%M %Z"),
+        f", fired {late_s // 60} min late{' (past due)' if past_due else ''}"
+        if late_s >= 60
+        else "",
+        f"; it waits for {', '.join(active)} to finish (at most "
+        f"{current.schedule_max_wait_min} min)"
+        if active
+        else "",
     )
-    return {"started": True, "instance_id": instance_id}
+    return {"started": True, "instance_id": instance_id, "waits_for": active, "late_s": late_s}

@@ -9,7 +9,6 @@ import asyncio
 import csv
 import functools
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 import function_app
+from ingest.app import MANUAL_INSTANCE
 from tests.conftest import read_lake_table
 from tests.durable_harness import FakeDurable, NonDeterminism, ReplayHost
 
@@ -136,9 +136,12 @@ def test_functions_are_indexed_with_their_triggers():
         "list_jobs",
         "nightly_timer",
         "ingest_run",
+        "ingest_batch",
         "plan_run",
         "ingest_table",
+        "record_failure",
         "write_audit",
+        "find_active_runs",
     }
 
     def trigger(name):
@@ -162,9 +165,13 @@ def test_functions_are_indexed_with_their_triggers():
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "0 0 6,7 * * *"
     assert timer["runOnStartup"] is False
     assert any(b["type"] == "durableClient" for b in bindings)
-    assert trigger("ingest_run")[0]["type"] == "orchestrationTrigger"
-    for name in ("plan_run", "ingest_table", "write_audit"):
-        assert trigger(name)[0]["type"] == "activityTrigger"
+    for name in ("ingest_run", "ingest_batch"):
+        assert trigger(name)[0]["type"] == "orchestrationTrigger"
+    for name in ("plan_run", "ingest_table", "record_failure", "write_audit", "find_active_runs"):
+        activity_trigger, bindings = trigger(name)
+        assert activity_trigger["type"] == "activityTrigger"
+        has_client = any(b["type"] == "durableClient" for b in bindings)
+        assert has_client == (name == "find_active_runs")  # the waiting run's probe
 
 
 HEAVY = (
@@ -216,36 +223,82 @@ def test_opentelemetry_api_only_comes_from_the_durable_sdk():
 
 
 # ------------------------------------------------------------------------------ orchestrator
+# Whole runs (batches, lanes, failures, retries, 1,000 tables, the scheduled run's wait) are
+# replayed in tests/test_orchestration.py; here: the parent's and a batch's first steps.
 
 
-def test_one_ingest_table_per_enabled_job_with_retry_options(config, monkeypatch):
+def batch_handle():
+    return function_app.ingest_batch.build().get_user_function()
+
+
+def planned_batches(host: ReplayHost) -> list[dict[str, Any]]:
+    """Complete the parent's plan_run with the REAL activity; the batches it then starts."""
+    [plan_id] = host.pending("plan_run")
+    host.complete((plan_id, planned_output(host.input_of(plan_id))))
+    return [host.input_of(i) for i in host.pending("ingest_batch")]
+
+
+def test_plan_run_returns_counts_and_batches_get_references(config, monkeypatch):
     monkeypatch.setenv("INGEST_RETRY_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("INGEST_RETRY_FIRST_INTERVAL_S", "45")
     monkeypatch.setenv("INGEST_RETRY_BACKOFF", "1.5")
+    monkeypatch.setenv("INGEST_BATCH_SIZE", "2")
     request = {"run_id": "run-a", "trigger": "http"}
     host = started_host(request)
     [plan_id] = host.pending("plan_run")
     assert host.input_of(plan_id) == request
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    tables = host.pending("ingest_table")
-    jobs = sorted(host.input_of(i)["job"]["job_id"] for i in tables)
-    assert jobs == ["001", "002", "003", "004", "006"]  # 005 is disabled
-    for task_id in tables:
-        assert host.input_of(task_id)["run_id"] == "run-a"
+    planned = planned_output(host.input_of(plan_id))
+    assert (planned["total"], planned["batches"], planned["batch_size"]) == (5, 3, 2)
+    assert "tasks" not in planned and "plan" not in planned  # the plan is in the run store
+    host.complete((plan_id, planned))
+    retry = {"firstRetryIntervalInMilliseconds": 45000, "maxNumberOfAttempts": 4}
+    batches = host.pending("ingest_batch")
+    assert [host.sub_instance_id(i) for i in batches] == ["run-a:batch-0000", "run-a:batch-0001"]
+    for task_id in batches:  # two lanes of 4 (INGEST_MAX_PARALLEL 8), the third batch waits
         action = host.open[task_id]["action"]
-        assert action["actionType"] == 1  # CallActivityWithRetry
-        assert action["retryOptions"] == {
-            "firstRetryIntervalInMilliseconds": 45000,
-            "maxNumberOfAttempts": 4,
-            "backoffCoefficient": 1.5,
-        }
+        assert action["actionType"] == 3  # CallSubOrchestratorWithRetry
+        assert action["retryOptions"] == {**retry, "backoffCoefficient": 1.5}
+    first = host.input_of(batches[0])
+    assert first == {
+        "run_id": "run-a",
+        "destination": planned["destination"],
+        "batch": 0,
+        "size": 2,
+        "window": 4,
+        "retry": {
+            "retry_first_interval_ms": 45000,
+            "retry_max_attempts": 4,
+            "retry_backoff": 1.5,
+        },
+    }
     assert host.custom_status == {
         "run_id": "run-a",
         "phase": "loading",
-        "done": 0,
         "total": 5,
+        "done": 0,
         "failed": 0,
-        "running": 5,
+        "batches": 3,
+        "batches_done": 0,
+        "batches_running": [0, 1],
+    }
+    batch = ReplayHost(batch_handle(), first, instance_id="run-a:batch-0000", name="ingest_batch")
+    batch.start()
+    tables = batch.pending("ingest_table")
+    assert [batch.input_of(i) for i in tables] == [
+        {"run_id": "run-a", "destination": planned["destination"], "batch": 0, "position": p}
+        for p in (0, 1)
+    ]
+    for task_id in tables:
+        action = batch.open[task_id]["action"]
+        assert action["actionType"] == 1  # CallActivityWithRetry
+        assert action["retryOptions"] == {**retry, "backoffCoefficient": 1.5}
+    assert batch.custom_status == {
+        "run_id": "run-a",
+        "batch": 0,
+        "total": 2,
+        "done": 0,
+        "failed": 0,
+        "running": 2,
     }
 
 
@@ -258,135 +311,36 @@ def test_one_ingest_table_per_enabled_job_with_retry_options(config, monkeypatch
     ],
 )
 def test_filters_are_honoured(config, request_filters, expected):
+    from ingest.app.runstore import RunStore
+
     host = started_host({"run_id": "run-f", **request_filters})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    inputs = [host.input_of(i) for i in host.pending("ingest_table")]
-    assert sorted(t["job"]["job_id"] for t in inputs) == expected
-    assert {t["full_refresh"] for t in inputs} == {bool(request_filters.get("full_refresh"))}
-
-
-def big_config(tmp_path, monkeypatch, count: int) -> None:
-    rows = [job_row(f"{i:03d}", f"t{i}") for i in range(1, count + 1)]
-    monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "big.csv", rows)))
-    monkeypatch.setenv("INGEST_DESTINATION", (tmp_path / "lake").as_uri())
-
-
-@pytest.mark.parametrize("window", [1, 3, 8])
-def test_sliding_window_never_exceeds_max_parallel(tmp_path, monkeypatch, window):
-    big_config(tmp_path, monkeypatch, 20)
-    monkeypatch.setenv("INGEST_MAX_PARALLEL", str(window))
-    host = started_host({"run_id": "run-w"})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    rng = random.Random(window)
-    finished_order = []
-    while host.pending("ingest_table"):
-        in_flight = host.pending("ingest_table")
-        remaining = 20 - len(finished_order) - len(in_flight)
-        assert len(in_flight) == (window if remaining > 0 else len(in_flight))
-        assert len(in_flight) <= window
-        assert host.custom_status["running"] == len(in_flight)
-        # out of order: any in-flight table may finish first; sometimes two in one episode
-        chosen = rng.sample(in_flight, k=min(len(in_flight), rng.choice([1, 1, 2])))
-        finished_order += [host.input_of(i)["job"]["job_id"] for i in chosen]
-        host.complete(*[(i, fake_result(host.input_of(i))) for i in chosen])
-        assert host.custom_status["done"] == len(finished_order)
-    assert host.max_tables_in_flight == window
-    assert finished_order != sorted(finished_order) or window == 1
-    [audit_id] = host.pending("write_audit")
-    audit_input = host.input_of(audit_id)
-    # results in plan order whatever the completion order
-    assert [r["job_id"] for r in audit_input["results"]] == [f"{i:03d}" for i in range(1, 21)]
-    summary = {
-        "jobs_total": 20,
-        "jobs_succeeded": 20,
-        "jobs_failed": 0,
-        "jobs_skipped": 0,
-        "rows_loaded": 200,
-        "failed_jobs": [],
-        "run_id": "run-w",
-        "audit_path": "x",
-        "audit_rows_added": 20,
-    }
-    state = host.complete((audit_id, summary))
-    assert state["isDone"] is True
-    assert state["output"]["jobs_total"] == 20 and len(state["output"]["tables"]) == 20
-    assert host.custom_status["phase"] == "finished"
-
-
-def test_a_failing_table_still_yields_a_complete_audited_run(tmp_path, monkeypatch):
-    big_config(tmp_path, monkeypatch, 5)
-    monkeypatch.setenv("INGEST_MAX_PARALLEL", "2")
-    monkeypatch.setenv("INGEST_RETRY_MAX_ATTEMPTS", "3")
-    host = started_host({"run_id": "run-x"})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    attempts = 0
-    while host.pending("ingest_table") or host.timers:
-        if host.timers:
-            host.fire_timers()
-            continue
-        ids = host.pending("ingest_table")
-        flaky = [i for i in ids if host.input_of(i)["job"]["job_id"] == "002"]
-        if flaky:
-            attempts += 1
-            assert host.tables_in_flight() <= 2
-            host.fail(
-                flaky[0],
-                "Activity function 'ingest_table' failed: RetriableTableError: "
-                "job 002: source 'pg_src' unreachable",
-                "Traceback (most recent call last)",
-            )
-        else:
-            host.complete((ids[-1], fake_result(host.input_of(ids[-1]))))
-    assert attempts == 3  # maxNumberOfAttempts, first try included
-    assert host.max_tables_in_flight <= 2
-    [audit_id] = host.pending("write_audit")
-    results = host.input_of(audit_id)["results"]
-    assert [r["job_id"] for r in results] == ["001", "002", "003", "004", "005"]
-    failed = results[1]
-    assert failed["status"] == "FAILED" and failed["run_id"] == "run-x"
-    assert failed["error"] == "failed after retries: job 002: source 'pg_src' unreachable"
-    assert "Traceback" not in failed["error"]
-    assert [r["status"] for r in results].count("SUCCESS") == 4
-    assert host.custom_status["failed"] == 1 and host.custom_status["done"] == 5
-    state = host.complete((audit_id, activity("write_audit")(host.input_of(audit_id))))
-    assert state["isDone"] and state["output"]["jobs_failed"] == 1
-    assert state["output"]["failed_jobs"] == ["002"]
-
-
-def test_non_retriable_failed_result_is_kept_as_returned(tmp_path, monkeypatch):
-    big_config(tmp_path, monkeypatch, 2)
-    host = started_host({"run_id": "run-n"})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    first, second = host.pending("ingest_table")
-    host.complete(
-        (first, fake_result(host.input_of(first), status="FAILED")),
-        (second, fake_result(host.input_of(second))),
-    )
-    [audit_id] = host.pending("write_audit")
-    results = host.input_of(audit_id)["results"]
-    assert results[0]["status"] == "FAILED" and results[0]["error"] == "table is missing"
-    assert host.custom_status["failed"] == 1
+    [first] = planned_batches(host)
+    tasks = RunStore(first["destination"], "run-f").tasks()
+    assert [t["job"]["job_id"] for t in tasks] == expected
+    assert {t["full_refresh"] for t in tasks} == {bool(request_filters.get("full_refresh"))}
+    assert first["size"] == len(expected)
 
 
 def test_replaying_the_same_history_gives_the_same_actions(tmp_path, monkeypatch):
-    big_config(tmp_path, monkeypatch, 6)
-    monkeypatch.setenv("INGEST_MAX_PARALLEL", "2")
-    host = started_host({"run_id": "run-r"})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
+    spec = {
+        "run_id": "run-r",
+        "destination": (tmp_path / "lake").as_uri(),
+        "batch": 0,
+        "size": 6,
+        "window": 2,
+        "retry": {"retry_first_interval_ms": 1000, "retry_max_attempts": 2, "retry_backoff": 1},
+    }
+    host = ReplayHost(batch_handle(), spec, instance_id="run-r:batch-0000", name="ingest_batch")
+    host.start()
     a, b = host.pending("ingest_table")
-    host.complete((b, fake_result(host.input_of(b))))
+    host.complete((b, {"job_id": "002", "status": "SUCCESS", "rows_loaded": 1}))
     host.fail(a, "Activity function 'ingest_table' failed: boom")
     first = host.raw_state
     again = [host.handle(host.context_json()) for _ in range(2)]
     assert again == [first, first]
     # a different history (another completion) gives other actions: the check can fail
     c = host.pending("ingest_table")[-1]
-    host.complete((c, fake_result(host.input_of(c))))
+    host.complete((c, {"job_id": "003", "status": "SUCCESS", "rows_loaded": 1}))
     assert host.raw_state != first
 
 
@@ -418,23 +372,23 @@ def test_plan_failure_fails_the_run_with_the_reason(config):
     assert host.pending() == []
 
 
-def test_empty_plan_still_audits(tmp_path, monkeypatch):
-    rows = [job_row("001", "t1", schedule="WEEKLY:TUE")]
-    monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "w.csv", rows)))
-    host = started_host({"run_id": "nightly-2026-06-01", "scheduled_weekday": "MON"})
-    [plan_id] = host.pending("plan_run")
-    host.complete((plan_id, planned_output(host.input_of(plan_id))))
-    [audit_id] = host.pending()
-    assert host.open[audit_id]["name"] == "write_audit"
-    assert host.input_of(audit_id)["results"] == []
-
-
 # ------------------------------------------------------------------------------ activities
+
+
+def reference(planned: dict[str, Any], batch: int, position: int) -> dict[str, Any]:
+    return {
+        "run_id": planned["run_id"],
+        "destination": planned["destination"],
+        "batch": batch,
+        "position": position,
+    }
 
 
 @pytest.mark.postgres
 @pytest.mark.azurite
 def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_path):
+    from ingest.app.runstore import RunStore
+
     pg.execute("CREATE TABLE customers (id int primary key, name text)")
     pg.execute("INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 30) g")
     pg.use_as(monkeypatch, "pg_src")
@@ -445,22 +399,19 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "c.csv", rows)))
     monkeypatch.setenv("INGEST_DESTINATION", azure_lake)
     planned = activity("plan_run")({"run_id": "run-real"})
-    assert planned["settings"]["max_parallel"] == 8
-    ok_task, missing_task = planned["plan"]["tasks"]
-    result = activity("ingest_table")(ok_task)
-    assert result["status"] == "SUCCESS" and result["rows_loaded"] == 30
-    again = activity("ingest_table")(ok_task)  # at-least-once: no second load
-    assert again["status"] == "SUCCESS" and again["load_id"] == result["load_id"]
+    assert planned["settings"]["max_parallel"] == 8 and planned["total"] == 2
+    store = RunStore(azure_lake, "run-real")
+    assert [t["job"]["job_id"] for t in store.batch(0)] == ["001", "002"]
+    result = activity("ingest_table")(reference(planned, 0, 0))
+    assert result == {"job_id": "001", "status": "SUCCESS", "rows_loaded": 30, "files_written": 1}
+    stored = store.result("001")
+    again = activity("ingest_table")(reference(planned, 0, 0))  # at-least-once: no second load
+    assert again == result and store.result("001")["load_id"] == stored["load_id"]
     lake = read_lake_table(azure_lake, "pg_src", "customers")
     assert sorted(lake.column("id").to_pylist()) == list(range(1, 31))
-    missing = activity("ingest_table")(missing_task)  # not retriable: returned, not raised
-    assert missing["status"] == "FAILED" and missing["retriable"] is False
-    run = {
-        "run_id": "run-real",
-        "destination": azure_lake,
-        "results": [result, missing],
-        "started_at": planned["started_at"],
-    }
+    missing = activity("ingest_table")(reference(planned, 0, 1))  # not retriable: returned
+    assert missing["status"] == "FAILED" and store.result("002")["retriable"] is False
+    run = {"run_id": "run-real", "destination": azure_lake, "started_at": planned["started_at"]}
     summary = activity("write_audit")(run)
     assert summary["jobs_total"] == 2 and summary["jobs_failed"] == 1
     assert summary["rows_loaded"] == 30 and summary["audit_rows_added"] == 2
@@ -472,11 +423,14 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
         ("001", "SUCCESS", "30"),
         ("002", "FAILED", "0"),
     ]
+    assert audit[0]["load_id"] == stored["load_id"]
+    assert "does not exist" in audit[1]["error"] or "missing_table" in audit[1]["error"]
 
 
 @pytest.mark.postgres
 def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, tmp_path):
     from ingest.app.activities import RetriableTableError
+    from ingest.app.runstore import RunStore
 
     monkeypatch.setenv("SOURCES__PG_DOWN__HOST", "127.0.0.1")
     monkeypatch.setenv("SOURCES__PG_DOWN__PORT", "1")  # nothing listens: connection refused
@@ -485,9 +439,46 @@ def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, 
     rows = [job_row("001", "t", source="pg_down")]
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "d.csv", rows)))
     monkeypatch.setenv("INGEST_DESTINATION", file_lake)
-    [task] = activity("plan_run")({"run_id": "run-down"})["plan"]["tasks"]
+    planned = activity("plan_run")({"run_id": "run-down"})
     with pytest.raises(RetriableTableError, match="job 001"):
-        activity("ingest_table")(task)
+        activity("ingest_table")(reference(planned, 0, 0))
+    stored = RunStore(file_lake, "run-down").result("001")  # the attempt's result is kept
+    assert stored["status"] == "FAILED" and stored["retriable"] is True
+    # after the retries, record_failure gives the table the reason Durable reported
+    recorded = activity("record_failure")(
+        {**reference(planned, 0, 0), "error": "failed after retries: job 001: unreachable"}
+    )
+    assert recorded == {
+        "done": 1,
+        "succeeded": 0,
+        "failed": 1,
+        "rows_loaded": 0,
+        "failed_jobs": ["001"],
+    }
+    final = RunStore(file_lake, "run-down").result("001")
+    assert final["error"] == "failed after retries: job 001: unreachable"
+
+
+def test_record_failure_never_replaces_a_loaded_table(tmp_path, monkeypatch):
+    from ingest.app.runstore import RunStore
+
+    rows = [job_row("001", "t1"), job_row("002", "t2"), job_row("003", "t3")]
+    monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "r.csv", rows)))
+    monkeypatch.setenv("INGEST_DESTINATION", (tmp_path / "lake").as_uri())
+    planned = activity("plan_run")({"run_id": "run-rf"})
+    store = RunStore(planned["destination"], "run-rf")
+    [t1, t2, _t3] = store.batch(0)
+    store.write_result(fake_result(t1))
+    store.write_result(fake_result(t2, status="FAILED"))
+    outcome = activity("record_failure")(
+        {"run_id": "run-rf", "destination": planned["destination"], "batch": 0, "error": "boom"}
+    )
+    assert outcome["done"] == 3 and outcome["failed_jobs"] == ["002", "003"]
+    assert store.result("001")["status"] == "SUCCESS"
+    assert store.result("002")["error"] == "boom" and store.result("003")["error"] == "boom"
+    # one table (a retry-exhausted activity): a loaded one keeps its result too
+    one = activity("record_failure")({**reference(planned, 0, 0), "error": "late failure"})
+    assert one["failed"] == 0 and store.result("001")["status"] == "SUCCESS"
 
 
 def test_work_dir_defaults_to_the_temp_dir(monkeypatch):
@@ -504,7 +495,10 @@ def test_work_dir_defaults_to_the_temp_dir(monkeypatch):
 @pytest.mark.postgres
 @pytest.mark.azurite
 def test_whole_run_through_replay_with_real_activities(pg, azure_lake, monkeypatch, tmp_path):
-    """The host's part played by the harness, every activity executed for real."""
+    """The extension's part played by DurableSim, every activity executed for real (dlt
+    loads from PostgreSQL into Azurite), two batches."""
+    from tests.durable_harness import ActivityFailure, DurableSim
+
     for name in ("a", "b", "c"):
         pg.execute(f"CREATE TABLE {name} (id int primary key)")
         pg.execute(f"INSERT INTO {name} SELECT generate_series(1, 5)")
@@ -513,16 +507,21 @@ def test_whole_run_through_replay_with_real_activities(pg, azure_lake, monkeypat
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "e.csv", rows)))
     monkeypatch.setenv("INGEST_DESTINATION", azure_lake)
     monkeypatch.setenv("INGEST_MAX_PARALLEL", "2")
-    host = started_host({"run_id": "run-e2e", "trigger": "http"}, instance_id="run-e2e")
-    while not host.state.get("isDone"):
-        pending = host.pending()
-        assert pending, host.state
-        task_id = pending[-1]
-        name = host.open[task_id]["name"]
-        host.complete((task_id, activity(name)(host.input_of(task_id))))
-    output = host.state["output"]
+    monkeypatch.setenv("INGEST_BATCH_SIZE", "2")
+
+    def run_activity(call):
+        try:
+            return activity(call.name)(call.input)
+        except Exception as exc:
+            raise ActivityFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    handles = {"ingest_run": orchestrator_handle(), "ingest_batch": batch_handle()}
+    sim = DurableSim(handles, run_activity)
+    sim.start("ingest_run", "run-e2e", {"run_id": "run-e2e", "trigger": "http"})
+    sim.run()
+    output = sim.hosts["run-e2e"].state["output"]
     assert output["jobs_succeeded"] == 3 and output["rows_loaded"] == 15
-    assert host.max_tables_in_flight == 2
+    assert output["batches"] == 2 and sim.max_tables_in_flight == 2
     for table in "abc":
         assert read_lake_table(azure_lake, "pg_src", table).num_rows == 5
 
@@ -541,17 +540,19 @@ def test_start_run_returns_202_with_status_urls(config):
     assert response.status_code == 202
     body = body_of(response)
     [(name, instance_id, payload)] = durable.started
-    assert name == "ingest_run" and body["id"] == instance_id == payload["run_id"]
-    assert instance_id.startswith("run-")
+    assert name == "ingest_run" and instance_id == MANUAL_INSTANCE == body["instance_id"]
+    run_id = payload["run_id"]
+    assert run_id.startswith("run-") and body["run_id"] == run_id
     assert payload == {
         "jobs": ["001"],
         "sources": [],
         "full_refresh": True,
-        "run_id": instance_id,
+        "run_id": run_id,
         "trigger": "http",
     }
+    assert body["runStatusUri"] == f"https://app.example/api/runs/{run_id}"
     assert body["statusQueryGetUri"].startswith(
-        f"https://app.example/runtime/webhooks/durabletask/instances/{instance_id}"
+        f"https://app.example/runtime/webhooks/durabletask/instances/{MANUAL_INSTANCE}"
     )
     assert response.headers["Location"] == body["statusQueryGetUri"]
 
@@ -574,6 +575,79 @@ def test_start_run_refuses_while_a_run_is_active(config, active_status):
         starter("start_run")(http_request("POST", "https://a/api/runs"), client=durable.client())
     )
     assert response.status_code == 202 and len(durable.started) == 1
+    # the on-demand run now holds the slot: the next request is refused, naming that run
+    [(_, _, first)] = durable.started
+    response = run(
+        starter("start_run")(http_request("POST", "https://a/api/runs"), client=durable.client())
+    )
+    assert response.status_code == 409
+    assert body_of(response)["active_run_id"] == first["run_id"]
+    assert body_of(response)["active_instance_id"] == MANUAL_INSTANCE
+
+
+def test_start_run_refuses_before_planning(config, monkeypatch):
+    """The one-run-at-a-time check comes before any planning."""
+    import ingest.app.http_api as http_api
+
+    def plan_request(*args, **kwargs):
+        raise AssertionError("planned while another run was active")
+
+    monkeypatch.setattr(http_api, "plan_request", plan_request)
+    durable = FakeDurable()
+    durable.add("nightly-2026-05-01", "Running")
+    response = run(
+        starter("start_run")(http_request("POST", "https://a/api/runs"), client=durable.client())
+    )
+    assert response.status_code == 409
+
+
+def post_twice_at_once(durable: FakeDurable) -> list[Any]:
+    async def both():
+        start = starter("start_run")
+        return await asyncio.gather(
+            start(
+                http_request("POST", "https://a/api/runs", b'{"jobs": ["001"]}'),
+                client=durable.client(),
+            ),
+            start(
+                http_request("POST", "https://a/api/runs", b'{"jobs": ["002"]}'),
+                client=durable.client(),
+            ),
+        )
+
+    return run(both())
+
+
+def test_two_requests_at_once_start_one_run(config):
+    """Both requests pass the quick check (nothing is active yet) and both ask Durable to start
+    the on-demand instance. The stand-in answers as the Durable extension documents: the second
+    start of an instance id that is Pending/Running gets 409 Conflict
+    (OrchestrationAlreadyExistsException; overridableExistingInstanceStates = NonRunningStates)."""
+    durable = FakeDurable(interleave=True)
+    responses = post_twice_at_once(durable)
+    checks = [i for i, q in enumerate(durable.queries) if "runtimeStatus=" in q]
+    starts = [i for i, q in enumerate(durable.queries) if "/orchestrators/" in q]
+    assert len(checks) == 2 and len(starts) == 2 and max(checks) < min(starts)  # a real race
+    assert sorted(r.status_code for r in responses) == [202, 409]
+    [(_, instance_id, winner)] = durable.started
+    assert instance_id == MANUAL_INSTANCE and len(durable.refused) == 1
+    accepted = next(r for r in responses if r.status_code == 202)
+    refused = next(r for r in responses if r.status_code == 409)
+    assert body_of(accepted)["run_id"] == winner["run_id"]
+    assert body_of(refused)["active_run_id"] == winner["run_id"]
+
+
+def test_racing_starts_that_durable_both_accepts_still_start_one_run(config):
+    """Microsoft documents for the singleton pattern that two starts racing within
+    milliseconds may both be accepted while only one instance runs. The stand-in models that
+    (a start of a still-Pending instance is accepted, the first input stays): the starter reads
+    back which run holds the instance and answers 409 to the other request."""
+    durable = FakeDurable(interleave=True, racing_starts_accepted=True)
+    responses = post_twice_at_once(durable)
+    assert len(durable.started) == 1 and len(durable.accepted_not_started) == 1
+    assert sorted(r.status_code for r in responses) == [202, 409]
+    accepted = next(r for r in responses if r.status_code == 202)
+    assert body_of(accepted)["run_id"] == durable.started[0][2]["run_id"]
 
 
 @pytest.mark.parametrize(
@@ -617,45 +691,131 @@ def test_start_run_with_a_broken_config_is_a_server_error(tmp_path, monkeypatch)
     assert durable.started == []
 
 
-def test_get_run_reports_progress_and_results(config):
+def get_run_call(durable: FakeDurable, run_id: str, **params: str):
+    import azure.functions as func
+
+    req = func.HttpRequest(
+        "GET",
+        f"https://a/api/runs/{run_id}",
+        body=b"",
+        route_params={"id": run_id},
+        params=params,
+    )
+    return run(starter("get_run")(req, client=durable.client()))
+
+
+def stored_run(lake: str, run_id: str, tables: int, done: int) -> list[dict[str, Any]]:
+    """A run store with a plan of `tables` tables and results for the first `done`."""
+    from ingest.app.runstore import RunStore
+
+    tasks = [
+        {"run_id": run_id, "job": {**job_row(f"{i:03d}", f"t{i}"), "job_id": f"{i:03d}"}}
+        for i in range(1, tables + 1)
+    ]
+    store = RunStore(lake, run_id)
+    store.write_plan({"run_id": run_id, "destination": lake, "tasks": tasks}, 25)
+    for task in tasks[:done]:
+        store.write_result(
+            fake_result(task, status="FAILED" if task["job"]["job_id"] == "003" else "SUCCESS")
+        )
+    return tasks
+
+
+def test_get_run_adds_up_progress_and_pages_the_tables(config):
+    from ingest.app.environment import settings
+
+    lake = settings().destination
+    stored_run(lake, "nightly-2026-05-01", 60, 38)
     durable = FakeDurable()
     durable.add(
-        "run-1",
+        "nightly-2026-05-01",
         "Running",
-        customStatus={"phase": "loading", "done": 2, "total": 5, "failed": 0, "running": 3},
-    )
-    durable.add(
-        "run-2",
-        "Completed",
-        output={
-            "jobs_total": 1,
-            "jobs_failed": 0,
-            "tables": [{"job_id": "001", "status": "SUCCESS", "rows_loaded": 3}],
+        customStatus={
+            "run_id": "nightly-2026-05-01",
+            "phase": "loading",
+            "total": 60,
+            "done": 25,
+            "failed": 1,
+            "batches": 3,
+            "batches_done": 1,
+            "batches_running": [1, 2],
         },
     )
-    durable.add("run-3", "Failed", output="run run-3 could not be planned: bad config")
-    get = starter("get_run")
+    for batch, done, failed in ((1, 10, 0), (2, 3, 0)):
+        durable.add(
+            f"nightly-2026-05-01:batch-000{batch}",
+            "Running",
+            name="ingest_batch",
+            customStatus={
+                "batch": batch,
+                "total": 25,
+                "done": done,
+                "failed": failed,
+                "running": 4,
+            },
+        )
+    body = body_of(get_run_call(durable, "nightly-2026-05-01", page="2", page_size="10"))
+    assert body["status"] == "Running" and body["source"] == "durable"
+    assert body["progress"] == {
+        "run_id": "nightly-2026-05-01",
+        "phase": "loading",
+        "total": 60,
+        "done": 38,
+        "failed": 1,
+        "running": 8,
+        "batches": 3,
+        "batches_done": 1,
+    }
+    assert [t["job_id"] for t in body["tables"]] == [f"{i:03d}" for i in range(11, 21)]
+    assert body["tables_page"] == {
+        "page": 2,
+        "page_size": 10,
+        "tables_reported": 38,
+        "pages": 4,
+        "tables_planned": 60,
+        "source": "run store",
+    }
+    first = body_of(get_run_call(durable, "nightly-2026-05-01"))["tables"]
+    assert len(first) == 38 and first[2]["status"] == "FAILED"
+    assert set(first[0]) == {
+        "job_id",
+        "source_name",
+        "table_name",
+        "load_type",
+        "status",
+        "rows_loaded",
+        "files_written",
+        "error",
+    }
 
-    def call(run_id):
-        req = http_request("GET", f"https://a/api/runs/{run_id}", route_params={"id": run_id})
-        return run(get(req, client=durable.client()))
 
-    running = body_of(call("run-1"))
-    assert running["status"] == "Running" and running["progress"]["done"] == 2
-    done = body_of(call("run-2"))
-    assert done["status"] == "Completed" and done["tables"][0]["rows_loaded"] == 3
-    assert done["summary"] == {"jobs_total": 1, "jobs_failed": 0}
-    failed = body_of(call("run-3"))
+def test_get_run_of_an_on_demand_run_and_finished_runs(config):
+    durable = FakeDurable()
+    durable.add(MANUAL_INSTANCE, "Running", input=json.dumps({"run_id": "run-x"}))
+    durable.add(
+        "nightly-2026-05-02",
+        "Completed",
+        output={"jobs_total": 1, "jobs_failed": 0, "rows_loaded": 3, "batches": 1},
+    )
+    durable.add("nightly-2026-05-03", "Failed", output="run could not be planned: bad config")
+    running = body_of(get_run_call(durable, "run-x"))
+    assert running["status"] == "Running" and running["instance_id"] == MANUAL_INSTANCE
+    done = body_of(get_run_call(durable, "nightly-2026-05-02"))
+    assert done["status"] == "Completed"
+    assert done["summary"] == {"jobs_total": 1, "jobs_failed": 0, "rows_loaded": 3, "batches": 1}
+    failed = body_of(get_run_call(durable, "nightly-2026-05-03"))
     assert failed["status"] == "Failed" and "bad config" in failed["error"]
-    assert call("bad id!").status_code == 400
-    missing = call("run-unknown")
-    assert missing.status_code == 404 and "run-unknown" in body_of(missing)["error"]
+    # a run id the on-demand instance does not hold (it holds run-x) is not mixed up with it
+    missing = get_run_call(durable, "run-y")
+    assert missing.status_code == 404 and "run-y" in body_of(missing)["error"]
+    assert get_run_call(durable, "bad id!").status_code == 400
+    bad_page = get_run_call(durable, "run-x", page="0")
+    assert bad_page.status_code == 400 and "'page' must be at least 1" in body_of(bad_page)["error"]
+    too_big = get_run_call(durable, "run-x", page_size="5000")
+    assert too_big.status_code == 400 and "between 1 and 1000" in body_of(too_big)["error"]
 
 
 def test_get_run_falls_back_to_the_audit_when_durable_forgot(config, monkeypatch, tmp_path):
-    pytest.importorskip(
-        "ingest.reports.history", reason="ingest/reports/history.py (run history) not merged yet"
-    )
     from ingest.audit import write_audit
 
     lake = (tmp_path / "lake").as_uri()
@@ -663,22 +823,47 @@ def test_get_run_falls_back_to_the_audit_when_durable_forgot(config, monkeypatch
     results = [
         {
             "run_id": "run-purged",
-            "job_id": "001",
+            "job_id": f"{i:03d}",
             "source_type": "postgresql",
             "source_name": "pg_src",
-            "table_name": "t1",
+            "table_name": f"t{i}",
             "load_type": "FULL",
             "status": "SUCCESS",
             "rows_loaded": 7,
         }
+        for i in range(1, 6)
     ]
     write_audit({"run_id": "run-purged", "destination": lake, "results": results})
-    req = http_request("GET", "https://a/api/runs/run-purged", route_params={"id": "run-purged"})
-    response = run(starter("get_run")(req, client=FakeDurable().client()))
-    assert response.status_code == 200
-    body = body_of(response)
-    assert body["source"] == "audit" and body["summary"]["rows_loaded"] == 7
-    assert [r["job_id"] for r in body["tables"]] == ["001"]
+    body = body_of(get_run_call(FakeDurable(), "run-purged", page_size="2", page="3"))
+    assert body["source"] == "audit" and body["summary"]["rows_loaded"] == 35
+    assert [r["job_id"] for r in body["tables"]] == ["005"]
+    assert body["tables_page"]["pages"] == 3 and body["tables_page"]["source"] == "audit"
+
+
+def test_get_run_of_an_earlier_on_demand_run(config):
+    """The on-demand instance now holds a later run: the earlier one is answered from its
+    audit rows (summary) and its run store (tables); a run store without audit is Unknown."""
+    from ingest.app.environment import settings
+    from ingest.app.runstore import RunStore
+    from ingest.audit import write_audit
+
+    lake = settings().destination
+    tasks = stored_run(lake, "run-old", 3, 3)
+    store = RunStore(lake, "run-old")
+    results = list(store.results(t["job"]["job_id"] for t in tasks).values())
+    write_audit({"run_id": "run-old", "destination": lake, "results": results})
+    stored_run(lake, "run-crashed", 4, 1)
+    durable = FakeDurable()
+    durable.add(MANUAL_INSTANCE, "Running", input=json.dumps({"run_id": "run-new"}))
+    old = body_of(get_run_call(durable, "run-old"))
+    assert (old["status"], old["source"]) == ("Completed", "audit")
+    assert old["summary"]["jobs_total"] == 3 and old["summary"]["jobs_failed"] == 1
+    assert [t["job_id"] for t in old["tables"]] == ["001", "002", "003"]
+    assert old["tables_page"]["source"] == "run store"
+    crashed = body_of(get_run_call(durable, "run-crashed"))
+    assert (crashed["status"], crashed["source"]) == ("Unknown", "run store")
+    assert crashed["tables_page"]["tables_reported"] == 1
+    assert crashed["tables_page"]["tables_planned"] == 4
 
 
 def test_list_jobs_shows_the_validated_jobs_and_the_next_run(tmp_path, monkeypatch):
@@ -754,6 +939,30 @@ def test_host_json_and_local_settings_sample():
         assert entry in ignored
 
 
+def test_activity_concurrency_fits_the_instance_memory():
+    """host.json's activities per instance and the Bicep instance memory follow the sizing rule
+    of docs/FUNCTIONS.md with the numbers measured by bench/activity_memory.py."""
+    import re
+
+    doc = (REPO / "docs" / "FUNCTIONS.md").read_text()
+    numbers = dict(re.findall(r"(\w+)=([\d.]+)", doc.split("<!-- sizing:", 1)[1].split("-->")[0]))
+    base, per, host_mb, share = (
+        float(numbers[k]) for k in ("base_mb", "per_activity_mb", "host_mb", "max_share")
+    )
+    durable = json.loads((REPO / "host.json").read_text())["extensions"]["durableTask"]
+    activities = durable["maxConcurrentActivityFunctions"]
+    bicep = (REPO / "infra" / "main.bicep").read_text()
+    memory = int(re.search(r"param instanceMemoryMB int = (\d+)", bicep).group(1))
+
+    def fits(n: int, mb: int) -> bool:
+        return base + n * per + host_mb <= share * mb
+
+    assert fits(activities, memory)
+    assert not fits(activities + 1, memory)  # the largest count that fits: no slack wasted
+    assert f"`maxConcurrentActivityFunctions` {activities}" in doc
+    assert f"{activities} activities per instance on {memory:,} MB instances" in doc
+
+
 def test_functions_doc_lists_every_setting_and_function():
     from ingest.settings import CATALOGUE
 
@@ -797,14 +1006,18 @@ def test_start_run_accepts_a_backfill_and_plan_run_plans_it(incremental_config):
     )
     assert response.status_code == 202, body_of(response)
     [(_, instance_id, payload)] = durable.started
+    run_id = body_of(response)["run_id"]
+    assert instance_id == MANUAL_INSTANCE
     assert payload == {
         "backfill": {"job": "007", "from": "2024-01-01", "to": "2024-02-01"},
-        "run_id": instance_id,
+        "run_id": run_id,
         "trigger": "http",
     }
-    planned = activity("plan_run")(payload)["plan"]
-    [task] = planned["tasks"]
-    assert task["job"]["job_id"] == "007" and task["run_id"] == instance_id
+    from ingest.app.runstore import RunStore
+
+    planned = activity("plan_run")(payload)
+    [task] = RunStore(planned["destination"], run_id).tasks()
+    assert task["job"]["job_id"] == "007" and task["run_id"] == run_id
     assert task["backfill"] == {"from": "2024-01-01", "to": "2024-02-01"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections import Counter
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ import pytest
 
 import function_app
 from ingest.app import schedule
+from ingest.app.runstore import RunStore
 from tests.app.test_function_app import activity, job_row, write_config
 from tests.durable_harness import FakeDurable
 
@@ -148,14 +150,83 @@ def test_double_fire_starts_one_run(monkeypatch, caplog):
     assert "already exists" in caplog.text
 
 
-def test_timer_skips_and_logs_while_another_run_is_active(monkeypatch, caplog):
+def test_an_active_run_delays_the_night_instead_of_skipping_it(monkeypatch, caplog):
+    """A manual run still active at 02:00: the nightly run starts anyway and waits for it
+    (its orchestration polls; tests/test_orchestration.py replays that wait)."""
+    monkeypatch.setenv("INGEST_SCHEDULE_MAX_WAIT_MIN", "120")
     durable = FakeDurable()
-    durable.add("run-20260601T050000Z-abc123", "Running")
-    with caplog.at_level(logging.WARNING):
+    durable.add("manual-run", "Running", input=json.dumps({"run_id": "run-20260601T050000Z-abc"}))
+    with caplog.at_level(logging.INFO):
         fire(durable, dt.datetime(2026, 6, 1, 6, 0, tzinfo=UTC), monkeypatch)
-    assert durable.started == []
-    assert "nightly-2026-06-01 skipped" in caplog.text
-    assert "run-20260601T050000Z-abc123" in caplog.text
+    [(name, instance_id, payload)] = durable.started
+    assert (name, instance_id) == ("ingest_run", "nightly-2026-06-01")
+    assert payload["wait"] == {"max_wait_s": 7200, "poll_s": 300}
+    assert payload["scheduled_for"] == "2026-06-01T06:00:00+00:00"
+    assert "it waits for run-20260601T050000Z-abc to finish (at most 120 min)" in caplog.text
+
+
+# ------------------------------------------------------------------------------ late fires
+
+
+@pytest.mark.parametrize(
+    ("fire_utc", "expected"),
+    [
+        # winter (EST): the day's start slot is 07:00 UTC
+        (dt.datetime(2026, 1, 15, 5, 30), None),  # 00:30 EST: before the day's 02:00
+        (dt.datetime(2026, 1, 15, 6, 0), None),  # 01:00 EST
+        (dt.datetime(2026, 1, 15, 7, 0), dt.datetime(2026, 1, 15, 7, 0)),
+        (dt.datetime(2026, 1, 15, 8, 30), dt.datetime(2026, 1, 15, 7, 0)),  # late, same day
+        (dt.datetime(2026, 1, 16, 4, 59), dt.datetime(2026, 1, 15, 7, 0)),  # 23:59 EST
+        (dt.datetime(2026, 1, 16, 5, 0), None),  # 00:00 EST the next day: that day's is due later
+        # summer (EDT): 06:00 UTC
+        (dt.datetime(2026, 7, 4, 6, 0), dt.datetime(2026, 7, 4, 6, 0)),
+        (dt.datetime(2026, 7, 4, 7, 0), dt.datetime(2026, 7, 4, 6, 0)),  # second slot: same day
+        (dt.datetime(2026, 7, 4, 5, 59), None),
+        # spring forward: 03:00 EDT = 07:00 UTC; fall back: 02:00 EST = 07:00 UTC
+        (dt.datetime(2026, 3, 8, 6, 0), None),
+        (dt.datetime(2026, 3, 8, 9, 15), dt.datetime(2026, 3, 8, 7, 0)),
+        (dt.datetime(2026, 11, 1, 6, 0), None),  # the second 01:00
+        (dt.datetime(2026, 11, 1, 7, 0), dt.datetime(2026, 11, 1, 7, 0)),
+    ],
+)
+def test_the_due_run_follows_the_new_york_day(fire_utc, expected):
+    due = schedule.due_slot(fire_utc.replace(tzinfo=UTC))
+    assert due == (expected.replace(tzinfo=UTC) if expected else None)
+    if due is not None:
+        assert schedule.should_start(due)  # always a day's start slot
+
+
+def test_past_due_fire_at_0830_in_winter_starts_the_days_run_once(monkeypatch, caplog):
+    """The host was down at 06:00 and 07:00 UTC; the timer's past-due fire comes at 08:30.
+    Rounding that fire to its own hour (08:00, not a start slot) would skip the night."""
+    late = dt.datetime(2026, 1, 15, 8, 30, tzinfo=UTC)
+    assert not schedule.should_start(late)  # the old rule: skipped
+    durable = FakeDurable()
+    with caplog.at_level(logging.INFO):
+        fire(durable, late, monkeypatch, past_due=True)
+    [(_, instance_id, payload)] = durable.started
+    assert instance_id == "nightly-2026-01-15" and payload["scheduled_weekday"] == "THU"
+    assert payload["scheduled_for"] == "2026-01-15T07:00:00+00:00"
+    assert "fired 90 min late (past due)" in caplog.text
+    fire(durable, late + dt.timedelta(minutes=1), monkeypatch, past_due=True)  # again: once
+    durable.set_status("nightly-2026-01-15", "Completed")
+    fire(durable, late + dt.timedelta(hours=3), monkeypatch, past_due=True)
+    assert [i for _, i, _ in durable.started] == ["nightly-2026-01-15"]
+    # the next day runs at its own slot
+    fire(durable, dt.datetime(2026, 1, 16, 7, 0, 1, tzinfo=UTC), monkeypatch)
+    assert [i for _, i, _ in durable.started] == ["nightly-2026-01-15", "nightly-2026-01-16"]
+
+
+def test_a_fire_after_the_new_york_day_ended_does_not_start_it(monkeypatch):
+    durable = FakeDurable()
+    fire(durable, dt.datetime(2026, 1, 16, 5, 30, tzinfo=UTC), monkeypatch, past_due=True)
+    assert durable.started == []  # 00:30 EST on the 16th: the 15th is over, the 16th not due
+
+
+def test_a_missed_first_summer_slot_is_started_by_the_second(monkeypatch):
+    durable = FakeDurable()
+    fire(durable, dt.datetime(2026, 7, 4, 7, 0, 2, tzinfo=UTC), monkeypatch)
+    assert [i for _, i, _ in durable.started] == ["nightly-2026-07-04"]
 
 
 def test_weekly_jobs_run_only_on_their_new_york_day(tmp_path, monkeypatch):
@@ -172,11 +243,15 @@ def test_weekly_jobs_run_only_on_their_new_york_day(tmp_path, monkeypatch):
         fire(durable, slot, monkeypatch)
         for _name, instance_id, _ in durable.started:
             durable.set_status(instance_id, "Completed")
-    plan_run = activity("plan_run")
+
+    def planned_jobs(payload):
+        planned = activity("plan_run")(payload)
+        tasks = RunStore(planned["destination"], payload["run_id"]).tasks()
+        return [t["job"]["job_id"] for t in tasks]
+
     included = {}
     for _, instance_id, payload in durable.started:
-        planned = plan_run(payload)["plan"]
-        included[instance_id] = [t["job"]["job_id"] for t in planned["tasks"]]
+        included[instance_id] = planned_jobs(payload)
     assert len(included) == 14
     for instance_id, jobs in included.items():
         day = dt.date.fromisoformat(instance_id.removeprefix("nightly-"))
@@ -187,7 +262,7 @@ def test_weekly_jobs_run_only_on_their_new_york_day(tmp_path, monkeypatch):
         )
         assert jobs == expected, instance_id
     # on-demand runs are not filtered by weekday
-    assert [t["job"]["job_id"] for t in plan_run({"run_id": "r"})["plan"]["tasks"]] == [
+    assert planned_jobs({"run_id": "r"}) == [
         "001",
         "002",
         "003",

@@ -452,14 +452,15 @@ def test_a_views_failure_is_reported_and_the_audit_kept(pg, file_lake, monkeypat
     )  # fmt: skip
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(config))
     monkeypatch.setenv("INGEST_DESTINATION", file_lake)
+    from ingest.app.runstore import RunStore
+
     planned = activities.plan_run({"run_id": "run-v"})
-    result = activities.ingest_table(planned["plan"]["tasks"][0])
-    run_payload = {
-        "run_id": "run-v",
-        "destination": file_lake,
-        "results": [result],
-        "started_at": planned["started_at"],
-    }
+    activities.ingest_table(
+        {"run_id": "run-v", "destination": file_lake, "batch": 0, "position": 0}
+    )
+    stored = RunStore(file_lake, "run-v")  # the plan and the full result, by reference
+    task, result = stored.task(0, 0), stored.result("001")
+    run_payload = {"run_id": "run-v", "destination": file_lake, "started_at": planned["started_at"]}
     # the function app's audit step writes the views too
     summary = activities.write_audit(run_payload)
     assert summary["views"]["files_written"] == len(DIALECTS)
@@ -473,8 +474,10 @@ def test_a_views_failure_is_reported_and_the_audit_kept(pg, file_lake, monkeypat
 
     monkeypatch.setattr(inventory, "find_load_files", broken)
     monkeypatch.setattr(inventory, "read_manifest", lambda *a: inventory.Manifest())
-    run_payload["run_id"] = "run-w"
-    summary = activities.write_audit({**run_payload, "results": [{**result, "run_id": "run-w"}]})
+    other = RunStore(file_lake, "run-w")
+    other.write_plan({"tasks": [{**task, "run_id": "run-w"}]}, 25)
+    other.write_result({**result, "run_id": "run-w"})
+    summary = activities.write_audit({**run_payload, "run_id": "run-w"})
     assert summary["audit_rows_added"] == 1
     assert summary["views"]["errors"] == [{"job_id": "001", "error": "OSError: lake unreachable"}]
     assert [r["job_id"] for r in run_results(file_lake, "run-w")] == ["001"]

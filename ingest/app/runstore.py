@@ -1,0 +1,157 @@
+"""The run store: one run's plan and its tables' results in the lake, passed by reference.
+
+A Durable orchestration keeps every payload in its history and replays that history after
+every event, so the function app never passes the plan or the full results through it. The
+`plan_run` activity writes the plan here, `ingest_table` reads its task and writes its result
+here, `write_audit` reads the results back; the orchestrations exchange only references (run
+id, batch number, position) and compact counts.
+
+    <lake>/metadata/runs/<run_id>/plan.json              what the run does (counts, skipped, ...)
+    <lake>/metadata/runs/<run_id>/batches/<NNNNN>.json   the tasks of one batch, in plan order
+    <lake>/metadata/runs/<run_id>/results/<job_id>.json  the full result of one table
+
+Writes are whole-file overwrites, so an activity that Durable runs twice (at least once)
+writes the same file again: the last attempt's result is the one that counts. `plan.json` is
+written after the batches, so a reader that finds it finds every batch. The local CLI keeps
+its results in memory and does not use this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ingest.app.batching import batch_count
+from ingest.lake.destination import Destination
+
+log = logging.getLogger(__name__)
+
+RUNS_DIR = "metadata/runs"
+
+
+class RunStoreError(RuntimeError):
+    """The run store lacks something it should hold (e.g. the plan of a run was deleted)."""
+
+
+class RunStore:
+    def __init__(self, destination: str, run_id: str):
+        self.destination = destination
+        self.run_id = run_id
+        self.dest = Destination.from_url(destination)
+        self._fs: Any = None
+
+    # -------------------------------------------------------------------------- files
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            self._fs = self.dest.filesystem()
+        return self._fs
+
+    def path(self, *parts: str) -> str:
+        return self.dest.path(RUNS_DIR, self.run_id, *parts)
+
+    def _write(self, path: str, data: Any) -> None:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with self.fs.open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, separators=(",", ":"), default=str))
+
+    def _read(self, path: str) -> Any:
+        with self.fs.open(path, "r", encoding="utf-8") as handle:
+            return json.loads(handle.read())
+
+    # -------------------------------------------------------------------------- plan
+    def write_plan(self, plan: Mapping[str, Any], batch_size: int, **extra: Any) -> dict[str, Any]:
+        """Store a plan (`ingest.plan.plan` output) in batches of `batch_size` tasks;
+        returns the stored summary (`plan.json`): everything but the tasks, plus counts."""
+        tasks = list(plan["tasks"])
+        batches = batch_count(len(tasks), batch_size)
+        for number in range(batches):
+            chunk = tasks[number * batch_size : (number + 1) * batch_size]
+            self._write(self.path("batches", f"{number:05d}.json"), chunk)
+        meta = {key: value for key, value in plan.items() if key != "tasks"}
+        meta.update(
+            run_id=self.run_id,
+            destination=self.destination,
+            total=len(tasks),
+            batch_size=batch_size,
+            batches=batches,
+            **extra,
+        )
+        self._write(self.path("plan.json"), meta)
+        return meta
+
+    def plan(self) -> dict[str, Any]:
+        try:
+            return self._read(self.path("plan.json"))
+        except FileNotFoundError:
+            raise RunStoreError(
+                f"run {self.run_id}: no plan in {self.path('plan.json')} (was the run's "
+                "folder deleted while it ran?)"
+            ) from None
+
+    def batch(self, number: int) -> list[dict[str, Any]]:
+        try:
+            return self._read(self.path("batches", f"{number:05d}.json"))
+        except FileNotFoundError:
+            raise RunStoreError(
+                f"run {self.run_id}: batch {number} is not in the run store"
+            ) from None
+
+    def task(self, number: int, position: int) -> dict[str, Any]:
+        tasks = self.batch(number)
+        if not 0 <= position < len(tasks):
+            raise RunStoreError(
+                f"run {self.run_id}: batch {number} has {len(tasks)} task(s), "
+                f"no position {position}"
+            )
+        return tasks[position]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task of the run, in plan order."""
+        meta = self.plan()
+        out: list[dict[str, Any]] = []
+        for number in range(int(meta["batches"])):
+            out.extend(self.batch(number))
+        return out
+
+    # -------------------------------------------------------------------------- results
+    def result_path(self, job_id: str) -> str:
+        return self.path("results", f"{job_id}.json")
+
+    def write_result(self, result: Mapping[str, Any]) -> None:
+        self._write(self.result_path(str(result["job_id"])), dict(result))
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self._read(self.result_path(job_id))
+        except FileNotFoundError:
+            return None
+
+    def results(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored results of these jobs (missing ones are left out). One `cat` of many
+        paths: fsspec's blob filesystem fetches them concurrently."""
+        paths = {self.result_path(job_id): job_id for job_id in job_ids}
+        if not paths:
+            return {}
+        found = self.fs.cat(list(paths), on_error="omit")
+        by_name = {str(path).rsplit("/", 1)[-1]: data for path, data in found.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for path, job_id in paths.items():
+            data = by_name.get(path.rsplit("/", 1)[-1])
+            if data is not None:
+                out[job_id] = json.loads(data)
+        return out
+
+    def result_ids(self) -> list[str]:
+        """Job ids with a stored result, sorted."""
+        try:
+            names = self.fs.ls(self.path("results"), detail=False)
+        except FileNotFoundError:
+            return []
+        ids = [str(name).rsplit("/", 1)[-1] for name in names]
+        return sorted(name[: -len(".json")] for name in ids if name.endswith(".json"))
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(self.path("plan.json")))
