@@ -77,6 +77,9 @@ class JobChecks:
 
     def prepare(self, resource: Any) -> None:
         if self.job.table_format == TableFormat.DELTA:
+            from ingest.optional import require_delta
+
+            require_delta(self.job.job_id)  # before a row is read: the `delta` extra
             resource.apply_hints(table_format="delta")
             self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)

@@ -153,6 +153,10 @@ class SqlSourceBuilder(SourceBuilder):
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
+        from ingest.optional import fast_path_available
+
+        if not fast_path_available():  # the `fast` extra (connectorx) is not installed
+            return pyarrow_backend
         from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
 
         blocker = fast_path_blocker(columns)
