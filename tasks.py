@@ -64,9 +64,10 @@ HELP = {
     "demo": """\
 usage: python3 tasks.py demo [ARGS...]
 
-Runs the end-to-end local demo: `.venv/bin/python -m ingest demo ARGS...`.
-Creates .venv when missing and installs requirements.txt into it whenever that file
-changed since the last install. Needs no database server, npm or Azure.
+Runs the end-to-end local demo: `.venv/bin/dlt-ingest demo ARGS...`.
+Creates .venv when missing, installs the lock requirements.txt into it whenever that file
+changed since the last install, and this project (editable: the `dlt-ingest` command).
+Needs no database server, npm or Azure.
 Exits with the demo's exit code.  (`python3 tasks.py demo -- --help` shows the demo's own help.)
 """,
     "test": """\
@@ -358,15 +359,12 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def cmd_demo(args: list[str]) -> int:
     _, rest = split_options(args, set())
     ensure_venv([RUNTIME_LOCK], project=True)
-    if not (ROOT / "ingest" / "__main__.py").exists():
-        raise TaskError(
-            "the ingest command line is not there yet (ingest/__main__.py is missing), "
-            "so `python -m ingest demo` cannot run",
-            EXIT_USAGE,
-        )
+    command = venv_bin("dlt-ingest")
+    if not command.exists():
+        raise TaskError(f"{command} is missing after installing the project", EXIT_MISSING)
     env = child_env()
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    return run([venv_bin("python"), "-m", "ingest", "demo", *rest], cwd=ROOT, env=env)
+    return run([command, "demo", *rest], cwd=ROOT, env=env)
 
 
 def _libodbc_loads() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import shlex
 import sqlite3
 import sys
 from decimal import Decimal
@@ -258,6 +259,8 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
     out.write(table(("table folder", "files", "rows"), lake_listing(lake)) + "\n")
     out.write(f"audit: {summary['audit_path']}\n")
     out.write(query_lake(destination, DEMO_QUERY))
+    out.write("\n== next: the same commands on the demo's files (from any folder)\n")
+    out.write("".join(f"  {line}\n" for line in next_steps(config, secrets, destination)))
     return exit_code
 
 
@@ -279,6 +282,25 @@ def query_lake(destination: str, sql: str) -> str:
         f"(views: {', '.join(result.views)})\n"
         f"{table(result.columns, result.rows)}\n"
     )
+
+
+def next_steps(
+    config: Path, secrets: Path, destination: str, command: str | None = None
+) -> list[str]:
+    """Commands that work on what the demo wrote: its config, its secrets file (not
+    .dlt/secrets.toml: INGEST_SECRETS_FILE points at it) and its lake, with absolute paths."""
+    from ingest.cli import command_for_hints
+
+    cmd = command or command_for_hints()
+    env = f"INGEST_SECRETS_FILE={shlex.quote(str(secrets.resolve()))}"
+    conf = f"--config {shlex.quote(str(config.resolve()))}"
+    dest = f"--destination {shlex.quote(destination)}"
+    return [
+        f"{env} {cmd} validate {conf} --check-connections",
+        f"{cmd} plan {conf} {dest}",
+        f"{env} {cmd} run {conf} {dest}",
+        f"{cmd} history {dest}",
+    ]
 
 
 def register(subparsers: Any) -> None:
