@@ -137,7 +137,9 @@ def _imported_top_level_modules() -> set[str]:
 def test_every_imported_package_is_a_direct_requirement() -> None:
     """azure-core, requests, jsonpath-ng, opentelemetry, packaging used to arrive only as
     dependencies of dependencies; a re-lock could drop them."""
-    declared = {canonicalize_name(r.name) for r in direct(tuple(pyproject()["optional-dependencies"]))}
+    declared = {
+        canonicalize_name(r.name) for r in direct(tuple(pyproject()["optional-dependencies"]))
+    }
     provided = md.packages_distributions()
     missing = {}
     for module in sorted(_imported_top_level_modules()):
