@@ -1,13 +1,15 @@
 """Deployment footprint: installed and zipped size of the locked runtime dependencies, and cold
 import times, with and without the optional extras (connectorx, deltalake).
 
-    .venv/bin/python bench/footprint.py [--lock requirements.txt] [--repeat 5]
+    .venv/bin/python bench/footprint.py [--repeat 5] [--no-zip]
 
-Sizes are read from the installed distributions' RECORD files in this interpreter's
-environment (the test venv has every locked package); a package counts as belonging to an
-extra when everything that requires it (the lock's `# via` lines) is that extra. The zip is
+The runtime packages are those of the deployed lock (requirements.txt) plus the packages of
+the optional extras (connectorx, deltalake and what only they require, from the dev lock,
+which holds every extra). Sizes are read from the installed distributions' RECORD files in
+this interpreter's environment (the test venv has every locked package); a package belongs
+to an extra when everything that requires it (the locks' `# via` lines) is that extra. The zip is
 what a deployment package holding these site-packages would weigh (deflate, level 6).
-Import times are medians of --repeat fresh processes; "without" hides the extras' modules
+Import times are medians of --repeat fresh processes (interleaved, after a warm-up); "without" hides the extras' modules
 (`sys.modules[name] = None`, what an uninstalled package looks like to `import`). Numbers
 only: nothing here asserts anything.
 """
@@ -81,22 +83,31 @@ def zipped_bytes(names: set[str]) -> int:
         return target.stat().st_size
 
 
-def import_seconds(statement: str, hide: tuple[str, ...], repeat: int) -> float:
+def import_once(statement: str, hide: tuple[str, ...]) -> float:
     hide_code = "".join(f"sys.modules[{m!r}] = None\n" for m in hide)
     code = (
         "import sys, time\n" + hide_code + "t = time.perf_counter()\n" + statement + "\n"
         "print(time.perf_counter() - t)\n"
     )
-    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONDONTWRITEBYTECODE": "1"}
-    times = []
+    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{statement!r} failed:\n{proc.stderr}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def import_pair(statement: str, repeat: int) -> tuple[float, float]:
+    """Medians with and without the extras, interleaved (with, without, with, ...) after one
+    discarded warm-up each, so a slow spell of the machine hits both alike."""
+    import_once(statement, ())
+    import_once(statement, OPTIONAL)
+    with_s, without_s = [], []
     for _ in range(repeat):
-        proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"{statement!r} failed:\n{proc.stderr}")
-        times.append(float(proc.stdout.strip().splitlines()[-1]))
-    return statistics.median(times)
+        with_s.append(import_once(statement, ()))
+        without_s.append(import_once(statement, OPTIONAL))
+    return statistics.median(with_s), statistics.median(without_s)
 
 
 def mb(n: int) -> str:
@@ -106,20 +117,30 @@ def mb(n: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lock", type=Path, default=ROOT / "requirements.txt")
+    parser.add_argument("--dev-lock", type=Path, default=ROOT / "requirements-dev.txt")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-zip", action="store_true", help="skip the (slow) zip sizes")
     args = parser.parse_args()
 
-    parents = read_lock(args.lock)
-    everything = set(parents)
-    extras = {name: only_through(parents, {name}) & everything for name in OPTIONAL}
+    runtime = read_lock(args.lock)
+    dev = read_lock(args.dev_lock)
+    extras = {name: only_through(dev, {name}) for name in OPTIONAL}
+    everything = set(runtime).union(*extras.values())
+    deployed = [name for name in OPTIONAL if name in runtime]
     missing = [n for n in everything if not _installed(n)]
     if missing:
         print(f"not installed here (sizes exclude them): {', '.join(sorted(missing))}")
     present = everything - set(missing)
-    print(f"lock: {args.lock.name}, {len(everything)} packages")
+    print(
+        f"{args.lock.name}: {len(runtime)} packages (extras deployed: {', '.join(deployed) or 'none'});"
+        f" with every extra: {len(everything)}"
+    )
+    rows_deployed = present & set(runtime)
     without_all = present - set().union(*extras.values())
-    rows = [("all locked runtime packages", present)]
+    rows = [
+        ("as deployed (requirements.txt)", rows_deployed),
+        ("runtime with every extra", present),
+    ]
     for name, pkgs in extras.items():
         rows.append((f"without {name} ({', '.join(sorted(pkgs))})", present - pkgs))
     rows.append(("without both", without_all))
@@ -139,11 +160,11 @@ def main() -> int:
     }
     print(f"\ncold imports, median of {args.repeat} processes:")
     for label, statement in cases.items():
-        with_s = import_seconds(statement, (), args.repeat)
-        without_s = import_seconds(statement, OPTIONAL, args.repeat)
-        print(f"  {label}: {with_s:.3f} s with the extras, {without_s:.3f} s without")
+        with_s, without_s = import_pair(statement, args.repeat)
+        print(f"  {label}: {with_s:.3f} s with the extras installed, {without_s:.3f} s without")
     for name in OPTIONAL:
-        print(f"  import {name} alone: {import_seconds(f'import {name}', (), args.repeat):.3f} s")
+        alone = statistics.median(import_once(f"import {name}", ()) for _ in range(args.repeat))
+        print(f"  import {name} alone (paid only by a job that uses it): {alone:.3f} s")
     return 0
 
 

@@ -890,15 +890,15 @@ DOCS = (ROOT / "docs" / "RUNBOOK.md", ROOT / "docs" / "DEPLOY.md")
 
 
 def documented_cli_commands() -> list[tuple[str, list[str]]]:
-    """Every concrete `python -m ingest ...` command line in the docs, as argv."""
+    """Every concrete `dlt-ingest ...` / `python -m ingest ...` command line in the docs."""
     found: list[tuple[str, list[str]]] = []
     for doc in DOCS:
         text = doc.read_text().replace("\\\n", " ")
-        for match in re.finditer(r"python -m ingest ([^`\n]+)", text):
-            line = match.group(1).split(" #")[0].strip()
-            if "..." in line or "[" in line or not line:
+        for match in re.finditer(r"(python -m ingest|dlt-ingest) ([^`\n]+)", text):
+            line = match.group(2).split(" #")[0].strip()
+            if "..." in line or "[" in line or not line or line.startswith("--help"):
                 continue  # a synopsis, not a command
-            found.append((f"{doc.name}: python -m ingest {line}", shlex.split(line)))
+            found.append((f"{doc.name}: {match.group(1)} {line}", shlex.split(line)))
     return found
 
 
