@@ -147,7 +147,7 @@ def run_tasks(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["demo", "test", "services", "bench"])
+@pytest.mark.parametrize("command", ["demo", "test", "services", "bench", "lock"])
 def test_tasks_help(command: str) -> None:
     result = run_tasks(command, "--help")
     assert result.returncode == 0
