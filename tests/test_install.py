@@ -4,6 +4,7 @@ type."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -104,6 +105,23 @@ def test_installed_wheel_runs_from_any_folder(wheel: Path, tmp_path: Path) -> No
     assert missing.returncode == 2
     assert f"looked in {elsewhere}" in missing.stderr
     assert "pass --config PATH or set INGEST_CONFIG_PATH" in missing.stderr
+
+    history = dlt_ingest("history")  # default lake file://./lake: this folder's ./lake
+    assert history.returncode == 0, history.stderr
+    assert f"under {(elsewhere / 'lake').as_uri()} " in history.stdout
+    assert "--destination URL or INGEST_DESTINATION" in history.stdout
+
+    config = elsewhere / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type\n"
+        "001,Y,sqlite,shop,orders,FULL\n"
+    )
+    run = dlt_ingest("run", "--config", "jobs.csv", "--json")
+    assert run.returncode == 1, run.stderr
+    (result,) = json.loads(run.stdout)["results"]
+    # the default secrets file is named with its absolute path and the setting that moves it
+    assert f"{elsewhere / '.dlt' / 'secrets.toml'} [sources.shop] path" in result["error"]
+    assert "INGEST_SECRETS_FILE" in result["error"]
 
 
 def test_demo_and_its_hints_work_outside_the_repository(tmp_path: Path) -> None:
