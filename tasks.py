@@ -104,6 +104,20 @@ usage: python3 tasks.py bench [ARGS...]
 Runs `.venv/bin/python bench/run.py ARGS...` (after the same venv setup as `test`) and exits
 with its exit code.  (`python3 tasks.py bench -- --help` shows the benchmark's own help.)
 """,
+    "lock": """\
+usage: python3 tasks.py lock [--upgrade] [--deploy-extras fast[,delta]]
+
+Regenerates the three locks from the direct requirements with `uv pip compile --universal
+--generate-hashes` (uv comes from requirements-dev.txt; .venv is set up first if needed):
+  requirements.txt        pyproject.toml's dependencies + the deployed extras (default: fast)
+  requirements-dev.txt    pyproject.toml + every extra + requirements-dev.in, pinned to the
+                          versions of requirements.txt (the tests run the fast path and Delta)
+  requirements-infra.txt  requirements-infra.in (checkov, pycep-parser)
+Without --upgrade, versions already in a lock are kept unless a requirement changed;
+--upgrade moves every package to the newest version the requirements allow.
+Needs the network to PyPI. Commit the changed requirements*.txt; the next `test`/`demo`
+reinstalls the venvs from them.
+""",
 }
 
 
