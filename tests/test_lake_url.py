@@ -183,6 +183,8 @@ def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPat
     assert credentials["azure_account_host"] == "stlake01.blob.core.chinacloudapi.cn"
     fs = china.filesystem()
     assert fs.account_url == "https://stlake01.blob.core.chinacloudapi.cn"
+    # the blob SDK client (leases, conditional audit writes) goes to the same host
+    assert china.container_client().url == "https://stlake01.blob.core.chinacloudapi.cn/raw-data"
 
     class Token:
         token = "t"  # noqa: S105 - a stand-in credential's token, not a secret
@@ -201,3 +203,5 @@ def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPat
     public = Destination.from_url("abfss://raw-data@stlake01.dfs.core.windows.net", env={})
     assert "azure_account_host" not in public.dlt_destination().config_params["credentials"]
     assert "azure_storage_endpoint" not in delta.table_uri(public, "erp", "orders")[1]
+    assert public.container_client().url == "https://stlake01.blob.core.windows.net/raw-data"
+    assert onelake.container_client().url == "https://onelake.blob.fabric.microsoft.com/ws"

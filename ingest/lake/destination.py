@@ -170,8 +170,9 @@ class Destination:
             return ContainerClient.from_connection_string(self.connection_string, container)
         from azure.identity import DefaultAzureCredential
 
+        host = self.account_host or f"{self.account_name}.blob.core.windows.net"
         return ContainerClient(
-            f"https://{self.account_name}.blob.core.windows.net",
+            f"https://{host}",
             container,
             credential=DefaultAzureCredential(),
         )
