@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -33,9 +34,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `pip install .` installs: the wheel built from this checkout (no network: the
     venv's setuptools builds it)."""
     out = tmp_path_factory.mktemp("wheel")
+    # from a copy: setuptools builds in the source tree (build/, *.egg-info)
+    source = tmp_path_factory.mktemp("source")
+    shutil.copytree(
+        ROOT / "ingest", source / "ingest", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", out]
-        + [str(ROOT)],
+        + [str(source)],
         capture_output=True,
         text=True,
         check=False,
