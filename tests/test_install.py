@@ -148,7 +148,8 @@ def test_demo_and_its_hints_work_outside_the_repository(tmp_path: Path) -> None:
     assert (work / "demo_data" / "secrets.toml").exists() and (work / "lake").is_dir()
     hints = demo.stdout.split("== next:", 1)[1].splitlines()[1:]
     hints = [h.strip() for h in hints if h.strip()]
-    assert len(hints) == 4
+    assert len(hints) == 5
+    assert any(" query " in h for h in hints)
     assert any("--check-connections" in h for h in hints)
     assert all(str(command) in h for h in hints)
     for hint in hints:

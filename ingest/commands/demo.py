@@ -284,6 +284,9 @@ def query_lake(destination: str, sql: str) -> str:
     )
 
 
+HINT_QUERY = "select status, count(*) as orders from demo_shop.orders group by 1 order by 1"
+
+
 def next_steps(
     config: Path, secrets: Path, destination: str, command: str | None = None
 ) -> list[str]:
@@ -300,6 +303,7 @@ def next_steps(
         f"{cmd} plan {conf} {dest}",
         f"{env} {cmd} run {conf} {dest}",
         f"{cmd} history {dest}",
+        f"{cmd} query {dest} {shlex.quote(HINT_QUERY)}",
     ]
 
 
