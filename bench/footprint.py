@@ -151,7 +151,7 @@ def main() -> int:
     for name, pkgs in extras.items():
         print(f"  {name} alone: installed {mb(installed_bytes(pkgs & present))}")
 
-    engine = "from ingest.warmup import preload_engine; preload_engine()"
+    engine = "from ingest.runtime.warmup import preload_engine; preload_engine()"
     cases = {
         "import function_app": "import function_app",
         "first engine import of an activity (preload_engine)": engine,

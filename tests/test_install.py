@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.secrets import SecretResolver, TomlSecrets
+from ingest.secrets.resolver import SecretResolver, TomlSecrets
 from ingest.sources import REGISTRY, get_builder
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -77,7 +77,7 @@ class JobChecks:
 
     def prepare(self, resource: Any) -> None:
         if self.job.table_format == TableFormat.DELTA:
-            from ingest.optional import require_delta
+            from ingest.runtime.optional import require_delta
 
             require_delta(self.job.job_id)  # before a row is read: the `delta` extra
             resource.apply_hints(table_format="delta")

@@ -241,7 +241,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _print_warnings(list(config.warnings))
     enabled = config.enabled_jobs
     sys.stdout.write(f"{config.path}: OK, {len(config.jobs)} job(s), {len(enabled)} enabled\n")
-    from ingest.optional import check_jobs
+    from ingest.runtime.optional import check_jobs
 
     missing, notes = check_jobs(enabled)  # optional packages (pyproject.toml extras)
     _print_warnings(notes)

@@ -110,7 +110,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     scope = f" for job(s) {', '.join(args.job)}" if args.job else ""
     if not rows:
-        from ingest.destination import Destination
+        from ingest.lake.destination import Destination
 
         where = Destination.from_url(destination).display_url  # ./lake: which folder it was
         sys.stdout.write(

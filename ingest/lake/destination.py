@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ingest.errors import RequestError
-from ingest.lake_url import parse_lake_url
+from ingest.lake.url import parse_lake_url
 
 #: The lake layout required by DESIGN.md.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
@@ -64,7 +64,7 @@ class Destination:
 
     @classmethod
     def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> Destination:
-        """Parse with `ingest.lake_url.parse_lake_url` (every Azure cloud, Fabric OneLake)."""
+        """Parse with `ingest.lake.url.parse_lake_url` (every Azure cloud, Fabric OneLake)."""
         env = os.environ if env is None else env
         lake = parse_lake_url(url, env.get("AZURE_STORAGE_ACCOUNT_NAME") or None)
         if lake.kind == "file":

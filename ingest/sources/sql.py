@@ -153,7 +153,7 @@ class SqlSourceBuilder(SourceBuilder):
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
-        from ingest.optional import fast_path_available
+        from ingest.runtime.optional import fast_path_available
 
         if not fast_path_available():  # the `fast` extra (connectorx) is not installed
             return pyarrow_backend

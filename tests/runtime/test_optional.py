@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest import optional
 from ingest.cli import main as cli_main
 from ingest.config import JobConfig
 from ingest.job import run_job
+from ingest.runtime import optional
 from tests.conftest import lake_files, read_lake_table
-from tests.test_engine_postgres import ORDERS_DDL, SOURCE, insert_orders, job
+from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def test_postgres_without_connectorx_falls_back_to_pyarrow(
     insert_orders(pg, 1, 300)
     pg.use_as(monkeypatch, SOURCE)
     config = job(pg, load_type="FULL")
-    with caplog.at_level(logging.WARNING, logger="ingest.optional"):
+    with caplog.at_level(logging.WARNING, logger="ingest.runtime.optional"):
         result = run_job({"run_id": "r1", "job": config.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     assert "connectorx is not installed" in caplog.text

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.destination import Destination
 from ingest.errors import RequestError
-from ingest.lake_url import LakeUrl, parse_lake_url
+from ingest.lake.destination import Destination
+from ingest.lake.url import LakeUrl, parse_lake_url
 
 WS = "0f6e8a1c-6b1f-4c55-9b0e-2f3a4d5e6f70"
 
@@ -171,7 +171,7 @@ def test_what_cannot_be_placed_is_an_error_naming_the_url(url: str) -> None:
 
 def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """dlt's credentials, adlfs and delta-rs receive the parsed blob host (no network)."""
-    from ingest import delta
+    from ingest.lake import delta
 
     china = Destination.from_url("abfss://raw-data@stlake01.dfs.core.chinacloudapi.cn/p", env={})
     assert (china.protocol, china.bucket_url, china.account_name) == (
