@@ -22,7 +22,7 @@ from ingest.runtime import optional
 from tests.conftest import lake_files, read_lake_table
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_both_extras_are_installed_here_so_the_suite_runs_them() -> None:
