@@ -1,7 +1,7 @@
 # Convenience wrappers; tasks.py is the real entry point (python3 tasks.py --help).
 PYTHON ?= python3
 
-.PHONY: demo test services bench
+.PHONY: demo test services bench lock
 
 demo:
 	$(PYTHON) tasks.py demo
@@ -14,3 +14,6 @@ services:
 
 bench:
 	$(PYTHON) tasks.py bench $(ARGS)
+
+lock:
+	$(PYTHON) tasks.py lock $(ARGS)

@@ -5,6 +5,7 @@
     python3 tasks.py test [PYTEST ARGS]  set up everything, lint, run the test suite
     python3 tasks.py services            start/check PostgreSQL, MariaDB and Azurite
     python3 tasks.py bench [ARGS...]     run bench/run.py
+    python3 tasks.py lock [--upgrade]    regenerate the locks (requirements*.txt) with uv
 
 Standard library only (Python 3.11+), so it runs on a fresh machine before any venv exists.
 `python3 tasks.py COMMAND --help` describes each command.
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -34,6 +35,19 @@ NODE_MODULES = ROOT / "node_modules"
 AZURITE_LOCATION = ROOT / ".azurite"
 #: Where requirements*.txt are read from (override only for testing this script).
 REQUIREMENTS_DIR = Path(os.environ.get("TASKS_REQUIREMENTS_DIR") or ROOT)
+#: The locks. requirements.txt is what the function app deploys (Flex Consumption's remote
+#: build runs `pip install -r requirements.txt`); requirements-dev.txt is a superset (both
+#: extras + test tools, same versions); requirements-infra.txt is .venv-infra's.
+RUNTIME_LOCK, DEV_LOCK, INFRA_LOCK = (
+    "requirements.txt",
+    "requirements-dev.txt",
+    "requirements-infra.txt",
+)
+#: pyproject.toml extras that the deployed lock includes (README "Dependencies": connectorx is
+#: deployed, deltalake is not; `lock --deploy-extras fast,delta` deploys both).
+DEPLOYED_EXTRAS = ("fast",)
+#: Oldest Python the locks are resolved for; `--universal` adds markers for newer ones (3.12).
+LOCK_PYTHON = "3.11"
 NPM_STAMP = NODE_MODULES / ".tasks-package-hash"
 
 EXIT_USAGE = 2
@@ -50,9 +64,10 @@ HELP = {
     "demo": """\
 usage: python3 tasks.py demo [ARGS...]
 
-Runs the end-to-end local demo: `.venv/bin/python -m ingest demo ARGS...`.
-Creates .venv when missing and installs requirements.txt into it whenever that file
-changed since the last install. Needs no database server, npm or Azure.
+Runs the end-to-end local demo: `.venv/bin/dlt-ingest demo ARGS...`.
+Creates .venv when missing, installs the lock requirements.txt into it whenever that file
+changed since the last install, and this project (editable: the `dlt-ingest` command).
+Needs no database server, npm or Azure.
 Exits with the demo's exit code.  (`python3 tasks.py demo -- --help` shows the demo's own help.)
 """,
     "test": """\
@@ -88,6 +103,20 @@ usage: python3 tasks.py bench [ARGS...]
 
 Runs `.venv/bin/python bench/run.py ARGS...` (after the same venv setup as `test`) and exits
 with its exit code.  (`python3 tasks.py bench -- --help` shows the benchmark's own help.)
+""",
+    "lock": """\
+usage: python3 tasks.py lock [--upgrade] [--deploy-extras fast[,delta]]
+
+Regenerates the three locks from the direct requirements with `uv pip compile --universal
+--generate-hashes` (uv comes from requirements-dev.txt; .venv is set up first if needed):
+  requirements.txt        pyproject.toml's dependencies + the deployed extras (default: fast)
+  requirements-dev.txt    pyproject.toml + every extra + requirements-dev.in, pinned to the
+                          versions of requirements.txt (the tests run the fast path and Delta)
+  requirements-infra.txt  requirements-infra.in (checkov, pycep-parser)
+Without --upgrade, versions already in a lock are kept unless a requirement changed;
+--upgrade moves every package to the newest version the requirements allow.
+Needs the network to PyPI. Commit the changed requirements*.txt; the next `test`/`demo`
+reinstalls the venvs from them.
 """,
 }
 
@@ -151,8 +180,10 @@ def run(cmd: Sequence[str | os.PathLike[str]], **kwargs) -> int:
 # --------------------------------------------------------------------------- venv
 
 
-def ensure_venv(requirement_names: Sequence[str], venv: Path = VENV) -> None:
-    """Create the venv if needed; pip-install the requirements files when one changed."""
+def ensure_venv(requirement_names: Sequence[str], venv: Path = VENV, project: bool = False) -> None:
+    """Create the venv if needed; pip-install the locks when one changed (pip checks every
+    package against the lock's hashes); with `project`, also install this repository in
+    editable mode, which provides the `dlt-ingest` command in the venv's bin/."""
     stamp_path = venv / ".tasks-requirements.json"
     with file_lock(venv.name):
         python = venv_bin("python", venv)
@@ -180,23 +211,39 @@ def ensure_venv(requirement_names: Sequence[str], venv: Path = VENV) -> None:
         for missing in sorted(set(files) - set(present)):
             say(f"warning: {missing} not found; its dependencies are not installed")
         changed = [f for f in present if hashes.get(f.name) != sha256_of(f)]
-        if not changed:
+        pyproject = ROOT / "pyproject.toml"
+        project_changed = project and hashes.get("project") != sha256_of(pyproject)
+        if not changed and not project_changed:
             return
-        # All files in one pip call, so the resolver honours every pin together.
-        say(
-            "installing " + ", ".join(f.name for f in present) + f" into {venv.name}"
-            f" ({', '.join(f.name for f in changed)} changed)"
-        )
-        cmd: list[str | os.PathLike[str]] = [python, "-m", "pip", "install"]
-        if os.environ.get("CI"):
-            cmd += ["--progress-bar", "off"]
-        for f in present:
-            cmd += ["-r", f]
-        code = run(cmd, cwd=ROOT)
-        if code != 0:
-            raise TaskError(f"pip install failed (exit {code}); see the output above", code)
-        for f in present:
-            hashes[f.name] = sha256_of(f)
+        quiet = ["--progress-bar", "off"] if os.environ.get("CI") else []
+        if changed:
+            # All files in one pip call, so the resolver honours every pin together. The
+            # locks carry hashes, so pip runs in hash-checking mode: nothing unpinned or
+            # altered gets in, and nothing is re-resolved.
+            say(
+                "installing " + ", ".join(f.name for f in present) + f" into {venv.name}"
+                f" ({', '.join(f.name for f in changed)} changed)"
+            )
+            cmd: list[str | os.PathLike[str]] = [python, "-m", "pip", "install", *quiet]
+            for f in present:
+                cmd += ["-r", f]
+            code = run(cmd, cwd=ROOT)
+            if code != 0:
+                raise TaskError(f"pip install failed (exit {code}); see the output above", code)
+            for f in present:
+                hashes[f.name] = sha256_of(f)
+        if project:
+            # Editable: the command runs this checkout's code. --no-deps: the lock has them;
+            # --no-build-isolation: the lock's setuptools builds it, no download needed.
+            say(f"installing this project (the dlt-ingest command) into {venv.name}")
+            code = run(
+                [python, "-m", "pip", "install", *quiet, "--no-deps", "--no-build-isolation"]
+                + ["-e", ROOT],
+                cwd=ROOT,
+            )
+            if code != 0:
+                raise TaskError(f"pip install -e . failed (exit {code})", code)
+            hashes["project"] = sha256_of(pyproject)
         stamp_path.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
 
@@ -213,9 +260,9 @@ def venv_python_version(venv: Path) -> str:
 
 
 def ensure_test_venvs() -> None:
-    ensure_venv(["requirements.txt", "requirements-dev.txt"])
-    if (REQUIREMENTS_DIR / "requirements-infra.txt").exists():
-        ensure_venv(["requirements-infra.txt"], INFRA_VENV)
+    ensure_venv([DEV_LOCK], project=True)
+    if (REQUIREMENTS_DIR / INFRA_LOCK).exists():
+        ensure_venv([INFRA_LOCK], INFRA_VENV)
 
 
 # --------------------------------------------------------------------------- npm
@@ -325,35 +372,76 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def cmd_demo(args: list[str]) -> int:
     _, rest = split_options(args, set())
-    ensure_venv(["requirements.txt"])
-    if not (ROOT / "ingest" / "__main__.py").exists():
-        raise TaskError(
-            "the ingest command line is not there yet (ingest/__main__.py is missing), "
-            "so `python -m ingest demo` cannot run",
-            EXIT_USAGE,
-        )
+    ensure_venv([RUNTIME_LOCK], project=True)
+    command = venv_bin("dlt-ingest")
+    if not command.exists():
+        raise TaskError(f"{command} is missing after installing the project", EXIT_MISSING)
     env = child_env()
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    return run([venv_bin("python"), "-m", "ingest", "demo", *rest], cwd=ROOT, env=env)
+    return run([command, "demo", *rest], cwd=ROOT, env=env)
 
 
-def ensure_unixodbc() -> None:
-    """pyodbc (SQL Server's driver, tested offline) loads unixODBC's libodbc.so.2 at import."""
+def _libodbc_loads() -> bool:
     if sys.platform != "linux":
-        return
+        return True
     try:
         ctypes.CDLL("libodbc.so.2")
     except OSError:
+        return False
+    return True
+
+
+def _venv_works() -> bool:
+    return importlib.util.find_spec("ensurepip") is not None
+
+
+#: (what needs it, is it there, the Debian packages that provide it). Database servers are
+#: not here: tests/services.py starts them and says what to install when one is missing.
+SYSTEM_NEEDS: tuple[tuple[str, Callable[[], bool], tuple[str, ...]], ...] = (
+    ("unixODBC for pyodbc (SQL Server tests)", _libodbc_loads, ("unixodbc", "tdsodbc")),
+    (
+        "Node.js 20 + npm for Azurite",
+        lambda: bool(shutil.which("node") and shutil.which("npm")),
+        ("nodejs", "npm"),
+    ),
+    ("python3-venv to create .venv", _venv_works, ("python3-venv",)),
+)
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def ensure_system_packages(needs=SYSTEM_NEEDS, root: bool | None = None) -> list[str]:
+    """Install the missing system packages with apt-get when running as root (as CI does);
+    otherwise stop with the exact command to run. Returns the packages installed."""
+    missing = [(what, packages) for what, present, packages in needs if not present()]
+    if not missing:
+        return []
+    packages = [p for _, group in missing for p in group]
+    what = "; ".join(w for w, _ in missing)
+    command = "apt-get install -y --no-install-recommends " + " ".join(packages)
+    if not (is_root() if root is None else root) or not shutil.which("apt-get"):
         raise TaskError(
-            "unixODBC not found (pyodbc needs libodbc.so.2 for the SQL Server tests): "
-            "install it as root with: apt-get install unixodbc",
+            f"missing system packages ({what}); install them as root, then run this again:\n"
+            f"  sudo {command}",
             EXIT_MISSING,
-        ) from None
+        )
+    say(f"installing system packages ({what}): {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], command.replace("-y", "-y -qq").split()):
+        code = run(cmd, env=env, stdin=subprocess.DEVNULL)
+        if code != 0:
+            raise TaskError(f"{' '.join(cmd)} failed (exit {code}); see the output above", code)
+    still = [w for w, present, _ in needs if not present()]
+    if still:
+        raise TaskError(f"still missing after apt-get install: {'; '.join(still)}", EXIT_MISSING)
+    return packages
 
 
 def cmd_test(args: list[str]) -> int:
     options, rest = split_options(args, {"--skip-lint"})
-    ensure_unixodbc()
+    ensure_system_packages()
     ensure_test_venvs()
     ensure_node_modules()
     connection_string = ensure_services()
@@ -390,7 +478,65 @@ def cmd_bench(args: list[str]) -> int:
     return run([venv_bin("python"), script, *rest], cwd=ROOT, env=env)
 
 
+def uv_compile_commands(
+    uv: str | os.PathLike[str], upgrade: bool, deploy_extras: Sequence[str]
+) -> list[list[str]]:
+    """The three `uv pip compile` calls, runtime lock first (the dev lock is pinned to it)."""
+    common = [
+        "--universal",
+        "--python-version",
+        LOCK_PYTHON,
+        "--generate-hashes",
+        "--quiet",
+        "--custom-compile-command",
+        "python3 tasks.py lock",
+        *(["--upgrade"] if upgrade else []),
+    ]
+    base = [os.fspath(uv), "pip", "compile", *common]
+    return [
+        [*base, "pyproject.toml", *[f"--extra={e}" for e in deploy_extras], "-o", RUNTIME_LOCK],
+        [
+            *base,
+            "pyproject.toml",
+            "requirements-dev.in",
+            "--all-extras",
+            "--constraint",
+            RUNTIME_LOCK,
+            "-o",
+            DEV_LOCK,
+        ],
+        [*base, "requirements-infra.in", "-o", INFRA_LOCK],
+    ]
+
+
+def cmd_lock(args: list[str]) -> int:
+    upgrade, extras = False, list(DEPLOYED_EXTRAS)
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--upgrade":
+            upgrade = True
+        elif arg == "--deploy-extras" and rest:
+            extras = [e.strip() for e in rest.pop(0).split(",") if e.strip()]
+        else:
+            raise TaskError(f"unexpected argument {arg!r} (see: python3 tasks.py lock --help)", 2)
+    uv = venv_bin("uv")
+    if not uv.exists():
+        # bootstrap: the venv (from the current locks) brings uv; a first clone has one
+        ensure_venv([DEV_LOCK])
+    if not uv.exists():
+        raise TaskError(".venv/bin/uv not found (uv belongs in requirements-dev.in)", EXIT_MISSING)
+    for cmd in uv_compile_commands(uv, upgrade, extras):
+        say(" ".join(cmd[3:]))
+        code = run(cmd, cwd=ROOT)
+        if code != 0:
+            raise TaskError(f"uv pip compile failed (exit {code}); see the output above", code)
+    say("locks written; review `git diff requirements*.txt` and commit them")
+    return 0
+
+
 COMMANDS = {
+    "lock": cmd_lock,
     "demo": cmd_demo,
     "test": cmd_test,
     "services": cmd_services,

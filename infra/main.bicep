@@ -24,11 +24,30 @@ param actionGroupId string = ''
 @maxValue(47)
 param missingRunLookbackHours int = 26
 
-@description('Python version of the Function App (Flex Consumption; azure-functions 1.26.0 needs 3.11).')
+@description('Python version of the Function App (Flex Consumption offers 3.11 and 3.12 for this app; the locked packages cover both).')
 @allowed([
   '3.11'
+  '3.12'
 ])
 param pythonVersion string = '3.11'
+
+@description('Private networking: VNet integration for the app, private endpoints for the storage accounts (blob, queue, table, dfs) and Key Vault with private DNS zones, public network access off on all of them. Off: the simple public-endpoint deployment (Entra-only access).')
+param privateNetworking bool = false
+
+@description('With privateNetworking: address space of the VNet the template creates.')
+param vnetAddressPrefix string = '10.40.0.0/24'
+
+@description('With privateNetworking: subnet of the app\'s VNet integration (delegated to Microsoft.App/environments).')
+param appSubnetPrefix string = '10.40.0.0/25'
+
+@description('With privateNetworking: subnet of the private endpoints.')
+param privateEndpointSubnetPrefix string = '10.40.0.128/26'
+
+@description('With privateNetworking: DNS servers of the VNet (e.g. the hub resolvers that know erp-db.internal); empty = Azure DNS. They must forward the privatelink zones to 168.63.129.16.')
+param dnsServers array = []
+
+@description('With privateNetworking: keep the app\'s HTTPS endpoint (function keys) reachable from the internet, so a hosted pipeline can publish and operators can start runs. false: a private endpoint only (publish and call from inside the network).')
+param functionAppPublicAccess bool = true
 
 @description('Flex Consumption: maximum instances.')
 @minValue(1)
@@ -89,6 +108,32 @@ var compactPrefix = take(replace(prefix, '-', ''), 8)
 var functionAppName = 'func-${prefix}-${token}'
 var deploymentContainerName = 'app-package-${take(token, 8)}'
 
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    name: 'vnet-${prefix}-${token}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    dnsServers: dnsServers
+    includeSitesZone: !functionAppPublicAccess
+  }
+}
+
+// Empty strings when privateNetworking is off: every module then keeps its public endpoint.
+var endpointSubnetId = privateNetworking ? network.outputs.privateEndpointSubnetId : ''
+var appSubnetId = privateNetworking ? network.outputs.appSubnetId : ''
+var zoneIds = privateNetworking ? network.outputs.zoneIds : {
+  blob: ''
+  queue: ''
+  table: ''
+  dfs: ''
+  vault: ''
+  sites: ''
+}
+
 module identity 'modules/identity.bicep' = {
   name: 'identity'
   params: {
@@ -118,6 +163,9 @@ module lake 'modules/lake.bicep' = {
     containerName: lakeContainerName
     skuName: lakeSkuName
     writerPrincipalId: identity.outputs.principalId
+    privateEndpointSubnetId: endpointSubnetId
+    blobZoneId: zoneIds.blob
+    dfsZoneId: zoneIds.dfs
   }
 }
 
@@ -129,6 +177,10 @@ module hostStorage 'modules/hoststorage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     hostPrincipalId: identity.outputs.principalId
+    privateEndpointSubnetId: endpointSubnetId
+    blobZoneId: zoneIds.blob
+    queueZoneId: zoneIds.queue
+    tableZoneId: zoneIds.table
   }
 }
 
@@ -139,6 +191,8 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     readerPrincipalId: identity.outputs.principalId
+    privateEndpointSubnetId: endpointSubnetId
+    vaultZoneId: zoneIds.vault
   }
 }
 
@@ -167,6 +221,10 @@ module functionApp 'modules/functionapp.bicep' = {
     ingestRetryBackoff: ingestRetryBackoff
     ingestChunkSize: ingestChunkSize
     ingestFileMaxRows: ingestFileMaxRows
+    appSubnetId: appSubnetId
+    publicAccess: functionAppPublicAccess
+    privateEndpointSubnetId: endpointSubnetId
+    sitesZoneId: zoneIds.sites
   }
 }
 
@@ -194,3 +252,4 @@ output AZURE_STORAGE_ACCOUNT_NAME string = lake.outputs.name
 output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
 output INGEST_DESTINATION string = 'abfss://${lake.outputs.containerName}@${lake.outputs.name}.dfs.core.windows.net'
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_VNET_ID string = privateNetworking ? network.outputs.id : ''

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -25,9 +27,30 @@ COMMAND_MODULES = (
 )
 
 
+def program_name(argv0: str | None = None) -> str:
+    """`dlt-ingest` when run as the installed command, `python -m ingest` as a module."""
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    return "python -m ingest" if name in ("__main__.py", "-c", "", "-m") else name
+
+
+def command_for_hints() -> str:
+    """How to run this command again from any folder, for hints printed to the user: the
+    installed command's name when it is on PATH, else its full path, else `python -m ingest`
+    with this interpreter."""
+
+    argv0 = sys.argv[0]
+    name = program_name(argv0)
+    if name == "python -m ingest" or not os.path.exists(argv0):
+        return f"{sys.executable} -m ingest"
+    found = shutil.which(name)
+    if found and os.path.realpath(found) == os.path.realpath(argv0):
+        return name
+    return os.path.abspath(argv0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ingest",
+        prog=program_name(),
         description="Copy the tables listed in the job configuration into the Parquet lake.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

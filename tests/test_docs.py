@@ -45,6 +45,6 @@ def test_readme_settings_defaults_match_the_catalogue():
 def test_readme_cli_table_names_every_command():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    table = section("Command line: `python -m ingest`")
+    table = section("Command line: `dlt-ingest`")
     documented = set(re.findall(r"^\| `(\w[\w-]*)", table, flags=re.MULTILINE))
     assert set(commands) == documented

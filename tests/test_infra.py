@@ -352,8 +352,20 @@ def check_function_app(trees: dict[str, Any]) -> list[str]:
     version = tree["parameters"].get(version, {}).get("decorators", version)
     allowed = [d["argument"] for d in version if d.get("type") == "allowed"] if version else []
     main_default_py = trees[MAIN]["parameters"]["pythonVersion"]["default"]
-    if runtime.get("name") != "python" or allowed != [["3.11"]] or main_default_py != "3.11":
-        problems.append(f"runtime must be python 3.11, got {runtime} {allowed}")
+    main_allowed = [
+        d["argument"]
+        for d in trees[MAIN]["parameters"]["pythonVersion"]["decorators"]
+        if d.get("type") == "allowed"
+    ]
+    if (
+        runtime.get("name") != "python"
+        or allowed != [["3.11", "3.12"]]
+        or main_allowed != allowed
+        or main_default_py != "3.11"
+    ):
+        problems.append(
+            f"runtime must be python 3.11 or 3.12 (default 3.11), got {runtime} {allowed}"
+        )
     if cfg(site, "identity", "type") != "UserAssigned":
         problems.append("site identity must be UserAssigned")
     if cfg(site, "properties", "httpsOnly") is not True:
@@ -556,6 +568,239 @@ def check_parameters_example(trees: dict[str, Any], example: dict[str, Any]) -> 
     return problems
 
 
+# ----------------------------------------------------------------------------- evaluation
+# A small evaluator of the parsed templates: given main.bicep's parameter values, it follows
+# the module calls (conditions included) and evaluates each deployed resource's properties:
+# parameters, variables, `cond ? a : b`, `!`, `&&`, `||`, `==`, `!=`, `empty()`. References to
+# resources, module outputs and environment() stay symbolic (`Ref('network.outputs.x')`).
+
+
+class Ref(str):
+    """A value only Azure knows at deployment time, e.g. `lake.id`."""
+
+
+def _module_file(file: str, path: str) -> str:
+    return os.path.normpath(os.path.join(os.path.dirname(file), path))
+
+
+def evaluate(tree: dict[str, Any], expr: Any, values: dict[str, Any]) -> Any:
+    if isinstance(expr, list):
+        return [evaluate(tree, e, values) for e in expr]
+    if isinstance(expr, str):
+        if expr in values:
+            return values[expr]
+        variables = tree.get("variables") or {}
+        if expr in variables:
+            return evaluate(tree, variables[expr]["value"], values)
+        if expr in (tree.get("resources") or {}) or expr in (tree.get("modules") or {}):
+            return Ref(expr)
+        return expr  # a literal (interpolations stay as written)
+    if not isinstance(expr, dict):
+        return expr
+    if isinstance(expr.get("operator"), dict) and "operands" in expr["operator"]:
+        kind, ops = expr["operator"]["type"], expr["operator"]["operands"]
+        if kind == "conditional":
+            branch = "true_value" if evaluate(tree, ops["condition"], values) else "false_value"
+            return evaluate(tree, ops[branch], values)
+        if kind == "not":
+            return not evaluate(tree, ops["bool_value"], values)
+        if kind in ("and", "or", "equals", "not_equals"):
+            left, right = (evaluate(tree, v, values) for v in ops.values())
+            return {
+                "and": lambda: left and right,
+                "or": lambda: left or right,
+                "equals": lambda: left == right,
+                "not_equals": lambda: left != right,
+            }[kind]()
+        if kind == "property_accessor":
+            path = (chain(expr) or "").split(".")
+            base = evaluate(tree, path[0], values)
+            for key in path[1:]:
+                if isinstance(base, dict):
+                    base = base[key]
+                else:
+                    base = Ref(f"{base}.{key}")
+            return base
+        return Ref(json.dumps(expr))
+    if isinstance(expr.get("function"), dict) and "type" in expr["function"]:
+        fn = expr["function"]
+        if fn.get("type") == "empty":
+            (arg,) = fn["parameters"].values()
+            return evaluate(tree, arg, values) in ("", [], {}, None)
+        return Ref(json.dumps(expr))
+    return {k: evaluate(tree, v, values) for k, v in expr.items()}
+
+
+def deploy(
+    trees: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(file, name, type, evaluated config) of every resource a deployment of main.bicep with
+    these parameter values creates; module outputs seen from the caller are Refs named
+    `<module>.outputs.<name>`."""
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def instantiate(file: str, passed: dict[str, Any]) -> None:
+        tree = trees[file]
+        values = {
+            name: passed[name] if name in passed else evaluate(tree, p["default"], {})
+            for name, p in (tree.get("parameters") or {}).items()
+        }
+        for name, res in (tree.get("resources") or {}).items():
+            if res.get("existing"):
+                continue
+            config = res["config"]
+            if "condition" in config:
+                if not evaluate(tree, config["condition"], values):
+                    continue
+                config = config["config"]
+            out.append((file, name, res["type"], evaluate(tree, config, values)))
+        for module in (tree.get("modules") or {}).values():
+            config = module["config"]
+            if "condition" in config:
+                if not evaluate(tree, config["condition"], values):
+                    continue
+                config = config["config"]
+            params = evaluate(tree, config.get("params") or {}, values)
+            instantiate(_module_file(file, module["detail"]["path"]), params)
+
+    instantiate(MAIN, dict(overrides or {}))
+    return out
+
+
+PRIVATE = {"privateNetworking": True}
+CLOSED = {"privateNetworking": True, "functionAppPublicAccess": False}
+#: (module file of the target, target resource, group id) of every private endpoint
+EXPECTED_ENDPOINTS = {
+    ("modules/lake.bicep", "lake", "blob"),
+    ("modules/lake.bicep", "lake", "dfs"),
+    ("modules/hoststorage.bicep", "hostStorage", "blob"),
+    ("modules/hoststorage.bicep", "hostStorage", "queue"),
+    ("modules/hoststorage.bicep", "hostStorage", "table"),
+    ("modules/keyvault.bicep", "vault", "vault"),
+}
+PUBLIC_TYPES = (ACCOUNT, "Microsoft.KeyVault/vaults", "Microsoft.Web/sites")
+
+
+def _endpoints(deployed) -> dict[tuple[str, str], dict[str, Any]]:
+    """(target ref, group id) -> the endpoint's evaluated config, with its zone id added."""
+    zone_groups = [c for _, _, t, c in deployed if t.endswith("privateDnsZoneGroups")]
+    found = {}
+    for _, _, rtype, config in deployed:
+        if rtype != "Microsoft.Network/privateEndpoints":
+            continue
+        (conn,) = config["properties"]["privateLinkServiceConnections"]
+        (group,) = conn["properties"]["groupIds"]
+        zones = [
+            z["properties"]["privateDnsZoneConfigs"][0]["properties"]["privateDnsZoneId"]
+            for z in zone_groups
+            if z["properties"]["privateDnsZoneConfigs"][0]["name"] == group
+        ]
+        found[(conn["properties"]["privateLinkServiceId"], group)] = {
+            "subnet": config["properties"]["subnet"]["id"],
+            "zones": zones,
+        }
+    return found
+
+
+def check_private_networking(trees: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    params = trees[MAIN]["parameters"]
+    if params.get("privateNetworking", {}).get("default") is not False:
+        problems.append("main.bicep needs a privateNetworking parameter, default false")
+
+    # off (the default): today's simple deployment, nothing private, public endpoints
+    default = deploy(trees)
+    kinds = {t for _, _, t, _ in default}
+    for rtype in kinds:
+        if rtype.startswith("Microsoft.Network/"):
+            problems.append(f"default deployment creates {rtype}")
+    for file, name, rtype, config in default:
+        if rtype in PUBLIC_TYPES and config["properties"].get("publicNetworkAccess") != "Enabled":
+            problems.append(f"default: {file}:{name} is not publicly reachable")
+        if rtype == "Microsoft.Web/sites" and config["properties"].get("virtualNetworkSubnetId"):
+            problems.append("default: the app must not be VNet-integrated")
+
+    # on: VNet integration, endpoints + zones, no public access to storage or Key Vault
+    on = deploy(trees, PRIVATE)
+    vnets = [c for _, _, t, c in on if t == "Microsoft.Network/virtualNetworks"]
+    if len(vnets) != 1:
+        return [*problems, f"private: expected one VNet, found {len(vnets)}"]
+    subnets = {s["name"]: s["properties"] for s in vnets[0]["properties"]["subnets"]}
+    delegations = [
+        d["properties"]["serviceName"] for d in subnets.get("snet-app", {}).get("delegations", [])
+    ]
+    if delegations != ["Microsoft.App/environments"]:
+        problems.append(
+            f"app subnet must be delegated to Microsoft.App/environments: {delegations}"
+        )
+    for subnet, props in subnets.items():
+        if "networkSecurityGroup" not in props:
+            problems.append(f"subnet {subnet} has no NSG")
+    (site,) = [c for _, _, t, c in on if t == "Microsoft.Web/sites"]
+    if site["properties"].get("virtualNetworkSubnetId") != "network.outputs.appSubnetId":
+        problems.append("private: the app must be VNet-integrated into network's app subnet")
+    for file, name, rtype, config in on:
+        props = config.get("properties", {})
+        if rtype in (ACCOUNT, "Microsoft.KeyVault/vaults"):
+            acls = props.get("networkAcls") or {}
+            if props.get("publicNetworkAccess") != "Disabled":
+                problems.append(f"private: {file}:{name} publicNetworkAccess is not Disabled")
+            if acls.get("defaultAction") != "Deny" or acls.get("bypass") != "None":
+                problems.append(f"private: {file}:{name} network ACL must be Deny, bypass None")
+    targets = {
+        (file, name): Ref(f"{name}.id")
+        for file, name, rtype, _ in on
+        if rtype in (ACCOUNT, "Microsoft.KeyVault/vaults")
+    }
+    endpoints = _endpoints(on)
+    want = {(targets.get((f, n), f"<{f}:{n}>"), g) for f, n, g in EXPECTED_ENDPOINTS}
+    for missing in sorted(want - endpoints.keys()):
+        problems.append(f"private: missing private endpoint {missing}")
+    for extra in sorted(endpoints.keys() - want):
+        problems.append(f"private: unexpected private endpoint {extra}")
+    zones = {c["name"] for _, _, t, c in on if t == "Microsoft.Network/privateDnsZones"}
+    linked = sum(1 for _, _, t, _ in on if t.endswith("/virtualNetworkLinks"))
+    zone_of = {g: f"privatelink.{g}.${{storageSuffix}}" for g in ("blob", "queue", "table", "dfs")}
+    zone_of["vault"] = "privatelink.vaultcore"  # from environment().suffixes.keyvaultDns
+    if len(zones) != 5 or linked != 5:
+        problems.append(f"private: expected 5 zones linked to the VNet: {sorted(zones)}, {linked}")
+    for g in ("blob", "queue", "table", "dfs"):
+        if zone_of[g] not in zones:
+            problems.append(f"private: no private DNS zone {zone_of[g]}")
+    for (target, group), endpoint in endpoints.items():
+        if endpoint["subnet"] != "network.outputs.privateEndpointSubnetId":
+            problems.append(f"private: endpoint {target}/{group} is not in the endpoint subnet")
+        if endpoint["zones"] and any(
+            z != f"network.outputs.zoneIds.{group}" for z in endpoint["zones"]
+        ):
+            problems.append(f"private: endpoint {target}/{group} registers in the wrong zone")
+        if not endpoint["zones"]:
+            problems.append(f"private: endpoint {target}/{group} has no DNS zone group")
+    # the app's own endpoint: public by default, private only when asked
+    if site["properties"].get("publicNetworkAccess") != "Enabled":
+        problems.append("private: functionAppPublicAccess defaults to a reachable app")
+    closed = deploy(trees, CLOSED)
+    (site,) = [c for _, _, t, c in closed if t == "Microsoft.Web/sites"]
+    if site["properties"].get("publicNetworkAccess") != "Disabled":
+        problems.append("closed: the app's publicNetworkAccess must be Disabled")
+    if (Ref("functionApp.id"), "sites") not in _endpoints(closed):
+        problems.append("closed: the app needs a private endpoint (sites)")
+    if "privatelink.azurewebsites.net" not in {
+        c["name"] for _, _, t, c in closed if t == "Microsoft.Network/privateDnsZones"
+    }:
+        problems.append("closed: no privatelink.azurewebsites.net zone")
+    return problems
+
+
+def public_paths(deployed) -> list[str]:
+    """Resources of a deployment that accept traffic from the internet."""
+    return [
+        f"{file}:{name}"
+        for file, name, rtype, config in deployed
+        if rtype in PUBLIC_TYPES and config["properties"].get("publicNetworkAccess") != "Disabled"
+    ]
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -569,8 +814,10 @@ def test_every_template_parses(trees: dict[str, Any]) -> None:
         "modules/keyvault.bicep",
         "modules/functionapp.bicep",
         "modules/alerts.bicep",
+        "modules/network.bicep",
     }
-    assert expected <= trees.keys()
+    nested = {"modules/dnszone.bicep", "modules/privateendpoint.bicep"}
+    assert expected | nested == trees.keys()
     for file, tree in trees.items():
         assert tree.get("resources") or tree.get("modules"), f"{file} parsed to nothing"
     called = {m["detail"]["path"] for m in trees[MAIN]["modules"].values()}
@@ -589,6 +836,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "catalogue": check_catalogue,
     "setting_values": check_setting_values,
     "alerts": check_alerts,
+    "private_networking": check_private_networking,
 }
 
 
@@ -644,15 +892,15 @@ DOCS = (ROOT / "docs" / "RUNBOOK.md", ROOT / "docs" / "DEPLOY.md")
 
 
 def documented_cli_commands() -> list[tuple[str, list[str]]]:
-    """Every concrete `python -m ingest ...` command line in the docs, as argv."""
+    """Every concrete `dlt-ingest ...` / `python -m ingest ...` command line in the docs."""
     found: list[tuple[str, list[str]]] = []
     for doc in DOCS:
         text = doc.read_text().replace("\\\n", " ")
-        for match in re.finditer(r"python -m ingest ([^`\n]+)", text):
-            line = match.group(1).split(" #")[0].strip()
-            if "..." in line or "[" in line or not line:
+        for match in re.finditer(r"(python -m ingest|dlt-ingest) ([^`\n]+)", text):
+            line = match.group(2).split(" #")[0].strip()
+            if "..." in line or "[" in line or not line or line.startswith("--help"):
                 continue  # a synopsis, not a command
-            found.append((f"{doc.name}: python -m ingest {line}", shlex.split(line)))
+            found.append((f"{doc.name}: {match.group(1)} {line}", shlex.split(line)))
     return found
 
 
@@ -681,6 +929,43 @@ def test_documented_cli_commands_parse(label: str, argv: list[str]) -> None:
 def test_docs_contain_cli_commands() -> None:
     commands = {argv[0] for _, argv in documented_cli_commands()}
     assert {"run", "validate", "plan", "history", "backfill", "secrets"} <= commands
+
+
+def test_private_networking_leaves_no_public_path(trees: dict[str, Any]) -> None:
+    """With both switches closed, nothing the template creates accepts internet traffic; with
+    only privateNetworking, the app's HTTPS endpoint (function keys) is the one public path;
+    by default all three kinds stay public (the simple deployment)."""
+    assert public_paths(deploy(trees, CLOSED)) == []
+    assert public_paths(deploy(trees, PRIVATE)) == ["modules/functionapp.bicep:functionApp"]
+    assert len(public_paths(deploy(trees))) == 4  # lake, host storage, vault, app
+
+
+def test_private_zone_names_follow_the_cloud(trees: dict[str, Any]) -> None:
+    """Zone names are built from environment(), so sovereign clouds get theirs."""
+    variables = trees["modules/network.bicep"]["variables"]
+    assert chain(variables["storageSuffix"]["value"]) == "environment().suffixes.storage" or (
+        "suffixes" in json.dumps(variables["storageSuffix"]["value"])
+    )
+    vault = json.dumps(variables["zoneNames"]["value"]["vault"])
+    assert "keyvaultDns" in vault and "privatelink.vaultcore." in vault
+
+
+def test_evaluator_sees_the_default_deployment(trees: dict[str, Any]) -> None:
+    deployed = deploy(trees)
+    accounts = [(f, n) for f, n, t, _ in deployed if t == ACCOUNT]
+    assert sorted(accounts) == [
+        ("modules/hoststorage.bicep", "hostStorage"),
+        ("modules/lake.bicep", "lake"),
+    ]
+    (site,) = [c for _, _, t, c in deployed if t == "Microsoft.Web/sites"]
+    assert site["properties"]["functionAppConfig"]["runtime"] == {
+        "name": "python",
+        "version": "3.11",
+    }
+    (site,) = [
+        c for _, _, t, c in deploy(trees, {"pythonVersion": "3.12"}) if t == "Microsoft.Web/sites"
+    ]
+    assert site["properties"]["functionAppConfig"]["runtime"]["version"] == "3.12"
 
 
 # --- every check can fail: break one property of the real tree, expect a problem ---------
@@ -830,6 +1115,50 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
             value=t["modules/alerts.bicep"]["variables"]["runFailedQueryTemplate"]["value"].replace(
                 '| where tostring(customDimensions.trigger) == "schedule"', ""
             )
+        ),
+    ),
+    "private_lake_stays_public": (
+        "private_networking",
+        lambda t: resources(t["modules/lake.bicep"])["lake"]["config"]["properties"][
+            "publicNetworkAccess"
+        ]["operator"]["operands"].update(true_value="Enabled"),
+    ),
+    "private_vault_acl_allow": (
+        "private_networking",
+        lambda t: resources(t["modules/keyvault.bicep"])["vault"]["config"]["properties"][
+            "networkAcls"
+        ].update(defaultAction="Allow"),
+    ),
+    "no_dfs_endpoint": (
+        "private_networking",
+        lambda t: t["modules/lake.bicep"]["modules"].pop("dfsEndpoint"),
+    ),
+    "queue_endpoint_in_blob_zone": (
+        "private_networking",
+        lambda t: t["modules/hoststorage.bicep"]["modules"]["queueEndpoint"]["config"]["config"][
+            "params"
+        ].update(zoneId="blobZoneId"),
+    ),
+    "app_not_integrated": (
+        "private_networking",
+        lambda t: resources(t[FUNCTION_APP])["functionApp"]["config"]["properties"].pop(
+            "virtualNetworkSubnetId"
+        ),
+    ),
+    "private_on_by_default": (
+        "private_networking",
+        lambda t: t[MAIN]["parameters"]["privateNetworking"].update(default=True),
+    ),
+    "app_subnet_not_delegated": (
+        "private_networking",
+        lambda t: resources(t["modules/network.bicep"])["vnet"]["config"]["properties"]["subnets"][
+            0
+        ]["properties"].pop("delegations"),
+    ),
+    "python_312_not_allowed": (
+        "function_app",
+        lambda t: t[MAIN]["parameters"]["pythonVersion"]["decorators"][-1].update(
+            argument=["3.11"]
         ),
     ),
     "alert_on_wrong_event": (

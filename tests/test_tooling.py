@@ -147,7 +147,7 @@ def run_tasks(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["demo", "test", "services", "bench"])
+@pytest.mark.parametrize("command", ["demo", "test", "services", "bench", "lock"])
 def test_tasks_help(command: str) -> None:
     result = run_tasks(command, "--help")
     assert result.returncode == 0
@@ -177,3 +177,59 @@ def test_test_run_gets_the_azurite_connection_string() -> None:
     assert LAUNCH_ENV["RUNTIME__DLTHUB_TELEMETRY"] == "false"
     assert LAUNCH_ENV["APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL"] == "true"
     assert LAUNCH_ENV["OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"] == "otel"
+
+
+# --------------------------------------------------------------------------- system packages
+
+
+def _tasks_module():
+    sys.path.insert(0, str(REPO_ROOT))
+    import tasks
+
+    return tasks
+
+
+def test_missing_system_packages_say_the_exact_command_when_not_root() -> None:
+    tasks = _tasks_module()
+    needs = (
+        ("unixODBC", lambda: False, ("unixodbc", "tdsodbc")),
+        ("node", lambda: True, ("nodejs", "npm")),
+    )
+    with pytest.raises(tasks.TaskError) as caught:
+        tasks.ensure_system_packages(needs, root=False)
+    assert caught.value.code == tasks.EXIT_MISSING
+    assert "sudo apt-get install -y --no-install-recommends unixodbc tdsodbc" in str(caught.value)
+    assert "nodejs" not in str(caught.value)
+    assert tasks.ensure_system_packages(needs[1:], root=False) == []
+
+
+def test_missing_system_packages_are_installed_when_root(monkeypatch) -> None:
+    tasks = _tasks_module()
+    installed: set[str] = set()
+    commands: list[list[str]] = []
+
+    def fake_run(cmd, **kwargs):  # apt-get itself is not run by the tests
+        commands.append([str(c) for c in cmd])
+        if cmd[:2] == ["apt-get", "install"]:
+            installed.update(
+                c for c in cmd if not c.startswith("-") and c not in ("apt-get", "install")
+            )
+        return 0
+
+    monkeypatch.setattr(tasks, "run", fake_run)
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: f"/usr/bin/{name}")
+    needs = (("unixODBC", lambda: "unixodbc" in installed, ("unixodbc", "tdsodbc")),)
+    assert tasks.ensure_system_packages(needs, root=True) == ["unixodbc", "tdsodbc"]
+    assert commands[0] == ["apt-get", "update", "-qq"]
+    assert commands[1][:2] == ["apt-get", "install"] and "-y" in commands[1]
+    # a package that apt-get could not provide is reported, not ignored
+    never = (("odd", lambda: False, ("odd-package",)),)
+    with pytest.raises(tasks.TaskError, match="still missing after apt-get install: odd"):
+        tasks.ensure_system_packages(never, root=True)
+
+
+def test_the_system_needs_hold_what_ci_needs() -> None:
+    tasks = _tasks_module()
+    packages = {p for _, _, group in tasks.SYSTEM_NEEDS for p in group}
+    assert packages == {"unixodbc", "tdsodbc", "nodejs", "npm", "python3-venv"}
+    assert all(present() for _, present, _ in tasks.SYSTEM_NEEDS)  # this machine has them

@@ -1,4 +1,4 @@
-// Function App on Flex Consumption (Linux, Python 3.11) running the nightly ingestion.
+// Function App on Flex Consumption (Linux, Python 3.11 or 3.12) running the nightly ingestion.
 // Identity: one user-assigned managed identity for everything. Host storage is identity-based
 // (AzureWebJobsStorage__*), the deployment package is pulled with the same identity, telemetry
 // is sent with Entra ID auth. No keys or connection strings with keys in any app setting.
@@ -44,11 +44,26 @@ param lakeContainerName string
 @description('Key Vault URI holding the source connection secrets.')
 param keyVaultUri string
 
-@description('Python version (Flex Consumption supports 3.11; azure-functions 1.26.0 is pinned for it).')
+@description('Python version (Flex Consumption offers 3.11 and 3.12 for this app; azure-functions 2.x, which needs 3.13, is not used).')
 @allowed([
   '3.11'
+  '3.12'
 ])
 param pythonVersion string
+
+@description('Private networking: the subnet (delegated to Microsoft.App/environments) the app is VNet-integrated into; its outbound traffic then leaves from the VNet. Empty (default): no VNet.')
+param appSubnetId string = ''
+
+@description('Whether the app\'s HTTPS endpoint (function keys) is reachable from the internet. false (with privateNetworking): only through a private endpoint in privateEndpointSubnetId.')
+param publicAccess bool = true
+
+@description('Subnet for the app\'s private endpoint (only when publicAccess is false).')
+param privateEndpointSubnetId string = ''
+
+@description('Private DNS zone id (privatelink.azurewebsites.net) for the app\'s private endpoint.')
+param sitesZoneId string = ''
+
+var privateInbound = (!publicAccess) && (!empty(privateEndpointSubnetId))
 
 @description('Upper bound of instances the plan scales out to.')
 @minValue(1)
@@ -108,7 +123,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: No VNet/private endpoint in this template; the HTTP routes need function keys and the nightly timer needs no inbound traffic.
+  // checkov:skip=CKV_AZURE_222: By default the HTTP routes stay reachable (function keys) so the pipeline can publish and operators can start runs; functionAppPublicAccess=false closes them behind a private endpoint (tests/test_infra.py evaluates it).
   // checkov:skip=CKV_AZURE_17: Callers (operators, Durable status URLs) authenticate with function keys; mutual TLS client certificates are not used.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per execution; a nightly batch job needs no always-on failover instances.
   // checkov:skip=CKV_AZURE_213: Health check pings need an always-running instance; on Flex Consumption the platform manages instance health.
@@ -126,6 +141,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
+    publicNetworkAccess: privateInbound ? 'Disabled' : 'Enabled'
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identityId
@@ -229,6 +246,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         version: pythonVersion
       }
     }
+  }
+}
+
+module sitesEndpoint 'privateendpoint.bicep' = if (privateInbound) {
+  name: 'pe-${name}-sites'
+  params: {
+    name: 'pe-${name}-sites'
+    location: location
+    tags: tags
+    subnetId: privateEndpointSubnetId
+    targetId: functionApp.id
+    groupId: 'sites'
+    zoneId: sitesZoneId
   }
 }
 

@@ -22,12 +22,20 @@ param readerPrincipalId string
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
 
+@description('Private networking: subnet for the private endpoints. Empty (default): the public endpoint, Entra-only; set: private endpoints (vault) and public network access disabled.')
+param privateEndpointSubnetId string = ''
+
+@description('Private DNS zone id for the vault endpoint (with privateEndpointSubnetId).')
+param vaultZoneId string = ''
+
+var isPrivate = !empty(privateEndpointSubnetId)
+
 // Built-in role: Key Vault Secrets User.
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: The Flex Consumption app has no VNet in this template, so the vault must accept public traffic; every call needs an Entra token and an RBAC role on this vault.
-  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: public network access is required without private endpoints; access is RBAC-only.
+  // checkov:skip=CKV_AZURE_109: Default deployment (privateNetworking off): the vault accepts public traffic, each call needs an Entra token and an RBAC role. With privateNetworking on the ACL is Deny (tests/test_infra.py evaluates it).
+  // checkov:skip=CKV_AZURE_189: Same as CKV_AZURE_109: public access is Enabled only without privateNetworking; with it, Disabled and reached through a private endpoint.
   name: name
   location: location
   tags: tags
@@ -44,10 +52,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
     networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      bypass: isPrivate ? 'None' : 'AzureServices'
+      defaultAction: isPrivate ? 'Deny' : 'Allow'
     }
   }
 }
@@ -59,6 +67,19 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
     principalId: readerPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+module vaultEndpoint 'privateendpoint.bicep' = if (isPrivate) {
+  name: 'pe-${name}-vault'
+  params: {
+    name: 'pe-${name}-vault'
+    location: location
+    tags: tags
+    subnetId: privateEndpointSubnetId
+    targetId: vault.id
+    groupId: 'vault'
+    zoneId: vaultZoneId
   }
 }
 

@@ -36,12 +36,23 @@ param skuName string = 'Standard_GZRS'
 @maxValue(365)
 param deleteRetentionDays int = 14
 
+@description('Private networking: subnet for the private endpoints. Empty (default): the public endpoint, Entra-only; set: private endpoints (blob, dfs) and public network access disabled.')
+param privateEndpointSubnetId string = ''
+
+@description('Private DNS zone id for the blob endpoint (with privateEndpointSubnetId).')
+param blobZoneId string = ''
+
+@description('Private DNS zone id for the dfs endpoint (with privateEndpointSubnetId).')
+param dfsZoneId string = ''
+
+var isPrivate = !empty(privateEndpointSubnetId)
+
 // Built-in role: Storage Blob Data Contributor.
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: The Flex Consumption app reaches the lake over the public endpoint (no VNet in this template); every request is Entra-authenticated (shared keys off), so default-deny would only block the app.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access is needed without VNet integration; access is identity-only.
+  // checkov:skip=CKV_AZURE_35: Default deployment (privateNetworking off): the app reaches the lake over the public endpoint, Entra-only (shared keys off). With privateNetworking on the ACL is Deny (tests/test_infra.py evaluates it).
+  // checkov:skip=CKV_AZURE_59: Same as CKV_AZURE_35: public access is Enabled only without privateNetworking; with it, Disabled and reached through private endpoints.
   name: name
   location: location
   tags: tags
@@ -59,11 +70,11 @@ resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     isLocalUserEnabled: false
     isSftpEnabled: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
     accessTier: 'Hot'
     networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      bypass: isPrivate ? 'None' : 'AzureServices'
+      defaultAction: isPrivate ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'
@@ -112,6 +123,32 @@ resource containerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: writerPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+module blobEndpoint 'privateendpoint.bicep' = if (isPrivate) {
+  name: 'pe-${name}-blob'
+  params: {
+    name: 'pe-${name}-blob'
+    location: location
+    tags: tags
+    subnetId: privateEndpointSubnetId
+    targetId: lake.id
+    groupId: 'blob'
+    zoneId: blobZoneId
+  }
+}
+
+module dfsEndpoint 'privateendpoint.bicep' = if (isPrivate) {
+  name: 'pe-${name}-dfs'
+  params: {
+    name: 'pe-${name}-dfs'
+    location: location
+    tags: tags
+    subnetId: privateEndpointSubnetId
+    targetId: lake.id
+    groupId: 'dfs'
+    zoneId: dfsZoneId
   }
 }
 

@@ -26,6 +26,7 @@ from ingest.lake.delta import current_version
 from ingest.lake.destination import Destination
 from ingest.lake.ledger import Boundary
 from ingest.results import Landed, Watermarks
+from ingest.runtime.optional import require_delta
 from ingest.sources.base import ExtractOptions, SourceBuilder
 from ingest.tasks import Task
 from ingest.vocabulary import Reconciled, TableFormat
@@ -77,6 +78,7 @@ class JobChecks:
 
     def prepare(self, resource: Any) -> None:
         if self.job.table_format == TableFormat.DELTA:
+            require_delta(self.job.job_id)  # before a row is read: the `delta` extra
             resource.apply_hints(table_format="delta")
             self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)

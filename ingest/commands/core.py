@@ -245,8 +245,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _print_warnings(list(config.warnings))
     enabled = config.enabled_jobs
     sys.stdout.write(f"{config.path}: OK, {len(config.jobs)} job(s), {len(enabled)} enabled\n")
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.runtime.optional import check_jobs
+
+    missing, notes = check_jobs(enabled)  # optional packages (pyproject.toml extras)
+    _print_warnings(notes)
+    for problem in missing:
+        sys.stdout.write(f"error: {problem}\n")
     if not args.check_connections:
-        return 0
+        return 1 if missing else 0
     resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
     rows, failures = [], 0
     for job in enabled:
@@ -266,7 +273,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             )
             rows.append((job.job_id, job.source_name, job.table_name, "FAILED", error[:160]))
     sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
-    return 1 if failures else 0
+    return 1 if failures or missing else 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

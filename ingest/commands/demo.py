@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import random
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -260,6 +261,8 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
     out.write(table(("table folder", "files", "rows"), lake_listing(lake)) + "\n")
     out.write(f"audit: {summary['audit_path']}\n")
     out.write(query_lake(destination, DEMO_QUERY))
+    out.write("\n== next: the same commands on the demo's files (from any folder)\n")
+    out.write("".join(f"  {line}\n" for line in next_steps(config, secrets, destination)))
     return exit_code
 
 
@@ -282,6 +285,30 @@ def query_lake(destination: str, sql: str) -> str:
         f"(views: {', '.join(result.views)})\n"
         f"{table(result.columns, result.rows)}\n"
     )
+
+
+HINT_QUERY = "select status, count(*) as orders from demo_shop.orders group by 1 order by 1"
+
+
+def next_steps(
+    config: Path, secrets: Path, destination: str, command: str | None = None
+) -> list[str]:
+    """Commands that work on what the demo wrote: its config, its secrets file (not
+    .dlt/secrets.toml: INGEST_SECRETS_FILE points at it) and its lake, with absolute paths."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.cli import command_for_hints
+
+    cmd = command or command_for_hints()
+    env = f"INGEST_SECRETS_FILE={shlex.quote(str(secrets.resolve()))}"
+    conf = f"--config {shlex.quote(str(config.resolve()))}"
+    dest = f"--destination {shlex.quote(destination)}"
+    return [
+        f"{env} {cmd} validate {conf} --check-connections",
+        f"{cmd} plan {conf} {dest}",
+        f"{env} {cmd} run {conf} {dest}",
+        f"{cmd} history {dest}",
+        f"{cmd} query {dest} {shlex.quote(HINT_QUERY)}",
+    ]
 
 
 def register(subparsers: Any) -> None:

@@ -111,8 +111,13 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     scope = f" for job(s) {', '.join(args.job)}" if args.job else ""
     if not rows:
+        # engine modules load when this runs, not at start-up (cold start)
+        from ingest.lake.destination import Destination
+
+        where = Destination.from_url(destination).display_url  # ./lake: which folder it was
         sys.stdout.write(
-            f"no audit rows{scope} in the last {args.days} day(s) under {destination}\n"
+            f"no audit rows{scope} in the last {args.days} day(s) under {where} "
+            "(another lake: --destination URL or INGEST_DESTINATION)\n"
         )
         return 0
     out = [

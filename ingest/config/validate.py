@@ -295,7 +295,16 @@ def load_config(path: str | Path) -> IngestConfig:
     """Read and validate a job configuration file (.xlsx or .csv)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(str(path), [Problem("file not found")])
+        where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
+        raise ConfigError(
+            str(path),
+            [
+                Problem(
+                    f"file not found{where}; pass --config PATH or set INGEST_CONFIG_PATH "
+                    "(a relative path is read from the current folder)"
+                )
+            ],
+        )
     if path.suffix.lower() not in (".xlsx", ".xlsm", ".csv"):
         raise ConfigError(str(path), [Problem("expected an .xlsx workbook or a .csv file")])
     try:

@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table
@@ -28,6 +27,8 @@ def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[st
 
 
 def open_table(dest: Destination, dataset: str, table: str) -> Any:
+    # deltalake: the optional `delta` extra (ingest.runtime.optional checks it first)
+    from deltalake import DeltaTable
 
     uri, options = table_uri(dest, dataset, table)
     return DeltaTable(uri, storage_options=options or None)

@@ -9,22 +9,17 @@ account key is used only when AZURE_STORAGE_CONNECTION_STRING is set (Azurite, d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from ingest.errors import RequestError
+from ingest.lake.url import parse_lake_url
 from ingest.settings import read
 
 #: The lake layout required by DESIGN.md.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
-
-_ABFSS_HOST = re.compile(
-    r"^(?P<container>[a-z0-9-]{3,63})@(?P<account>[a-z0-9]{3,24})\.(dfs|blob)\."
-)
 
 
 def _parse_connection_string(value: str) -> dict[str, str]:
@@ -57,6 +52,8 @@ class Destination:
     account_name: str | None = None
     #: Azurite / dev only; never logged (repr hides it)
     connection_string: str | None = None
+    #: blob endpoint host outside Azure's public cloud (sovereign clouds, Fabric OneLake)
+    account_host: str | None = None
 
     def __repr__(self) -> str:
         return f"Destination({self.display_url!r})"
@@ -67,45 +64,22 @@ class Destination:
 
     @classmethod
     def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> Destination:
-        """The lake at `url`; the account name and the dev connection string are settings
-        (read from `env` when given, for callers that must ignore the process's)."""
-        url = url.strip()
-        parsed = urlparse(url)
-        scheme = parsed.scheme.lower()
-        if scheme in ("", "file"):
-            raw_path = url[len("file://") :] if scheme == "file" else url
-            if not raw_path:
-                raise RequestError(f"destination {url!r} has no path")
-            path = Path(raw_path).expanduser().resolve()
-            return cls("file", path.as_uri())
-        if scheme in ("az", "abfs", "abfss"):
-            conn = read("AZURE_STORAGE_CONNECTION_STRING", env)
-            if scheme == "az":
-                container = parsed.netloc
-                account = read("AZURE_STORAGE_ACCOUNT_NAME", env)
-            else:
-                match = _ABFSS_HOST.match(parsed.netloc)
-                if not match:
-                    raise RequestError(
-                        f"destination {url!r}: expected "
-                        "abfss://<container>@<account>.dfs.core.windows.net[/path]"
-                    )
-                container, account = match["container"], match["account"]
-            if conn:
-                account = _parse_connection_string(conn).get("accountname", account)
-            if not container:
-                raise RequestError(f"destination {url!r} names no container")
-            if not account:
-                raise RequestError(
-                    f"destination {url!r}: set AZURE_STORAGE_ACCOUNT_NAME to the lake's storage "
-                    "account (or use abfss://<container>@<account>.dfs.core.windows.net)"
-                )
-            path = parsed.path.strip("/")
-            bucket = f"az://{container}" + (f"/{path}" if path else "")
-            return cls("az", bucket, account, conn)
-        raise RequestError(
-            f"destination {url!r}: unsupported scheme {scheme!r}; use file://, az:// or abfss://"
-        )
+        """Parse with `ingest.lake.url.parse_lake_url` (every Azure cloud, Fabric OneLake); the
+        account name and the dev connection string are settings (read from `env` when given,
+        for callers that must ignore the process's)."""
+        lake = parse_lake_url(url, read("AZURE_STORAGE_ACCOUNT_NAME", env))
+        if lake.kind == "file":
+            return cls("file", lake.bucket_url)
+        conn = read("AZURE_STORAGE_CONNECTION_STRING", env)
+        account = lake.account
+        if conn:
+            account = _parse_connection_string(conn).get("accountname", account)
+        if not account:
+            raise RequestError(
+                f"destination {url!r}: set AZURE_STORAGE_ACCOUNT_NAME to the lake's storage "
+                "account (or use abfss://<container>@<account>.dfs.core.windows.net)"
+            )
+        return cls("az", lake.bucket_url, account, conn, lake.blob_host)
 
     # ----------------------------------------------------------------------------------------
     # dlt
@@ -118,6 +92,8 @@ class Destination:
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
         if self.protocol == "az":
             credentials: dict[str, Any] = {"azure_storage_account_name": self.account_name}
+            if self.account_host:
+                credentials["azure_account_host"] = self.account_host
             if self.connection_string:
                 key = _parse_connection_string(self.connection_string).get("accountkey")
                 if key:
@@ -126,15 +102,27 @@ class Destination:
                 # Delta tables (table_format = delta) are written by delta-rs, not adlfs
                 if options := _emulator_options(self.connection_string):
                     kwargs["deltalake_storage_options"] = options
+            elif self.account_host:  # dlt writes Delta tables with delta-rs: same host
+                kwargs["deltalake_storage_options"] = self._delta_host_options()
             kwargs["credentials"] = credentials
         if destination_name:
             kwargs["destination_name"] = destination_name
         return filesystem(**kwargs)
 
+    def _delta_host_options(self) -> dict[str, str]:
+        """delta-rs options for a blob host outside the public cloud (ingest.lake.url)."""
+        if not self.account_host:
+            return {}
+        options = {"azure_storage_endpoint": f"https://{self.account_host}"}
+        if self.account_host.endswith(".fabric.microsoft.com"):
+            options["use_fabric_endpoint"] = "true"
+        return options
+
     def delta_storage_options(self) -> dict[str, str]:
         """delta-rs storage options for this (az://) lake, for the framework's own Delta reads:
         the account key on Azurite/dev, else a token of the managed identity."""
         options: dict[str, str] = {"account_name": self.account_name or ""}
+        options.update(self._delta_host_options())
         if self.connection_string:
             key = _parse_connection_string(self.connection_string).get("accountkey")
             if key:
@@ -166,8 +154,13 @@ class Destination:
         # the Azure SDK: only for blob-storage lakes
         from azure.identity import DefaultAzureCredential
 
+        host = {"account_host": self.account_host} if self.account_host else {}
         return fsspec.filesystem(
-            "az", account_name=self.account_name, credential=DefaultAzureCredential(), **fresh
+            "az",
+            account_name=self.account_name,
+            credential=DefaultAzureCredential(),
+            **host,
+            **fresh,
         )
 
     def container_client(self) -> Any:
@@ -184,8 +177,9 @@ class Destination:
         # the Azure SDK: only for blob-storage lakes
         from azure.identity import DefaultAzureCredential
 
+        host = self.account_host or f"{self.account_name}.blob.core.windows.net"
         return ContainerClient(
-            f"https://{self.account_name}.blob.core.windows.net",
+            f"https://{host}",
             container,
             credential=DefaultAzureCredential(),
         )

@@ -145,7 +145,8 @@ class TomlSecrets:
         return None if value is None else str(value)
 
     def where(self, source_name: str, key: str) -> str:
-        return f"{self.path} [sources.{source_name}] {key}"
+        # absolute: a relative default (.dlt/secrets.toml) depends on the current folder
+        return f"{self.path.absolute()} [sources.{source_name}] {key} (INGEST_SECRETS_FILE)"
 
 
 class StaticSecrets:

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import connectorx as cx
 import pyarrow as pa
 import sqlalchemy as sa
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader
@@ -79,6 +78,8 @@ class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
+        # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)
+        import connectorx as cx
 
         options = dict(backend_kwargs or {})
         partitions = int(options.pop("partitions", 1))

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from dlt.sources.sql_database import sql_table
 
 from ingest.errors import JobError, RetriableJobError
+from ingest.runtime.optional import fast_path_available
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
@@ -155,6 +156,8 @@ class SqlSourceBuilder(SourceBuilder):
             "backend_kwargs": {"tz": "UTC", **empty_snapshot},
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
+            return pyarrow_backend
+        if not fast_path_available():  # the `fast` extra (connectorx) is not installed
             return pyarrow_backend
 
         blocker = fast_path_blocker(columns)
