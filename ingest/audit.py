@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest import telemetry
+from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
-from ingest.lake.loads import update_text
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from importlib import import_module
 from ingest.errors import ConfigError, RequestError
 from ingest.settings import SettingsError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: bad configuration or arguments: nothing ran (0: every job succeeded, 1: some failed)
+EXIT_USAGE = 2
 
 #: modules that add sub-commands; each has `register(subparsers)`
 COMMAND_MODULES = (

@@ -91,14 +91,18 @@ class JobResult:
 
     def audit_row(self) -> dict[str, str]:
         data = self.to_dict()
-        return {column: _text(data[column]) for column in AUDIT_COLUMNS}
+        return {column: cell_text(data[column]) for column in AUDIT_COLUMNS}
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as the text of an audit cell or a telemetry property: "" for None, floats
+    with three decimals, lists comma-separated."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
     return str(value)
 
 

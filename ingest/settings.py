@@ -277,7 +277,6 @@ class Settings:
     parquet_dictionary: DictionaryPolicy = DictionaryPolicy.AUTO
     reconcile_mode: ReconcileMode = ReconcileMode.FAILED
     storage_account_name: str | None = None
-    storage_connection_string: str | None = None
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
@@ -307,7 +306,6 @@ class Settings:
             parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
             reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
             storage_account_name=read("AZURE_STORAGE_ACCOUNT_NAME", env),
-            storage_connection_string=read("AZURE_STORAGE_CONNECTION_STRING", env),
             lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),

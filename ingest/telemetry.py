@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ingest.results import as_float, as_int, summarize
+from ingest.results import as_float, as_int, cell_text, summarize
 from ingest.runtime.logcontext import ContextFilter
 from ingest.secrets.redaction import RedactionFilter
 from ingest.settings import read, set_default
@@ -236,18 +236,8 @@ def _trace_handler(provider: Any) -> logging.Handler:
 # what a run emits
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def table_event_properties(result: Mapping[str, Any]) -> dict[str, str]:
-    return {name: _text(result.get(name)) for name in TABLE_EVENT_PROPERTIES}
+    return {name: cell_text(result.get(name)) for name in TABLE_EVENT_PROPERTIES}
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -294,7 +284,7 @@ def run_event_properties(
         "waited_s": run.get("waited_s"),
         "waited_for": list(run.get("waited_for") or []),
     }
-    return {name: _text(values[name]) for name in RUN_EVENT_PROPERTIES}
+    return {name: cell_text(values[name]) for name in RUN_EVENT_PROPERTIES}
 
 
 def _measurements(**values: float) -> str:

@@ -243,7 +243,7 @@ def test_telemetry_off_sends_nothing_and_run_succeeds(
     assert proc.returncode == 0, proc.stderr
     assert "otel-imported=False" in proc.stderr  # not even imported
     assert [r["status"] for r in today_audit(file_lake)] == ["SUCCESS"]
-    time.sleep(0.5)
+    # the process has ended without importing OpenTelemetry: nothing can be in flight
     assert capture.requests == [] and capture.snapshot() == []
 
 

@@ -127,10 +127,15 @@ def test_missing_azurite_binary_says_what_to_install(tmp_path: Path, monkeypatch
 
 
 def test_running_services_need_no_binary(tmp_path: Path) -> None:
-    """A server that already answers is used as is, whatever the binary path says."""
-    services.ensure_postgres(pg_ctlcluster=tmp_path / "none", database=None)
-    services.ensure_mariadb(mariadbd=tmp_path / "none", database=None)
-    services.ensure_azurite(tmp_path, azurite_bin=tmp_path / "none")
+    """A server that already answers is used as is, whatever the binary path says (the
+    binaries named here do not exist: using one would raise)."""
+    missing = tmp_path / "none"
+    assert services.ensure_postgres(pg_ctlcluster=missing, database=None) is None
+    assert services.ensure_mariadb(mariadbd=missing, database=None) is None
+    connection = services.ensure_azurite(tmp_path, azurite_bin=missing)
+    assert f"BlobEndpoint=http://{services.HOST}:{services.AZURITE_BLOB_PORT}/" in connection
+    assert services.postgres_ready() and services.mariadb_ready() and services.azurite_ready()
+    assert not missing.exists() and list(tmp_path.iterdir()) == []  # nothing was started
 
 
 # --------------------------------------------------------------------------- tasks.py

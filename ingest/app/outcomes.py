@@ -7,7 +7,7 @@ and bounded: a batch's outcome lists at most its own failed job ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ingest.results import as_int
@@ -24,14 +24,6 @@ def compact_result(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def empty_tally() -> dict[str, Any]:
     return {"done": 0, "succeeded": 0, "failed": 0, "rows_loaded": 0, "failed_jobs": []}
-
-
-def tally(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts of some tables' (compact or full) results."""
-    total = empty_tally()
-    for result in results:
-        add_result(total, result)
-    return total
 
 
 def add_result(total: dict[str, Any], result: Mapping[str, Any]) -> None:

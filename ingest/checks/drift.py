@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.checks import events as trust_telemetry
 from ingest.errors import JobError
 from ingest.identifiers import lake_name
+from ingest.vocabulary import SchemaPolicy
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -178,7 +179,7 @@ class DriftCheck:
         self.declared = declared_columns(resource)
         self.before_run = diff(self.lake_columns, self.previous_source, self.declared)
         policy = self.job.schema_policy
-        if policy == "freeze":
+        if policy == SchemaPolicy.FREEZE:
             if self.before_run:
                 raise JobError(
                     f"schema_policy freeze: source table {self.job.table_name} changed "
@@ -187,7 +188,7 @@ class DriftCheck:
                 )
             if self.previous is not None:
                 resource.apply_hints(schema_contract={"columns": "freeze", "data_type": "freeze"})
-        elif policy == "discard_columns" and self.previous is not None:
+        elif policy == SchemaPolicy.DISCARD_COLUMNS and self.previous is not None:
             resource.apply_hints(schema_contract={"columns": "discard_value"})
         if self.declared:
             resource.apply_hints(

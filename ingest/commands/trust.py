@@ -1,4 +1,4 @@
-"""`backfill` and `catalog` (issue 8: data trust)."""
+"""`backfill` and `catalog`: the data-trust commands."""
 
 from __future__ import annotations
 

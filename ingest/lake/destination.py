@@ -18,7 +18,7 @@ from ingest.errors import RequestError
 from ingest.lake.url import parse_lake_url
 from ingest.settings import read
 
-#: The lake layout required by DESIGN.md.
+#: The lake layout (README, "The lake"): one folder per table, date folders per load.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
 
 

@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.errors import RetriableJobError
+from ingest.lake.atomic import LOCK_DIR
 from ingest.lake.destination import Destination
-from ingest.lake.loads import LOCK_DIR
 
 log = logging.getLogger(__name__)
 

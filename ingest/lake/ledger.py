@@ -1,17 +1,17 @@
 """Which tasks already loaded a job: the task ledger, committed atomically with each load.
 
-A task is identified by its run id and its kind: `plain`, `full_refresh`, or
-`backfill:<from>..<to>`. Every load records its task in the pipeline state that dlt commits
-together with the load (state file, then completion marker), so "this task has loaded" is true
-exactly when its load completed. A task that finds itself in the ledger reports that load
-instead of loading again (Durable retries, a rerun with the same `--run-id`). The ledger keeps
-the last `KEEP` tasks of the job; an older run id run again is a new load with its own audit row.
+A task is identified by its run id and its kind (`ingest.tasks.Task.key`). Every load records
+its task in the pipeline state that dlt commits together with the load (state file, then
+completion marker), so "this task has loaded" is true exactly when its load completed. A task
+that finds itself in the ledger reports that load instead of loading again (Durable retries, a
+rerun with the same `--run-id`). The ledger keeps the last `KEEP` tasks of the job; an older
+run id run again is a new load with its own audit row.
 
 The same state entry keeps the boundary record of INCREMENTAL jobs: how many rows with the
 newest watermark value have landed so far. The next run compares it with the source, so rows
 that arrive later with that same watermark and that the boundary de-duplication drops (rows
-identical to loaded ones in a table without a primary key) are reported, never silently
-matched (`ingest.checks.reconcile`).
+identical to loaded ones in a table without a primary key) are reported, never silently matched
+(`ingest.checks.reconcile`).
 """
 
 from __future__ import annotations
@@ -23,24 +23,14 @@ from typing import Any
 
 import dlt
 
+from ingest.tasks import PLAIN, task_key
+
 #: our key in the dlt source state
 STATE_KEY = "ingest"
 #: tasks remembered per job (and per backfill pipeline)
 KEEP = 200
 #: the name of the resource that writes the ledger entry (it yields no data, makes no table)
 LEDGER_RESOURCE = "_ingest_ledger"
-
-PLAIN, FULL_REFRESH, BACKFILL = "plain", "full_refresh", "backfill"
-
-
-def task_kind(full_refresh: bool, backfill: Mapping[str, Any] | None) -> str:
-    if backfill:
-        return f"{BACKFILL}:{backfill.get('from') or ''}..{backfill.get('to') or ''}"
-    return FULL_REFRESH if full_refresh else PLAIN
-
-
-def task_key(run_id: str, kind: str) -> str:
-    return f"{run_id}|{kind}"
 
 
 @dataclass(frozen=True)

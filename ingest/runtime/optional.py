@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ingest.errors import JobError
+from ingest.vocabulary import TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def check_jobs(jobs: Iterable[Any]) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     for job in jobs:
-        if job.table_format == "delta":
+        if job.table_format == TableFormat.DELTA:
             try:
                 require_delta(job.job_id)
             except MissingOptionalPackage as exc:

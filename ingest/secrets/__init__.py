@@ -17,6 +17,7 @@ from ingest.secrets.resolver import (
     SecretResolver,
     StaticSecrets,
     build_resolver,
+    reveal,
 )
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "StaticSecrets",
     "build_resolver",
     "install_redaction",
+    "reveal",
     "vault_secret_name",
 ]

@@ -61,6 +61,12 @@ class Secret:
         return MASK
 
 
+def reveal(secrets: Mapping[str, Secret], key: str, default: str | None = None) -> str | None:
+    """The plain value of connection setting `key` (for building a connection), or `default`."""
+    value = secrets.get(key)
+    return value.reveal() if value is not None else default
+
+
 def env_var_name(source_name: str, key: str) -> str:
     return f"SOURCES__{source_name.upper()}__{key.upper()}"
 
@@ -94,7 +100,7 @@ class EnvSecrets:
         return f"environment variable {env_var_name(source_name, key)}"
 
 
-# --- unresolved App Service Key Vault references (issue 4) ----------------------------------
+# --- unresolved App Service Key Vault references ----------------------------------------------
 KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
 
 

@@ -31,6 +31,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import HTTPError, Timeout
 
 from ingest.errors import JobError, RetriableJobError
+from ingest.secrets import reveal
 from ingest.secrets.resolver import env_var_name
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 
@@ -75,11 +76,6 @@ def install_log_scrubber() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, QueryStringScrubber) for f in logger.filters):
             logger.addFilter(QueryStringScrubber())
-
-
-def _plain(secrets: dict[str, Secret], key: str) -> str | None:
-    value = secrets.get(key)
-    return value.reveal() if value is not None else None
 
 
 def check_base_url(source_name: str, base_url: str) -> str:
@@ -183,7 +179,7 @@ def make_auth(job: JobConfig, secrets: dict[str, Secret]) -> Any:
     name = job.source_name
 
     def need(key: str) -> str:
-        value = _plain(secrets, key)
+        value = reveal(secrets, key)
         if value is None:
             raise JobError(
                 f"source {name!r} uses auth {kind} but has no {key!r} secret: set "
@@ -228,7 +224,7 @@ class RestApiBuilder(SourceBuilder):
     optional_keys: ClassVar[tuple[str, ...]] = ("token", "api_key", "username", "password")
 
     def describe(self, secrets: dict[str, Secret]) -> str:
-        base = _plain(secrets, "base_url") or "?"
+        base = reveal(secrets, "base_url") or "?"
         parts = urlsplit(base)
         return f"rest_api at {parts.scheme}://{parts.hostname}{parts.path}"
 
@@ -336,7 +332,7 @@ class RestApiBuilder(SourceBuilder):
 
 
 def need_base_url(job: JobConfig, secrets: dict[str, Secret]) -> str:
-    value = _plain(secrets, "base_url")
+    value = reveal(secrets, "base_url")
     if not value:
         raise JobError(f"source {job.source_name!r} has no base_url secret")
     return value

@@ -19,6 +19,7 @@ from dlt.sources.sql_database import sql_table
 
 from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
+from ingest.secrets import reveal
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
@@ -33,13 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _plain(secrets: dict[str, Secret], key: str, default: str | None = None) -> str | None:
-    value = secrets.get(key)
-    return value.reveal() if value is not None else default
-
-
 def _port(secrets: dict[str, Secret], default: int) -> int:
-    raw = _plain(secrets, "port")
+    raw = reveal(secrets, "port")
     if raw is None:
         return default
     try:
@@ -60,16 +56,16 @@ class SqlSourceBuilder(SourceBuilder):
 
         return sa.URL.create(
             self.drivername,
-            username=_plain(secrets, "username"),
-            password=_plain(secrets, "password"),
-            host=_plain(secrets, "host"),
+            username=reveal(secrets, "username"),
+            password=reveal(secrets, "password"),
+            host=reveal(secrets, "host"),
             port=_port(secrets, self.default_port),
             database=self.url_database(secrets),
             query=self.url_query(secrets),
         )
 
     def url_database(self, secrets: dict[str, Secret]) -> str | None:
-        return _plain(secrets, "database")
+        return reveal(secrets, "database")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
         return {}
@@ -82,9 +78,9 @@ class SqlSourceBuilder(SourceBuilder):
         return sa.create_engine(self.url(secrets), **self.engine_kwargs())
 
     def describe(self, secrets: dict[str, Secret]) -> str:
-        host = _plain(secrets, "host", "?")
-        port = _plain(secrets, "port", str(self.default_port))
-        return f"{self.source_type} at {host}:{port}/{_plain(secrets, 'database', '')}"
+        host = reveal(secrets, "host", "?")
+        port = reveal(secrets, "port", str(self.default_port))
+        return f"{self.source_type} at {host}:{port}/{reveal(secrets, 'database', '')}"
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -302,7 +298,7 @@ class PostgresBuilder(SqlSourceBuilder):
     optional_keys = ("port", "password", "sslmode")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
-        sslmode = _plain(secrets, "sslmode")
+        sslmode = reveal(secrets, "sslmode")
         return {"sslmode": sslmode} if sslmode else {}
 
     def engine_kwargs(self) -> dict[str, Any]:
@@ -329,9 +325,9 @@ class MsSqlBuilder(SqlSourceBuilder):
     default_driver = "ODBC Driver 18 for SQL Server"
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
-        query = {"driver": _plain(secrets, "driver", self.default_driver) or ""}
-        query["Encrypt"] = _plain(secrets, "encrypt", "yes") or "yes"
-        if trust := _plain(secrets, "trust_server_certificate"):
+        query = {"driver": reveal(secrets, "driver", self.default_driver) or ""}
+        query["Encrypt"] = reveal(secrets, "encrypt", "yes") or "yes"
+        if trust := reveal(secrets, "trust_server_certificate"):
             query["TrustServerCertificate"] = trust
         return query
 
@@ -345,14 +341,14 @@ class OracleBuilder(SqlSourceBuilder):
 
     def url_database(self, secrets: dict[str, Secret]) -> str | None:
         """The SID, when no service name is given (`host:port/SID`)."""
-        service_name = _plain(secrets, "service_name")
-        sid = _plain(secrets, "sid") or _plain(secrets, "database")
+        service_name = reveal(secrets, "service_name")
+        sid = reveal(secrets, "sid") or reveal(secrets, "database")
         if not service_name and not sid:
             raise JobError("an oracle source needs a 'service_name' or 'sid' connection setting")
         return None if service_name else sid
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
-        service_name = _plain(secrets, "service_name")
+        service_name = reveal(secrets, "service_name")
         return {"service_name": service_name} if service_name else {}
 
     def dual(self) -> str:
@@ -367,14 +363,14 @@ class SqliteBuilder(SqlSourceBuilder):
 
     def url(self, secrets: dict[str, Secret]) -> sa.URL:
 
-        return sa.URL.create("sqlite", database=_plain(secrets, "path"))
+        return sa.URL.create("sqlite", database=reveal(secrets, "path"))
 
     def describe(self, secrets: dict[str, Secret]) -> str:
-        return f"sqlite file {_plain(secrets, 'path')}"
+        return f"sqlite file {reveal(secrets, 'path')}"
 
     def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
 
-        path = _plain(secrets, "path") or ""
+        path = reveal(secrets, "path") or ""
         if not os.path.exists(path):  # sqlite would silently create an empty database
             raise JobError(f"sqlite file {path!r} does not exist; check the 'path' setting")
         return super().engine(secrets)

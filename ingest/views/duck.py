@@ -10,7 +10,6 @@ framework uses) is registered with DuckDB instead, so `az://` paths read through
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +82,3 @@ def run_query(destination: str, sql: str, max_rows: int = 100) -> QueryResult:
         return QueryResult(columns, rows[:max_rows], len(rows) > max_rows, tuple(names))
     finally:
         connection.close()
-
-
-def table_names(connection: Any) -> Sequence[tuple[str, str]]:
-    return connection.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_type = 'VIEW' ORDER BY 1, 2"
-    ).fetchall()

@@ -44,6 +44,7 @@ from ingest.views.definition import (
     latest,
     load_date,
 )
+from ingest.vocabulary import TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ def build_job_views(
         return JobViews(job, [], manifest, completed, "not loaded yet (no completed load)")
     if not columns:
         return JobViews(job, [], manifest, completed, f"no table {job.lake_table} in its schema")
-    if job.table_format == "delta":
+    if job.table_format == TableFormat.DELTA:
         if is_delta_table(dest, job.source_name, job.lake_table, fs):
             views = _delta_views(dest, job, manifest, columns, completed, fs)
             return JobViews(job, views, manifest, completed)

@@ -880,20 +880,20 @@ def test_list_jobs_shows_the_validated_jobs_and_the_next_run(tmp_path, monkeypat
     assert [j["job_id"] for j in body["jobs"]] == ["001", "002", "003", "004"]
     assert body["jobs_enabled"] == 3
     nxt = body["next_scheduled_run"]
-    expected = (
-        ["001"]
-        + (["003"] if nxt["weekday"] == "MON" else [])
-        + (["004"] if nxt["weekday"] == "TUE" else [])
-    )
-    assert nxt["jobs"] == expected
-    assert nxt["new_york"][11:16] in ("02:00", "03:00")
+    assert nxt["new_york"][11:16] in ("02:00", "03:00")  # (the live clock decides the day)
     import datetime as dt
 
     from ingest.app.http_api import jobs_body
 
-    monday = jobs_body(now=dt.datetime(2026, 6, 1, 5, 0, tzinfo=dt.UTC))  # Mon 01:00 EDT
-    assert monday["next_scheduled_run"]["instance_id"] == "nightly-2026-06-01"
-    assert monday["next_scheduled_run"]["jobs"] == ["001", "003"]
+    # fixed clocks: which jobs the next night runs follows from the config alone
+    for now, night, jobs in (
+        (dt.datetime(2026, 6, 1, 5, 0, tzinfo=dt.UTC), "2026-06-01", ["001", "003"]),  # Mon
+        (dt.datetime(2026, 6, 1, 7, 0, tzinfo=dt.UTC), "2026-06-02", ["001", "004"]),  # Tue
+        (dt.datetime(2026, 6, 2, 7, 0, tzinfo=dt.UTC), "2026-06-03", ["001"]),  # Wed
+    ):
+        following = jobs_body(now=now)["next_scheduled_run"]
+        assert following["instance_id"] == f"nightly-{night}"
+        assert following["jobs"] == jobs
 
 
 def test_list_jobs_reports_config_problems(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Backfill and reload (issue 8, criterion 3), through the command line on a real PostgreSQL.
+"""Backfill and reload, through the command line on a real PostgreSQL.
 
 - `backfill --job ID --from X --to Y` loads exactly the source rows with X <= watermark < Y,
   audited as BACKFILL, and leaves the job's state alone: the next incremental run still loads

@@ -1,4 +1,4 @@
-"""Schema drift (issue 8, criterion 2): add a column, change a type, drop a column in
+"""Schema drift: add a column, change a type, drop a column in
 PostgreSQL between runs; each schema_policy behaves as specified, and the audit and the
 `IngestionSchemaChanged` telemetry event name the columns."""
 

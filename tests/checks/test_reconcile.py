@@ -1,4 +1,4 @@
-"""Row-count reconciliation (issue 8, criterion 1) against real PostgreSQL / MariaDB sources.
+"""Row-count reconciliation against real PostgreSQL / MariaDB sources.
 
 The race the reconciliation must never hide: a source row that appears while the job runs.
 It is simulated by inserting it at a precise point (after the first count, or between the

@@ -1,4 +1,4 @@
-"""Optional Delta output (issue 8, criterion 5): `table_format = delta` lands as a Delta table
+"""Optional Delta output: `table_format = delta` lands as a Delta table
 under `<source>/<table>/`, appended per run, with the same audit; read back with deltalake."""
 
 from __future__ import annotations

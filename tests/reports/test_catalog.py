@@ -1,4 +1,4 @@
-"""Generated catalog and data dictionary (issue 8, criterion 4): from a config and a lake built
+"""Generated catalog and data dictionary: from a config and a lake built
 here (real PostgreSQL loads), every configured job is listed with its last run, and the
 column types in the dictionary match the Parquet files in the lake."""
 

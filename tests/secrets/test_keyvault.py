@@ -1,4 +1,4 @@
-"""Key Vault secrets (issue 4): the real `SecretClient` against a local HTTPS stand-in of the
+"""Key Vault secrets: the real `SecretClient` against a local HTTPS stand-in of the
 Key Vault REST API (tests/keyvault_standin.py), PostgreSQL jobs whose credentials exist only
 in that vault, `secrets migrate` / `list-missing`, and the redaction safety net."""
 

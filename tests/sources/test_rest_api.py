@@ -1,4 +1,4 @@
-"""REST API sources (issue 6) against a real HTTP server on 127.0.0.1 (tests/rest_server.py).
+"""REST API sources against a real HTTP server on 127.0.0.1 (tests/rest_server.py).
 
 Every run goes through the same path as production: config workbook -> `plan` -> `run_tasks`
 (-> `run_job`) -> Parquet in the lake, with state restored from the lake.

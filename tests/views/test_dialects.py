@@ -1,4 +1,4 @@
-"""The four dialects are rendered from one definition (issue 20).
+"""The four dialects are rendered from one definition.
 
 Databricks and Spark texts are parsed with sqlglot. sqlglot does not parse Synapse's
 `OPENROWSET(BULK ...) WITH (...)`, so the Synapse text's structure is checked here: every view,

@@ -1,4 +1,4 @@
-"""Views over the lake (issue 20): what they return, in DuckDB, against the source.
+"""Views over the lake: what they return, in DuckDB, against the source.
 
 Nights are simulated by giving dlt's load ids a clock shifted by whole days (a load id is the
 load's unix time; dlt names the date folder after it), so several nights run in one test.
