@@ -37,6 +37,7 @@ from ingest.results import as_float, as_int, cell_text, summarize
 from ingest.runtime.logcontext import ContextFilter
 from ingest.secrets.redaction import RedactionFilter
 from ingest.settings import read, set_default
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ def emit_run_telemetry(
         dimensions = {name: props[name] for name in METRIC_DIMENSIONS}
         rows_counter.add(rows, dimensions)
         duration_histogram.record(seconds, dimensions)
-        if props["status"] == "FAILED":
+        if props["status"] == Status.FAILED:
             events.error(
                 "job %s (%s.%s) failed: %s",
                 props["job_id"],
@@ -342,7 +343,7 @@ def emit_run_telemetry(
                     **{k: props[k] for k in ("run_id", "job_id", "source_type", "source_name")},
                     "table_name": props["table_name"],
                     "load_type": props["load_type"],
-                    "status": "FAILED",
+                    "status": Status.FAILED,
                 },
             )
     run_props = run_event_properties(run, results, summary)

@@ -24,6 +24,7 @@ from ingest.app.outcomes import (
     empty_tally,
 )
 from ingest.settings import Settings
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     # a job another writer is loading ends as a retriable failure: Durable tries again later
     result = run_job(task, settings=settings(), on_busy="retry")
     store.write_result(result)
-    if result.get("status") == "FAILED" and result.get("retriable"):
+    if result.get("status") == Status.FAILED and result.get("retriable"):
         raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
     return compact_result(result)
 
@@ -170,7 +171,7 @@ def record_failure(request: Any) -> dict[str, Any]:
     outcome = empty_tally()
     for task in tasks:
         result = stored.get(task["job"]["job_id"])
-        if result is None or result.get("status") == "FAILED":
+        if result is None or result.get("status") == Status.FAILED:
             result = failed_result(task, str(request["error"]))
             store.write_result(result)
             log.warning("job %s recorded FAILED: %s", result["job_id"], result["error"])

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest.results import as_int
+from ingest.vocabulary import Status
 
 COMPACT_KEYS = ("job_id", "status", "rows_loaded", "files_written")
 #: longest list of failed job ids a run's output carries (the audit has them all)
@@ -29,10 +30,10 @@ def empty_tally() -> dict[str, Any]:
 def add_result(total: dict[str, Any], result: Mapping[str, Any]) -> None:
     total["done"] += 1
     status = result.get("status")
-    if status == "FAILED":
+    if status == Status.FAILED:
         total["failed"] += 1
         total["failed_jobs"].append(str(result.get("job_id")))
-    elif status in ("SUCCESS", "WARN"):
+    elif status in (Status.SUCCESS, Status.WARN):
         total["succeeded"] += 1
     total["rows_loaded"] += as_int(result.get("rows_loaded"))
 

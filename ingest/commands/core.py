@@ -12,6 +12,7 @@ from typing import Any
 
 from ingest.commands.report import table
 from ingest.settings import Settings
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             error = resolver.redactor.redact(
                 str(classify_error(exc, job, f"source {job.source_name!r}"))
             )
-            rows.append((job.job_id, job.source_name, job.table_name, "FAILED", error[:160]))
+            rows.append((job.job_id, job.source_name, job.table_name, Status.FAILED, error[:160]))
     sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
     return 1 if failures or missing else 0
 

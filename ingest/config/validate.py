@@ -129,7 +129,7 @@ class _RowChecker:
 
         watermark = self.sql_name("watermark_column", self.text("watermark_column"))
         if (
-            load_type == "INCREMENTAL"
+            load_type == LoadType.INCREMENTAL
             and watermark is None
             and self.text("watermark_column") is None
         ):

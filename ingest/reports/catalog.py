@@ -34,6 +34,7 @@ from ingest.config import JobConfig, load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
+from ingest.vocabulary import Status
 
 CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"
 DICTIONARY_FILE = "DATA_DICTIONARY.md"
@@ -95,7 +96,7 @@ def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
     """job_id -> median of its daily loaded rows (days with a successful load)."""
     daily: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in rows:
-        if row.get("status") not in ("SUCCESS", "WARN"):
+        if row.get("status") not in (Status.SUCCESS, Status.WARN):
             continue
         try:
             rows_loaded = int(row.get("rows_loaded") or 0)

@@ -15,9 +15,12 @@ from ingest.audit import read_audit
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
 from ingest.results import as_int
+from ingest.vocabulary import Status
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
+#: audit status -> the run summary's counter
+COUNTED = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.SKIPPED: "skipped"}
 
 
 def _today() -> dt.date:
@@ -98,7 +101,7 @@ def failure_summary(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
             },
         )
         entry["runs"] += 1
-        if row.get("status") == "FAILED":
+        if row.get("status") == Status.FAILED:
             entry["failures"] += 1
             if not entry["last_failed_run_id"]:
                 entry["last_failed_at"] = row.get("started_at", "")
@@ -130,7 +133,9 @@ def run_summaries(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
             entry["started_at"] = started
         entry["jobs"] += 1
         status = row.get("status")
-        key = {"SUCCESS": "succeeded", "FAILED": "failed", "SKIPPED": "skipped"}.get(status or "")
+        key = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.SKIPPED: "skipped"}.get(
+            status or ""
+        )
         if key:
             entry[key] += 1
         entry["rows_loaded"] += as_int(row.get("rows_loaded"))
