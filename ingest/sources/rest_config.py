@@ -486,17 +486,7 @@ class RestApiConfig:
 
     #: jobs-sheet columns of the earlier local tool, honoured for rest_api jobs
     columns = JOBS_SHEET_COLUMNS
-
-    @staticmethod
-    def apply(
-        config_path: str,
-        sheets: Mapping[str, tuple[list[str], list[RawRow]]],
-        job_rows: list[RawRow],
-        checked: list[JobConfig],
-        problems: list[Problem],
-        warnings: list[str],
-    ) -> list[JobConfig]:
-        return apply_api_sheet(config_path, sheets, job_rows, checked, problems, warnings)
+    apply = staticmethod(apply_api_sheet)
 
 
 REST_API_CONFIG = RestApiConfig()
