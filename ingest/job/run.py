@@ -3,6 +3,9 @@
 `run_job(task)` takes the small JSON task made by `plan` and returns the JSON job result
 (the audit row). It never raises for a job failure: the result says FAILED, with a message
 that says what to do and holds no secret; `retriable` says whether another try may help.
+"Any failure" includes a native library's panic (`pyo3_runtime.PanicException` is a
+`BaseException`): only a request to stop the process passes through
+(`ingest.errors.is_process_exit`), so one bad table fails alone.
 
 Guarantees:
 - The dlt working folder is new for every call and deleted afterwards; the watermark comes
@@ -36,7 +39,7 @@ import dlt
 
 from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
 from ingest.checks.reconcile import Outcome
-from ingest.errors import JobError
+from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
 from ingest.job.progress import BoundaryTracker, Progress, extracted_rows
 from ingest.lake import ledger
@@ -290,7 +293,9 @@ def run_job(
         except LeaseBusy as exc:
             status = Status.SKIPPED if on_busy == "skip" else Status.FAILED
             error, retriable = str(exc), on_busy == "retry"
-        except Exception as exc:  # one job's failure never stops the run
+        except BaseException as exc:  # one job's failure (also a native panic) never stops the run
+            if is_process_exit(exc):
+                raise
             failure: JobError = classify_error(exc, job, run.where or f"source {job.source_name!r}")
             status, error, retriable = Status.FAILED, str(failure), failure.retriable
             log.debug("job %s failure detail", job.job_id, exc_info=True)
