@@ -258,6 +258,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
     rows, failures = [], 0
     for job in enabled:
+        builder = None
         try:
             builder = get_builder(job.source_type)
             secrets = resolver.resolve(
@@ -269,9 +270,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             from ingest.job import classify_error
 
             failures += 1
-            error = resolver.redactor.redact(
-                str(classify_error(exc, job, f"source {job.source_name!r}"))
+            failure = classify_error(
+                exc,
+                job,
+                f"source {job.source_name!r}",
+                builder=builder,
+                redact=resolver.redactor.redact,
             )
+            error = resolver.redactor.redact(str(failure))
             rows.append((job.job_id, job.source_name, job.table_name, Status.FAILED, error[:160]))
     sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
     return 1 if failures or missing else 0

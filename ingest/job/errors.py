@@ -8,9 +8,12 @@ Messages quote at most a short prefix of what the failing library said (`ingest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ingest.config import JobConfig
 from ingest.errors import JobError, RetriableJobError
 from ingest.limits import MAX_REASON_CHARS, shorten
+from ingest.sources.base import SourceBuilder
 from ingest.sources.sql import classify_db_error
 
 
@@ -24,13 +27,24 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
-    """The JobError to report for `exc`: ours as is, database errors made actionable,
-    network errors retriable, anything else named by its type and message."""
+def classify_error(
+    exc: BaseException,
+    job: JobConfig,
+    where: str,
+    *,
+    builder: SourceBuilder | None = None,
+    redact: Callable[[str], str] = str,
+) -> JobError:
+    """The JobError to report for `exc`: ours as is, the source type's own explanation
+    (`SourceBuilder.explain`), database errors made actionable, network errors retriable,
+    anything else named by its type and the first line of its message. `redact` runs over a
+    library's message before it is cut (a secret is never half kept)."""
     chain = _chain(exc)
     for error in chain:
         if isinstance(error, JobError):
             return error
+    if builder is not None and (explained := builder.explain(exc, job, where)) is not None:
+        return explained
     for error in chain:
         if (db_error := classify_db_error(error, where)) is not None:
             return db_error
@@ -38,11 +52,11 @@ def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
     if native := _native_panic(chain):
         return JobError(
             f"{_library_of(native)} crashed (a native panic, {type(native).__name__}) while "
-            f"reading {where}, table {job.table_name}: {_first_line(native)}; nothing was loaded "
-            "for this table, the other tables of the run are not affected. The fast PostgreSQL "
-            "reader (ConnectorX) panics on values it cannot represent (e.g. timestamps past "
-            "year 262142): fix or cast the value in a view, or set INGEST_BACKEND=pyarrow to "
-            "read through dlt's pyarrow backend"
+            f"reading {where}, table {job.table_name}: {_first_line(native, redact)}; nothing "
+            "was loaded for this table, the other tables of the run are not affected. The "
+            "fast PostgreSQL reader (ConnectorX) panics on values it cannot represent (e.g. "
+            "timestamps past year 262142): fix or cast the value in a view, or set "
+            "INGEST_BACKEND=pyarrow to read through dlt's pyarrow backend"
         )
     if "Rescaling Decimal value would cause data loss" in str(root):
         return JobError(
@@ -52,14 +66,14 @@ def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
             "casts it"
         )
     if isinstance(root, ConnectionError | TimeoutError):
-        return RetriableJobError(f"{where}: {type(root).__name__}: {_first_line(root)}")
-    return JobError(f"{type(root).__name__}: {_first_line(root)}")
+        return RetriableJobError(f"{where}: {type(root).__name__}: {_first_line(root, redact)}")
+    return JobError(f"{type(root).__name__}: {_first_line(root, redact)}")
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, redact: Callable[[str], str] = str) -> str:
     """The first line of what `exc` says, at most MAX_REASON_CHARS: enough to act on, not a
     dump of the data or the response that made a library fail."""
-    text = str(exc).strip()
+    text = redact(str(exc)).strip()
     return shorten(text.splitlines()[0] if text else type(exc).__name__, MAX_REASON_CHARS)
 
 

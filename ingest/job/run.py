@@ -57,7 +57,7 @@ from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
-from ingest.sources import ExtractOptions, get_builder
+from ingest.sources import ExtractOptions, SourceBuilder, get_builder
 from ingest.tasks import Task
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
 
@@ -81,6 +81,8 @@ class JobRun:
     workdir: Path | None = None
     #: the data-trust checks in force (closed at the end)
     checks: JobChecks | None = None
+    #: the source type's builder, once known (it explains its failures)
+    builder: SourceBuilder | None = None
 
     def close(self) -> None:
         if self.checks is not None:
@@ -146,7 +148,7 @@ def _already_loaded(
 def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> JobOutcome:
     task, settings = run.task, run.settings
     job = task.job
-    builder = get_builder(job.source_type)
+    builder = run.builder = get_builder(job.source_type)
     secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
@@ -296,7 +298,13 @@ def run_job(
         except BaseException as exc:  # one job's failure (also a native panic) never stops the run
             if is_process_exit(exc):
                 raise
-            failure: JobError = classify_error(exc, job, run.where or f"source {job.source_name!r}")
+            failure: JobError = classify_error(
+                exc,
+                job,
+                run.where or f"source {job.source_name!r}",
+                builder=run.builder,
+                redact=redactor.redact,
+            )
             status, error, retriable = Status.FAILED, str(failure), failure.retriable
             log.debug("job %s failure detail", job.job_id, exc_info=True)
         finally:
