@@ -10,6 +10,8 @@
   type of the newest data file.
 
 Sources of truth: the job configuration, the lake's stored schemas, the audit CSVs.
+Every text cell of the workbook goes through `ingest.reports.cells.safe_cell`: config text such
+as `=HYPERLINK(...)` is shown as text, never run as a formula.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ingest.config import JobConfig, load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
+from ingest.reports.cells import safe_cell
 from ingest.vocabulary import Status
 
 CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"
@@ -161,17 +164,20 @@ def write_xlsx(
         rows = run.get("rows_loaded")
         sheet.append(
             [
-                job.job_id,
-                job.source_type,
-                job.source_name,
-                ".".join(p for p in (job.schema_name, job.table_name) if p),
-                job.load_type,
-                job.schedule,
-                job.owner or "",
-                "ENABLED" if job.enabled else "DISABLED",
-                run.get("status") or "never run",
-                int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
-                run.get("finished_at") or "",
+                safe_cell(value)
+                for value in (
+                    job.job_id,
+                    job.source_type,
+                    job.source_name,
+                    ".".join(p for p in (job.schema_name, job.table_name) if p),
+                    job.load_type,
+                    job.schedule,
+                    job.owner or "",
+                    "ENABLED" if job.enabled else "DISABLED",
+                    run.get("status") or "never run",
+                    int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
+                    run.get("finished_at") or "",
+                )
             ]
         )
     sheet.freeze_panes = "A2"
