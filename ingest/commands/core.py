@@ -225,21 +225,20 @@ def execute_run(
 
 def cmd_run(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.errors import RequestError
+    from ingest.run_request import cli_run
 
     settings = Settings.from_env()
-    if args.workers < 1:
-        raise RequestError("--workers must be at least 1")
+    request, options = cli_run(args.job, args.source, args.full_refresh, args.workers, args.run_id)
     clock = time.monotonic()
     summary, results = execute_run(
         settings,
         config_path=args.config or settings.config_path,
         destination=args.destination or settings.destination,
-        jobs=args.job,
-        sources=args.source,
-        full_refresh=args.full_refresh,
-        workers=args.workers,
-        run_id=args.run_id,
+        jobs=request.jobs,
+        sources=request.sources,
+        full_refresh=request.full_refresh,
+        workers=options.workers,
+        run_id=options.run_id,
     )
     return print_outcome(summary, results, as_json=args.json, started=clock)
 
