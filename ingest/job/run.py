@@ -41,7 +41,7 @@ from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
 from ingest.checks.reconcile import Outcome
 from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
-from ingest.job.progress import BoundaryTracker, Progress, extracted_rows
+from ingest.job.progress import BoundaryTracker, HighestWatermark, Progress, extracted_rows
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.lake.lease import Holder, JobLease, LeaseBusy, lease_for, lease_name
@@ -179,10 +179,11 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             # with this load supersedes the old cursor
             ledger.forget_cursor(pipeline)
         cursor = job.watermark_column or ""
-        tracker = None
+        tracker = highest = None
         before = ""
         if task.backfill:
             before = task.backfill.start
+            highest = HighestWatermark(cursor)
         elif job.is_incremental:
             stored = ledger.last_value(pipeline.state, cursor)
             before = ledger.watermark_text(stored)
@@ -192,13 +193,15 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
-        resource.add_step(Progress(job, tracker).as_step())
+        resource.add_step(Progress(job, tracker, highest).as_step())
         extract_info = pipeline.extract(
             [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
         )
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
-        if job.is_incremental:
+        if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
+            reached = highest.text
+        elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
         checks.after_extraction(
