@@ -14,7 +14,7 @@ A row is written once per load: rows already present for the same (run_id, job_i
 (or, for a result without a load, the same run_id, job_id, status and started_at) are not
 written again, so `write_audit` can be retried.
 
-Every cell is written through `ingest.reports.cells.safe_cell` (no text from a config or an
+Every cell is written through `ingest.cells.safe_cell` (no text from a config or an
 error runs as a formula when the file is opened in a spreadsheet). A lake that cannot be
 written (read-only, no permission) ends the audit step with an `AuditWriteError` that names
 the file and what to do, not a traceback.
@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest import telemetry
+from ingest.cells import safe_cell
 from ingest.errors import IngestError
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
-from ingest.reports.cells import safe_cell
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 
 log = logging.getLogger(__name__)

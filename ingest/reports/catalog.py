@@ -10,7 +10,7 @@
   type of the newest data file.
 
 Sources of truth: the job configuration, the lake's stored schemas, the audit CSVs.
-Every text cell of the workbook goes through `ingest.reports.cells.safe_cell`: config text such
+Every text cell of the workbook goes through `ingest.cells.safe_cell`: config text such
 as `=HYPERLINK(...)` is shown as text, never run as a formula.
 """
 
@@ -31,12 +31,12 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from ingest.audit import AUDIT_DIR
+from ingest.cells import safe_cell
 from ingest.checks.drift import stored_schema, table_schema
 from ingest.config import JobConfig, load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
-from ingest.reports.cells import safe_cell
 from ingest.vocabulary import Status
 
 CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"

