@@ -13,6 +13,11 @@ run and a manual one, the CLI and the app on one lake):
 A row is written once per load: rows already present for the same (run_id, job_id, load_id)
 (or, for a result without a load, the same run_id, job_id, status and started_at) are not
 written again, so `write_audit` can be retried.
+
+Every cell is written through `ingest.cells.safe_cell` (no text from a config or an
+error runs as a formula when the file is opened in a spreadsheet). A lake that cannot be
+written (read-only, no permission) ends the audit step with an `AuditWriteError` that names
+the file and what to do, not a traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest import telemetry
+from ingest.cells import safe_cell
+from ingest.errors import IngestError
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
@@ -32,6 +39,10 @@ from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 log = logging.getLogger(__name__)
 
 AUDIT_DIR = "metadata"
+
+
+class AuditWriteError(IngestError):
+    """The audit file cannot be written (read-only lake, missing permission)."""
 
 
 def audit_file_name(day: dt.date) -> str:
@@ -45,9 +56,9 @@ def _parse_rows(text: str) -> list[dict[str, str]]:
 def _render(rows: Iterable[Mapping[str, str]], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer.writerow({c: safe_cell(c) for c in columns})
     for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
+        writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
     return buffer.getvalue()
 
 
@@ -76,7 +87,8 @@ def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
         for column, value in result.items():  # extra audit columns from later features
             if column not in row and column != "retriable" and not column.startswith("_"):
                 row[column] = "" if value is None else str(value)
-        rows.append(row)
+        # as it will be written, so a retried write finds its rows (see _row_key)
+        rows.append({column: safe_cell(value) for column, value in row.items()})
     return rows
 
 
@@ -115,8 +127,33 @@ def append_audit(
         new_text, added = merge(text, rows)
         return new_text
 
-    update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
+    try:
+        update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
+    except PermissionError as exc:
+        raise AuditWriteError(_not_writable(dest, path, exc)) from None
+    except Exception as exc:
+        if _is_authorization_error(exc):
+            raise AuditWriteError(_not_writable(dest, path, exc)) from None
+        raise
     return path, added
+
+
+def _not_writable(dest: Destination, path: str, exc: BaseException) -> str:
+    who = (
+        "this user needs write permission on the folder"
+        if dest.protocol == "file"
+        else "the identity needs the 'Storage Blob Data Contributor' role on the lake"
+    )
+    return (
+        f"cannot write the audit file {path} in the lake {dest.display_url}: the lake is "
+        f"read-only for this process ({type(exc).__name__}); {who}. The jobs' results are "
+        "listed above; nothing was appended to the audit"
+    )
+
+
+def _is_authorization_error(exc: BaseException) -> bool:
+    """A blob storage refusal (403: no role, read-only SAS)."""
+    return getattr(exc, "status_code", None) == 403
 
 
 def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:

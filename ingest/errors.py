@@ -5,11 +5,33 @@
 - `JobError`: one job failed; the run goes on with the other jobs.
   `RetriableJobError` may succeed on a later attempt (source down, throttled, network);
   plain `JobError` will not until a person changes something (missing table, bad password).
+
+Failure isolation: whatever one job raises ends as that job's FAILED result, never as the
+run's; this includes `BaseException`s that are not `Exception`s, such as the
+`pyo3_runtime.PanicException` a Rust library (ConnectorX) raises when it panics. Only what
+asks the process to stop (`PROCESS_EXITS`: Ctrl-C, `sys.exit`, a closed generator, a cancelled
+task) passes through; `is_process_exit` is the one test for it (`ingest.job.run`,
+`ingest.runner`, `ingest.app.activities`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+
+#: the BaseExceptions that stop the process (or the task) rather than report a failure
+PROCESS_EXITS: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+    asyncio.CancelledError,
+)
+
+
+def is_process_exit(exc: BaseException) -> bool:
+    """Whether `exc` must propagate (the process or task is being stopped) instead of
+    ending as one job's FAILED result."""
+    return isinstance(exc, PROCESS_EXITS)
 
 
 @dataclass(frozen=True)

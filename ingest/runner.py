@@ -1,6 +1,11 @@
 """The local run: the same three steps as the Durable orchestrator, with a process pool.
 
 plan -> run_job for each task (in `workers` processes) -> write_audit.
+
+One task's failure never ends the run: `run_job` reports it as that job's FAILED result, and
+here a task that still raises (anything but a request to stop, `ingest.errors.is_process_exit`;
+also a native library's panic, a `BaseException`) or whose worker process died gets a FAILED
+result too; the other tasks run and the audit has a row for every task.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import forkserver
 from typing import Any
 
+from ingest.errors import is_process_exit
 from ingest.job import run_job
 from ingest.lake.destination import Destination
+from ingest.limits import MAX_REASON_CHARS, shorten
 from ingest.results import failed_result
 from ingest.runtime.logsetup import configure_logging
 from ingest.runtime.warmup import preload_engine
+from ingest.secrets.redaction import redact_text
 from ingest.settings import Settings, replace_environment
 from ingest.settings import environment as settings_environment
 from ingest.telemetry import configure as configure_telemetry
@@ -56,13 +64,26 @@ def prepare_local_run(destination: str, workers: int = 1) -> None:
     preload_engine()
 
 
+def _run_isolated(task: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """`run_job`, and a FAILED result for whatever still escapes it (never a process exit)."""
+    try:
+        return run_job(task, settings=settings)
+    except BaseException as exc:
+        if is_process_exit(exc):
+            raise
+        job_id = task["job"]["job_id"]
+        log.error("job %s failed outside its run: %s", job_id, type(exc).__name__)
+        reason = redact_text(shorten(str(exc).strip(), MAX_REASON_CHARS))
+        return failed_result(task, f"job {job_id} failed: {type(exc).__name__}: {reason}")
+
+
 def _run_with_environment(
     environment: dict[str, str], task: Mapping[str, Any], settings: Settings
 ) -> dict[str, Any]:
     """Run a job in a pool worker with the caller's environment (settings and secrets read
     from the environment must be the caller's, not the fork server's from when it started)."""
     replace_environment(environment)
-    return run_job(task, settings=settings)
+    return _run_isolated(task, settings)
 
 
 def run_tasks(
@@ -84,7 +105,7 @@ def run_tasks(
         if tasks:
             preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
         for index, task in enumerate(tasks):
-            done(index, run_job(task, settings=settings))
+            done(index, _run_isolated(task, settings))
     else:
         context = _pool_context()
         level = logging.getLogger().getEffectiveLevel()
@@ -103,7 +124,9 @@ def run_tasks(
                 index = futures[future]
                 try:
                     done(index, future.result())
-                except Exception as exc:  # a worker process died (killed, out of memory)
+                except BaseException as exc:  # a worker process died (killed, out of memory)
+                    if is_process_exit(exc):
+                        raise
                     log.error("worker running job %s died: %s", tasks[index]["job"]["job_id"], exc)
                     done(index, failed_result(tasks[index], f"worker process died: {exc}"))
     return [results[i] for i in range(len(tasks))]

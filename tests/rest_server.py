@@ -67,6 +67,9 @@ class ApiState:
     #: host:port written into next-page links (default: the server's own)
     link_host: str | None = None
     hits: list[Hit] = field(default_factory=list)
+    #: echo the request line (path and query, as received) in every JSON object answered, as
+    #: some APIs do in their errors: an api_key sent as a query parameter comes back with it
+    echo_request: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -79,6 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        if self.server.state.echo_request and isinstance(body, dict):
+            body = {**body, "request": self.path}
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

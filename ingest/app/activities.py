@@ -129,6 +129,10 @@ def plan_run(request: Any) -> dict[str, Any]:
 def ingest_table(reference: Any) -> dict[str, Any]:
     """Activity `ingest_table`: load one table (one dlt pipeline).
 
+    Whatever the job raises, a native library's panic included, ends as its FAILED result in
+    the run store (never as a failed activity that would fail its batch); only a request to
+    stop the process passes through (`ingest.errors.is_process_exit`).
+
     `reference`: {"run_id", "destination", "batch", "position"}: the task is read from the
     run store, the full result written there (overwriting an earlier attempt's), the compact
     result returned. A FAILED result that may succeed on another attempt is raised as
@@ -137,13 +141,21 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     prepare_process(engine=True)
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
+    from ingest.errors import is_process_exit
     from ingest.job import run_job
+    from ingest.results import failed_result
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
-    # a job another writer is loading ends as a retriable failure: Durable tries again later
-    result = run_job(task, settings=settings(), on_busy="retry")
+    try:
+        # a job another writer is loading ends as a retriable failure: Durable tries again later
+        result = run_job(task, settings=settings(), on_busy="retry")
+    except BaseException as exc:  # run_job reports failures itself; this is the last guard
+        if is_process_exit(exc):
+            raise
+        log.error("job %s failed outside its run: %s", task["job"]["job_id"], type(exc).__name__)
+        result = failed_result(task, f"{type(exc).__name__} while running the job")
     store.write_result(result)
     if result.get("status") == Status.FAILED and result.get("retriable"):
         raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")

@@ -38,15 +38,8 @@ from ingest.app.run_status import BadPage, page_args, run_body
 
 log = logging.getLogger(__name__)
 
-RUN_REQUEST_KEYS = {
-    "jobs": "list of job ids",
-    "sources": "list of source names",
-    "full_refresh": "true or false",
-    "backfill": 'object {"job": id, "from": watermark, "to": watermark (optional)}',
-}
-BACKFILL_KEYS = ("job", "from", "to")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-MAX_BODY_BYTES = 64 * 1024
+#: a run id in a URL (the same rule as `ingest.run_request.RUN_ID`, without loading pydantic)
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 #: seconds between two checks of a scheduled run waiting for another run to end
 WAIT_POLL_S = 300
 
@@ -85,78 +78,17 @@ def _error(status: int, message: str, **extra: Any) -> Any:
 # ------------------------------------------------------------------------------ validation
 
 
-def _string_list(key: str, value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise BadRequest(f"'{key}' must be a list of strings, got {type(value).__name__}")
-    bad = [item for item in value if not isinstance(item, str) or not item.strip()]
-    if bad:
-        raise BadRequest(f"'{key}' must hold non-empty strings only, got {bad[0]!r}")
-    return [item.strip() for item in value]
-
-
 def parse_run_request(body: bytes | str | None) -> dict[str, Any]:
-    """The POST /api/runs body -> {"jobs", "sources", "full_refresh"}; BadRequest if wrong.
+    """The POST /api/runs body -> the plan request; BadRequest (400) naming the field if wrong.
+    The one schema for bodies and CLI arguments is `ingest.run_request`."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.errors import RequestError
+    from ingest.run_request import parse_body
 
-    An empty body means: every enabled job.
-    """
-    if isinstance(body, bytes):
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"body is larger than {MAX_BODY_BYTES} bytes")
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("body is not UTF-8 text") from None
-    if body is None or not body.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"body must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(RUN_REQUEST_KEYS))
-    if unknown:
-        allowed = ", ".join(f"'{k}' ({v})" for k, v in RUN_REQUEST_KEYS.items())
-        raise BadRequest(f"unknown key(s): {', '.join(unknown)}; allowed: {allowed}")
-    if data.get("backfill") is not None:
-        return {"backfill": _backfill_request(data)}
-    request: dict[str, Any] = {"jobs": [], "sources": [], "full_refresh": False}
-    for key in ("jobs", "sources"):
-        if data.get(key) is not None:
-            request[key] = _string_list(key, data[key])
-    if "full_refresh" in data:
-        if not isinstance(data["full_refresh"], bool):
-            raise BadRequest(
-                f"'full_refresh' must be true or false, got {json.dumps(data['full_refresh'])}"
-            )
-        request["full_refresh"] = data["full_refresh"]
-    return request
-
-
-def _backfill_request(data: Mapping[str, Any]) -> dict[str, Any]:
-    """{"backfill": {"job", "from", "to"}}: re-extract a watermark range of one job."""
-    others = sorted(k for k in data if k != "backfill" and data[k] not in (None, [], False))
-    if others:
-        raise BadRequest(f"'backfill' cannot be combined with {', '.join(others)}")
-    backfill = data["backfill"]
-    if not isinstance(backfill, dict):
-        raise BadRequest(f"'backfill' must be an object, got {type(backfill).__name__}")
-    unknown = sorted(set(backfill) - set(BACKFILL_KEYS))
-    if unknown:
-        raise BadRequest(
-            f"unknown backfill key(s): {', '.join(unknown)}; allowed: {', '.join(BACKFILL_KEYS)}"
-        )
-    job = backfill.get("job")
-    if not isinstance(job, str) or not job.strip():
-        raise BadRequest("'backfill.job' must be a job id (string)")
-    for key in ("from", "to"):
-        value = backfill.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            raise BadRequest(f"'backfill.{key}' must be a watermark string or integer")
-    if backfill.get("from") in (None, ""):
-        raise BadRequest("'backfill.from' is required")
-    return {"job": job.strip(), "from": backfill["from"], "to": backfill.get("to")}
+    try:
+        return parse_body(body)
+    except RequestError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[str, Any]:
@@ -263,7 +195,7 @@ async def start_run(req: Any, client: Any) -> Any:
 
 async def get_run(req: Any, client: Any) -> Any:
     run_id = (req.route_params or {}).get("id", "")
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         return _error(400, f"{run_id!r} is not a run id")
     try:
         page, page_size = page_args(req.params or {})

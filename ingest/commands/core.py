@@ -128,7 +128,8 @@ def run_plan(
     """Steps 2 and 3 for a plan made by `plan` or `plan_backfill`: run each task, audit."""
 
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.audit import write_audit
+    from ingest.audit import AuditWriteError, write_audit
+    from ingest.results import summarize
     from ingest.runner import run_tasks
 
     _print_warnings(the_plan["warnings"])
@@ -144,15 +145,20 @@ def run_plan(
         the_plan["destination"],
     )
     results = run_tasks(tasks, settings, workers=workers)
-    summary = write_audit(
-        {
-            "run_id": the_plan["run_id"],
-            "destination": the_plan["destination"],
-            "results": results,
-            "started_at": started,
-            "trigger": trigger,
-        }
-    )
+    try:
+        summary = write_audit(
+            {
+                "run_id": the_plan["run_id"],
+                "destination": the_plan["destination"],
+                "results": results,
+                "started_at": started,
+                "trigger": trigger,
+            }
+        )
+    except AuditWriteError as exc:  # the results are still printed; the run fails (exit 1)
+        log.error("audit not written: %s", exc)
+        summary = {**summarize(results), "run_id": the_plan["run_id"], "audit_error": str(exc)}
+        return summary, results
     # after the audit: the lake's views (never fails the run; see ingest.views.refresh)
     from ingest.views.refresh import refresh_after_run
 
@@ -175,15 +181,18 @@ def print_outcome(
             # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
             + (f"{summary['jobs_warned']} warned, " if summary.get("jobs_warned") else "")
             + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
-            f"{time.monotonic() - started:.1f} s; audit: {summary['audit_path']}\n"
+            f"{time.monotonic() - started:.1f} s; audit: "
+            f"{summary.get('audit_path') or 'NOT WRITTEN'}\n"
         )
+        if summary.get("audit_error"):
+            sys.stdout.write(f"error: {summary['audit_error']}\n")
         views = summary.get("views") or {}
         if views.get("error") or views.get("errors"):
             failed = views.get("error") or "; ".join(
                 f"{e['job_id']}: {e['error']}" for e in views["errors"]
             )
             sys.stdout.write(f"views not refreshed: {failed}\n")
-    return 1 if summary["jobs_failed"] else 0
+    return 1 if summary["jobs_failed"] or summary.get("audit_error") else 0
 
 
 def execute_run(
@@ -216,21 +225,20 @@ def execute_run(
 
 def cmd_run(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.errors import RequestError
+    from ingest.run_request import cli_run
 
     settings = Settings.from_env()
-    if args.workers < 1:
-        raise RequestError("--workers must be at least 1")
+    request, options = cli_run(args.job, args.source, args.full_refresh, args.workers, args.run_id)
     clock = time.monotonic()
     summary, results = execute_run(
         settings,
         config_path=args.config or settings.config_path,
         destination=args.destination or settings.destination,
-        jobs=args.job,
-        sources=args.source,
-        full_refresh=args.full_refresh,
-        workers=args.workers,
-        run_id=args.run_id,
+        jobs=request.jobs,
+        sources=request.sources,
+        full_refresh=request.full_refresh,
+        workers=options.workers,
+        run_id=options.run_id,
     )
     return print_outcome(summary, results, as_json=args.json, started=clock)
 
@@ -258,6 +266,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
     rows, failures = [], 0
     for job in enabled:
+        builder = None
         try:
             builder = get_builder(job.source_type)
             secrets = resolver.resolve(
@@ -269,9 +278,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             from ingest.job import classify_error
 
             failures += 1
-            error = resolver.redactor.redact(
-                str(classify_error(exc, job, f"source {job.source_name!r}"))
+            failure = classify_error(
+                exc,
+                job,
+                f"source {job.source_name!r}",
+                builder=builder,
+                redact=resolver.redactor.redact,
             )
+            error = resolver.redactor.redact(str(failure))
             rows.append((job.job_id, job.source_name, job.table_name, Status.FAILED, error[:160]))
     sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
     return 1 if failures or missing else 0

@@ -78,16 +78,18 @@ def execute_backfill(
 def cmd_backfill(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.core import print_outcome
+    from ingest.run_request import cli_backfill
 
     settings = Settings.from_env()
+    request = cli_backfill(args.job, args.start, args.end, args.run_id)
     clock = time.monotonic()
     summary, results = execute_backfill(
         settings,
         config_path=args.config or settings.config_path,
         destination=args.destination or settings.destination,
-        job_id=args.job,
-        start=args.start,
-        end=args.end,
+        job_id=request.job,
+        start=str(request.start),
+        end=request.end if request.end is None else str(request.end),
         run_id=args.run_id,
     )
     return print_outcome(summary, results, as_json=args.json, started=clock)

@@ -2,8 +2,12 @@
 
 `load_config(path)` reads the file once, validates every row and returns an `IngestConfig`. A
 bad file raises one `ConfigError` listing every problem with its sheet, row and column;
-nothing runs on a bad file. Files written for the framework's earlier local version (sheet
-`SourceConfig`, `last_watermark`, `azure_sql`, `API`, ...) load unchanged.
+nothing runs on a bad file. Whatever a file holds, reading it ends in an `IngestConfig` or a
+`ConfigError`, never another exception; files past the limits of `ingest.limits` (size,
+decompressed size, rows, columns, cell length) are refused before they are parsed in full, and
+messages quote at most a short prefix of a bad value (`ingest.limits.quote`). Files written
+for the framework's earlier local version (sheet `SourceConfig`, `last_watermark`,
+`azure_sql`, `API`, ...) load unchanged.
 
 Source types add their own configuration (the `api` sheet of REST jobs, and the jobs-sheet
 columns they read) through the source registry (`ingest.sources.config_extensions`).
@@ -15,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ingest.config.model import IngestConfig, JobConfig
-from ingest.config.sheets import RawRow, pick_jobs_sheet, read_sheets
+from ingest.config.sheets import LimitExceeded, RawRow, pick_jobs_sheet, read_sheets
 from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
+from ingest.limits import MAX_REASON_CHARS, quote, shorten
 from ingest.sources import config_extensions, known_source_types
 from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
 
@@ -55,6 +60,27 @@ LEGACY_IGNORED = {
 }
 
 
+#: full English day names, accepted for the weekday of a WEEKLY schedule
+DAY_NAMES = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+def parse_schedule(text: str | None) -> str | None:
+    """`DAILY` (also empty) or `WEEKLY:<MON..SUN>`; the day exactly as a three-letter
+    abbreviation or a full name, any case (`WEEKLY:monday`); None for anything else
+    (`WEEKLY:MONKEY` is not Monday)."""
+    value = (text or "DAILY").strip().upper().replace(" ", "")
+    if value == "DAILY":
+        return value
+    kind, _, day = value.partition(":")
+    if kind != "WEEKLY":
+        return None
+    if day in WEEKDAYS:
+        return f"WEEKLY:{day}"
+    if day in DAY_NAMES:
+        return f"WEEKLY:{WEEKDAYS[DAY_NAMES.index(day)]}"
+    return None
+
+
 class _RowChecker:
     """Turns one raw row into a JobConfig, collecting problems instead of raising."""
 
@@ -78,7 +104,7 @@ class _RowChecker:
         if value is not None and not is_sql_name(value):
             self.problem(
                 column,
-                f"{value!r} is not a plain SQL name (letters, digits, _ and $; "
+                f"{quote(value)} is not a plain SQL name (letters, digits, _ and $; "
                 "starting with a letter or _)",
             )
             return None
@@ -87,7 +113,7 @@ class _RowChecker:
     def choice(self, column: str, value: str | None, allowed: Iterable[str]) -> str | None:
         allowed = tuple(allowed)
         if value is not None and value not in allowed:
-            self.problem(column, f"{value!r} is not one of: {', '.join(allowed)}")
+            self.problem(column, f"{quote(value)} is not one of: {', '.join(allowed)}")
             return None
         return value
 
@@ -95,7 +121,7 @@ class _RowChecker:
         before = len(self.problems)
         job_id = self.required("job_id")
         if job_id is not None and not is_job_id(job_id):
-            self.problem("job_id", f"{job_id!r} must be letters, digits, '_', '.' or '-'")
+            self.problem("job_id", f"{quote(job_id)} must be letters, digits, '_', '.' or '-'")
 
         enabled_text = self.required("enabled")
         enabled = False
@@ -104,7 +130,7 @@ class _RowChecker:
             if flag in ("Y", "YES", "TRUE", "1"):
                 enabled = True
             elif flag not in ("N", "NO", "FALSE", "0"):
-                self.problem("enabled", f"{enabled_text!r} must be Y or N")
+                self.problem("enabled", f"{quote(enabled_text)} must be Y or N")
 
         source_type = self.required("source_type")
         if source_type is not None:
@@ -116,7 +142,7 @@ class _RowChecker:
         if source_name is not None and not is_source_name(source_name):
             self.problem(
                 "source_name",
-                f"{source_name!r} must be snake_case (lowercase letters, digits, _), "
+                f"{quote(source_name)} must be snake_case (lowercase letters, digits, _), "
                 "e.g. postgres_erp",
             )
 
@@ -142,13 +168,13 @@ class _RowChecker:
                 if self.sql_name("primary_key", part) is not None:
                     primary_key.append(part)
 
-        schedule = (self.text("schedule") or "DAILY").strip().upper().replace(" ", "")
-        if schedule != "DAILY":
-            kind, _, day = schedule.partition(":")
-            if kind != "WEEKLY" or day[:3] not in WEEKDAYS:
-                self.problem("schedule", f"{schedule!r} must be DAILY or WEEKLY:<MON..SUN>")
-            else:
-                schedule = f"WEEKLY:{day[:3]}"
+        schedule = parse_schedule(self.text("schedule"))
+        if schedule is None:
+            self.problem(
+                "schedule",
+                f"{quote(self.text('schedule'))} must be DAILY or WEEKLY:<day>, the day as "
+                "MON..SUN or its full name (WEEKLY:MONDAY)",
+            )
 
         schema_policy = (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower()
         schema_policy = self.choice("schema_policy", schema_policy, SchemaPolicy)
@@ -162,7 +188,7 @@ class _RowChecker:
                 if chunk_size < 100:
                     raise ValueError
             except ValueError:
-                self.problem("chunk_size", f"{chunk_text!r} must be a whole number >= 100")
+                self.problem("chunk_size", f"{quote(chunk_text)} must be a whole number >= 100")
 
         if len(self.problems) > before:
             return None
@@ -178,7 +204,7 @@ class _RowChecker:
             watermark_column=watermark,
             primary_key=tuple(primary_key),
             initial_watermark=self.text("initial_watermark"),
-            schedule=schedule,
+            schedule=schedule or "DAILY",
             owner=self.text("owner"),
             notes=self.text("notes"),
             schema_policy=SchemaPolicy(schema_policy or SchemaPolicy.EVOLVE),
@@ -205,10 +231,12 @@ def _check_columns(
         seen.add(column)
         if column in LEGACY_IGNORED:
             warnings.append(
-                f"sheet {sheet!r} column {column!r} is ignored: {LEGACY_IGNORED[column]}"
+                f"sheet {quote(sheet)} column {quote(column)} is ignored: {LEGACY_IGNORED[column]}"
             )
         elif column not in known:
-            warnings.append(f"sheet {sheet!r} column {column!r} is not a known column; ignored")
+            warnings.append(
+                f"sheet {quote(sheet)} column {quote(column)} is not a known column; ignored"
+            )
 
 
 def _apply_renames(rows: list[RawRow]) -> list[RawRow]:
@@ -233,7 +261,7 @@ def _check_across_rows(rows: list[RawRow], problems: list[Problem]) -> None:
             if job_id in first_row_of_id:
                 problems.append(
                     Problem(
-                        f"duplicate job_id {job_id!r} (first used in row "
+                        f"duplicate job_id {quote(job_id)} (first used in row "
                         f"{first_row_of_id[job_id]})",
                         raw.sheet,
                         raw.row,
@@ -250,8 +278,8 @@ def _check_across_rows(rows: list[RawRow], problems: list[Problem]) -> None:
             other_row, other_id = first_row_of_folder[folder]
             problems.append(
                 Problem(
-                    f"job {job_id!r} would land in the same lake folder "
-                    f"{source}/{folder[1]}/ as job {other_id!r} (row {other_row}); "
+                    f"job {quote(job_id)} would land in the same lake folder "
+                    f"{source}/{folder[1]}/ as job {quote(other_id)} (row {other_row}); "
                     "use a different source_name for one of them",
                     raw.sheet,
                     raw.row,
@@ -309,8 +337,11 @@ def load_config(path: str | Path) -> IngestConfig:
         raise ConfigError(str(path), [Problem("expected an .xlsx workbook or a .csv file")])
     try:
         sheets = read_sheets(path)
+    except LimitExceeded as exc:
+        raise ConfigError(str(path), exc.problems) from None
     except Exception as exc:  # openpyxl raises many types for corrupt files
-        raise ConfigError(str(path), [Problem(f"cannot read the file: {exc}")]) from exc
+        reason = shorten(str(exc) or type(exc).__name__, MAX_REASON_CHARS)
+        raise ConfigError(str(path), [Problem(f"cannot read the file: {reason}")]) from None
     sheet = pick_jobs_sheet(sheets)
     if sheet is None:
         raise ConfigError(str(path), [Problem("the workbook has no sheets")])

@@ -1,9 +1,19 @@
-"""What a job's failure is reported as: a `JobError` that says what to do, never a secret."""
+"""What a job's failure is reported as: a `JobError` that says what to do, never a secret.
+
+A native library that panics (a Rust `panic!` surfaces as `pyo3_runtime.PanicException`, a
+`BaseException`) is reported like any other failure of that job, naming the library when it is
+known and what to do; the rest of the run goes on (`ingest.errors.is_process_exit`).
+Messages quote at most a short prefix of what the failing library said (`ingest.limits`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ingest.config import JobConfig
 from ingest.errors import JobError, RetriableJobError
+from ingest.limits import MAX_REASON_CHARS, shorten
+from ingest.sources.base import SourceBuilder
 from ingest.sources.sql import classify_db_error
 
 
@@ -17,17 +27,37 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
-    """The JobError to report for `exc`: ours as is, database errors made actionable,
-    network errors retriable, anything else named by its type and message."""
+def classify_error(
+    exc: BaseException,
+    job: JobConfig,
+    where: str,
+    *,
+    builder: SourceBuilder | None = None,
+    redact: Callable[[str], str] = str,
+) -> JobError:
+    """The JobError to report for `exc`: ours as is, the source type's own explanation
+    (`SourceBuilder.explain`), database errors made actionable, network errors retriable,
+    anything else named by its type and the first line of its message. `redact` runs over a
+    library's message before it is cut (a secret is never half kept)."""
     chain = _chain(exc)
     for error in chain:
         if isinstance(error, JobError):
             return error
+    if builder is not None and (explained := builder.explain(exc, job, where)) is not None:
+        return explained
     for error in chain:
         if (db_error := classify_db_error(error, where)) is not None:
             return db_error
     root = chain[-1]
+    if native := _native_panic(chain):
+        return JobError(
+            f"{_library_of(native)} crashed (a native panic, {type(native).__name__}) while "
+            f"reading {where}, table {job.table_name}: {_first_line(native, redact)}; nothing "
+            "was loaded for this table, the other tables of the run are not affected. The "
+            "fast PostgreSQL reader (ConnectorX) panics on values it cannot represent (e.g. "
+            "timestamps past year 262142): fix or cast the value in a view, or set "
+            "INGEST_BACKEND=pyarrow to read through dlt's pyarrow backend"
+        )
     if "Rescaling Decimal value would cause data loss" in str(root):
         return JobError(
             f"a numeric value in {job.table_name} has more decimal places than its lake type "
@@ -36,5 +66,36 @@ def classify_error(exc: BaseException, job: JobConfig, where: str) -> JobError:
             "casts it"
         )
     if isinstance(root, ConnectionError | TimeoutError):
-        return RetriableJobError(f"{where}: {type(root).__name__}: {root}")
-    return JobError(f"{type(root).__name__}: {root}")
+        return RetriableJobError(f"{where}: {type(root).__name__}: {_first_line(root, redact)}")
+    return JobError(f"{type(root).__name__}: {_first_line(root, redact)}")
+
+
+def _first_line(exc: BaseException, redact: Callable[[str], str] = str) -> str:
+    """The first line of what `exc` says, at most MAX_REASON_CHARS: enough to act on, not a
+    dump of the data or the response that made a library fail."""
+    text = redact(str(exc)).strip()
+    return shorten(text.splitlines()[0] if text else type(exc).__name__, MAX_REASON_CHARS)
+
+
+def _native_panic(chain: list[BaseException]) -> BaseException | None:
+    """The panic of a native (Rust/pyo3) library in `chain`, if any: a BaseException that is
+    not an Exception (process exits never get here)."""
+    for error in chain:
+        if not isinstance(error, Exception):
+            return error
+    return None
+
+
+def _library_of(exc: BaseException) -> str:
+    """Which library panicked, from the traceback's innermost Python frame."""
+    names = []
+    tb = exc.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    for name in reversed(names):
+        if name.startswith(("connectorx", "ingest.sources.fast_arrow")):
+            return "ConnectorX (the fast PostgreSQL reader)"
+        if name.startswith("deltalake"):
+            return "delta-rs (the Delta writer)"
+    return "a native library"

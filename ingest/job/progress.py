@@ -78,21 +78,63 @@ class BoundaryTracker:
         ledger.record_boundary(self.value, total)
 
 
+class HighestWatermark:
+    """The highest watermark among the extracted rows (Arrow batches or REST records): what a
+    backfill reached (dlt keeps no cursor state for a ranged extraction)."""
+
+    def __init__(self, cursor: str):
+        self.cursor = cursor.lower()
+        self.value: Any = None
+
+    def add(self, item: Any) -> None:
+        if hasattr(item, "meta") and hasattr(item, "data"):
+            item = item.data
+        names = getattr(item, "column_names", None)
+        if names is not None:
+            column = next((n for n in names if n.lower() == self.cursor), None)
+            highest = pc.max(item.column(column)) if column is not None else None
+            candidates = [highest.as_py()] if highest is not None and highest.is_valid else []
+        else:
+            rows = item if isinstance(item, list) else [item]
+            candidates = [
+                value
+                for row in rows
+                if isinstance(row, dict)
+                for key, value in row.items()
+                if key.lower() == self.cursor and value is not None
+            ]
+        for value in candidates:
+            if self.value is None or value > self.value:
+                self.value = value
+
+    @property
+    def text(self) -> str:
+        return ledger.watermark_text(self.value) if self.value is not None else ""
+
+
 class Progress:
     """Counts the rows that pass dlt's incremental filter and logs every few seconds; feeds
-    the boundary tracker of INCREMENTAL jobs."""
+    the boundary tracker of INCREMENTAL jobs and the highest watermark of backfills."""
 
-    def __init__(self, job: JobConfig, boundary: BoundaryTracker | None = None):
+    def __init__(
+        self,
+        job: JobConfig,
+        boundary: BoundaryTracker | None = None,
+        highest: HighestWatermark | None = None,
+    ):
         self.job = job
         self.rows = 0
         self.last_log = time.monotonic()
         self.boundary = boundary
+        self.highest = highest
 
     def __call__(self, item: Any) -> Any:
         rows = row_count(item)
         self.rows += rows
         if self.boundary is not None and rows:
             self.boundary.add(item)
+        if self.highest is not None and rows:
+            self.highest.add(item)
         now = time.monotonic()
         if now - self.last_log >= PROGRESS_EVERY_S:
             self.last_log = now

@@ -3,6 +3,9 @@
 `run_job(task)` takes the small JSON task made by `plan` and returns the JSON job result
 (the audit row). It never raises for a job failure: the result says FAILED, with a message
 that says what to do and holds no secret; `retriable` says whether another try may help.
+"Any failure" includes a native library's panic (`pyo3_runtime.PanicException` is a
+`BaseException`): only a request to stop the process passes through
+(`ingest.errors.is_process_exit`), so one bad table fails alone.
 
 Guarantees:
 - The dlt working folder is new for every call and deleted afterwards; the watermark comes
@@ -36,9 +39,9 @@ import dlt
 
 from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
 from ingest.checks.reconcile import Outcome
-from ingest.errors import JobError
+from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
-from ingest.job.progress import BoundaryTracker, Progress, extracted_rows
+from ingest.job.progress import BoundaryTracker, HighestWatermark, Progress, extracted_rows
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.lake.lease import Holder, JobLease, LeaseBusy, lease_for, lease_name
@@ -54,7 +57,7 @@ from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
-from ingest.sources import ExtractOptions, get_builder
+from ingest.sources import ExtractOptions, SourceBuilder, get_builder
 from ingest.tasks import Task
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
 
@@ -78,6 +81,8 @@ class JobRun:
     workdir: Path | None = None
     #: the data-trust checks in force (closed at the end)
     checks: JobChecks | None = None
+    #: the source type's builder, once known (it explains its failures)
+    builder: SourceBuilder | None = None
 
     def close(self) -> None:
         if self.checks is not None:
@@ -143,7 +148,7 @@ def _already_loaded(
 def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> JobOutcome:
     task, settings = run.task, run.settings
     job = task.job
-    builder = get_builder(job.source_type)
+    builder = run.builder = get_builder(job.source_type)
     secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
@@ -174,10 +179,11 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             # with this load supersedes the old cursor
             ledger.forget_cursor(pipeline)
         cursor = job.watermark_column or ""
-        tracker = None
+        tracker = highest = None
         before = ""
         if task.backfill:
             before = task.backfill.start
+            highest = HighestWatermark(cursor)
         elif job.is_incremental:
             stored = ledger.last_value(pipeline.state, cursor)
             before = ledger.watermark_text(stored)
@@ -187,13 +193,15 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
-        resource.add_step(Progress(job, tracker).as_step())
+        resource.add_step(Progress(job, tracker, highest).as_step())
         extract_info = pipeline.extract(
             [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
         )
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
-        if job.is_incremental:
+        if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
+            reached = highest.text
+        elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
         checks.after_extraction(
@@ -290,8 +298,16 @@ def run_job(
         except LeaseBusy as exc:
             status = Status.SKIPPED if on_busy == "skip" else Status.FAILED
             error, retriable = str(exc), on_busy == "retry"
-        except Exception as exc:  # one job's failure never stops the run
-            failure: JobError = classify_error(exc, job, run.where or f"source {job.source_name!r}")
+        except BaseException as exc:  # one job's failure (also a native panic) never stops the run
+            if is_process_exit(exc):
+                raise
+            failure: JobError = classify_error(
+                exc,
+                job,
+                run.where or f"source {job.source_name!r}",
+                builder=run.builder,
+                redact=redactor.redact,
+            )
             status, error, retriable = Status.FAILED, str(failure), failure.retriable
             log.debug("job %s failure detail", job.job_id, exc_info=True)
         finally:

@@ -10,6 +10,8 @@
   type of the newest data file.
 
 Sources of truth: the job configuration, the lake's stored schemas, the audit CSVs.
+Every text cell of the workbook goes through `ingest.cells.safe_cell`: config text such
+as `=HYPERLINK(...)` is shown as text, never run as a formula.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from ingest.audit import AUDIT_DIR
+from ingest.cells import safe_cell
 from ingest.checks.drift import stored_schema, table_schema
 from ingest.config import JobConfig, load_config
 from ingest.lake.delta import delta_schema
@@ -161,17 +164,20 @@ def write_xlsx(
         rows = run.get("rows_loaded")
         sheet.append(
             [
-                job.job_id,
-                job.source_type,
-                job.source_name,
-                ".".join(p for p in (job.schema_name, job.table_name) if p),
-                job.load_type,
-                job.schedule,
-                job.owner or "",
-                "ENABLED" if job.enabled else "DISABLED",
-                run.get("status") or "never run",
-                int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
-                run.get("finished_at") or "",
+                safe_cell(value)
+                for value in (
+                    job.job_id,
+                    job.source_type,
+                    job.source_name,
+                    ".".join(p for p in (job.schema_name, job.table_name) if p),
+                    job.load_type,
+                    job.schedule,
+                    job.owner or "",
+                    "ENABLED" if job.enabled else "DISABLED",
+                    run.get("status") or "never run",
+                    int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
+                    run.get("finished_at") or "",
+                )
             ]
         )
     sheet.freeze_panes = "A2"

@@ -11,6 +11,7 @@ from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
+    from ingest.errors import JobError
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,8 @@ class SourceBuilder(ABC):
     def describe(self, secrets: dict[str, Secret]) -> str:
         """Where the source is, for messages: no secret values."""
         return self.source_type
+
+    def explain(self, exc: BaseException, job: JobConfig, where: str) -> JobError | None:
+        """This source type's message for a failure of its job (None: the generic one of
+        `ingest.job.errors`)."""
+        return None

@@ -26,15 +26,18 @@ from ingest.sources.snapshot import EmptySnapshot, hinted_schema
 
 log = logging.getLogger(__name__)
 
-#: ConnectorX reads numeric as decimal128(38, 10): exact only within these bounds
-MAX_DECIMAL_PRECISION, MAX_DECIMAL_SCALE = 38, 10
+#: ConnectorX reads numeric as decimal128(38, 10) through rust_decimal, which holds at most 28
+#: significant digits: a value with 29 or more (possible in numeric(29..38, s)) makes it panic
+#: (`pyo3_runtime.PanicException`, "decimal scale is not equal to expected scale"), so only
+#: numeric(p <= 28, s <= 10) is exact on this path
+MAX_DECIMAL_PRECISION, MAX_DECIMAL_SCALE = 28, 10
 
 
 def fast_path_blocker(columns: list[dict[str, Any]]) -> str | None:
     """Why the fast path cannot be exact for these reflected columns, or None when it can.
 
     Exact: integers, floats, booleans, plain strings, timestamps (with or without time zone),
-    dates and numeric(p,s) with p <= 38 and s <= 10. Anything else (unbounded numeric, enums,
+    dates and numeric(p,s) with p <= 28 and s <= 10. Anything else (unbounded numeric, enums,
     arrays, json, intervals, time, uuid, bytea, ...) goes through dlt's pyarrow backend.
     """
 
@@ -47,7 +50,10 @@ def fast_path_blocker(columns: list[dict[str, Any]]) -> str | None:
             if precision is None or scale is None:
                 return f"column {name} is numeric without precision/scale"
             if precision > MAX_DECIMAL_PRECISION or scale > MAX_DECIMAL_SCALE:
-                return f"column {name} is numeric({precision},{scale})"
+                return (
+                    f"column {name} is numeric({precision},{scale}); ConnectorX reads "
+                    f"numeric(p<={MAX_DECIMAL_PRECISION},s<={MAX_DECIMAL_SCALE}) exactly"
+                )
             continue
         if isinstance(sql_type, sa.String) and not isinstance(sql_type, sa.Enum):
             continue

@@ -12,17 +12,27 @@ around dlt's retrying `requests` session:
   headers or body: 401/403/404 and other 4xx fail at once; 429/5xx are retried by dlt
   (backoff, `Retry-After` honoured, `RUNTIME__REQUEST_MAX_ATTEMPTS` attempts) and then
   become `RetriableJobError`.
+
+The rule for REST errors: an error carries the source, the HTTP status, the method, the URL
+path without its query string and a short reason; never a response body, a header or a record
+(an API may echo the request URL, and with it an api_key sent as a query parameter, in its
+body). dlt's own errors quote bodies (a paginator that cannot find `total` prints the whole
+response): `RestApiBuilder.explain` replaces any failure of the extraction with one built from
+the last exchange (`Exchange`) and the first clause of the library's message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.extract.exceptions import ResourceExtractionError
 from dlt.sources.helpers.requests.retry import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth, BearerTokenAuth, HttpBasicAuth
@@ -31,6 +41,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import HTTPError, Timeout
 
 from ingest.errors import JobError, RetriableJobError
+from ingest.limits import shorten
 from ingest.secrets import reveal
 from ingest.secrets.resolver import env_var_name
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
@@ -121,10 +132,44 @@ def http_error(source_name: str, method: str, url: str, status: int, reason: str
     return JobError(f"{text}: check `params` and `endpoint` on the api sheet")
 
 
-def make_session(source_name: str, base_url: str) -> Any:
+@dataclass
+class Exchange:
+    """The last request of a job's session, for error messages: never its query or body."""
+
+    method: str = ""
+    path: str = ""
+    status: int | None = None
+
+    def describe(self) -> str:
+        if not self.method:
+            return "before any request"
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.method} {self.path}{status}"
+
+
+#: where a library's message starts quoting data (a response, a record, a value)
+_QUOTED_DATA = re.compile(r"\s(?:got|content|item|Response:)\b|[\[{]|\n", re.IGNORECASE)
+#: at most this much of a library's message is kept as the reason
+MAX_REST_REASON_CHARS = 160
+
+
+def short_reason(exc: BaseException) -> str:
+    """What went wrong, without what the library quoted: the message up to where it starts
+    quoting data, with URLs cut before their query string."""
+    if isinstance(exc, json.JSONDecodeError) or type(exc).__name__ == "JSONDecodeError":
+        return "the response is not JSON"
+    text = str(exc).strip()
+    cut = _QUOTED_DATA.search(text)
+    text = text[: cut.start()] if cut else text
+    text = _URL_QUERY.sub(r"\1", text).rstrip(" .,:;`'\"")
+    return shorten(text or type(exc).__name__, MAX_REST_REASON_CHARS)
+
+
+def make_session(source_name: str, base_url: str, exchange: Exchange | None = None) -> Any:
     """dlt's retrying requests session (429/5xx/connection errors retried with exponential
     backoff, Retry-After honoured; settings from dlt's `RUNTIME__REQUEST_*` configuration),
-    wrapped so requests stay on the base URL's host and failures become JobErrors."""
+    wrapped so requests stay on the base URL's host and failures become JobErrors.
+    `exchange`: updated with every request's method, path and status."""
 
     install_log_scrubber()
     runtime = resolve_configuration(RuntimeConfiguration())
@@ -141,6 +186,9 @@ def make_session(source_name: str, base_url: str) -> Any:
 
     def send(request: Any, **kwargs: Any) -> Any:
         method = str(getattr(request, "method", "GET") or "GET").upper()
+        if exchange is not None:
+            exchange.method, exchange.path = method, urlsplit(request.url).path or "/"
+            exchange.status = None
         if _origin(request.url) != allowed:
             parts = urlsplit(request.url)
             raise JobError(
@@ -149,7 +197,10 @@ def make_session(source_name: str, base_url: str) -> Any:
                 "credentials are not sent there (check the paginator settings)"
             )
         try:
-            return retrying_send(request, **kwargs)
+            response = retrying_send(request, **kwargs)
+            if exchange is not None:
+                exchange.status = response.status_code
+            return response
         except HTTPError as exc:
             response = exc.response
             if response is None:
@@ -223,6 +274,28 @@ class RestApiBuilder(SourceBuilder):
     required_keys = ("base_url",)
     optional_keys: ClassVar[tuple[str, ...]] = ("token", "api_key", "username", "password")
 
+    def __init__(self) -> None:
+        #: the job's last HTTP exchange (one builder per job)
+        self.exchange = Exchange()
+
+    def explain(self, exc: BaseException, job: JobConfig, where: str) -> JobError | None:
+        """A failure while extracting (dlt wraps it in ResourceExtractionError): named by the
+        last exchange and a short reason, never with the body dlt's message may quote."""
+        chain = [exc]
+        while (nxt := chain[-1].__cause__ or chain[-1].__context__) and nxt not in chain:
+            chain.append(nxt)
+        if not any(isinstance(error, ResourceExtractionError) for error in chain):
+            return None
+        root = chain[-1]
+        origin = (job.rest or {}).get("origin") or job.origin
+        return JobError(
+            f"source {job.source_name!r}: {self.exchange.describe()} could not be read: "
+            f"{type(root).__name__}: {short_reason(root)}; check the paginator and "
+            f"data_selector of job {job.job_id} on the api sheet ({origin}) against the "
+            "API's responses (the response itself is not shown: it may hold credentials or "
+            "records)"
+        )
+
     def describe(self, secrets: dict[str, Secret]) -> str:
         base = reveal(secrets, "base_url") or "?"
         parts = urlsplit(base)
@@ -287,7 +360,7 @@ class RestApiBuilder(SourceBuilder):
             resource["primary_key"] = list(spec["primary_key"])
         client: dict[str, Any] = {
             "base_url": base_url,
-            "session": make_session(job.source_name, base_url),
+            "session": make_session(job.source_name, base_url, self.exchange),
         }
         auth = make_auth(job, secrets)
         if auth is not None:
@@ -304,7 +377,8 @@ class RestApiBuilder(SourceBuilder):
         except (ValueError, TypeError) as exc:  # dlt's config validation
             raise JobError(
                 f"job {job.job_id}: the api sheet row ({job.rest and job.rest.get('origin')}) "
-                f"is not a valid dlt rest_api configuration: {type(exc).__name__}: {exc}"
+                f"is not a valid dlt rest_api configuration: {type(exc).__name__}: "
+                f"{short_reason(exc)}"
             ) from None
         return SourceTable(resource)
 
@@ -316,7 +390,7 @@ class RestApiBuilder(SourceBuilder):
         client = RESTClient(
             base_url=base_url,
             auth=make_auth(job, secrets),
-            session=make_session(job.source_name, base_url),
+            session=make_session(job.source_name, base_url, self.exchange),
         )
         method = spec.get("method") or "GET"
         response = client.request(

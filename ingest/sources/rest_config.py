@@ -19,7 +19,6 @@ Pure Python: importing this module does not import dlt.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from collections.abc import Mapping
@@ -29,9 +28,10 @@ from typing import Any
 from jsonpath_ng import parse
 
 from ingest.config.model import JobConfig
-from ingest.config.sheets import RawRow, rows_from_table
+from ingest.config.sheets import LimitExceeded, RawRow, read_csv_table
 from ingest.errors import Problem
 from ingest.identifiers import is_sql_name
+from ingest.limits import quote
 
 API_SHEET = "api"
 SOURCE_TYPE = "rest_api"
@@ -118,8 +118,7 @@ def find_api_table(
     if path.suffix.lower() == ".csv":
         sibling = path.with_name(f"{path.stem}.api.csv")
         if sibling.exists():
-            with sibling.open(newline="", encoding="utf-8-sig") as handle:
-                headers, rows = rows_from_table(sibling.name, csv.reader(handle))
+            headers, rows = read_csv_table(sibling, sibling.name)
             return sibling.name, headers, rows
     return None
 
@@ -173,6 +172,12 @@ class _ApiRow:
         except json.JSONDecodeError as exc:
             self.problem(column, f"is not valid JSON ({exc.msg} at character {exc.pos})")
             return None
+        except RecursionError:
+            self.problem(column, "is nested too deeply (JSON objects inside objects)")
+            return None
+        except ValueError:  # e.g. an integer of more than 4,300 digits
+            self.problem(column, "holds a number too long to read")
+            return None
         if not isinstance(value, dict):
             self.problem(column, 'must be a JSON object, e.g. {"status": "open"}')
             return None
@@ -181,7 +186,7 @@ class _ApiRow:
     def _name(self, column: str) -> str | None:
         value = self.text(column)
         if value is not None and (any(c.isspace() for c in value) or set(value) & set("{}&=?#")):
-            self.problem(column, f"{value!r} is not a plain parameter name")
+            self.problem(column, f"{quote(value)} is not a plain parameter name")
             return None
         return value
 
@@ -195,31 +200,33 @@ class _ApiRow:
         elif "://" in endpoint or endpoint.startswith("//"):
             self.problem(
                 "endpoint",
-                f"{endpoint!r} must be a path relative to the source's base_url (e.g. v1/items); "
-                "the host comes from the base_url secret",
+                f"{quote(endpoint)} must be a path relative to the source's base_url (e.g. "
+                "v1/items); the host comes from the base_url secret",
             )
         elif any(c.isspace() for c in endpoint) or "?" in endpoint or "#" in endpoint:
             self.problem(
                 "endpoint",
-                f"{endpoint!r} must be a plain path: no spaces, no query string (use params)",
+                f"{quote(endpoint)} must be a plain path: no spaces, no query string (use params)",
             )
         elif "{" in endpoint or "}" in endpoint:
-            self.problem("endpoint", f"{endpoint!r}: placeholders in braces are not supported")
+            self.problem("endpoint", f"{quote(endpoint)}: placeholders in braces are not supported")
         rest["path"] = endpoint
 
         method = (self.text("method") or "GET").upper()
         if method not in METHODS:
-            self.problem("method", f"{method!r} is not one of: {', '.join(METHODS)}")
+            self.problem("method", f"{quote(method)} is not one of: {', '.join(METHODS)}")
         rest["method"] = method
 
         params = self._json_object("params") or {}
         for key, value in params.items():
             if isinstance(value, dict | list) or value is None:
-                self.problem("params", f"parameter {key!r} must be a text, number or true/false")
+                self.problem(
+                    "params", f"parameter {quote(key)} must be a text, number or true/false"
+                )
             elif isinstance(value, str) and ("{" in value or "}" in value):
                 self.problem(
                     "params",
-                    f"parameter {key!r}: placeholders in braces are not supported; the "
+                    f"parameter {quote(key)}: placeholders in braces are not supported; the "
                     "incremental cursor is sent through incremental_param",
                 )
         rest["params"] = params
@@ -231,7 +238,9 @@ class _ApiRow:
 
         selector = self.text("data_selector")
         if selector is not None and not _jsonpath_ok(selector):
-            self.problem("data_selector", f"{selector!r} is not a valid JSONPath (e.g. data.items)")
+            self.problem(
+                "data_selector", f"{quote(selector)} is not a valid JSONPath (e.g. data.items)"
+            )
         rest["data_selector"] = selector
 
         rest["paginator"] = self._paginator()
@@ -243,7 +252,7 @@ class _ApiRow:
             if not part:
                 continue
             if not is_sql_name(part):
-                self.problem("primary_key", f"{part!r} is not a plain field name")
+                self.problem("primary_key", f"{quote(part)} is not a plain field name")
             else:
                 keys.append(part)
         if keys and job.primary_key and tuple(keys) != tuple(job.primary_key):
@@ -265,7 +274,7 @@ class _ApiRow:
             elif incremental_param in params:
                 self.problem(
                     "incremental_param",
-                    f"{incremental_param!r} is also set in params; the cursor sets it",
+                    f"{quote(incremental_param)} is also set in params; the cursor sets it",
                 )
         rest["incremental_param"] = incremental_param
         rest["origin"] = f"sheet {self.sheet!r} row {self.row}" if self.row else job.origin
@@ -286,7 +295,7 @@ class _ApiRow:
             kind = raw.strip().lower().replace("-", "_").replace(" ", "_")
             kind = PAGINATOR_ALIASES.get(kind, kind)
             if kind not in PAGINATORS:
-                self.problem("paginator", f"{raw!r} is not one of: {', '.join(PAGINATORS)}")
+                self.problem("paginator", f"{quote(raw)} is not one of: {', '.join(PAGINATORS)}")
                 kind = None
         settings: dict[str, Any] = {}
         for column, (applies_to, value_kind) in PAGINATOR_SETTINGS.items():
@@ -296,7 +305,7 @@ class _ApiRow:
             if kind is not None and kind not in applies_to:
                 self.problem(
                     column,
-                    f"does not apply to paginator {kind!r} (it is a setting of "
+                    f"does not apply to paginator {quote(kind)} (it is a setting of "
                     f"{' / '.join(applies_to)})",
                 )
                 continue
@@ -308,13 +317,14 @@ class _ApiRow:
                 except ValueError:
                     self.problem(
                         column,
-                        f"{value!r} must be a whole number >= {0 if value_kind == 'int0' else 1}",
+                        f"{quote(value)} must be a whole number >= "
+                        f"{0 if value_kind == 'int0' else 1}",
                     )
                     continue
                 settings[column] = number
             elif value_kind == "jsonpath":
                 if not _jsonpath_ok(value):
-                    self.problem(column, f"{value!r} is not a valid JSONPath")
+                    self.problem(column, f"{quote(value)} is not a valid JSONPath")
                     continue
                 settings[column] = value
             else:
@@ -334,7 +344,7 @@ class _ApiRow:
         raw = (self.text("auth") or "").lower()
         kind = AUTH_ALIASES.get(raw, raw)
         if kind not in AUTH_TYPES:
-            self.problem("auth", f"{raw!r} is not one of: {', '.join(AUTH_TYPES)}")
+            self.problem("auth", f"{quote(raw)} is not one of: {', '.join(AUTH_TYPES)}")
             return {"type": "none"}
         name = self._name("api_key_name")
         location = (self.text("api_key_location") or "header").lower()
@@ -344,12 +354,12 @@ class _ApiRow:
             if location not in API_KEY_LOCATIONS:
                 self.problem(
                     "api_key_location",
-                    f"{location!r} is not one of: {', '.join(API_KEY_LOCATIONS)}",
+                    f"{quote(location)} is not one of: {', '.join(API_KEY_LOCATIONS)}",
                 )
             return {"type": kind, "name": name, "location": location}
         for column in ("api_key_name", "api_key_location"):
             if self.text(column) is not None:
-                self.problem(column, f"applies only to auth api_key (auth is {kind!r})")
+                self.problem(column, f"applies only to auth api_key (auth is {quote(kind)})")
         return {"type": kind}
 
 
@@ -378,7 +388,11 @@ def apply_api_sheet(
     Problems go into `problems` (reported with the jobs-sheet ones): an api row for an unknown
     or non-REST job, a duplicate api row, a REST job without endpoint details, bad values.
     """
-    table = find_api_table(Path(config_path), sheets)
+    try:
+        table = find_api_table(Path(config_path), sheets)
+    except LimitExceeded as exc:
+        problems.extend(exc.problems)
+        table = None
     api_rows: dict[str, RawRow] = {}
     sheet_name = API_SHEET
     if table is not None:
@@ -391,7 +405,8 @@ def apply_api_sheet(
             seen.add(name)
             if name not in COLUMNS:
                 warnings.append(
-                    f"sheet {sheet_name!r} column {column!r} is not a known column; ignored"
+                    f"sheet {quote(sheet_name)} column {quote(column)} is not a known column; "
+                    "ignored"
                 )
         if "job_id" not in seen:
             problems.append(Problem("required column is missing", sheet_name, 1, "job_id"))
@@ -405,7 +420,7 @@ def apply_api_sheet(
             elif job_id in api_rows:
                 problems.append(
                     Problem(
-                        f"duplicate api row for job {job_id!r} (first in row "
+                        f"duplicate api row for job {quote(job_id)} (first in row "
                         f"{api_rows[job_id].row})",
                         raw.sheet,
                         raw.row,
@@ -415,13 +430,16 @@ def apply_api_sheet(
             elif job_id not in all_ids:
                 problems.append(
                     Problem(
-                        f"job {job_id!r} is not on the jobs sheet", raw.sheet, raw.row, "job_id"
+                        f"job {quote(job_id)} is not on the jobs sheet",
+                        raw.sheet,
+                        raw.row,
+                        "job_id",
                     )
                 )
             elif job_id in job_types and job_types[job_id] != SOURCE_TYPE:
                 problems.append(
                     Problem(
-                        f"job {job_id!r} has source_type {job_types[job_id]!r}; api rows are "
+                        f"job {quote(job_id)} has source_type {job_types[job_id]!r}; api rows are "
                         "for rest_api jobs only",
                         raw.sheet,
                         raw.row,
@@ -450,7 +468,7 @@ def apply_api_sheet(
         if api_raw is None and not legacy:
             problems.append(
                 Problem(
-                    f"rest_api job {job.job_id!r} has no row on the {sheet_name!r} sheet "
+                    f"rest_api job {job.job_id!r} has no row on the {quote(sheet_name)} sheet "
                     f"(keyed by job_id) saying which endpoint to read; see docs/REST_API.md",
                     job_raw.sheet,
                     job_raw.row,
@@ -462,7 +480,7 @@ def apply_api_sheet(
             if legacy:
                 warnings.append(
                     f"sheet {job_raw.sheet!r} row {job_raw.row}: {', '.join(legacy)} ignored; "
-                    f"the {sheet_name!r} sheet row {api_raw.row} describes job {job.job_id}"
+                    f"the {quote(sheet_name)} sheet row {api_raw.row} describes job {job.job_id}"
                 )
             values, shown = _normalize(api_raw.values)
             checker = _ApiRow(api_raw.sheet, api_raw.row, values, problems, shown)

@@ -112,6 +112,10 @@ def test_backfill_loads_exactly_the_range_and_leaves_the_state(source, tmp_path,
     assert int(row["rows_loaded"]) == len(expected)
     assert row["reconciled"] == "MATCH" and int(row["source_rows"]) == len(expected)
     assert row["watermark_before"] == start
+    # the watermark the backfill reached: its highest extracted row (second 149), not --from
+    highest = pg.query("SELECT max(updated_at) FROM orders WHERE updated_at < %s", (end,))[0][0]
+    assert dt.datetime.fromisoformat(row["watermark_after"]) == highest
+    assert row["watermark_after"] != start
     backfill_loads = {k: v for k, v in loads(file_lake).items() if k not in first_loads}
     assert list(backfill_loads.values()) == [expected]  # exactly the range, nothing else
     # the backfill's load is completed (under the backfill schema), in the same folder/layout

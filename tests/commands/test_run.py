@@ -189,3 +189,74 @@ def test_plan_and_validate(two_sources, capsys):
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line[:1] == "a"}
     assert "OK" in lines["a1"] and "FAILED" in lines["a2"] and "FAILED" in lines["a5"]
+
+
+def _without_permission_override() -> list[str]:
+    """A command prefix that makes file permissions bind this process's children: root
+    normally writes anywhere (CAP_DAC_OVERRIDE); `setpriv` drops that capability."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("running as root needs util-linux's setpriv to test a read-only lake")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_a_read_only_lake_ends_with_a_clear_message_not_a_traceback(tmp_path):
+    """The jobs fail (they cannot write) and the audit step says which file it could not write
+    and what to do, instead of an uncaught PermissionError; exit code 1."""
+    import os
+    import sqlite3
+
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"n{i}") for i in range(5)])
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type\n1,Y,sqlite,shop,items,FULL\n",
+        encoding="utf-8",
+    )
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    lake.chmod(0o555)  # read-only
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "INGEST_"))}
+    env.update(
+        SOURCES__SHOP__PATH=str(database),
+        INGEST_WORK_DIR=str(tmp_path / "work"),
+        INGEST_SECRETS_FILE=str(tmp_path / "none.toml"),
+        RUNTIME__DLTHUB_TELEMETRY="false",
+    )
+    try:
+        done = subprocess.run(
+            [
+                *_without_permission_override(),
+                sys.executable,
+                "-m",
+                "ingest",
+                "run",
+                "--config",
+                str(config),
+                "--destination",
+                lake.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+    finally:
+        lake.chmod(0o755)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert "audit: NOT WRITTEN" in done.stdout
+    message = f"cannot write the audit file {lake}/metadata/audit_"
+    assert message in done.stdout and message in done.stderr
+    assert "the lake is read-only for this process (PermissionError)" in done.stdout
+    assert "this user needs write permission on the folder" in done.stdout
+    assert "Permission denied" in done.stdout  # the job's own FAILED row says why
+    assert list(lake.iterdir()) == []  # nothing was written

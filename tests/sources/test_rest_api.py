@@ -369,6 +369,55 @@ def test_401_fails_only_that_job_and_the_secret_never_leaks(
     assert "access_code=" not in caplog.text.replace("access_code=***", "")
 
 
+@pytest.mark.parametrize("fault", ["paginator", "http_400"])
+def test_an_api_echoing_the_url_never_leaks_the_key_in_any_encoding(
+    fault, tmp_path, monkeypatch, file_lake, capsys
+):
+    """The issue's leak: an api_key sent as a query parameter, with `+`, `/`, `=` and a space,
+    comes back %-encoded in the API's body; a paginator error quoted the body. The job's error
+    names status, method and path only; stderr (the CLI's log) and the audit hold no form of
+    the key."""
+    from urllib.parse import quote, quote_plus
+
+    from ingest.cli import main
+
+    key = "k+y/with=sign s€cret"
+    server_auth = Auth("api_key_query", key, name="access_code")
+    sheet_auth = {"auth": "api_key", "api_key_name": "access_code", "api_key_location": "query"}
+    # paginator: `count` is not in the body, so dlt's paginator error quotes the whole body
+    broken = {"total_path": "count"} if fault == "paginator" else {}
+    with ApiServer(50, server_auth) as api:
+        api.state.echo_request = True
+        if fault == "http_400":
+            api.state.fail_always = 400
+        set_source_env(monkeypatch, "crm", base_url=api.base_url, api_key=key)
+        config = write_workbook(
+            tmp_path / "ingest.xlsx",
+            [job_row("001", "crm")],
+            [api_row("001", "offset", **sheet_auth, **broken)],
+        )
+        code = main(["-v", "run", "--config", config, "--destination", file_lake, "--json"])
+        first = api.hits()[0]
+        assert first.query["access_code"] == key  # the key did go out in the query string
+        assert first.status == (200 if fault == "paginator" else 400)
+    captured = capsys.readouterr()
+    assert code == 1
+    result = json.loads(captured.out)["results"][0]
+    assert result["status"] == "FAILED"
+    if fault == "paginator":
+        assert "source 'crm': GET /v1/offset/items (HTTP 200) could not be read" in result["error"]
+        assert "ValueError: Total `items` not found in the response" in result["error"]
+    else:
+        assert "HTTP 400" in result["error"] and "GET /v1/offset/items" in result["error"]
+    assert "request" not in result["error"] and "access_code" not in result["error"]
+    audit = next(Path(file_lake.removeprefix("file://"), "metadata").glob("audit_*.csv"))
+    everything = captured.err + captured.out + audit.read_text(encoding="utf-8")
+    assert "GET /v1/offset/items" in captured.err  # the log did report the failure
+    for form in (key, quote_plus(key), quote(key, safe=""), quote(key), json.dumps(key)[1:-1]):
+        assert form not in everything, form
+    assert "s€cret" not in everything and "s%E2%82%ACcret" not in everything
+
+
 def test_next_page_link_to_another_host_is_refused(tmp_path, monkeypatch, file_lake):
     with ApiServer(300, Auth("bearer", "tok-host-1234")) as api:
         set_source_env(monkeypatch, "crm", base_url=api.base_url, token="tok-host-1234")
