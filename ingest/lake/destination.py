@@ -3,8 +3,9 @@
 `Destination.from_url` parses and checks the URL once; it then hands out the dlt filesystem
 destination for pipelines and an fsspec filesystem for the framework's own reads and writes
 (audit CSV, clean-up of incomplete loads). On Azure the lake is reached with the managed
-identity (DefaultAzureCredential; AZURE_CLIENT_ID picks a user-assigned identity); an
-account key is used only when AZURE_STORAGE_CONNECTION_STRING is set (Azurite, dev).
+identity (one DefaultAzureCredential per process, `ingest.identity`; AZURE_CLIENT_ID picks a
+user-assigned identity); an account key is used only when AZURE_STORAGE_CONNECTION_STRING is
+set (Azurite, dev).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from ingest import identity
 from ingest.errors import RequestError
 from ingest.lake.url import parse_lake_url
 from ingest.settings import read
@@ -41,6 +43,18 @@ def _emulator_options(connection_string: str | None) -> dict[str, str]:
         "allow_http": "true",
         "azure_storage_endpoint": endpoint.rstrip("/"),
     }
+
+
+def _identity_credentials(fields: dict[str, Any]) -> Any:
+    """dlt's Azure credentials holding the process's credential: adlfs authenticates with it
+    (and its cached tokens) instead of building a DefaultAzureCredential per job."""
+    # dlt: only when a pipeline is built
+    from dlt.common.configuration.specs import AzureCredentials
+
+    credentials = AzureCredentials.from_credential(identity.default_credential())
+    for name, value in fields.items():
+        setattr(credentials, name, value)
+    return credentials
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,7 @@ class Destination:
     def dlt_destination(self, destination_name: str | None = None) -> Any:
         """dlt's filesystem destination writing Parquet in the lake layout."""
         # dlt: only when a pipeline is built (the audit and history need no dlt)
-        from dlt.destinations import filesystem
+        from ingest.lake.dlt_destination import LakeFilesystem
 
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
         if self.protocol == "az":
@@ -102,12 +116,14 @@ class Destination:
                 # Delta tables (table_format = delta) are written by delta-rs, not adlfs
                 if options := _emulator_options(self.connection_string):
                     kwargs["deltalake_storage_options"] = options
-            elif self.account_host:  # dlt writes Delta tables with delta-rs: same host
-                kwargs["deltalake_storage_options"] = self._delta_host_options()
+            else:  # the managed identity: the process's one credential (ingest.identity)
+                if self.account_host:  # dlt writes Delta tables with delta-rs: same host
+                    kwargs["deltalake_storage_options"] = self._delta_host_options()
+                credentials = _identity_credentials(credentials)
             kwargs["credentials"] = credentials
         if destination_name:
             kwargs["destination_name"] = destination_name
-        return filesystem(**kwargs)
+        return LakeFilesystem(**kwargs)
 
     def _delta_host_options(self) -> dict[str, str]:
         """delta-rs options for a blob host outside the public cloud (ingest.lake.url)."""
@@ -129,10 +145,7 @@ class Destination:
                 options["account_key"] = key
             options.update(_emulator_options(self.connection_string))
             return options
-        # the Azure SDK: only for blob-storage lakes
-        from azure.identity import DefaultAzureCredential
-
-        token = DefaultAzureCredential().get_token("https://storage.azure.com/.default")
+        token = identity.default_credential().get_token("https://storage.azure.com/.default")
         options["bearer_token"] = token.token
         return options
 
@@ -151,14 +164,11 @@ class Destination:
         fresh = {"skip_instance_cache": True, "use_listings_cache": False}
         if self.connection_string:
             return fsspec.filesystem("az", connection_string=self.connection_string, **fresh)
-        # the Azure SDK: only for blob-storage lakes
-        from azure.identity import DefaultAzureCredential
-
         host = {"account_host": self.account_host} if self.account_host else {}
         return fsspec.filesystem(
             "az",
             account_name=self.account_name,
-            credential=DefaultAzureCredential(),
+            credential=identity.default_credential(),
             **host,
             **fresh,
         )
@@ -174,14 +184,11 @@ class Destination:
         container = self.path().split("/", 1)[0]
         if self.connection_string:
             return ContainerClient.from_connection_string(self.connection_string, container)
-        # the Azure SDK: only for blob-storage lakes
-        from azure.identity import DefaultAzureCredential
-
         host = self.account_host or f"{self.account_name}.blob.core.windows.net"
         return ContainerClient(
             f"https://{host}",
             container,
-            credential=DefaultAzureCredential(),
+            credential=identity.default_credential(),
         )
 
     def blob_name(self, *parts: str) -> str:

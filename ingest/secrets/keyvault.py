@@ -24,6 +24,7 @@ import re
 import threading
 from typing import Any
 
+from ingest import identity
 from ingest.errors import JobError, RequestError, RetriableJobError
 from ingest.settings import read
 
@@ -101,24 +102,10 @@ def bounded_retry_policy(**overrides: Any) -> Any:
     return BoundedRetryPolicy(**settings)
 
 
-_default_credential: Any = None
-_credential_lock = threading.Lock()
 #: SecretClients built with the default credential, one per vault URL: jobs of one process share
 #: the connection pool and the bearer token (values are still cached per provider, i.e. per job)
 _shared_clients: dict[str, Any] = {}
-
-
-def default_credential() -> Any:
-    """One DefaultAzureCredential per process (it caches tokens; jobs share it).
-    AZURE_CLIENT_ID selects a user-assigned managed identity."""
-    global _default_credential
-    with _credential_lock:
-        if _default_credential is None:
-            # the Azure SDK: only when a vault is configured
-            from azure.identity import DefaultAzureCredential
-
-            _default_credential = DefaultAzureCredential()
-        return _default_credential
+_clients_lock = threading.Lock()
 
 
 class KeyVaultSecrets:
@@ -167,12 +154,12 @@ class KeyVaultSecrets:
                     raise JobError(str(exc)) from None
                 shared = self._credential is None and not self._client_kwargs
                 if shared:
-                    with _credential_lock:
+                    with _clients_lock:
                         self._client = _shared_clients.get(url)
                 if self._client is None:
                     self._client = self._new_client(url)
                     if shared:
-                        with _credential_lock:
+                        with _clients_lock:
                             self._client = _shared_clients.setdefault(url, self._client)
             return self._client
 
@@ -182,7 +169,7 @@ class KeyVaultSecrets:
 
         kwargs = dict(self._client_kwargs)
         kwargs.setdefault("retry_policy", bounded_retry_policy())
-        return SecretClient(url, self._credential or default_credential(), **kwargs)
+        return SecretClient(url, self._credential or identity.default_credential(), **kwargs)
 
     def get_by_name(self, name: str) -> str | None:
         """The current value of secret `name`, or None when the vault has no such secret.

@@ -180,7 +180,7 @@ def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPat
         "stlake01",
     )
     credentials = china.dlt_destination().config_params["credentials"]
-    assert credentials["azure_account_host"] == "stlake01.blob.core.chinacloudapi.cn"
+    assert credentials.azure_account_host == "stlake01.blob.core.chinacloudapi.cn"
     fs = china.filesystem()
     assert fs.account_url == "https://stlake01.blob.core.chinacloudapi.cn"
     # the blob SDK client (leases, conditional audit writes) goes to the same host
@@ -193,7 +193,7 @@ def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPat
         def get_token(self, *scopes: str) -> Token:
             return Token()
 
-    monkeypatch.setattr("azure.identity.DefaultAzureCredential", Credential)
+    monkeypatch.setattr("ingest.identity.default_credential", Credential)
     onelake = Destination.from_url("abfss://ws@onelake.dfs.fabric.microsoft.com/lh.Lakehouse/F")
     uri, options = delta.table_uri(onelake, "erp", "orders")
     assert uri == "az://ws/lh.Lakehouse/F/erp/orders"
@@ -201,7 +201,7 @@ def test_clients_get_the_sovereign_or_onelake_host(monkeypatch: pytest.MonkeyPat
     assert options["use_fabric_endpoint"] == "true"
     assert options["account_name"] == "onelake"
     public = Destination.from_url("abfss://raw-data@stlake01.dfs.core.windows.net", env={})
-    assert "azure_account_host" not in public.dlt_destination().config_params["credentials"]
+    assert public.dlt_destination().config_params["credentials"].azure_account_host is None
     assert "azure_storage_endpoint" not in delta.table_uri(public, "erp", "orders")[1]
     assert public.container_client().url == "https://stlake01.blob.core.windows.net/raw-data"
     assert onelake.container_client().url == "https://onelake.blob.fabric.microsoft.com/ws"

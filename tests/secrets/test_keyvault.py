@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import identity
 from ingest.cli import main
 from ingest.errors import JobError, RetriableJobError
 from ingest.secrets import keyvault
@@ -516,12 +517,20 @@ def test_adls_destination_uses_the_identity_not_an_account_key():
     config = dest.dlt_destination().configuration(None, accept_partial=True)
     adlfs_kwargs = config.credentials.to_adlfs_credentials()
     assert adlfs_kwargs.get("account_key") is None and adlfs_kwargs.get("sas_token") is None
-    # what dlt hands adlfs: with no key, adlfs signs in with DefaultAzureCredential
+    # what dlt hands adlfs: with no key, adlfs signs in with the process's one
+    # DefaultAzureCredential (ingest.identity: its tokens are shared by every job and client)
+    shared = identity.default_credential()
+    assert type(shared).__name__ == "DefaultAzureCredential"
     fs = AzureBlobFileSystem(**adlfs_kwargs, skip_instance_cache=True)
-    assert type(fs.credential).__name__ == "DefaultAzureCredential"
-    # the framework's own lake access (audit, clean-up) uses the credential chain too
+    assert fs.credential is shared
+    # the framework's own lake access (audit, clean-up, leases) and Key Vault use it too
     own = dest.filesystem()
-    assert type(own.credential).__name__ == "DefaultAzureCredential"
+    assert own.credential is shared
+    assert dest.container_client().credential is shared
+    vault = KeyVaultSecrets("https://kv-one.vault.azure.net").client()
+    policies = vault._client._client._pipeline._impl_policies
+    (auth,) = [p for p in policies if type(p).__name__ == "ChallengeAuthPolicy"]
+    assert auth._credential is shared
     assert own.account_key is None
     # the only setting that carries an account key is dev-only
     scopes = {spec.name: spec.scope for spec in CATALOGUE}
@@ -544,7 +553,7 @@ def test_commands_in_docs_secrets_md_parse():
 
 
 def test_default_clients_are_shared_per_vault_and_keep_verification(monkeypatch):
-    monkeypatch.setattr(keyvault, "_default_credential", FakeCredential())
+    monkeypatch.setattr(identity, "default_credential", FakeCredential)
     monkeypatch.setattr(keyvault, "_shared_clients", {})
     url = "https://kv-test.vault.azure.net"
     first, second = KeyVaultSecrets(url + "/"), KeyVaultSecrets(url)

@@ -1,0 +1,37 @@
+"""dlt's filesystem destination for the lake, without a configuration resolution per question.
+
+A pipeline asks its destination for its capabilities about a dozen times per job
+(`Destination.capabilities()` with no configuration). dlt answers each time by resolving a
+partial destination configuration from every configuration provider (~5 ms each in a warm
+worker, a fifth of a small table's whole job), only to learn the lake's protocol: the one
+thing the filesystem destination's capabilities depend on (`filesystem.adjust_capabilities`).
+`LakeFilesystem` hands dlt an explicit configuration that holds the bucket URL instead, so
+the answer is the same and nothing is resolved. Everything else (the client's configuration,
+credentials, the configuration section `destination.filesystem`, the type recorded in the
+pipeline state) is dlt's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlt.destinations import filesystem
+
+#: the type dlt records in the pipeline state (`destination_type`): the lake stays readable by
+#: plain dlt pipelines and by earlier versions of this framework
+DLT_FILESYSTEM_TYPE = "dlt.destinations.filesystem"
+
+
+class LakeFilesystem(filesystem):
+    """dlt's `filesystem` destination; capabilities from an explicit configuration."""
+
+    @property
+    def destination_type(self) -> str:
+        return DLT_FILESYSTEM_TYPE
+
+    def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+        if config is None:
+            # what dlt's partial resolution would find for our factories: the bucket URL
+            # (always passed explicitly, so it wins over any provider), hence the protocol
+            config = self.spec(bucket_url=self.config_params["bucket_url"])
+        return super().capabilities(config, naming)
