@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from ingest import identity
 from ingest.errors import RequestError
+from ingest.lake.dlt_destination import lake_filesystem
 from ingest.lake.url import parse_lake_url
 from ingest.settings import read
 
@@ -100,9 +101,6 @@ class Destination:
 
     def dlt_destination(self, destination_name: str | None = None) -> Any:
         """dlt's filesystem destination writing Parquet in the lake layout."""
-        # dlt: only when a pipeline is built (the audit and history need no dlt)
-        from ingest.lake.dlt_destination import LakeFilesystem
-
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
         if self.protocol == "az":
             credentials: dict[str, Any] = {"azure_storage_account_name": self.account_name}
@@ -123,7 +121,7 @@ class Destination:
             kwargs["credentials"] = credentials
         if destination_name:
             kwargs["destination_name"] = destination_name
-        return LakeFilesystem(**kwargs)
+        return lake_filesystem(**kwargs)
 
     def _delta_host_options(self) -> dict[str, str]:
         """delta-rs options for a blob host outside the public cloud (ingest.lake.url)."""

@@ -5,33 +5,47 @@ A pipeline asks its destination for its capabilities about a dozen times per job
 partial destination configuration from every configuration provider (~5 ms each in a warm
 worker, a fifth of a small table's whole job), only to learn the lake's protocol: the one
 thing the filesystem destination's capabilities depend on (`filesystem.adjust_capabilities`).
-`LakeFilesystem` hands dlt an explicit configuration that holds the bucket URL instead, so
+The lake's factory hands dlt an explicit configuration that holds the bucket URL instead, so
 the answer is the same and nothing is resolved. Everything else (the client's configuration,
 credentials, the configuration section `destination.filesystem`, the type recorded in the
 pipeline state) is dlt's own.
+
+dlt is imported when the first pipeline is built, not with this module: the audit, the
+history and the HTTP API use the lake without dlt.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-from dlt.destinations import filesystem
 
 #: the type dlt records in the pipeline state (`destination_type`): the lake stays readable by
 #: plain dlt pipelines and by earlier versions of this framework
 DLT_FILESYSTEM_TYPE = "dlt.destinations.filesystem"
 
 
-class LakeFilesystem(filesystem):
-    """dlt's `filesystem` destination; capabilities from an explicit configuration."""
+def lake_filesystem(**kwargs: Any) -> Any:
+    """dlt's `filesystem` destination factory with `kwargs`, capabilities without resolving."""
+    return _lake_filesystem_class()(**kwargs)
 
-    @property
-    def destination_type(self) -> str:
-        return DLT_FILESYSTEM_TYPE
 
-    def capabilities(self, config: Any = None, naming: Any = None) -> Any:
-        if config is None:
-            # what dlt's partial resolution would find for our factories: the bucket URL
-            # (always passed explicitly, so it wins over any provider), hence the protocol
-            config = self.spec(bucket_url=self.config_params["bucket_url"])
-        return super().capabilities(config, naming)
+@functools.cache
+def _lake_filesystem_class() -> type:
+    # dlt: only when a pipeline is built (see the module's docstring)
+    from dlt.destinations import filesystem
+
+    class LakeFilesystem(filesystem):
+        """dlt's `filesystem` destination; capabilities from an explicit configuration."""
+
+        @property
+        def destination_type(self) -> str:
+            return DLT_FILESYSTEM_TYPE
+
+        def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+            if config is None:
+                # what dlt's partial resolution would find for the lake's factories: the bucket
+                # URL (always passed explicitly, so it wins over any provider): the protocol
+                config = self.spec(bucket_url=self.config_params["bucket_url"])
+            return super().capabilities(config, naming)
+
+    return LakeFilesystem

@@ -7,12 +7,12 @@ import pytest
 from dlt.destinations import filesystem
 
 from ingest.lake.destination import LAYOUT, Destination
-from ingest.lake.dlt_destination import LakeFilesystem
+from ingest.lake.dlt_destination import lake_filesystem
 
 
 @pytest.mark.parametrize("url", ["file:///tmp/lake", "az://raw/lake", "hf://datasets/u/d"])
 def test_capabilities_are_dlts_own_without_resolving_configuration(url, monkeypatch):
-    ours, plain = LakeFilesystem(bucket_url=url, layout=LAYOUT), filesystem(bucket_url=url)
+    ours, plain = lake_filesystem(bucket_url=url, layout=LAYOUT), filesystem(bucket_url=url)
     expected = dict(plain.capabilities())
     resolved = []
     original = reference.resolve_configuration
