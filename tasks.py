@@ -4,7 +4,7 @@
     python3 tasks.py demo [ARGS...]      run the local demo (no servers, npm or cloud needed)
     python3 tasks.py test [PYTEST ARGS]  set up everything, lint, run the test suite
     python3 tasks.py services            start/check PostgreSQL, MariaDB and Azurite
-    python3 tasks.py bench [ARGS...]     run bench/run.py
+    python3 tasks.py bench [ARGS...]     run bench/run.py (--warm: bench/warm.py)
     python3 tasks.py lock [--upgrade]    regenerate the locks (requirements*.txt) with uv
 
 Standard library only (Python 3.11+), so it runs on a fresh machine before any venv exists.
@@ -99,10 +99,14 @@ Exits 3 (with what to install) when a service cannot be started.  Azurite keeps 
 the background afterwards; its data and log are in .azurite/.
 """,
     "bench": """\
-usage: python3 tasks.py bench [ARGS...]
+usage: python3 tasks.py bench [--warm] [ARGS...]
 
 Runs `.venv/bin/python bench/run.py ARGS...` (after the same venv setup as `test`) and exits
 with its exit code.  (`python3 tasks.py bench -- --help` shows the benchmark's own help.)
+
+--warm (first): runs `.venv/bin/python bench/warm.py ARGS...` instead, the one-process warm
+benchmark (file:// and Azurite lakes), after setting up .venv and starting PostgreSQL and
+Azurite like `services`.  (`python3 tasks.py bench --warm --help` shows its help.)
 """,
     "lock": """\
 usage: python3 tasks.py lock [--upgrade] [--deploy-extras fast[,delta]]
@@ -469,13 +473,28 @@ def cmd_services(args: list[str]) -> int:
 
 
 def cmd_bench(args: list[str]) -> int:
-    _, rest = split_options(args, set())
+    options, rest = split_options(args, {"--warm"})
+    if "--warm" in options:
+        return cmd_bench_warm(rest)
     ensure_test_venvs()
     script = ROOT / "bench" / "run.py"
     if not script.exists():
         raise TaskError("bench/run.py does not exist", EXIT_USAGE)
     env = child_env({"RUNTIME__DLTHUB_TELEMETRY": "false"})
     return run([venv_bin("python"), script, *rest], cwd=ROOT, env=env)
+
+
+def cmd_bench_warm(rest: list[str]) -> int:
+    """`bench --warm`: bench/warm.py, which needs PostgreSQL and Azurite running."""
+    script = ROOT / "bench" / "warm.py"
+    if not script.exists():
+        raise TaskError("bench/warm.py does not exist", EXIT_USAGE)
+    ensure_venv([DEV_LOCK], project=True)
+    env = {"RUNTIME__DLTHUB_TELEMETRY": "false"}
+    if not {"-h", "--help"} & set(rest):
+        ensure_node_modules()
+        env["INGEST_TEST_AZURITE_CONNECTION_STRING"] = ensure_services()
+    return run([venv_bin("python"), script, *rest], cwd=ROOT, env=child_env(env))
 
 
 def uv_compile_commands(
