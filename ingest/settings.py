@@ -87,9 +87,10 @@ CATALOGUE: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "INGEST_READ_PARTITIONS",
-        "1",
-        "Parallel reads of one table on the fast path, split on an integer primary key "
-        "(2: no faster at 1M rows here, ~5% at 5M, ~30 MB more memory).",
+        "auto",
+        "Parallel reads of one table on the fast path, split on an integer primary key: "
+        "auto (2 for a whole-table read of a table PostgreSQL estimates at 500,000 rows or "
+        "more, on 2 or more cores; else 1) or a number.",
         scope="optional",
     ),
     SettingSpec(
@@ -230,6 +231,16 @@ def read(name: str, env: Mapping[str, str] | None = None) -> str | None:
     return (env.get(name) or "").strip() or spec.default
 
 
+def _partitions(env: Mapping[str, str], name: str) -> int | None:
+    """A number of reads, or None for `auto`."""
+    raw = str(env.get(name) or default_of(name)).strip()
+    if raw.lower() == "auto":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"setting {name}={raw!r} must be auto or a whole number from 1")
+    return int(raw)
+
+
 def _int(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | None = None) -> int:
     raw = env.get(name) or default_of(name)
     try:
@@ -273,7 +284,8 @@ class Settings:
     secrets_file: Path
     key_vault_url: str | None
     backend: Backend = Backend.AUTO
-    read_partitions: int = 1
+    #: None: auto (ingest.sources.fast_arrow.auto_partitions)
+    read_partitions: int | None = None
     parquet_dictionary: DictionaryPolicy = DictionaryPolicy.AUTO
     reconcile_mode: ReconcileMode = ReconcileMode.FAILED
     storage_account_name: str | None = None
@@ -302,7 +314,7 @@ class Settings:
             ),
             key_vault_url=env.get("AZURE_KEY_VAULT_URL") or None,
             backend=_enum(env, "INGEST_BACKEND", Backend),
-            read_partitions=_int(env, "INGEST_READ_PARTITIONS"),
+            read_partitions=_partitions(env, "INGEST_READ_PARTITIONS"),
             parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
             reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
             storage_account_name=read("AZURE_STORAGE_ACCOUNT_NAME", env),
@@ -314,12 +326,18 @@ class Settings:
         )
 
 
+#: pipeline state files dlt keeps per job in the lake (apply_dlt_defaults): the newest, and the
+#: last completed one while a new load is not yet marked complete (ingest.lake.loads)
+MAX_STATE_FILES = 2
+
+
 def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | None = None) -> None:
     """Set dlt's process-wide defaults unless the user already chose a value.
 
     dlt reads its configuration from environment variables; these are the framework's defaults:
     no anonymous usage telemetry (production networks block egress), no second copy of every
-    loaded file in the working folder (small serverless disks), Parquet files rolled over
+    loaded file in the working folder (small serverless disks), two pipeline state files per
+    job in the lake instead of 100 (dlt lists them all per job), Parquet files rolled over
     every INGEST_FILE_MAX_ROWS rows (bounded file size). (The Parquet dictionary policy is a
     writer class, installed by the engine: `ingest.lake.parquet_writer`.)
     """
@@ -327,6 +345,10 @@ def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | N
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     env.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
     env.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    # dlt lists every state file of a source's jobs to find one job's newest, before and
+    # after each load: keep two per job (the newest, and the last completed one while a new
+    # load is not yet marked complete), not dlt's 100 (bench/warm.py --many-same-lake)
+    env.setdefault("DESTINATION__FILESYSTEM__MAX_STATE_FILES", str(MAX_STATE_FILES))
     # zstd: smaller files than snappy and, measured here, cheaper to write (bench/README)
     env.setdefault("DATA_WRITER__COMPRESSION", "zstd")
     if settings is not None:

@@ -26,7 +26,7 @@ import pytest
 
 from ingest.identifiers import lake_schema_name
 from ingest.lake.destination import Destination
-from ingest.lake.loads import completed_load_ids, load_id_of, table_files
+from ingest.lake.loads import STATE_DIR, completed_load_ids, load_id_of, table_files
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -640,3 +640,36 @@ def test_the_lease_names_its_holder_and_a_lost_lease_stops_the_commit(lake):
                 pass  # free for the next writer
     with lease("run-4") as again:  # released: the next writer takes it at once
         again.check()
+
+
+def test_two_state_files_per_job_survive_a_death_between_state_and_marker(pg, lake, monkeypatch):
+    """The lake keeps two state files per job (ingest.settings.MAX_STATE_FILES), not dlt's 100:
+    a load that died after its state file but before its completion marker is cleaned up, and
+    the job continues from the last completed load's state, every row once."""
+    from tests.test_job import job, run
+
+    pg.execute(ORDERS_DDL)
+    pg.use_as(monkeypatch, SOURCE)
+    the_job = job(pg)
+    results = []
+    for night in range(4):
+        insert_orders(pg, night * 100 + 1, night * 100 + 100, f"2024-01-0{night + 1}T00:00:00+00")
+        results.append(run(the_job, lake, f"night-{night}"))
+        assert results[-1]["status"] == "SUCCESS", results[-1]["error"]
+    dest = Destination.from_url(lake)
+    fs = dest.filesystem()
+    states = [p.rsplit("/", 1)[-1] for p in fs.ls(dest.path(SOURCE, STATE_DIR), detail=False)]
+    assert len([name for name in states if name.startswith(the_job.pipeline_name + "__")]) == 2
+    # the last load "died" between its state file and its completion marker
+    last = results[-1]["load_id"]
+    (marker,) = [
+        p
+        for p in fs.ls(dest.path(SOURCE, "_dlt_loads"), detail=False)
+        if p.endswith(f"__{last}.jsonl")
+    ]
+    fs.rm(marker)
+    again = run(the_job, lake, "night-3-again")
+    assert again["status"] == "SUCCESS", again["error"]
+    assert again["rows_loaded"] == 100  # the dead load's rows, from the state before it
+    assert set(completed_ids(lake).values()) == {1}
+    assert sorted(completed_ids(lake)) == [row[0] for row in source_rows(pg)]

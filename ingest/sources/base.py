@@ -25,8 +25,9 @@ class ExtractOptions:
     end_watermark: Any = None
     #: auto: the fast exact path where the source supports it; pyarrow: dlt's backend
     backend: Backend = Backend.AUTO
-    #: parallel reads of one table on the fast path (split on an integer primary key)
-    partitions: int = 1
+    #: parallel reads of one table on the fast path (split on an integer primary key);
+    #: None: decided per table (ingest.sources.fast_arrow.auto_partitions)
+    partitions: int | None = None
     #: data trust (ingest.checks.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
 

@@ -139,8 +139,16 @@ class SqlSourceBuilder(SourceBuilder):
             f"its columns are: {names}"
         )
 
+    def estimated_rows(self, engine: sa.Engine, job: JobConfig) -> int | None:
+        """The database's estimate of the table's rows, where it keeps one cheaply (None)."""
+        return None
+
     def _backend(
-        self, columns: list[dict[str, Any]], job: JobConfig, options: ExtractOptions
+        self,
+        columns: list[dict[str, Any]],
+        job: JobConfig,
+        options: ExtractOptions,
+        engine: sa.Engine,
     ) -> dict[str, Any]:
         """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
 
@@ -163,7 +171,14 @@ class SqlSourceBuilder(SourceBuilder):
         return {
             "backend": "connectorx",
             "table_loader_class": ExactConnectorXLoader,
-            "backend_kwargs": {"partitions": options.partitions, **empty_snapshot},
+            "backend_kwargs": {
+                "partitions": options.partitions,
+                # INGEST_READ_PARTITIONS=auto decides from it (ingest.sources.fast_arrow)
+                "estimated_rows": (
+                    self.estimated_rows(engine, job) if options.partitions is None else None
+                ),
+                **empty_snapshot,
+            },
         }
 
     def build_resource(
@@ -201,7 +216,7 @@ class SqlSourceBuilder(SourceBuilder):
             reflection_level="full_with_precision",
             primary_key=list(job.primary_key) or None,
             write_disposition="append",
-            **self._backend(columns, job, options),
+            **self._backend(columns, job, options, engine),
         )
         return SourceTable(resource, column_type)
 
@@ -303,6 +318,20 @@ class PostgresBuilder(SqlSourceBuilder):
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
+
+    def estimated_rows(self, engine: sa.Engine, job: JobConfig) -> int | None:
+        """pg_class.reltuples (kept by ANALYZE and autovacuum; -1 or 0 before either ran: None).
+        The quoted table name is a bound parameter of to_regclass, never part of the SQL."""
+        table = sa.table(job.table_name, schema=job.schema_name)
+        name = engine.dialect.identifier_preparer.format_table(table)
+        query = sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)")
+        try:
+            with engine.connect() as connection:
+                estimate = connection.execute(query, {"name": name}).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("no row estimate for job %s: %s", job.job_id, type(exc).__name__)
+            return None
+        return int(estimate) if estimate is not None and estimate > 0 else None
 
 
 class MySqlBuilder(SqlSourceBuilder):
