@@ -73,7 +73,7 @@ def _job(pg, load_type: str, table: str = "events") -> dict:
 def _source(pg, table: str = "events", rows: int = 5000) -> None:
     pg.execute(
         f'CREATE TABLE "{table}" (id bigint PRIMARY KEY, label text, amount numeric(12, 2));'
-        f'INSERT INTO "{table}" SELECT g, \'row \' || g, g / 100.0 '
+        f"INSERT INTO \"{table}\" SELECT g, 'row ' || g, g / 100.0 "
         f"FROM generate_series(1, {rows}) g;"
         f'ANALYZE "{table}"'
     )
@@ -105,7 +105,11 @@ def test_auto_reads_small_tables_and_new_rows_in_one_read(pg, file_lake, monkeyp
     task = {"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake}
     assert run_job(task)["status"] == "SUCCESS"  # 5,000 rows: below the real threshold
     monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)
-    incremental = {"run_id": "r2", "job": _job(pg, "INCREMENTAL", "events"), "destination": file_lake}
+    incremental = {
+        "run_id": "r2",
+        "job": _job(pg, "INCREMENTAL", "events"),
+        "destination": file_lake,
+    }
     lake2 = file_lake.rstrip("/") + "_incremental"
     incremental["destination"] = lake2
     assert run_job(incremental)["status"] == "SUCCESS"  # first load: the whole table, split
