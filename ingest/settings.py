@@ -94,6 +94,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_LOAD_WORKERS",
+        "2",
+        "Files of one job written to the lake at once (dlt's load step). On blob storage each "
+        "holds up to a whole file in memory (~60 MB per million rows): 2 keeps a 5M-row job "
+        "under 400 MB.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_PARQUET_DICTIONARY",
         "auto",
         "Parquet dictionary encoding: auto (columns with at most 10% distinct values in a "
@@ -286,6 +294,7 @@ class Settings:
     backend: Backend = Backend.AUTO
     #: None: auto (ingest.sources.fast_arrow.auto_partitions)
     read_partitions: int | None = None
+    load_workers: int = 2
     parquet_dictionary: DictionaryPolicy = DictionaryPolicy.AUTO
     reconcile_mode: ReconcileMode = ReconcileMode.FAILED
     storage_account_name: str | None = None
@@ -315,6 +324,7 @@ class Settings:
             key_vault_url=env.get("AZURE_KEY_VAULT_URL") or None,
             backend=_enum(env, "INGEST_BACKEND", Backend),
             read_partitions=_partitions(env, "INGEST_READ_PARTITIONS"),
+            load_workers=_int(env, "INGEST_LOAD_WORKERS"),
             parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
             reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
             storage_account_name=read("AZURE_STORAGE_ACCOUNT_NAME", env),

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.checks import events as trust_telemetry
 from ingest.errors import JobError
 from ingest.identifiers import lake_name
+from ingest.lake.loads import names_with_prefix
 from ingest.vocabulary import SchemaPolicy
 
 if TYPE_CHECKING:
@@ -47,14 +48,9 @@ SCHEMA_CHANGED_EVENT = "IngestionSchemaChanged"
 
 def stored_schema(dest: Destination, dataset: str, schema_name: str, fs: Any = None) -> dict | None:
     """The newest dlt schema (as a dict) stored in the lake under `schema_name`, or None."""
-    fs = fs or dest.filesystem()
     folder = dest.path(dataset, VERSION_DIR)
     newest: tuple[float, str] | None = None
-    try:
-        names = [p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
-    except FileNotFoundError:
-        return None
-    for name in names:
+    for name in names_with_prefix(dest, folder, schema_name + "__"):
         if not name.endswith(".jsonl"):
             continue
         # <schema>__<time>__<hash>, split from the right as dlt does (names hold "__")
@@ -69,6 +65,7 @@ def stored_schema(dest: Destination, dataset: str, schema_name: str, fs: Any = N
             newest = (stamp, name)
     if newest is None:
         return None
+    fs = fs or dest.filesystem()
     with fs.open(f"{folder}/{newest[1]}", "r", encoding="utf-8") as handle:
         info = json.loads(handle.read())
     schema = info.get("schema")

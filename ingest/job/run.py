@@ -213,14 +213,15 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
         if not job.is_incremental or extracted_rows(extract_info, table) > 0:
             lease.check()
-            landed = _commit(pipeline, table)
+            landed = _commit(pipeline, table, settings.load_workers)
         return JobOutcome(landed, watermarks, checks.finish(pipeline, landed))
 
 
-def _commit(pipeline: Any, table: str) -> Landed:
-    """dlt's normalize and load steps: the load's files, its state, its completion marker."""
+def _commit(pipeline: Any, table: str, workers: int) -> Landed:
+    """dlt's normalize and load steps: the load's files, its state, its completion marker.
+    `workers`: files written at once (INGEST_LOAD_WORKERS; each may hold a file in memory)."""
     pipeline.normalize()
-    load_info = pipeline.load()
+    load_info = pipeline.load(workers=workers)
     normalize_info = pipeline.last_trace.last_normalize_info
     rows = normalize_info.row_counts.get(table, 0) if normalize_info else 0
     files = sum(

@@ -172,8 +172,17 @@ class Destination:
         )
 
     def container_client(self) -> Any:
-        """An azure-storage-blob ContainerClient for the lake's container (az:// lakes only):
-        for what fsspec does not offer, such as blob leases and conditional (ETag) writes."""
+        """The azure-storage-blob ContainerClient of the lake's container (az:// lakes only):
+        for what fsspec does not offer, such as blob leases, conditional (ETag) writes and
+        listings without an existence probe. One per Destination, so a job's requests share
+        its connections (the client is thread-safe: the lease renews from its own thread)."""
+        client = self.__dict__.get("_container_client")
+        if client is None:
+            client = self._new_container_client()
+            object.__setattr__(self, "_container_client", client)
+        return client
+
+    def _new_container_client(self) -> Any:
         # the Azure SDK: only for blob-storage lakes
         from azure.storage.blob import ContainerClient
 

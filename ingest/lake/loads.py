@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 LOADS_DIR = "_dlt_loads"
 STATE_DIR = "_dlt_pipeline_state"
 SEPARATOR = "__"
+DELTA_LOG = "_delta_log"
 
 
 @dataclass(frozen=True)
@@ -33,54 +34,66 @@ class CleanupReport:
     load_ids: tuple[str, ...]
 
 
-def _names(dest: Destination, fs: Any, folder: str, prefix: str) -> list[str]:
+def names_with_prefix(dest: Destination, folder: str, prefix: str) -> list[str]:
     """Names of the files in `folder` that start with `prefix`.
 
     Only those are listed, on every lake: these folders hold a file per load of every job of
     the source (a year of nightly runs of 200 tables: 73,000 completion markers), and a job
-    needs its own. Blob storage filters by name server-side (adlfs `find(prefix=...)`, one
-    listing page per 5,000 of the job's files); a local folder is scanned once, without a
-    stat per file."""
+    needs its own. Blob storage filters by name server-side, one request per 5,000 of the
+    job's files (the blob SDK's listing, without the existence probe adlfs sends before each
+    listing); a local folder is scanned once, without a stat per file."""
     if dest.protocol == "file":
         try:
             with os.scandir(folder) as entries:
                 return [e.name for e in entries if e.name.startswith(prefix) and e.is_file()]
         except (FileNotFoundError, NotADirectoryError):
             return []
-    try:
-        paths = fs.find(folder, prefix=prefix)
-    except FileNotFoundError:
-        return []
-    return [p.rsplit("/", 1)[-1] for p in paths]
+    start = f"{folder.split('/', 1)[1]}/{prefix}" if "/" in folder else prefix
+    blobs = dest.container_client().list_blobs(name_starts_with=start)
+    return [blob.name.rsplit("/", 1)[-1] for blob in blobs]
 
 
 def completed_load_ids(
     dest: Destination, dataset: str, schema_name: str, fs: Any = None
 ) -> set[str]:
     """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
+    return _completed_by_schema(dest, dataset, (schema_name,), fs)[schema_name]
+
+
+def _completed_by_schema(
+    dest: Destination, dataset: str, schema_names: tuple[str, ...], fs: Any = None
+) -> dict[str, set[str]]:
+    """Completed load ids of each of `schema_names`, from one listing of the markers that
+    start with the names' common prefix (a job's and its backfill's share most of theirs)."""
     fs = fs or dest.filesystem()
-    done = set()
-    for name in _names(dest, fs, dest.path(dataset, LOADS_DIR), schema_name + SEPARATOR):
+    done: dict[str, set[str]] = {name: set() for name in schema_names}
+    prefix = os.path.commonprefix(list(schema_names))
+    for name in names_with_prefix(dest, dest.path(dataset, LOADS_DIR), prefix):
         if name.endswith(".jsonl"):
             # <schema>__<load_id>: split from the right, schema names hold "__" themselves
             schema, _, load_id = name[: -len(".jsonl")].rpartition(SEPARATOR)
-            if schema == schema_name:
-                done.add(load_id)
+            if schema in done:
+                done[schema].add(load_id)
     return done
 
 
 def is_delta_table(dest: Destination, dataset: str, table: str, fs: Any = None) -> bool:
     """Whether `<dataset>/<table>` is a Delta table (its own log hides uncommitted files)."""
     fs = fs or dest.filesystem()
-    return bool(fs.exists(dest.path(dataset, table, "_delta_log")))
+    return bool(fs.exists(dest.path(dataset, table, DELTA_LOG)))
 
 
 def table_files(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
     """Every data file under `<dataset>/<table>/` (all dates), as fsspec paths."""
+    return [p for p in _table_listing(dest, dataset, table, fs) if p.endswith(".parquet")]
+
+
+def _table_listing(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
+    """Every file under `<dataset>/<table>/` (data files, a Delta log), as fsspec paths."""
     fs = fs or dest.filesystem()
     root = dest.path(dataset, table)
     try:
-        return sorted(p for p in fs.find(root) if p.endswith(".parquet"))
+        return sorted(fs.find(root))
     except FileNotFoundError:
         return []
 
@@ -104,18 +117,16 @@ def remove_incomplete_loads(
     backfill pipeline, see ingest.checks.backfill). Delta tables keep their data files: the Delta
     log already hides what was never committed."""
     fs = dest.filesystem()
-    done = completed_load_ids(dest, dataset, schema_name, fs)
-    table_done = set(done)
-    for other in other_schema_names:
-        table_done |= completed_load_ids(dest, dataset, other, fs)
+    by_schema = _completed_by_schema(dest, dataset, (schema_name, *other_schema_names), fs)
+    done = by_schema[schema_name]
+    table_done = set().union(*by_schema.values())
     orphans = []
-    if not is_delta_table(dest, dataset, table, fs):
-        orphans = [
-            p for p in table_files(dest, dataset, table, fs) if load_id_of(p) not in table_done
-        ]
+    listing = _table_listing(dest, dataset, table, fs)
+    if not any(f"/{DELTA_LOG}/" in p for p in listing):
+        orphans = [p for p in listing if p.endswith(".parquet") and load_id_of(p) not in table_done]
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
-    for name in _names(dest, fs, state_folder, pipeline_name + SEPARATOR):
+    for name in names_with_prefix(dest, state_folder, pipeline_name + SEPARATOR):
         # <pipeline>__<load_id>__<hash>.jsonl, split from the right as dlt does
         parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
         if len(parts) == 3 and parts[0] == pipeline_name:
