@@ -26,7 +26,9 @@ big    the `bench.orders_<N>` table of bench/run.py at each --sizes, into a file
        itself with a throw-away 1,000-row run of its path first. A forked child's RSS counts
        the parent's pages only once it touches them, so it starts below the parent's.
 small  the per-table cost of a 1,000-row table (`bench.orders_1000`) in this warm process:
-       (a) and (c) interleaved --small-repeat times per lake; min / median / max.
+       (a), (c) and (d) dlt alone (the same read, then a new dlt pipeline restoring its state
+       from the same lake and running extract, normalize and load: the floor under (c))
+       interleaved --small-repeat times per lake; min / median / max.
 many   --tables 1,000-row tables (`bench.small_001`...) in one FULL config, run the way the CLI's
        `run` does it (`ingest.commands.core.execute_run`: plan -> local runner -> audit ->
        views) in this warm process with --workers 1 and 2 (2: the runner's process pool);
@@ -318,6 +320,38 @@ def path_c(lake: Lake, config: Path, table: str, rows: int, sized: bool = True) 
     return work
 
 
+def path_d(lake: Lake, table: str, rows: int) -> Work:
+    """(d) dlt alone, the floor under (c): the same ConnectorX read, then a new dlt pipeline
+    (a new working folder, like run_job's) restoring its state from the same lake destination
+    and running extract, normalize and load. No lease, ledger, reflection, checks or audit."""
+
+    def work() -> tuple[float, float]:
+        import connectorx as cx
+        import dlt
+
+        from ingest.lake.destination import Destination
+
+        started = time.perf_counter()
+        data = cx.read_sql(CX_URL, f"SELECT * FROM {SCHEMA}.{table}", return_type="arrow")
+        pipeline = dlt.pipeline(
+            pipeline_name="warm_dlt_alone",
+            destination=Destination.from_url(lake.url).dlt_destination(),
+            dataset_name="warm_dlt_alone",
+            pipelines_dir=str(Path(tempfile.gettempdir(), "warm-dlt", uuid.uuid4().hex)),
+        )
+        pipeline.sync_destination()
+        pipeline.extract(dlt.resource(data, name=table), loader_file_format="parquet")
+        pipeline.normalize()
+        pipeline.load()
+        wall = time.perf_counter() - started
+        if data.num_rows != rows:
+            raise SystemExit(f"(d) read {data.num_rows:,} rows from {table}, expected {rows:,}")
+        shutil.rmtree(pipeline.pipelines_dir, ignore_errors=True)
+        return wall, 0.0
+
+    return work
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -450,22 +484,26 @@ def bench_small(lakes: list[Lake], repeat: int, scratch: Path) -> list[str]:
     summary = []
     for lake in lakes:
         pairs = []
+        path_d(lake, table, SMALL_ROWS)()  # its first run creates the dataset
         for _ in range(repeat):
             a = path_a(lake, table, SMALL_ROWS)()[0]
             c = path_c(lake, config, table, SMALL_ROWS, sized=False)()[0]
-            pairs.append((a, c))
-        a_times, c_times = [a for a, _ in pairs], [c for _, c in pairs]
+            d = path_d(lake, table, SMALL_ROWS)()[0]
+            pairs.append((a, c, d))
+        a_times, c_times = [p[0] for p in pairs], [p[1] for p in pairs]
+        d_times = [p[2] for p in pairs]
         lines = [
-            f"\n1,000-row table, warm, {lake.label} lake: {repeat} pairs (a, c) in this process",
-            "  pairs (a)/(c) s: " + ", ".join(f"{a:.3f}/{c:.3f}" for a, c in pairs),
+            f"\n1,000-row table, warm, {lake.label} lake: {repeat} rounds (a, c, d) in this process",
+            "  rounds (a)/(c)/(d) s: " + ", ".join(f"{a:.3f}/{c:.3f}/{d:.3f}" for a, c, d in pairs),
             f"  (a) hand-written: {stats(a_times)} s",
             f"  (c) run_job:      {stats(c_times)} s",
+            f"  (d) dlt alone:    {stats(d_times)} s  (the same read; extract, normalize, load)",
         ]
         print("\n".join(lines), flush=True)
         summary.append(
             f"1,000-row table, {lake.label:<16} (a) {statistics.median(a_times):.3f} s  "
             f"(c) {statistics.median(c_times):.3f} s (min {min(c_times):.3f}, "
-            f"max {max(c_times):.3f})"
+            f"max {max(c_times):.3f})  (d) dlt alone {statistics.median(d_times):.3f} s"
         )
     return summary
 
