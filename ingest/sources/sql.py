@@ -319,15 +319,18 @@ class PostgresBuilder(SqlSourceBuilder):
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
 
+    ROW_ESTIMATE = sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)")
+
     def estimated_rows(self, engine: sa.Engine, job: JobConfig) -> int | None:
         """pg_class.reltuples (kept by ANALYZE and autovacuum; -1 or 0 before either ran: None).
         The quoted table name is a bound parameter of to_regclass, never part of the SQL."""
         table = sa.table(job.table_name, schema=job.schema_name)
         name = engine.dialect.identifier_preparer.format_table(table)
-        query = sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)")
         try:
             with engine.connect() as connection:
-                estimate = connection.execute(query, {"name": name}).scalar()
+                # in a savepoint: a failure must not end the transaction of the job's snapshot
+                with connection.begin_nested():
+                    estimate = connection.execute(self.ROW_ESTIMATE, {"name": name}).scalar()
         except sa.exc.SQLAlchemyError as exc:
             log.debug("no row estimate for job %s: %s", job.job_id, type(exc).__name__)
             return None

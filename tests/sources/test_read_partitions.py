@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import connectorx
 import pytest
+import sqlalchemy as sa
 
 from ingest.config import JobConfig
 from ingest.job import run_job
@@ -142,3 +143,18 @@ def test_an_explicit_number_wins_and_a_hostile_table_name_is_only_a_parameter(
     task["run_id"] = "r2"
     assert run_job(task)["status"] == "SUCCESS"
     assert reads[-1].get("partition_num") is None
+
+
+def test_a_failing_estimate_reads_once_and_the_snapshot_survives(pg, file_lake, monkeypatch, reads):
+    from ingest.sources.sql import PostgresBuilder
+
+    _source(pg)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)
+    monkeypatch.setattr(fast_arrow, "usable_cores", lambda: 2)
+    monkeypatch.setattr(PostgresBuilder, "ROW_ESTIMATE", sa.text("SELECT 1 / 0 WHERE :name <> ''"))
+    result = run_job({"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake})
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["reconciled"] == "MATCH"
+    assert [r.get("partition_num") for r in reads] == [None]  # no estimate: one read
+    assert _landed_ids(file_lake) == list(range(1, 5001))
