@@ -10,6 +10,7 @@ set (Azurite, dev).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -176,13 +177,10 @@ class Destination:
         for what fsspec does not offer, such as blob leases, conditional (ETag) writes and
         listings without an existence probe. One per Destination, so a job's requests share
         its connections (the client is thread-safe: the lease renews from its own thread)."""
-        client = self.__dict__.get("_container_client")
-        if client is None:
-            client = self._new_container_client()
-            object.__setattr__(self, "_container_client", client)
-        return client
+        return self._container_client
 
-    def _new_container_client(self) -> Any:
+    @functools.cached_property
+    def _container_client(self) -> Any:
         # the Azure SDK: only for blob-storage lakes
         from azure.storage.blob import ContainerClient
 
