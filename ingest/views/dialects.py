@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import quote
 
 from ingest.views.definition import (
     CURRENT,
@@ -65,27 +65,26 @@ class LakeUrls:
 
     @classmethod
     def of(cls, dest: Destination) -> LakeUrls:
-        if dest.protocol == "file":
-            return cls("file", urlparse(dest.bucket_url).path.rstrip("/"))
-        return cls("az", dest.bucket_url[len("az://") :].rstrip("/"), dest.account_name)
+        return cls(dest.protocol, dest.root, dest.account_name)
 
     def _split(self) -> tuple[str, str]:
         container, _, prefix = self.root.partition("/")
         return container, (prefix + "/" if prefix else "")
 
     def url(self, dialect: str, relative: str) -> str:
+        """DuckDB names local files and az:// blobs literally; the other engines take URLs, so
+        their paths are percent-encoded (a space, %, # or + in the lake path stays itself)."""
         if self.protocol == "file":
-            return (
-                f"{self.root}/{relative}"
-                if dialect == "duckdb"
-                else f"file://{self.root}/{relative}"
-            )
+            if dialect == "duckdb":
+                return f"{self.root}/{relative}"
+            return "file://" + quote(f"{self.root}/{relative}", safe="/*")
         container, prefix = self._split()
         if dialect == "duckdb":
             return f"az://{container}/{prefix}{relative}"
+        encoded = quote(f"{prefix}{relative}", safe="/*")  # * : a load's glob
         if dialect == "synapse":
-            return f"https://{self.account}.dfs.core.windows.net/{container}/{prefix}{relative}"
-        return f"abfss://{container}@{self.account}.dfs.core.windows.net/{prefix}{relative}"
+            return f"https://{self.account}.dfs.core.windows.net/{container}/{encoded}"
+        return f"abfss://{container}@{self.account}.dfs.core.windows.net/{encoded}"
 
 
 # ------------------------------------------------------------------------------------------
