@@ -13,7 +13,10 @@ Guarantees:
 - One writer per job: the job's lease (`ingest.lake.lease`) is held from the clean-up to the
   completion marker; a second writer waits, then ends SKIPPED (`on_busy="skip"`, the CLI) or
   as a retriable failure (`on_busy="retry"`, Durable activities) naming the holder.
-- Files of loads that never completed are removed first, under the lease (`ingest.lake`).
+- Files of loads that never committed are removed first, under the lease (`ingest.lake`).
+- The commit is fenced: the load is committed by a write of the table's commit log that the
+  storage refuses to a writer that lost the lease (`ingest.lake.commits`), before dlt writes the
+  state and completion marker; load ids follow the commit order, not the host's clock.
 - Idempotent per task (run id + kind: plain, full refresh, backfill range): the task is recorded
   in the pipeline state that dlt commits with the load (`ingest.lake.ledger`); the same task run
   again finds it and reports that load instead of loading again.
@@ -43,8 +46,14 @@ from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
 from ingest.job.progress import BoundaryTracker, HighestWatermark, Progress, extracted_rows
 from ingest.lake import ledger
+from ingest.lake.commits import (
+    CommitLog,
+    committing_with,
+    load_ids_after,
+    use_sequenced_load_ids,
+)
 from ingest.lake.destination import Destination
-from ingest.lake.lease import Holder, JobLease, LeaseBusy, lease_for, lease_name
+from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for, lease_name
 from ingest.lake.loads import (
     count_rows,
     ensure_dataset,
@@ -158,9 +167,15 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
     ensure_dataset(dest, dataset)
     checks = run.checks = JobChecks(task, builder, secrets, dest)
     with _lease(task, dest, settings) as lease:
-        # under the lease, files without a completion marker belong to dead loads only
-        remove_incomplete_loads(
-            dest, dataset, table, task.pipeline_name, task.schema_name, checks.other_schema_names
+        # under the lease, files of loads that never committed belong to dead loads only
+        _, commit_log = remove_incomplete_loads(
+            dest,
+            dataset,
+            table,
+            task.pipeline_name,
+            task.schema_name,
+            checks.other_schema_names,
+            lease,
         )
         run.workdir = _working_dir(settings, task)
         run.workdir.mkdir(parents=True, exist_ok=True)
@@ -194,9 +209,11 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
         resource.add_step(Progress(job, tracker, highest).as_step())
-        extract_info = pipeline.extract(
-            [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
-        )
+        # the load id orders the table's loads: above every committed one, whatever the clock
+        with load_ids_after(commit_log.last_load_id):
+            extract_info = pipeline.extract(
+                [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
+            )
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
         if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
@@ -213,8 +230,44 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
         if not job.is_incremental or extracted_rows(extract_info, table) > 0:
             lease.check()
-            landed = _commit(pipeline, table, settings.load_workers)
+            committer = Committer(lease, commit_log, task.run_id, task.kind)
+            with committing_with(committer):
+                landed = _commit(pipeline, table, settings.load_workers)
+            committer.confirm(landed.load_id)
         return JobOutcome(landed, watermarks, checks.finish(pipeline, landed))
+
+
+@dataclass
+class Committer:
+    """The load's commit (`ingest.lake.commits`): called by the lake's dlt client before it
+    writes the load's state and completion marker; the lease refuses it to a writer that lost
+    the job (LeaseLost), and then neither is written."""
+
+    lease: JobLease
+    log: CommitLog
+    run_id: str
+    task: str
+
+    def __call__(self, load_id: str, schema: str) -> None:
+        log = self.log.add(load_id, schema, self.run_id, self.task)
+        self.lease.write_log(log)
+        self.log = log
+
+    def confirm(self, load_id: str) -> None:
+        """After dlt wrote the state and the marker: the commit still stands. A writer that
+        stalled between its commit and its marker for longer than the lease period may find
+        that the next holder removed the load (its marker was missing then): it is no load,
+        and this writer must not report one."""
+        if not load_id:
+            return
+        log = self.lease.read_log()  # LeaseLost when another writer holds the job now
+        if log is None or not log.is_committed(load_id):
+            raise LeaseLost(
+                f"the lease on {self.lease.name} was lost before the load committed: another "
+                f"writer took the job over while this one stalled between its commit and its "
+                f"completion marker, and removed load {load_id}. Nothing of it counts; the "
+                "next run removes what is left of it"
+            )
 
 
 def _commit(pipeline: Any, table: str, workers: int) -> Landed:
@@ -269,6 +322,7 @@ def run_job(
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
+    use_sequenced_load_ids()
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()

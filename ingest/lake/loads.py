@@ -17,9 +17,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.lake.commits import CommitLog, committed
 from ingest.lake.destination import Destination
+from ingest.lake.lease import JobLease, read_commit_log
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 LOADS_DIR = "_dlt_loads"
 STATE_DIR = "_dlt_pipeline_state"
@@ -54,10 +56,28 @@ def names_with_prefix(dest: Destination, folder: str, prefix: str) -> list[str]:
 
 
 def completed_load_ids(
-    dest: Destination, dataset: str, schema_name: str, fs: Any = None
+    dest: Destination, dataset: str, schema_name: str, fs: Any = None, *, table: str
 ) -> set[str]:
-    """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
-    return _completed_by_schema(dest, dataset, (schema_name,), fs)[schema_name]
+    """Load ids of `schema_name` (one per job pipeline) of the lake table `<dataset>/<table>`
+    that are committed: a completion marker, and the table's commit log lists them
+    (`ingest.lake.commits`)."""
+    return committed_by_schema(dest, dataset, table, (schema_name,), fs)[schema_name]
+
+
+def committed_by_schema(
+    dest: Destination,
+    dataset: str,
+    table: str,
+    schema_names: tuple[str, ...],
+    fs: Any = None,
+    log: CommitLog | None | object = ...,
+) -> dict[str, set[str]]:
+    """Committed load ids of each of `schema_names` (the schemas whose loads write `table`)."""
+    marked = _completed_by_schema(dest, dataset, schema_names, fs)
+    if log is ...:
+        log = read_commit_log(dest, dataset, table)
+    assert log is None or isinstance(log, CommitLog)
+    return {schema: committed(ids, log) for schema, ids in marked.items()}
 
 
 def _completed_by_schema(
@@ -109,17 +129,42 @@ def remove_incomplete_loads(
     table: str,
     pipeline_name: str,
     schema_name: str,
-    other_schema_names: tuple[str, ...] = (),
-) -> CleanupReport:
-    """Delete data and state files of this job's loads that never completed.
+    other_schema_names: tuple[str, ...],
+    lease: JobLease,
+) -> tuple[CleanupReport, CommitLog]:
+    """Under the job's lease: delete what loads that never committed left behind, and return
+    the table's commit log as the next commit continues it.
 
-    `other_schema_names`: schemas whose completed loads also write this table (the job's
-    backfill pipeline, see ingest.checks.backfill). Delta tables keep their data files: the Delta
-    log already hides what was never committed."""
+    - data files of loads that are not committed (a crash, a killed worker, a writer that
+      lost its lease before its commit) and state files of this pipeline's such loads;
+    - completion markers the commit log does not list (a stalled writer that committed, lost
+      its lease and wrote its marker after the next holder cleaned up);
+    - commits of the log whose load never got its marker (a crash between the commit and the
+      marker: the load's files are removed, so the log must not list it).
+
+    `other_schema_names`: schemas whose committed loads also write this table (the job's
+    backfill pipeline). Delta tables keep their data files: the Delta log already hides what
+    was never committed. A table without a commit log (a lake written before it existed) gets
+    one whose floor is its newest marked load: every marked load so far counts as committed."""
     fs = dest.filesystem()
-    by_schema = _completed_by_schema(dest, dataset, (schema_name, *other_schema_names), fs)
-    done = by_schema[schema_name]
-    table_done = set().union(*by_schema.values())
+    schemas = (schema_name, *other_schema_names)
+    marked = _completed_by_schema(dest, dataset, schemas, fs)
+    all_marked = set().union(*marked.values())
+    log = lease.read_log()
+    if log is None:
+        floor = max(all_marked, key=float) if all_marked else None
+        log = CommitLog(floor=floor)
+    unmarked = [c.load_id for c in log.commits if c.load_id not in marked.get(c.schema, set())]
+    if unmarked:
+        log = log.without(unmarked)
+        lease.write_log(log)
+    done = {schema: committed(ids, log) for schema, ids in marked.items()}
+    table_done = set().union(*done.values())
+    stray_markers = [
+        dest.path(dataset, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+        for schema, ids in marked.items()
+        for load_id in sorted(ids - done[schema])
+    ]
     orphans = []
     listing = _table_listing(dest, dataset, table, fs)
     if not any(f"/{DELTA_LOG}/" in p for p in listing):
@@ -131,21 +176,24 @@ def remove_incomplete_loads(
         parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
         if len(parts) == 3 and parts[0] == pipeline_name:
             load_id = parts[1]
-            if load_id not in done:
+            if load_id not in done[schema_name]:
                 state_orphans.append(f"{state_folder}/{name}")
-    load_ids = sorted({load_id_of(p) for p in orphans})
-    if orphans or state_orphans:
-        log.warning(
-            "removing %d data file(s) and %d state file(s) of incomplete load(s) %s of %s/%s",
+    load_ids = sorted({load_id_of(p) for p in orphans} | set(unmarked), key=float)
+    if orphans or state_orphans or stray_markers or unmarked:
+        _log.warning(
+            "removing %d data file(s), %d state file(s) and %d completion marker(s) of "
+            "load(s) that never committed (%s) of %s/%s",
             len(orphans),
             len(state_orphans),
+            len(stray_markers),
             ", ".join(load_ids) or "-",
             dataset,
             table,
         )
-        for path in orphans + state_orphans:
+        for path in orphans + state_orphans + stray_markers:
             fs.rm(path)
-    return CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+    report = CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+    return report, log
 
 
 def ensure_dataset(dest: Destination, dataset: str) -> None:

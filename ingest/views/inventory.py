@@ -2,7 +2,8 @@
 
 Sources of truth, all in the lake:
 - completion markers `<source>/_dlt_loads/<schema>__<load_id>.jsonl` (one listing per source
-  answers every job of it; a job's loads are its own pipeline's and its backfill pipeline's);
+  answers every job of it; a job's loads are its own pipeline's and its backfill pipeline's),
+  counted only when the table's commit log lists them (`ingest.lake.commits`);
 - the stored dlt schemas `<source>/_dlt_version/<schema>__<time>__<hash>.jsonl` (the newest
   one of the job's schema holds the view's columns and types);
 - the data files of each completed load. dlt names the date folder after the load package's
@@ -29,8 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.config import JobConfig
+from ingest.lake.commits import committed
 from ingest.lake.delta import open_table
 from ingest.lake.destination import Destination
+from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import LOADS_DIR, SEPARATOR, is_delta_table, load_id_of, table_files
 from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
@@ -252,6 +255,13 @@ def job_schemas(job: JobConfig) -> tuple[str, ...]:
     return (job.schema_name_in_lake, job.backfill_schema_name_in_lake)
 
 
+def job_loads(dest: Destination, job: JobConfig, listing: SourceListing) -> frozenset[str]:
+    """The job's committed loads: a completion marker and its table's commit log lists it
+    (`ingest.lake.commits`)."""
+    log = read_commit_log(dest, job.source_name, job.lake_table)
+    return frozenset(committed(listing.completed(job_schemas(job)), log))
+
+
 def _stored_columns(
     dest: Destination,
     job: JobConfig,
@@ -298,7 +308,7 @@ def build_job_views(
     history_allowed: bool = True,
 ) -> JobViews:
     manifest = read_manifest(dest, job, fs)
-    completed = frozenset(listing.completed(job_schemas(job)))
+    completed = job_loads(dest, job, listing)
     columns = _stored_columns(dest, job, listing, manifest, fs)
     if columns is None or not completed:
         return JobViews(job, [], manifest, completed, "not loaded yet (no completed load)")

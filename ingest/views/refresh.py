@@ -37,7 +37,7 @@ from ingest.views.inventory import (
     JobViews,
     SourceListing,
     build_job_views,
-    job_schemas,
+    job_loads,
     list_source,
     manifest_path,
 )
@@ -147,7 +147,7 @@ class _Refresher:
                 job
                 for job in pending
                 if built[job.job_id] is not None
-                and listings[job.source_name].completed(job_schemas(job))
+                and job_loads(self.dest, job, listings[job.source_name])
                 != built[job.job_id].completed
             ]
             if not pending:

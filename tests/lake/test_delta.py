@@ -7,6 +7,7 @@ import pytest
 
 from ingest.lake import delta
 from ingest.lake.destination import Destination
+from ingest.lake.lease import Holder, lease_for, lease_name
 from ingest.lake.loads import is_delta_table, remove_incomplete_loads
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
 
@@ -55,9 +56,16 @@ def test_incremental_job_lands_as_a_delta_table_appended_per_run(pg, lake, monke
     appends = [h for h in table.history() if h.get("operation") in ("WRITE", "CREATE TABLE")]
     assert len(appends) >= 2
     assert table.version() >= 1
-    assert (
-        remove_incomplete_loads(
-            dest, SOURCE, "orders", config.pipeline_name, config.schema_name_in_lake
-        ).data_files_removed
-        == 0
+    lease = lease_for(
+        dest,
+        lease_name(SOURCE, "orders"),
+        Holder.me("check", "plain"),
+        wait_s=0,
+        same_task_wait_s=0,
+        period_s=60,
     )
+    with lease:
+        report, _ = remove_incomplete_loads(
+            dest, SOURCE, "orders", config.pipeline_name, config.schema_name_in_lake, (), lease
+        )
+    assert report.data_files_removed == 0
