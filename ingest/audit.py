@@ -14,26 +14,30 @@ A row is written once per load: rows already present for the same (run_id, job_i
 (or, for a result without a load, the same run_id, job_id, status and started_at) are not
 written again, so `write_audit` can be retried.
 
-Every cell is written through `ingest.cells.safe_cell` (no text from a config or an
-error runs as a formula when the file is opened in a spreadsheet). A lake that cannot be
-written (read-only, no permission) ends the audit step with an `AuditWriteError` that names
-the file and what to do, not a traceback.
+Every cell is quoted and written through `ingest.cells.encode_cell` (no text from a config or
+an error runs as a formula when the file is opened in a spreadsheet) and read back through
+`decode_cell`: any text round-trips, line breaks, carriage returns and quotes included.
+Whatever the storage refuses (a read-only lake, a missing role, a full disk, an unreachable
+account) ends the audit step with an `AuditWriteError` that names the file and what to do,
+not a traceback, and leaves no scratch file behind.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import io
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest import telemetry
-from ingest.cells import safe_cell
+from ingest.cells import decode_cell, encode_cell
 from ingest.errors import IngestError
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
+from ingest.limits import shorten
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 
 log = logging.getLogger(__name__)
@@ -50,15 +54,27 @@ def audit_file_name(day: dt.date) -> str:
 
 
 def _parse_rows(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
+    """The rows of an audit file, each cell as the text it was written from."""
+    return [
+        {decode_cell(k): decode_cell(v or "") for k, v in row.items() if k is not None}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
 
 
 def _render(rows: Iterable[Mapping[str, str]], columns: list[str]) -> str:
+    """Every cell quoted (a carriage return, a comma or a quote in any text never splits a row)
+    and never run as a formula (`ingest.cells.encode_cell`)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writerow({c: safe_cell(c) for c in columns})
+    writer = csv.DictWriter(
+        buffer,
+        fieldnames=columns,
+        extrasaction="ignore",
+        lineterminator="\n",
+        quoting=csv.QUOTE_ALL,
+    )
+    writer.writerow({c: encode_cell(c) for c in columns})
     for row in rows:
-        writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
+        writer.writerow({c: encode_cell(row.get(c, "")) for c in columns})
     return buffer.getvalue()
 
 
@@ -87,8 +103,7 @@ def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
         for column, value in result.items():  # extra audit columns from later features
             if column not in row and column != "retriable" and not column.startswith("_"):
                 row[column] = "" if value is None else str(value)
-        # as it will be written, so a retried write finds its rows (see _row_key)
-        rows.append({column: safe_cell(value) for column, value in row.items()})
+        rows.append(row)
     return rows
 
 
@@ -129,31 +144,40 @@ def append_audit(
 
     try:
         update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
-    except PermissionError as exc:
-        raise AuditWriteError(_not_writable(dest, path, exc)) from None
-    except Exception as exc:
-        if _is_authorization_error(exc):
-            raise AuditWriteError(_not_writable(dest, path, exc)) from None
-        raise
+    except Exception as exc:  # every storage failure: a message that says what to do
+        raise AuditWriteError(_not_written(dest, path, exc)) from None
     return path, added
 
 
-def _not_writable(dest: Destination, path: str, exc: BaseException) -> str:
-    who = (
-        "this user needs write permission on the folder"
-        if dest.protocol == "file"
-        else "the identity needs the 'Storage Blob Data Contributor' role on the lake"
-    )
+#: errno of a full disk / quota and of a read-only file system
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _not_written(dest: Destination, path: str, exc: BaseException) -> str:
+    """What failed, where, and what to do (the results are printed by the caller)."""
+    said = str(exc).strip()
+    what = f"{type(exc).__name__}: {shorten(said.splitlines()[0] if said else '', 200)}"
+    code = getattr(exc, "errno", None)
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, PermissionError) or code in _READ_ONLY or status == 403:
+        todo = (
+            "the lake is read-only for this process: this user needs write permission on the "
+            "folder (and a file system mounted read-write)"
+            if dest.protocol == "file"
+            else "the identity needs the 'Storage Blob Data Contributor' role on the lake"
+        )
+    elif code in _NO_SPACE:
+        todo = "the lake's disk is full: free space (or raise the quota) and run again"
+    elif dest.protocol == "file":
+        todo = "check the lake folder and its disk, then run again"
+    else:
+        todo = "check that the storage account is reachable from here, then run again"
     return (
-        f"cannot write the audit file {path} in the lake {dest.display_url}: the lake is "
-        f"read-only for this process ({type(exc).__name__}); {who}. The jobs' results are "
-        "listed above; nothing was appended to the audit"
+        f"cannot write the audit file {path} in the lake {dest.display_url} ({what}); {todo}. "
+        "The jobs' results are listed above; nothing was appended to the audit (loads that "
+        "committed are in the lake; the next audit write of the same run adds their rows)"
     )
-
-
-def _is_authorization_error(exc: BaseException) -> bool:
-    """A blob storage refusal (403: no role, read-only SAS)."""
-    return getattr(exc, "status_code", None) == 403
 
 
 def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ happen after this process stalled for longer than the lease period.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -33,13 +32,12 @@ import os
 import socket
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.errors import RetriableJobError
-from ingest.lake.atomic import LOCK_DIR
+from ingest.lake.atomic import LOCK_DIR, replace_file
 from ingest.lake.commits import CommitLog
 from ingest.lake.destination import Destination
 
@@ -247,17 +245,7 @@ class FileLease(JobLease):
 
     def write_log(self, log: CommitLog) -> None:
         self.check()  # under the flock nobody else can write it: the OS lock is the fence
-        scratch = f"{self.log_path}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(scratch, "w", encoding="utf-8") as handle:
-                handle.write(log.to_text())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(scratch, self.log_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(scratch)
-            raise
+        replace_file(self.log_path, log.to_text())
 
 
 class BlobLease(JobLease):

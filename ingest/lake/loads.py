@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.lake.atomic import replace_file
 from ingest.lake.commits import CommitLog, committed
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, read_commit_log
@@ -215,10 +215,7 @@ def ensure_dataset(dest: Destination, dataset: str) -> None:
     fs.makedirs(folder, exist_ok=True)
     content = json.dumps({"initial_version": CURRENT_VERSION, "current_version": CURRENT_VERSION})
     if dest.protocol == "file":
-        scratch = f"{marker}.{uuid.uuid4().hex}.tmp"
-        with open(scratch, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(scratch, marker)
+        replace_file(marker, content)
     else:
         fs.write_text(marker, content, encoding="utf-8")
 

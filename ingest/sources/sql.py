@@ -244,7 +244,10 @@ def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
         python_type = column_type.python_type
     except NotImplementedError:
         return value
-    text = str(value).strip()
+    # dates and numbers are parsed from the stripped text; a text watermark is compared
+    # exactly as stored (a trailing space or carriage return is part of the value)
+    raw = str(value)
+    text = raw.strip()
     try:
         if python_type is dt.datetime:
             if isinstance(value, dt.datetime):
@@ -264,7 +267,7 @@ def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
             return decimal.Decimal(text)
         if python_type is float:
             return float(text)
-        return text
+        return raw
     except (ValueError, decimal.InvalidOperation):
         raise JobError(
             f"initial watermark {text!r} of job {job.job_id} does not fit column "
