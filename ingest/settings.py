@@ -138,6 +138,28 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_JOB_TIMEOUT_S",
+        "6600",
+        "Seconds one job may run (reading, writing, committing) before it ends FAILED and "
+        "retriable; a job's `timeout` column overrides it. Keep it below the Functions timeout "
+        "(host.json functionTimeout, 2 h).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_STATEMENT_TIMEOUT_S",
+        "0",
+        "Seconds one source statement may run (0: the job's timeout); the database cancels it "
+        "and the job ends FAILED and retriable.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_LOCK_TIMEOUT_S",
+        "60",
+        "Seconds a source statement waits for a lock another session holds (a table locked by "
+        "a migration) before the job ends FAILED and retriable, naming the wait (0: no limit).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_WORK_DIR",
         None,
         "Scratch dir for dlt working folders (default: the system temp dir; "
@@ -303,6 +325,11 @@ class Settings:
     lease_same_task_wait_s: int = 7200
     batch_size: int = 25
     schedule_max_wait_min: int = 240
+    job_timeout_s: int = 6600
+    #: 0: the job's timeout
+    statement_timeout_s: int = 0
+    #: 0: no limit
+    lock_timeout_s: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -333,6 +360,9 @@ class Settings:
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
             batch_size=_int(env, "INGEST_BATCH_SIZE"),
             schedule_max_wait_min=_int(env, "INGEST_SCHEDULE_MAX_WAIT_MIN", minimum=0),
+            job_timeout_s=_int(env, "INGEST_JOB_TIMEOUT_S"),
+            statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),
+            lock_timeout_s=_int(env, "INGEST_LOCK_TIMEOUT_S", minimum=0),
         )
 
 

@@ -134,7 +134,13 @@ class Snapshot:
     reads and our count). `close()` rolls the transaction back for real and disposes.
     """
 
-    def __init__(self, url: Any, engine_kwargs: Mapping[str, Any], table_name: str):
+    def __init__(
+        self,
+        url: Any,
+        engine_kwargs: Mapping[str, Any],
+        table_name: str,
+        configure: Callable[[Any], Any] = lambda engine: engine,
+    ):
 
         kwargs = dict(engine_kwargs)
         kwargs.update(
@@ -142,7 +148,7 @@ class Snapshot:
             pool_reset_on_return=None,
             isolation_level="REPEATABLE READ",
         )
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = configure(sa.create_engine(url, **kwargs))
         dialect = self.engine.dialect
         self._real_rollback = dialect.do_rollback
         # instance attributes: this engine's own dialect object only
@@ -255,7 +261,10 @@ class Reconciler:
         assert isinstance(builder, SqlSourceBuilder)
         if self.use_snapshot:
             self.snapshot = Snapshot(
-                builder.url(self.secrets), builder.engine_kwargs(), self.job.table_name
+                builder.url(self.secrets),
+                builder.engine_kwargs(),
+                self.job.table_name,
+                builder.configure_engine,
             )
             self.engine = self.snapshot.engine
         else:

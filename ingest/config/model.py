@@ -37,6 +37,8 @@ class JobConfig:
     schema_policy: SchemaPolicy = SchemaPolicy.EVOLVE
     table_format: TableFormat = TableFormat.PARQUET
     chunk_size: int | None = None
+    #: seconds the job may run (None: INGEST_JOB_TIMEOUT_S)
+    timeout_s: float | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
     #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from dlt.extract.items_transform import MapItem
 
 from ingest.config import JobConfig
+from ingest.errors import RetriableJobError
 from ingest.lake import ledger
 from ingest.lake.ledger import Boundary
 
@@ -112,6 +113,31 @@ class HighestWatermark:
         return ledger.watermark_text(self.value) if self.value is not None else ""
 
 
+class JobTimeout(RetriableJobError):
+    """The job ran longer than its timeout (INGEST_JOB_TIMEOUT_S or its `timeout` column)."""
+
+
+class Deadline:
+    """When a job must have finished (monotonic clock); `check()` raises JobTimeout after it."""
+
+    def __init__(self, job: JobConfig, seconds: float, source: str = "INGEST_JOB_TIMEOUT_S"):
+        self.job = job
+        self.seconds = seconds
+        self.source = source
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise JobTimeout(
+                f"job {self.job.job_id} ({self.job.table_name}) ran longer than its timeout of "
+                f"{self.seconds:g} s ({self.source}); nothing of this run was committed. Raise "
+                "the timeout, or split the table (more jobs, or a smaller window per run)"
+            )
+
+
 class Progress:
     """Counts the rows that pass dlt's incremental filter and logs every few seconds; feeds
     the boundary tracker of INCREMENTAL jobs and the highest watermark of backfills."""
@@ -121,14 +147,18 @@ class Progress:
         job: JobConfig,
         boundary: BoundaryTracker | None = None,
         highest: HighestWatermark | None = None,
+        deadline: Deadline | None = None,
     ):
         self.job = job
+        self.deadline = deadline
         self.rows = 0
         self.last_log = time.monotonic()
         self.boundary = boundary
         self.highest = highest
 
     def __call__(self, item: Any) -> Any:
+        if self.deadline is not None:
+            self.deadline.check()
         rows = row_count(item)
         self.rows += rows
         if self.boundary is not None and rows:

@@ -42,9 +42,16 @@ import dlt
 
 from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
 from ingest.checks.reconcile import Outcome
+from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
-from ingest.job.progress import BoundaryTracker, HighestWatermark, Progress, extracted_rows
+from ingest.job.progress import (
+    BoundaryTracker,
+    Deadline,
+    HighestWatermark,
+    Progress,
+    extracted_rows,
+)
 from ingest.lake import ledger
 from ingest.lake.commits import (
     CommitLog,
@@ -66,7 +73,7 @@ from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
-from ingest.sources import ExtractOptions, SourceBuilder, get_builder
+from ingest.sources import ExtractOptions, SourceBuilder, SourceTimeouts, get_builder
 from ingest.tasks import Task
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
 
@@ -92,6 +99,8 @@ class JobRun:
     checks: JobChecks | None = None
     #: the source type's builder, once known (it explains its failures)
     builder: SourceBuilder | None = None
+    #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
+    deadline: Deadline | None = None
 
     def close(self) -> None:
         if self.checks is not None:
@@ -108,6 +117,20 @@ class JobOutcome:
     watermarks: Watermarks = field(default_factory=Watermarks)
     #: the checks' findings (None: the task had already loaded; its load was checked then)
     checked: Checked | None = None
+
+
+def _deadline(job: JobConfig, settings: Settings) -> Deadline:
+    if job.timeout_s:
+        return Deadline(job, job.timeout_s, f"the job's timeout in {job.origin or 'the config'}")
+    return Deadline(job, settings.job_timeout_s)
+
+
+def _source_timeouts(settings: Settings, deadline: Deadline) -> SourceTimeouts:
+    """A statement may run INGEST_STATEMENT_TIMEOUT_S, and never past the job's deadline."""
+    statement = deadline.seconds
+    if settings.statement_timeout_s:
+        statement = min(statement, settings.statement_timeout_s)
+    return SourceTimeouts(statement_s=statement, lock_s=settings.lock_timeout_s or None)
 
 
 def _working_dir(settings: Settings, task: Task) -> Path:
@@ -157,7 +180,8 @@ def _already_loaded(
 def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> JobOutcome:
     task, settings = run.task, run.settings
     job = task.job
-    builder = run.builder = get_builder(job.source_type)
+    deadline = run.deadline = _deadline(job, settings)
+    builder = run.builder = get_builder(job.source_type, _source_timeouts(settings, deadline))
     secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
@@ -208,7 +232,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
-        resource.add_step(Progress(job, tracker, highest).as_step())
+        resource.add_step(Progress(job, tracker, highest, deadline).as_step())
         # the load id orders the table's loads: above every committed one, whatever the clock
         with load_ids_after(commit_log.last_load_id):
             extract_info = pipeline.extract(
@@ -229,6 +253,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         # run with nothing new commits nothing: the extracted package stays in the working
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
         if not job.is_incremental or extracted_rows(extract_info, table) > 0:
+            deadline.check()
             lease.check()
             committer = Committer(lease, commit_log, task.run_id, task.kind)
             with committing_with(committer):

@@ -43,6 +43,19 @@ class SourceTable:
     watermark_type: Any = None
 
 
+@dataclass(frozen=True)
+class SourceTimeouts:
+    """How long the source may make a job wait (None: no limit of ours).
+
+    `statement_s`: one statement (a query that never returns, a huge sort); `lock_s`: waiting
+    for a lock another session holds (a table locked by a migration or a long transaction).
+    Either ends the statement with the database's own error, which the job reports as a
+    retriable failure naming the setting."""
+
+    statement_s: float | None = None
+    lock_s: float | None = None
+
+
 class SourceBuilder(ABC):
     """Builds the dlt resource that extracts one configured table."""
 
@@ -51,6 +64,9 @@ class SourceBuilder(ABC):
     required_keys: ClassVar[tuple[str, ...]] = ()
     #: connection keys used when present
     optional_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, timeouts: SourceTimeouts | None = None) -> None:
+        self.timeouts = timeouts or SourceTimeouts()
 
     @abstractmethod
     def build_resource(

@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -106,6 +107,14 @@ def exact_schema(read: Any, hinted: Any) -> Any:
 
 class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
+
+    def get_connection_url(self) -> str:
+        """dlt's URL with its query percent-encoded: SQLAlchemy writes a space as `+`, which
+        ConnectorX keeps (the session `options` carrying the job's timeouts hold spaces)."""
+        base, _, query = super().get_connection_url().partition("?")
+        if not query:
+            return base
+        return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)

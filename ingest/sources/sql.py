@@ -75,7 +75,22 @@ class SqlSourceBuilder(SourceBuilder):
 
     def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
 
-        return sa.create_engine(self.url(secrets), **self.engine_kwargs())
+        return self.configure_engine(sa.create_engine(self.url(secrets), **self.engine_kwargs()))
+
+    def configure_engine(self, engine: sa.Engine) -> sa.Engine:
+        """Every connection of `engine` gets the job's source timeouts (`SourceTimeouts`):
+        `session_setup` runs on each new DBAPI connection. Also for engines made elsewhere
+        from `url()` and `engine_kwargs()` (the reconciliation's snapshot)."""
+        if self.timeouts.statement_s or self.timeouts.lock_s:
+            sa.event.listen(engine, "connect", self._on_connect)
+        return engine
+
+    def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
+        self.session_setup(dbapi_connection)
+
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """Apply the statement and lock timeouts to a new connection (dialects that take them
+        as session settings); a no-op where the URL or the driver carries them."""
 
     def describe(self, secrets: dict[str, Secret]) -> str:
         host = reveal(secrets, "host", "?")
@@ -236,6 +251,10 @@ class SqlSourceBuilder(SourceBuilder):
         return ""
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
     """Turn a configured watermark (text from the sheet) into the cursor column's type."""
     if value is None or value == "":
@@ -316,8 +335,16 @@ class PostgresBuilder(SqlSourceBuilder):
     optional_keys = ("port", "password", "sslmode")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
-        sslmode = reveal(secrets, "sslmode")
-        return {"sslmode": sslmode} if sslmode else {}
+        query = {"sslmode": sslmode} if (sslmode := reveal(secrets, "sslmode")) else {}
+        # in the URL, so that psycopg2 and the fast path (ConnectorX) both apply them
+        settings = []
+        if self.timeouts.statement_s:
+            settings.append(f"-c statement_timeout={_ms(self.timeouts.statement_s)}")
+        if self.timeouts.lock_s:
+            settings.append(f"-c lock_timeout={_ms(self.timeouts.lock_s)}")
+        if settings:
+            query["options"] = " ".join(settings)
+        return query
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
@@ -351,6 +378,26 @@ class MySqlBuilder(SqlSourceBuilder):
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15}}
 
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """MariaDB limits a statement with `max_statement_time` (seconds), MySQL a SELECT with
+        `max_execution_time` (ms); both wait for table locks up to `lock_wait_timeout` and for
+        row locks up to `innodb_lock_wait_timeout` (whole seconds, at least 1)."""
+        statements = []
+        if self.timeouts.statement_s:
+            if "mariadb" in str(dbapi_connection.get_server_info()).lower():
+                statements.append(f"SET SESSION max_statement_time = {self.timeouts.statement_s:g}")
+            else:
+                statements.append(
+                    f"SET SESSION max_execution_time = {_ms(self.timeouts.statement_s)}"
+                )
+        if self.timeouts.lock_s:
+            seconds = max(1, round(self.timeouts.lock_s))
+            statements.append(f"SET SESSION lock_wait_timeout = {seconds}")
+            statements.append(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+        with dbapi_connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
 
 class MsSqlBuilder(SqlSourceBuilder):
     source_type = "mssql"
@@ -365,6 +412,17 @@ class MsSqlBuilder(SqlSourceBuilder):
         if trust := reveal(secrets, "trust_server_certificate"):
             query["TrustServerCertificate"] = trust
         return query
+
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """pyodbc's query timeout (whole seconds) and SQL Server's `SET LOCK_TIMEOUT` (ms)."""
+        if self.timeouts.statement_s:
+            dbapi_connection.timeout = max(1, round(self.timeouts.statement_s))
+        if self.timeouts.lock_s:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"SET LOCK_TIMEOUT {_ms(self.timeouts.lock_s)}")
+            finally:
+                cursor.close()
 
 
 class OracleBuilder(SqlSourceBuilder):
@@ -389,6 +447,13 @@ class OracleBuilder(SqlSourceBuilder):
     def dual(self) -> str:
         return " FROM DUAL"
 
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """python-oracledb's `call_timeout` (ms) bounds every round trip (Oracle waits for
+        locks inside one; a SELECT never waits for a row lock)."""
+        limit = self.timeouts.statement_s or self.timeouts.lock_s
+        if limit:
+            dbapi_connection.call_timeout = _ms(limit)
+
 
 class SqliteBuilder(SqlSourceBuilder):
     source_type = "sqlite"
@@ -409,3 +474,9 @@ class SqliteBuilder(SqlSourceBuilder):
         if not os.path.exists(path):  # sqlite would silently create an empty database
             raise JobError(f"sqlite file {path!r} does not exist; check the 'path' setting")
         return super().engine(secrets)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """sqlite3's busy timeout: how long a read waits for a writer's lock on the file."""
+        if self.timeouts.lock_s:
+            return {"connect_args": {"timeout": self.timeouts.lock_s}}
+        return {}
