@@ -35,10 +35,15 @@ from typing import Any
 from ingest import telemetry
 from ingest.cells import decode_cell, encode_cell
 from ingest.errors import IngestError
+from ingest.identifiers import lake_name
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
+from ingest.lake.lease import read_commit_log
+from ingest.lake.loads import LOADS_DIR, SEPARATOR, count_rows, load_files
 from ingest.limits import shorten
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
+from ingest.tasks import BACKFILL
+from ingest.vocabulary import LoadType, Reconciled, Status
 
 log = logging.getLogger(__name__)
 
@@ -107,23 +112,34 @@ def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return rows
 
 
+def _is_recovered(row: Mapping[str, Any]) -> bool:
+    return str(row.get("reconcile_note") or "").startswith(RECOVERED)
+
+
 def merge(existing_text: str | None, rows: list[dict[str, str]]) -> tuple[str | None, int]:
     """The day's file with `rows` appended: (new text or None when nothing is new, rows added).
-    Rows already there are kept as they are; columns an older or newer writer added stay."""
+    Rows already there are kept as they are, except a recovered row (see `recover_rows`),
+    which the run's own row for the same load replaces; columns an older or newer writer
+    added stay."""
     existing = _parse_rows(existing_text or "")
-    present = {_row_key(row) for row in existing}
+    present = {_row_key(row): index for index, row in enumerate(existing)}
     columns = list(AUDIT_COLUMNS)
     for row in [*existing, *rows]:
         for column in row:
             if column and column not in columns:
                 columns.append(column)
     new_rows = []
+    replaced = 0
     for row in rows:
         key = _row_key(row)
         if key not in present:
-            present.add(key)
+            present[key] = -1
             new_rows.append(row)
-    if not new_rows:
+        elif present[key] >= 0 and _is_recovered(existing[present[key]]):
+            if not _is_recovered(row):
+                existing[present[key]] = row
+                replaced += 1
+    if not new_rows and not replaced:
         return None, 0
     return _render([*existing, *new_rows], columns), len(new_rows)
 
@@ -180,6 +196,75 @@ def _not_written(dest: Destination, path: str, exc: BaseException) -> str:
     )
 
 
+#: the reconcile_note of an audit row written for a load whose run ended before its audit
+RECOVERED = "recovered: "
+#: how far back the audit step looks for committed loads without an audit row
+RECOVER_DAYS = 2
+
+
+def recover_rows(
+    dest: Destination, results: Iterable[Mapping[str, Any]], today: dt.date
+) -> list[tuple[dt.date, dict[str, str]]]:
+    """Audit rows for loads of this run's tables that committed in the last RECOVER_DAYS days
+    without ever getting one (a run killed, or out of memory, after its commit and before its
+    audit step): found in each table's commit log (`ingest.lake.commits`), with their rows
+    counted from the load's files. Each is dated by its load; a row the load's own run writes
+    later replaces it (`merge`)."""
+    days = [today - dt.timedelta(days=offset) for offset in range(RECOVER_DAYS)]
+    fs = dest.filesystem()
+    audited = {
+        row.get("load_id")
+        for day in days
+        for row in read_audit(dest, day, fs)
+        if row.get("load_id")
+    }
+    found: list[tuple[dt.date, dict[str, str]]] = []
+    seen: set[tuple[str, str]] = set()
+    for result in results:
+        job = JobResult.from_dict(result)
+        table = lake_name(job.table_name)
+        if (job.source_name, table) in seen:
+            continue
+        seen.add((job.source_name, table))
+        log_ = read_commit_log(dest, job.source_name, table)
+        for commit in log_.commits if log_ else ():
+            day = dt.datetime.fromtimestamp(float(commit.load_id), dt.UTC).date()
+            if commit.load_id in audited or day not in days:
+                continue
+            marker = dest.path(
+                job.source_name, LOADS_DIR, f"{commit.schema}{SEPARATOR}{commit.load_id}.jsonl"
+            )
+            if not fs.exists(marker):
+                continue  # never completed: the job's next run removes it
+            files = load_files(dest, job.source_name, table, commit.load_id, fs)
+            backfill = commit.task.startswith(BACKFILL)
+            row = JobResult(
+                run_id=commit.run_id,
+                job_id=job.job_id,
+                source_type=job.source_type,
+                source_name=job.source_name,
+                table_name=job.table_name,
+                load_type=LoadType.BACKFILL if backfill else job.load_type,
+                status=Status.WARN,
+                rows_loaded=count_rows(dest, files, fs),
+                files_written=len(files),
+                watermark_column=job.watermark_column,
+                load_id=commit.load_id,
+                started_at=dt.datetime.fromtimestamp(float(commit.load_id), dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
+                reconciled=Reconciled.SKIPPED,
+                reconcile_note=(
+                    f"{RECOVERED}run {commit.run_id} committed this load and ended before it "
+                    "wrote its audit row; found by a later run in the table's commit log. The "
+                    "load's checks (reconciliation, schema) did not run"
+                ),
+            ).audit_row()
+            found.append((day, row))
+            audited.add(commit.load_id)
+    return found
+
+
 def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
     """Append the run's results to the audit and return the run summary.
 
@@ -196,6 +281,19 @@ def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
     )
     path, added = append_audit(dest, results, day)
     log.info("audit: %d row(s) appended to %s", added, path)
+    try:  # loads of earlier runs that committed without an audit row (never fails the audit)
+        recovered = recover_rows(dest, results, day)
+    except Exception as exc:
+        log.warning("audit: committed loads without an audit row not looked for: %s", exc)
+        recovered = []
+    for load_day, row in recovered:
+        append_audit(dest, [row], load_day)
+        log.warning(
+            "audit: load %s of job %s (run %s) committed without an audit row; row added",
+            row["load_id"],
+            row["job_id"],
+            row["run_id"],
+        )
     summary = summarize(results)
     summary.update(run_id=run["run_id"], audit_path=path, audit_rows_added=added)
     try:  # telemetry (a no-op without APPLICATIONINSIGHTS_CONNECTION_STRING) never fails the audit

@@ -133,3 +133,60 @@ def test_control_text_in_every_column_is_quoted(tmp_path):
     assert len(records) == 2  # the header and one row
     assert records[1][records[0].index("error")] == odd
     assert read_audit(dest, DAY)[0]["watermark_after"] == "x\r"
+
+
+def test_a_run_killed_after_its_commit_gets_its_audit_row_from_the_next_run(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    """`dlt-ingest run` is killed (SIGKILL) right after its load committed, before its audit
+    step. The load is in the lake; the next run's audit step finds it in the table's commit log
+    and writes its row (flagged as recovered, with the rows the load holds)."""
+    import signal
+
+    from tests.test_exactly_once import (
+        INCREMENTAL_ROW,
+        Process,
+        audit_rows,
+        base_env,
+        wait_for_file,
+        write_config,
+    )
+    from tests.test_job import ORDERS_DDL, insert_orders
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 1500)
+    pg.use_as(monkeypatch, SOURCE)
+    config = write_config(tmp_path, pg, [INCREMENTAL_ROW])
+    args = ["run", "--config", config, "--destination", file_lake]
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    killed = Process(
+        [*args, "--run-id", "killed"], base_env(INGEST_TEST_PAUSE_AT="committed"), pause_dir=pause
+    )
+    wait_for_file(pause / "committed", killed)
+    load_id = (pause / "committed").read_text()
+    killed.popen.send_signal(signal.SIGKILL)
+    assert killed.finish() == -signal.SIGKILL
+    assert audit_rows(file_lake) == []
+
+    insert_orders(pg, 1501, 1600, updated_at="2030-01-01T00:00:00+00")
+    following = Process([*args, "--run-id", "following"], base_env())
+    assert following.finish() == 0, following.stderr
+    rows = {row["run_id"]: row for row in audit_rows(file_lake)}
+    assert rows["following"]["rows_loaded"] == "100"  # it continued from the killed run's load
+    recovered = rows["killed"]
+    assert recovered["load_id"] == load_id and recovered["rows_loaded"] == "1500"
+    assert recovered["status"] == "WARN" and recovered["reconcile_note"].startswith("recovered:")
+    assert "committed without an audit row" in following.stderr
+
+
+def test_the_runs_own_row_replaces_a_recovered_one(tmp_path):
+    from ingest.audit import RECOVERED
+
+    dest = Destination.from_url(str(tmp_path / "lake"))
+    recovered = _row(1, status="WARN", reconcile_note=RECOVERED + "run run-1 ...")
+    append_audit(dest, [recovered], DAY)
+    append_audit(dest, [_row(1, status="SUCCESS", reconciled="MATCH")], DAY)  # the slow run
+    append_audit(dest, [recovered], DAY)  # recovered again: the real row stays
+    (row,) = read_audit(dest, DAY)
+    assert (row["status"], row["reconciled"]) == ("SUCCESS", "MATCH")

@@ -10,6 +10,7 @@ data that did not land.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -116,6 +117,24 @@ def _table_listing(dest: Destination, dataset: str, table: str, fs: Any = None) 
         return sorted(fs.find(root))
     except FileNotFoundError:
         return []
+
+
+def load_date_folder(load_id: str) -> str:
+    """`YYYY/MM/DD`: the UTC date of a load id (a unix time), the folder dlt writes it to."""
+    return dt.datetime.fromtimestamp(float(load_id), dt.UTC).strftime("%Y/%m/%d")
+
+
+def load_files(
+    dest: Destination, dataset: str, table: str, load_id: str, fs: Any = None
+) -> list[str]:
+    """The data files of one load of `<dataset>/<table>` (its date folder, one listing)."""
+    fs = fs or dest.filesystem()
+    folder = dest.path(dataset, table, load_date_folder(load_id))
+    try:
+        names = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(p for p in names if p.endswith(".parquet") and load_id_of(p) == load_id)
 
 
 def load_id_of(path: str) -> str:

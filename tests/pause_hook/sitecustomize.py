@@ -7,7 +7,9 @@ tests/lake/test_commit_fence.py). On PYTHONPATH only in tests.
   INGEST_TEST_PAUSE_AT:
   - `first_file` (default): right after its first Parquet data file reached the lake;
   - `commit`: right after its commit was written to the table's commit log, before dlt writes
-    the load's state file and completion marker.
+    the load's state file and completion marker;
+  - `committed`: right after the completion marker (the load is visible; the job has not
+    returned its result, nor the run written its audit row).
 - INGEST_TEST_CLOCK_SKEW_S: the process's wall clock (`time.time`) is off by that many seconds
   (negative: behind), as on a host whose clock drifted.
 """
@@ -64,3 +66,14 @@ if _PAUSE_DIR and _PAUSE_AT == "commit":
         return _original_store_state(self, load_id)
 
     FilesystemClient._store_current_state = _pause_then_store_state
+
+if _PAUSE_DIR and _PAUSE_AT == "committed":
+    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+
+    _original_store_load = FilesystemClient._store_load
+
+    def _store_load_then_pause(self, load_id):
+        _original_store_load(self, load_id)
+        _pause("committed", load_id)
+
+    FilesystemClient._store_load = _store_load_then_pause
