@@ -98,7 +98,6 @@ CONNECTION_LOST = (
     "lost connection to mysql server",
     "mysql server has gone away",
     "connection closed",
-    "connection refused",
     "could not receive data from server",
     "ssl syscall error",
     "the database system is shutting down",
