@@ -442,7 +442,12 @@ def insert_event(pg, ts: str, kind: str = "click", amount: str = "1.00") -> None
     pg.execute("INSERT INTO events VALUES (%s, %s, %s)", (ts, kind, amount))
 
 
-def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file_lake, monkeypatch):
+def test_rows_at_the_boundary_are_told_apart_in_bounded_state(pg, file_lake, monkeypatch):
+    """A table without a key: rows re-read at the last watermark are told apart by a hash per
+    row (counted: two identical rows landed, a third identical one is new). The state keeps at
+    most CAP hashes; past it, a new row at that value cannot be told apart: it is not loaded,
+    and reconciliation says so instead of matching."""
+    from ingest.checks import boundary
     from ingest.checks.reconcile import BOUNDARY_DROPPED
     from tests.test_job import run
 
@@ -462,17 +467,39 @@ def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file
         1,
         "MATCH",
     )
-
-    # a third identical row at the boundary: dropped as "already loaded", and reported
+    # a third identical row at the boundary: counted apart from the two that landed
     insert_event(pg, "2024-01-01T00:00:03+00")
     third = run(events_job(pg), file_lake, "r3")
-    assert third["status"] == "FAILED" and third["reconciled"] == "MISMATCH"
-    assert BOUNDARY_DROPPED in third["reconcile_note"] and "1 row(s)" in third["reconcile_note"]
-    assert "primary_key" in third["error"]
+    assert (third["status"], third["rows_loaded"], third["reconciled"]) == ("SUCCESS", 1, "MATCH")
+    nothing = run(events_job(pg), file_lake, "r4")
+    assert (nothing["rows_loaded"], nothing["reconciled"]) == (0, "MATCH"), nothing
+    assert completed_ids_of_events(file_lake) == pg.query("SELECT count(*) FROM events")[0][0] == 6
 
+    # past the cap (3 here) the state keeps no hashes: a new row at that value is reported
+    monkeypatch.setattr(boundary, "CAP", 3)
+    monkeypatch.setattr(boundary, "COUNT_FROM", 2)
+    insert_event(pg, "2024-01-01T00:00:04+00")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="a")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="b")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="c")
+    over = run(events_job(pg), file_lake, "r5")
+    assert (over["rows_loaded"], over["reconciled"]) == (4, "MATCH"), over
+    unchanged = run(events_job(pg), file_lake, "r6")  # counted, unchanged: read above it
+    assert (unchanged["rows_loaded"], unchanged["reconciled"]) == (0, "MATCH"), unchanged
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="late")
+    late = run(events_job(pg), file_lake, "r7")
+    assert late["status"] == "FAILED" and late["reconciled"] == "MISMATCH"
+    assert BOUNDARY_DROPPED in late["reconcile_note"] and "1 row(s)" in late["reconcile_note"]
+    assert "primary_key" in late["error"]
     monkeypatch.setenv("INGEST_RECONCILE", "WARN")
-    warned = run(events_job(pg), file_lake, "r4")
+    warned = run(events_job(pg), file_lake, "r8")
     assert warned["status"] == "WARN" and BOUNDARY_DROPPED in warned["reconcile_note"]
+
+
+def completed_ids_of_events(lake: str) -> int:
+    from tests.conftest import read_lake_table
+
+    return read_lake_table(lake, SOURCE, "events").num_rows
 
 
 def test_a_new_key_at_the_boundary_lands_and_matches(pg, file_lake, monkeypatch):

@@ -6,7 +6,7 @@ The logic lives in `ingest.checks.reconcile` and `ingest.checks.drift`.
     checks = JobChecks(task, builder, secrets, dest)      # after the secrets resolve
     options = checks.extract_options(options)             # before build_resource
     checks.prepare(resource)                              # before the extraction
-    checks.after_extraction(watermarks, boundary, type)   # starts the final source count
+    checks.after_extraction(watermarks, read, type)       # starts the final source count
     outcome = checks.finish(pipeline, landed)             # after the load: Checked
     checks.close()                                        # always
 """
@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.checks.boundary import ReadWindow
 from ingest.checks.drift import Diff, DriftCheck, emit_schema_changed
 from ingest.checks.events import emit_reconcile_mismatch
 from ingest.checks.reconcile import Outcome, Reconciler
 from ingest.lake.delta import current_version
 from ingest.lake.destination import Destination
-from ingest.lake.ledger import Boundary
 from ingest.results import Landed, Watermarks
 from ingest.runtime.optional import require_delta
 from ingest.sources.base import ExtractOptions, SourceBuilder
@@ -85,11 +85,11 @@ class JobChecks:
         self.reconciler.before_extraction()
 
     def after_extraction(
-        self, watermarks: Watermarks, boundary: Boundary | None, watermark_type: Any
+        self, watermarks: Watermarks, read: ReadWindow | None, watermark_type: Any
     ) -> None:
-        """Starts the final source count while dlt normalizes and loads. `boundary`: the
-        boundary record restored with the job's state (`ingest.lake.ledger`)."""
-        self.reconciler.after_extraction(watermarks, boundary, watermark_type)
+        """Starts the final source count while dlt normalizes and loads. `read`: how an
+        INCREMENTAL run read its source (`ingest.checks.boundary`)."""
+        self.reconciler.after_extraction(watermarks, read, watermark_type)
 
     def finish(self, pipeline: Any, landed: Landed) -> Checked:
         changes = self.drift.finish(pipeline)

@@ -39,6 +39,13 @@ class JobConfig:
     chunk_size: int | None = None
     #: seconds the job may run (None: INGEST_JOB_TIMEOUT_S)
     timeout_s: float | None = None
+    #: `keys`: compare the source's keys with the lake's each run and land delete markers
+    delete_detection: str | None = None
+    #: run the delete detection every this many days (None: every run)
+    delete_detection_every: int | None = None
+    #: re-read this much below the last watermark (a duration for time watermarks, a number
+    #: for numeric ones; parsed against the column's type when the job runs)
+    lookback: str | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
     #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see

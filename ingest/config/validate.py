@@ -52,7 +52,12 @@ OPTIONAL_COLUMNS = (
     "table_format",
     "chunk_size",
     "timeout",
+    "delete_detection",
+    "delete_detection_every",
+    "lookback",
 )
+#: delete_detection values
+DELETE_DETECTION = ("keys",)
 #: free-text columns, where a tab or a line break is text (elsewhere, as everywhere, no other
 #: control character: the catalog workbook, the data dictionary and the audit must hold it)
 FREE_TEXT_COLUMNS = ("owner", "notes")
@@ -222,6 +227,32 @@ class _RowChecker:
                 self.problem("timeout", f"{quote(timeout_text)} must be {FORMS} (at least 1 s)")
                 timeout_s = None
 
+        delete_detection = (self.text("delete_detection") or "").strip().lower() or None
+        if delete_detection is not None:
+            delete_detection = self.choice("delete_detection", delete_detection, DELETE_DETECTION)
+            if load_type not in (None, LoadType.INCREMENTAL):
+                self.problem(
+                    "delete_detection",
+                    f"only INCREMENTAL jobs detect deletes (a {load_type} job lands the whole "
+                    "table, deletes included)",
+                )
+        every: int | None = None
+        if (every_text := self.text("delete_detection_every")) is not None:
+            if not every_text.strip().isdigit() or int(every_text) < 1:
+                self.problem(
+                    "delete_detection_every", f"{quote(every_text)} must be a number of days >= 1"
+                )
+            elif delete_detection is None:
+                self.problem("delete_detection_every", "needs delete_detection = keys")
+            else:
+                every = int(every_text)
+        lookback = self.text("lookback")
+        if lookback is not None:
+            if parse_duration(lookback) is None:
+                self.problem("lookback", f"{quote(lookback)} must be {FORMS}")
+            elif load_type not in (None, LoadType.INCREMENTAL):
+                self.problem("lookback", "only INCREMENTAL jobs re-read below their watermark")
+
         if len(self.problems) > before:
             return None
         assert job_id and source_type and source_name and table_name and load_type
@@ -243,6 +274,9 @@ class _RowChecker:
             table_format=TableFormat(table_format or TableFormat.PARQUET),
             chunk_size=chunk_size,
             timeout_s=timeout_s,
+            delete_detection=delete_detection,
+            delete_detection_every=every,
+            lookback=lookback.strip() if lookback else None,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
 

@@ -1,6 +1,6 @@
-"""What the engine watches while dlt extracts: rows for the progress log, and the boundary
-record of INCREMENTAL jobs (`ingest.lake.ledger`), both from a map step placed after dlt's
-incremental filter."""
+"""What the engine watches while dlt extracts: rows for the progress log, the job's deadline,
+and the boundary of INCREMENTAL jobs (`ingest.checks.boundary`), all from a map step placed after
+dlt's incremental filter."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow.compute as pc
 from dlt.extract.items_transform import MapItem
 
+from ingest.checks.boundary import BoundaryTracker
 from ingest.config import JobConfig
 from ingest.errors import RetriableJobError
 from ingest.lake import ledger
-from ingest.lake.ledger import Boundary
 
 log = logging.getLogger(__name__)
 
@@ -40,43 +40,6 @@ def extracted_rows(extract_info: Any, table: str) -> int:
             table_metrics = step.get("table_metrics", {}).get(table)
             total += table_metrics.items_count if table_metrics else 0
     return total
-
-
-class BoundaryTracker:
-    """The rows at the highest watermark of an extraction, recorded in the state as it goes
-    (dlt commits the state as it is when the extraction ends)."""
-
-    def __init__(self, cursor: str, before: Any, stored: Boundary | None):
-        self.cursor = cursor.lower()
-        self.before_text = ledger.watermark_text(before)
-        self.stored = stored
-        self.value: Any = None
-        self.rows = 0
-
-    def add(self, item: Any) -> None:
-
-        names = getattr(item, "column_names", None)
-        if names is None:  # not Arrow (REST rows): no boundary record
-            return
-        column = next((n for n in names if n.lower() == self.cursor), None)
-        if column is None:
-            return
-        values = item.column(column)
-        highest = pc.max(values)
-        if not highest.is_valid:
-            return
-        value = highest.as_py()
-        if self.value is None or value > self.value:
-            self.value, self.rows = value, 0
-        if value == self.value:
-            self.rows += int(pc.sum(pc.equal(values, highest)).as_py() or 0)
-        total = self.rows
-        stored = self.stored
-        if stored is not None and stored.value == self.before_text == ledger.watermark_text(
-            self.value
-        ):
-            total += stored.rows  # only more rows at the old boundary: add them up
-        ledger.record_boundary(self.value, total)
 
 
 class HighestWatermark:
@@ -159,10 +122,10 @@ class Progress:
     def __call__(self, item: Any) -> Any:
         if self.deadline is not None:
             self.deadline.check()
+        if self.boundary is not None:
+            item = self.boundary(item)  # drops re-read boundary rows that landed before
         rows = row_count(item)
         self.rows += rows
-        if self.boundary is not None and rows:
-            self.boundary.add(item)
         if self.highest is not None and rows:
             self.highest.add(item)
         now = time.monotonic()

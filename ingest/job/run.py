@@ -28,6 +28,7 @@ watermarks, what the checks found), and `_result` builds the `JobResult` from it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -40,13 +41,14 @@ from typing import Any
 
 import dlt
 
+from ingest.checks.boundary import COUNT_FROM as BOUNDARY_COUNT_FROM
+from ingest.checks.boundary import BoundaryTracker
 from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
 from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.job.errors import classify_error
 from ingest.job.progress import (
-    BoundaryTracker,
     Deadline,
     HighestWatermark,
     Progress,
@@ -74,6 +76,7 @@ from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources import ExtractOptions, SourceBuilder, SourceTimeouts, get_builder
+from ingest.sources.window import read_start
 from ingest.tasks import Task
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
 
@@ -223,12 +226,23 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         if task.backfill:
             before = task.backfill.start
             highest = HighestWatermark(cursor)
-        elif job.is_incremental:
+        stored = boundary = None
+        if job.is_incremental and not task.backfill:
             stored = ledger.last_value(pipeline.state, cursor)
             before = ledger.watermark_text(stored)
-            tracker = BoundaryTracker(cursor, stored, ledger.boundary(pipeline.state))
+            boundary = ledger.boundary(pipeline.state)
+            if boundary is not None and boundary.value == before and stored is not None:
+                options = dataclasses.replace(
+                    options,
+                    last_value=stored,
+                    open_unless_boundary_changed=(
+                        boundary.rows if boundary.rows >= BOUNDARY_COUNT_FROM else None
+                    ),
+                )
         run.watermark_before = before
         source = builder.build_resource(job, secrets, checks.extract_options(options))
+        if job.is_incremental and not task.backfill:
+            tracker = BoundaryTracker(cursor, stored, boundary, keyed=bool(source.primary_key))
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
@@ -245,9 +259,11 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
-        checks.after_extraction(
-            watermarks, tracker.stored if tracker else None, source.watermark_type
-        )
+        read = None
+        if tracker is not None:
+            start = read_start(stored, source.lag) if stored is not None else None
+            read = tracker.window(start, closed=source.range_closed or source.lag is not None)
+        checks.after_extraction(watermarks, read, source.watermark_type)
         landed = Landed()
         # A FULL load always commits (an empty table is an empty snapshot). An incremental
         # run with nothing new commits nothing: the extracted package stays in the working

@@ -30,6 +30,11 @@ class ExtractOptions:
     partitions: int | None = None
     #: data trust (ingest.checks.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
+    #: INCREMENTAL: the stored cursor value (typed), and the rows at it that landed; when set,
+    #: the read starts above the last value if the source still holds exactly that many rows
+    #: at it (ingest.checks.boundary), else at it
+    last_value: Any = None
+    open_unless_boundary_changed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,12 @@ class SourceTable:
     #: SQL sources: the watermark column's reflected SQLAlchemy type (reconciliation binds
     #: the counted window with it); None without a watermark column or for other sources
     watermark_type: Any = None
+    #: the key in force: the configured primary_key, else the table's own (empty: none)
+    primary_key: tuple[str, ...] = ()
+    #: INCREMENTAL: whether the read includes the last watermark (`>=`) or starts above it
+    range_closed: bool = True
+    #: INCREMENTAL: the job's lookback as dlt's `lag` (None: no lookback)
+    lag: float | None = None
 
 
 @dataclass(frozen=True)

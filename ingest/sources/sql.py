@@ -17,6 +17,7 @@ import dlt
 import sqlalchemy as sa
 from dlt.sources.sql_database import sql_table
 
+from ingest.durations import parse_duration
 from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
@@ -203,24 +204,30 @@ class SqlSourceBuilder(SourceBuilder):
         # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
         metadata, columns = self._reflect(engine, job)
-        incremental = column_type = None
+        table = next(iter(metadata.tables.values()))
+        keys = tuple(job.primary_key) or tuple(c.name for c in table.primary_key.columns)
+        incremental = column_type = lag = None
+        range_start = "closed"
         if job.is_incremental:
             assert job.watermark_column
             column_type = self._column_type(columns, job, job.watermark_column)
             start = options.initial_watermark
             if start is None:
                 start = job.initial_watermark
+            if options.open_unless_boundary_changed is not None:
+                range_start = self._boundary_range(engine, table, job, options)
             incremental = dlt.sources.incremental(
                 job.watermark_column,
                 initial_value=coerce_watermark(start, column_type, job),
                 end_value=coerce_watermark(options.end_watermark, column_type, job),
-                # (), not None, when no key is configured: dlt then falls back to the
-                # table's reflected primary key, and to whole-row hashes without one.
-                primary_key=job.primary_key or None,
+                # no de-duplication by dlt (its state would keep a hash per row at the last
+                # watermark): the engine tells re-read boundary rows apart (ingest.checks.boundary)
+                primary_key=(),
                 # NULL watermarks cannot be ordered: INCREMENTAL jobs skip them (README).
                 on_cursor_value_missing="exclude",
-                range_start="closed",
+                range_start=range_start,
                 range_end="open",
+                lag=(lag := lookback_lag(job, column_type, bool(keys))),
             )
         resource = sql_table(
             credentials=engine,
@@ -233,7 +240,27 @@ class SqlSourceBuilder(SourceBuilder):
             write_disposition="append",
             **self._backend(columns, job, options, engine),
         )
-        return SourceTable(resource, column_type)
+        return SourceTable(resource, column_type, keys, range_start == "closed", lag)
+
+    def _boundary_range(
+        self, engine: sa.Engine, table: sa.Table, job: JobConfig, options: ExtractOptions
+    ) -> str:
+        """`open` (read `watermark > last`) when the source still holds exactly the rows at the
+        last watermark that the lake holds (`options.open_unless_boundary_changed`), else
+        `closed` (see ingest.checks.boundary). One count, on the watermark column's index."""
+        column = next(c for c in table.columns if c.name.lower() == job.watermark_column.lower())
+        query = sa.select(sa.func.count()).select_from(table).where(column == options.last_value)
+        with engine.connect() as connection:
+            rows = int(connection.execute(query).scalar_one())
+        unchanged = rows == options.open_unless_boundary_changed
+        log.info(
+            "job %s: %d source row(s) at the last watermark, %d loaded: %s",
+            job.job_id,
+            rows,
+            options.open_unless_boundary_changed,
+            "reading above it" if unchanged else "re-reading them",
+        )
+        return "open" if unchanged else "closed"
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
 
@@ -249,6 +276,39 @@ class SqlSourceBuilder(SourceBuilder):
 
     def dual(self) -> str:
         return ""
+
+
+def lookback_lag(job: JobConfig, column_type: Any, keyed: bool) -> float | None:
+    """dlt's `lag` for the job's `lookback`: seconds for a timestamp watermark, days for a date,
+    the number itself for a numeric one. Rows re-read below the last watermark land again, so
+    a job needs a key for it (its current view takes one version per key)."""
+    if not job.lookback:
+        return None
+    seconds = parse_duration(job.lookback)
+    plain_number = job.lookback.strip().replace(".", "", 1).isdigit()
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        python_type = None
+    problem = ""
+    if not keyed:
+        problem = (
+            "needs a primary key (declared in primary_key, or the table's own): rows re-read "
+            "below the last watermark would land twice"
+        )
+    elif python_type is dt.datetime:
+        return seconds
+    elif python_type is dt.date:
+        return (seconds or 0) / 86400
+    elif python_type in (int, float, decimal.Decimal) and plain_number:
+        return float(job.lookback)
+    else:
+        problem = (
+            f"{job.lookback!r} does not fit watermark column {job.watermark_column} "
+            f"({column_type}): a duration (2h, 1d) for a timestamp or date, a number for a "
+            "numeric watermark"
+        )
+    raise JobError(f"job {job.job_id}: lookback {problem}; fix it in {job.origin or 'the config'}")
 
 
 def _ms(seconds: float) -> int:

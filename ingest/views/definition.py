@@ -14,8 +14,13 @@ from typing import Any
 
 #: the columns every view adds, derived from the file path (`<YYYY>/<MM>/<DD>/<load_id>.*`)
 LOAD_ID, LOAD_DATE = "_load_id", "_load_date"
-#: view kinds
-UNION, CURRENT, HISTORY = "union", "current", "history"
+#: a stored column: true on a delete marker (a key the source no longer holds)
+DELETED = "_deleted"
+#: the history of a keyed table adds when each version was valid (type 2)
+VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
+#: view kinds: every load (a table without a key); a FULL table's latest snapshot and its
+#: snapshots; a keyed table's current state (one row per key) and every version of it
+UNION, CURRENT, HISTORY, STATE, VERSIONS = "union", "current", "history", "state", "versions"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Column:
     #: timestamps: aware (UTC) or naive
     timezone: bool = True
     nullable: bool = True
+    #: part of the table's key (dlt's `primary_key` hint in the stored schema)
+    primary_key: bool = False
 
     @classmethod
     def from_dlt(cls, name: str, column: Mapping[str, Any]) -> Column:
@@ -41,6 +48,7 @@ class Column:
             scale=number("scale"),
             timezone=column.get("timezone") is not False,
             nullable=column.get("nullable", True) is not False,
+            primary_key=column.get("primary_key") is True,
         )
 
 
@@ -106,6 +114,21 @@ class ViewDef:
     #: file names start with their load id (`<load_id>.<file_id>.parquet`); Delta's do not
     named_by_load: bool = True
     notes: tuple[str, ...] = field(default=())
+    #: STATE / VERSIONS: the key columns, and the watermark column that orders the versions
+    #: of a key (None: only the load order)
+    keys: tuple[str, ...] = ()
+    order_by: str | None = None
+
+    @property
+    def data_columns(self) -> tuple[Column, ...]:
+        """The columns a reader sees (a current state shows no delete flag: it has none)."""
+        if self.kind == STATE:
+            return tuple(c for c in self.columns if c.name != DELETED)
+        return self.columns
+
+    @property
+    def has_deleted(self) -> bool:
+        return any(c.name == DELETED for c in self.columns)
 
     @property
     def load_in_path(self) -> bool:

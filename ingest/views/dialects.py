@@ -25,9 +25,14 @@ from urllib.parse import quote
 
 from ingest.views.definition import (
     CURRENT,
+    DELETED,
     HISTORY,
     LOAD_DATE,
     LOAD_ID,
+    STATE,
+    VALID_FROM,
+    VALID_TO,
+    VERSIONS,
     Column,
     Part,
     ViewDef,
@@ -209,6 +214,8 @@ def header(view: ViewDef, dialect: str) -> str:
         "union": "every completed load",
         CURRENT: "the latest completed snapshot",
         HISTORY: "every completed snapshot",
+        STATE: f"the current state, one row per key ({', '.join(view.keys)})",
+        VERSIONS: "every version and delete marker of each key",
     }[view.kind]
     lines = [
         f"-- {view.dataset}.{view.name}: {what} of job {view.job_id} ({view.load_type}, "
@@ -222,12 +229,107 @@ def header(view: ViewDef, dialect: str) -> str:
     return "\n".join(lines)
 
 
+#: names the keyed views use inside their SQL (never a data column: those come from dlt's
+#: snake_case naming, which never starts with two underscores)
+RANK, VERSIONS_ALIAS, RANKED_ALIAS = "__ingest_rank", "__ingest_versions", "__ingest_ranked"
+
+
 class Renderer:
     dialect: str
     terminator = ";"
+    q: Callable[[str], str]
 
     def __init__(self, urls: LakeUrls):
         self.urls = urls
+
+    # --- a keyed table: its current state and its versions, over the union of its loads ----
+
+    def statement_body(self, view: ViewDef) -> str:
+        """The SELECT of a view: the union of its loads, and for a keyed table the current
+        state or the versions computed over it."""
+        body = self.body(view)
+        if view.kind == STATE:
+            return self.state_of(view, body)
+        if view.kind == VERSIONS:
+            return self.versions_of(view, body)
+        return body
+
+    def visible(self, view: ViewDef) -> list[str]:
+        """The data columns the union exposes and the view shows, in order."""
+        return [c.name for c in view.data_columns]
+
+    def load_number(self, expression: str) -> str:
+        return f"CAST({expression} AS DECIMAL(20,7))"
+
+    def flag(self, expression: str) -> str:
+        """A delete flag as a boolean, false for rows without one."""
+        return f"COALESCE({expression}, false)"
+
+    def is_false(self, expression: str) -> str:
+        return f"NOT {self.flag(expression)}"
+
+    def false(self) -> str:
+        return "false"
+
+    def load_time(self, expression: str) -> str:
+        """The UTC time of a load id (a unix time)."""
+        raise NotImplementedError
+
+    def desc_nulls_last(self, expression: str) -> str:
+        return f"{expression} DESC NULLS LAST"
+
+    def asc_nulls_first(self, expression: str) -> str:
+        return f"{expression} ASC NULLS FIRST"
+
+    def version_order(self, view: ViewDef, newest_first: bool) -> str:
+        """A key's versions in order: by watermark, then load, then a delete marker after a
+        row of the same load."""
+        q = self.q
+        items = []
+        if view.order_by:
+            column = q(view.order_by)
+            items.append(
+                self.desc_nulls_last(column) if newest_first else self.asc_nulls_first(column)
+            )
+        direction = "DESC" if newest_first else "ASC"
+        items.append(f"{self.load_number(q(LOAD_ID))} {direction}")
+        if view.has_deleted:
+            items.append(f"{self.flag_order(q(DELETED))} {direction}")
+        return ", ".join(items)
+
+    def flag_order(self, expression: str) -> str:
+        return self.flag(expression)
+
+    def state_of(self, view: ViewDef, body: str) -> str:
+        q = self.q
+        keys = ", ".join(q(k) for k in view.keys)
+        shown = [q(name) for name in self.visible(view)] + [q(LOAD_ID), q(LOAD_DATE)]
+        deleted = self.is_false(q(DELETED)) if view.has_deleted else None
+        where = f"{q(RANK)} = 1" + (f" AND {deleted}" if deleted else "")
+        return (
+            _select(shown)
+            + f"\nFROM (\n    SELECT {q(VERSIONS_ALIAS)}.*, ROW_NUMBER() OVER (PARTITION BY "
+            + f"{keys} ORDER BY {self.version_order(view, True)}) AS {q(RANK)}\n    FROM (\n"
+            + body
+            + f"\n    ) AS {q(VERSIONS_ALIAS)}\n) AS {q(RANKED_ALIAS)}\nWHERE {where}"
+        )
+
+    def versions_of(self, view: ViewDef, body: str) -> str:
+        q = self.q
+        keys = ", ".join(q(k) for k in view.keys)
+        valid_from = self.load_time(q(LOAD_ID))
+        deleted = self.flag(q(DELETED)) if view.has_deleted else self.false()
+        shown = [q(name) for name in self.visible(view) if name != DELETED]
+        shown += [q(LOAD_ID), q(LOAD_DATE), f"{self.as_flag(deleted)} AS {q(DELETED)}"]
+        shown.append(f"{valid_from} AS {q(VALID_FROM)}")
+        shown.append(
+            f"LEAD({valid_from}) OVER (PARTITION BY {keys} ORDER BY "
+            f"{self.version_order(view, False)}) AS {q(VALID_TO)}"
+        )
+        return _select(shown) + f"\nFROM (\n{body}\n) AS {q(VERSIONS_ALIAS)}"
+
+    def as_flag(self, expression: str) -> str:
+        return expression
 
     # one statement per view, preceded by its header; a file joins them
     def render(self, views: Sequence[ViewDef]) -> str:
@@ -261,7 +363,10 @@ class DuckDbRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        return f"CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+        return f"CREATE OR REPLACE VIEW {name} AS\n{self.statement_body(view)}"
+
+    def load_time(self, expression: str) -> str:
+        return f"to_timestamp(CAST({expression} AS DOUBLE))"
 
     def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
         items = []
@@ -327,7 +432,32 @@ class SynapseRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        return f"CREATE OR ALTER VIEW {name} AS\n{self.body(view)};"
+        return f"CREATE OR ALTER VIEW {name} AS\n{self.statement_body(view)};"
+
+    def flag(self, expression: str) -> str:
+        return f"ISNULL(CAST({expression} AS INT), 0)"
+
+    def is_false(self, expression: str) -> str:
+        return f"{self.flag(expression)} = 0"
+
+    def false(self) -> str:
+        return "0"
+
+    def as_flag(self, expression: str) -> str:
+        return f"CAST({expression} AS BIT)"
+
+    def desc_nulls_last(self, expression: str) -> str:
+        return f"{expression} DESC"  # T-SQL sorts NULLs first ascending, last descending
+
+    def asc_nulls_first(self, expression: str) -> str:
+        return f"{expression} ASC"
+
+    def load_time(self, expression: str) -> str:
+        number = self.load_number(expression)
+        seconds = f"CAST(FLOOR({number}) AS INT)"
+        micros = f"CAST(({number} - FLOOR({number})) * 1000000 AS INT)"
+        epoch = "CAST('1970-01-01T00:00:00' AS DATETIME2(6))"
+        return f"DATEADD(MICROSECOND, {micros}, DATEADD(SECOND, {seconds}, {epoch}))"
 
     def with_clause(self, view: ViewDef, present: frozenset[str]) -> str:
         items = [f"{self.q(c.name)} {synapse_type(c)}" for c in view.columns if c.name in present]
@@ -417,7 +547,14 @@ class SparkRenderer(Renderer):
             if left_out
             else ""
         )
-        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.statement_body(view)}"
+
+    def visible(self, view: ViewDef) -> list[str]:
+        readable = {c.name for c in self.readable(view)}
+        return [c.name for c in view.data_columns if c.name in readable]
+
+    def load_time(self, expression: str) -> str:
+        return f"timestamp_seconds(CAST({expression} AS DECIMAL(20,6)))"
 
     def source(self, path: str) -> str:
         return f"parquet.{self.q(path)}"

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.config import JobConfig
+from ingest.identifiers import lake_name
 from ingest.lake.commits import committed
 from ingest.lake.delta import open_table
 from ingest.lake.destination import Destination
@@ -39,7 +40,9 @@ from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
     CURRENT,
     HISTORY,
+    STATE,
     UNION,
+    VERSIONS,
     Column,
     Part,
     ViewDef,
@@ -329,7 +332,25 @@ def build_job_views(
             ]
     base = dict(dataset=job.source_name, table=job.lake_table, job_id=job.job_id)
     base.update(load_type=job.load_type, columns=columns)
-    if job.is_incremental:
+    keys = table_keys(job, columns)
+    if job.is_incremental and keys:
+        every_load = dict(
+            parts=tuple(_parts(manifest, completed)),
+            loads=tuple(sorted(completed, key=float)),
+            keys=keys,
+            order_by=_order_column(job, columns),
+        )
+        views = [ViewDef(name=job.lake_table, kind=STATE, **base, **every_load)]
+        if history_allowed:
+            views.append(
+                ViewDef(name=job.lake_table + HISTORY_SUFFIX, kind=VERSIONS, **base, **every_load)
+            )
+        else:
+            views[0] = _with_note(
+                views[0],
+                f"no {job.lake_table}{HISTORY_SUFFIX} view: a configured table has that name",
+            )
+    elif job.is_incremental:
         views = [
             ViewDef(
                 name=job.lake_table,
@@ -338,7 +359,7 @@ def build_job_views(
                 parts=tuple(_parts(manifest, completed)),
                 loads=tuple(sorted(completed, key=float)),
             )
-        ]  # noqa: E501
+        ]
     else:
         newest = latest(completed)
         current = ViewDef(
@@ -365,6 +386,23 @@ def build_job_views(
                 f"no {job.lake_table}{HISTORY_SUFFIX} view: a configured table has that name",
             )
     return JobViews(job, views, manifest, completed)
+
+
+def table_keys(job: JobConfig, columns: tuple[Column, ...]) -> tuple[str, ...]:
+    """The key of the job's table in the lake: the configured primary_key, else the table's own
+    (dlt's `primary_key` hints in the stored schema); () for a table without one."""
+    names = {c.name for c in columns}
+    if job.primary_key:
+        keys = tuple(lake_name(k) for k in job.primary_key)
+        return keys if all(k in names for k in keys) else ()
+    return tuple(c.name for c in columns if c.primary_key)
+
+
+def _order_column(job: JobConfig, columns: tuple[Column, ...]) -> str | None:
+    if not job.watermark_column:
+        return None
+    name = lake_name(job.watermark_column)
+    return name if any(c.name == name for c in columns) else None
 
 
 def _with_note(view: ViewDef, note: str) -> ViewDef:
