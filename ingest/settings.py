@@ -160,6 +160,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_STATE_MEMORY_MB",
+        "512",
+        "Memory DuckDB may use when the engine reads a keyed table's current state (delete "
+        "detection, whole-table reconciliation, compaction); beyond it, it spills to the "
+        "working folder.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_WORK_DIR",
         None,
         "Scratch dir for dlt working folders (default: the system temp dir; "
@@ -330,6 +338,7 @@ class Settings:
     statement_timeout_s: int = 0
     #: 0: no limit
     lock_timeout_s: int = 60
+    state_memory_mb: int = 512
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -363,6 +372,7 @@ class Settings:
             job_timeout_s=_int(env, "INGEST_JOB_TIMEOUT_S"),
             statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),
             lock_timeout_s=_int(env, "INGEST_LOCK_TIMEOUT_S", minimum=0),
+            state_memory_mb=_int(env, "INGEST_STATE_MEMORY_MB", minimum=64),
         )
 
 

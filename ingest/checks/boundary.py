@@ -63,6 +63,10 @@ class ReadWindow:
     dropped: int = 0
     #: rows at the old boundary that could not be told apart (a keyless boundary over CAP)
     unverified: int = 0
+    #: rows the lookback re-read that the lake held (same key and watermark): not landed
+    reread: int = 0
+    #: rows the lookback caught: below the last watermark, not in the lake before
+    late: int = 0
 
 
 class BoundaryTracker:
@@ -159,10 +163,12 @@ class BoundaryTracker:
                 hashes = None
         ledger.record_boundary(self.value, rows, hashes)
 
-    def window(self, start: Any, closed: bool) -> ReadWindow:
+    def window(self, start: Any, closed: bool, lookback: Any = None) -> ReadWindow:
         dropped, unverified = self.dropped, self.unverified
         if unverified and self.stored is not None:
             # of the boundary rows that could not be told apart, the stored ones had landed
             known = min(unverified, self.stored.rows)
             dropped, unverified = dropped + known, unverified - known
-        return ReadWindow(start, closed, dropped, unverified)
+        reread = lookback.reread if lookback is not None else 0
+        late = lookback.late if lookback is not None else 0
+        return ReadWindow(start, closed, dropped, unverified, reread, late)

@@ -17,12 +17,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ingest.checks.boundary import ReadWindow
 from ingest.checks.drift import Diff, DriftCheck, emit_schema_changed
 from ingest.checks.events import emit_reconcile_mismatch
 from ingest.checks.reconcile import Outcome, Reconciler
+from ingest.checks.table_count import TableCount, count_table
 from ingest.lake.delta import current_version
 from ingest.lake.destination import Destination
 from ingest.results import Landed, Watermarks
@@ -40,6 +42,8 @@ class Checked:
 
     reconciliation: Outcome
     schema_changes: Diff
+    #: keyed tables: the source's count against the current state's
+    table: TableCount | None = None
 
 
 class JobChecks:
@@ -91,7 +95,15 @@ class JobChecks:
         INCREMENTAL run read its source (`ingest.checks.boundary`)."""
         self.reconciler.after_extraction(watermarks, read, watermark_type)
 
-    def finish(self, pipeline: Any, landed: Landed) -> Checked:
+    def finish(
+        self,
+        pipeline: Any,
+        landed: Landed,
+        *,
+        keyed: bool = False,
+        memory_mb: int = 512,
+        spill_dir: Path | None = None,
+    ) -> Checked:
         changes = self.drift.finish(pipeline)
         if changes:
             log.warning(
@@ -101,7 +113,13 @@ class JobChecks:
                 changes.summary(),
             )
         outcome = self.reconciler.finish(self.dest, self.dataset, self.table, landed)
-        return Checked(outcome, changes)
+        table = None
+        counted = self.reconciler.engine is not None and not self.reconciler.skip_reason
+        if keyed and counted and self.job.is_incremental and not self.task.backfill and spill_dir:
+            table = count_table(
+                self.job, self.dest, self.reconciler.count_table, memory_mb, spill_dir
+            )
+        return Checked(outcome, changes, table)
 
     def close(self) -> None:
         self.reconciler.close()

@@ -327,6 +327,10 @@ class Reconciler:
             return self._finish_full(source.rows, landed.rows)
         return self._finish_incremental(landed, source)
 
+    def count_table(self) -> int:
+        """The whole source table's rows, now (`ingest.checks.table_count`)."""
+        return count(self._counting_engine(), count_query(self.job))
+
     @property
     def shared_snapshot(self) -> bool:
         """Whether dlt really read through the snapshot connection (a read path with its own
@@ -402,7 +406,11 @@ class Reconciler:
         )
         if read.unverified:
             return Outcome(MISMATCH, source.rows, self._dropped_note(read, window))
-        if source.rows == landed.rows + read.dropped:
+        if read.reread:
+            dropped += f", {read.reread} row(s) the lookback re-read were in the lake already"
+        if read.late:
+            dropped += f", {read.late} late row(s) caught by the lookback"
+        if source.rows == landed.rows + read.dropped + read.reread:
             return Outcome(MATCH, source.rows, f"watermark {window}{how}{dropped}")
         return Outcome(
             MISMATCH,

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from dlt.extract.items_transform import MapItem
 
 from ingest.checks.boundary import BoundaryTracker
+from ingest.checks.lookback import LookbackFilter
 from ingest.config import JobConfig
 from ingest.errors import RetriableJobError
 from ingest.lake import ledger
@@ -111,9 +112,11 @@ class Progress:
         boundary: BoundaryTracker | None = None,
         highest: HighestWatermark | None = None,
         deadline: Deadline | None = None,
+        lookback: LookbackFilter | None = None,
     ):
         self.job = job
         self.deadline = deadline
+        self.lookback = lookback
         self.rows = 0
         self.last_log = time.monotonic()
         self.boundary = boundary
@@ -122,6 +125,8 @@ class Progress:
     def __call__(self, item: Any) -> Any:
         if self.deadline is not None:
             self.deadline.check()
+        if self.lookback is not None:
+            item = self.lookback(item)  # drops re-read rows below the last watermark it holds
         if self.boundary is not None:
             item = self.boundary(item)  # drops re-read boundary rows that landed before
         rows = row_count(item)

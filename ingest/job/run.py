@@ -43,10 +43,14 @@ import dlt
 
 from ingest.checks.boundary import COUNT_FROM as BOUNDARY_COUNT_FROM
 from ingest.checks.boundary import BoundaryTracker
+from ingest.checks.deletes import DeleteDetection
+from ingest.checks.deletes import due as deletes_due
 from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
+from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
+from ingest.identifiers import lake_name
 from ingest.job.errors import classify_error
 from ingest.job.progress import (
     Deadline,
@@ -75,9 +79,16 @@ from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
-from ingest.sources import ExtractOptions, SourceBuilder, SourceTimeouts, get_builder
+from ingest.sources import (
+    ExtractOptions,
+    SourceBuilder,
+    SourceTable,
+    SourceTimeouts,
+    get_builder,
+)
 from ingest.sources.window import read_start
 from ingest.tasks import Task
+from ingest.views.state import current_state, state_connection
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
 
 log = logging.getLogger(__name__)
@@ -120,6 +131,10 @@ class JobOutcome:
     watermarks: Watermarks = field(default_factory=Watermarks)
     #: the checks' findings (None: the task had already loaded; its load was checked then)
     checked: Checked | None = None
+    #: delete markers the load landed (None: deletes were not detected in this run)
+    deleted: int | None = None
+    #: rows the lookback caught (None: the job has no lookback)
+    late: int | None = None
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -246,12 +261,16 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
-        resource.add_step(Progress(job, tracker, highest, deadline).as_step())
+        lookback = _lookback_filter(run, dest, source, stored)
+        resource.add_step(Progress(job, tracker, highest, deadline, lookback).as_step())
+        resources = [resource, ledger.ledger_resource(task.key, before)]
+        detection = _delete_detection(run, builder, secrets, dest, source, pipeline, stored)
+        if detection is not None:  # the markers land in the same load as the rows
+            detection.detect()
+            resources.append(detection.resource(table))
         # the load id orders the table's loads: above every committed one, whatever the clock
         with load_ids_after(commit_log.last_load_id):
-            extract_info = pipeline.extract(
-                [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
-            )
+            extract_info = pipeline.extract(resources, loader_file_format="parquet")
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
         if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
@@ -262,20 +281,96 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         read = None
         if tracker is not None:
             start = read_start(stored, source.lag) if stored is not None else None
-            read = tracker.window(start, closed=source.range_closed or source.lag is not None)
+            closed = source.range_closed or source.lag is not None
+            read = tracker.window(start, closed, lookback)
         checks.after_extraction(watermarks, read, source.watermark_type)
+        extracted = extracted_rows(extract_info, table)
         landed = Landed()
         # A FULL load always commits (an empty table is an empty snapshot). An incremental
         # run with nothing new commits nothing: the extracted package stays in the working
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
-        if not job.is_incremental or extracted_rows(extract_info, table) > 0:
+        if not job.is_incremental or extracted > 0:
             deadline.check()
             lease.check()
             committer = Committer(lease, commit_log, task.run_id, task.kind)
             with committing_with(committer):
                 landed = _commit(pipeline, table, settings.load_workers)
             committer.confirm(landed.load_id)
-        return JobOutcome(landed, watermarks, checks.finish(pipeline, landed))
+        deleted = detection.found.markers if detection is not None and landed.load_id else None
+        if deleted:  # rows_loaded counts the source's rows; the markers are rows_deleted
+            landed = dataclasses.replace(landed, rows=landed.rows - deleted)
+        checked = checks.finish(
+            pipeline,
+            landed,
+            keyed=bool(source.primary_key),
+            memory_mb=settings.state_memory_mb,
+            spill_dir=run.workdir / "spill",
+        )
+        late = read.late if read is not None and source.lag is not None else None
+        return JobOutcome(landed, watermarks, checked, deleted, late)
+
+
+def _lookback_filter(
+    run: JobRun, dest: Destination, source: SourceTable, stored: Any
+) -> LookbackFilter | None:
+    """With a lookback: the versions the lake holds in the re-read window, to land only the
+    rows it does not hold (`ingest.checks.lookback`)."""
+    job = run.task.job
+    if source.lag is None or stored is None or not source.primary_key or run.task.backfill:
+        return None
+    assert run.workdir is not None and job.watermark_column
+    state = current_state(dest, job)
+    known: set[tuple] = set()
+    if state is not None:
+        connection = state_connection(dest, run.settings.state_memory_mb, run.workdir / "spill")
+        try:
+            known = known_versions(
+                state,
+                connection,
+                lake_name(job.watermark_column),
+                read_start(stored, source.lag),
+                stored,
+            )
+        finally:
+            connection.close()
+    return LookbackFilter(job.watermark_column, source.primary_key, stored, known)
+
+
+def _delete_detection(
+    run: JobRun,
+    builder: SourceBuilder,
+    secrets: Mapping[str, Any],
+    dest: Destination,
+    source: SourceTable,
+    pipeline: Any,
+    stored: Any,
+) -> DeleteDetection | None:
+    """The run's delete detection, when the job asks for one and it is due
+    (`ingest.checks.deletes`); its markers carry the stored watermark (`stored`)."""
+    task, job = run.task, run.task.job
+    if task.backfill or not job.is_incremental or job.delete_detection is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    if not deletes_due(job, ledger.deletes_checked_at(pipeline.state), now):
+        log.info("job %s: deletes not detected in this run (delete_detection_every)", job.job_id)
+        return None
+    if not source.primary_key:
+        raise JobError(
+            f"job {job.job_id}: delete_detection needs a key: declare primary_key in "
+            f"{job.origin or 'the config'} (table {job.table_name} has no primary key of its own)"
+        )
+    assert run.workdir is not None
+    return DeleteDetection(
+        job,
+        builder,
+        builder.engine(secrets),  # type: ignore[attr-defined]
+        dest,
+        source.primary_key,
+        run.workdir / "deletes",
+        run.settings.state_memory_mb,
+        stored,
+        checked_at=now.isoformat(timespec="seconds"),
+    )
 
 
 @dataclass
@@ -448,6 +543,7 @@ def _result(
     watermarks = outcome.watermarks if outcome else Watermarks(run.watermark_before)
     checked = outcome.checked if outcome else None
     reconciliation = checked.reconciliation if checked else None
+    table = checked.table if checked else None
     if outcome is not None and checked is None:  # a task that had loaded: reported, not checked
         reconciliation = Outcome(
             Reconciled.SKIPPED,
@@ -476,6 +572,11 @@ def _result(
         reconciled=reconciliation.reconciled if reconciliation else "",
         reconcile_note=reconciliation.note if reconciliation else "",
         schema_changes=checked.schema_changes.summary() if checked else "",
+        rows_deleted=outcome.deleted if outcome else None,
+        late_rows=outcome.late if outcome else None,
+        table_rows_source=table.source if table else None,
+        table_rows_lake=table.lake if table else None,
+        table_reconciled=table.reconciled if table else "",
         retriable=ending.retriable,
     )
 

@@ -142,3 +142,15 @@ def record_boundary(value: Any, rows: int, hashes: list[str] | None = None) -> N
 
     state = dlt.current.source_state().setdefault(STATE_KEY, {})
     state["boundary"] = {"value": watermark_text(value), "rows": rows, "hashes": hashes}
+
+
+def deletes_checked_at(state: Mapping[str, Any]) -> str | None:
+    """When the job last detected deletes (ISO time, `ingest.checks.deletes`), or None."""
+    value = _entry_of(state).get("deletes_checked_at")
+    return str(value) if value else None
+
+
+def record_deletes_checked(at: str) -> None:
+    """Inside an extraction: the job detected deletes at `at` (committed with the load)."""
+
+    dlt.current.source_state().setdefault(STATE_KEY, {})["deletes_checked_at"] = at

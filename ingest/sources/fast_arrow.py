@@ -105,16 +105,22 @@ def exact_schema(read: Any, hinted: Any) -> Any:
     return pa.schema(fields)
 
 
+def connectorx_url(url: Any) -> str:
+    """A SQLAlchemy URL as ConnectorX takes it: no driver part, the query percent-encoded
+    (SQLAlchemy writes a space as `+`, which ConnectorX keeps; the session `options` carrying
+    the job's timeouts hold spaces)."""
+    text = url._replace(drivername=url.get_backend_name()).render_as_string(hide_password=False)
+    base, _, query = text.partition("?")
+    if not query:
+        return base
+    return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
+
+
 class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
 
     def get_connection_url(self) -> str:
-        """dlt's URL with its query percent-encoded: SQLAlchemy writes a space as `+`, which
-        ConnectorX keeps (the session `options` carrying the job's timeouts hold spaces)."""
-        base, _, query = super().get_connection_url().partition("?")
-        if not query:
-            return base
-        return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
+        return connectorx_url(self.engine.url)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)

@@ -132,6 +132,14 @@ class SqlSourceBuilder(SourceBuilder):
             raise self._missing_table(job) from None
         if not reflected:
             raise self._missing_table(job)
+        # delete markers carry the key and the watermark only: every other column may be NULL
+        # in the lake (ingest.checks.deletes)
+        key = set(job.primary_key or primary_key.get("constrained_columns") or ())
+        nullable_in_lake = job.delete_detection is not None
+        reflected = [
+            {**c, "nullable": c["nullable"] or (nullable_in_lake and c["name"] not in key)}
+            for c in reflected
+        ]
         metadata = sa.MetaData(schema=job.schema_name)
         sa.Table(
             job.table_name,

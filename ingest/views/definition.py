@@ -12,12 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the columns every view adds, derived from the file path (`<YYYY>/<MM>/<DD>/<load_id>.*`)
-LOAD_ID, LOAD_DATE = "_load_id", "_load_date"
-#: a stored column: true on a delete marker (a key the source no longer holds)
-DELETED = "_deleted"
-#: the history of a keyed table adds when each version was valid (type 2)
-VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
+from ingest.vocabulary import DELETED as DELETED
+from ingest.vocabulary import LOAD_DATE as LOAD_DATE
+from ingest.vocabulary import LOAD_ID as LOAD_ID
+from ingest.vocabulary import VALID_FROM as VALID_FROM
+from ingest.vocabulary import VALID_TO as VALID_TO
+
+# the columns every view adds, derived from the file path (`<YYYY>/<MM>/<DD>/<load_id>.*`);
+# `_deleted`, a stored column: true on a delete marker (a key the source no longer holds); the
+# history of a keyed table adds when each version was valid (type 2): ingest.vocabulary
 #: view kinds: every load (a table without a key); a FULL table's latest snapshot and its
 #: snapshots; a keyed table's current state (one row per key) and every version of it
 UNION, CURRENT, HISTORY, STATE, VERSIONS = "union", "current", "history", "state", "versions"
