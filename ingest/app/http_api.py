@@ -210,7 +210,7 @@ async def get_run(req: Any, client: Any) -> Any:
     return json_response(200, body)
 
 
-# ------------------------------------------------------------------------------ GET /api/runs/{id}/report
+# ----------------------------------------------------------------------- GET /api/runs/{id}/report
 
 #: the report page runs no script and fetches nothing, also when served
 REPORT_HEADERS = {

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest.settings import read, set_default
+from ingest.settings import set_default
 
 #: sources drawn in their own colour; the others are added up as "other"
 MAX_SOURCES = 8
@@ -47,10 +46,10 @@ _SVG_START = re.compile(r"<svg\b")
 
 
 def _configure() -> None:
-    """matplotlib keeps its font cache in a folder of our work dir (the function app's home
-    may be read-only): set before matplotlib is imported, unless the user chose one."""
-    base = read("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
-    folder = Path(base) / "matplotlib"
+    """matplotlib keeps its font cache in a folder of the temp dir (the function app's home
+    may be read-only; the temp dir is writable everywhere, and one folder serves every
+    process): set before matplotlib is imported, unless the user chose one."""
+    folder = Path(tempfile.gettempdir()) / "ingest-matplotlib"
     folder.mkdir(parents=True, exist_ok=True)
     set_default("MPLCONFIGDIR", str(folder))
 

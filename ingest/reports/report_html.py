@@ -120,7 +120,9 @@ class _Anchors:
 def _run_section(data: ReportData) -> str:
     run = data.run
     if run is None:
-        return '<section id="run"><p class="muted">No run in this window of the audit.</p></section>'
+        return (
+            '<section id="run"><p class="muted">No run in this window of the audit.</p></section>'
+        )
     cards = [
         ("run", _e(run.run_id), ""),
         ("started", _e(_time(run.started_at)), ""),
@@ -135,7 +137,7 @@ def _run_section(data: ReportData) -> str:
     )
     return (
         f'<section id="run"><div class="cards">{body}</div>'
-        f'<p class="meta">From the first table\'s start to the last table\'s finish: '
+        f"<p class=\"meta\">From the first table's start to the last table's finish: "
         f"{_e(_time(run.started_at))} \u2013 {_e(_time(run.finished_at))}.</p></section>"
     )
 
@@ -178,9 +180,10 @@ def _grid_section(data: ReportData, anchors: _Anchors) -> str:
             f'<th title="{_e(table.job_id)} {_e(table.label)}">{_e(table.job_id)} '
             f"{_e(table.table_name)}</th>{cells}</tr>"
         )
-    legend = "".join(
-        f'<span><i class="{status}"></i>{status}</span>' for status in STATUSES
-    ) + '<span><i class="none"></i>no load</span>'
+    legend = (
+        "".join(f'<span><i class="{status}"></i>{status}</span>' for status in STATUSES)
+        + '<span><i class="none"></i>no load</span>'
+    )
     return (
         '<section id="grid"><h2>Status by table and day</h2>'
         f'<p class="legend">{legend}</p>'
@@ -220,9 +223,7 @@ def _slowest_section(data: ReportData, anchors: _Anchors) -> str:
     slowest = data.slowest(SLOWEST)
     if not slowest:
         return ""
-    series = [
-        (f"{t.job_id} {t.label}", data.seconds_by_day.get(t.job_id, {})) for t in slowest
-    ]
+    series = [(f"{t.job_id} {t.label}", data.seconds_by_day.get(t.job_id, {})) for t in slowest]
     svg = charts.durations_svg(data.days, series)
     rows = []
     for table in slowest:
@@ -340,9 +341,7 @@ def render(data: ReportData) -> str:
     anchors = _Anchors(data.tables, data.problems[:MAX_PROBLEMS])
     run_id = data.run.run_id if data.run else ""
     title = "Ingestion report" + (f" \u00b7 run {_e(run_id)}" if run_id else "")
-    window = (
-        f"{data.days[0].isoformat()} \u2013 {data.days[-1].isoformat()}" if data.days else ""
-    )
+    window = f"{data.days[0].isoformat()} \u2013 {data.days[-1].isoformat()}" if data.days else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -206,9 +206,7 @@ def build(
         if column and column not in known and EXTRA_COUNT_COLUMN.search(column)
     }
     # a count column holds numbers only (a note that happens to be named "late_..." is not one)
-    extra = sorted(
-        c for c in candidates if all(_is_count(load.row.get(c)) for load in loads)
-    )
+    extra = sorted(c for c in candidates if all(_is_count(load.row.get(c)) for load in loads))
     tables: dict[str, TableKey] = {}
     cells: dict[tuple[str, dt.date], list[Load]] = defaultdict(list)
     rows_by_day: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
