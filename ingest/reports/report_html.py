@@ -60,7 +60,7 @@ text-overflow:ellipsis}
 i.SUCCESS,.grid td.SUCCESS{background:var(--ok)}i.WARN,.grid td.WARN{background:var(--warn)}
 i.FAILED,.grid td.FAILED{background:var(--fail)}i.SKIPPED,.grid td.SKIPPED{background:var(--skip)}
 i.none{background:var(--none)}
-figure{margin:8px 0}figure svg{max-width:100%;height:auto}
+figure{margin:8px 0}figure svg{width:100%;max-width:1150px;height:auto}
 figcaption{color:#5b6570;font-size:12px}
 .list{font-size:12px}
 .list th,.list td{border-bottom:1px solid #eceef0;padding:3px 8px;text-align:left;
@@ -270,6 +270,8 @@ def _list_section(
         cells = []
         for column, heading in columns:
             value = load.row.get(column) or ""
+            if column == "error" and not value:  # a WARN load: its reconciliation note
+                value = load.row.get("reconcile_note") or ""
             if heading.endswith("#"):
                 cells.append(f'<td class="n">{_e(value)}</td>')
             elif column in ("error", "reconcile_note", "schema_changes"):
@@ -298,7 +300,7 @@ def _sections_after_charts(data: ReportData, anchors: _Anchors) -> Iterable[str]
         "problems",
         "Failures and warnings",
         data.problems,
-        (("status", "status"), ("rows_loaded", "rows#"), ("error", "error")),
+        (("status", "status"), ("rows_loaded", "rows#"), ("error", "error or note")),
         anchors,
         empty="No failed or warned load in this window.",
         limit=MAX_PROBLEMS,
