@@ -98,7 +98,7 @@ def test_the_report_renders_offline_with_the_audits_numbers(chromium, file_lake,
     entry = chromium.execute_script(
         "return document.querySelector(arguments[0]).textContent", failed_links[0]
     )
-    assert "<script>alert(\"x\")</script>" in entry and "東京" in entry
+    assert '<script>alert("x")</script>' in entry and "東京" in entry
 
     # the rows chart: the total above each day's bar is the audit's, and it is drawn
     totals = {day: (text, drawn) for day, text, drawn in chromium.execute_script(TOTALS)}
