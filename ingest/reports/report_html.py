@@ -17,7 +17,7 @@ import html
 from collections.abc import Iterable, Sequence
 
 from ingest.reports import charts
-from ingest.reports.run_report import STATUSES, Load, ReportData, TableKey
+from ingest.reports.run_report import PROBLEMS, STATUSES, Load, ReportData, TableKey
 
 #: tables drawn in the "slowest tables" chart
 SLOWEST = 10
@@ -149,16 +149,16 @@ def _cell(data: ReportData, anchors: _Anchors, table: TableKey, day: dt.date) ->
     lines = [f"{day.isoformat()} job {table.job_id}"]
     for load in loads:
         line = f"{load.status} {load.rows:,} rows {load.seconds:.1f} s"
-        error = load.row.get("error") or load.row.get("reconcile_note") or ""
-        if load.status in ("FAILED", "WARN") and error:
-            line += ": " + _short(error, CELL_ERROR_CHARS)
+        if load.status in PROBLEMS:
+            error = load.row.get("error") or load.row.get("reconcile_note") or ""
+            if error:
+                line += ": " + _short(error, CELL_ERROR_CHARS)
         lines.append(line)
     latest = loads[-1]
     status = latest.status if latest.status in STATUSES else "other"
-    title = _e("\n".join(lines))
     anchor = anchors.problems.get(id(latest))
     inner = f'<a href="#{anchor}"></a>' if anchor else ""
-    return f'<td class="{status}" title="{title}">{inner}</td>'
+    return f'<td class="{status}" title="{_e(chr(10).join(lines))}">{inner}</td>'
 
 
 def _grid_section(data: ReportData, anchors: _Anchors) -> str:

@@ -32,6 +32,8 @@ DEFAULT_DAYS = 30
 STATUSES = (Status.SUCCESS, Status.WARN, Status.FAILED, Status.SKIPPED)
 #: reconciliation outcome that the report lists
 MISMATCH = "MISMATCH"
+#: statuses listed with their error (or reconciliation note)
+PROBLEMS = (Status.FAILED, Status.WARN)
 #: audit columns (not among today's `AUDIT_COLUMNS`) that count deleted or late rows
 EXTRA_COUNT_COLUMN = re.compile(r"(^|_)(delete|deletes|deleted|late)(_|$)", re.IGNORECASE)
 
@@ -49,35 +51,34 @@ class TableKey:
         return f"{self.source_name}.{self.table_name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Load:
-    """One audit row, as the report uses it."""
+    """One audit row, as the report uses it (its numbers read once)."""
 
     day: dt.date
     row: Mapping[str, str]
+    job_id: str
+    status: str
+    rows: int
+    seconds: float
+    started_at: str
 
-    @property
-    def status(self) -> str:
-        return self.row.get("status") or ""
-
-    @property
-    def rows(self) -> int:
-        return as_int(self.row.get("rows_loaded"))
-
-    @property
-    def seconds(self) -> float:
-        return as_float(self.row.get("duration_s"))
-
-    @property
-    def started_at(self) -> str:
-        return self.row.get("started_at") or ""
+    @classmethod
+    def of(cls, day: dt.date, row: Mapping[str, str]) -> Load:
+        return cls(
+            day,
+            row,
+            row.get("job_id") or "",
+            row.get("status") or "",
+            as_int(row.get("rows_loaded")),
+            as_float(row.get("duration_s")),
+            row.get("started_at") or "",
+        )
 
     @property
     def key(self) -> TableKey:
         return TableKey(
-            self.row.get("job_id") or "",
-            self.row.get("source_name") or "",
-            self.row.get("table_name") or "",
+            self.job_id, self.row.get("source_name") or "", self.row.get("table_name") or ""
         )
 
 
@@ -196,15 +197,11 @@ def build(
         lake=lake, days=list(days), generated_at=generated_at or dt.datetime.now(dt.UTC)
     )
     wanted = set(days)
-    loads = [Load(day, row) for day, row in audit if day in wanted]
+    loads = [Load.of(day, row) for day, row in audit if day in wanted]
     data.loads = len(loads)
     known = set(AUDIT_COLUMNS)
-    candidates = {
-        column
-        for load in loads
-        for column in load.row
-        if column and column not in known and EXTRA_COUNT_COLUMN.search(column)
-    }
+    columns = {column for load in loads for column in load.row.keys()}
+    candidates = [c for c in columns if c and c not in known and EXTRA_COUNT_COLUMN.search(c)]
     # a count column holds numbers only (a note that happens to be named "late_..." is not one)
     extra = sorted(c for c in candidates if all(_is_count(load.row.get(c)) for load in loads))
     tables: dict[str, TableKey] = {}
@@ -213,19 +210,21 @@ def build(
     seconds: dict[str, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
     by_run: dict[str, list[Load]] = defaultdict(list)
     for load in loads:
-        key = load.key
-        tables.setdefault(key.job_id, key)
-        cells[(key.job_id, load.day)].append(load)
-        rows_by_day[load.day][key.source_name] += load.rows
-        seconds[key.job_id][load.day] += load.seconds
-        by_run[load.row.get("run_id") or ""].append(load)
-        if (load.row.get("reconciled") or "").upper() == MISMATCH:
+        job_id, row = load.job_id, load.row
+        if job_id not in tables:
+            tables[job_id] = load.key
+        source = tables[job_id].source_name
+        cells[(job_id, load.day)].append(load)
+        rows_by_day[load.day][source] += load.rows
+        seconds[job_id][load.day] += load.seconds
+        by_run[row.get("run_id") or ""].append(load)
+        if row.get("reconciled") == MISMATCH:
             data.mismatches.append(load)
-        if (load.row.get("schema_changes") or "").strip():
+        if (row.get("schema_changes") or "").strip():
             data.schema_changes.append(load)
-        if any(as_int(load.row.get(c)) for c in extra):
+        if extra and any(as_int(row.get(c)) for c in extra):
             data.extra_counts.append(load)
-        if load.status in (Status.FAILED, Status.WARN):
+        if load.status in PROBLEMS:
             data.problems.append(load)
     for day_loads in cells.values():
         day_loads.sort(key=lambda x: x.started_at)

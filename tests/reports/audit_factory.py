@@ -37,8 +37,10 @@ def night(
     jobs: list[tuple[str, str, str]],
     rng: random.Random,
     extra: Callable[[random.Random, str], dict[str, Any]] | None = None,
+    error: str = HOSTILE_ERROR,
 ) -> list[dict[str, Any]]:
-    """One run's job results on `day` (started at 06:00 UTC, one table after another)."""
+    """One run's job results on `day` (started at 06:00 UTC, one table after another);
+    FAILED ones with `error`."""
     statuses, weights = zip(*STATUS_WEIGHTS, strict=True)
     started = dt.datetime.combine(day, dt.time(6, 0), tzinfo=dt.UTC)
     results = []
@@ -63,7 +65,7 @@ def night(
             "started_at": begin.isoformat(),
             "finished_at": (begin + dt.timedelta(seconds=seconds)).isoformat(),
             "duration_s": seconds,
-            "error": HOSTILE_ERROR if status == "FAILED" else "",
+            "error": error if status == "FAILED" else "",
             "source_rows": rows + (3 if status == "WARN" else 0) if rows else None,
             "reconciled": "MISMATCH" if status == "WARN" else ("MATCH" if rows else "SKIPPED"),
             "reconcile_note": "source has 3 more rows than the lake" if status == "WARN" else "",
@@ -81,6 +83,7 @@ def write_nights(
     jobs: list[tuple[str, str, str]],
     seed: int = 7,
     extra: Callable[[random.Random, str], dict[str, Any]] | None = None,
+    error: str = HOSTILE_ERROR,
 ) -> list[str]:
     """One nightly run per day (oldest first) appended to the lake's audit; the run ids."""
     rng = random.Random(seed)
@@ -88,6 +91,6 @@ def write_nights(
     run_ids = []
     for day in days:
         run_id = f"nightly-{day.isoformat()}"
-        append_audit(dest, night(day, run_id, jobs, rng, extra), day)
+        append_audit(dest, night(day, run_id, jobs, rng, extra, error), day)
         run_ids.append(run_id)
     return run_ids
