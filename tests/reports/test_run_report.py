@@ -286,3 +286,51 @@ def test_hostile_error_is_shown_whole_in_the_failures_list(history):
         .replace("'", "&#x27;")
     )
     assert escaped in page
+
+
+# ------------------------------------------------------------------------------------------
+# every run writes its report (the CLI; the function app's write_audit: tests/app)
+
+
+def test_every_cli_run_writes_its_report_and_a_failure_does_not_fail_it(
+    pg, monkeypatch, tmp_path, file_lake, capsys
+):
+    from tests.commands.test_run import COLUMNS, closed_port
+    from tests.conftest import set_source_env
+
+    pg.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+    pg.execute("INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 25) g")
+    pg.use_as(monkeypatch, "rep_pg")
+    set_source_env(
+        monkeypatch, "rep_down", host="127.0.0.1", port=closed_port(), database="test",
+        username="postgres",
+    )  # fmt: skip
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        COLUMNS + "\n"
+        f"r1,Y,postgresql,rep_pg,{pg.name},customers,FULL,,id\n"
+        f"r2,Y,postgresql,rep_down,public,customers,FULL,,id\n"
+    )
+    argv = ["run", "--config", str(config), "--destination", file_lake]
+    assert main([*argv, "--run-id", "run-rep-1"]) == 1  # one job failed
+    out = capsys.readouterr().out
+    folder = Path(file_lake[len("file://") :]) / "metadata" / "reports"
+    assert f"report: {folder / 'run-rep-1.html'}" in out
+    page = (folder / "run-rep-1.html").read_text()
+    assert page == (folder / "latest.html").read_text()
+    data = run_report.collect(file_lake, 1)
+    assert data.run is not None and data.run.run_id == "run-rep-1"
+    assert (data.run.counts["SUCCESS"], data.run.counts["FAILED"]) == (1, 1)
+    assert data.run.rows_loaded == 25
+    assert 'data-job="r1"' in page and 'data-job="r2"' in page and "rep_down" in page
+
+    # a report that cannot be written: the run's outcome and audit are as without it
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    assert main([*argv, "--run-id", "run-rep-2", "--job", "r1"]) == 0
+    out = capsys.readouterr().out
+    assert "report not written:" in out
+    rows = [r for _, r in audit_rows(file_lake, [TODAY]) if r["run_id"] == "run-rep-2"]
+    assert [(r["job_id"], r["status"]) for r in rows] == [("r1", "SUCCESS")]
