@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.screenshot:
             from tests import browser
 
-            with browser.offline_chromium() as driver:
-                driver.get(Path(written["path"]).as_uri())
-                errors = browser.console_errors(driver)
-                shot = browser.full_page_png(driver, Path(args.screenshot))
+            with browser.offline_chromium() as page:
+                page.load(Path(written["path"]).as_uri())
+                errors = page.console_errors()
+                shot = page.screenshot(Path(args.screenshot))
             print(f"screenshot: {shot} ({shot.stat().st_size:,} bytes); console errors: {errors}")
     print(f"generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     return 0

@@ -243,6 +243,5 @@ def test_the_system_needs_hold_what_ci_needs() -> None:
         "npm",
         "python3-venv",
         "chromium",
-        "chromium-driver",
     }
     assert all(present() for _, present, _ in tasks.SYSTEM_NEEDS)  # this machine has them

@@ -47,8 +47,8 @@ return Array.from(document.querySelectorAll('figure svg')).map(svg => {
 @pytest.fixture(scope="module")
 def chromium():
     try:
-        with browser.offline_chromium() as driver:
-            yield driver
+        with browser.offline_chromium() as page:
+            yield page
     except browser.BrowserMissing as exc:
         pytest.fail(str(exc))
 
@@ -74,15 +74,15 @@ def test_the_report_renders_offline_with_the_audits_numbers(chromium, file_lake,
     page = Path(written["path"])
     assert page.name == f"{run_ids[-1]}.html"
 
-    chromium.get(page.as_uri())
-    assert chromium.title == f"Ingestion report \u00b7 run {run_ids[-1]}"
-    assert browser.console_errors(chromium) == []
-    assert chromium.execute_script("return document.scripts.length") == 0
+    chromium.load(page.as_uri())
+    assert chromium.run("return document.title") == f"Ingestion report \u00b7 run {run_ids[-1]}"
+    assert chromium.console_errors() == []
+    assert chromium.run("return document.scripts.length") == 0
 
     # the status grid: one cell per table and day, coloured with the audit's status
     latest, rows_per_day = expected_from_audit(file_lake, days)
-    assert chromium.execute_script(DAYS) == [d.isoformat() for d in days]
-    grid = chromium.execute_script(GRID)
+    assert chromium.run(DAYS) == [d.isoformat() for d in days]
+    grid = chromium.run(GRID)
     assert sorted(r["job"] for r in grid) == sorted(j for j, _, _ in jobs)
     failed_links = []
     for row in grid:
@@ -95,30 +95,28 @@ def test_the_report_renders_offline_with_the_audits_numbers(chromium, file_lake,
                 assert HOSTILE_ERROR.split("\n")[0][:60] in cell["title"]
                 failed_links.append(cell["link"])
     assert failed_links and all(link and link.startswith("#e") for link in failed_links)
-    entry = chromium.execute_script(
-        "return document.querySelector(arguments[0]).textContent", failed_links[0]
-    )
+    entry = chromium.run("return document.querySelector(arguments[0]).textContent", failed_links[0])
     assert '<script>alert("x")</script>' in entry and "東京" in entry
 
     # the rows chart: the total above each day's bar is the audit's, and it is drawn
-    totals = {day: (text, drawn) for day, text, drawn in chromium.execute_script(TOTALS)}
+    totals = {day: (text, drawn) for day, text, drawn in chromium.run(TOTALS)}
     assert totals == {d.isoformat(): (f"{rows_per_day.get(d, 0):,}", True) for d in days}
-    assert chromium.execute_script(
-        "return document.getElementById('rows-chart').dataset.total"
-    ) == str(sum(rows_per_day.values()))
-    assert all(w > 300 and h > 100 for w, h in chromium.execute_script(CHARTS))
+    assert chromium.run("return document.getElementById('rows-chart').dataset.total") == str(
+        sum(rows_per_day.values())
+    )
+    assert all(w > 300 and h > 100 for w, h in chromium.run(CHARTS))
 
     # the run's cards
     run_rows = [r for (_, _), r in latest.items() if r["run_id"] == run_ids[-1]]
-    cards = chromium.execute_script(CARDS)
+    cards = chromium.run(CARDS)
     assert cards["run"] == run_ids[-1] and cards["tables"] == str(len(jobs))
     for status in ("SUCCESS", "WARN", "FAILED", "SKIPPED"):
         assert cards[status.lower()] == str(sum(1 for r in run_rows if r["status"] == status))
     assert cards["rows loaded"] == f"{sum(int(r['rows_loaded']) for r in run_rows):,}"
 
-    shot = browser.full_page_png(chromium, tmp_path / "report.png")
+    shot = chromium.screenshot(tmp_path / "report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    assert browser.console_errors(chromium) == []
+    assert chromium.console_errors() == []
 
 
 def test_the_browser_check_sees_network_use_and_script_errors(chromium, tmp_path):
@@ -130,7 +128,7 @@ def test_the_browser_check_sees_network_use_and_script_errors(chromium, tmp_path
         '<script src="https://cdn.jsdelivr.net/npm/vega@5"></script></head>'
         "<body><script>notDefinedAnywhere()</script></body></html>"
     )
-    chromium.get(bad.as_uri())
-    errors = browser.console_errors(chromium)
+    chromium.load(bad.as_uri())
+    errors = chromium.console_errors()
     assert any("cdn.jsdelivr.net" in e for e in errors), errors
     assert any("notDefinedAnywhere" in e for e in errors), errors
