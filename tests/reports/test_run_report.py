@@ -334,3 +334,17 @@ def test_every_cli_run_writes_its_report_and_a_failure_does_not_fail_it(
     assert "report not written:" in out
     rows = [r for _, r in audit_rows(file_lake, [TODAY]) if r["run_id"] == "run-rep-2"]
     assert [(r["job_id"], r["status"]) for r in rows] == [("r1", "SUCCESS")]
+
+
+def test_many_sources_are_drawn_as_the_biggest_and_other(file_lake):
+    from ingest.reports import charts
+
+    days = run_report.window(4)
+    write_nights(file_lake, days, tables(24, per_source=2), seed=9)  # 12 sources
+    data = run_report.collect(file_lake, 4)
+    assert len(data.sources()) == 12
+    svg = charts.rows_per_day_svg(data.days, data.rows_by_day, data.sources())
+    labels = dict(re.findall(r'<g id="rows-total-([\d-]+)">\s*<text[^>]*>([\d,]+)</text>', svg))
+    assert labels == {d.isoformat(): f"{n:,}" for d, n in data.rows_per_day().items()}
+    legend = re.findall(r"<text[^>]*>(src_\d+|other)</text>", svg)
+    assert legend == [*data.sources()[: charts.MAX_SOURCES], "other"]
