@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ingest.commands.demo",
     "ingest.commands.secrets",
     "ingest.commands.history",
+    "ingest.commands.html_report",
     "ingest.commands.trust",
     "ingest.commands.views",
 )

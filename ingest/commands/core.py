@@ -165,6 +165,10 @@ def run_plan(
     summary["views"] = refresh_after_run(
         the_plan.get("config_path"), the_plan["destination"], the_plan["run_id"]
     )
+    # then the run's HTML report (never fails the run; see ingest.reports.report_files)
+    from ingest.reports.report_files import report_after_run
+
+    summary["report"] = report_after_run(the_plan["destination"], the_plan["run_id"])
     return summary, results
 
 
@@ -192,6 +196,11 @@ def print_outcome(
                 f"{e['job_id']}: {e['error']}" for e in views["errors"]
             )
             sys.stdout.write(f"views not refreshed: {failed}\n")
+        report = summary.get("report") or {}
+        if report.get("path"):
+            sys.stdout.write(f"report: {report['path']}\n")
+        elif report.get("error"):
+            sys.stdout.write(f"report not written: {report['error']}\n")
     return 1 if summary["jobs_failed"] or summary.get("audit_error") else 0
 
 
