@@ -269,9 +269,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         builder = None
         try:
             builder = get_builder(job.source_type)
-            secrets = resolver.resolve(
-                job.source_name, builder.required_keys, builder.optional_keys
-            )
+            secrets = builder.secrets(resolver, job.source_name)
             builder.check_connection(job, secrets)
             rows.append((job.job_id, job.source_name, job.table_name, "OK", ""))
         except Exception as exc:  # report every job, then decide

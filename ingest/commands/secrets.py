@@ -172,6 +172,8 @@ def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
         nested = section.get("credentials")
         if isinstance(nested, Mapping):  # dlt's [sources.<name>.credentials]
             values = {**dict(nested), **values}
+        elif nested is not None:  # a connection string: secret <name>-credentials
+            values = {"credentials": nested, **values}
         for key, raw in values.items():
             name = vault_secret_name(source, key)
             item = Item(name, f"[sources.{source}] {key}", _text(raw))
@@ -296,6 +298,9 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
     rows = []
     for name, entry in sorted(needed.items()):
         if name in present and present[name]:
+            continue
+        whole = vault_secret_name(entry["source"], "credentials")
+        if present.get(whole):  # a connection string holds the source's keys
             continue
         state = "disabled" if name in present else "missing"
         if not entry["required"]:
