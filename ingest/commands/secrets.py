@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.commands.report import table
+from ingest.commands.output import show_table
 from ingest.errors import JobError, RequestError
 from ingest.settings import Settings
 
@@ -207,7 +207,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         rows = [(i.name, i.origin, i.status or "would upload", i.note) for i in items]
-        sys.stdout.write(table(("secret", "from", "action", "note"), rows) + "\n")
+        show_table(("secret", "from", "action", "note"), rows, sys.stdout)
         count = sum(1 for i in items if not i.status)
         sys.stdout.write(
             f"\ndry run: {count} secret(s) would be uploaded to {vault.vault_url}; "
@@ -232,7 +232,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         except JobError as exc:
             item.status, item.note = FAILED, str(exc)
     rows = [(i.name, i.origin, i.status, i.note) for i in items]
-    sys.stdout.write(table(("secret", "from", "status", "note"), rows) + "\n")
+    show_table(("secret", "from", "status", "note"), rows, sys.stdout)
     counts = {
         s: sum(1 for i in items if i.status == s)
         for s in (CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED)
@@ -312,7 +312,7 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
     required = [r for r in rows if "optional" not in r[3]]
     total = sum(1 for e in needed.values() if e["required"])
     if rows:
-        sys.stdout.write(table(("secret", "source", "key", "state", "jobs"), rows) + "\n")
+        show_table(("secret", "source", "key", "state", "jobs"), rows, sys.stdout)
     if required:
         sys.stdout.write(
             f"\n{len(required)} of {total} required secret(s) missing in {vault.vault_url}; "
