@@ -118,13 +118,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.cli import program_name
     from ingest.config import load_config
-    from ingest.config.jobrows import (
-        JobFileError,
-        append_job_rows,
-        next_job_ids,
-        read_job_file,
-        table_key,
-    )
+    from ingest.config.jobrows import JobFileError, append_job_rows, next_job_ids
+    from ingest.config.jobrows import read_job_file, table_key
     from ingest.errors import ConfigError
     from ingest.identifiers import is_source_name
     from ingest.secrets.resolver import build_resolver
