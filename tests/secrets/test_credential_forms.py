@@ -227,7 +227,7 @@ def test_nothing_found_names_the_connection_string_forms_too(job, tmp_path):
 
 
 def test_migrate_uploads_a_connection_string_as_one_secret(tmp_path, vault):
-    env = vault_env(tmp_path)
+    env = vault_env(tmp_path, vault)
     env.update(
         secrets_file(tmp_path, f'[sources.{SOURCE}]\ncredentials = "{url("pw-" + "x" * 8)}"\n')
     )
