@@ -163,3 +163,36 @@ def test_a_live_progress_line_on_a_terminal_and_none_when_piped(slow_table, tmp_
     assert piped.returncode == 0, piped.stderr
     assert "rows/s" not in piped.stderr and "\r" not in piped.stderr and "\x1b[" not in piped.stderr
     assert "job p1 finished: 2,500 rows" in piped.stderr
+
+
+def test_dlt_keeps_our_handler_when_it_initialises_its_logging_again():
+    """dlt (re)creates its logger with a format of its own on every runtime initialisation:
+    the routing survives it, in the CLI and in the function app (root handlers only)."""
+    import io
+    import logging
+
+    from dlt.common import logger as dlt_logger
+
+    from ingest.runtime.logsetup import IngestHandler, ToRootLogger, configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        configure_logging(logging.INFO, "json", stream=stream)
+        dlt_logger._create_logger("dlt", "WARNING", "{asctime}|[{levelname}]|{message}", "p", {})
+        (handler,) = logging.getLogger("dlt").handlers
+        assert isinstance(handler, ToRootLogger)
+        logging.getLogger("dlt").warning("from dlt %s", 42)
+        (line,) = stream.getvalue().splitlines()
+        record = json.loads(line)
+        assert record["logger"] == "dlt" and record["message"] == "from dlt 42"
+        assert [h for h in root.handlers if isinstance(h, IngestHandler)]
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_ingest", False):
+                root.removeHandler(handler)
+        for handler in saved[0]:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved[1])
