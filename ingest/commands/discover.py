@@ -117,9 +117,7 @@ def _patterns(values: list[str]) -> list[str]:
 def cmd_discover(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.cli import program_name
-    from ingest.config import load_config
-    from ingest.config.jobrows import JobFileError, append_job_rows, next_job_ids
-    from ingest.config.jobrows import read_job_file, table_key
+    from ingest.config import jobrows, load_config
     from ingest.errors import ConfigError
     from ingest.identifiers import is_source_name
     from ingest.secrets.resolver import build_resolver
@@ -142,8 +140,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
         )
     out = Path(args.out) if args.out else None
     try:
-        existing = read_job_file(out) if out else None
-    except JobFileError as exc:
+        existing = jobrows.read_job_file(out) if out else None
+    except jobrows.JobFileError as exc:
         raise RequestError(str(exc)) from None
 
     builder = get_builder(source_type)
@@ -172,12 +170,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
     new_rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for table in found.tables:
-        key = table_key(args.source, args.schema, table.name)
+        key = jobrows.table_key(args.source, args.schema, table.name)
         if key in configured:
             skipped[table.name] = f"already job {configured[key]} in {out}"
         elif table.proposed:
             new_rows.append(_job_row(table, source_type, args, program_name()))
-    ids = next_job_ids(existing.job_ids() if existing else (), len(new_rows))
+    ids = jobrows.next_job_ids(existing.job_ids() if existing else (), len(new_rows))
     for row, job_id in zip(new_rows, ids, strict=True):
         row["job_id"] = job_id
 
@@ -210,8 +208,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     _print_or_dump(args, found, skipped, new_rows, payload)
     if out and new_rows:
         try:
-            append_job_rows(out, new_rows)
-        except (JobFileError, OSError) as exc:
+            jobrows.append_job_rows(out, new_rows)
+        except (jobrows.JobFileError, OSError) as exc:
             sys.stderr.write(f"error: cannot write {out}: {exc}\n")
             return 1
     if not args.json:
