@@ -102,7 +102,7 @@ def test_text_format_for_ours_and_dlts_records(json_tables, pg, tmp_path):
 def test_json_format_one_object_per_line_with_run_and_job_ids(json_tables, tmp_path):
     for options, extra in (
         (("--log-format", "json"), {}),
-        ((), {"INGEST_LOG_FORMAT": "json"}),  # the setting, for log shippers
+        (("--job", "j1", "--job", "j2"), {"INGEST_LOG_FORMAT": "json"}),  # the setting
     ):
         lake = tmp_path / f"lake{len(options)}"
         proc = run(json_tables, lake, env_for(tmp_path, **extra), *options)
@@ -124,10 +124,15 @@ def test_json_format_one_object_per_line_with_run_and_job_ids(json_tables, tmp_p
 
 @pytest.fixture
 def slow_table(pg, tmp_path) -> Path:
-    """A view that yields 2,500 rows at about 2 ms each: a job of several seconds."""
+    """A view that yields 2,500 rows at about 2 ms each: a job of several seconds. The pause
+    is in a column (a function declared STABLE, so that the reconciliation's count(*), which
+    does not read the column, does not wait too)."""
     pg.execute(
-        "CREATE VIEW slow AS SELECT g AS id, md5(g::text) AS v "
-        "FROM generate_series(1, 2500) g, LATERAL (SELECT pg_sleep(0.002 + g * 0)) pause"
+        "CREATE FUNCTION slow_text(g int) RETURNS text LANGUAGE plpgsql STABLE AS "
+        "$$ BEGIN PERFORM pg_sleep(0.002); RETURN md5(g::text); END $$"
+    )
+    pg.execute(
+        "CREATE VIEW slow AS SELECT g AS id, slow_text(g) AS v FROM generate_series(1, 2500) g"
     )
     config = tmp_path / "slow.csv"
     config.write_text(

@@ -212,9 +212,11 @@ def test_a_wrong_form_fails_naming_the_key_and_the_accepted_forms(case, job, tmp
     assert "SOURCES__PG_SRC__CREDENTIALS" in error
     assert sentinel not in proc.stdout + proc.stderr + audit_text(lake)
 
-    checked = dlt_ingest("validate", "--config", str(job), "--check-connections", env=env)
-    assert checked.returncode == 1
-    assert "cannot be used" in checked.stdout and sentinel not in checked.stdout + checked.stderr
+    if case == "a list":  # validate says the same (once is enough: the same resolver)
+        checked = dlt_ingest("validate", "--config", str(job), "--check-connections", env=env)
+        assert checked.returncode == 1
+        assert "cannot be used: it holds a list" in checked.stdout
+        assert sentinel not in checked.stdout + checked.stderr
 
 
 def test_nothing_found_names_the_connection_string_forms_too(job, tmp_path):
