@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from ingest.commands.output import show_table
-from ingest.commands.report import table
 from ingest.settings import Settings
 from ingest.vocabulary import Status
 
@@ -134,10 +133,6 @@ def summary_rows(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         )
         for r in results
     ]
-
-
-def summary_table(results: list[dict[str, Any]]) -> str:
-    return table(SUMMARY_HEADERS, summary_rows(results))
 
 
 def run_plan(

@@ -70,7 +70,7 @@ def show_table(
 
     texts = [[cell_text(v, null) for v in row] for row in materialised]
     nulls = [[v is None for v in row] for row in materialised]
-    drawn = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    drawn = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
     for index, header in enumerate(headers):
         numeric = _numeric(texts, index, nulls)
         drawn.add_column(Text(str(header)), justify="right" if numeric else "left")
