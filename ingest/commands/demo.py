@@ -262,12 +262,30 @@ def refusal(folder: Path, role: str) -> str | None:
         )
     if (folder / MARKER).is_file() or not folder.exists() or not any(folder.iterdir()):
         return None
+    if role != "lake" and written_by_an_earlier_demo(folder):
+        return None
     return (
         f"demo: refusing to use {folder.resolve()} as its {role}: the folder is not empty "
         f"and was not created by the demo (it has no {MARKER} marker). The demo replaces "
         f"what it writes into its {role} on every run, so it only uses a new or empty "
         f"folder, or one it created before. Nothing was changed; pass {option} with a new "
         f"folder (default ./{default})"
+    )
+
+
+#: what the demo writes into its source folder (before markers existed, too)
+SOURCE_FILES = frozenset({"shop.db", "demo_config.csv", "secrets.toml"})
+
+
+def written_by_an_earlier_demo(folder: Path) -> bool:
+    """A source folder an earlier version of the demo (which wrote no marker) made: nothing in
+    it but the demo's files, and its job configuration word for word the demo's."""
+    names = {p.name for p in folder.iterdir()}
+    config = folder / "demo_config.csv"
+    return (
+        names <= SOURCE_FILES
+        and config.is_file()
+        and config.read_text(encoding="utf-8", errors="replace") == CONFIG_CSV
     )
 
 

@@ -109,3 +109,27 @@ def test_the_demo_reuses_its_own_folder_and_removes_only_what_it_wrote(tmp_path)
     assert (tmp_path / "demo_data" / MARKER).is_file()  # the source folder is marked too
     listing = {folder: rows for folder, _, rows in lake_listing(lake)}
     assert listing["demo_shop/customers"] == 2 * 1200  # two snapshots of this run only
+
+
+def test_a_source_folder_of_an_earlier_demo_is_recognised(tmp_path):
+    """Before the marker existed the demo wrote ./demo_data with exactly its three files:
+    such a folder is the demo's; one more file, or another config, and it is not."""
+    from ingest.commands.demo import CONFIG_CSV, claim_folders, refusal
+
+    old = tmp_path / "demo_data"
+    old.mkdir()
+    (old / "demo_config.csv").write_text(CONFIG_CSV, encoding="utf-8")
+    (old / "shop.db").write_bytes(b"old demo database")
+    assert refusal(old, "source folder") is None
+    (old / "mine.txt").write_text("x", encoding="utf-8")
+    assert "refusing to use" in (refusal(old, "source folder") or "")
+    (old / "mine.txt").unlink()
+    (old / "demo_config.csv").write_text(CONFIG_CSV + "x,Y,sqlite,a,,b,FULL\n", encoding="utf-8")
+    assert "refusing to use" in (refusal(old, "source folder") or "")
+    # a lake is never adopted without the marker
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "demo_config.csv").write_text(CONFIG_CSV, encoding="utf-8")
+    assert "refusing to use" in (refusal(lake, "lake") or "")
+    claim_folders({"source folder": tmp_path / "new"})
+    assert (tmp_path / "new" / ".dlt-ingest-demo").is_file()
