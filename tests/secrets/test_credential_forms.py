@@ -238,3 +238,23 @@ def test_migrate_uploads_a_connection_string_as_one_secret(tmp_path, vault):
     assert "pg-src-credentials" in proc.stdout and "created" in proc.stdout
     assert vault.value("pg-src-credentials") == url("pw-" + "x" * 8)
     assert "pw-xxxxxxxx" not in proc.stdout + proc.stderr
+
+
+def test_the_redactor_learns_the_password_parsed_out_of_a_connection_string(tmp_path):
+    import logging
+    from urllib.parse import quote
+
+    from ingest.secrets.redaction import RedactionFilter
+    from ingest.secrets.resolver import build_resolver
+
+    password = f"pa/ss@{uuid.uuid4().hex[:10]}"
+    text = f"postgresql://u:{quote(password, safe='')}@db.example:5432/erp"
+    resolver = build_resolver(tmp_path / "none.toml", env={"SOURCES__PG_SRC__CREDENTIALS": text})
+    found = get_builder("postgresql").secrets(resolver, SOURCE)
+    assert found["password"].reveal() == password  # decoded by dlt's parser
+    leaky = f"driver said: could not connect with {password!r} via {text}"
+    clean = resolver.redactor.redact(leaky)
+    assert password not in clean and quote(password, safe="") not in clean
+    record = logging.makeLogRecord({"msg": "%s", "args": (leaky,)})
+    RedactionFilter().filter(record)
+    assert password not in record.getMessage() and "***" in record.getMessage()
