@@ -56,6 +56,7 @@ def prepare_process(engine: bool = False) -> None:
     without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
     # engine modules load when this runs, not at start-up (cold start)
+    from ingest.runtime.logsetup import route_dlt_logging
     from ingest.secrets.redaction import install_redaction
     from ingest.telemetry import configure
 
@@ -65,6 +66,7 @@ def prepare_process(engine: bool = False) -> None:
 
         preload_engine()
     configure()
+    route_dlt_logging()  # dlt's records through the host's handlers, not a stream of their own
     install_redaction()
 
 

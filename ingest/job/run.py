@@ -149,7 +149,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
     task, settings = run.task, run.settings
     job = task.job
     builder = run.builder = get_builder(job.source_type)
-    secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
+    secrets = builder.secrets(resolver, job.source_name)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
     dest = Destination.from_url(task.destination)
