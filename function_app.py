@@ -1,10 +1,11 @@
 """Azure Functions app (Python v2 model, Durable Functions): a thin shell over `ingest.app`.
 
-Triggers: POST /api/runs, GET /api/runs/{id}, GET /api/jobs, timer `0 0 6,7 * * *` (UTC; the
-02:00 New York rule is in ingest/app/schedule.py). Orchestrators `ingest_run` (a run) and
-`ingest_batch` (one batch of its tables); activities `plan_run`, `ingest_table`,
-`record_failure`, `write_audit`, `find_active_runs`. Heavy libraries (dlt, pyarrow, drivers,
-openpyxl, azure-monitor) are imported inside the activities, never at import time (cold start).
+Triggers: POST /api/runs, GET /api/runs/{id}, GET /api/runs/{id}/report (HTML), GET /api/jobs,
+timer `0 0 6,7 * * *` (UTC; the 02:00 New York rule is in ingest/app/schedule.py).
+Orchestrators `ingest_run` (a run) and `ingest_batch` (one batch of its tables); activities
+`plan_run`, `ingest_table`, `record_failure`, `write_audit`, `find_active_runs`. Heavy
+libraries (dlt, pyarrow, drivers, openpyxl, azure-monitor, matplotlib) are imported inside the
+activities, never at import time (cold start).
 See docs/FUNCTIONS.md.
 """
 
@@ -28,6 +29,11 @@ async def start_run(req: func.HttpRequest, client) -> func.HttpResponse:
 @app.durable_client_input(client_name="client")
 async def get_run(req: func.HttpRequest, client) -> func.HttpResponse:
     return await http_api.get_run(req, client)
+
+
+@app.route(route="runs/{id}/report", methods=["GET"])
+def get_run_report(req: func.HttpRequest) -> func.HttpResponse:
+    return http_api.get_run_report(req)
 
 
 @app.route(route="jobs", methods=["GET"])

@@ -73,6 +73,9 @@ Exits with the demo's exit code.  (`python3 tasks.py demo -- --help` shows the d
     "test": """\
 usage: python3 tasks.py test [--skip-lint] [--] [PYTEST ARGS...]
 
+0. the system packages the tests need (unixODBC + FreeTDS, Node.js + npm, python3-venv,
+   chromium for the report's browser test): installed with apt-get when missing and run as
+   root; otherwise it prints the apt-get command and exits 3;
 1. creates/updates .venv with requirements.txt + requirements-dev.txt, and .venv-infra with
    requirements-infra.txt (checkov's pins clash with the app's), reinstalling only when a
    file changed;
@@ -409,6 +412,11 @@ SYSTEM_NEEDS: tuple[tuple[str, Callable[[], bool], tuple[str, ...]], ...] = (
         ("nodejs", "npm"),
     ),
     ("python3-venv to create .venv", _venv_works, ("python3-venv",)),
+    (
+        "headless Chromium for the HTML report's browser test",
+        lambda: bool(shutil.which("chromium")),
+        ("chromium",),
+    ),
 )
 
 

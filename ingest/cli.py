@@ -8,11 +8,13 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
-from importlib import import_module
+from collections.abc import Iterator, Sequence
+from importlib import import_module, metadata
+from typing import Any
 
 from ingest.errors import ConfigError, RequestError
-from ingest.settings import SettingsError
+from ingest.settings import LOG_FORMATS, SettingsError
+from ingest.settings import log_format as settings_log_format
 
 #: bad configuration or arguments: nothing ran (0: every job succeeded, 1: some failed)
 EXIT_USAGE = 2
@@ -23,8 +25,10 @@ COMMAND_MODULES = (
     "ingest.commands.demo",
     "ingest.commands.secrets",
     "ingest.commands.history",
+    "ingest.commands.html_report",
     "ingest.commands.trust",
     "ingest.commands.views",
+    "ingest.commands.discover",
 )
 
 
@@ -49,17 +53,82 @@ def command_for_hints() -> str:
     return os.path.abspath(argv0)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version_text() -> str:
+    """`dlt-ingest 0.1.0 (dlt 1.31.0, Python 3.11.7)`: from the installed distributions'
+    metadata (no engine import)."""
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"{program_name()} {installed('dlt-ingest')} "
+        f"(dlt {installed('dlt')}, Python {sys.version.split()[0]})"
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-v/-q/--log-format, on the main parser and (without defaults) on every command, so they
+    work before and after the command's name."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="warnings and errors only"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default if default is argparse.SUPPRESS else None,
+        help="log records on stderr as text (local time with UTC offset, run and job id) or "
+        "json (one object per line); default: INGEST_LOG_FORMAT or text",
+    )
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """(command path, parser) of the main parser and every command and sub-command."""
+    stack = [(parser.prog, parser)]
+    while stack:
+        name, current = stack.pop(0)
+        yield name, current
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack += [(sub.prog, sub) for sub in action.choices.values()]
+
+
+def build_parser(terminal: bool | None = None) -> argparse.ArgumentParser:
+    """The command line. `terminal`: render help with rich (default: when stdout is a
+    terminal; plain text when piped)."""
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description="Copy the tables listed in the job configuration into the Parquet lake.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument(
+        "--version", action="version", version=version_text(), help="print the version and exit"
+    )
+    _add_output_options(parser, False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         import_module(name).register(subparsers)
+    for _, sub in list(all_parsers(parser))[1:]:
+        if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            _add_output_options(sub, argparse.SUPPRESS)
+    if terminal if terminal is not None else _stdout_is_terminal():
+        # rich: only for a person at a terminal (piped help stays plain argparse text)
+        from rich_argparse import RichHelpFormatter
+
+        for _, each in all_parsers(parser):
+            each.formatter_class = RichHelpFormatter
     return parser
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    configure_logging(level)
+    try:
+        log_format = args.log_format or settings_log_format()
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    configure_logging(level, log_format)
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.telemetry import configure as configure_telemetry
 

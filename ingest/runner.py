@@ -22,7 +22,7 @@ from ingest.job import run_job
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
 from ingest.results import failed_result
-from ingest.runtime.logsetup import configure_logging
+from ingest.runtime.logsetup import configure_logging, current_log_format
 from ingest.runtime.warmup import preload_engine
 from ingest.secrets.redaction import redact_text
 from ingest.settings import Settings, replace_environment
@@ -32,9 +32,9 @@ from ingest.telemetry import configure as configure_telemetry
 log = logging.getLogger(__name__)
 
 
-def _init_worker(level: int) -> None:
+def _init_worker(level: int, log_format: str) -> None:
 
-    configure_logging(level)
+    configure_logging(level, log_format)
     configure_telemetry()
     preload_engine()  # a no-op under the fork server, which imported and froze it already
 
@@ -113,7 +113,7 @@ def run_tasks(
             max_workers=min(workers, len(tasks)),
             mp_context=context,
             initializer=_init_worker,
-            initargs=(level,),
+            initargs=(level, current_log_format()),
         ) as pool:
             environment = dict(settings_environment())
             futures = {

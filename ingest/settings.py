@@ -175,6 +175,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_LOG_FORMAT",
+        "text",
+        "Log format of the dlt-ingest command on stderr: text (local time with UTC offset, "
+        "run and job id) or json (one object per line, for log shippers); --log-format "
+        "overrides it. The function app logs through the Functions host.",
+        scope="local",
+    ),
+    SettingSpec(
         "INGEST_SECRETS_FILE",
         ".dlt/secrets.toml",
         "Local secrets file read after environment variables.",
@@ -267,6 +275,20 @@ def read(name: str, env: Mapping[str, str] | None = None) -> str | None:
     spec = _BY_NAME[name]  # KeyError: not in the catalogue
     env = os.environ if env is None else env
     return (env.get(name) or "").strip() or spec.default
+
+
+#: the values of INGEST_LOG_FORMAT (and --log-format)
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """INGEST_LOG_FORMAT, checked."""
+    value = str(read("INGEST_LOG_FORMAT", env)).lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(
+            f"setting INGEST_LOG_FORMAT={value!r} must be one of {', '.join(LOG_FORMATS)}"
+        )
+    return value
 
 
 def _partitions(env: Mapping[str, str], name: str) -> int | None:

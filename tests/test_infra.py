@@ -523,6 +523,43 @@ def check_alerts(trees: dict[str, Any]) -> list[str]:
     return problems
 
 
+WORKBOOK = "modules/workbook.bicep"
+WORKBOOK_JSON = INFRA / "workbooks" / "ingestion.workbook.json"
+
+
+def check_workbook(trees: dict[str, Any]) -> list[str]:
+    """A shared Microsoft.Insights/workbooks whose content is the checked-in JSON (the queries
+    tests/test_workbook.py checks), bound to the Application Insights component, and deployed
+    by main.bicep with the component's id."""
+    tree = trees[WORKBOOK]
+    problems: list[str] = []
+    books = resources(tree, "Microsoft.Insights/workbooks")
+    if len(books) != 1:
+        return [f"workbook.bicep must define one Microsoft.Insights/workbooks, found {list(books)}"]
+    (book,) = books.values()
+    if cfg(book, "kind") != "shared":
+        problems.append("the workbook must be kind 'shared' (visible to the team)")
+    if "appInsightsId" not in literal_strings(tree, cfg(book, "properties", "sourceId")):
+        problems.append("the workbook's sourceId must be the appInsightsId parameter")
+    content = resolve_var(tree, cfg(book, "properties", "serializedData"))
+    loaded = [
+        node["function"]["parameters"]["file_path"]
+        for node in walk(content)
+        if isinstance(node, dict) and node.get("function", {}).get("type") == "load_text_content"
+    ]
+    if [str((INFRA / "modules" / p).resolve()) for p in loaded] != [str(WORKBOOK_JSON)]:
+        problems.append(f"serializedData must load {WORKBOOK_JSON.relative_to(INFRA)}: {loaded}")
+    elif "appInsightsId" not in literal_strings(tree, content):
+        problems.append("the workbook's fallback resource must be replaced by appInsightsId")
+    try:
+        passed = module_params(trees[MAIN], WORKBOOK).get("appInsightsId")
+    except AssertionError as exc:
+        return [*problems, str(exc)]
+    if chain(passed) != "monitoring.outputs.appInsightsId":
+        problems.append("main.bicep must pass monitoring.outputs.appInsightsId to the workbook")
+    return problems
+
+
 def check_parameters_example(trees: dict[str, Any], example: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     params = trees[MAIN].get("parameters") or {}
@@ -815,6 +852,7 @@ def test_every_template_parses(trees: dict[str, Any]) -> None:
         "modules/functionapp.bicep",
         "modules/alerts.bicep",
         "modules/network.bicep",
+        "modules/workbook.bicep",
     }
     nested = {"modules/dnszone.bicep", "modules/privateendpoint.bicep"}
     assert expected | nested == trees.keys()
@@ -837,6 +875,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "setting_values": check_setting_values,
     "alerts": check_alerts,
     "private_networking": check_private_networking,
+    "workbook": check_workbook,
 }
 
 
@@ -1159,6 +1198,26 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         lambda t: t[MAIN]["parameters"]["pythonVersion"]["decorators"][-1].update(
             argument=["3.11"]
         ),
+    ),
+    "workbook_not_shared": (
+        "workbook",
+        lambda t: resources(t[WORKBOOK])["workbook"]["config"].update(kind="user"),
+    ),
+    "workbook_on_another_resource": (
+        "workbook",
+        lambda t: resources(t[WORKBOOK])["workbook"]["config"]["properties"].update(
+            sourceId="azure monitor"
+        ),
+    ),
+    "workbook_other_content": (
+        "workbook",
+        lambda t: t[WORKBOOK]["variables"]["content"]["value"]["function"]["parameters"][
+            "original_string"
+        ]["function"]["parameters"].update(file_path="../workbooks/other.json"),
+    ),
+    "workbook_not_deployed": (
+        "workbook",
+        lambda t: t[MAIN]["modules"].pop("workbook"),
     ),
     "alert_on_wrong_event": (
         "alerts",

@@ -145,7 +145,8 @@ def test_demo_and_its_hints_work_outside_the_repository(tmp_path: Path) -> None:
         [str(command), "demo"], capture_output=True, text=True, cwd=work, env=clean_env()
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert (work / "demo_data" / "secrets.toml").exists() and (work / "lake").is_dir()
+    assert (work / "demo_data" / "secrets.toml").exists() and (work / "demo_lake").is_dir()
+    assert not (work / "lake").exists()  # where `run` writes by default: the demo keeps out
     hints = demo.stdout.split("== next:", 1)[1].splitlines()[1:]
     hints = [h.strip() for h in hints if h.strip()]
     assert len(hints) == 5

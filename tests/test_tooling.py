@@ -236,5 +236,12 @@ def test_missing_system_packages_are_installed_when_root(monkeypatch) -> None:
 def test_the_system_needs_hold_what_ci_needs() -> None:
     tasks = _tasks_module()
     packages = {p for _, _, group in tasks.SYSTEM_NEEDS for p in group}
-    assert packages == {"unixodbc", "tdsodbc", "nodejs", "npm", "python3-venv"}
+    assert packages == {
+        "unixodbc",
+        "tdsodbc",
+        "nodejs",
+        "npm",
+        "python3-venv",
+        "chromium",
+    }
     assert all(present() for _, present, _ in tasks.SYSTEM_NEEDS)  # this machine has them

@@ -56,6 +56,7 @@ def prepare_process(engine: bool = False) -> None:
     without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
     # engine modules load when this runs, not at start-up (cold start)
+    from ingest.runtime.logsetup import route_dlt_logging
     from ingest.secrets.redaction import install_redaction
     from ingest.telemetry import configure
 
@@ -65,6 +66,7 @@ def prepare_process(engine: bool = False) -> None:
 
         preload_engine()
     configure()
+    route_dlt_logging()  # dlt's records through the host's handlers, not a stream of their own
     install_redaction()
 
 
@@ -202,8 +204,8 @@ def waited_note(waited: dict[str, Any]) -> str:
 
 def write_audit(request: Any) -> dict[str, Any]:
     """Activity `write_audit`: read the run's results from the run store, append its audit
-    rows (and telemetry), then refresh the lake's views (a failure there is logged and
-    reported, never fails the audit); return the run summary.
+    rows (and telemetry), then refresh the lake's views and write the run's HTML report (a
+    failure there is logged and reported, never fails the audit); return the run summary.
 
     `request`: {"run_id", "destination", "started_at", "trigger", "waited" (optional)}. A
     planned table without a stored result gets a FAILED row saying so. The summary lists at
@@ -238,6 +240,7 @@ def write_audit(request: Any) -> dict[str, Any]:
         run["waited_for"] = waited.get("waited_for")
     summary = append(run)
     summary["views"] = compact_views(refresh_views_after(run))
+    summary["report"] = report_after(run)
     return {**summary, **capped_jobs(summary.get("failed_jobs") or [])}
 
 
@@ -248,6 +251,14 @@ def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
 
     config_path = resolve_config_path(settings().config_path)
     return refresh_after_run(config_path, str(run["destination"]), str(run["run_id"]))
+
+
+def report_after(run: dict[str, Any]) -> dict[str, Any]:
+    """The report step of a run (ingest.reports.report_files): never raises."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.reports.report_files import report_after_run
+
+    return report_after_run(str(run["destination"]), str(run["run_id"]))
 
 
 async def find_active_runs(request: Any, client: Any) -> list[str]:

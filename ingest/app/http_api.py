@@ -2,6 +2,7 @@
 
 - `POST /api/runs`: validate the body, refuse while a run is active (409), start (202).
 - `GET /api/runs/{id}`: status, progress and a page of per-table results (`run_status`).
+- `GET /api/runs/{id}/report`: the run's HTML report (`ingest.reports.report_files`).
 - `GET /api/jobs`: the validated job list and what the next scheduled run will do.
 - `on_timer`: the nightly start (DST-safe 02:00 New York, one run per New York date; a late
   fire on the same New York day still starts that day's run).
@@ -207,6 +208,38 @@ async def get_run(req: Any, client: Any) -> Any:
             404, f"run {run_id} is not known (neither in Durable, the run store nor recent audits)"
         )
     return json_response(200, body)
+
+
+# ----------------------------------------------------------------------- GET /api/runs/{id}/report
+
+#: the report page runs no script and fetches nothing, also when served
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def get_run_report(req: Any) -> Any:
+    """The run's HTML report from `<lake>/metadata/reports/<id>.html` (`latest`: the newest).
+    A run without a stored report (one from before reports, or whose report failed) gets it
+    built from the audit and stored; 404 when the audit does not know the run either."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.reports.report_files import BadReportId, report_page
+
+    run_id = (req.route_params or {}).get("id", "")
+    try:
+        page = report_page(settings().destination, run_id)
+    except BadReportId:
+        return _error(400, f"{run_id[:200]!r} is not a run id")
+    if page is None:
+        return _error(404, f"run {run_id} has no report and is not in the recent audit")
+    # the Functions SDK: only when a response is built (tests import this module without it)
+    import azure.functions as func
+
+    return func.HttpResponse(
+        page, status_code=200, mimetype="text/html", charset="utf-8", headers=REPORT_HEADERS
+    )
 
 
 # ------------------------------------------------------------------------------ GET /api/jobs

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ingest.commands.report import table
+from ingest.commands.output import show_table
 from ingest.settings import Settings
 from ingest.vocabulary import Status
 
@@ -72,6 +72,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="resolve secrets and connect to every enabled job's source",
     )
+    validate.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (problems, warnings, one check per job)",
+    )
     validate.set_defaults(func=cmd_validate)
 
     plan = subparsers.add_parser(
@@ -79,8 +84,16 @@ def register(subparsers: Any) -> None:
     )
     _common(plan)
     plan.add_argument("--destination", help="lake root (default: INGEST_DESTINATION)")
-    plan.add_argument("--job", action="append", default=[], metavar="ID")
-    plan.add_argument("--source", action="append", default=[], metavar="NAME")
+    plan.add_argument(
+        "--job", action="append", default=[], metavar="ID", help="only this job (repeatable)"
+    )
+    plan.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this source (repeatable)",
+    )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(func=cmd_plan)
 
@@ -90,36 +103,36 @@ def _print_warnings(warnings: list[str]) -> None:
         log.warning("config: %s", warning)
 
 
-def summary_table(results: list[dict[str, Any]]) -> str:
-    return table(
+SUMMARY_HEADERS = (
+    "job",
+    "source",
+    "table",
+    "load",
+    "status",
+    "rows",
+    "files",
+    "seconds",
+    "watermark",
+    "error",
+)
+
+
+def summary_rows(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
         (
-            "job",
-            "source",
-            "table",
-            "load",
-            "status",
-            "rows",
-            "files",
-            "seconds",
-            "watermark",
-            "error",
-        ),
-        [
-            (
-                r["job_id"],
-                r["source_name"],
-                r["table_name"],
-                r["load_type"],
-                r["status"],
-                f"{int(r.get('rows_loaded') or 0):,}",
-                r.get("files_written", 0),
-                f"{float(r.get('duration_s') or 0):.1f}",
-                r.get("watermark_after") or "",
-                (r.get("error") or "")[:80],
-            )
-            for r in results
-        ],
-    )
+            r["job_id"],
+            r["source_name"],
+            r["table_name"],
+            r["load_type"],
+            r["status"],
+            f"{int(r.get('rows_loaded') or 0):,}",
+            r.get("files_written", 0),
+            f"{float(r.get('duration_s') or 0):.1f}",
+            r.get("watermark_after") or "",
+            (r.get("error") or "")[:80],
+        )
+        for r in results
+    ]
 
 
 def run_plan(
@@ -165,6 +178,10 @@ def run_plan(
     summary["views"] = refresh_after_run(
         the_plan.get("config_path"), the_plan["destination"], the_plan["run_id"]
     )
+    # then the run's HTML report (never fails the run; see ingest.reports.report_files)
+    from ingest.reports.report_files import report_after_run
+
+    summary["report"] = report_after_run(the_plan["destination"], the_plan["run_id"])
     return summary, results
 
 
@@ -175,7 +192,7 @@ def print_outcome(
     if as_json:
         sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
     else:
-        sys.stdout.write(summary_table(results) + "\n")
+        show_table(SUMMARY_HEADERS, summary_rows(results), sys.stdout)
         sys.stdout.write(
             f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
             # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
@@ -192,6 +209,11 @@ def print_outcome(
                 f"{e['job_id']}: {e['error']}" for e in views["errors"]
             )
             sys.stdout.write(f"views not refreshed: {failed}\n")
+        report = summary.get("report") or {}
+        if report.get("path"):
+            sys.stdout.write(f"report: {report['path']}\n")
+        elif report.get("error"):
+            sys.stdout.write(f"report not written: {report['error']}\n")
     return 1 if summary["jobs_failed"] or summary.get("audit_error") else 0
 
 
@@ -246,49 +268,81 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.config import load_config
+    from ingest.errors import ConfigError
+    from ingest.runtime.optional import check_jobs
     from ingest.secrets.resolver import build_resolver
     from ingest.sources import get_builder
 
     settings = Settings.from_env()
-    config = load_config(args.config or settings.config_path)
-    _print_warnings(list(config.warnings))
+    path = args.config or settings.config_path
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        report = {"config": path, "ok": False, "problems": [str(p) for p in exc.problems]}
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 2
     enabled = config.enabled_jobs
-    sys.stdout.write(f"{config.path}: OK, {len(config.jobs)} job(s), {len(enabled)} enabled\n")
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.runtime.optional import check_jobs
-
     missing, notes = check_jobs(enabled)  # optional packages (pyproject.toml extras)
-    _print_warnings(notes)
+    warnings = [*config.warnings, *notes]
+    report: dict[str, Any] = {
+        "config": str(config.path),
+        "jobs": len(config.jobs),
+        "enabled": len(enabled),
+        "warnings": warnings,
+        "errors": list(missing),
+    }
+    checks: list[dict[str, str]] = []
+    if args.check_connections:
+        resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
+        for job in enabled:
+            builder = None
+            try:
+                builder = get_builder(job.source_type)
+                secrets = builder.secrets(resolver, job.source_name)
+                builder.check_connection(job, secrets)
+                error = ""
+            except Exception as exc:  # report every job, then decide
+                # engine modules load when this runs, not at start-up (cold start)
+                from ingest.job import classify_error
+
+                failure = classify_error(
+                    exc,
+                    job,
+                    f"source {job.source_name!r}",
+                    builder=builder,
+                    redact=resolver.redactor.redact,
+                )
+                error = resolver.redactor.redact(str(failure))
+            checks.append(
+                {
+                    "job_id": job.job_id,
+                    "source_name": job.source_name,
+                    "table_name": job.table_name,
+                    "status": "OK" if not error else str(Status.FAILED),
+                    "error": error,
+                }
+            )
+        report["checks"] = checks
+    failed = [c for c in checks if c["error"]]
+    report["ok"] = not missing and not failed
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0 if report["ok"] else 1
+    _print_warnings(warnings)
+    sys.stdout.write(f"{config.path}: OK, {len(config.jobs)} job(s), {len(enabled)} enabled\n")
     for problem in missing:
         sys.stdout.write(f"error: {problem}\n")
-    if not args.check_connections:
-        return 1 if missing else 0
-    resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
-    rows, failures = [], 0
-    for job in enabled:
-        builder = None
-        try:
-            builder = get_builder(job.source_type)
-            secrets = resolver.resolve(
-                job.source_name, builder.required_keys, builder.optional_keys
-            )
-            builder.check_connection(job, secrets)
-            rows.append((job.job_id, job.source_name, job.table_name, "OK", ""))
-        except Exception as exc:  # report every job, then decide
-            from ingest.job import classify_error
-
-            failures += 1
-            failure = classify_error(
-                exc,
-                job,
-                f"source {job.source_name!r}",
-                builder=builder,
-                redact=resolver.redactor.redact,
-            )
-            error = resolver.redactor.redact(str(failure))
-            rows.append((job.job_id, job.source_name, job.table_name, Status.FAILED, error[:160]))
-    sys.stdout.write(table(("job", "source", "table", "check", "error"), rows) + "\n")
-    return 1 if failures or missing else 0
+    if args.check_connections:
+        show_table(
+            ("job", "source", "table", "check"),
+            [(c["job_id"], c["source_name"], c["table_name"], c["status"]) for c in checks],
+            sys.stdout,
+        )
+        for check in failed:  # whole, below the table: the fix is often at the end
+            sys.stdout.write(f"\njob {check['job_id']}: {check['error']}\n")
+    return 0 if report["ok"] else 1
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -321,8 +375,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 job.get("schedule") or "DAILY",
             )
         )
-    sys.stdout.write(
-        table(("job", "type", "source", "table", "load", "watermark", "schedule"), rows) + "\n"
+    show_table(
+        ("job", "type", "source", "table", "load", "watermark", "schedule"), rows, sys.stdout
     )
     for skipped in the_plan["skipped"]:
         sys.stdout.write(f"skipped {skipped['job_id']}: {skipped['reason']}\n")

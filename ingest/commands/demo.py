@@ -2,8 +2,16 @@
 
 Builds a small shop database in SQLite (customers, products, orders, order_items: a few
 thousand rows with unicode names, decimals, timestamps and NULLs), writes a job config and a
-secrets file for it, runs the jobs into `./lake`, adds and changes orders, runs again (the
+secrets file for it, runs the jobs into `./demo_lake`, adds and changes orders, runs again (the
 incremental jobs pick up exactly the new rows), and prints what landed.
+
+Safe by default: the demo writes only into folders it created. Each one it uses (the source
+folder, `./demo_data`, and the lake, `./demo_lake`) is claimed first: a new or empty folder
+gets a marker file (`.dlt-ingest-demo`); a folder with the marker is the demo's own; any other
+non-empty folder (a real lake, a folder of someone's files) is refused with exit code 2 and a
+message saying why, before anything is written or deleted. On a second run the demo removes
+only what its own runs wrote there (the lake's `demo_shop/` and `metadata/` folders; the
+source folder's three files are rewritten).
 """
 
 from __future__ import annotations
@@ -20,7 +28,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ingest.errors import RequestError
+
 SOURCE = "demo_shop"
+#: the file that marks a folder as the demo's own (created by the demo; nothing else has it)
+MARKER = ".dlt-ingest-demo"
+MARKER_TEXT = (
+    "This folder was created by `dlt-ingest demo`. The demo may delete what it wrote here "
+    "(demo_shop/, metadata/, shop.db, demo_config.csv, secrets.toml) when it runs again.\n"
+)
+#: what the demo's runs write into its lake (the demo source's dataset and the run metadata)
+LAKE_CONTENT = (SOURCE, "metadata")
+DEFAULT_FOLDER = "demo_data"
+DEFAULT_LAKE = "demo_lake"
 FIRST_NAMES = [
     "Ana",
     "Björn",
@@ -230,15 +250,75 @@ def lake_listing(lake: Path) -> list[tuple[str, int, int]]:
     return out
 
 
+def refusal(folder: Path, role: str) -> str | None:
+    """Why the demo may not use `folder` as its `role` (None: it may: the folder is new,
+    empty, or marked as the demo's own)."""
+    option = "--lake" if role == "lake" else "--folder"
+    default = DEFAULT_LAKE if role == "lake" else DEFAULT_FOLDER
+    if folder.exists() and not folder.is_dir():
+        return (
+            f"demo: {folder.resolve()} is a file, not a folder; give the demo's {role} "
+            f"another place with {option} DIR (default ./{default})"
+        )
+    if (folder / MARKER).is_file() or not folder.exists() or not any(folder.iterdir()):
+        return None
+    if role != "lake" and written_by_an_earlier_demo(folder):
+        return None
+    return (
+        f"demo: refusing to use {folder.resolve()} as its {role}: the folder is not empty "
+        f"and was not created by the demo (it has no {MARKER} marker). The demo replaces "
+        f"what it writes into its {role} on every run, so it only uses a new or empty "
+        f"folder, or one it created before. Nothing was changed; pass {option} with a new "
+        f"folder (default ./{default})"
+    )
+
+
+#: what the demo writes into its source folder (before markers existed, too)
+SOURCE_FILES = frozenset({"shop.db", "demo_config.csv", "secrets.toml"})
+
+
+def written_by_an_earlier_demo(folder: Path) -> bool:
+    """A source folder an earlier version of the demo (which wrote no marker) made: nothing in
+    it but the demo's files, and its job configuration word for word the demo's."""
+    names = {p.name for p in folder.iterdir()}
+    config = folder / "demo_config.csv"
+    return (
+        names <= SOURCE_FILES
+        and config.is_file()
+        and config.read_text(encoding="utf-8", errors="replace") == CONFIG_CSV
+    )
+
+
+def claim_folders(folders: dict[str, Path]) -> None:
+    """Make each folder (role -> path) the demo's own, or refuse them all: RequestError (exit
+    2) saying why, before anything is written or deleted."""
+    problems = [text for role, path in folders.items() if (text := refusal(path, role))]
+    if problems:
+        raise RequestError("\n".join(problems))
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / MARKER).is_file():
+            (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+
+
+def clear_demo_lake(lake: Path) -> None:
+    """Remove what earlier demo runs wrote into the demo's (marked) lake, nothing else."""
+    assert (lake / MARKER).is_file(), "only the demo's own lake is cleared"
+    for name in LAKE_CONTENT:
+        path = lake / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+
+
 def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
 
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.core import execute_run, summary_table
-    from ingest.commands.report import table
+    from ingest.commands.core import SUMMARY_HEADERS, execute_run, summary_rows
+    from ingest.commands.output import show_table
     from ingest.settings import Settings
 
-    if lake.exists():
-        shutil.rmtree(lake)
+    claim_folders({"source folder": folder, "lake": lake})
+    clear_demo_lake(lake)
     db = folder / "shop.db"
     counts = build_shop(db)
     config, secrets = write_demo_project(folder)
@@ -254,13 +334,14 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
             expected = change_shop(db)
             out.write(f"\nchanged the source: incremental jobs should pick up {expected}\n")
         summary, results = execute_run(settings, config_path=str(config), destination=destination)
-        out.write(f"\n== {title}\n{summary_table(results)}\n")
+        out.write(f"\n== {title}\n")
+        show_table(SUMMARY_HEADERS, summary_rows(results), out)
         if summary["jobs_failed"]:
             exit_code = 1
     out.write("\n== what landed in " + str(lake) + "\n")
-    out.write(table(("table folder", "files", "rows"), lake_listing(lake)) + "\n")
+    show_table(("table folder", "files", "rows"), lake_listing(lake), out)
     out.write(f"audit: {summary['audit_path']}\n")
-    out.write(query_lake(destination, DEMO_QUERY))
+    query_lake(destination, DEMO_QUERY, out)
     out.write("\n== next: the same commands on the demo's files (from any folder)\n")
     out.write("".join(f"  {line}\n" for line in next_steps(config, secrets, destination)))
     return exit_code
@@ -273,18 +354,15 @@ DEMO_QUERY = (
 )
 
 
-def query_lake(destination: str, sql: str) -> str:
-    """`python -m ingest query SQL` as text: the views, then the result."""
+def query_lake(destination: str, sql: str, out: Any) -> None:
+    """`dlt-ingest query SQL`: the views, then the result (NULL shown as NULL)."""
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.report import table
+    from ingest.commands.output import NULL, show_table
     from ingest.views.duck import run_query
 
     result = run_query(destination, sql)
-    return (
-        f'\n== python -m ingest query "{sql}"\n'
-        f"(views: {', '.join(result.views)})\n"
-        f"{table(result.columns, result.rows)}\n"
-    )
+    out.write(f'\n== python -m ingest query "{sql}"\n(views: {", ".join(result.views)})\n')
+    show_table(result.columns, result.rows, out, null=NULL)
 
 
 HINT_QUERY = "select status, count(*) as orders from demo_shop.orders group by 1 order by 1"
@@ -314,15 +392,26 @@ def next_steps(
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole product on an embedded SQLite source into ./lake",
+        help="run the whole product on an embedded SQLite source into ./demo_lake",
         description="Build a small SQLite shop database, load it into a local lake, change it, "
-        "load again incrementally, and print what landed. Needs no server and no cloud.",
+        "load again incrementally, and print what landed. Needs no server and no cloud. "
+        f"The demo writes only into folders it created (marked with a {MARKER} file): a new "
+        "or empty folder is used, a folder the demo created before is reused (only what the "
+        "demo wrote there is replaced), any other non-empty folder is refused (exit 2).",
     )
     parser.add_argument(
-        "--folder", default="demo_data", help="where the demo source goes (default demo_data)"
+        "--folder",
+        default=DEFAULT_FOLDER,
+        metavar="DIR",
+        help=f"where the demo source goes (default ./{DEFAULT_FOLDER}; new, empty or the "
+        "demo's own)",
     )
     parser.add_argument(
-        "--lake", default="lake", help="lake folder (default ./lake; emptied first)"
+        "--lake",
+        default=DEFAULT_LAKE,
+        metavar="DIR",
+        help=f"the demo's lake folder (default ./{DEFAULT_LAKE}, not ./lake where `run` "
+        "writes; new, empty or the demo's own)",
     )
     parser.set_defaults(func=lambda args: run_demo(Path(args.folder), Path(args.lake)))
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ingest.commands.report import table
+from ingest.commands.output import show_table
 from ingest.settings import Settings
 
 ERROR_WIDTH = 100
@@ -39,7 +39,7 @@ def _short(text: str, width: int = ERROR_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _rows_table(rows: list[dict[str, str]]) -> str:
+def _rows_table(rows: list[dict[str, str]]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     ordered = sorted(
         rows,
         key=lambda r: (r.get("job_id", ""), r.get("started_at", "")),
@@ -47,7 +47,7 @@ def _rows_table(rows: list[dict[str, str]]) -> str:
     # per table: newest load first
     ordered.sort(key=lambda r: r.get("started_at", ""), reverse=True)
     ordered.sort(key=lambda r: r.get("job_id", ""))
-    return table(
+    return (
         (
             "job",
             "source",
@@ -76,8 +76,10 @@ def _rows_table(rows: list[dict[str, str]]) -> str:
     )
 
 
-def _failures_table(failures: list[dict[str, Any]]) -> str:
-    return table(
+def _failures_table(
+    failures: list[dict[str, Any]],
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    return (
         ("job", "source", "table", "failed", "runs", "now", "last failure (UTC)", "last error"),
         [
             (
@@ -120,31 +122,30 @@ def cmd_history(args: argparse.Namespace) -> int:
             "(another lake: --destination URL or INGEST_DESTINATION)\n"
         )
         return 0
-    out = [
-        f"Runs in the last {args.days} day(s){scope}:",
-        table(
-            ("run", "started (UTC)", "jobs", "ok", "failed", "skipped", "rows"),
-            [
-                (
-                    r["run_id"],
-                    (r["started_at"] or "").replace("+00:00", ""),
-                    r["jobs"],
-                    r["succeeded"],
-                    r["failed"],
-                    r["skipped"],
-                    f"{r['rows_loaded']:,}",
-                )
-                for r in runs
-            ],
-        ),
-        "",
-        "Loads per table (newest first):",
-        _rows_table(rows),
-        "",
-    ]
+    write = sys.stdout.write
+    write(f"Runs in the last {args.days} day(s){scope}:\n")
+    show_table(
+        ("run", "started (UTC)", "jobs", "ok", "failed", "skipped", "rows"),
+        [
+            (
+                r["run_id"],
+                (r["started_at"] or "").replace("+00:00", ""),
+                r["jobs"],
+                r["succeeded"],
+                r["failed"],
+                r["skipped"],
+                f"{r['rows_loaded']:,}",
+            )
+            for r in runs
+        ],
+        sys.stdout,
+    )
+    write("\nLoads per table (newest first):\n")
+    show_table(*_rows_table(rows), sys.stdout)
+    write("\n")
     if failures:
-        out += ["Failures:", _failures_table(failures)]
+        write("Failures:\n")
+        show_table(*_failures_table(failures), sys.stdout)
     else:
-        out.append("Failures: none")
-    sys.stdout.write("\n".join(out) + "\n")
+        write("Failures: none\n")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.commands.report import table
+from ingest.commands.output import show_table
 from ingest.errors import JobError, RequestError
 from ingest.settings import Settings
 
@@ -172,6 +172,8 @@ def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
         nested = section.get("credentials")
         if isinstance(nested, Mapping):  # dlt's [sources.<name>.credentials]
             values = {**dict(nested), **values}
+        elif nested is not None:  # a connection string: secret <name>-credentials
+            values = {"credentials": nested, **values}
         for key, raw in values.items():
             name = vault_secret_name(source, key)
             item = Item(name, f"[sources.{source}] {key}", _text(raw))
@@ -205,7 +207,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         rows = [(i.name, i.origin, i.status or "would upload", i.note) for i in items]
-        sys.stdout.write(table(("secret", "from", "action", "note"), rows) + "\n")
+        show_table(("secret", "from", "action", "note"), rows, sys.stdout)
         count = sum(1 for i in items if not i.status)
         sys.stdout.write(
             f"\ndry run: {count} secret(s) would be uploaded to {vault.vault_url}; "
@@ -230,7 +232,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         except JobError as exc:
             item.status, item.note = FAILED, str(exc)
     rows = [(i.name, i.origin, i.status, i.note) for i in items]
-    sys.stdout.write(table(("secret", "from", "status", "note"), rows) + "\n")
+    show_table(("secret", "from", "status", "note"), rows, sys.stdout)
     counts = {
         s: sum(1 for i in items if i.status == s)
         for s in (CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED)
@@ -297,6 +299,9 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
     for name, entry in sorted(needed.items()):
         if name in present and present[name]:
             continue
+        whole = vault_secret_name(entry["source"], "credentials")
+        if present.get(whole):  # a connection string holds the source's keys
+            continue
         state = "disabled" if name in present else "missing"
         if not entry["required"]:
             state += " (optional)"
@@ -307,7 +312,7 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
     required = [r for r in rows if "optional" not in r[3]]
     total = sum(1 for e in needed.values() if e["required"])
     if rows:
-        sys.stdout.write(table(("secret", "source", "key", "state", "jobs"), rows) + "\n")
+        show_table(("secret", "source", "key", "state", "jobs"), rows, sys.stdout)
     if required:
         sys.stdout.write(
             f"\n{len(required)} of {total} required secret(s) missing in {vault.vault_url}; "

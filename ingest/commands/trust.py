@@ -97,6 +97,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
+    from ingest.cli import program_name
     from ingest.reports.catalog import write_catalog
 
     settings = Settings.from_env()
@@ -104,6 +105,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         args.config or settings.config_path,
         args.destination or settings.destination,
         args.out,
+        command=program_name(),
     )
     for path in paths:
         sys.stdout.write(f"wrote {path}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -47,6 +48,11 @@ def register(subparsers: Any) -> None:
     query.add_argument(
         "--max-rows", type=int, default=100, metavar="N", help="rows to print (default 100)"
     )
+    query.add_argument(
+        "--json",
+        action="store_true",
+        help="print columns and rows as JSON (NULL as null; decimals, big integers as text)",
+    )
     query.set_defaults(func=cmd_query)
 
 
@@ -72,7 +78,7 @@ def cmd_views(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.report import table
+    from ingest.commands.output import NULL, json_value, show_table
     from ingest.errors import RequestError
     from ingest.views.duck import run_query
 
@@ -80,8 +86,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise RequestError("--max-rows must be at least 1")
     settings = Settings.from_env()
     result = run_query(args.destination or settings.destination, args.sql, args.max_rows)
+    if args.json:
+        payload = {
+            "columns": list(result.columns),
+            "rows": [[json_value(v) for v in row] for row in result.rows],
+            "truncated": result.truncated,
+            "views": list(result.views),
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return 0
     if result.columns:
-        sys.stdout.write(table(result.columns, result.rows) + "\n")
+        show_table(result.columns, result.rows, sys.stdout, null=NULL)
         more = f" (more not shown; --max-rows {args.max_rows})" if result.truncated else ""
         sys.stdout.write(f"{len(result.rows)} row(s){more}\n")
     return 0

@@ -39,6 +39,8 @@ SOURCE_TYPE_ALIASES = {
     "rest": "rest_api",
 }
 
+#: characters of a table name pattern (`*`, `orders_%`): refused, `discover` lists the tables
+WILDCARDS = ("*", "?", "%")
 REQUIRED_COLUMNS = ("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
 OPTIONAL_COLUMNS = (
     "schema_name",
@@ -176,7 +178,17 @@ class _RowChecker:
                 "e.g. postgres_erp",
             )
 
-        table_name = self.sql_name("table_name", self.required("table_name"))
+        table_name = self.required("table_name")
+        if table_name is not None and any(mark in table_name for mark in WILDCARDS):
+            self.problem(
+                "table_name",
+                f"{quote(table_name)} is a pattern; a job names one table. List the matching "
+                "tables once with `dlt-ingest discover --source NAME --tables 'PATTERN' --out "
+                "<this file>`: it appends one job row per table (with its key and a watermark "
+                "where one exists) for you to review",
+            )
+            table_name = None
+        table_name = self.sql_name("table_name", table_name)
         schema_name = self.sql_name("schema_name", self.text("schema_name"))
 
         load_type = self.required("load_type")

@@ -1,6 +1,11 @@
 """What the engine watches while dlt extracts: rows for the progress log, the job's deadline,
-and the boundary of INCREMENTAL jobs (`ingest.checks.boundary`), all from a map step placed after
-dlt's incremental filter."""
+the re-read rows of INCREMENTAL jobs (`ingest.checks.boundary`, `ingest.checks.lookback`), all
+from a map step placed after dlt's incremental filter.
+
+Progress is shown two ways: a log record every PROGRESS_EVERY_S seconds, or, when the
+command's log goes to a terminal (`ingest.runtime.logsetup.live_progress_enabled`), one live
+line redrawn in place (rows, rows/s, elapsed) once a job has run LIVE_AFTER_S seconds.
+Piped output, JSON logs and the function app get no live line."""
 
 from __future__ import annotations
 
@@ -16,10 +21,15 @@ from ingest.checks.lookback import LookbackFilter
 from ingest.config import JobConfig
 from ingest.errors import RetriableJobError
 from ingest.lake import ledger
+from ingest.runtime.logsetup import live_progress_enabled
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 15.0
+#: a job shows a live line once it has run this long (short jobs stay quiet)
+LIVE_AFTER_S = 3.0
+#: the live line is redrawn at most this often
+LIVE_EVERY_S = 0.5
 
 
 def row_count(item: Any) -> int:
@@ -118,9 +128,11 @@ class Progress:
         self.deadline = deadline
         self.lookback = lookback
         self.rows = 0
-        self.last_log = time.monotonic()
+        self.started = self.last_log = time.monotonic()
         self.boundary = boundary
         self.highest = highest
+        self.live = live_progress_enabled()
+        self.last_live = 0.0
 
     def __call__(self, item: Any) -> Any:
         if self.deadline is not None:
@@ -134,7 +146,11 @@ class Progress:
         if self.highest is not None and rows:
             self.highest.add(item)
         now = time.monotonic()
-        if now - self.last_log >= PROGRESS_EVERY_S:
+        if self.live:
+            if now - self.started >= LIVE_AFTER_S and now - self.last_live >= LIVE_EVERY_S:
+                self.last_live = now
+                log.info(self.live_text(now), extra={"live": True})
+        elif now - self.last_log >= PROGRESS_EVERY_S:
             self.last_log = now
             log.info(
                 "job %s %s: %s rows extracted so far",
@@ -143,6 +159,13 @@ class Progress:
                 f"{self.rows:,}",
             )
         return item
+
+    def live_text(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        return (
+            f"job {self.job.job_id} {self.job.table_name}: {self.rows:,} rows, "
+            f"{self.rows / elapsed:,.0f} rows/s, {elapsed:.1f} s"
+        )
 
     def as_step(self) -> Any:
         """This map as a dlt pipe step that sees the rows dlt's incremental filter let

@@ -200,7 +200,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
     job = task.job
     deadline = run.deadline = _deadline(job, settings)
     builder = run.builder = get_builder(job.source_type, _source_timeouts(settings, deadline))
-    secrets = resolver.resolve(job.source_name, builder.required_keys, builder.optional_keys)
+    secrets = builder.secrets(resolver, job.source_name)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
     dest = Destination.from_url(task.destination)

@@ -5,7 +5,9 @@
   audit (Job ID, Source Type, Source Name, Table Name, Load Type, Schedule, Owner, Status,
   Last Run Status, Last Run Rows, Last Run At);
 - `DATA_DICTIONARY.md`: per table its source, lake path pattern, load type and watermark,
-  owner, typical rows per day (median of the daily totals in the audit), and its columns with
+  owner, the key the job uses (configured, else the table's own as stored by dlt), typical
+  rows per day (median over days: FULL the day's latest snapshot, INCREMENTAL the rows that
+  day's loads landed, each load once), and its columns with
   the lake types from the dlt schema stored in the lake (`_dlt_version`) next to the Parquet
   type of the newest data file.
 
@@ -37,7 +39,7 @@ from ingest.config import JobConfig, load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
-from ingest.vocabulary import Status
+from ingest.vocabulary import LoadType, Status
 
 CATALOG_FILE = "PRODUCTION_JOBS_CATALOG.xlsx"
 DICTIONARY_FILE = "DATA_DICTIONARY.md"
@@ -96,8 +98,12 @@ def last_runs(rows: Iterable[Mapping[str, str]]) -> dict[str, dict[str, str]]:
 
 
 def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
-    """job_id -> median of its daily loaded rows (days with a successful load)."""
-    daily: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    """job_id -> median over the days with a successful load of that day's rows: for a FULL
+    load the rows of the day's latest snapshot (several snapshots a day are not added up),
+    for INCREMENTAL (and backfill) loads the rows their loads of that day landed. A load
+    reported twice (a retried task reports the load it already made) counts once."""
+    snapshots: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
+    increments: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
         if row.get("status") not in (Status.SUCCESS, Status.WARN):
             continue
@@ -105,8 +111,40 @@ def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
             rows_loaded = int(row.get("rows_loaded") or 0)
         except ValueError:
             continue
-        daily[row.get("job_id") or ""][row.get("_day") or ""] += rows_loaded
-    return {job: int(statistics.median(days.values())) for job, days in daily.items() if days}
+        job, day = row.get("job_id") or "", row.get("_day") or ""
+        load = row.get("load_id") or row.get("run_id") or ""
+        if (row.get("load_type") or "").upper() == LoadType.FULL:
+            when = (row.get("finished_at") or row.get("started_at") or "", load)
+            latest = snapshots[job].get(day)
+            if latest is None or when >= (latest[0], ""):
+                snapshots[job][day] = (when[0], rows_loaded)
+        else:
+            increments[job][day][load] = rows_loaded
+    per_job: dict[str, dict[str, int]] = defaultdict(dict)
+    for job, days in increments.items():
+        for day, loads in days.items():
+            per_job[job][day] = sum(loads.values())
+    for job, days in snapshots.items():
+        for day, (_, count) in days.items():
+            per_job[job][day] = count
+    return {job: int(statistics.median(days.values())) for job, days in per_job.items() if days}
+
+
+def key_in_use(job: JobConfig, table: Mapping[str, Any] | None) -> str:
+    """The key the job uses, and where it comes from: the configured primary_key, else the
+    table's own primary key as dlt reflected and stored it."""
+    if job.primary_key:
+        return f"{', '.join(job.primary_key)} (configured)"
+    stored = [
+        name
+        for name, column in ((table or {}).get("columns") or {}).items()
+        if column.get("primary_key")
+    ]
+    if stored:
+        return f"{', '.join(stored)} (the table's primary key)"
+    if table:
+        return "- (none configured, the table has none: whole rows are compared)"
+    return "- (none configured; the table's own key is shown once the job has loaded)"
 
 
 def parquet_types(dest: Destination, job: JobConfig, fs: Any = None) -> dict[str, str]:
@@ -193,12 +231,13 @@ def dictionary_markdown(
     runs: Mapping[str, Mapping[str, str]],
     per_day: Mapping[str, int],
     generated_at: dt.datetime,
+    command: str = "dlt-ingest",
 ) -> str:
     fs = dest.filesystem()
     lines = [
         "# Data dictionary",
         "",
-        f"Generated {generated_at:%Y-%m-%d %H:%M} UTC by `python -m ingest catalog` from the job "
+        f"Generated {generated_at:%Y-%m-%d %H:%M} UTC by `{command} catalog` from the job "
         "configuration, the dlt schemas stored in the lake and the audit. Do not edit by hand.",
         "",
         f"Lake: `{dest.display_url}`",
@@ -224,10 +263,10 @@ def dictionary_markdown(
             f"- Source: {job.source_type} `{job.source_name}`, table `{source_table}`",
             f"- Lake path: `{_layout(job)}`",
             f"- Load type: {load}",
-            f"- Primary key: {', '.join(job.primary_key) or '-'}",
+            f"- Primary key: {key_in_use(job, table)}",
             f"- Schema policy: {job.schema_policy}",
             f"- Owner: {job.owner or '-'}",
-            f"- Typical rows per day: {per_day[job.job_id]:,}"
+            f"- Typical rows per day: {per_day[job.job_id]:,} ({_per_day_meaning(job)})"
             if job.job_id in per_day
             else "- Typical rows per day: - (no successful load in the audit)",
             f"- Last run: {run.get('status') or 'never run'}"
@@ -252,10 +291,21 @@ def dictionary_markdown(
     return "\n".join(lines)
 
 
+def _per_day_meaning(job: JobConfig) -> str:
+    if job.is_incremental:
+        return "median over days of the rows that day's loads landed"
+    return "median over days of the rows of that day's latest snapshot"
+
+
 def write_catalog(
-    config_path: str, destination: str, out_dir: str | Path, now: dt.datetime | None = None
+    config_path: str,
+    destination: str,
+    out_dir: str | Path,
+    now: dt.datetime | None = None,
+    command: str = "dlt-ingest",
 ) -> list[Path]:
-    """Write both files into `out_dir`; returns their paths."""
+    """Write both files into `out_dir`; returns their paths. `command`: how the user ran the
+    catalog (`dlt-ingest` or `python -m ingest`), named in the dictionary's header."""
     config = load_config(config_path)
     dest = Destination.from_url(destination)
     audit = read_all_audit(dest)
@@ -267,7 +317,9 @@ def write_catalog(
     write_xlsx(xlsx, config.jobs, runs)
     markdown = out / DICTIONARY_FILE
     markdown.write_text(
-        dictionary_markdown(config.jobs, dest, runs, per_day, now or dt.datetime.now(dt.UTC)),
+        dictionary_markdown(
+            config.jobs, dest, runs, per_day, now or dt.datetime.now(dt.UTC), command
+        ),
         encoding="utf-8",
     )
     return [xlsx, markdown]

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ingest.secrets import Secret
+from ingest.sources import credentials
 from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
     from ingest.errors import JobError
+    from ingest.secrets import SecretResolver
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,24 @@ class SourceBuilder(ABC):
     def describe(self, secrets: dict[str, Secret]) -> str:
         """Where the source is, for messages: no secret values."""
         return self.source_type
+
+    def secrets(self, resolver: SecretResolver, source_name: str) -> dict[str, Secret]:
+        """This source's connection values, in every form dlt documents: separate keys, the
+        credentials table, and (for database sources) a connection string
+        (`ingest.sources.credentials`)."""
+        parse = None
+        if self.source_type in credentials.SPECS:
+
+            def parse(value: Any) -> dict[str, str]:
+                return credentials.parse_connection(self.source_type, value)
+
+        return resolver.resolve(
+            source_name,
+            self.required_keys,
+            self.optional_keys,
+            parse=parse,
+            example=credentials.example(self.source_type),
+        )
 
     def explain(self, exc: BaseException, job: JobConfig, where: str) -> JobError | None:
         """This source type's message for a failure of its job (None: the generic one of

@@ -142,6 +142,7 @@ def test_functions_are_indexed_with_their_triggers():
         "record_failure",
         "write_audit",
         "find_active_runs",
+        "get_run_report",
     }
 
     def trigger(name):
@@ -153,6 +154,7 @@ def test_functions_are_indexed_with_their_triggers():
     for name, route, method in (
         ("start_run", "runs", "POST"),
         ("get_run", "runs/{id}", "GET"),
+        ("get_run_report", "runs/{id}/report", "GET"),
         ("list_jobs", "jobs", "GET"),
     ):
         http, bindings = trigger(name)
@@ -160,7 +162,7 @@ def test_functions_are_indexed_with_their_triggers():
         assert http["route"] == route and http["methods"] == [method]
         assert http["authLevel"] == "FUNCTION"
         has_client = any(b["type"] == "durableClient" for b in bindings)
-        assert has_client == (name != "list_jobs")
+        assert has_client == (name not in ("list_jobs", "get_run_report"))
     timer, bindings = trigger("nightly_timer")
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "0 0 6,7 * * *"
     assert timer["runOnStartup"] is False
@@ -190,6 +192,8 @@ HEAVY = (
     "azure.identity",
     "azure.storage",
     "opentelemetry.sdk",
+    "matplotlib",
+    "numpy",
 )
 
 
@@ -425,6 +429,18 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
     ]
     assert audit[0]["load_id"] == stored["load_id"]
     assert "does not exist" in audit[1]["error"] or "missing_table" in audit[1]["error"]
+    # after the audit: the run's report in the lake (Azurite), served by the report route
+    assert summary["report"]["path"].endswith("/metadata/reports/run-real.html")
+    assert summary["report"]["latest"].endswith("/metadata/reports/latest.html")
+    from ingest.lake.destination import Destination
+
+    blobs = Destination.from_url(azure_lake).container_client()
+    stored_report = blobs.get_blob_client("metadata/reports/run-real.html")
+    assert stored_report.get_blob_properties().content_settings.content_type.startswith("text/html")
+    response = report_call("run-real")
+    assert response.status_code == 200
+    assert response.get_body() == stored_report.download_blob().readall()
+    assert b"missing_table" in response.get_body()
 
 
 @pytest.mark.postgres
@@ -907,6 +923,99 @@ def test_list_jobs_reports_config_problems(tmp_path, monkeypatch):
     response = activity("list_jobs")(http_request("GET", "https://a/api/jobs"))
     assert response.status_code == 500
     assert any("load_type" in p for p in body_of(response)["problems"])
+
+
+# ------------------------------------------------------------------------------ GET /api/runs/{id}/report
+
+
+def report_call(run_id: str):
+    req = http_request("GET", f"https://a/api/runs/{run_id}/report", route_params={"id": run_id})
+    return activity("get_run_report")(req)
+
+
+@pytest.fixture
+def report_lake(tmp_path, monkeypatch):
+    """A lake with three nights of audit and the last run's stored report; files that no
+    report id may reach sit next to and above the reports folder."""
+    from ingest.reports import report_files, run_report
+    from tests.reports.audit_factory import tables, write_nights
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    monkeypatch.setenv("INGEST_DESTINATION", lake.as_uri())
+    run_ids = write_nights(lake.as_uri(), run_report.window(3), tables(4), seed=2)
+    report_files.write_report(lake.as_uri(), run_ids[-1])
+    (lake / "metadata" / "secret.html").write_text("SECRET-NEXT-TO-REPORTS")
+    (lake / "secret.html").write_text("SECRET-AT-LAKE-ROOT")
+    (tmp_path / "secret.html").write_text("SECRET-OUTSIDE-THE-LAKE")
+    return lake, run_ids
+
+
+def test_get_run_report_serves_the_stored_report(report_lake):
+    lake, run_ids = report_lake
+    response = report_call(run_ids[-1])
+    assert response.status_code == 200
+    assert response.mimetype == "text/html" and response.charset == "utf-8"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    stored = (lake / "metadata" / "reports" / f"{run_ids[-1]}.html").read_bytes()
+    assert response.get_body() == stored and run_ids[-1].encode() in stored
+    latest = report_call("latest")
+    assert latest.status_code == 200 and latest.get_body() == stored
+    # a run from before reports existed: built from the audit, stored, latest left alone
+    older = report_call(run_ids[0])
+    assert older.status_code == 200 and f"run {run_ids[0]}".encode() in older.get_body()
+    assert (lake / "metadata" / "reports" / f"{run_ids[0]}.html").exists()
+    assert (lake / "metadata" / "reports" / "latest.html").read_bytes() == stored
+
+
+def test_get_run_report_of_an_unknown_run_is_404(report_lake):
+    response = report_call("nightly-1999-01-01")
+    assert response.status_code == 404
+    assert "has no report" in body_of(response)["error"]
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "..",
+        "../secret",
+        "..%2fsecret",
+        "%2e%2e",
+        "%2e%2e%2fsecret",
+        "../../secret",
+        "reports/../../secret",
+        "a/b",
+        "/etc/passwd",
+        str(REPO / "README"),
+        "..\\secret",
+        "a\\b",
+        "secret\x00",
+        "latest\x00.html",
+        "x" * 129,
+        "x" * 5000,
+        "ｓｅｃｒｅｔ",
+        "séc",
+        "\u202esecret",
+        "",
+        " secret",
+    ],
+    ids=repr,
+)
+def test_get_run_report_reaches_nothing_outside_the_reports_folder(report_lake, run_id):
+    response = report_call(run_id)
+    assert response.status_code in (400, 404), response.status_code
+    body = response.get_body()
+    assert b"SECRET" not in body and b"<html" not in body
+    assert response.mimetype == "application/json"
+
+
+def test_no_run_id_reaches_a_file_outside_the_reports_folder(report_lake):
+    """Whatever id a caller sends, only files directly in metadata/reports/ can be served:
+    every id of the run-id alphabet that names a secret file gets no secret."""
+    for run_id in ("secret", "metadata", "...", "a..b", "..a", "secret.html", "latest.html"):
+        response = report_call(run_id)
+        assert b"SECRET" not in response.get_body(), run_id
 
 
 # ------------------------------------------------------------------------------ project files

@@ -140,3 +140,90 @@ def test_catalog_lists_every_job_with_its_last_run_and_true_lake_types(
     customers = column_rows(sections[f"{SOURCE}.customers"])
     assert customers["vip"][0] == "bool" and customers["born"][0] == "date"
     assert column_rows(orders)["amount"][0] == "decimal(12,2)"
+
+
+def test_dictionary_key_in_use_rows_per_day_and_the_command_as_run(pg, tmp_path):
+    """A job without a configured key shows the table's own key (as dlt stored it); a FULL
+    table loaded twice in a day shows its size, not the sum of both snapshots; the header
+    names the command as the user ran it."""
+    import subprocess
+    import sys
+
+    from tests.cli import clean_env, dlt_ingest
+
+    pg.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+    pg.execute("INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 505) g")
+    pg.execute("CREATE TABLE visits (seen_at timestamptz NOT NULL, who text)")
+    pg.execute(
+        "INSERT INTO visits SELECT timestamptz '2024-01-01 00:00+00' + (g || ' s')::interval, "
+        "'v' || g FROM generate_series(1, 35) g"
+    )
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
+        "watermark_column,primary_key\n"
+        f"c1,Y,postgresql,{SOURCE},{pg.name},customers,FULL,,\n"
+        f"v1,Y,postgresql,{SOURCE},{pg.name},visits,INCREMENTAL,seen_at,\n",
+        encoding="utf-8",
+    )
+    env = clean_env(
+        tmp_path,
+        **{f"SOURCES__{SOURCE.upper()}__CREDENTIALS": "postgresql://postgres@127.0.0.1/test"},
+    )
+    lake = (tmp_path / "lake").as_uri()
+    base = ["--config", str(config), "--destination", lake]
+    for run_id in ("night-1", "night-2"):  # two snapshots of customers on one day
+        proc = dlt_ingest("run", *base, "--run-id", run_id, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    pg.execute(
+        "INSERT INTO visits SELECT timestamptz '2024-02-01 00:00+00' + (g || ' s')::interval, "
+        "'w' || g FROM generate_series(1, 5) g"
+    )
+    proc = dlt_ingest("run", *base, "--run-id", "night-3", "--job", "v1", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    out = tmp_path / "catalog"
+    proc = dlt_ingest("catalog", *base, "--out", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    sections = dictionary_sections((out / DICTIONARY_FILE).read_text(encoding="utf-8"))
+    customers = sections[f"{SOURCE}.customers"]
+    assert "- Primary key: id (the table's primary key)" in customers
+    # two snapshot loads today: the table's 505 rows, not 1,010
+    assert "- Typical rows per day: 505 (median over days of the rows of that day's latest" in (
+        customers
+    )
+    visits = sections[f"{SOURCE}.visits"]
+    assert "- Primary key: - (none configured, the table has none" in visits
+    # loads of the day: 35 (night-1) + 0 (night-2) + 5 (night-3)
+    assert "- Typical rows per day: 40 (median over days of the rows that day's loads" in visits
+    header = (out / DICTIONARY_FILE).read_text(encoding="utf-8").splitlines()[2]
+    assert "by `dlt-ingest catalog`" in header
+
+    as_module = subprocess.run(
+        [sys.executable, "-m", "ingest", "catalog", *base, "--out", str(tmp_path / "m")],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert as_module.returncode == 0, as_module.stderr
+    text = (tmp_path / "m" / DICTIONARY_FILE).read_text(encoding="utf-8")
+    assert "by `python -m ingest catalog`" in text.splitlines()[2]
+
+
+def test_rows_per_day_takes_the_days_latest_snapshot_and_each_load_once():
+    from ingest.reports.catalog import typical_rows_per_day
+
+    def row(job, day, load_type, load_id, rows, finished, status="SUCCESS"):
+        return {
+            "job_id": job, "_day": day, "load_type": load_type, "load_id": load_id,
+            "rows_loaded": str(rows), "finished_at": finished, "status": status,
+        }  # fmt: skip
+
+    audit = [
+        row("f", "20260101", "FULL", "1.1", 500, "2026-01-01T01:00"),
+        row("f", "20260101", "FULL", "1.2", 505, "2026-01-01T02:00"),  # the day's latest
+        row("f", "20260102", "FULL", "2.1", 510, "2026-01-02T01:00"),
+        row("f", "20260103", "FULL", "3.1", 9999, "2026-01-03T01:00", status="FAILED"),
+        row("i", "20260101", "INCREMENTAL", "1.1", 30, "2026-01-01T01:00"),
+        row("i", "20260101", "INCREMENTAL", "1.1", 30, "2026-01-01T01:05"),  # reported again
+        row("i", "20260101", "INCREMENTAL", "1.2", 10, "2026-01-01T02:00"),
+    ]
+    assert typical_rows_per_day(audit) == {"f": 507, "i": 40}  # median(505, 510) = 507.5
