@@ -39,11 +39,17 @@ CAP = 10_000
 COUNT_FROM = 1_000
 
 
-def row_hashes(table: Any) -> list[str]:
+def row_hashes(table: Any, columns: tuple[str, ...] = ()) -> list[str]:
     """A hash of each row of an Arrow table: its non-NULL values by column name (dlt's own
-    columns left out), so it is the same for the same row read by either read path, in any run,
-    and after a column was added to the table (NULL in the rows loaded before)."""
-    names = sorted(n for n in table.column_names if not n.startswith("_dlt"))
+    columns left out; only `columns` when given: a keyed table's version is its key and its
+    watermark), so it is the same for the same row read by either read path, in any run, and
+    after a column was added to the table (NULL in the rows loaded before)."""
+    wanted = {c.lower() for c in columns}
+    names = sorted(
+        n
+        for n in table.column_names
+        if not n.startswith("_dlt") and (not wanted or n.lower() in wanted)
+    )
     columns = [table.column(n).to_pylist() for n in names]
     hashes = []
     for values in zip(*columns, strict=True):
@@ -71,9 +77,12 @@ class ReadWindow:
 
 class BoundaryTracker:
     """See module doc. `last`: the stored cursor value (typed); `stored`: the stored boundary
-    record; `keyed`: the job has a key (re-landing boundary rows is harmless)."""
+    record; `keys`: the job's key columns (a version of a keyed row is its key and its
+    watermark; re-landing boundary rows is harmless), () for a table without one."""
 
-    def __init__(self, cursor: str, last: Any, stored: Boundary | None, keyed: bool):
+    def __init__(self, cursor: str, last: Any, stored: Boundary | None, keys: tuple[str, ...]):
+        keyed = bool(keys)
+        self.identity = (*keys, cursor) if keyed else ()
         self.cursor = cursor.lower()
         self.last = last
         self.last_text = ledger.watermark_text(last)
@@ -116,7 +125,7 @@ class BoundaryTracker:
                 return item  # re-landed: the current view takes one version per key
             self.unverified += count
             return item.filter(pc.invert(at_last))
-        hashes = iter(row_hashes(item.filter(at_last)))
+        hashes = iter(row_hashes(item.filter(at_last), self.identity))
         keep = [not flag or not self._forget(next(hashes)) for flag in at_last.to_pylist()]
         kept = item.filter(pa.array(keep))
         self.dropped += item.num_rows - kept.num_rows
@@ -147,7 +156,7 @@ class BoundaryTracker:
             if len(self.hashes) + count > CAP:
                 self.hashes = None
             else:
-                self.hashes.extend(row_hashes(item.filter(at_highest)))
+                self.hashes.extend(row_hashes(item.filter(at_highest), self.identity))
         self._record()
 
     def _record(self) -> None:

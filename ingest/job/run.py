@@ -257,7 +257,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         run.watermark_before = before
         source = builder.build_resource(job, secrets, checks.extract_options(options))
         if job.is_incremental and not task.backfill:
-            tracker = BoundaryTracker(cursor, stored, boundary, keyed=bool(source.primary_key))
+            tracker = BoundaryTracker(cursor, stored, boundary, source.primary_key)
         resource = source.resource
         resource.apply_hints(table_name=table)
         checks.prepare(resource)
