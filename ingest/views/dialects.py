@@ -315,18 +315,29 @@ class Renderer:
         )
 
     def versions_of(self, view: ViewDef, body: str) -> str:
+        """Every version and delete marker, in the order the current state ranks them (so the
+        last one of a key is its current version or its marker). A version is valid from the
+        time its load landed it (never before the version ranked before it: a late row loaded
+        after a newer version) to the next version's start; the last one's `_valid_to` is NULL."""
         q = self.q
         keys = ", ".join(q(k) for k in view.keys)
-        valid_from = self.load_time(q(LOAD_ID))
+        order = self.version_order(view, False)
+        valid_from = (
+            f"MAX({self.load_time(q(LOAD_ID))}) OVER (PARTITION BY {keys} ORDER BY {order} "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
         deleted = self.flag(q(DELETED)) if view.has_deleted else self.false()
         shown = [q(name) for name in self.visible(view) if name != DELETED]
         shown += [q(LOAD_ID), q(LOAD_DATE), f"{self.as_flag(deleted)} AS {q(DELETED)}"]
-        shown.append(f"{valid_from} AS {q(VALID_FROM)}")
+        shown.append(f"{q(VALID_FROM)}")
         shown.append(
-            f"LEAD({valid_from}) OVER (PARTITION BY {keys} ORDER BY "
-            f"{self.version_order(view, False)}) AS {q(VALID_TO)}"
+            f"LEAD({q(VALID_FROM)}) OVER (PARTITION BY {keys} ORDER BY {order}) AS {q(VALID_TO)}"
         )
-        return _select(shown) + f"\nFROM (\n{body}\n) AS {q(VERSIONS_ALIAS)}"
+        inner = (
+            f"SELECT {q(VERSIONS_ALIAS)}.*, {valid_from} AS {q(VALID_FROM)}"
+            f"\nFROM (\n{body}\n) AS {q(VERSIONS_ALIAS)}"
+        )
+        return _select(shown) + f"\nFROM (\n{inner}\n) AS {q(RANKED_ALIAS)}"
 
     def as_flag(self, expression: str) -> str:
         return expression

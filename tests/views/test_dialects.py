@@ -267,3 +267,124 @@ def test_an_empty_view_has_the_columns_and_no_rows():
     for dialect in ("databricks", "spark"):
         sqlglot.parse(render(dialect, [view], URLS), read=dialect)
     assert "SELECT TOP 0" in render("synapse", [view], URLS)
+
+
+# ------------------------------------------------------------------------------------------
+# keyed tables: the current state and the versions
+
+
+def keyed_views() -> list[ViewDef]:
+    from ingest.views.definition import DELETED, STATE, VERSIONS
+
+    columns = (*COLUMNS, Column(DELETED, "bool"))
+    common = dict(dataset="erp", table="orders", job_id="008", load_type="INCREMENTAL")
+    common.update(columns=columns, parts=parts(), loads=LOADS, keys=("customer_id",))
+    common.update(order_by="seen_at")
+    return [
+        ViewDef(name="orders", kind=STATE, **common),
+        ViewDef(name="orders_history", kind=VERSIONS, **common),
+    ]
+
+
+def write_keyed_golden() -> None:
+    for dialect in DIALECTS:
+        (GOLDEN / f"{dialect}_keyed.sql").write_text(render(dialect, keyed_views(), URLS))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_keyed_text_is_pinned(dialect):
+    assert render(dialect, keyed_views(), URLS) == (GOLDEN / f"{dialect}_keyed.sql").read_text()
+
+
+@pytest.mark.parametrize("dialect", ["databricks", "spark"])
+def test_keyed_views_parse_rank_by_key_and_add_the_history_columns(dialect):
+    from ingest.views.definition import DELETED, VALID_FROM, VALID_TO
+
+    state, versions = sqlglot.parse(render(dialect, keyed_views(), URLS), read=dialect)[1:]
+    windows = list(state.find_all(exp.Window))
+    assert len(windows) == 1 and isinstance(windows[0].this, exp.RowNumber)
+    assert [p.name for p in windows[0].args["partition_by"]] == ["customer_id"]
+    order = [o.this.sql(dialect) for o in windows[0].args["order"].expressions]
+    assert order[0] == "`seen_at`" and "_load_id" in order[1] and DELETED in order[2]
+    outer = state.expression
+    readable = [c.name for c in COLUMNS if spark_type(c) is not None]
+    assert [e.alias_or_name for e in outer.expressions] == [*readable, LOAD_ID, LOAD_DATE]
+    where = outer.args["where"].sql(dialect)
+    assert "__ingest_rank` = 1" in where and DELETED in where
+    names = [e.alias_or_name for e in versions.expression.expressions]
+    assert names == [*readable, LOAD_ID, LOAD_DATE, DELETED, VALID_FROM, VALID_TO]
+    kinds = sorted(type(w.this).__name__ for w in versions.find_all(exp.Window))
+    assert kinds == ["Lead", "Max"]  # valid from: the running latest load time; to: the next
+
+
+def test_synapse_keyed_views_have_the_rank_and_the_history_columns():
+    text = render("synapse", keyed_views(), URLS)
+    found = synapse_views(text)
+    assert list(found) == ["orders", "orders_history"]
+    state = found["orders"]
+    assert "ROW_NUMBER() OVER (PARTITION BY [customer_id] ORDER BY [seen_at] DESC" in state
+    assert "WHERE [__ingest_rank] = 1 AND ISNULL(CAST([_deleted] AS INT), 0) = 0" in state
+    history = found["orders_history"]
+    assert "MAX(DATEADD(MICROSECOND" in history and "ROWS BETWEEN UNBOUNDED PRECEDING" in history
+    assert "LEAD([_valid_from]) OVER (PARTITION BY [customer_id]" in history
+    assert "CAST(ISNULL(CAST([_deleted] AS INT), 0) AS BIT) AS [_deleted]" in history
+    # the union inside reads exactly the files, one OPENROWSET per column set
+    inner = state.split("FROM (\n", 2)[2].rsplit("\n    ) AS [__ingest_versions]", 1)[0]
+    urls = [u for _, block_urls, _ in synapse_blocks(inner) for u in block_urls]
+    assert sorted(urls) == sorted(urls_of(keyed_views()[:1], "synapse"))
+
+
+def test_duckdb_keyed_views_pick_the_newest_version_and_drop_deleted_keys(tmp_path):
+    """Three loads of one key-space, executed: the newest watermark wins, a tie goes to the
+    later load, a delete marker of a later load removes the key, and the history chains the
+    versions (each `_valid_to` is the next `_valid_from`)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.views.definition import DELETED, STATE, VERSIONS
+
+    loads = ["1764201600.1", "1764288000.2", "1764374400.3"]
+    rows = [
+        [(1, "a", 10), (2, "b", 10), (3, "c", 10)],
+        [(1, "a2", 20), (2, "late", 5)],  # key 2: a lower watermark from a later load loses
+        [(3, None, 10, True), (2, "b2", 10)],  # key 3 deleted; key 2: a tie, the later load wins
+    ]
+    schema_cols = (Column("k", "bigint"), Column("v", "text"), Column("w", "bigint"))
+    the_parts = []
+    for load_id, load_rows in zip(loads, rows, strict=True):
+        folder = tmp_path / "erp" / "t" / "2025" / "11" / "27"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{load_id}.aaaaaaaaaa.parquet"
+        data = {
+            "k": [r[0] for r in load_rows],
+            "v": [r[1] for r in load_rows],
+            "w": [r[2] for r in load_rows],
+        }
+        present = {"k", "v", "w"}
+        if any(len(r) == 4 for r in load_rows):
+            data[DELETED] = [len(r) == 4 for r in load_rows]
+            present.add(DELETED)
+        pq.write_table(pa.table(data), path)
+        the_parts.append(Part(load_id, (f"erp/t/2025/11/27/{path.name}",), frozenset(present)))
+    common = dict(dataset="erp", table="t", job_id="1", load_type="INCREMENTAL")
+    common.update(columns=(*schema_cols, Column(DELETED, "bool")), parts=tuple(the_parts))
+    common.update(loads=tuple(loads), keys=("k",), order_by="w")
+    views = [
+        ViewDef(name="t", kind=STATE, **common),
+        ViewDef(name="t_history", kind=VERSIONS, **common),
+    ]
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(render("duckdb", views, LakeUrls("file", str(tmp_path))))
+    state = connection.execute("SELECT k, v, w, _load_id FROM erp.t ORDER BY k").fetchall()
+    assert state == [(1, "a2", 20, loads[1]), (2, "b2", 10, loads[2])]
+    history = connection.execute(
+        "SELECT k, v, _deleted, _valid_from, _valid_to FROM erp.t_history ORDER BY k, _valid_from"
+    ).fetchall()
+    by_key: dict = {}
+    for k, v, deleted, valid_from, valid_to in history:
+        by_key.setdefault(k, []).append((v, deleted, valid_from, valid_to))
+    assert [v for v, *_ in by_key[3]] == ["c", None] and by_key[3][-1][1] is True
+    assert by_key[3][0][3] == by_key[3][1][2] and by_key[3][1][3] is None
+    assert len(by_key[2]) == 3
