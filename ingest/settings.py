@@ -168,6 +168,27 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_COMPACT_LOADS",
+        "30",
+        "Loads since its last base after which a keyed table is compacted (its current "
+        "state written as a new base) at the end of a run.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_COMPACT_RATIO",
+        "0.5",
+        "Rows loaded since its last base, as a share of the base, after which a keyed table "
+        "is compacted (0: only INGEST_COMPACT_LOADS).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_HISTORY_RETENTION_DAYS",
+        "0",
+        "Days of versions a compacted keyed table keeps for its history view (0: every "
+        "version, forever).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_WORK_DIR",
         None,
         "Scratch dir for dlt working folders (default: the system temp dir; "
@@ -353,6 +374,9 @@ class Settings:
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
+    compact_loads: int = 30
+    compact_ratio: float = 0.5
+    history_retention_days: int = 0
     batch_size: int = 25
     schedule_max_wait_min: int = 240
     job_timeout_s: int = 6600
@@ -390,6 +414,9 @@ class Settings:
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
             batch_size=_int(env, "INGEST_BATCH_SIZE"),
+            history_retention_days=_int(env, "INGEST_HISTORY_RETENTION_DAYS", minimum=0),
+            compact_ratio=_float(env, "INGEST_COMPACT_RATIO"),
+            compact_loads=_int(env, "INGEST_COMPACT_LOADS"),
             schedule_max_wait_min=_int(env, "INGEST_SCHEDULE_MAX_WAIT_MIN", minimum=0),
             job_timeout_s=_int(env, "INGEST_JOB_TIMEOUT_S"),
             statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),

@@ -65,9 +65,10 @@ class JobChecks:
     def other_schema_names(self) -> tuple[str, ...]:
         """Schemas whose completed loads also belong to this job's table (clean-up): a
         backfill's loads and the job's own loads share the table folder."""
+        base = self.job.base_schema_name_in_lake  # compacted bases (ingest.job.compaction)
         if self.task.backfill:
-            return (self.job.schema_name_in_lake,)
-        return (self.job.backfill_schema_name_in_lake,)
+            return (self.job.schema_name_in_lake, base)
+        return (self.job.backfill_schema_name_in_lake, base)
 
     def extract_options(self, options: ExtractOptions) -> ExtractOptions:
         """The options with the backfill's range and the engine dlt reads through."""

@@ -15,6 +15,8 @@ from ingest.vocabulary import LoadType, SchemaPolicy, TableFormat
 
 #: suffix of a job's backfill pipeline (`<source>__<table>__backfill`)
 BACKFILL_SUFFIX = "__backfill"
+#: suffix of the schema of a job's compacted bases (`<source>_<table>_base`)
+BASE_SUFFIX = "_base"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ class JobConfig:
     @property
     def backfill_schema_name_in_lake(self) -> str:
         return lake_schema_name(self.backfill_pipeline_name)
+
+    @property
+    def base_schema_name_in_lake(self) -> str:
+        """The schema of the job's compacted bases (`ingest.job.compaction`): the prefix of
+        their completion markers."""
+        return f"{self.schema_name_in_lake}{BASE_SUFFIX}"
 
     @property
     def is_incremental(self) -> bool:

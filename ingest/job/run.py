@@ -51,6 +51,8 @@ from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
+from ingest.job.compaction import Thresholds, compact
+from ingest.job.compaction import due as compaction_due
 from ingest.job.errors import classify_error
 from ingest.job.progress import (
     Deadline,
@@ -89,7 +91,7 @@ from ingest.sources import (
 from ingest.sources.window import read_start
 from ingest.tasks import Task
 from ingest.views.state import current_state, state_connection
-from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
+from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +309,38 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             spill_dir=run.workdir / "spill",
         )
         late = read.late if read is not None and source.lag is not None else None
+        if landed.load_id and source.primary_key and not task.backfill:
+            _compact_if_due(run, dest, lease, committer.log)
         return JobOutcome(landed, watermarks, checked, deleted, late)
+
+
+def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
+    """After a load of a keyed table, under its lease: a new base when the thresholds say so
+    (`ingest.job.compaction`). The load has committed: a failure here is logged, never the
+    job's failure (the next run tries again)."""
+    job, settings = run.task.job, run.settings
+    if not job.is_incremental or job.table_format == TableFormat.DELTA:
+        return
+    assert run.workdir is not None
+    try:
+        thresholds = Thresholds(settings.compact_loads, settings.compact_ratio)
+        reason = compaction_due(dest, job, thresholds)
+        if not reason:
+            return
+        log.info("job %s: compacting: %s", job.job_id, reason)
+        compact(
+            dest,
+            job,
+            lease,
+            log_,
+            run_id=run.task.run_id,
+            workdir=run.workdir / "compaction",
+            memory_mb=settings.state_memory_mb,
+            file_max_rows=settings.file_max_rows,
+            retention_days=settings.history_retention_days,
+        )
+    except Exception as exc:  # e.g. the lease lost meanwhile: no base commits, files cleaned
+        log.warning("job %s: not compacted: %s: %s", job.job_id, type(exc).__name__, exc)
 
 
 def _lookback_filter(

@@ -121,6 +121,8 @@ class ViewDef:
     #: of a key (None: only the load order)
     keys: tuple[str, ...] = ()
     order_by: str | None = None
+    #: STATE: the compacted base the view starts from (None: every load)
+    base_load: str | None = None
 
     @property
     def data_columns(self) -> tuple[Column, ...]:

@@ -254,8 +254,16 @@ class JobViews:
 
 
 def job_schemas(job: JobConfig) -> tuple[str, ...]:
-    """dlt schemas whose loads write the job's table: its pipeline's and its backfills'."""
-    return (job.schema_name_in_lake, job.backfill_schema_name_in_lake)
+    """dlt schemas whose loads write the job's table: its pipeline's, its backfills' and its
+    compacted bases' (`ingest.job.compaction`)."""
+    return (job.schema_name_in_lake, job.backfill_schema_name_in_lake, job.base_schema_name_in_lake)
+
+
+def job_loads_by_schema(dest: Destination, job: JobConfig, fs: Any) -> dict[str, set[str]]:
+    """The job's committed loads, by schema (its pipeline, backfills, bases)."""
+    listing = list_source(dest, job.source_name, fs)
+    log = read_commit_log(dest, job.source_name, job.lake_table)
+    return {s: committed(listing.markers.get(s, set()), log) for s in job_schemas(job)}
 
 
 def job_loads(dest: Destination, job: JobConfig, listing: SourceListing) -> frozenset[str]:
@@ -334,16 +342,38 @@ def build_job_views(
     base.update(load_type=job.load_type, columns=columns)
     keys = table_keys(job, columns)
     if job.is_incremental and keys:
-        every_load = dict(
-            parts=tuple(_parts(manifest, completed)),
-            loads=tuple(sorted(completed, key=float)),
-            keys=keys,
-            order_by=_order_column(job, columns),
-        )
-        views = [ViewDef(name=job.lake_table, kind=STATE, **base, **every_load)]
+        bases = completed & listing.markers.get(job.base_schema_name_in_lake, set())
+        newest_base = latest(bases)
+        current = [
+            i
+            for i in completed
+            if newest_base is None
+            or i == newest_base
+            or (i not in bases and float(i) > float(newest_base))
+        ]
+        versions = [i for i in completed if i not in bases]
+        keyed = dict(keys=keys, order_by=_order_column(job, columns))
+        views = [
+            ViewDef(
+                name=job.lake_table,
+                kind=STATE,
+                **base,
+                **keyed,
+                parts=tuple(_parts(manifest, current)),
+                loads=tuple(sorted(current, key=float)),
+                base_load=newest_base,
+            )
+        ]
         if history_allowed:
             views.append(
-                ViewDef(name=job.lake_table + HISTORY_SUFFIX, kind=VERSIONS, **base, **every_load)
+                ViewDef(
+                    name=job.lake_table + HISTORY_SUFFIX,
+                    kind=VERSIONS,
+                    **base,
+                    **keyed,
+                    parts=tuple(_parts(manifest, versions)),
+                    loads=tuple(sorted(versions, key=float)),
+                )
             )
         else:
             views[0] = _with_note(

@@ -9,7 +9,9 @@ tests/lake/test_commit_fence.py). On PYTHONPATH only in tests.
   - `commit`: right after its commit was written to the table's commit log, before dlt writes
     the load's state file and completion marker;
   - `committed`: right after the completion marker (the load is visible; the job has not
-    returned its result, nor the run written its audit row).
+    returned its result, nor the run written its audit row);
+  - `compaction_files`: a compaction wrote its base's files, right before it commits them;
+  - `compaction_marker`: a compaction committed its base, right before the base's marker.
 - INGEST_TEST_CLOCK_SKEW_S: the process's wall clock (`time.time`) is off by that many seconds
   (negative: behind), as on a host whose clock drifted.
 """
@@ -77,3 +79,26 @@ if _PAUSE_DIR and _PAUSE_AT == "committed":
         _pause("committed", load_id)
 
     FilesystemClient._store_load = _store_load_then_pause
+
+if _PAUSE_DIR and _PAUSE_AT == "compaction_files":
+    import ingest.job.compaction as compaction
+
+    _original_add = compaction.CommitLog.add
+
+    def _pause_then_add(self, load_id, schema, run_id="", task=""):
+        if task == compaction.COMPACT_TASK:
+            _pause("compaction_files", load_id)
+        return _original_add(self, load_id, schema, run_id, task)
+
+    compaction.CommitLog.add = _pause_then_add
+
+if _PAUSE_DIR and _PAUSE_AT == "compaction_marker":
+    import ingest.job.compaction as compaction
+
+    _original_marker = compaction._write_marker
+
+    def _pause_then_mark(dest, fs, job, load_id):
+        _pause("compaction_marker", load_id)
+        return _original_marker(dest, fs, job, load_id)
+
+    compaction._write_marker = _pause_then_mark

@@ -169,3 +169,127 @@ def test_mariadb_current_state_deletes_late_rows_and_history(
     )
     mariadb.use_as(monkeypatch, SOURCE)
     _scenario(Db(mariadb, "mysql"), file_lake, _config(tmp_path, mariadb.name, "mysql"))
+
+
+COMPACTION_CONFIG = HEADER + "\n"
+
+
+def _history_count(lake: str) -> int:
+    return _view(lake, "SELECT count(*) FROM pg_erp.customers_history")[0][0]
+
+
+@pytest.mark.parametrize("point", ["compaction_files", "compaction_marker"])
+def test_a_compaction_killed_anywhere_leaves_the_views_right(
+    pg, file_lake, monkeypatch, tmp_path, point
+):
+    """`dlt-ingest compact` is SIGKILLed after writing its base's files (not committed) or
+    after committing them (no marker yet); the next run cleans up and the views still equal
+    the source; compacting again works, is idempotent, and keeps every version in the history."""
+    import signal
+
+    from tests.test_exactly_once import Process, base_env, wait_for_file
+
+    pg.execute(CUSTOMERS)
+    pg.use_as(monkeypatch, SOURCE)
+    db = Db(pg, "postgresql")
+    config = _config(tmp_path, pg.name)
+    for i in range(1, 201):
+        db.execute(
+            "INSERT INTO customers VALUES (%s, %s, %s, %s)",
+            (i, f"c{i}", "1.00", T0 + dt.timedelta(seconds=i)),
+        )
+    _run(config, file_lake, "n1")
+    for i in range(1, 21):
+        db.execute(
+            "UPDATE customers SET name = 'x', updated_at = %s WHERE id = %s",
+            (T0 + dt.timedelta(days=1, seconds=i), i),
+        )
+    db.execute("DELETE FROM customers WHERE id = 150")
+    _run(config, file_lake, "n2")
+    _equal_both_ways(file_lake, db.rows())
+    history = _history_count(file_lake)
+
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    args = ["compact", "--config", config, "--destination", file_lake]
+    doomed = Process(args, base_env(INGEST_TEST_PAUSE_AT=point), pause_dir=pause)
+    wait_for_file(pause / point, doomed)
+    doomed.popen.send_signal(signal.SIGKILL)
+    assert doomed.finish() == -signal.SIGKILL
+    _equal_both_ways(file_lake, db.rows())  # the views the last run wrote are untouched
+
+    db.execute(
+        "UPDATE customers SET name = 'y', updated_at = %s WHERE id = 30",
+        (T0 + dt.timedelta(days=2),),
+    )
+    _run(config, file_lake, "n3")
+    _equal_both_ways(file_lake, db.rows())
+    assert _history_count(file_lake) == history + 1
+
+    assert main([*args, "--json"]) == 0
+    assert main(["views", "--config", config, "--destination", file_lake]) == 0
+    _equal_both_ways(file_lake, db.rows())
+    assert _history_count(file_lake) == history + 1  # the base is no version
+    state = _view(file_lake, "SELECT DISTINCT _load_id FROM pg_erp.customers")
+    assert len(state) == 1  # one base, nothing after it
+    assert main(args) == 0  # again: nothing since the base, nothing done
+    db.execute(
+        "UPDATE customers SET name = 'z', updated_at = %s WHERE id = 31",
+        (T0 + dt.timedelta(days=3),),
+    )
+    _run(config, file_lake, "n4")
+    _equal_both_ways(file_lake, db.rows())
+    assert len(_view(file_lake, "SELECT DISTINCT _load_id FROM pg_erp.customers")) == 2
+
+
+def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
+    pg, azure_lake, monkeypatch, tmp_path
+):
+    """INGEST_COMPACT_LOADS=2: the second load is followed by a base (the view reads one load);
+    with INGEST_HISTORY_RETENTION_DAYS the loads before it and older than that are removed,
+    except the job's newest load (its state holds the watermark); the view stays the source."""
+    from ingest.lake.destination import Destination
+    from ingest.views.inventory import job_loads_by_schema
+
+    pg.execute(CUSTOMERS)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "2")
+    monkeypatch.setenv("INGEST_COMPACT_RATIO", "0")
+    db = Db(pg, "postgresql")
+    config = _config(tmp_path, pg.name)
+    for night in range(3):
+        for i in range(1, 51):
+            db.execute(
+                "INSERT INTO customers VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "name = EXCLUDED.name, updated_at = EXCLUDED.updated_at",
+                (i, f"n{night}-{i}", "1.00", T0 + dt.timedelta(days=night, seconds=i)),
+            )
+        _run(config, azure_lake, f"night-{night}")
+        _equal_both_ways(azure_lake, db.rows())
+    from ingest.config import load_config
+
+    job = load_config(config).jobs[0]
+    dest = Destination.from_url(azure_lake)
+    loads = job_loads_by_schema(dest, job, dest.filesystem())
+    assert len(loads[job.base_schema_name_in_lake]) == 1  # compacted after night 1 (2 loads)
+    assert _history_count(azure_lake) == 150  # every version, the base is none of them
+
+    monkeypatch.setenv("INGEST_HISTORY_RETENTION_DAYS", "0")
+    assert main(["compact", "--config", config, "--destination", azure_lake]) == 0
+    # retention of 0 days keeps everything; a tiny retention removes what precedes the base
+    monkeypatch.setenv("INGEST_HISTORY_RETENTION_DAYS", "1")
+    import time as clock
+
+    real = clock.time
+    monkeypatch.setattr(clock, "time", lambda: real() + 3 * 86400)  # three days later
+    db.execute(
+        "UPDATE customers SET name = 'late', updated_at = %s WHERE id = 7",
+        (T0 + dt.timedelta(days=9),),
+    )
+    _run(config, azure_lake, "night-9")
+    assert main(["compact", "--config", config, "--destination", azure_lake]) == 0
+    monkeypatch.setattr(clock, "time", real)
+    assert main(["views", "--config", config, "--destination", azure_lake]) == 0
+    _equal_both_ways(azure_lake, db.rows())
+    after = job_loads_by_schema(dest, job, dest.filesystem())
+    assert len(after[job.schema_name_in_lake]) == 1  # only the newest load (the state's) stays
