@@ -31,7 +31,7 @@ from ingest.results import Landed, Watermarks
 from ingest.runtime.optional import require_delta
 from ingest.sources.base import ExtractOptions, SourceBuilder
 from ingest.tasks import Task
-from ingest.vocabulary import Reconciled, TableFormat
+from ingest.vocabulary import DELETED, Reconciled, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,12 @@ class JobChecks:
             changes["engine"] = engine
         return dataclasses.replace(options, **changes) if changes else options
 
-    def prepare(self, resource: Any) -> None:
+    def prepare(self, resource: Any, keys: tuple[str, ...] = ()) -> None:
+        """Before the extraction. A Delta table with a key (INCREMENTAL) is merged by key: the
+        table itself is the current state (an upsert per key; a delete marker removes its key)."""
         if self.job.table_format == TableFormat.DELTA:
             require_delta(self.job.job_id)  # before a row is read: the `delta` extra
-            resource.apply_hints(table_format="delta")
+            resource.apply_hints(table_format="delta", **delta_merge_hints(self.job, keys))
             self.reconciler.delta_version = current_version(self.dest, self.dataset, self.table)
         self.drift.prepare(resource)
         self.reconciler.before_extraction()
@@ -124,6 +126,18 @@ class JobChecks:
 
     def close(self) -> None:
         self.reconciler.close()
+
+
+def delta_merge_hints(job: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """dlt hints that make a keyed INCREMENTAL Delta table its current state: upsert by key,
+    `_deleted` markers delete their key ({} for other jobs: an append, or a FULL snapshot)."""
+    if not keys or not job.is_incremental:
+        return {}
+    return {
+        "write_disposition": {"disposition": "merge", "strategy": "upsert"},
+        "primary_key": list(keys),
+        "columns": {DELETED: {"data_type": "bool", "nullable": True, "hard_delete": True}},
+    }
 
 
 def emit_check_events(result: Mapping[str, Any], checked: Checked, schema_policy: str) -> None:

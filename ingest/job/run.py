@@ -45,7 +45,7 @@ from ingest.checks.boundary import COUNT_FROM as BOUNDARY_COUNT_FROM
 from ingest.checks.boundary import BoundaryTracker
 from ingest.checks.deletes import DeleteDetection
 from ingest.checks.deletes import due as deletes_due
-from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
+from ingest.checks.job_checks import Checked, JobChecks, delta_merge_hints, emit_check_events
 from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
@@ -262,14 +262,17 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             tracker = BoundaryTracker(cursor, stored, boundary, source.primary_key)
         resource = source.resource
         resource.apply_hints(table_name=table)
-        checks.prepare(resource)
+        checks.prepare(resource, source.primary_key)
         lookback = _lookback_filter(run, dest, source, stored)
         resource.add_step(Progress(job, tracker, highest, deadline, lookback).as_step())
         resources = [resource, ledger.ledger_resource(task.key, before)]
         detection = _delete_detection(run, builder, secrets, dest, source, pipeline, stored)
         if detection is not None:  # the markers land in the same load as the rows
             detection.detect()
-            resources.append(detection.resource(table))
+            markers = detection.resource(table)
+            if job.table_format == TableFormat.DELTA:
+                markers.apply_hints(**delta_merge_hints(job, source.primary_key))
+            resources.append(markers)
         # the load id orders the table's loads: above every committed one, whatever the clock
         with load_ids_after(commit_log.last_load_id):
             extract_info = pipeline.extract(resources, loader_file_format="parquet")

@@ -39,6 +39,7 @@ from ingest.lake.loads import LOADS_DIR, SEPARATOR, is_delta_table, load_id_of, 
 from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
     CURRENT,
+    DELETED,
     HISTORY,
     STATE,
     UNION,
@@ -449,9 +450,12 @@ def _delta_views(
     fs: Any,
 ) -> list[ViewDef]:
     """INCREMENTAL: the Delta table's current version (Delta readers; DuckDB gets the current
-    files). FULL: the files the newest write added (the latest snapshot)."""
+    files): with a key, the table is merged by key, so it is the current state (its delete
+    markers removed their keys; no `_deleted` column is shown). FULL: the files the newest
+    write added (the latest snapshot)."""
 
     dataset, table = job.source_name, job.lake_table
+    columns = tuple(c for c in columns if c.name != DELETED)
     folder = f"{dataset}/{table}"
     delta = open_table(dest, dataset, table)
     current = sorted(f"{folder}/{f}" for f in _delta_files(delta))

@@ -10,7 +10,7 @@ compared or rewritten without holding it (`INGEST_STATE_MEMORY_MB`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ingest.lake.destination import Destination
 from ingest.views.definition import STATE, Column, ViewDef
 from ingest.views.dialects import DuckDbRenderer, LakeUrls, duckdb_type, literal_sql
 from ingest.views.duck import connect
-from ingest.views.inventory import build_job_views, list_source
+from ingest.views.inventory import build_job_views, list_source, table_keys
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ def current_state(dest: Destination, job: JobConfig, fs: Any = None) -> TableSta
     listing = list_source(dest, job.source_name, fs)
     built = build_job_views(dest, job, listing, fs, history_allowed=False)
     view = next((v for v in built.views if v.kind == STATE), None)
+    if view is None and built.views and built.views[0].delta_folder and job.is_incremental:
+        # a keyed Delta table is merged by key: its current version is the state
+        keys = table_keys(job, built.views[0].columns)
+        view = replace(built.views[0], keys=keys) if keys else None
     if view is None or not view.parts:
         return None
     return TableState(view, DuckDbRenderer(LakeUrls.of(dest)).statement_body(view))
