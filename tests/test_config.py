@@ -326,3 +326,16 @@ def test_timeouts_and_control_characters_are_checked_with_their_cell(tmp_path):
         main(["catalog", "--config", str(path), "--destination", str(lake), "--out", str(out)]) == 0
     )
     assert "two" in (out / "DATA_DICTIONARY.md").read_text(encoding="utf-8")
+
+
+def test_incremental_jobs_without_a_key_are_warned_about(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,watermark_column,"
+        "primary_key\nk,Y,sqlite,shop,t1,INCREMENTAL,updated_at,id\n"
+        "n,Y,sqlite,shop,t2,INCREMENTAL,updated_at,\nf,Y,sqlite,shop,t3,FULL,,\n",
+        encoding="utf-8",
+    )
+    warnings = load_config(path).warnings
+    (warning,) = [w for w in warnings if "primary_key" in w]
+    assert warning.startswith("job n ") and "updated row shows up once per load" in warning

@@ -395,6 +395,14 @@ def parse_rows(
         raise ConfigError(origin, problems)
     if not checked:
         raise ConfigError(origin, [Problem("no jobs are configured", sheet)])
+    for job in checked:
+        if job.is_incremental and not job.primary_key and job.source_type != "rest_api":
+            warnings.append(
+                f"job {job.job_id} ({job.origin}): INCREMENTAL without a primary_key: unless "
+                f"table {job.table_name} has a primary key of its own, its view is the log of "
+                "every version read (an updated row shows up once per load that read it) and "
+                "deletes are never seen; declare primary_key for a current state"
+            )
     return IngestConfig(origin, tuple(checked), tuple(warnings))
 
 
