@@ -137,6 +137,15 @@ def load_files(
     return sorted(p for p in names if p.endswith(".parquet") and load_id_of(p) == load_id)
 
 
+def is_load_file(path: str) -> bool:
+    """Whether `path` is named as a load's data file is (`<load_id>.<file_id>.parquet`, the load
+    id a unix time): the clean-up removes nothing else (a file a person put there stays)."""
+    parts = path.rsplit("/", 1)[-1].split(".")
+    if len(parts) != 4 or parts[-1] != "parquet":
+        return False
+    return parts[0].isdigit() and parts[1].isdigit()
+
+
 def load_id_of(path: str) -> str:
     """`.../<load_id>.<file_id>.parquet` -> load_id (load ids contain a dot themselves)."""
     return path.rsplit("/", 1)[-1].rsplit(".", 2)[0]
@@ -187,7 +196,7 @@ def remove_incomplete_loads(
     orphans = []
     listing = _table_listing(dest, dataset, table, fs)
     if not any(f"/{DELTA_LOG}/" in p for p in listing):
-        orphans = [p for p in listing if p.endswith(".parquet") and load_id_of(p) not in table_done]
+        orphans = [p for p in listing if is_load_file(p) and load_id_of(p) not in table_done]
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
     for name in names_with_prefix(dest, state_folder, pipeline_name + SEPARATOR):

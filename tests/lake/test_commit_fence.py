@@ -159,3 +159,34 @@ def test_a_host_whose_clock_is_behind_still_writes_the_newest_load(pg, lake, mon
             with fs.open(path, "rb") as handle:
                 ids.update(pq.read_table(handle, columns=["order_id"]).column(0).to_pylist())
     assert sorted(ids) == list(range(1, 1001))
+
+
+def test_the_clean_up_removes_only_files_named_as_loads(tmp_path):
+    """Files that never committed are removed; a file a person put into the table folder (any
+    other name) stays."""
+    from ingest.lake.lease import Holder, lease_for, lease_name
+    from ingest.lake.loads import is_load_file, remove_incomplete_loads
+
+    lake = tmp_path / "lake"
+    folder = lake / "src" / "t" / "2026" / "12" / "07"
+    folder.mkdir(parents=True)
+    dead = folder / "1796000000.123.a1b2c3d4e5.parquet"
+    base = folder / "1796000001.5.base0001.parquet"
+    mine = folder / "my_export.parquet"
+    odd = folder / "notes.2024.parquet"
+    for path in (dead, base, mine, odd):
+        path.write_bytes(b"x")
+    assert [is_load_file(str(p)) for p in (dead, base, mine, odd)] == [True, True, False, False]
+    dest = Destination.from_url(str(lake))
+    lease = lease_for(
+        dest,
+        lease_name("src", "t"),
+        Holder.me("r", "plain"),
+        wait_s=0,
+        same_task_wait_s=0,
+        period_s=60,
+    )
+    with lease:
+        report, _ = remove_incomplete_loads(dest, "src", "t", "src__t", "src_t", (), lease)
+    assert report.data_files_removed == 2
+    assert not dead.exists() and not base.exists() and mine.exists() and odd.exists()

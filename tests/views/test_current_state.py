@@ -293,3 +293,33 @@ def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
     _equal_both_ways(azure_lake, db.rows())
     after = job_loads_by_schema(dest, job, dest.filesystem())
     assert len(after[job.schema_name_in_lake]) == 1  # only the newest load (the state's) stays
+
+
+def test_a_backfill_of_a_loaded_range_leaves_the_current_view_unchanged(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    pg.execute(CUSTOMERS)
+    pg.use_as(monkeypatch, SOURCE)
+    db = Db(pg, "postgresql")
+    config = _config(tmp_path, pg.name)
+    for i in range(1, 301):
+        db.execute(
+            "INSERT INTO customers VALUES (%s, %s, %s, %s)",
+            (i, f"c{i}", f"{i}.00", T0 + dt.timedelta(minutes=i)),
+        )
+    _run(config, file_lake, "n1")
+    before = sorted(
+        _view(file_lake, "SELECT * EXCLUDE (_load_id, _load_date) FROM pg_erp.customers")
+    )
+    window = ["--from", (T0 + dt.timedelta(minutes=50)).isoformat()]
+    window += ["--to", (T0 + dt.timedelta(minutes=250)).isoformat()]
+    assert (
+        main(["backfill", "--config", config, "--destination", file_lake, "--job", "c1", *window])
+        == 0
+    )
+    after = sorted(
+        _view(file_lake, "SELECT * EXCLUDE (_load_id, _load_date) FROM pg_erp.customers")
+    )
+    assert after == before and len(after) == 300
+    _equal_both_ways(file_lake, db.rows())
+    assert _history_count(file_lake) == 300 + 200  # the backfill's versions are in the history
