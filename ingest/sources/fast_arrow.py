@@ -21,6 +21,8 @@ from typing import Any
 
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader
 
+from ingest.errors import is_process_exit
+from ingest.limits import shorten
 from ingest.sources.snapshot import PlannedRead
 from ingest.sources.typemap import TablePlan
 
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 AUTO_PARTITION_ROWS = 500_000
 AUTO_PARTITIONS = 2
 #: how ConnectorX names a column it failed to read: by its position in the SELECT
-COLUMN_ERROR = re.compile(r"deserializing column (\d+)")
+COLUMN_ERROR = re.compile(r"deserializing column (\d+)|FromSql\((\d+)\)")
 
 
 def auto_partitions(whole_table: bool, estimated_rows: int | None, cores: int) -> int:
@@ -81,21 +83,27 @@ class ExactConnectorXReader(ConnectorXTableLoader):
                 if batch.num_rows == 0:
                     continue
                 yield self.plan.from_arrow(batch)
-        except RuntimeError as exc:
-            raise self._unreadable(exc) from exc
+        except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
+            if is_process_exit(exc):
+                raise
+            named = self._unreadable(exc)
+            if named is None:
+                raise
+            raise named from exc
 
-    def _unreadable(self, exc: RuntimeError) -> Exception:
-        """ConnectorX names a column it cannot read by its position ("error deserializing
-        column 3: ..."): the plan names it (NaN in numeric(p,s) ends here)."""
-        match = COLUMN_ERROR.search(str(exc))
-        column = self.plan.column_at(int(match.group(1))) if match else None
+    def _unreadable(self, exc: BaseException) -> Exception | None:
+        """ConnectorX names a column it cannot read by its position in the SELECT ("error
+        deserializing column 3: ...", or a panic's "FromSql(3)"): the plan names it. NaN in
+        numeric(p,s) ends here."""
+        text = str(exc)
+        match = COLUMN_ERROR.search(text)
+        column = self.plan.column_at(int(match.group(1) or match.group(2))) if match else None
         if column is None:
-            return exc
-        detail = str(exc).split(":", 1)[-1].strip().splitlines()[0][:120]
-        reason = (
-            "holds 'NaN'" if "NaN" in detail else f"holds a value ConnectorX cannot read ({detail})"
-        )
-        return self.plan.refused_value(column, reason)
+            return None
+        if "NaN" in text:
+            return self.plan.refused_value(column, "holds 'NaN'")
+        detail = shorten(text.strip().splitlines()[0] if text.strip() else "", 120)
+        return self.plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
 
     def _auto_partitions(self, estimated_rows: int | None) -> int:
         if self._partition_key() is None:

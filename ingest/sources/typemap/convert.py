@@ -229,7 +229,7 @@ class TimeFromMicros(Converter):
         super().__init__(pa.time64("us"))
 
     def _checked(self, micros: pa.Array) -> pa.Array:
-        _range_check(micros, 0, MICROS_PER_DAY - 1, "'24:00:00' (a time of day ends before)")
+        _range_check(micros, 0, MICROS_PER_DAY - 1, "'24:00:00'")
         return micros.cast(self.arrow)
 
     def from_values(self, values: Sequence[Any]) -> pa.Array:

@@ -35,6 +35,9 @@ from ingest.sources.typemap.plan import ColumnPlan, Refusal, type_name
 
 MONEY, SMALLMONEY = lake.decimal(19, 4), lake.decimal(10, 4)
 
+#: renders the reflected types in messages
+DIALECT = mssql.dialect()
+
 
 def iso_text(column: Any) -> Any:
     """datetime, datetime2, smalldatetime, datetimeoffset as `yyyy-mm-dd hh:mi:ss.fffffff`
@@ -61,7 +64,7 @@ def _plan(
 
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
-    source = type_name(sql_type) if not isinstance(sql_type, sa.types.NullType) else "(unknown)"
+    source = type_name(sql_type, DIALECT)
     if isinstance(sql_type, mssql.SQL_VARIANT):
         return Refusal(
             name,

@@ -36,6 +36,9 @@ from ingest.sources.typemap.plan import ColumnPlan, Refusal, type_name
 
 UNSIGNED_BIGINT = lake.decimal(20, 0)
 
+#: renders the reflected types in messages
+DIALECT = mysql.dialect()
+
 
 def as_text(column: Any) -> Any:
     return sa.cast(column, sa.Text)  # CAST(col AS CHAR), in the connection's utf8mb4
@@ -59,7 +62,7 @@ def _plan(name: str, source: str, kind: lake.LakeType, converter: Converter, rea
 
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
-    source = type_name(sql_type)
+    source = type_name(sql_type, DIALECT)
     if isinstance(sql_type, mysql.BIT):
         bits = sql_type.length or 1
         if bits == 1:
@@ -100,7 +103,7 @@ def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
         return _plan(name, source, lake.BINARY, Binary())
     return Refusal(
         name,
-        source if not isinstance(sql_type, sa.types.NullType) else "(type not recognised)",
+        source,
         "a type SQLAlchemy does not recognise (spatial types, for example)",
         "read the table through a source view that converts it, e.g. ST_AsText(col) or "
         "ST_AsWKB(col), or leave the column out",

@@ -33,6 +33,9 @@ from ingest.sources.typemap.plan import ColumnPlan, Refusal, type_name
 DATE_FORMAT = "SYYYY-MM-DD HH24:MI:SS"
 TIMESTAMP_FORMAT = "SYYYY-MM-DD HH24:MI:SS.FF9"
 
+#: renders the reflected types in messages
+DIALECT = oracle.dialect()
+
 
 def number_text(column: Any) -> Any:
     return sa.func.to_char(column, "TM9", "NLS_NUMERIC_CHARACTERS='.,'")
@@ -69,7 +72,7 @@ def _text(name: str, source: str, reader: Any) -> ColumnPlan:
 
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
-    source = type_name(sql_type) if not isinstance(sql_type, sa.types.NullType) else "(unknown)"
+    source = type_name(sql_type, DIALECT)
     if isinstance(sql_type, oracle.BINARY_FLOAT):
         return _plan(name, source, lake.FLOAT64, FloatFromSingle())
     if isinstance(sql_type, oracle.BINARY_DOUBLE):

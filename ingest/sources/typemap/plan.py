@@ -8,7 +8,7 @@ fast path (`from_arrow`) run the same SELECT (`select`) and give the same Arrow 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,16 +203,13 @@ def _with_nullable(column: ColumnPlan, nullable: bool) -> ColumnPlan:
     )
 
 
-def type_name(sql_type: Any) -> str:
-    """A reflected type as SQL names it (`NUMERIC(50, 10)` -> `numeric(50,10)`)."""
+def type_name(sql_type: Any, dialect: Any = None) -> str:
+    """A reflected type as the source's SQL names it (`numeric(50,10)`, `timestamp with time
+    zone`); `(not recognised)` for a type SQLAlchemy did not recognise."""
+    if isinstance(sql_type, sa.types.NullType):
+        return "(not recognised)"
     try:
-        text = str(sql_type)
-    except Exception:  # a type that cannot render itself without a dialect
+        text = sql_type.compile(dialect=dialect)
+    except Exception:  # a type this dialect cannot render: its generic name
         text = type(sql_type).__name__
     return text.lower().replace(", ", ",")
-
-
-def iter_refusals(decisions: Mapping[str, ColumnPlan | Refusal]) -> Iterator[Refusal]:
-    for decision in decisions.values():
-        if isinstance(decision, Refusal):
-            yield decision

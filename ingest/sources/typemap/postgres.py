@@ -45,6 +45,9 @@ CONNECTORX_DECIMAL = (28, 10)
 #: "char": read as text by the SELECT)
 PLAIN_STRINGS = (sa.TEXT, sa.VARCHAR, sa.CHAR)
 
+#: renders the reflected types in messages
+DIALECT = postgresql.dialect()
+
 
 def as_text(column: Any) -> Any:
     return sa.cast(column, sa.Text)
@@ -60,7 +63,7 @@ def _text(name: str, source: str) -> ColumnPlan:
 
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
-    source = type_name(sql_type)
+    source = type_name(sql_type, DIALECT)
     if isinstance(sql_type, postgresql.DOMAIN) and isinstance(sql_type.data_type, sa.TypeEngine):
         inner = plan_column(name, sql_type.data_type)
         return inner

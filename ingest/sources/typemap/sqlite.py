@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from ingest.sources.typemap import lake
 from ingest.sources.typemap.convert import (
@@ -32,13 +33,16 @@ from ingest.sources.typemap.convert import (
 )
 from ingest.sources.typemap.plan import ColumnPlan, type_name
 
+#: renders the reflected types in messages
+DIALECT = sqlite.dialect()
+
 
 def _plan(name: str, source: str, kind: lake.LakeType, converter: Converter) -> ColumnPlan:
     return ColumnPlan(name, source, kind, converter, fast=False)
 
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan:
-    source = type_name(sql_type) if not isinstance(sql_type, sa.types.NullType) else "(none)"
+    source = type_name(sql_type, DIALECT)
     if isinstance(sql_type, sa.Boolean):
         return _plan(name, source, lake.BOOL, Boolean(from_numbers=True))
     if isinstance(sql_type, sa.Integer):
