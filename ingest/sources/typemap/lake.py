@@ -31,15 +31,18 @@ class LakeType:
     timezone: bool | None = None
 
     def hint(self, name: str, nullable: bool) -> dict[str, Any]:
-        """The dlt column schema of a column of this type."""
-        hint: dict[str, Any] = {"name": name, "data_type": self.data_type, "nullable": nullable}
-        if self.precision is not None:
-            hint["precision"] = self.precision
-        if self.scale is not None:
-            hint["scale"] = self.scale
-        if self.timezone is not None:
-            hint["timezone"] = self.timezone
-        return hint
+        """The dlt column schema of a column of this type. Precision, scale and time zone
+        are always given (None where the type has none), so a column whose lake type changed
+        (e.g. an unbounded numeric, decimal(38,9) before, text now) keeps no stale ones in
+        the lake's schema."""
+        return {
+            "name": name,
+            "data_type": self.data_type,
+            "nullable": nullable,
+            "precision": self.precision,
+            "scale": self.scale,
+            "timezone": self.timezone,
+        }
 
     def describe(self) -> str:
         """The lake type in a message or the README: `decimal(12,2)`, `timestamp (UTC)`."""
