@@ -73,7 +73,7 @@ def assert_panic_reported(rows: list[dict[str, str]]) -> None:
     ]
     error = rows[1]["error"]
     assert "column at (postgresql timestamp without time zone) of table far" in error
-    assert "ConnectorX cannot read" in error and "value too large to decode" in error
+    assert "before 0001 or after 9999" in error and "value too large to decode" in error
 
 
 @pytest.mark.postgres

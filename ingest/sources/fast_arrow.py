@@ -103,6 +103,10 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         if "NaN" in text:
             return self.plan.refused_value(column, "holds 'NaN'")
         detail = shorten(text.strip().splitlines()[0] if text.strip() else "", 120)
+        if column.lake.data_type in ("date", "timestamp") and "too large" in text:
+            return self.plan.refused_value(
+                column, f"holds a date before 0001 or after 9999 (ConnectorX: {detail})"
+            )
         return self.plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
 
     def _auto_partitions(self, estimated_rows: int | None) -> int:

@@ -68,7 +68,9 @@ class Unrepresentable:
 def describe(value: Any) -> str:
     """What a refused value was, without quoting ordinary data."""
     if isinstance(value, Unrepresentable):
-        return f"holds {value.text!r}"
+        if value.text in ("infinity", "-infinity"):
+            return f"holds {value.text!r}"
+        return f"holds {value.text!r}, a date before 0001 or after 9999"
     if isinstance(value, decimal.Decimal) and not value.is_finite():
         return f"holds {str(value)!r}"
     if isinstance(value, float) and not math.isfinite(value):
