@@ -299,6 +299,25 @@ class DecimalFromNumber(Converter):
         return prepared
 
 
+class FloatFromNumber(Converter):
+    """SQLite REAL and NUMERIC columns hold 8-byte floats and integers: an integer lands as
+    the float64 equal to it, or is refused when none is (beyond 2^53, odd)."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.float64(), accept=(float, int))
+
+    def prepare(self, values: Sequence[Any]) -> Sequence[Any]:
+        prepared = []
+        for value in values:
+            if type(value) is int:
+                as_float = float(value) if abs(value) < 2**1023 else math.inf
+                if not math.isfinite(as_float) or int(as_float) != value:
+                    raise Refused("holds an integer no float64 equals")
+                value = as_float
+            prepared.append(value)
+        return prepared
+
+
 class Boolean(Converter):
     """Booleans; sources that store them as numbers (SQLite, MySQL BIT(1)) give 0 or 1: any
     other number is refused."""

@@ -27,6 +27,7 @@ from ingest.sources.typemap.convert import (
     Boolean,
     Converter,
     DecimalFromNumber,
+    FloatFromNumber,
     Text,
     TimeFromText,
     TimestampFromText,
@@ -48,12 +49,12 @@ def plan_column(name: str, sql_type: Any) -> ColumnPlan:
     if isinstance(sql_type, sa.Integer):
         return _plan(name, source, lake.INT64, Converter(lake.INT64.arrow, accept=(int,)))
     if isinstance(sql_type, sa.Float):
-        return _plan(name, source, lake.FLOAT64, Converter(lake.FLOAT64.arrow, accept=(float, int)))
+        return _plan(name, source, lake.FLOAT64, FloatFromNumber())
     if isinstance(sql_type, sa.Numeric):
         fits = lake.decimal_for(sql_type.precision, sql_type.scale)
         if fits is None:
             return _plan(
-                name, source, lake.FLOAT64, Converter(lake.FLOAT64.arrow, accept=(float, int))
+                name, source, lake.FLOAT64, FloatFromNumber()
             )
         kind = lake.decimal(*fits)
         return _plan(name, source, kind, DecimalFromNumber(kind.arrow))
