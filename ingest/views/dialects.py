@@ -114,6 +114,12 @@ def too_wide(column: Column) -> bool:
     return column.data_type == "decimal" and (column.precision or 0) > MAX_DECIMAL_PRECISION
 
 
+def _declared(column: Column) -> str:
+    if column.data_type == "decimal":
+        return f"decimal({column.precision},{column.scale})"
+    return column.data_type
+
+
 def left_out(view: ViewDef, dialect: str) -> list[tuple[Column, str]]:
     """The view's columns a dialect cannot read exactly, each with why (said in the text)."""
     found = []
@@ -252,7 +258,7 @@ def header(view: ViewDef, dialect: str) -> str:
     ]
     lines += [f"-- note: {note}" for note in view.notes]
     lines += [
-        f"-- left out: {column.name} (decimal({column.precision},{column.scale})): {why}"
+        f"-- left out: {column.name} ({_declared(column)}): {why}"
         for column, why in left_out(view, dialect)
         if too_wide(column)
     ]

@@ -53,9 +53,7 @@ def plan_column(name: str, sql_type: Any) -> ColumnPlan:
     if isinstance(sql_type, sa.Numeric):
         fits = lake.decimal_for(sql_type.precision, sql_type.scale)
         if fits is None:
-            return _plan(
-                name, source, lake.FLOAT64, FloatFromNumber()
-            )
+            return _plan(name, source, lake.FLOAT64, FloatFromNumber())
         kind = lake.decimal(*fits)
         return _plan(name, source, kind, DecimalFromNumber(kind.arrow))
     if isinstance(sql_type, sa.DateTime):
