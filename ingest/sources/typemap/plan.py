@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -74,7 +75,7 @@ class TablePlan:
 
     # --- the lake side -------------------------------------------------------------------
 
-    @property
+    @cached_property
     def schema(self) -> pa.Schema:
         return pa.schema(
             [pa.field(c.name, c.lake.arrow, nullable=c.nullable) for c in self.columns]
