@@ -75,8 +75,6 @@ def describe(value: Any) -> str:
         return f"holds {str(value)!r}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"holds {value!r}"
-    if isinstance(value, str) and _ZERO_DATE.match(value):
-        return f"holds {value!r} (a zero or partial date: no calendar day)"
     if isinstance(value, str) and value in _SPECIAL_TEXT:
         return f"holds {value!r}"
     kind = {
@@ -90,7 +88,6 @@ def describe(value: Any) -> str:
     return f"holds {kind}"
 
 
-_ZERO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _SPECIAL_TEXT = {"NaN", "Infinity", "-Infinity", "infinity", "-infinity", "24:00:00"}
 
 
@@ -109,11 +106,18 @@ def _first_refused(values: Sequence[Any], arrow_type: pa.DataType) -> Refused:
 class Converter:
     """Values of one column to its lake Arrow type (see module doc)."""
 
-    def __init__(self, arrow_type: pa.DataType, accept: tuple[type, ...] | None = None):
+    def __init__(
+        self,
+        arrow_type: pa.DataType,
+        accept: tuple[type, ...] | None = None,
+        dates_as_text: bool = False,
+    ):
         self.arrow = arrow_type
         #: Python types a value may have (None: any the Arrow conversion takes); drivers of
         #: loosely typed sources (SQLite, zero dates of MySQL) are checked value by value
         self.accept = accept
+        #: the driver returns a date it cannot convert as its text (PyMySQL: zero dates)
+        self.dates_as_text = dates_as_text
 
     def check_types(self, values: Sequence[Any]) -> None:
         if self.accept is None:
@@ -121,6 +125,8 @@ class Converter:
         accept = self.accept
         for value in values:
             if value is not None and type(value) not in accept:
+                if self.dates_as_text and isinstance(value, str):
+                    raise Refused(f"holds {value!r} (a zero, partial or invalid date: no day)")
                 raise Refused(describe(value))
 
     def from_values(self, values: Sequence[Any]) -> pa.Array:
@@ -186,8 +192,10 @@ class Timestamp(Converter):
     """Timestamps in microseconds, 0001-01-01 .. 9999-12-31 23:59:59.999999 (UTC for an
     instant). Aware values in a column without zone are refused (which zone was meant?)."""
 
-    def __init__(self, utc: bool, accept: tuple[type, ...] | None = None):
-        super().__init__(pa.timestamp("us", tz="UTC" if utc else None), accept)
+    def __init__(
+        self, utc: bool, accept: tuple[type, ...] | None = None, dates_as_text: bool = False
+    ):
+        super().__init__(pa.timestamp("us", tz="UTC" if utc else None), accept, dates_as_text)
         self.utc = utc
 
     def from_values(self, values: Sequence[Any]) -> pa.Array:
@@ -209,8 +217,8 @@ class Timestamp(Converter):
 class Date(Converter):
     """Dates 0001-01-01 .. 9999-12-31."""
 
-    def __init__(self, accept: tuple[type, ...] | None = None):
-        super().__init__(pa.date32(), accept)
+    def __init__(self, accept: tuple[type, ...] | None = None, dates_as_text: bool = False):
+        super().__init__(pa.date32(), accept, dates_as_text)
 
     def from_values(self, values: Sequence[Any]) -> pa.Array:
         for value in values:

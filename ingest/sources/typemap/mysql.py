@@ -89,9 +89,14 @@ def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
     if isinstance(sql_type, mysql.YEAR):
         return _plan(name, source, lake.INT64, Converter(lake.INT64.arrow))
     if isinstance(sql_type, sa.DateTime):
-        return _plan(name, source, lake.TIMESTAMP, Timestamp(utc=False, accept=(dt.datetime,)))
+        return _plan(
+            name,
+            source,
+            lake.TIMESTAMP,
+            Timestamp(utc=False, accept=(dt.datetime,), dates_as_text=True),
+        )
     if isinstance(sql_type, sa.Date):
-        return _plan(name, source, lake.DATE, Date(accept=(dt.date,)))
+        return _plan(name, source, lake.DATE, Date(accept=(dt.date,), dates_as_text=True))
     if isinstance(sql_type, sa.Time):
         return _text(name, source)  # a duration: -838:59:59 .. 838:59:59
     if isinstance(sql_type, sa.JSON):
