@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, oracle
+from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
 
 from ingest.errors import JobError
 from ingest.secrets.resolver import Secret
@@ -255,3 +256,103 @@ def test_driver_values_land_exactly():
     number = plan_table("oracle", "j", "t", [{"name": "n", "type": oracle.NUMBER(38, 0)}])
     landed = number.from_rows([(10**37,), (-(10**38) + 1,)]).column("n").to_pylist()
     assert landed == [Decimal(10**37), Decimal(-(10**38) + 1)]
+
+
+# ------------------------------------------------------------------------------------------
+# the README's type tables say what the map does
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+TYPES_SECTION = "### Types: what each column lands as"
+TABLE_TITLES = {
+    "postgresql": "**PostgreSQL** (both read paths):",
+    "mysql": "**MySQL and MariaDB**:",
+    "sqlite": "**SQLite** types values",
+    "mssql": "**SQL Server** (checked offline",
+    "oracle": "**Oracle** (checked offline):",
+}
+#: (source, the README row's first cell, a type of that row, what the row's second cell and
+#: the map's lake type start with)
+README_ROWS = [
+    ("postgresql", "smallint", sa.SMALLINT(), "int32"),
+    ("postgresql", "integer, bigint", sa.BIGINT(), "int64"),
+    ("postgresql", "real", sa.REAL(), "float64"),
+    ("postgresql", "double precision", postgresql.DOUBLE_PRECISION(), "float64"),
+    ("postgresql", "numeric(p,s) with p <= 38", sa.NUMERIC(12, 2), "decimal"),
+    ("postgresql", "numeric without precision, numeric(p,s) with p > 38", sa.NUMERIC(), "text"),
+    ("postgresql", "boolean", sa.BOOLEAN(), "bool"),
+    ("postgresql", "date", sa.DATE(), "date"),
+    ("postgresql", "time", postgresql.TIME(), "time"),
+    ("postgresql", "timestamp", postgresql.TIMESTAMP(), "timestamp (no zone)"),
+    ("postgresql", "timestamptz", postgresql.TIMESTAMP(timezone=True), "timestamp (UTC)"),
+    ("postgresql", "text, varchar(n), char(n)", sa.VARCHAR(10), "text"),
+    ("postgresql", "bytea", postgresql.BYTEA(), "binary"),
+    ("postgresql", "json", postgresql.JSON(), "text"),
+    ("postgresql", "jsonb", postgresql.JSONB(), "text"),
+    (
+        "mysql",
+        "tinyint, mediumint, int (signed or unsigned), bigint, year",
+        mysql.MEDIUMINT(),
+        "int64",
+    ),
+    ("mysql", "smallint (signed or unsigned)", mysql.SMALLINT(unsigned=True), "int32"),
+    ("mysql", "bigint unsigned", mysql.BIGINT(unsigned=True), "decimal(20,0)"),
+    ("mysql", "float", mysql.FLOAT(), "float64"),
+    ("mysql", "double", mysql.DOUBLE(), "float64"),
+    ("mysql", "date", mysql.DATE(), "date"),
+    ("mysql", "datetime(fsp), timestamp(fsp)", mysql.DATETIME(fsp=6), "timestamp (no zone)"),
+    ("mysql", "time", mysql.TIME(fsp=6), "text"),
+    ("mysql", "json", mysql.JSON(), "text"),
+    ("mysql", "binary, varbinary, blob types", mysql.VARBINARY(10), "binary"),
+    (
+        "mysql",
+        "spatial types, anything SQLAlchemy does not recognise",
+        sa.types.NullType(),
+        "refused",
+    ),
+    ("sqlite", "INTEGER (any name with INT)", sa.INTEGER(), "int64"),
+    ("sqlite", "NUMERIC(p,s), DECIMAL(p,s)", sa.NUMERIC(10, 2), "decimal"),
+    ("sqlite", "BOOLEAN", sa.BOOLEAN(), "bool"),
+    ("sqlite", "BLOB", sa.BLOB(), "binary"),
+    ("mssql", "bit", mssql.BIT(), "bool"),
+    ("mssql", "money, smallmoney", mssql.MONEY(), "decimal(19,4)"),
+    ("mssql", "datetimeoffset(n)", mssql.DATETIMEOFFSET(7), "timestamp (UTC)"),
+    ("mssql", "uniqueidentifier, xml", mssql.UNIQUEIDENTIFIER(), "text"),
+    ("mssql", "sql_variant, hierarchyid, geography, geometry", mssql.SQL_VARIANT(), "refused"),
+    ("oracle", "NUMBER, FLOAT(b)", oracle.NUMBER(), "text"),
+    ("oracle", "DATE", oracle.DATE(), "timestamp (no zone)"),
+    (
+        "oracle",
+        "TIMESTAMP WITH TIME ZONE, WITH LOCAL TIME ZONE",
+        oracle.TIMESTAMP(timezone=True),
+        "timestamp (UTC)",
+    ),
+    ("oracle", "BLOB, RAW, LONG RAW", oracle.RAW(8), "binary"),
+]
+
+
+def readme_type_rows(source_type: str) -> dict[str, str]:
+    """First cell -> second cell of the README's type table of `source_type`."""
+    text = README.read_text(encoding="utf-8")
+    text = text[text.index(TYPES_SECTION) :]
+    section = text[text.index(TABLE_TITLES[source_type]) :]
+    rows: dict[str, str] = {}
+    for line in section.splitlines()[1:]:
+        if line.startswith("| ") and not line.startswith("| source type") and "---" not in line:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1]
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+@pytest.mark.parametrize(("source_type", "row", "sql_type", "lands"), README_ROWS)
+def test_the_readme_type_tables_say_what_the_map_does(source_type, row, sql_type, lands):
+    readme = readme_type_rows(source_type)
+    assert row in readme, (source_type, row, sorted(readme))
+    assert readme[row].startswith(lands), (row, readme[row])
+    decision = plan_column(source_type, "c", sql_type)
+    if lands == "refused":
+        assert isinstance(decision, Refusal)
+    else:
+        assert not isinstance(decision, Refusal)
+        assert decision.lake.describe().startswith(lands), (row, decision.lake.describe())

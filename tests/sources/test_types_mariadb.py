@@ -53,7 +53,9 @@ def times() -> st.SearchStrategy[str]:
         return f"{sign}{hours:02}:{minute:02}:{second:02}.{fraction:06}"
 
     return st.one_of(
-        st.sampled_from(["-838:59:59.999999", "838:59:59.999999", "-00:00:00.000001", "-01:00:00.000000"]),
+        st.sampled_from(
+            ["-838:59:59.999999", "838:59:59.999999", "-00:00:00.000001", "-01:00:00.000000"]
+        ),
         micros.map(literal),
     )
 
