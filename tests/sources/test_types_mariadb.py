@@ -20,6 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.config import JobConfig
+from ingest.errors import JobError
+from ingest.secrets.resolver import Secret
+from ingest.sources import get_builder
+from tests.conftest import MARIA_HOST, MARIA_PORT
 from tests.sources.exactness import assert_same_rows, data_schema, fail, land, parquet, same, view
 from tests.sources.test_types_postgres import decimals, json_texts
 
@@ -281,6 +285,16 @@ def test_a_type_no_lake_type_holds_is_refused_naming_the_column(mariadb, file_la
     mariadb.execute("CREATE TABLE shapes (id int PRIMARY KEY, spot POINT, label text)")
     mariadb.execute("INSERT INTO shapes VALUES (1, POINT(1, 2), 'x')")
     mariadb.use_as(monkeypatch, SOURCE)
-    error = fail(JobConfig("s", True, "mysql", SOURCE, "shapes", "FULL"), file_lake)
+    job = JobConfig("s", True, "mysql", SOURCE, "shapes", "FULL")
+    error = fail(job, file_lake)
     assert "table shapes has column(s) no lake type holds exactly" in error
     assert "spot (mysql (not recognised))" in error and "ST_AsText(col)" in error
+    # `validate --check-connections` says so without loading
+    secrets = {
+        key: Secret(str(value))
+        for key, value in {
+            "host": MARIA_HOST, "port": MARIA_PORT, "database": mariadb.name, "username": "root"
+        }.items()
+    }  # fmt: skip
+    with pytest.raises(JobError, match=r"spot \(mysql \(not recognised\)\)"):
+        get_builder("mysql").check_connection(job, secrets)
