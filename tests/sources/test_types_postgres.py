@@ -357,7 +357,7 @@ def check_generated(rows: list[dict[str, Any]], truth: list[dict[str, Any]]) -> 
 
 @pytest.mark.postgres
 @settings(
-    max_examples=6,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

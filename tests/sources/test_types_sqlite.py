@@ -152,7 +152,7 @@ def make_table(path: str, name: str, rows: list[dict[str, Any]]) -> list[dict[st
 
 
 @settings(
-    max_examples=8,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -177,7 +177,7 @@ def build_plan(
             refused.append(decision)
         else:
             nullable = info.get("nullable", True) is not False
-            planned.append(_with_nullable(decision, nullable))
+            planned.append(replace(decision, nullable=nullable))
     if refused:
         raise JobError(
             f"job {job_id}: table {table} has column(s) no lake type holds exactly; nothing was "
@@ -187,21 +187,6 @@ def build_plan(
             )
         )
     return TablePlan(job_id, table, source_type, tuple(planned), session)
-
-
-def _with_nullable(column: ColumnPlan, nullable: bool) -> ColumnPlan:
-    if column.nullable == nullable:
-        return column
-    return ColumnPlan(
-        column.name,
-        column.source_type,
-        column.lake,
-        column.converter,
-        column.reader,
-        column.fast,
-        column.as_text,
-        nullable,
-    )
 
 
 def type_name(sql_type: Any, dialect: Any = None) -> str:
