@@ -61,13 +61,6 @@ def classify_error(
             "timestamps past year 262142): fix or cast the value in a view, or set "
             "INGEST_BACKEND=pyarrow to read through dlt's pyarrow backend"
         )
-    if "Rescaling Decimal value would cause data loss" in str(root):
-        return JobError(
-            f"a numeric value in {job.table_name} has more decimal places than its lake type "
-            "(numeric without precision lands as decimal(38,9)); nothing was loaded: declare "
-            "the column as numeric(p,s) in the source or read the table through a view that "
-            "casts it"
-        )
     if isinstance(root, ConnectionError | TimeoutError):
         return RetriableJobError(f"{where}: {type(root).__name__}: {_first_line(root, redact)}")
     return JobError(f"{type(root).__name__}: {_first_line(root, redact)}")

@@ -1,8 +1,10 @@
-"""SQL sources through dlt's `sql_table` with the pyarrow backend.
+"""SQL sources through dlt's `sql_table` (its pyarrow backend, or the PostgreSQL fast path).
 
-Each dialect only knows how to build its SQLAlchemy URL from the connection secrets; reading,
-incremental cursors and type mapping are shared. Identifiers from the configuration reach the
-database only through SQLAlchemy's quoting (dlt reflects the table and builds the query).
+Each dialect only knows how to build its SQLAlchemy URL from the connection secrets; reading
+and incremental cursors are shared, and what each column lands as is the type map's
+(`ingest.sources.typemap`: exact, or the column is refused). Identifiers from the
+configuration reach the database only through SQLAlchemy's quoting (dlt reflects the table
+and builds the query).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
-from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
-from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
+from ingest.sources.fast_arrow import ExactConnectorXLoader
+from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
+from ingest.sources.typemap import TablePlan, plan_table
 from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
@@ -169,26 +172,27 @@ class SqlSourceBuilder(SourceBuilder):
 
     def _backend(
         self,
-        columns: list[dict[str, Any]],
+        plan: TablePlan,
         job: JobConfig,
         options: ExtractOptions,
         engine: sa.Engine,
     ) -> dict[str, Any]:
-        """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
+        """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow. Both
+        read the plan's SELECT and land the plan's types (ingest.sources.typemap)."""
 
         # FULL loads are snapshots: an empty table still lands as one empty file
-        empty_snapshot = {EMPTY_SNAPSHOT: not job.is_incremental}
+        common = {EMPTY_SNAPSHOT: not job.is_incremental, TYPE_PLAN: plan}
         pyarrow_backend = {
             "backend": "pyarrow",
             "table_loader_class": SnapshotTableLoader,
-            "backend_kwargs": {"tz": "UTC", **empty_snapshot},
+            "backend_kwargs": common,
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
         if not fast_path_available():  # the `fast` extra (connectorx) is not installed
             return pyarrow_backend
 
-        blocker = fast_path_blocker(columns)
+        blocker = plan.fast_path_blocker()
         if blocker:
             log.info("job %s uses dlt's pyarrow backend: %s", job.job_id, blocker)
             return pyarrow_backend
@@ -201,9 +205,16 @@ class SqlSourceBuilder(SourceBuilder):
                 "estimated_rows": (
                     self.estimated_rows(engine, job) if options.partitions is None else None
                 ),
-                **empty_snapshot,
+                **common,
             },
         }
+
+    def plan(self, job: JobConfig, columns: list[dict[str, Any]]) -> TablePlan:
+        """The table's type plan: what each column lands as; a JobError names every column
+        no lake type holds (and a watermark that would land as text)."""
+        plan = plan_table(self.source_type, job.job_id, job.table_name, columns)
+        plan.check_watermark(job.watermark_column)
+        return plan
 
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
@@ -212,6 +223,7 @@ class SqlSourceBuilder(SourceBuilder):
         # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
         metadata, columns = self._reflect(engine, job)
+        plan = self.plan(job, columns)
         table = next(iter(metadata.tables.values()))
         keys = tuple(job.primary_key) or tuple(c.name for c in table.primary_key.columns)
         incremental = column_type = lag = None
@@ -244,10 +256,13 @@ class SqlSourceBuilder(SourceBuilder):
             incremental=incremental,
             chunk_size=job.chunk_size or options.chunk_size,
             reflection_level="full_with_precision",
+            # the lake's column types are the plan's, not dlt's reflection of the source's
+            type_adapter_callback=_no_reflected_type,
             primary_key=list(job.primary_key) or None,
             write_disposition="append",
-            **self._backend(columns, job, options, engine),
+            **self._backend(plan, job, options, engine),
         )
+        resource.apply_hints(columns=plan.hints())
         return SourceTable(resource, column_type, keys, range_start == "closed", lag)
 
     def _boundary_range(
@@ -279,6 +294,7 @@ class SqlSourceBuilder(SourceBuilder):
             _, columns = self._reflect(engine, job)
             if job.watermark_column:
                 self._column_type(columns, job, job.watermark_column)
+            self.plan(job, columns)
         finally:
             engine.dispose()
 
@@ -321,6 +337,11 @@ def lookback_lag(job: JobConfig, column_type: Any, keyed: bool) -> float | None:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+def _no_reflected_type(sql_type: Any) -> None:
+    """dlt's type reflection, switched off: the column hints come from the type plan."""
+    return None
 
 
 def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:

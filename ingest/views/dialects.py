@@ -49,6 +49,12 @@ SYNAPSE_TEXT_MAX = "VARCHAR(MAX) COLLATE Latin1_General_100_BIN2_UTF8"
 #: DuckDB, Synapse, Spark and Databricks decimals hold at most 38 digits
 MAX_DECIMAL_PRECISION = 38
 DEFAULT_DECIMAL = (38, 9)
+#: a view never declares a decimal it cannot hold: CAST to fewer digits reads wrong values
+#: (DuckDB returned 1.5 of a decimal(50,10) file as 25165824), so such columns are left out
+TOO_WIDE = (
+    "more than 38 digits, which no view engine holds; loads land such columns as text now "
+    "(a --full-refresh rewrites the table)"
+)
 
 
 class ViewRenderError(ValueError):
@@ -99,8 +105,39 @@ class LakeUrls:
 def _decimal(column: Column) -> tuple[int, int]:
     if column.precision is None:
         return DEFAULT_DECIMAL
-    precision = min(column.precision, MAX_DECIMAL_PRECISION)
-    return precision, min(column.scale or 0, precision)
+    if column.precision > MAX_DECIMAL_PRECISION:  # left out of every view (`too_wide`)
+        raise ViewRenderError(f"column {column.name}: decimal({column.precision}) {TOO_WIDE}")
+    return column.precision, min(column.scale or 0, column.precision)
+
+
+def too_wide(column: Column) -> bool:
+    """A decimal with more digits than the engines hold (written by earlier versions: a
+    numeric(50,10) as decimal256, a dlt `wei` as decimal(76,0))."""
+    if column.data_type == "wei":
+        return True
+    return column.data_type == "decimal" and (column.precision or 0) > MAX_DECIMAL_PRECISION
+
+
+def _declared(column: Column) -> str:
+    if column.data_type == "decimal":
+        return f"decimal({column.precision},{column.scale})"
+    return column.data_type
+
+
+def left_out(view: ViewDef, dialect: str) -> list[tuple[Column, str]]:
+    """The view's columns a dialect cannot read exactly, each with why (said in the text)."""
+    found = []
+    for column in view.columns:
+        if too_wide(column):
+            found.append((column, TOO_WIDE))
+        elif dialect in ("spark", "databricks") and column.data_type == "time":
+            found.append((column, "Spark cannot read Parquet TIME columns"))
+    return found
+
+
+def readable_columns(view: ViewDef, dialect: str) -> list[Column]:
+    skipped = {c.name for c, _ in left_out(view, dialect)}
+    return [c for c in view.columns if c.name not in skipped]
 
 
 def _integer(column: Column, names: Sequence[str]) -> str:
@@ -116,8 +153,8 @@ def duckdb_type(column: Column) -> str:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("TINYINT", "SMALLINT", "INTEGER", "BIGINT"))
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "TIMESTAMPTZ" if column.timezone else "TIMESTAMP"
@@ -136,8 +173,8 @@ def synapse_type(column: Column) -> str:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("SMALLINT", "SMALLINT", "INT", "BIGINT"))  # TINYINT is unsigned
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "DATETIME2(6)"  # Parquet timestamps are UTC instants; Synapse reads them as such
@@ -162,8 +199,8 @@ def spark_type(column: Column) -> str | None:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("TINYINT", "SMALLINT", "INT", "BIGINT"))
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "TIMESTAMP" if column.timezone else "TIMESTAMP_NTZ"
@@ -226,6 +263,11 @@ def header(view: ViewDef, dialect: str) -> str:
         "markers and stored dlt schema; every run rewrites it: do not edit.",
     ]
     lines += [f"-- note: {note}" for note in view.notes]
+    lines += [
+        f"-- left out: {column.name} ({_declared(column)}): {why}"
+        for column, why in left_out(view, dialect)
+        if too_wide(column)
+    ]
     return "\n".join(lines)
 
 
@@ -381,7 +423,7 @@ class DuckDbRenderer(Renderer):
 
     def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
         items = []
-        for column in view.columns:
+        for column in readable_columns(view, self.dialect):
             source = self.q(column.name) if present is None or column.name in present else "NULL"
             items.append(f"CAST({source} AS {duckdb_type(column)}) AS {self.q(column.name)}")
         return items
@@ -471,12 +513,16 @@ class SynapseRenderer(Renderer):
         return f"DATEADD(MICROSECOND, {micros}, DATEADD(SECOND, {seconds}, {epoch}))"
 
     def with_clause(self, view: ViewDef, present: frozenset[str]) -> str:
-        items = [f"{self.q(c.name)} {synapse_type(c)}" for c in view.columns if c.name in present]
+        items = [
+            f"{self.q(c.name)} {synapse_type(c)}"
+            for c in readable_columns(view, self.dialect)
+            if c.name in present
+        ]
         return "WITH (\n" + ",\n".join("    " + i for i in items) + "\n)"
 
     def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
         items = []
-        for column in view.columns:
+        for column in readable_columns(view, self.dialect):
             if column.name in present:
                 items.append(f"{self.q(SYNAPSE_ALIAS)}.{self.q(column.name)}")
             else:
@@ -485,14 +531,17 @@ class SynapseRenderer(Renderer):
 
     def body(self, view: ViewDef) -> str:
         if not view.parts and not view.delta_folder:
-            items = [f"CAST(NULL AS {synapse_type(c)}) AS {self.q(c.name)}" for c in view.columns]
+            items = [
+                f"CAST(NULL AS {synapse_type(c)}) AS {self.q(c.name)}"
+                for c in readable_columns(view, self.dialect)
+            ]
             items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
             items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
             return "SELECT TOP 0\n" + ",\n".join("    " + i for i in items)
         alias = self.q(SYNAPSE_ALIAS)
         if view.delta_folder:
             url = self.urls.url("synapse", view.delta_folder.rstrip("/") + "/")
-            present = frozenset(c.name for c in view.columns)
+            present = frozenset(c.name for c in readable_columns(view, self.dialect))
             items = self.columns(view, present)
             items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
             items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
@@ -552,7 +601,7 @@ class SparkRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        left_out = [c.name for c in view.columns if spark_type(c) is None]
+        left_out = [c.name for c in view.columns if c.data_type == "time"]
         note = (
             f"-- left out: {', '.join(left_out)} (time): Spark cannot read Parquet TIME columns\n"
             if left_out
@@ -574,7 +623,7 @@ class SparkRenderer(Renderer):
         return f"delta.{self.q(path)}"
 
     def readable(self, view: ViewDef) -> list[Column]:
-        return [c for c in view.columns if spark_type(c) is not None]
+        return readable_columns(view, self.dialect)
 
     def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
         items = []

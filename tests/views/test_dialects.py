@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -388,3 +389,90 @@ def test_duckdb_keyed_views_pick_the_newest_version_and_drop_deleted_keys(tmp_pa
     assert [v for v, *_ in by_key[3]] == ["c", None] and by_key[3][-1][1] is True
     assert by_key[3][0][3] == by_key[3][1][2] and by_key[3][1][3] is None
     assert len(by_key[2]) == 3
+
+
+# types: no view declares what its engine cannot hold (issue 24)
+
+#: every lake type the type map lands (ingest.sources.typemap.lake), at its widest
+EVERY_LAKE_TYPE = (
+    Column("id", "bigint", nullable=False),
+    Column("small", "bigint", precision=32),
+    Column("ratio", "double"),
+    Column("money", "decimal", precision=38, scale=10),
+    Column("unsigned", "decimal", precision=20, scale=0),
+    Column("flag", "bool"),
+    Column("day", "date"),
+    Column("at", "timestamp", timezone=False),
+    Column("at_utc", "timestamp", timezone=True),
+    Column("opens", "time"),
+    Column("doc", "text"),
+    Column("blob", "binary"),
+)
+#: written by earlier versions: numeric(50,10) as decimal256, a dlt wei as decimal(76,0)
+TOO_WIDE_COLUMNS = (
+    Column("amount_50_10", "decimal", precision=50, scale=10),
+    Column("amount_wei", "wei"),
+)
+DECIMAL_DECLARATION = re.compile(r"DECIMAL\((\d+),(\d+)\)")
+
+
+def typed_view(columns: tuple[Column, ...]) -> ViewDef:
+    part = Part(
+        LOADS[0],
+        (f"erp/wide/2025/11/27/{LOADS[0]}.a1b2c3d4e5.parquet",),
+        frozenset(c.name for c in columns),
+    )
+    return ViewDef(dataset="erp", name="wide", table="wide", job_id="9", load_type="FULL",
+                   kind=CURRENT, columns=columns, parts=(part,), loads=LOADS[:1])  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_no_view_declares_a_decimal_wider_than_38_digits(dialect):
+    text = render(dialect, [typed_view(EVERY_LAKE_TYPE + TOO_WIDE_COLUMNS)], URLS)
+    declared = [(int(p), int(s)) for p, s in DECIMAL_DECLARATION.findall(text)]
+    assert declared and all(p <= 38 and s <= p for p, s in declared), declared
+    assert (38, 10) in declared and (20, 0) in declared
+    for column in TOO_WIDE_COLUMNS:  # left out: named once, in the note that says why
+        assert text.count(column.name) == 1, column
+    assert "-- left out: amount_50_10 (decimal(50,10)): more than 38 digits" in text
+    assert "-- left out: amount_wei" in text
+    for column in EVERY_LAKE_TYPE:
+        if dialect in ("spark", "databricks") and column.data_type == "time":
+            continue
+        assert column.name in text, column.name
+
+
+def test_duckdb_view_of_a_decimal_wider_than_38_digits_returns_no_wrong_value(tmp_path):
+    """DuckDB read a decimal(50,10) file's 1.5 as 25165824 through the old view's cast: the
+    column is left out now, the others read exactly."""
+    import decimal
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "erp" / "wide" / "2025" / "11" / "27"
+    folder.mkdir(parents=True)
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "wide": pa.array([decimal.Decimal("1.5"), None], pa.decimal256(50, 10)),
+            "money": pa.array([decimal.Decimal("1.5"), None], pa.decimal128(38, 10)),
+        }
+    )
+    pq.write_table(table, folder / f"{LOADS[0]}.a1b2c3d4e5.parquet")
+    columns = (
+        Column("id", "bigint", nullable=False),
+        Column("wide", "decimal", precision=50, scale=10),
+        Column("money", "decimal", precision=38, scale=10),
+    )
+    text = render("duckdb", [typed_view(columns)], LakeUrls("file", str(tmp_path)))
+    connection = duckdb.connect()
+    try:
+        connection.execute(text)
+        cursor = connection.execute('SELECT * FROM "erp"."wide" ORDER BY id')
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        connection.close()
+    assert names == ["id", "money", "_load_id", "_load_date"]
+    assert [r[:2] for r in rows] == [(1, decimal.Decimal("1.5000000000")), (2, None)]
