@@ -79,14 +79,14 @@ class Measure:
     stdout: str = ""
 
 
-def run_process(cmd: list[str], env: dict[str, str]) -> Measure:
+def run_process(cmd: list[str], env: dict[str, str], ok_codes: tuple[int, ...] = (0,)) -> Measure:
     """A child process: wall time and peak RSS (wait4's ru_maxrss of that child alone)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     stdout, stderr = proc.communicate()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) not in ok_codes:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{stdout.decode()}\n{stderr.decode()}")
     return Measure(wall, usage.ru_maxrss / 1024, stdout.decode())
 
@@ -132,6 +132,18 @@ class Nights:
         self.alive = np.arange(1, rows + 1, dtype=np.int64)
         self.next_key = rows + 1
         self.counts = (round(rows * changed), round(rows * inserted), round(rows * deleted))
+
+    @classmethod
+    def resume(cls, pg: Any, rows: int, changed: float, inserted: float, deleted: float) -> Nights:
+        """The generator for a source an earlier run left (its live keys read back)."""
+        import numpy as np
+
+        nights = cls(pg, rows, changed, inserted, deleted)
+        with pg.cursor() as cur:
+            cur.execute(f"SELECT order_id FROM {SCHEMA}.{TABLE} ORDER BY order_id")
+            nights.alive = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        nights.next_key = int(nights.alive.max()) + 1
+        return nights
 
     def apply(self, night: int) -> list[int]:
         """Change the source as night `night` does; returns the deleted keys."""
@@ -185,8 +197,8 @@ def the_job(config: Path) -> Any:
     return next(j for j in load_config(str(config)).jobs if j.job_id == JOB)
 
 
-def cli(env: dict[str, str], *args: str) -> Measure:
-    return run_process([PY, "-m", "ingest", "-q", *args], env)
+def cli(env: dict[str, str], *args: str, ok_codes: tuple[int, ...] = (0,)) -> Measure:
+    return run_process([PY, "-m", "ingest", "-q", *args], env, ok_codes)
 
 
 class LakeWriter:
@@ -203,7 +215,8 @@ class LakeWriter:
         self.dest = Destination.from_url(lake)
         self.fs = self.dest.filesystem()
         markers = list_source(self.dest, job.source_name, self.fs).markers[job.schema_name_in_lake]
-        self.last_real = max(markers, key=float)
+        # night 1, the second real run (the job's loads before the generated ones)
+        self.last_real = sorted(markers, key=float)[1]
         folder = self.dest.path(job.source_name, job.lake_table)
         files = [p for p in self.fs.find(folder) if p.rsplit("/", 1)[-1].startswith(self.last_real)]
         self.schema = pq.read_schema(files[0])
@@ -472,6 +485,17 @@ def main() -> int:
     parser.add_argument("--after", type=int, default=29, help="nights after the compaction (29)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (5)")
     parser.add_argument("--keep", metavar="DIR", help="build the lake in DIR and keep it")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep: measure the lake a previous --keep run built (the source as it left it)",
+    )
+    parser.add_argument(
+        "--retry-memory-mb",
+        type=int,
+        default=2048,
+        help="INGEST_STATE_MEMORY_MB for a second compaction when the default one fails (2048)",
+    )
     args = parser.parse_args()
 
     env = dict(
@@ -488,7 +512,9 @@ def main() -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     env["INGEST_WORK_DIR"] = str(scratch / "work")
     lake_dir = scratch / "lake"
-    shutil.rmtree(lake_dir, ignore_errors=True)
+    reuse = bool(args.keep and args.reuse and lake_dir.exists())
+    if not reuse:
+        shutil.rmtree(lake_dir, ignore_errors=True)
     lake = lake_dir.as_uri()
     config = job_config(scratch / "jobs.csv")
     pg = connect_pg()
@@ -500,31 +526,37 @@ def main() -> int:
         f"inserted, {args.deleted:.1%} deleted; {args.nights} nights",
     ]
     try:
-        create_source(pg, args.rows)
-        nights = Nights(pg, args.rows, args.changed, args.inserted, args.deleted)
-        run = ["run", "--config", str(config), "--destination", lake]
-        first = cli(env, *run, "--run-id", "night-0")
-        nights.apply(1)
-        one = cli(env, *run, "--run-id", "night-1")
-        report.append(
-            f"night 0 (first load, python -m ingest run): {first.wall_s:.2f} s, "
-            f"peak {first.peak_mb:.0f} MB"
-        )
-        report.append(
-            f"night 1 (a real night: {nights.counts[0]:,} updated, {nights.counts[1]:,} "
-            f"inserted, {nights.counts[2]:,} deleted; delete detection over every key): "
-            f"{one.wall_s:.2f} s, peak {one.peak_mb:.0f} MB"
-        )
-        print("\n".join(report), flush=True)
-        job = the_job(config)
-        writer = LakeWriter(lake, job)
-        clock = time.perf_counter()
-        files = generate(pg, nights, writer, range(2, args.nights + 1))
-        report.append(
-            f"nights 2..{args.nights} written directly: {files} files, "
-            f"{time.perf_counter() - clock:.0f} s"
-        )
-        print(report[-1], flush=True)
+        if reuse:
+            nights = Nights.resume(pg, args.rows, args.changed, args.inserted, args.deleted)
+            job = the_job(config)
+            writer = LakeWriter(lake, job)
+            report.append(f"(the lake and source of an earlier run, {scratch})")
+        else:
+            nights = Nights(pg, args.rows, args.changed, args.inserted, args.deleted)
+            create_source(pg, args.rows)
+            run = ["run", "--config", str(config), "--destination", lake]
+            first = cli(env, *run, "--run-id", "night-0")
+            nights.apply(1)
+            one = cli(env, *run, "--run-id", "night-1")
+            report.append(
+                f"night 0 (first load, python -m ingest run): {first.wall_s:.2f} s, "
+                f"peak {first.peak_mb:.0f} MB"
+            )
+            report.append(
+                f"night 1 (a real night: {nights.counts[0]:,} updated, {nights.counts[1]:,} "
+                f"inserted, {nights.counts[2]:,} deleted; delete detection over every key): "
+                f"{one.wall_s:.2f} s, peak {one.peak_mb:.0f} MB"
+            )
+            print("\n".join(report), flush=True)
+            job = the_job(config)
+            writer = LakeWriter(lake, job)
+            clock = time.perf_counter()
+            files = generate(pg, nights, writer, range(2, args.nights + 1))
+            report.append(
+                f"nights 2..{args.nights} written directly: {files} files, "
+                f"{time.perf_counter() - clock:.0f} s"
+            )
+            print(report[-1], flush=True)
         keys = _probe_keys(pg)
         lines, size_a = phase(env, config, lake, lake_dir, job, scratch, writer, keys, args, "A")
         report += lines
@@ -533,15 +565,28 @@ def main() -> int:
         baseline = run_process(
             [PY, "-c", "import ingest.job.maintenance, ingest.views.state, duckdb"], env
         )
-        compaction = cli(env, "compact", "--config", str(config), "--destination", lake, "--json")
-        done = json.loads(compaction.stdout)[0]
-        report.append(
-            f"\ncompaction (python -m ingest compact, own process): {compaction.wall_s:.2f} s wall "
-            f"({done['seconds']:.2f} s in compact()), peak RSS {compaction.peak_mb:.0f} MB "
-            f"(a process that only imports the engine: {baseline.peak_mb:.0f} MB); "
-            f"{done['rows']:,} rows in {done['files']} file(s), {done['loads_folded']} loads folded"
-        )
-        print(report[-1], flush=True)
+        compact = ["compact", "--config", str(config), "--destination", lake, "--json"]
+        for memory in (None, args.retry_memory_mb):
+            compact_env = env if memory is None else {**env, "INGEST_STATE_MEMORY_MB": str(memory)}
+            compaction = cli(compact_env, *compact, ok_codes=(0, 1))
+            done = json.loads(compaction.stdout)[0]
+            setting = f"INGEST_STATE_MEMORY_MB={memory or 'default (512)'}"
+            if done["error"]:
+                report.append(
+                    f"\ncompaction, {setting}: FAILED after {compaction.wall_s:.2f} s, peak RSS "
+                    f"{compaction.peak_mb:.0f} MB: {done['error'].splitlines()[0]}"
+                )
+                print(report[-1], flush=True)
+                continue
+            report.append(
+                f"\ncompaction, {setting} (python -m ingest compact, own process): "
+                f"{compaction.wall_s:.2f} s wall ({done['seconds']:.2f} s in compact()), peak RSS "
+                f"{compaction.peak_mb:.0f} MB (a process that only imports the engine: "
+                f"{baseline.peak_mb:.0f} MB); {done['rows']:,} rows in {done['files']} file(s), "
+                f"{done['loads_folded']} loads folded"
+            )
+            print(report[-1], flush=True)
+            break
         lines, size_b = phase(env, config, lake, lake_dir, job, scratch, writer, keys, args, "B")
         report += lines
         report.append(

@@ -129,7 +129,10 @@ def child_detect(config: str, lake: str, workdir: str) -> dict[str, Any]:
         checked_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     clock = time.perf_counter()
-    detection.detect()
+    try:
+        detection.detect()
+    except Exception as exc:  # reported with the numbers (e.g. DuckDB out of memory)
+        return {"error": f"{type(exc).__name__}: {exc}"[:200], "imported_mb": imported}
     total = time.perf_counter() - clock
     spill = Path(workdir) / "spill"
     return {
@@ -286,6 +289,10 @@ def main() -> int:
             for m in memories
         ]
         for title, key in rows:
+            failed = [r["error"] for r in results[key] if "error" in r]
+            if failed:
+                lines.append(f"{title:<46} FAILED {len(failed)}x: {failed[0]}")
+                continue
             got = results[key]
             work = f"{med(got, 'seconds'):7.2f}" if "seconds" in got[0] else f"{'-':>7}"
             lines.append(
@@ -293,7 +300,9 @@ def main() -> int:
                 f"{med(got, 'imported_mb'):14.0f}"
             )
         for memory in memories:
-            got = results[f"detect_{memory}"]
+            got = [r for r in results[f"detect_{memory}"] if "error" not in r]
+            if not got:
+                continue
             lines.append(
                 f"  detection at {memory} MB: keys to Parquet {med(got, 'keys_s'):.2f} s "
                 f"(peak {med(got, 'keys_peak_mb'):.0f} MB), anti-join {med(got, 'compare_s'):.2f} s; "
