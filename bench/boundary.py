@@ -127,8 +127,8 @@ def state_size(lake_dir: Path, pipeline: str) -> dict[str, Any]:
     boundary = entry.get("boundary") or {}
     return {
         "file_kb": newest.stat().st_size / 1024,
-        "state_kb": len(json.dumps(state)) / 1024,
-        "ledger_kb": len(json.dumps(entry)) / 1024,
+        "state_kb": len(json.dumps(state, default=str)) / 1024,
+        "ledger_kb": len(json.dumps(entry, default=str)) / 1024,
         "boundary_rows": boundary.get("rows"),
         "boundary_hashes": len(boundary.get("hashes") or ()),
         "dlt_hashes": hashes,
