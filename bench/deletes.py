@@ -308,7 +308,7 @@ def main() -> int:
                 f"(peak {med(got, 'keys_peak_mb'):.0f} MB), anti-join {med(got, 'compare_s'):.2f} s; "
                 f"{got[0]['rows']:,} source keys, {got[0]['markers']:,} deleted keys found"
             )
-        print("\n".join(lines[2:]), flush=True)
+        print("\n".join(lines[3:]), flush=True)
         wall, peak, _ = whole_process(command, env)
         lines.append(
             f"\na run that detects them and lands {args.deleted:,} markers (python -m ingest run, "
