@@ -491,7 +491,12 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1, help="(b): TPC-H scale factor (1)")
     parser.add_argument("--repeat", type=int, default=2, help="(b): first-load pairs (2)")
     parser.add_argument("--share", type=float, default=0.001, help="(b): refresh share (0.001)")
+    parser.add_argument(
+        "--memory-mb", type=int, help="INGEST_STATE_MEMORY_MB for the runs (default: the default)"
+    )
     args = parser.parse_args()
+    if args.memory_mb:
+        os.environ["INGEST_STATE_MEMORY_MB"] = str(args.memory_mb)
     scratch = Path(tempfile.mkdtemp(prefix="bench-boundary-"))
     report = [
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
