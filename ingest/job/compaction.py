@@ -45,9 +45,10 @@ from ingest.lake.commits import CommitLog, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease
 from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_date_folder, load_files
+from ingest.lake.parquet_writer import dictionary_for
 from ingest.views.inventory import job_loads_by_schema
 from ingest.views.state import current_state, state_connection
-from ingest.vocabulary import LOAD_DATE, LOAD_ID
+from ingest.vocabulary import LOAD_DATE, LOAD_ID, DictionaryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def compact(
     memory_mb: int,
     file_max_rows: int,
     retention_days: int = 0,
+    dictionary: DictionaryPolicy = DictionaryPolicy.AUTO,
 ) -> tuple[Compaction, CommitLog]:
     """Write the table's current state as a new base and commit it (see module doc); returns
     what it did and the commit log as it is now. The caller holds the job's lease."""
@@ -155,7 +157,13 @@ def compact(
                     handle.close()
                 files += 1
                 handle = fs.open(f"{folder}/{load_id}.base{files:04d}.parquet", "wb")
-                writer = pq.ParquetWriter(handle, schema, compression="zstd")
+                # dictionaries where they pay, as in the loads' files (INGEST_PARQUET_DICTIONARY)
+                writer = pq.ParquetWriter(
+                    handle,
+                    schema,
+                    compression="zstd",
+                    use_dictionary=dictionary_for(dictionary, batch),
+                )
                 in_file = 0
             writer.write_table(pa.Table.from_batches([batch], schema=schema))
             in_file += batch.num_rows

@@ -77,6 +77,7 @@ def compact_jobs(
                     memory_mb=settings.state_memory_mb,
                     file_max_rows=settings.file_max_rows,
                     retention_days=settings.history_retention_days,
+                    dictionary=settings.parquet_dictionary,
                 )
         except Exception as exc:  # one table's failure never stops the others
             log.error("job %s not compacted: %s: %s", job.job_id, type(exc).__name__, exc)

@@ -341,6 +341,7 @@ def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: Commi
             memory_mb=settings.state_memory_mb,
             file_max_rows=settings.file_max_rows,
             retention_days=settings.history_retention_days,
+            dictionary=settings.parquet_dictionary,
         )
     except Exception as exc:  # e.g. the lease lost meanwhile: no base commits, files cleaned
         log.warning("job %s: not compacted: %s: %s", job.job_id, type(exc).__name__, exc)
