@@ -219,7 +219,7 @@ class DeleteDetection:
                 f"s.{q(k)} = CAST(x.{q(k)} AS {state.duckdb_type(k)})" for k in self.lake_keys
             )
             sql = (
-                f"SELECT {', '.join(select)} FROM ({state.sql}) AS s "
+                f"SELECT {', '.join(select)} FROM ({state.keys_sql}) AS s "
                 f"WHERE NOT EXISTS (SELECT 1 FROM read_parquet({literal_sql(str(keys_file))}) "
                 f"AS x WHERE {match})"
             )

@@ -59,7 +59,7 @@ def known_versions(
     q = quote_double
     columns = ", ".join(q(k) for k in (*state.keys, watermark))
     sql = (
-        f"SELECT {columns} FROM ({state.sql}) AS s "
+        f"SELECT {columns} FROM ({state.keys_sql}) AS s "
         f"WHERE {q(watermark)} >= CAST(? AS {state.duckdb_type(watermark)}) "
         f"AND {q(watermark)} < CAST(? AS {state.duckdb_type(watermark)})"
     )

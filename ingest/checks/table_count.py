@@ -40,7 +40,9 @@ def lake_rows(dest: Destination, job: JobConfig, memory_mb: int, spill_dir: Path
         return None
     connection = state_connection(dest, memory_mb, spill_dir)
     try:
-        return int(connection.execute(f"SELECT count(*) FROM ({state.sql}) AS s").fetchone()[0])
+        return int(
+            connection.execute(f"SELECT count(*) FROM ({state.keys_sql}) AS s").fetchone()[0]
+        )
     finally:
         connection.close()
 

@@ -35,14 +35,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.report import table
     from ingest.job.maintenance import compact_jobs
+    from ingest.views.refresh import refresh_after_run
 
     settings = Settings.from_env()
-    done = compact_jobs(
-        args.config or settings.config_path,
-        args.destination or settings.destination,
-        args.job,
-        settings,
-    )
+    config = args.config or settings.config_path
+    destination = args.destination or settings.destination
+    done = compact_jobs(config, destination, args.job, settings)
+    if any(d.load_id for d in done):  # the views name the new bases' files
+        refresh_after_run(config, destination, "compact")
     if args.json:
         sys.stdout.write(json.dumps([dataclasses.asdict(d) for d in done], indent=2) + "\n")
     else:

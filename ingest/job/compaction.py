@@ -143,14 +143,13 @@ def compact(
     columns = ", ".join(f'"{name}"' for name in shown)
     connection = state_connection(dest, memory_mb, workdir / "spill")
     rows = files = 0
+    passes = _passes(dest, state, fs)
     try:
-        reader = connection.execute(f"SELECT {columns} FROM ({state.sql}) AS s").fetch_record_batch(
-            BATCH_ROWS
-        )
         writer = handle = None
         in_file = 0
-        schema = reader.schema
-        for batch in reader:
+        schema = None
+        for batch in _state_batches(connection, state.sql, columns, state.keys, passes):
+            schema = schema or batch.schema
             if writer is None or in_file >= file_max_rows:
                 if writer is not None:
                     writer.close()
@@ -170,8 +169,13 @@ def compact(
             rows += batch.num_rows
         if writer is None:  # an empty state: an empty base that carries the columns
             files = 1
+            empty_schema = (
+                connection.execute(f"SELECT {columns} FROM ({state.sql}) AS s LIMIT 0")
+                .fetch_arrow_table()
+                .schema
+            )
             with fs.open(f"{folder}/{load_id}.base0001.parquet", "wb") as empty:
-                pq.write_table(schema.empty_table(), empty, compression="zstd")
+                pq.write_table(empty_schema.empty_table(), empty, compression="zstd")
         else:
             writer.close()
             handle.close()
@@ -203,6 +207,35 @@ def compact(
         report.seconds,
     )
     return report, log_
+
+
+#: versions ranked in one pass of a compaction (DuckDB's window does not spill: a table with
+#: more versions to rank is written in several passes, each a share of its keys by hash)
+PASS_ROWS = 2_000_000
+
+
+def _passes(dest: Destination, state: Any, fs: Any) -> int:
+    """How many passes the compaction needs: the versions it ranks (every row of the loads
+    after the base, and the base's rows when there is no base) over PASS_ROWS."""
+    ranked = [p for p in state.view.parts if p.load_id != state.view.base_load]
+    rows = _rows(dest, [f for p in ranked for f in p.files], fs)
+    return max(1, -(-rows // PASS_ROWS))
+
+
+def _state_batches(
+    connection: Any, state_sql: str, columns: str, keys: tuple[str, ...], passes: int
+) -> Any:
+    """The state's rows, in `passes` shares of its keys (a hash of the key, so each key's
+    versions are ranked together in one pass)."""
+    key = ", ".join(f'"{k}"' for k in keys)
+    for share in range(passes):
+        where = f" WHERE hash({key}) % {passes} = {share}" if passes > 1 else ""
+        reader = connection.execute(
+            f"SELECT {columns} FROM ({state_sql}) AS s{where}"
+        ).fetch_record_batch(BATCH_ROWS)
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
 
 
 def _write_marker(dest: Destination, fs: Any, job: JobConfig, load_id: str) -> None:

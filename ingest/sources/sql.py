@@ -275,7 +275,10 @@ class SqlSourceBuilder(SourceBuilder):
         query = sa.select(sa.func.count()).select_from(table).where(column == options.last_value)
         with engine.connect() as connection:
             rows = int(connection.execute(query).scalar_one())
-        unchanged = rows == options.open_unless_boundary_changed
+        # more rows than landed: some arrived with that value (read them all again); as many or
+        # fewer: rows left it (updated above it, or deleted), none is presumed new. A row that
+        # arrives with an old value as another leaves it is a late row: `lookback` reads those
+        unchanged = rows <= options.open_unless_boundary_changed
         log.info(
             "job %s: %d source row(s) at the last watermark, %d loaded: %s",
             job.job_id,

@@ -19,7 +19,7 @@ names, validated as plain SQL names); paths are string literals, escaped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -274,6 +274,7 @@ def header(view: ViewDef, dialect: str) -> str:
 #: names the keyed views use inside their SQL (never a data column: those come from dlt's
 #: snake_case naming, which never starts with two underscores)
 RANK, VERSIONS_ALIAS, RANKED_ALIAS = "__ingest_rank", "__ingest_versions", "__ingest_ranked"
+BASE_ALIAS, LATER_ALIAS = "__ingest_base", "__ingest_later"
 
 
 class Renderer:
@@ -343,16 +344,45 @@ class Renderer:
         return self.flag(expression)
 
     def state_of(self, view: ViewDef, body: str) -> str:
+        """The current state. From a compacted base (one row per key, no deleted key) only
+        the keys the loads after it touched are ranked: the base's other rows are read as they
+        are, so the view costs what its changes cost, not what its history does."""
+        if view.base_load is None:
+            return self._ranked(view, body)
+        base = replace(view, parts=tuple(p for p in view.parts if p.load_id == view.base_load))
+        later = replace(view, parts=tuple(p for p in view.parts if p.load_id != view.base_load))
+        shown = self._shown(view)
+        if not later.parts:
+            return _select(shown) + f"\nFROM (\n{self.body(base)}\n) AS {self.q(BASE_ALIAS)}"
+        q = self.q
+        match = " AND ".join(f"{q(LATER_ALIAS)}.{q(k)} = {q(BASE_ALIAS)}.{q(k)}" for k in view.keys)
+        touched = f"SELECT 1 FROM {q(LATER_ALIAS)} WHERE {match}"
+        versions = (
+            f"SELECT * FROM {q(LATER_ALIAS)}\nUNION ALL\nSELECT * FROM {q(BASE_ALIAS)} "
+            f"WHERE EXISTS ({touched})"
+        )
+        return (
+            f"WITH {q(BASE_ALIAS)} AS (\n{self.body(base)}\n), {q(LATER_ALIAS)} AS (\n"
+            f"{self.body(later)}\n)\n"
+            + _select(shown)
+            + f"\nFROM {q(BASE_ALIAS)} WHERE NOT EXISTS ({touched})\nUNION ALL\n"
+            + self._ranked(view, versions)
+        )
+
+    def _shown(self, view: ViewDef) -> list[str]:
+        return [self.q(name) for name in self.visible(view)] + [self.q(LOAD_ID), self.q(LOAD_DATE)]
+
+    def _ranked(self, view: ViewDef, versions: str) -> str:
+        """The newest version of each key among `versions`, unless it is a delete marker."""
         q = self.q
         keys = ", ".join(q(k) for k in view.keys)
-        shown = [q(name) for name in self.visible(view)] + [q(LOAD_ID), q(LOAD_DATE)]
         deleted = self.is_false(q(DELETED)) if view.has_deleted else None
         where = f"{q(RANK)} = 1" + (f" AND {deleted}" if deleted else "")
         return (
-            _select(shown)
+            _select(self._shown(view))
             + f"\nFROM (\n    SELECT {q(VERSIONS_ALIAS)}.*, ROW_NUMBER() OVER (PARTITION BY "
             + f"{keys} ORDER BY {self.version_order(view, True)}) AS {q(RANK)}\n    FROM (\n"
-            + body
+            + versions
             + f"\n    ) AS {q(VERSIONS_ALIAS)}\n) AS {q(RANKED_ALIAS)}\nWHERE {where}"
         )
 

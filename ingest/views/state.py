@@ -16,7 +16,7 @@ from typing import Any
 
 from ingest.config import JobConfig
 from ingest.lake.destination import Destination
-from ingest.views.definition import STATE, Column, ViewDef
+from ingest.views.definition import DELETED, STATE, Column, ViewDef
 from ingest.views.dialects import DuckDbRenderer, LakeUrls, duckdb_type, literal_sql
 from ingest.views.duck import connect
 from ingest.views.inventory import build_job_views, list_source, table_keys
@@ -28,6 +28,7 @@ class TableState:
 
     view: ViewDef
     sql: str
+    dest: Destination
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -43,6 +44,14 @@ class TableState:
     def duckdb_type(self, name: str) -> str:
         return duckdb_type(self.column(name))
 
+    @property
+    def keys_sql(self) -> str:
+        """The same state with only what ranks it (keys, watermark, delete flag): for counts
+        and key comparisons, which then read and rank a few columns, not every one."""
+        wanted = {*self.view.keys, self.view.order_by, DELETED}
+        narrow = replace(self.view, columns=tuple(c for c in self.view.columns if c.name in wanted))
+        return DuckDbRenderer(LakeUrls.of(self.dest)).statement_body(narrow)
+
 
 def current_state(dest: Destination, job: JobConfig, fs: Any = None) -> TableState | None:
     """The job's table's current state over its committed loads; None when the table has no
@@ -57,7 +66,7 @@ def current_state(dest: Destination, job: JobConfig, fs: Any = None) -> TableSta
         view = replace(built.views[0], keys=keys) if keys else None
     if view is None or not view.parts:
         return None
-    return TableState(view, DuckDbRenderer(LakeUrls.of(dest)).statement_body(view))
+    return TableState(view, DuckDbRenderer(LakeUrls.of(dest)).statement_body(view), dest)
 
 
 def state_connection(dest: Destination, memory_mb: int, spill_dir: Path, fs: Any = None) -> Any:

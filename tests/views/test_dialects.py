@@ -476,3 +476,61 @@ def test_duckdb_view_of_a_decimal_wider_than_38_digits_returns_no_wrong_value(tm
         connection.close()
     assert names == ["id", "money", "_load_id", "_load_date"]
     assert [r[:2] for r in rows] == [(1, decimal.Decimal("1.5000000000")), (2, None)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_state_from_a_base_ranks_only_the_keys_loaded_after_it(dialect):
+    """With a compacted base, the base's rows are read as they are unless a later load touched
+    their key; only those keys are ranked. Every dialect's text parses (Synapse: its shape)."""
+    from dataclasses import replace
+
+    state = replace(keyed_views()[0], base_load=LOADS[0])
+    text = render(dialect, [state], URLS)
+    assert "__ingest_base" in text and "__ingest_later" in text
+    assert "NOT EXISTS" in text and "WHERE EXISTS" in text
+    if dialect in ("databricks", "spark"):
+        created = sqlglot.parse(text, read=dialect)[1]
+        assert len(list(created.find_all(exp.Window))) == 1
+    only_base = replace(state, parts=state.parts[:1])
+    plain = render(dialect, [only_base], URLS)
+    assert "ROW_NUMBER" not in plain  # a base alone: no ranking at all
+
+
+def test_duckdb_state_from_a_base_equals_the_state_of_every_load(tmp_path):
+    """The same loads, read whole or from a base that holds the first two loads' state: the
+    same rows."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.views.definition import DELETED, STATE
+
+    folder = tmp_path / "erp" / "t" / "2025" / "11" / "27"
+    folder.mkdir(parents=True)
+
+    def write(name: str, rows: list[tuple], deleted: bool = False) -> Part:
+        data = {"k": [r[0] for r in rows], "v": [r[1] for r in rows], "w": [r[2] for r in rows]}
+        if deleted:
+            data[DELETED] = [r[3] for r in rows]
+        pq.write_table(pa.table(data), folder / name)
+        load_id = name.split(".")[0] + "." + name.split(".")[1]
+        return Part(load_id, (f"erp/t/2025/11/27/{name}",), frozenset(data))
+
+    base = write("1764201600.5.base0001.parquet", [(1, "a", 10), (2, "b", 10), (3, "c", 10)])
+    later = [
+        write("1764288000.1.aaaaaaaaaa.parquet", [(2, "b2", 20), (4, "d", 20)]),
+        write("1764374400.2.bbbbbbbbbb.parquet", [(3, None, 20, True)], deleted=True),
+    ]
+    columns = (
+        Column("k", "bigint"),
+        Column("v", "text"),
+        Column("w", "bigint"),
+        Column(DELETED, "bool"),
+    )
+    common = dict(dataset="erp", table="t", job_id="1", load_type="INCREMENTAL", kind=STATE)
+    common.update(columns=columns, keys=("k",), order_by="w", name="t")
+    view = ViewDef(parts=(base, *later), loads=(), base_load=base.load_id, **common)
+    connection = duckdb.connect()
+    connection.execute(render("duckdb", [view], LakeUrls("file", str(tmp_path))))
+    rows = connection.execute("SELECT k, v, w FROM erp.t ORDER BY k").fetchall()
+    assert rows == [(1, "a", 10), (2, "b2", 20), (4, "d", 20)]
