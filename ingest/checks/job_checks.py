@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.checks.boundary import ReadWindow
-from ingest.checks.drift import Diff, DriftCheck, emit_schema_changed
+from ingest.checks.drift import Diff, DriftCheck, data_columns, emit_schema_changed
 from ingest.checks.events import emit_reconcile_mismatch
 from ingest.checks.reconcile import Outcome, Reconciler
 from ingest.checks.table_count import TableCount, count_table
@@ -44,6 +44,8 @@ class Checked:
     schema_changes: Diff
     #: keyed tables: the source's count against the current state's
     table: TableCount | None = None
+    #: columns the lake's schema holds after this load and did not before
+    new_columns: frozenset[str] = frozenset()
 
 
 class JobChecks:
@@ -122,7 +124,14 @@ class JobChecks:
             table = count_table(
                 self.job, self.dest, self.reconciler.count_table, memory_mb, spill_dir
             )
-        return Checked(outcome, changes, table)
+        return Checked(outcome, changes, table, self._new_columns(pipeline))
+
+    def _new_columns(self, pipeline: Any) -> frozenset[str]:
+        try:
+            now = data_columns(pipeline.default_schema.get_table(self.table))
+        except Exception:  # no table in the schema (nothing loaded)
+            return frozenset()
+        return frozenset(now) - frozenset(self.drift.lake_columns)
 
     def close(self) -> None:
         self.reconciler.close()

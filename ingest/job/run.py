@@ -88,6 +88,7 @@ from ingest.sources import (
     SourceTimeouts,
     get_builder,
 )
+from ingest.sources.reserved import note as reserved_note
 from ingest.sources.window import read_start
 from ingest.tasks import Task
 from ingest.views.state import current_state, state_connection
@@ -137,6 +138,8 @@ class JobOutcome:
     deleted: int | None = None
     #: rows the lookback caught (None: the job has no lookback)
     late: int | None = None
+    #: source columns landed under another name (`ingest.sources.reserved`)
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -314,7 +317,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         late = read.late if read is not None and source.lag is not None else None
         if landed.load_id and source.primary_key and not task.backfill:
             _compact_if_due(run, dest, lease, committer.log)
-        return JobOutcome(landed, watermarks, checked, deleted, late)
+        return JobOutcome(landed, watermarks, checked, deleted, late, dict(source.renamed))
 
 
 def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
@@ -608,7 +611,7 @@ def _result(
         source_rows=reconciliation.source_rows if reconciliation else None,
         reconciled=reconciliation.reconciled if reconciliation else "",
         reconcile_note=reconciliation.note if reconciliation else "",
-        schema_changes=checked.schema_changes.summary() if checked else "",
+        schema_changes=_schema_note(checked, outcome.renamed if outcome else {}),
         rows_deleted=outcome.deleted if outcome else None,
         late_rows=outcome.late if outcome else None,
         table_rows_source=table.source if table else None,
@@ -616,6 +619,16 @@ def _result(
         table_reconciled=table.reconciled if table else "",
         retriable=ending.retriable,
     )
+
+
+def _schema_note(checked: Checked | None, renamed: dict[str, str]) -> str:
+    """The schema changes, and a column renamed on the way in the first time it lands."""
+    if checked is None:
+        return ""
+    summary = checked.schema_changes.summary()
+    if renamed and any(lake_name(new) in checked.new_columns for new in renamed.values()):
+        return "; ".join(p for p in (reserved_note(renamed), summary) if p)
+    return summary
 
 
 def _log_end(result: JobResult) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ingest.secrets import Secret
@@ -54,6 +55,8 @@ class SourceTable:
     range_closed: bool = True
     #: INCREMENTAL: the job's lookback as dlt's `lag` (None: no lookback)
     lag: float | None = None
+    #: source columns that land under another name (`ingest.sources.reserved`)
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

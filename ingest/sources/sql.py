@@ -25,6 +25,7 @@ from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
 from ingest.sources.fast_arrow import ExactConnectorXLoader
+from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
 from ingest.sources.typemap import TablePlan, plan_table
 from ingest.vocabulary import Backend
@@ -144,11 +145,20 @@ class SqlSourceBuilder(SourceBuilder):
             for c in reflected
         ]
         metadata = sa.MetaData(schema=job.schema_name)
+        # a column named like one the framework adds lands renamed (ingest.sources.reserved):
+        # dlt must not know it by its own name; the type plan selects it
+        renamed = renames(c["name"] for c in reflected)
         sa.Table(
             job.table_name,
             metadata,
-            *(sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in reflected),
-            sa.PrimaryKeyConstraint(*(primary_key.get("constrained_columns") or ())),
+            *(
+                sa.Column(c["name"], c["type"], nullable=c["nullable"])
+                for c in reflected
+                if c["name"] not in renamed
+            ),
+            sa.PrimaryKeyConstraint(
+                *(k for k in primary_key.get("constrained_columns") or () if k not in renamed)
+            ),
         )
         columns = [
             {"name": c["name"], "type": c["type"], "nullable": c["nullable"]} for c in reflected
@@ -214,6 +224,7 @@ class SqlSourceBuilder(SourceBuilder):
         no lake type holds (and a watermark that would land as text)."""
         plan = plan_table(self.source_type, job.job_id, job.table_name, columns)
         plan.check_watermark(job.watermark_column)
+        check_key_and_watermark(job.job_id, plan.renamed, job.primary_key, job.watermark_column)
         return plan
 
     def build_resource(
@@ -263,7 +274,7 @@ class SqlSourceBuilder(SourceBuilder):
             **self._backend(plan, job, options, engine),
         )
         resource.apply_hints(columns=plan.hints())
-        return SourceTable(resource, column_type, keys, range_start == "closed", lag)
+        return SourceTable(resource, column_type, keys, range_start == "closed", lag, plan.renamed)
 
     def _boundary_range(
         self, engine: sa.Engine, table: sa.Table, job: JobConfig, options: ExtractOptions

@@ -18,6 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from ingest.errors import JobError
+from ingest.sources.reserved import renames
 from ingest.sources.typemap.convert import Converter, Refused
 from ingest.sources.typemap.lake import LakeType
 
@@ -42,6 +43,13 @@ class ColumnPlan:
     #: column cannot be a watermark
     as_text: bool = False
     nullable: bool = True
+    #: the column's name in the source, when it lands under another one
+    #: (`ingest.sources.reserved`); None: the same name
+    source: str | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
 
     def expression(self, column: Any) -> Any:
         if self.reader is None:
@@ -95,7 +103,10 @@ class TablePlan:
 
     def select(self, query: Any, table: Any) -> Any:
         """dlt's query with our SELECT list: the same FROM, WHERE, ORDER BY and LIMIT."""
-        expressions = [c.expression(table.c[c.name]) for c in self.columns]
+        expressions = [
+            c.expression(table.c[c.name] if c.source is None else sa.column(c.source))
+            for c in self.columns
+        ]
         return query.with_only_columns(*expressions, maintain_column_froms=True)
 
     def fast_path_blocker(self) -> str | None:
@@ -143,6 +154,11 @@ class TablePlan:
             "table through a source view that filters or casts it (README, Sources: types)"
         )
 
+    @property
+    def renamed(self) -> dict[str, str]:
+        """source name -> lake name of the columns that land renamed (`ingest.sources.reserved`)."""
+        return {c.source: c.name for c in self.columns if c.source is not None}
+
     def column_at(self, index: int) -> ColumnPlan | None:
         return self.columns[index] if 0 <= index < len(self.columns) else None
 
@@ -171,13 +187,17 @@ def build_plan(
     refused column is named in one JobError, with its reason and what to do."""
     planned: list[ColumnPlan] = []
     refused: list[Refusal] = []
+    renamed = renames(str(info["name"]) for info in reflected)
     for info in reflected:
         decision = plan_column(str(info["name"]), info["type"])
         if isinstance(decision, Refusal):
             refused.append(decision)
         else:
             nullable = info.get("nullable", True) is not False
-            planned.append(replace(decision, nullable=nullable))
+            decision = replace(decision, nullable=nullable)
+            if decision.name in renamed:
+                decision = replace(decision, name=renamed[decision.name], source=decision.name)
+            planned.append(decision)
     if refused:
         raise JobError(
             f"job {job_id}: table {table} has column(s) no lake type holds exactly; nothing was "
