@@ -8,8 +8,11 @@ becomes `'=HYPERLINK("http://...")`. Plain numbers (`-5`, `+1.5e3`) are left alo
 values, not formulas, and a watermark `-5` stays `-5`. The CSV writer's own quoting handles
 commas, quotes and line breaks.
 
-Every generated file uses `safe_cell`: the jobs catalog (`ingest.reports.catalog`) and the
-audit CSV (`ingest.audit`, whose rows the history, the catalog and the function app read).
+Every generated file follows the rule: the jobs catalog (`ingest.reports.catalog`) through
+`safe_cell`, the audit CSV (`ingest.audit`, whose rows the history, the catalog, the report and
+the function app read) through `encode_cell` / `decode_cell`, the same rule made reversible: a
+text that starts with `'` gets one more in front too, and reading removes one, so every text
+(a watermark ending in a carriage return, an error starting with `=`) reads back as it was.
 """
 
 from __future__ import annotations
@@ -32,3 +35,15 @@ def safe_cell(value: Any) -> Any:
     if first and first in FORMULA_TRIGGERS and not _NUMBER.fullmatch(value.strip()):
         return "'" + value
     return value
+
+
+def encode_cell(value: Any) -> Any:
+    """`safe_cell`, reversibly (see module doc): `decode_cell(encode_cell(t)) == t`."""
+    if isinstance(value, str) and value.startswith("'"):
+        return "'" + value
+    return safe_cell(value)
+
+
+def decode_cell(text: str) -> str:
+    """The text `encode_cell` was given."""
+    return text[1:] if text.startswith("'") else text

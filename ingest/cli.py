@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "ingest.commands.html_report",
     "ingest.commands.trust",
     "ingest.commands.views",
+    "ingest.commands.compact",
     "ingest.commands.discover",
 )
 

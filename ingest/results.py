@@ -31,6 +31,12 @@ AUDIT_COLUMNS = (
     "reconciled",
     "reconcile_note",
     "schema_changes",
+    # keyed tables (ingest.checks.deletes, ingest.checks.table_count)
+    "rows_deleted",
+    "late_rows",
+    "table_rows_source",
+    "table_rows_lake",
+    "table_reconciled",
 )
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
@@ -78,6 +84,14 @@ class JobResult:
     reconciled: str = ""
     reconcile_note: str = ""
     schema_changes: str = ""
+    #: delete markers landed (None: deletes were not detected in this run)
+    rows_deleted: int | None = None
+    #: rows the lookback caught below the last watermark (None: no lookback)
+    late_rows: int | None = None
+    #: keyed tables: the source's row count and the current state's, MATCH|MISMATCH
+    table_rows_source: int | None = None
+    table_rows_lake: int | None = None
+    table_reconciled: str = ""
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = False
 

@@ -138,6 +138,57 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_JOB_TIMEOUT_S",
+        "6600",
+        "Seconds one job may run (reading, writing, committing) before it ends FAILED and "
+        "retriable; a job's `timeout` column overrides it. Keep it below the Functions timeout "
+        "(host.json functionTimeout, 2 h).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_STATEMENT_TIMEOUT_S",
+        "0",
+        "Seconds one source statement may run (0: the job's timeout); the database cancels it "
+        "and the job ends FAILED and retriable.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_LOCK_TIMEOUT_S",
+        "60",
+        "Seconds a source statement waits for a lock another session holds (a table locked by "
+        "a migration) before the job ends FAILED and retriable, naming the wait (0: no limit).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_STATE_MEMORY_MB",
+        "512",
+        "Memory DuckDB may use when the engine reads a keyed table's current state (delete "
+        "detection, whole-table reconciliation, compaction); beyond it, it spills to the "
+        "working folder.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_COMPACT_LOADS",
+        "30",
+        "Loads since its last base after which a keyed table is compacted (its current "
+        "state written as a new base) at the end of a run.",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_COMPACT_RATIO",
+        "0.5",
+        "Rows loaded since its last base, as a share of the base, after which a keyed table "
+        "is compacted (0: only INGEST_COMPACT_LOADS).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_HISTORY_RETENTION_DAYS",
+        "0",
+        "Days of versions a compacted keyed table keeps for its history view (0: every "
+        "version, forever).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_WORK_DIR",
         None,
         "Scratch dir for dlt working folders (default: the system temp dir; "
@@ -323,8 +374,17 @@ class Settings:
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
+    compact_loads: int = 30
+    compact_ratio: float = 0.5
+    history_retention_days: int = 0
     batch_size: int = 25
     schedule_max_wait_min: int = 240
+    job_timeout_s: int = 6600
+    #: 0: the job's timeout
+    statement_timeout_s: int = 0
+    #: 0: no limit
+    lock_timeout_s: int = 60
+    state_memory_mb: int = 512
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -354,7 +414,14 @@ class Settings:
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
             batch_size=_int(env, "INGEST_BATCH_SIZE"),
+            history_retention_days=_int(env, "INGEST_HISTORY_RETENTION_DAYS", minimum=0),
+            compact_ratio=_float(env, "INGEST_COMPACT_RATIO"),
+            compact_loads=_int(env, "INGEST_COMPACT_LOADS"),
             schedule_max_wait_min=_int(env, "INGEST_SCHEDULE_MAX_WAIT_MIN", minimum=0),
+            job_timeout_s=_int(env, "INGEST_JOB_TIMEOUT_S"),
+            statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),
+            lock_timeout_s=_int(env, "INGEST_LOCK_TIMEOUT_S", minimum=0),
+            state_memory_mb=_int(env, "INGEST_STATE_MEMORY_MB", minimum=64),
         )
 
 

@@ -95,3 +95,13 @@ def parse(enum: type[E], text: str) -> E:
         return enum(text)
     except ValueError:
         raise ValueError(f"{text!r} is not one of: {choices(enum)}") from None
+
+
+#: columns the framework adds to what lands or to the views (`ingest.views.definition`): a
+#: source column of one of these names is renamed on the way in (`ingest.sources.reserved`)
+LOAD_ID, LOAD_DATE = "_load_id", "_load_date"
+DELETED, LSN = "_deleted", "_lsn"
+VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
+RESERVED_COLUMNS = (LOAD_ID, LOAD_DATE, DELETED, VALID_FROM, VALID_TO, LSN)
+#: of those, the ones stored in the lake's files (the others are computed by the views)
+STORED_COLUMNS = (DELETED, LSN)

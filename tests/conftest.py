@@ -186,7 +186,7 @@ def read_lake_table(destination: str, source: str, table: str) -> Any:
 
     dest = Destination.from_url(destination)
     fs = dest.filesystem()
-    done = completed_load_ids(dest, source, lake_schema_name(f"{source}__{table}"), fs)
+    done = completed_load_ids(dest, source, lake_schema_name(f"{source}__{table}"), fs, table=table)
     tables = []
     for path in table_files(dest, source, table, fs):
         if load_id_of(path) in done:

@@ -280,3 +280,62 @@ def test_missing_file_and_wrong_extension(tmp_path):
     other.write_text("{}")
     with pytest.raises(ConfigError, match="expected an .xlsx"):
         load_config(other)
+
+
+def test_timeouts_and_control_characters_are_checked_with_their_cell(tmp_path):
+    """`timeout` takes seconds or a duration; a control character in any cell (the catalog,
+    the data dictionary and the audit could not hold it) is refused, naming the cell; tabs and
+    line breaks are text only in owner and notes."""
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,timeout,owner,notes\n"
+        'a,Y,sqlite,shop,t1,FULL,90m,ana,"two\nlines"\n'
+        "b,Y,sqlite,shop,t2,FULL,soon,bob,\n"
+        "c,Y,sqlite,shop,t3,FULL,1h30m,car\x07ol,\n"
+        "d,Y,sqlite,shop,t\x01x,FULL,,,\n"
+        "e\te,Y,sqlite,shop,t5,FULL,0,,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems: dict = {}
+    for problem in caught.value.problems:
+        problems[(problem.row, problem.column)] = (
+            problems.get((problem.row, problem.column), "") + problem.message
+        )
+    assert "must be a number of seconds or a duration" in problems[(3, "timeout")]
+    assert "U+0007" in problems[(4, "owner")]
+    assert "U+0001" in problems[(5, "table_name")]
+    assert "U+0009" in problems[(6, "job_id")]
+    assert (6, "timeout") in problems  # 0 s is no timeout
+    assert (2, "notes") not in problems and (2, "timeout") not in problems
+
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,timeout,notes\n"
+        'a,Y,sqlite,shop,t1,FULL,90m,"two\nlines"\nb,Y,sqlite,shop,t2,FULL,1h30m,\n'
+        "c,Y,sqlite,shop,t3,FULL,45,\n",
+        encoding="utf-8",
+    )
+    jobs = load_config(path).jobs
+    assert [j.timeout_s for j in jobs] == [5400.0, 5400.0, 45.0]
+    assert jobs[0].notes == "two\nlines"
+    # what validate accepts, the catalog writes (before, a control character crashed it)
+    out = tmp_path / "catalog"
+    lake = tmp_path / "lake"
+    assert (
+        main(["catalog", "--config", str(path), "--destination", str(lake), "--out", str(out)]) == 0
+    )
+    assert "two" in (out / "DATA_DICTIONARY.md").read_text(encoding="utf-8")
+
+
+def test_incremental_jobs_without_a_key_are_warned_about(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,watermark_column,"
+        "primary_key\nk,Y,sqlite,shop,t1,INCREMENTAL,updated_at,id\n"
+        "n,Y,sqlite,shop,t2,INCREMENTAL,updated_at,\nf,Y,sqlite,shop,t3,FULL,,\n",
+        encoding="utf-8",
+    )
+    warnings = load_config(path).warnings
+    (warning,) = [w for w in warnings if "primary_key" in w]
+    assert warning.startswith("job n ") and "updated row shows up once per load" in warning

@@ -52,8 +52,15 @@ FULL_ROW = "f1,Y,postgresql,{source},{schema},orders,FULL,,order_id"
 class Process:
     """A `python -m ingest ...` process whose stderr is read as it comes."""
 
-    def __init__(self, args: list[str], env: dict[str, str], pause_dir: Path | None = None):
-        path = [str(ROOT)] if pause_dir is None else [str(HOOK), str(ROOT)]
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        pause_dir: Path | None = None,
+        hook: bool = False,
+    ):
+        hooked = hook or pause_dir is not None  # the test hook (tests/pause_hook) is loaded
+        path = [str(HOOK), str(ROOT)] if hooked else [str(ROOT)]
         env = {**env, "PYTHONPATH": os.pathsep.join(path)}
         if pause_dir is not None:
             env["INGEST_TEST_PAUSE_DIR"] = str(pause_dir)
@@ -125,7 +132,7 @@ def completed_ids(lake: str, table: str = "orders") -> Counter:
 
     dest = Destination.from_url(lake)
     fs = dest.filesystem()
-    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__{table}"), fs)
+    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__{table}"), fs, table=table)
     ids: Counter = Counter()
     for path in table_files(dest, SOURCE, table, fs):
         if load_id_of(path) in done:
@@ -239,11 +246,11 @@ def test_a_killed_holder_is_taken_over_once_its_lease_expires(pg, lake, monkeypa
         assert waited >= 5  # it could not take the lease before it expired
     else:
         assert WAITING not in rerun.stderr
-    assert "incomplete load" in rerun.stderr
+    assert "never committed" in rerun.stderr
     landed = completed_ids(lake)
     assert set(landed) == {row[0] for row in source_rows(pg)} and max(landed.values()) == 1
     assert {load_id_of(p) for p in table_files(dest, SOURCE, "orders")} == set(
-        completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"))
+        completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"), table="orders")
     )  # no file of the dead load is left
 
 
@@ -393,7 +400,7 @@ def test_a_full_table_that_became_empty_lands_an_empty_snapshot(
     assert empty["load_id"] > first["load_id"]
 
     dest = Destination.from_url(file_lake)
-    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"))
+    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"), table="orders")
     assert empty["load_id"] in done  # a completed load: the latest snapshot
     files = [p for p in table_files(dest, SOURCE, "orders") if load_id_of(p) == empty["load_id"]]
     assert len(files) == 1
@@ -435,7 +442,12 @@ def insert_event(pg, ts: str, kind: str = "click", amount: str = "1.00") -> None
     pg.execute("INSERT INTO events VALUES (%s, %s, %s)", (ts, kind, amount))
 
 
-def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file_lake, monkeypatch):
+def test_rows_at_the_boundary_are_told_apart_in_bounded_state(pg, file_lake, monkeypatch):
+    """A table without a key: rows re-read at the last watermark are told apart by a hash per
+    row (counted: two identical rows landed, a third identical one is new). The state keeps at
+    most CAP hashes; past it, a new row at that value cannot be told apart: it is not loaded,
+    and reconciliation says so instead of matching."""
+    from ingest.checks import boundary
     from ingest.checks.reconcile import BOUNDARY_DROPPED
     from tests.test_job import run
 
@@ -455,17 +467,39 @@ def test_identical_rows_arriving_at_the_boundary_are_not_a_silent_match(pg, file
         1,
         "MATCH",
     )
-
-    # a third identical row at the boundary: dropped as "already loaded", and reported
+    # a third identical row at the boundary: counted apart from the two that landed
     insert_event(pg, "2024-01-01T00:00:03+00")
     third = run(events_job(pg), file_lake, "r3")
-    assert third["status"] == "FAILED" and third["reconciled"] == "MISMATCH"
-    assert BOUNDARY_DROPPED in third["reconcile_note"] and "1 row(s)" in third["reconcile_note"]
-    assert "primary_key" in third["error"]
+    assert (third["status"], third["rows_loaded"], third["reconciled"]) == ("SUCCESS", 1, "MATCH")
+    nothing = run(events_job(pg), file_lake, "r4")
+    assert (nothing["rows_loaded"], nothing["reconciled"]) == (0, "MATCH"), nothing
+    assert completed_ids_of_events(file_lake) == pg.query("SELECT count(*) FROM events")[0][0] == 6
 
+    # past the cap (3 here) the state keeps no hashes: a new row at that value is reported
+    monkeypatch.setattr(boundary, "CAP", 3)
+    monkeypatch.setattr(boundary, "COUNT_FROM", 2)
+    insert_event(pg, "2024-01-01T00:00:04+00")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="a")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="b")
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="c")
+    over = run(events_job(pg), file_lake, "r5")
+    assert (over["rows_loaded"], over["reconciled"]) == (4, "MATCH"), over
+    unchanged = run(events_job(pg), file_lake, "r6")  # counted, unchanged: read above it
+    assert (unchanged["rows_loaded"], unchanged["reconciled"]) == (0, "MATCH"), unchanged
+    insert_event(pg, "2024-01-01T00:00:04+00", kind="late")
+    late = run(events_job(pg), file_lake, "r7")
+    assert late["status"] == "FAILED" and late["reconciled"] == "MISMATCH"
+    assert BOUNDARY_DROPPED in late["reconcile_note"] and "1 row(s)" in late["reconcile_note"]
+    assert "primary_key" in late["error"]
     monkeypatch.setenv("INGEST_RECONCILE", "WARN")
-    warned = run(events_job(pg), file_lake, "r4")
+    warned = run(events_job(pg), file_lake, "r8")
     assert warned["status"] == "WARN" and BOUNDARY_DROPPED in warned["reconcile_note"]
+
+
+def completed_ids_of_events(lake: str) -> int:
+    from tests.conftest import read_lake_table
+
+    return read_lake_table(lake, SOURCE, "events").num_rows
 
 
 def test_a_new_key_at_the_boundary_lands_and_matches(pg, file_lake, monkeypatch):

@@ -364,5 +364,5 @@ def test_process_killed_mid_load_then_rerun_lands_each_row_once(
         cwd=root,
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "incomplete load" in rerun.stderr
+    assert "never committed" in rerun.stderr
     assert lake_rows(file_lake) == source_rows(pg)

@@ -29,7 +29,7 @@ from ingest.checks import events as trust_telemetry
 from ingest.errors import JobError
 from ingest.identifiers import lake_name
 from ingest.lake.loads import names_with_prefix
-from ingest.vocabulary import SchemaPolicy
+from ingest.vocabulary import STORED_COLUMNS, SchemaPolicy
 
 if TYPE_CHECKING:
     from ingest.config import JobConfig
@@ -85,7 +85,7 @@ def data_columns(table: Mapping[str, Any] | None) -> dict[str, str]:
     return {
         name: str(col.get("data_type") or "")
         for name, col in (table.get("columns") or {}).items()
-        if not name.startswith("_dlt")
+        if not name.startswith("_dlt") and name not in STORED_COLUMNS
     }
 
 
@@ -154,7 +154,7 @@ def declared_columns(resource: Any) -> dict[str, str]:
     return {
         _normalize(str(col.get("name") or name)): str(col.get("data_type") or "")
         for name, col in columns.items()
-        if not str(name).startswith("_dlt")
+        if not str(name).startswith("_dlt") and str(name) not in STORED_COLUMNS
     }
 
 

@@ -45,18 +45,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
+from ingest.checks.boundary import CAP as BOUNDARY_CAP
+from ingest.checks.boundary import ReadWindow
 from ingest.config import JobConfig
-from ingest.identifiers import lake_name
-from ingest.lake.delta import count_equal
 from ingest.lake.destination import Destination
-from ingest.lake.ledger import Boundary
-from ingest.lake.loads import is_delta_table, load_id_of, table_files
 from ingest.results import Landed, Watermarks
 from ingest.sources.base import SourceBuilder
 from ingest.sources.sql import SqlSourceBuilder, coerce_watermark
@@ -134,7 +129,13 @@ class Snapshot:
     reads and our count). `close()` rolls the transaction back for real and disposes.
     """
 
-    def __init__(self, url: Any, engine_kwargs: Mapping[str, Any], table_name: str):
+    def __init__(
+        self,
+        url: Any,
+        engine_kwargs: Mapping[str, Any],
+        table_name: str,
+        configure: Callable[[Any], Any] = lambda engine: engine,
+    ):
 
         kwargs = dict(engine_kwargs)
         kwargs.update(
@@ -142,7 +143,7 @@ class Snapshot:
             pool_reset_on_return=None,
             isolation_level="REPEATABLE READ",
         )
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = configure(sa.create_engine(url, **kwargs))
         dialect = self.engine.dialect
         self._real_rollback = dialect.do_rollback
         # instance attributes: this engine's own dialect object only
@@ -198,9 +199,6 @@ class SourceCount:
     lower_closed: bool = True
     upper: Any = None
     upper_closed: bool = True
-    boundary: str = ""
-    #: rows whose watermark equals the stored one (`boundary`), when a boundary record exists
-    at_boundary: int | None = None
 
 
 class Reconciler:
@@ -230,8 +228,8 @@ class Reconciler:
         self.before: int | None = None
         self.skip_reason = ""
         self._final_count: Future[SourceCount] | None = None
-        #: the boundary record stored by the previous load (see `after_extraction`)
-        self.boundary: Boundary | None = None
+        #: how an INCREMENTAL run read (see `after_extraction`)
+        self.read: ReadWindow | None = None
         #: the watermark column's type (SQL sources), to bind the window's bounds
         self.watermark_type: Any = None
         #: Delta tables: the table version before this load (None: no table yet)
@@ -255,7 +253,10 @@ class Reconciler:
         assert isinstance(builder, SqlSourceBuilder)
         if self.use_snapshot:
             self.snapshot = Snapshot(
-                builder.url(self.secrets), builder.engine_kwargs(), self.job.table_name
+                builder.url(self.secrets),
+                builder.engine_kwargs(),
+                self.job.table_name,
+                builder.configure_engine,
             )
             self.engine = self.snapshot.engine
         else:
@@ -277,13 +278,14 @@ class Reconciler:
     def after_extraction(
         self,
         watermarks: Watermarks,
-        boundary: Boundary | None = None,
+        read: ReadWindow | None = None,
         watermark_type: Any = None,
     ) -> None:
         """Start the final source count in the background. `watermarks`: the stored one and
-        the one the extraction reached; `boundary`, the stored boundary record (INCREMENTAL
-        jobs); `watermark_type`, the watermark column's reflected type."""
-        self.boundary = boundary
+        the one the extraction reached; `read`, how an INCREMENTAL run read (where it started,
+        and the re-read boundary rows it dropped: `ingest.checks.boundary`); `watermark_type`,
+        the watermark column's reflected type."""
+        self.read = read
         self.watermark_type = watermark_type
         if self.skip_reason or self.engine is None or self._final_count is not None:
             return
@@ -292,7 +294,7 @@ class Reconciler:
     def _count_source(self, watermarks: Watermarks) -> SourceCount:
         if not self.job.is_incremental:
             return SourceCount(count(self._counting_engine(), count_query(self.job)))
-        lower, lower_closed, upper, upper_closed, boundary = self._window(watermarks)
+        lower, lower_closed, upper, upper_closed = self._window(watermarks)
         if upper is None and not self.backfill:
             # no watermark yet, so nothing was loaded: the window is everything from `lower`
             query = count_query(self.job, lower=lower)
@@ -305,13 +307,7 @@ class Reconciler:
                 upper_closed=upper_closed,
             )
         rows = count(self._counting_engine(), query)
-        at_boundary = None
-        if self.boundary is not None and boundary and self.boundary.value == boundary:
-            # the rows at the stored watermark now, against those that landed (module doc)
-            at_boundary = count(
-                self._counting_engine(), count_query(self.job, lower=lower, upper=lower)
-            )
-        return SourceCount(rows, lower, lower_closed, upper, upper_closed, boundary, at_boundary)
+        return SourceCount(rows, lower, lower_closed, upper, upper_closed)
 
     # --- after the load ---------------------------------------------------------------------
 
@@ -329,7 +325,11 @@ class Reconciler:
         source = self._final_count.result()
         if not self.job.is_incremental:
             return self._finish_full(source.rows, landed.rows)
-        return self._finish_incremental(dest, dataset, table, landed, source)
+        return self._finish_incremental(landed, source)
+
+    def count_table(self) -> int:
+        """The whole source table's rows, now (`ingest.checks.table_count`)."""
+        return count(self._counting_engine(), count_query(self.job))
 
     @property
     def shared_snapshot(self) -> bool:
@@ -369,8 +369,8 @@ class Reconciler:
             )
         return Outcome(MISMATCH, after, f"source {after} rows, lake {landed} rows")
 
-    def _window(self, watermarks: Watermarks) -> tuple[Any, bool, Any, bool, str]:
-        """(lower, lower_closed, upper, upper_closed, boundary) in the column's type."""
+    def _window(self, watermarks: Watermarks) -> tuple[Any, bool, Any, bool]:
+        """(lower, lower_closed, upper, upper_closed) in the column's type: what was read."""
         job = self.job
 
         def value(text: Any) -> Any:
@@ -381,71 +381,50 @@ class Reconciler:
             lower = value(self.backfill.start)
             upper = value(self.backfill.end)
             if upper is None:
-                return lower, True, after, True, ""
-            return lower, True, upper, False, ""
-        before = watermarks.before
-        if before:
-            # rows at exactly the stored watermark were loaded by the previous run
-            return value(before), False, after, True, str(before)
-        return value(job.initial_watermark), True, after, True, ""
+                return lower, True, after, True
+            return lower, True, upper, False
+        if watermarks.before and self.read is not None and self.read.start is not None:
+            return self.read.start, self.read.closed, after, True
+        return value(job.initial_watermark), True, after, True
 
-    def _finish_incremental(
-        self,
-        dest: Destination,
-        dataset: str,
-        table: str,
-        landed: Landed,
-        source: SourceCount,
-    ) -> Outcome:
+    def _finish_incremental(self, landed: Landed, source: SourceCount) -> Outcome:
         if source.upper is None and not self.backfill:
             if source.rows == landed.rows == 0:
                 return Outcome(MATCH, 0, "no rows in the window")
             return Outcome(
                 MISMATCH, source.rows, f"source {source.rows} rows, lake {landed.rows} rows"
             )
-        in_window = landed.rows
-        landed_at_boundary = 0
-        if source.boundary and landed.rows:
-            landed_at_boundary = landed_at_watermark(
-                dest,
-                dataset,
-                table,
-                landed.load_id,
-                self.job,
-                source.lower,
-                self.delta_version,
-            )
-            in_window = landed.rows - landed_at_boundary
+        read = self.read or ReadWindow()
         window = _describe_window(
             source.lower, source.lower_closed, source.upper, source.upper_closed
         )
         how = " (same snapshot)" if self.shared_snapshot else ""
-        if source.at_boundary is not None and self.boundary is not None:
-            expected = self.boundary.rows + landed_at_boundary
-            if source.at_boundary > expected:
-                return Outcome(MISMATCH, source.rows, self._dropped_note(source, expected))
-        if source.rows == in_window:
-            return Outcome(MATCH, source.rows, f"watermark {window}{how}")
+        dropped = (
+            f", {read.dropped} re-read row(s) at the last watermark had landed before"
+            if read.dropped
+            else ""
+        )
+        if read.unverified:
+            return Outcome(MISMATCH, source.rows, self._dropped_note(read, window))
+        if read.reread:
+            dropped += f", {read.reread} row(s) the lookback re-read were in the lake already"
+        if read.late:
+            dropped += f", {read.late} late row(s) caught by the lookback"
+        if source.rows == landed.rows + read.dropped + read.reread:
+            return Outcome(MATCH, source.rows, f"watermark {window}{how}{dropped}")
         return Outcome(
             MISMATCH,
             source.rows,
-            f"watermark {window}: source {source.rows} rows, lake {in_window} rows{how}",
+            f"watermark {window}: source {source.rows} rows, lake {landed.rows} rows{dropped}{how}",
         )
 
-    def _dropped_note(self, source: SourceCount, expected: int) -> str:
-        missing = int(source.at_boundary or 0) - expected
-        key = (
-            f"primary key {', '.join(self.job.primary_key)}"
-            if self.job.primary_key
-            else "no primary_key in the config (dlt compares whole rows, or the table's own key)"
-        )
+    def _dropped_note(self, read: ReadWindow, window: str) -> str:
         return (
-            f"{BOUNDARY_DROPPED}: {missing} row(s) with the stored watermark {source.boundary} "
-            f"never landed: the source has {source.at_boundary} such rows, the lake {expected}. "
-            "Rows that arrive after their watermark value was loaded are taken for the rows "
-            f"loaded then by the boundary de-duplication ({key}). Declare a primary_key that "
-            "tells rows apart, or use a strictly increasing watermark; run --full-refresh to "
-            "reload them"
+            f"{BOUNDARY_DROPPED}: {read.unverified} row(s) arrived with the last watermark "
+            f"after more than {BOUNDARY_CAP:,} rows with that value had landed, and this table "
+            f"has no key to tell them apart (window {window}); they were not loaded. Declare a "
+            "primary_key (the table's own is used when it has one), or use a strictly "
+            "increasing watermark; run --full-refresh to reload the table"
         )
 
     def close(self) -> None:
@@ -463,35 +442,3 @@ def _describe_window(lower: Any, lower_closed: bool, upper: Any, upper_closed: b
     left = ("[" if lower_closed else "(") + ("" if lower is None else str(lower))
     right = ("" if upper is None else str(upper)) + ("]" if upper_closed else ")")
     return f"{left}, {right}"
-
-
-def landed_at_watermark(
-    dest: Destination,
-    dataset: str,
-    table: str,
-    load_id: str,
-    job: JobConfig,
-    value: Any,
-    delta_version: int | None = None,
-) -> int:
-    """Rows of load `load_id` whose watermark equals `value` (read from the Parquet files)."""
-
-    if not load_id or value is None:
-        return 0
-    fs = dest.filesystem()
-    column = lake_name(job.watermark_column or "")
-
-    if is_delta_table(dest, dataset, table, fs):
-        # Delta: the rows this load appended = now minus the version before the load
-
-        before = count_equal(dest, dataset, table, column, value, delta_version)
-        return count_equal(dest, dataset, table, column, value) - before
-    total = 0
-    for path in table_files(dest, dataset, table, fs):
-        if load_id_of(path) != load_id:
-            continue
-        with fs.open(path, "rb") as handle:
-            data = pq.read_table(handle, columns=[column]).column(column)
-        scalar = pa.scalar(value, type=data.type)
-        total += int(pc.sum(pc.equal(data, scalar)).as_py() or 0)
-    return total

@@ -15,6 +15,8 @@ from ingest.vocabulary import LoadType, SchemaPolicy, TableFormat
 
 #: suffix of a job's backfill pipeline (`<source>__<table>__backfill`)
 BACKFILL_SUFFIX = "__backfill"
+#: suffix of the schema of a job's compacted bases (`<source>_<table>_base`)
+BASE_SUFFIX = "_base"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,15 @@ class JobConfig:
     schema_policy: SchemaPolicy = SchemaPolicy.EVOLVE
     table_format: TableFormat = TableFormat.PARQUET
     chunk_size: int | None = None
+    #: seconds the job may run (None: INGEST_JOB_TIMEOUT_S)
+    timeout_s: float | None = None
+    #: `keys`: compare the source's keys with the lake's each run and land delete markers
+    delete_detection: str | None = None
+    #: run the delete detection every this many days (None: every run)
+    delete_detection_every: int | None = None
+    #: re-read this much below the last watermark (a duration for time watermarks, a number
+    #: for numeric ones; parsed against the column's type when the job runs)
+    lookback: str | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
     #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see
@@ -67,6 +78,12 @@ class JobConfig:
     @property
     def backfill_schema_name_in_lake(self) -> str:
         return lake_schema_name(self.backfill_pipeline_name)
+
+    @property
+    def base_schema_name_in_lake(self) -> str:
+        """The schema of the job's compacted bases (`ingest.job.compaction`): the prefix of
+        their completion markers."""
+        return f"{self.schema_name_in_lake}{BASE_SUFFIX}"
 
     @property
     def is_incremental(self) -> bool:

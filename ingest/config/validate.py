@@ -15,11 +15,13 @@ columns they read) through the source registry (`ingest.sources.config_extension
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ingest.config.model import IngestConfig, JobConfig
 from ingest.config.sheets import LimitExceeded, RawRow, pick_jobs_sheet, read_sheets
+from ingest.durations import FORMS, parse_duration
 from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
@@ -51,7 +53,18 @@ OPTIONAL_COLUMNS = (
     "schema_policy",
     "table_format",
     "chunk_size",
+    "timeout",
+    "delete_detection",
+    "delete_detection_every",
+    "lookback",
 )
+#: delete_detection values
+DELETE_DETECTION = ("keys",)
+#: free-text columns, where a tab or a line break is text (elsewhere, as everywhere, no other
+#: control character: the catalog workbook, the data dictionary and the audit must hold it)
+FREE_TEXT_COLUMNS = ("owner", "notes")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+_BREAKS = re.compile("[\t\n\r]")
 #: Columns of the earlier local tool: name -> what we do with it.
 LEGACY_RENAMES = {"last_watermark": "initial_watermark"}
 LEGACY_IGNORED = {
@@ -119,8 +132,25 @@ class _RowChecker:
             return None
         return value
 
+    def control_characters(self) -> None:
+        """No control character in any cell (see FREE_TEXT_COLUMNS)."""
+        for column, value in self.raw.values.items():
+            if not value:
+                continue
+            found = _CONTROL.search(value)
+            if found is None and column not in FREE_TEXT_COLUMNS:
+                found = _BREAKS.search(value)
+            if found is not None:
+                self.problem(
+                    column,
+                    f"holds the control character U+{ord(found.group()):04X} at position "
+                    f"{found.start() + 1}; remove it (the catalog, the data dictionary and the "
+                    "audit cannot hold it)",
+                )
+
     def check(self) -> JobConfig | None:
         before = len(self.problems)
+        self.control_characters()
         job_id = self.required("job_id")
         if job_id is not None and not is_job_id(job_id):
             self.problem("job_id", f"{quote(job_id)} must be letters, digits, '_', '.' or '-'")
@@ -202,6 +232,39 @@ class _RowChecker:
             except ValueError:
                 self.problem("chunk_size", f"{quote(chunk_text)} must be a whole number >= 100")
 
+        timeout_s: float | None = None
+        if (timeout_text := self.text("timeout")) is not None:
+            timeout_s = parse_duration(timeout_text)
+            if timeout_s is None or timeout_s < 1:
+                self.problem("timeout", f"{quote(timeout_text)} must be {FORMS} (at least 1 s)")
+                timeout_s = None
+
+        delete_detection = (self.text("delete_detection") or "").strip().lower() or None
+        if delete_detection is not None:
+            delete_detection = self.choice("delete_detection", delete_detection, DELETE_DETECTION)
+            if load_type not in (None, LoadType.INCREMENTAL):
+                self.problem(
+                    "delete_detection",
+                    f"only INCREMENTAL jobs detect deletes (a {load_type} job lands the whole "
+                    "table, deletes included)",
+                )
+        every: int | None = None
+        if (every_text := self.text("delete_detection_every")) is not None:
+            if not every_text.strip().isdigit() or int(every_text) < 1:
+                self.problem(
+                    "delete_detection_every", f"{quote(every_text)} must be a number of days >= 1"
+                )
+            elif delete_detection is None:
+                self.problem("delete_detection_every", "needs delete_detection = keys")
+            else:
+                every = int(every_text)
+        lookback = self.text("lookback")
+        if lookback is not None:
+            if parse_duration(lookback) is None:
+                self.problem("lookback", f"{quote(lookback)} must be {FORMS}")
+            elif load_type not in (None, LoadType.INCREMENTAL):
+                self.problem("lookback", "only INCREMENTAL jobs re-read below their watermark")
+
         if len(self.problems) > before:
             return None
         assert job_id and source_type and source_name and table_name and load_type
@@ -222,6 +285,10 @@ class _RowChecker:
             schema_policy=SchemaPolicy(schema_policy or SchemaPolicy.EVOLVE),
             table_format=TableFormat(table_format or TableFormat.PARQUET),
             chunk_size=chunk_size,
+            timeout_s=timeout_s,
+            delete_detection=delete_detection,
+            delete_detection_every=every,
+            lookback=lookback.strip() if lookback else None,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
 
@@ -328,6 +395,14 @@ def parse_rows(
         raise ConfigError(origin, problems)
     if not checked:
         raise ConfigError(origin, [Problem("no jobs are configured", sheet)])
+    for job in checked:
+        if job.is_incremental and not job.primary_key and job.source_type != "rest_api":
+            warnings.append(
+                f"job {job.job_id} ({job.origin}): INCREMENTAL without a primary_key: unless "
+                f"table {job.table_name} has a primary key of its own, its view is the log of "
+                "every version read (an updated row shows up once per load that read it) and "
+                "deletes are never seen; declare primary_key for a current state"
+            )
     return IngestConfig(origin, tuple(checked), tuple(warnings))
 
 

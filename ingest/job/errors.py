@@ -46,6 +46,9 @@ def classify_error(
     if builder is not None and (explained := builder.explain(exc, job, where)) is not None:
         return explained
     for error in chain:
+        if (known := classify_source_message(error, where, redact)) is not None:
+            return known
+    for error in chain:
         if (db_error := classify_db_error(error, where)) is not None:
             return db_error
     root = chain[-1]
@@ -58,16 +61,99 @@ def classify_error(
             "timestamps past year 262142): fix or cast the value in a view, or set "
             "INGEST_BACKEND=pyarrow to read through dlt's pyarrow backend"
         )
-    if "Rescaling Decimal value would cause data loss" in str(root):
-        return JobError(
-            f"a numeric value in {job.table_name} has more decimal places than its lake type "
-            "(numeric without precision lands as decimal(38,9)); nothing was loaded: declare "
-            "the column as numeric(p,s) in the source or read the table through a view that "
-            "casts it"
-        )
     if isinstance(root, ConnectionError | TimeoutError):
         return RetriableJobError(f"{where}: {type(root).__name__}: {_first_line(root, redact)}")
     return JobError(f"{type(root).__name__}: {_first_line(root, redact)}")
+
+
+#: what databases and drivers (psycopg2, ConnectorX, PyMySQL, pyodbc, oracledb, sqlite3) say,
+#: lower-cased, when a statement was cancelled by a timeout of ours (`SourceTimeouts`)
+STATEMENT_TIMEOUT = (
+    "canceling statement due to statement timeout",
+    "maximum statement execution time exceeded",
+    "max_statement_time exceeded",
+    "query timeout expired",
+    "dpy-4024",
+    "ora-03156",
+)
+LOCK_TIMEOUT = (
+    "canceling statement due to lock timeout",
+    "lock wait timeout exceeded",
+    "lock request time out period exceeded",
+    "database is locked",
+)
+#: ... when the connection broke under a running job (a restart, a failover, a killed session)
+CONNECTION_LOST = (
+    "terminating connection",
+    "server closed the connection unexpectedly",
+    "connection reset",
+    "broken pipe",
+    "lost connection to mysql server",
+    "mysql server has gone away",
+    "connection closed",
+    "could not receive data from server",
+    "ssl syscall error",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "communication link failure",
+)
+#: ... when something is wrong that another attempt will not change
+PERMANENT = (
+    ("does not exist", "database"),
+    ("unknown database", ""),
+    ("role ", "does not exist"),
+    ("no pg_hba.conf entry", ""),
+    ("permission denied", ""),
+)
+
+
+def classify_source_message(
+    exc: BaseException, where: str, redact: Callable[[str], str] = str
+) -> JobError | None:
+    """A timeout of ours, a lost connection (both retriable) or a permanent refusal, told by
+    what the database said, on every read path (a driver's exception, or ConnectorX's
+    RuntimeError / panic carrying the server's message). None: not one of those."""
+    said = str(exc).lower()
+    if not said or not _from_source(exc):
+        return None
+    reason = _first_line(exc, redact)
+    if any(marker in said for marker in STATEMENT_TIMEOUT):
+        return RetriableJobError(
+            f"{where} cancelled a statement that ran longer than the statement timeout "
+            f"(INGEST_STATEMENT_TIMEOUT_S, at most the job's timeout): {reason}; the next "
+            "attempt tries again. Raise the timeout, or index the watermark column"
+        )
+    if any(marker in said for marker in LOCK_TIMEOUT):
+        return RetriableJobError(
+            f"{where}: the table is locked by another session and the job waited longer than "
+            f"INGEST_LOCK_TIMEOUT_S for it: {reason}; nothing was loaded, the next attempt "
+            "tries again (find the blocking session, e.g. pg_locks / SHOW PROCESSLIST)"
+        )
+    for first, second in PERMANENT:
+        if first in said and second in said:
+            return JobError(
+                f"{where} refused the job: {reason}; check the connection settings (database, "
+                "username) and the reader's grants. Retrying will not help"
+            )
+    if any(marker in said for marker in CONNECTION_LOST):
+        return RetriableJobError(
+            f"the connection to {where} broke while the job ran: {reason}; nothing of this "
+            "attempt was committed, the next attempt tries again"
+        )
+    return None
+
+
+#: modules whose exceptions come from a source database's driver
+_DRIVERS = ("psycopg2", "pymysql", "pyodbc", "oracledb", "sqlite3", "sqlalchemy")
+
+
+def _from_source(exc: BaseException) -> bool:
+    """Whether `exc` was raised by a database driver or by ConnectorX (not by the lake's
+    storage, whose errors have their own messages)."""
+    if type(exc).__module__.split(".")[0] in _DRIVERS:
+        return True
+    return _library_of(exc).startswith("ConnectorX")
 
 
 def _first_line(exc: BaseException, redact: Callable[[str], str] = str) -> str:

@@ -1,6 +1,6 @@
-"""What the engine watches while dlt extracts: rows for the progress log, and the boundary
-record of INCREMENTAL jobs (`ingest.lake.ledger`), both from a map step placed after dlt's
-incremental filter.
+"""What the engine watches while dlt extracts: rows for the progress log, the job's deadline,
+the re-read rows of INCREMENTAL jobs (`ingest.checks.boundary`, `ingest.checks.lookback`), all
+from a map step placed after dlt's incremental filter.
 
 Progress is shown two ways: a log record every PROGRESS_EVERY_S seconds, or, when the
 command's log goes to a terminal (`ingest.runtime.logsetup.live_progress_enabled`), one live
@@ -16,9 +16,11 @@ from typing import Any
 import pyarrow.compute as pc
 from dlt.extract.items_transform import MapItem
 
+from ingest.checks.boundary import BoundaryTracker
+from ingest.checks.lookback import LookbackFilter
 from ingest.config import JobConfig
+from ingest.errors import RetriableJobError
 from ingest.lake import ledger
-from ingest.lake.ledger import Boundary
 from ingest.runtime.logsetup import live_progress_enabled
 
 log = logging.getLogger(__name__)
@@ -49,43 +51,6 @@ def extracted_rows(extract_info: Any, table: str) -> int:
             table_metrics = step.get("table_metrics", {}).get(table)
             total += table_metrics.items_count if table_metrics else 0
     return total
-
-
-class BoundaryTracker:
-    """The rows at the highest watermark of an extraction, recorded in the state as it goes
-    (dlt commits the state as it is when the extraction ends)."""
-
-    def __init__(self, cursor: str, before: Any, stored: Boundary | None):
-        self.cursor = cursor.lower()
-        self.before_text = ledger.watermark_text(before)
-        self.stored = stored
-        self.value: Any = None
-        self.rows = 0
-
-    def add(self, item: Any) -> None:
-
-        names = getattr(item, "column_names", None)
-        if names is None:  # not Arrow (REST rows): no boundary record
-            return
-        column = next((n for n in names if n.lower() == self.cursor), None)
-        if column is None:
-            return
-        values = item.column(column)
-        highest = pc.max(values)
-        if not highest.is_valid:
-            return
-        value = highest.as_py()
-        if self.value is None or value > self.value:
-            self.value, self.rows = value, 0
-        if value == self.value:
-            self.rows += int(pc.sum(pc.equal(values, highest)).as_py() or 0)
-        total = self.rows
-        stored = self.stored
-        if stored is not None and stored.value == self.before_text == ledger.watermark_text(
-            self.value
-        ):
-            total += stored.rows  # only more rows at the old boundary: add them up
-        ledger.record_boundary(self.value, total)
 
 
 class HighestWatermark:
@@ -122,6 +87,31 @@ class HighestWatermark:
         return ledger.watermark_text(self.value) if self.value is not None else ""
 
 
+class JobTimeout(RetriableJobError):
+    """The job ran longer than its timeout (INGEST_JOB_TIMEOUT_S or its `timeout` column)."""
+
+
+class Deadline:
+    """When a job must have finished (monotonic clock); `check()` raises JobTimeout after it."""
+
+    def __init__(self, job: JobConfig, seconds: float, source: str = "INGEST_JOB_TIMEOUT_S"):
+        self.job = job
+        self.seconds = seconds
+        self.source = source
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise JobTimeout(
+                f"job {self.job.job_id} ({self.job.table_name}) ran longer than its timeout of "
+                f"{self.seconds:g} s ({self.source}); nothing of this run was committed. Raise "
+                "the timeout, or split the table (more jobs, or a smaller window per run)"
+            )
+
+
 class Progress:
     """Counts the rows that pass dlt's incremental filter and logs every few seconds; feeds
     the boundary tracker of INCREMENTAL jobs and the highest watermark of backfills."""
@@ -131,8 +121,12 @@ class Progress:
         job: JobConfig,
         boundary: BoundaryTracker | None = None,
         highest: HighestWatermark | None = None,
+        deadline: Deadline | None = None,
+        lookback: LookbackFilter | None = None,
     ):
         self.job = job
+        self.deadline = deadline
+        self.lookback = lookback
         self.rows = 0
         self.started = self.last_log = time.monotonic()
         self.boundary = boundary
@@ -141,10 +135,14 @@ class Progress:
         self.last_live = 0.0
 
     def __call__(self, item: Any) -> Any:
+        if self.deadline is not None:
+            self.deadline.check()
+        if self.lookback is not None:
+            item = self.lookback(item)  # drops re-read rows below the last watermark it holds
+        if self.boundary is not None:
+            item = self.boundary(item)  # drops re-read boundary rows that landed before
         rows = row_count(item)
         self.rows += rows
-        if self.boundary is not None and rows:
-            self.boundary.add(item)
         if self.highest is not None and rows:
             self.highest.add(item)
         now = time.monotonic()

@@ -13,7 +13,10 @@ Guarantees:
 - One writer per job: the job's lease (`ingest.lake.lease`) is held from the clean-up to the
   completion marker; a second writer waits, then ends SKIPPED (`on_busy="skip"`, the CLI) or
   as a retriable failure (`on_busy="retry"`, Durable activities) naming the holder.
-- Files of loads that never completed are removed first, under the lease (`ingest.lake`).
+- Files of loads that never committed are removed first, under the lease (`ingest.lake`).
+- The commit is fenced: the load is committed by a write of the table's commit log that the
+  storage refuses to a writer that lost the lease (`ingest.lake.commits`), before dlt writes the
+  state and completion marker; load ids follow the commit order, not the host's clock.
 - Idempotent per task (run id + kind: plain, full refresh, backfill range): the task is recorded
   in the pipeline state that dlt commits with the load (`ingest.lake.ledger`); the same task run
   again finds it and reports that load instead of loading again.
@@ -25,6 +28,7 @@ watermarks, what the checks found), and `_result` builds the `JobResult` from it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -37,14 +41,34 @@ from typing import Any
 
 import dlt
 
-from ingest.checks.job_checks import Checked, JobChecks, emit_check_events
+from ingest.checks.boundary import COUNT_FROM as BOUNDARY_COUNT_FROM
+from ingest.checks.boundary import BoundaryTracker
+from ingest.checks.deletes import DeleteDetection
+from ingest.checks.deletes import due as deletes_due
+from ingest.checks.job_checks import Checked, JobChecks, delta_merge_hints, emit_check_events
+from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
+from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
+from ingest.identifiers import lake_name
+from ingest.job.compaction import Thresholds, compact
+from ingest.job.compaction import due as compaction_due
 from ingest.job.errors import classify_error
-from ingest.job.progress import BoundaryTracker, HighestWatermark, Progress, extracted_rows
+from ingest.job.progress import (
+    Deadline,
+    HighestWatermark,
+    Progress,
+    extracted_rows,
+)
 from ingest.lake import ledger
+from ingest.lake.commits import (
+    CommitLog,
+    committing_with,
+    load_ids_after,
+    use_sequenced_load_ids,
+)
 from ingest.lake.destination import Destination
-from ingest.lake.lease import Holder, JobLease, LeaseBusy, lease_for, lease_name
+from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for, lease_name
 from ingest.lake.loads import (
     count_rows,
     ensure_dataset,
@@ -57,9 +81,18 @@ from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
-from ingest.sources import ExtractOptions, SourceBuilder, get_builder
+from ingest.sources import (
+    ExtractOptions,
+    SourceBuilder,
+    SourceTable,
+    SourceTimeouts,
+    get_builder,
+)
+from ingest.sources.reserved import note as reserved_note
+from ingest.sources.window import read_start
 from ingest.tasks import Task
-from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status
+from ingest.views.state import current_state, state_connection
+from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +116,8 @@ class JobRun:
     checks: JobChecks | None = None
     #: the source type's builder, once known (it explains its failures)
     builder: SourceBuilder | None = None
+    #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
+    deadline: Deadline | None = None
 
     def close(self) -> None:
         if self.checks is not None:
@@ -99,6 +134,26 @@ class JobOutcome:
     watermarks: Watermarks = field(default_factory=Watermarks)
     #: the checks' findings (None: the task had already loaded; its load was checked then)
     checked: Checked | None = None
+    #: delete markers the load landed (None: deletes were not detected in this run)
+    deleted: int | None = None
+    #: rows the lookback caught (None: the job has no lookback)
+    late: int | None = None
+    #: source columns landed under another name (`ingest.sources.reserved`)
+    renamed: dict[str, str] = field(default_factory=dict)
+
+
+def _deadline(job: JobConfig, settings: Settings) -> Deadline:
+    if job.timeout_s:
+        return Deadline(job, job.timeout_s, f"the job's timeout in {job.origin or 'the config'}")
+    return Deadline(job, settings.job_timeout_s)
+
+
+def _source_timeouts(settings: Settings, deadline: Deadline) -> SourceTimeouts:
+    """A statement may run INGEST_STATEMENT_TIMEOUT_S, and never past the job's deadline."""
+    statement = deadline.seconds
+    if settings.statement_timeout_s:
+        statement = min(statement, settings.statement_timeout_s)
+    return SourceTimeouts(statement_s=statement, lock_s=settings.lock_timeout_s or None)
 
 
 def _working_dir(settings: Settings, task: Task) -> Path:
@@ -148,7 +203,8 @@ def _already_loaded(
 def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> JobOutcome:
     task, settings = run.task, run.settings
     job = task.job
-    builder = run.builder = get_builder(job.source_type)
+    deadline = run.deadline = _deadline(job, settings)
+    builder = run.builder = get_builder(job.source_type, _source_timeouts(settings, deadline))
     secrets = builder.secrets(resolver, job.source_name)
     run.where = f"source {job.source_name!r} ({builder.describe(secrets)})"
 
@@ -158,9 +214,15 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
     ensure_dataset(dest, dataset)
     checks = run.checks = JobChecks(task, builder, secrets, dest)
     with _lease(task, dest, settings) as lease:
-        # under the lease, files without a completion marker belong to dead loads only
-        remove_incomplete_loads(
-            dest, dataset, table, task.pipeline_name, task.schema_name, checks.other_schema_names
+        # under the lease, files of loads that never committed belong to dead loads only
+        _, commit_log = remove_incomplete_loads(
+            dest,
+            dataset,
+            table,
+            task.pipeline_name,
+            task.schema_name,
+            checks.other_schema_names,
+            lease,
         )
         run.workdir = _working_dir(settings, task)
         run.workdir.mkdir(parents=True, exist_ok=True)
@@ -184,19 +246,39 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         if task.backfill:
             before = task.backfill.start
             highest = HighestWatermark(cursor)
-        elif job.is_incremental:
+        stored = boundary = None
+        if job.is_incremental and not task.backfill:
             stored = ledger.last_value(pipeline.state, cursor)
             before = ledger.watermark_text(stored)
-            tracker = BoundaryTracker(cursor, stored, ledger.boundary(pipeline.state))
+            boundary = ledger.boundary(pipeline.state)
+            if boundary is not None and boundary.value == before and stored is not None:
+                options = dataclasses.replace(
+                    options,
+                    last_value=stored,
+                    open_unless_boundary_changed=(
+                        boundary.rows if boundary.rows >= BOUNDARY_COUNT_FROM else None
+                    ),
+                )
         run.watermark_before = before
         source = builder.build_resource(job, secrets, checks.extract_options(options))
+        if job.is_incremental and not task.backfill:
+            tracker = BoundaryTracker(cursor, stored, boundary, source.primary_key)
         resource = source.resource
         resource.apply_hints(table_name=table)
-        checks.prepare(resource)
-        resource.add_step(Progress(job, tracker, highest).as_step())
-        extract_info = pipeline.extract(
-            [resource, ledger.ledger_resource(task.key, before)], loader_file_format="parquet"
-        )
+        checks.prepare(resource, source.primary_key)
+        lookback = _lookback_filter(run, dest, source, stored)
+        resource.add_step(Progress(job, tracker, highest, deadline, lookback).as_step())
+        resources = [resource, ledger.ledger_resource(task.key, before)]
+        detection = _delete_detection(run, builder, secrets, dest, source, pipeline, stored)
+        if detection is not None:  # the markers land in the same load as the rows
+            detection.detect()
+            markers = detection.resource(table)
+            if job.table_format == TableFormat.DELTA:
+                markers.apply_hints(**delta_merge_hints(job, source.primary_key))
+            resources.append(markers)
+        # the load id orders the table's loads: above every committed one, whatever the clock
+        with load_ids_after(commit_log.last_load_id):
+            extract_info = pipeline.extract(resources, loader_file_format="parquet")
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
         if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
@@ -204,17 +286,164 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
-        checks.after_extraction(
-            watermarks, tracker.stored if tracker else None, source.watermark_type
-        )
+        read = None
+        if tracker is not None:
+            start = read_start(stored, source.lag) if stored is not None else None
+            closed = source.range_closed or source.lag is not None
+            read = tracker.window(start, closed, lookback)
+        checks.after_extraction(watermarks, read, source.watermark_type)
+        extracted = extracted_rows(extract_info, table)
         landed = Landed()
         # A FULL load always commits (an empty table is an empty snapshot). An incremental
         # run with nothing new commits nothing: the extracted package stays in the working
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
-        if not job.is_incremental or extracted_rows(extract_info, table) > 0:
+        if not job.is_incremental or extracted > 0:
+            deadline.check()
             lease.check()
-            landed = _commit(pipeline, table, settings.load_workers)
-        return JobOutcome(landed, watermarks, checks.finish(pipeline, landed))
+            committer = Committer(lease, commit_log, task.run_id, task.kind)
+            with committing_with(committer):
+                landed = _commit(pipeline, table, settings.load_workers)
+            committer.confirm(landed.load_id)
+        deleted = detection.found.markers if detection is not None and landed.load_id else None
+        if deleted:  # rows_loaded counts the source's rows; the markers are rows_deleted
+            landed = dataclasses.replace(landed, rows=landed.rows - deleted)
+        checked = checks.finish(
+            pipeline,
+            landed,
+            keyed=bool(source.primary_key),
+            memory_mb=settings.state_memory_mb,
+            spill_dir=run.workdir / "spill",
+        )
+        late = read.late if read is not None and source.lag is not None else None
+        if landed.load_id and source.primary_key and not task.backfill:
+            _compact_if_due(run, dest, lease, committer.log)
+        return JobOutcome(landed, watermarks, checked, deleted, late, dict(source.renamed))
+
+
+def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
+    """After a load of a keyed table, under its lease: a new base when the thresholds say so
+    (`ingest.job.compaction`). The load has committed: a failure here is logged, never the
+    job's failure (the next run tries again)."""
+    job, settings = run.task.job, run.settings
+    if not job.is_incremental or job.table_format == TableFormat.DELTA:
+        return
+    assert run.workdir is not None
+    try:
+        thresholds = Thresholds(settings.compact_loads, settings.compact_ratio)
+        reason = compaction_due(dest, job, thresholds)
+        if not reason:
+            return
+        log.info("job %s: compacting: %s", job.job_id, reason)
+        compact(
+            dest,
+            job,
+            lease,
+            log_,
+            run_id=run.task.run_id,
+            workdir=run.workdir / "compaction",
+            memory_mb=settings.state_memory_mb,
+            file_max_rows=settings.file_max_rows,
+            retention_days=settings.history_retention_days,
+            dictionary=settings.parquet_dictionary,
+        )
+    except Exception as exc:  # e.g. the lease lost meanwhile: no base commits, files cleaned
+        log.warning("job %s: not compacted: %s: %s", job.job_id, type(exc).__name__, exc)
+
+
+def _lookback_filter(
+    run: JobRun, dest: Destination, source: SourceTable, stored: Any
+) -> LookbackFilter | None:
+    """With a lookback: the versions the lake holds in the re-read window, to land only the
+    rows it does not hold (`ingest.checks.lookback`)."""
+    job = run.task.job
+    if source.lag is None or stored is None or not source.primary_key or run.task.backfill:
+        return None
+    assert run.workdir is not None and job.watermark_column
+    state = current_state(dest, job)
+    known: set[tuple] = set()
+    if state is not None:
+        connection = state_connection(dest, run.settings.state_memory_mb, run.workdir / "spill")
+        try:
+            known = known_versions(
+                state,
+                connection,
+                lake_name(job.watermark_column),
+                read_start(stored, source.lag),
+                stored,
+            )
+        finally:
+            connection.close()
+    return LookbackFilter(job.watermark_column, source.primary_key, stored, known)
+
+
+def _delete_detection(
+    run: JobRun,
+    builder: SourceBuilder,
+    secrets: Mapping[str, Any],
+    dest: Destination,
+    source: SourceTable,
+    pipeline: Any,
+    stored: Any,
+) -> DeleteDetection | None:
+    """The run's delete detection, when the job asks for one and it is due
+    (`ingest.checks.deletes`); its markers carry the stored watermark (`stored`)."""
+    task, job = run.task, run.task.job
+    if task.backfill or not job.is_incremental or job.delete_detection is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    if not deletes_due(job, ledger.deletes_checked_at(pipeline.state), now):
+        log.info("job %s: deletes not detected in this run (delete_detection_every)", job.job_id)
+        return None
+    if not source.primary_key:
+        raise JobError(
+            f"job {job.job_id}: delete_detection needs a key: declare primary_key in "
+            f"{job.origin or 'the config'} (table {job.table_name} has no primary key of its own)"
+        )
+    assert run.workdir is not None
+    return DeleteDetection(
+        job,
+        builder,
+        builder.engine(secrets),  # type: ignore[attr-defined]
+        dest,
+        source.primary_key,
+        run.workdir / "deletes",
+        run.settings.state_memory_mb,
+        stored,
+        checked_at=now.isoformat(timespec="seconds"),
+    )
+
+
+@dataclass
+class Committer:
+    """The load's commit (`ingest.lake.commits`): called by the lake's dlt client before it
+    writes the load's state and completion marker; the lease refuses it to a writer that lost
+    the job (LeaseLost), and then neither is written."""
+
+    lease: JobLease
+    log: CommitLog
+    run_id: str
+    task: str
+
+    def __call__(self, load_id: str, schema: str) -> None:
+        log = self.log.add(load_id, schema, self.run_id, self.task)
+        self.lease.write_log(log)
+        self.log = log
+
+    def confirm(self, load_id: str) -> None:
+        """After dlt wrote the state and the marker: the commit still stands. A writer that
+        stalled between its commit and its marker for longer than the lease period may find
+        that the next holder removed the load (its marker was missing then): it is no load,
+        and this writer must not report one."""
+        if not load_id:
+            return
+        log = self.lease.read_log()  # LeaseLost when another writer holds the job now
+        if log is None or not log.is_committed(load_id):
+            raise LeaseLost(
+                f"the lease on {self.lease.name} was lost before the load committed: another "
+                f"writer took the job over while this one stalled between its commit and its "
+                f"completion marker, and removed load {load_id}. Nothing of it counts; the "
+                "next run removes what is left of it"
+            )
 
 
 def _commit(pipeline: Any, table: str, workers: int) -> Landed:
@@ -269,6 +498,7 @@ def run_job(
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
+    use_sequenced_load_ids()
     spec = Task.from_dict(task)
     job = spec.job
     redactor = resolver.redactor if resolver else Redactor()
@@ -353,6 +583,7 @@ def _result(
     watermarks = outcome.watermarks if outcome else Watermarks(run.watermark_before)
     checked = outcome.checked if outcome else None
     reconciliation = checked.reconciliation if checked else None
+    table = checked.table if checked else None
     if outcome is not None and checked is None:  # a task that had loaded: reported, not checked
         reconciliation = Outcome(
             Reconciled.SKIPPED,
@@ -380,9 +611,24 @@ def _result(
         source_rows=reconciliation.source_rows if reconciliation else None,
         reconciled=reconciliation.reconciled if reconciliation else "",
         reconcile_note=reconciliation.note if reconciliation else "",
-        schema_changes=checked.schema_changes.summary() if checked else "",
+        schema_changes=_schema_note(checked, outcome.renamed if outcome else {}),
+        rows_deleted=outcome.deleted if outcome else None,
+        late_rows=outcome.late if outcome else None,
+        table_rows_source=table.source if table else None,
+        table_rows_lake=table.lake if table else None,
+        table_reconciled=table.reconciled if table else "",
         retriable=ending.retriable,
     )
+
+
+def _schema_note(checked: Checked | None, renamed: dict[str, str]) -> str:
+    """The schema changes, and a column renamed on the way in the first time it lands."""
+    if checked is None:
+        return ""
+    summary = checked.schema_changes.summary()
+    if renamed and any(lake_name(new) in checked.new_columns for new in renamed.values()):
+        return "; ".join(p for p in (reserved_note(renamed), summary) if p)
+    return summary
 
 
 def _log_end(result: JobResult) -> None:

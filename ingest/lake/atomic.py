@@ -8,6 +8,7 @@ with an atomic replace. No change is ever lost. Used by the audit (`ingest.audit
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mimetypes
 import os
@@ -59,10 +60,21 @@ def _update_local(path: str, lock_path: str, change: Callable[[str | None], str 
         new = change(old)
         if new is None:
             return
-        scratch = f"{path}.{uuid.uuid4().hex}.tmp"
+        replace_file(path, new)
+
+
+def replace_file(path: str, text: str) -> None:
+    """Write `text` to the local file `path` atomically (a scratch file renamed over it); the
+    scratch file never outlives a failure (a full disk, a read-only file system)."""
+    scratch = f"{path}.{uuid.uuid4().hex}.tmp"
+    try:
         with open(scratch, "w", encoding="utf-8", newline="") as handle:
-            handle.write(new)
+            handle.write(text)
         os.replace(scratch, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(scratch)
+        raise
 
 
 def _update_blob(blob: Any, change: Callable[[str | None], str | None]) -> None:

@@ -9,7 +9,6 @@ reads (catalog, tests). Any Delta reader (Spark, Databricks, DuckDB, Polars) can
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,8 +20,7 @@ from ingest.lake.loads import is_delta_table
 def table_uri(dest: Destination, dataset: str, table: str) -> tuple[str, dict[str, str]]:
     """(uri, storage_options) for delta-rs."""
     if dest.protocol == "file":
-        root = urlparse(dest.bucket_url).path.rstrip("/")
-        return f"{root}/{dataset}/{table}", {}
+        return dest.path(dataset, table), {}
     return f"{dest.bucket_url.rstrip('/')}/{dataset}/{table}", dest.delta_storage_options()
 
 

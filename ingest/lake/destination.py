@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from ingest import identity
 from ingest.errors import RequestError
@@ -200,13 +200,20 @@ class Destination:
         """Name of the blob at `parts` under the lake root, inside the lake's container."""
         return self.path(*parts).split("/", 1)[1]
 
+    @property
+    def root(self) -> str:
+        """The lake root as every reader and writer names it: the local folder (file://, the
+        URL's percent-escapes decoded, as dlt decodes them) or `<container>[/<prefix>]` (az://,
+        the blob name prefix taken literally, as dlt and adlfs take it). One path for dlt's
+        files, the leases, the audit, the views and the clean-up, whatever characters the lake
+        path holds (spaces, %, #, +, unicode)."""
+        if self.protocol == "file":
+            return unquote(urlparse(self.bucket_url).path).rstrip("/")
+        return self.bucket_url[len("az://") :].rstrip("/")
+
     def path(self, *parts: str) -> str:
         """Path of `parts` under the lake root, as the fsspec filesystem expects it."""
-        if self.protocol == "file":
-            root = urlparse(self.bucket_url).path
-        else:
-            root = self.bucket_url[len("az://") :]
-        return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts if p]])
+        return "/".join([self.root, *[p.strip("/") for p in parts if p]])
 
     def ensure_exists(self) -> None:
         """Create the local root folder or check the container exists."""

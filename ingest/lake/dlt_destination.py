@@ -6,7 +6,9 @@ partial destination configuration from every configuration provider (~5 ms each 
 worker, a fifth of a small table's whole job), only to learn the lake's protocol: the one
 thing the filesystem destination's capabilities depend on (`filesystem.adjust_capabilities`).
 The lake's factory hands dlt an explicit configuration that holds the bucket URL instead, so
-the answer is the same and nothing is resolved. Everything else (the client's configuration,
+the answer is the same and nothing is resolved. Its client commits a load through the job's
+fenced commit (`ingest.lake.commits`) before dlt writes the load's state and marker.
+Everything else (the client's configuration,
 credentials, the configuration section `destination.filesystem`, the type recorded in the
 pipeline state) is dlt's own.
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+
+from ingest.lake.commits import commit_hook
 
 #: the type dlt records in the pipeline state (`destination_type`): the lake stays readable by
 #: plain dlt pipelines and by earlier versions of this framework
@@ -33,6 +37,18 @@ def lake_filesystem(**kwargs: Any) -> Any:
 def _lake_filesystem_class() -> type:
     # dlt: only when a pipeline is built (see the module's docstring)
     from dlt.destinations import filesystem
+    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+
+    class LakeFilesystemClient(FilesystemClient):
+        """dlt's filesystem client; a load is committed by the job's fenced commit first."""
+
+        def complete_load(self, load_id: str) -> None:
+            # the commit (ingest.lake.commits), then dlt's state file and completion marker: a
+            # writer that may no longer commit raises here and writes neither
+            committer = commit_hook()
+            if committer is not None:
+                committer(load_id, self.schema.name)
+            super().complete_load(load_id)
 
     class LakeFilesystem(filesystem):
         """dlt's `filesystem` destination; capabilities from an explicit configuration."""
@@ -40,6 +56,10 @@ def _lake_filesystem_class() -> type:
         @property
         def destination_type(self) -> str:
             return DLT_FILESYSTEM_TYPE
+
+        @property
+        def client_class(self) -> type:
+            return LakeFilesystemClient
 
         def capabilities(self, config: Any = None, naming: Any = None) -> Any:
             if config is None:

@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.errors import RetriableJobError
-from ingest.lake.atomic import LOCK_DIR
+from ingest.lake.atomic import LOCK_DIR, replace_file
+from ingest.lake.commits import CommitLog
 from ingest.lake.destination import Destination
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,15 @@ class JobLease(ABC):
     def release(self) -> None:
         """Give the lease up (idempotent)."""
 
+    @abstractmethod
+    def read_log(self) -> CommitLog | None:
+        """The table's commit log as this holder found it (None: the table has none yet)."""
+
+    @abstractmethod
+    def write_log(self, log: CommitLog) -> None:
+        """Replace the table's commit log, only while this writer holds the lease: the storage
+        refuses the write to anyone else (LeaseLost), whatever the clocks say."""
+
 
 class FileLease(JobLease):
     """`fcntl.flock` on a lock file in a local lake (see module doc)."""
@@ -225,6 +235,18 @@ class FileLease(JobLease):
         fd, self._fd = self._fd, None
         os.close(fd)  # closing the descriptor releases the flock
 
+    @property
+    def log_path(self) -> str:
+        return log_path_beside(self.path)
+
+    def read_log(self) -> CommitLog | None:
+        self.check()
+        return read_local_log(self.log_path)
+
+    def write_log(self, log: CommitLog) -> None:
+        self.check()  # under the flock nobody else can write it: the OS lock is the fence
+        replace_file(self.log_path, log.to_text())
+
 
 class BlobLease(JobLease):
     """A renewed blob lease (see module doc)."""
@@ -249,6 +271,8 @@ class BlobLease(JobLease):
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._lost: str | None = None
+        #: the lease blob's ETag as this holder last wrote or read it (the commit's condition)
+        self._etag: str | None = None
 
     def _try_acquire(self) -> bool:
         # the Azure SDK: only for blob-storage lakes
@@ -270,7 +294,10 @@ class BlobLease(JobLease):
                 return False
             raise
         self._lease = lease
-        self.blob.set_blob_metadata(self.holder.to_metadata(), lease=lease)
+        # a new holder changes the blob (its metadata): the ETag every earlier holder's
+        # commit is conditional on is gone, so a stalled writer that wakes up cannot commit
+        written = self.blob.set_blob_metadata(self.holder.to_metadata(), lease=lease)
+        self._etag = written.get("etag")
         self._stop.clear()
         self._renewer = threading.Thread(
             target=self._keep_renewing, name=f"lease-{self.name}", daemon=True
@@ -311,6 +338,62 @@ class BlobLease(JobLease):
                 f"the lease period ({self.period_s} s). Nothing was committed; run it again"
             )
 
+    def read_log(self) -> CommitLog | None:
+        self.check()
+        download = self.blob.download_blob(lease=self._lease)
+        text = download.readall()
+        self._etag = download.properties.etag
+        return CommitLog.from_text(text)
+
+    def write_log(self, log: CommitLog, *, retry: bool = True) -> None:
+        """The fenced commit: the lease blob is rewritten with this holder's lease id and on
+        the condition that nobody changed it since this holder last saw it (its ETag). A
+        writer whose lease expired, was broken or was taken over gets 412 from the storage."""
+        # the Azure SDK: only for blob-storage lakes
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+
+        if self._lease is None:
+            raise LeaseLost(f"the lease on {self.name} is not held")
+        try:
+            written = self.blob.upload_blob(
+                log.to_text().encode("utf-8"),
+                overwrite=True,
+                lease=self._lease,
+                metadata=self.holder.to_metadata(),
+                etag=self._etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as exc:
+            if exc.status_code not in (409, 412):
+                raise
+            if retry and self._renewed_after_expiry(exc):  # stalled; nobody took the job
+                return self.write_log(log, retry=False)
+            reason = getattr(exc, "error_code", None) or f"HTTP {exc.status_code}"
+            self._lost = f"the commit was refused ({reason})"
+            raise LeaseLost(
+                f"the lease on {self.name} was lost before the load committed ({reason}): "
+                f"another writer took the job over after this process stalled for longer than "
+                f"the lease period ({self.period_s} s). Nothing was committed; the next run "
+                "removes this load's files"
+            ) from None
+        self._etag = written.get("etag")
+
+    def _renewed_after_expiry(self, refusal: Any) -> bool:
+        """Whether a commit refused because this holder's lease had expired (it stalled) may
+        be tried again: the service renews an expired lease only if nobody leased the blob
+        since, and the retried write is still conditional on the ETag this holder saw."""
+        code = getattr(refusal, "error_code", None)
+        if "LeaseNotPresent" not in str(getattr(code, "value", code) or ""):
+            return False
+        try:
+            self._lease.renew()
+        except Exception:
+            return False
+        log.warning("the lease on %s had expired; renewed it (nobody had taken it)", self.name)
+        self._lost = None
+        return True
+
     def release(self) -> None:
         if self._lease is None:
             return
@@ -345,3 +428,31 @@ def lease_for(
     container = dest.container_client()
     blob = container.get_blob_client(dest.blob_name(LEASE_DIR, f"{name}.lease"))
     return BlobLease(blob, name, holder, wait_s, same_task_wait_s, period_s)
+
+
+def log_path_beside(lock_path: str) -> str:
+    """A local lake's commit log file of the lease whose lock file is `lock_path`."""
+    return lock_path[: -len(".lock")] + ".commits.json"
+
+
+def read_local_log(path: str) -> CommitLog | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return CommitLog.from_text(handle.read())
+    except FileNotFoundError:
+        return None
+
+
+def read_commit_log(dest: Destination, dataset: str, table: str) -> CommitLog | None:
+    """The commit log of `<dataset>/<table>` for a reader (no lease needed; None: no log)."""
+    name = lease_name(dataset, table)
+    if dest.protocol == "file":
+        return read_local_log(log_path_beside(dest.path(LEASE_DIR, f"{name}.lock")))
+    # the Azure SDK: only for blob-storage lakes
+    from azure.core.exceptions import ResourceNotFoundError
+
+    blob = dest.container_client().get_blob_client(dest.blob_name(LEASE_DIR, f"{name}.lease"))
+    try:
+        return CommitLog.from_text(blob.download_blob().readall())
+    except ResourceNotFoundError:
+        return None

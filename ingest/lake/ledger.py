@@ -8,10 +8,9 @@ rerun with the same `--run-id`). The ledger keeps the last `KEEP` tasks of the j
 run id run again is a new load with its own audit row.
 
 The same state entry keeps the boundary record of INCREMENTAL jobs: how many rows with the
-newest watermark value have landed so far. The next run compares it with the source, so rows
-that arrive later with that same watermark and that the boundary de-duplication drops (rows
-identical to loaded ones in a table without a primary key) are reported, never silently matched
-(`ingest.checks.reconcile`).
+newest watermark value have landed so far, and a hash of each up to a cap
+(`ingest.checks.boundary`): the next run tells re-read boundary rows from new ones with it, in
+state that never grows with the number of rows sharing one watermark.
 """
 
 from __future__ import annotations
@@ -83,7 +82,12 @@ def boundary(state: Mapping[str, Any]) -> Boundary | None:
     record = _entry_of(state).get("boundary")
     if not record:
         return None
-    return Boundary(str(record.get("value") or ""), int(record.get("rows") or 0))
+    hashes = record.get("hashes")
+    return Boundary(
+        str(record.get("value") or ""),
+        int(record.get("rows") or 0),
+        tuple(str(h) for h in hashes) if isinstance(hashes, list) else None,
+    )
 
 
 def forget_cursor(pipeline: Any) -> None:
@@ -106,10 +110,12 @@ def watermark_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Boundary:
-    """Rows with the newest watermark value (`value`, as text) that have landed so far."""
+    """Rows with the newest watermark value (`value`, as text) that have landed so far, and a
+    hash of each while there are at most `ingest.checks.boundary.CAP` of them (None beyond)."""
 
     value: str
     rows: int
+    hashes: tuple[str, ...] | None = None
 
 
 def ledger_resource(key: str, watermark_before: str) -> Any:
@@ -131,8 +137,20 @@ def ledger_resource(key: str, watermark_before: str) -> Any:
     return record()
 
 
-def record_boundary(value: Any, rows: int) -> None:
+def record_boundary(value: Any, rows: int, hashes: list[str] | None = None) -> None:
     """Inside an extraction: store the boundary record (see module doc)."""
 
     state = dlt.current.source_state().setdefault(STATE_KEY, {})
-    state["boundary"] = {"value": watermark_text(value), "rows": rows}
+    state["boundary"] = {"value": watermark_text(value), "rows": rows, "hashes": hashes}
+
+
+def deletes_checked_at(state: Mapping[str, Any]) -> str | None:
+    """When the job last detected deletes (ISO time, `ingest.checks.deletes`), or None."""
+    value = _entry_of(state).get("deletes_checked_at")
+    return str(value) if value else None
+
+
+def record_deletes_checked(at: str) -> None:
+    """Inside an extraction: the job detected deletes at `at` (committed with the load)."""
+
+    dlt.current.source_state().setdefault(STATE_KEY, {})["deletes_checked_at"] = at

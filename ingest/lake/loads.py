@@ -10,16 +10,19 @@ data that did not land.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.lake.atomic import replace_file
+from ingest.lake.commits import CommitLog, committed
 from ingest.lake.destination import Destination
+from ingest.lake.lease import JobLease, read_commit_log
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 LOADS_DIR = "_dlt_loads"
 STATE_DIR = "_dlt_pipeline_state"
@@ -54,10 +57,28 @@ def names_with_prefix(dest: Destination, folder: str, prefix: str) -> list[str]:
 
 
 def completed_load_ids(
-    dest: Destination, dataset: str, schema_name: str, fs: Any = None
+    dest: Destination, dataset: str, schema_name: str, fs: Any = None, *, table: str
 ) -> set[str]:
-    """Load ids of `schema_name` (one per job pipeline) that have a completion marker."""
-    return _completed_by_schema(dest, dataset, (schema_name,), fs)[schema_name]
+    """Load ids of `schema_name` (one per job pipeline) of the lake table `<dataset>/<table>`
+    that are committed: a completion marker, and the table's commit log lists them
+    (`ingest.lake.commits`)."""
+    return committed_by_schema(dest, dataset, table, (schema_name,), fs)[schema_name]
+
+
+def committed_by_schema(
+    dest: Destination,
+    dataset: str,
+    table: str,
+    schema_names: tuple[str, ...],
+    fs: Any = None,
+    log: CommitLog | None | object = ...,
+) -> dict[str, set[str]]:
+    """Committed load ids of each of `schema_names` (the schemas whose loads write `table`)."""
+    marked = _completed_by_schema(dest, dataset, schema_names, fs)
+    if log is ...:
+        log = read_commit_log(dest, dataset, table)
+    assert log is None or isinstance(log, CommitLog)
+    return {schema: committed(ids, log) for schema, ids in marked.items()}
 
 
 def _completed_by_schema(
@@ -98,6 +119,33 @@ def _table_listing(dest: Destination, dataset: str, table: str, fs: Any = None) 
         return []
 
 
+def load_date_folder(load_id: str) -> str:
+    """`YYYY/MM/DD`: the UTC date of a load id (a unix time), the folder dlt writes it to."""
+    return dt.datetime.fromtimestamp(float(load_id), dt.UTC).strftime("%Y/%m/%d")
+
+
+def load_files(
+    dest: Destination, dataset: str, table: str, load_id: str, fs: Any = None
+) -> list[str]:
+    """The data files of one load of `<dataset>/<table>` (its date folder, one listing)."""
+    fs = fs or dest.filesystem()
+    folder = dest.path(dataset, table, load_date_folder(load_id))
+    try:
+        names = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(p for p in names if p.endswith(".parquet") and load_id_of(p) == load_id)
+
+
+def is_load_file(path: str) -> bool:
+    """Whether `path` is named as a load's data file is (`<load_id>.<file_id>.parquet`, the load
+    id a unix time): the clean-up removes nothing else (a file a person put there stays)."""
+    parts = path.rsplit("/", 1)[-1].split(".")
+    if len(parts) != 4 or parts[-1] != "parquet":
+        return False
+    return parts[0].isdigit() and parts[1].isdigit()
+
+
 def load_id_of(path: str) -> str:
     """`.../<load_id>.<file_id>.parquet` -> load_id (load ids contain a dot themselves)."""
     return path.rsplit("/", 1)[-1].rsplit(".", 2)[0]
@@ -109,21 +157,46 @@ def remove_incomplete_loads(
     table: str,
     pipeline_name: str,
     schema_name: str,
-    other_schema_names: tuple[str, ...] = (),
-) -> CleanupReport:
-    """Delete data and state files of this job's loads that never completed.
+    other_schema_names: tuple[str, ...],
+    lease: JobLease,
+) -> tuple[CleanupReport, CommitLog]:
+    """Under the job's lease: delete what loads that never committed left behind, and return
+    the table's commit log as the next commit continues it.
 
-    `other_schema_names`: schemas whose completed loads also write this table (the job's
-    backfill pipeline, see ingest.checks.backfill). Delta tables keep their data files: the Delta
-    log already hides what was never committed."""
+    - data files of loads that are not committed (a crash, a killed worker, a writer that
+      lost its lease before its commit) and state files of this pipeline's such loads;
+    - completion markers the commit log does not list (a stalled writer that committed, lost
+      its lease and wrote its marker after the next holder cleaned up);
+    - commits of the log whose load never got its marker (a crash between the commit and the
+      marker: the load's files are removed, so the log must not list it).
+
+    `other_schema_names`: schemas whose committed loads also write this table (the job's
+    backfill pipeline). Delta tables keep their data files: the Delta log already hides what
+    was never committed. A table without a commit log (a lake written before it existed) gets
+    one whose floor is its newest marked load: every marked load so far counts as committed."""
     fs = dest.filesystem()
-    by_schema = _completed_by_schema(dest, dataset, (schema_name, *other_schema_names), fs)
-    done = by_schema[schema_name]
-    table_done = set().union(*by_schema.values())
+    schemas = (schema_name, *other_schema_names)
+    marked = _completed_by_schema(dest, dataset, schemas, fs)
+    all_marked = set().union(*marked.values())
+    log = lease.read_log()
+    if log is None:
+        floor = max(all_marked, key=float) if all_marked else None
+        log = CommitLog(floor=floor)
+    unmarked = [c.load_id for c in log.commits if c.load_id not in marked.get(c.schema, set())]
+    if unmarked:
+        log = log.without(unmarked)
+        lease.write_log(log)
+    done = {schema: committed(ids, log) for schema, ids in marked.items()}
+    table_done = set().union(*done.values())
+    stray_markers = [
+        dest.path(dataset, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+        for schema, ids in marked.items()
+        for load_id in sorted(ids - done[schema])
+    ]
     orphans = []
     listing = _table_listing(dest, dataset, table, fs)
     if not any(f"/{DELTA_LOG}/" in p for p in listing):
-        orphans = [p for p in listing if p.endswith(".parquet") and load_id_of(p) not in table_done]
+        orphans = [p for p in listing if is_load_file(p) and load_id_of(p) not in table_done]
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
     for name in names_with_prefix(dest, state_folder, pipeline_name + SEPARATOR):
@@ -131,21 +204,24 @@ def remove_incomplete_loads(
         parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
         if len(parts) == 3 and parts[0] == pipeline_name:
             load_id = parts[1]
-            if load_id not in done:
+            if load_id not in done[schema_name]:
                 state_orphans.append(f"{state_folder}/{name}")
-    load_ids = sorted({load_id_of(p) for p in orphans})
-    if orphans or state_orphans:
-        log.warning(
-            "removing %d data file(s) and %d state file(s) of incomplete load(s) %s of %s/%s",
+    load_ids = sorted({load_id_of(p) for p in orphans} | set(unmarked), key=float)
+    if orphans or state_orphans or stray_markers or unmarked:
+        _log.warning(
+            "removing %d data file(s), %d state file(s) and %d completion marker(s) of "
+            "load(s) that never committed (%s) of %s/%s",
             len(orphans),
             len(state_orphans),
+            len(stray_markers),
             ", ".join(load_ids) or "-",
             dataset,
             table,
         )
-        for path in orphans + state_orphans:
+        for path in orphans + state_orphans + stray_markers:
             fs.rm(path)
-    return CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+    report = CleanupReport(len(orphans), len(state_orphans), tuple(load_ids))
+    return report, log
 
 
 def ensure_dataset(dest: Destination, dataset: str) -> None:
@@ -167,10 +243,7 @@ def ensure_dataset(dest: Destination, dataset: str) -> None:
     fs.makedirs(folder, exist_ok=True)
     content = json.dumps({"initial_version": CURRENT_VERSION, "current_version": CURRENT_VERSION})
     if dest.protocol == "file":
-        scratch = f"{marker}.{uuid.uuid4().hex}.tmp"
-        with open(scratch, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(scratch, marker)
+        replace_file(marker, content)
     else:
         fs.write_text(marker, content, encoding="utf-8")
 

@@ -62,6 +62,14 @@ def dictionary_columns(batch: Any) -> list[str]:
     return chosen
 
 
+def dictionary_for(policy: DictionaryPolicy, first_batch: Any) -> bool | list[str]:
+    """pyarrow's `use_dictionary` for a file the engine writes itself (a compacted base), by
+    the INGEST_PARQUET_DICTIONARY policy, from the file's first batch."""
+    if policy == DictionaryPolicy.AUTO:
+        return dictionary_columns(first_batch)
+    return policy == DictionaryPolicy.TRUE
+
+
 class LakeParquetWriter(ArrowToParquetWriter):
     """dlt's ArrowToParquetWriter choosing dictionary encoding per column (`auto`)."""
 

@@ -90,33 +90,41 @@ def parse_lake_url(url: str, default_account: str | None = None) -> LakeUrl:
     text = url.strip()
     if not text:
         raise _fail(url, "empty")
-    parsed = urlparse(text)
-    scheme = parsed.scheme.lower()
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
     if scheme in ("", "file") or re.fullmatch(r"[A-Za-z]", scheme):  # C:\... on Windows
-        raw = text[len("file://") :] if scheme == "file" else text
+        if scheme == "file":  # a URL: percent-escapes are decoded (file:///My%20Lake)
+            raw = unquote(text[len("file://") :])
+        else:  # a path: taken literally (My Lake #1 %41 +x)
+            raw = text
         if not raw:
             raise _fail(url, "no path")
-        return LakeUrl("file", str(Path(unquote(raw)).expanduser().resolve()))
-    if parsed.query or parsed.fragment:
-        raise _fail(url, "query strings and fragments are not part of a lake URL")
-    path = parsed.path.strip("/")
-    if scheme == "az" or (scheme == "abfs" and "@" not in parsed.netloc):
-        container = parsed.netloc
+        return LakeUrl("file", str(Path(raw).expanduser().resolve()))
+    netloc_and_path = text[len(scheme) + 3 :]
+    netloc, _, literal_path = netloc_and_path.partition("/")
+    if scheme == "az" or (scheme == "abfs" and "@" not in netloc):
+        # fsspec's form: the path is a blob name prefix, taken literally (spaces, %, #, +)
+        container = netloc
         _check_container(url, container)
+        path = literal_path.strip("/")
         account = default_account.strip().lower() if default_account else None
         if account is not None and not _ACCOUNT.fullmatch(account):
             raise _fail(url, f"storage account {account!r} is not 3-24 lowercase letters/digits")
         return LakeUrl("azure", path, container, account, "AzureCloud" if account else None)
+    parsed = urlparse(text)
+    if parsed.query or parsed.fragment:
+        raise _fail(url, "query strings and fragments are not part of a lake URL")
+    # URL forms: the path is percent-encoded (%20 is a space, %23 a #)
+    path = parsed.path.strip("/")
     if scheme in ("abfs", "abfss"):
         container, at, host = parsed.netloc.rpartition("@")
         if not at or not container:
             raise _fail(url, "expected <container>@<host>")
-        return _azure(url, host, unquote(container), path)
+        return _azure(url, host, unquote(container), unquote(path))
     if scheme == "https":
         container, _, rest = path.partition("/")
         if not container:
             raise _fail(url, "an https:// lake URL needs the container after the host")
-        return _azure(url, parsed.netloc, unquote(container), rest)
+        return _azure(url, parsed.netloc, unquote(container), unquote(rest))
     raise _fail(url, f"unsupported scheme {scheme!r}")
 
 

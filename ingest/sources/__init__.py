@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import JobError
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
@@ -72,15 +72,16 @@ def known_source_types() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def get_builder(source_type: str) -> SourceBuilder:
-    """The builder for `source_type`; an unknown type names the known ones."""
+def get_builder(source_type: str, timeouts: SourceTimeouts | None = None) -> SourceBuilder:
+    """The builder for `source_type` (with the job's source timeouts); an unknown type names
+    the known ones."""
     try:
         target = REGISTRY[source_type]
     except KeyError:
         raise JobError(
             f"unknown source_type {source_type!r}; known: {', '.join(REGISTRY)}"
         ) from None
-    return _load(target)()
+    return _load(target)(timeouts)
 
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "ExtractOptions",
     "SourceBuilder",
     "SourceTable",
+    "SourceTimeouts",
     "config_extensions",
     "get_builder",
     "known_source_types",

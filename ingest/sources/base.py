@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ingest.secrets import Secret
@@ -32,6 +33,11 @@ class ExtractOptions:
     partitions: int | None = None
     #: data trust (ingest.checks.reconcile): SQLAlchemy engine to read through (one shared snapshot)
     engine: Any = None
+    #: INCREMENTAL: the stored cursor value (typed), and the rows at it that landed; when set,
+    #: the read starts above the last value if the source still holds exactly that many rows
+    #: at it (ingest.checks.boundary), else at it
+    last_value: Any = None
+    open_unless_boundary_changed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,27 @@ class SourceTable:
     #: SQL sources: the watermark column's reflected SQLAlchemy type (reconciliation binds
     #: the counted window with it); None without a watermark column or for other sources
     watermark_type: Any = None
+    #: the key in force: the configured primary_key, else the table's own (empty: none)
+    primary_key: tuple[str, ...] = ()
+    #: INCREMENTAL: whether the read includes the last watermark (`>=`) or starts above it
+    range_closed: bool = True
+    #: INCREMENTAL: the job's lookback as dlt's `lag` (None: no lookback)
+    lag: float | None = None
+    #: source columns that land under another name (`ingest.sources.reserved`)
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceTimeouts:
+    """How long the source may make a job wait (None: no limit of ours).
+
+    `statement_s`: one statement (a query that never returns, a huge sort); `lock_s`: waiting
+    for a lock another session holds (a table locked by a migration or a long transaction).
+    Either ends the statement with the database's own error, which the job reports as a
+    retriable failure naming the setting."""
+
+    statement_s: float | None = None
+    lock_s: float | None = None
 
 
 class SourceBuilder(ABC):
@@ -53,6 +80,9 @@ class SourceBuilder(ABC):
     required_keys: ClassVar[tuple[str, ...]] = ()
     #: connection keys used when present
     optional_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, timeouts: SourceTimeouts | None = None) -> None:
+        self.timeouts = timeouts or SourceTimeouts()
 
     @abstractmethod
     def build_resource(

@@ -1,43 +1,41 @@
-"""The fast path for PostgreSQL: ConnectorX streaming Arrow, cast to the exact reflected types.
+"""The fast path for PostgreSQL: ConnectorX streaming Arrow, through the job's type plan.
 
 dlt's pyarrow backend builds a Python object per value (~8 s per million rows here); ConnectorX
-reads PostgreSQL's binary protocol in Rust straight into Arrow (~1.3 s with 2 partitions). Its
-types are not exact (numeric(12,2) arrives as decimal128(38,10), int4 as int64 when streaming),
-so every batch is cast to the Arrow schema that dlt derives from the reflected table - the same
-schema the pyarrow backend produces. Casts are `safe`: a value that does not fit fails the job
-instead of being altered.
-
-The fast path is used only when every column has a type ConnectorX reads exactly (see
-`fast_path_blocker`); otherwise the job falls back to dlt's pyarrow backend, and the log says
-which column caused it.
+reads PostgreSQL's binary protocol in Rust straight into Arrow (~1.3 s with 2 partitions). It
+runs the same SELECT as the pyarrow path (the plan's: columns it cannot read exactly, such as
+json, uuid, intervals or numeric beyond (28,10), are cast to text in SQL), and every batch goes
+through the plan's converters (`TablePlan.from_arrow`): its types are not exact (numeric(12,2)
+arrives as decimal128(38,10), int4 as int64 when streaming) and it reads infinite timestamps as
+year 262142, so values are cast `safe` to the lake types and range-checked. A value that does
+not fit fails the job naming the column instead of being altered; both paths land the same
+Arrow schema and values.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
-import pyarrow as pa
-import sqlalchemy as sa
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader
 
-from ingest.sources.snapshot import EmptySnapshot, hinted_schema
+from ingest.errors import is_process_exit
+from ingest.limits import shorten
+from ingest.sources.snapshot import PlannedRead
+from ingest.sources.typemap import TablePlan
 
 log = logging.getLogger(__name__)
-
-#: ConnectorX reads numeric as decimal128(38, 10) through rust_decimal, which holds at most 28
-#: significant digits: a value with 29 or more (possible in numeric(29..38, s)) makes it panic
-#: (`pyo3_runtime.PanicException`, "decimal scale is not equal to expected scale"), so only
-#: numeric(p <= 28, s <= 10) is exact on this path
-MAX_DECIMAL_PRECISION, MAX_DECIMAL_SCALE = 28, 10
 
 #: INGEST_READ_PARTITIONS=auto: a whole-table read of a table PostgreSQL estimates at this many
 #: rows or more is split in AUTO_PARTITIONS reads (bench/warm.py: ~0.1 s less per million rows
 #: on 2 cores; a smaller table would pay the range query and a second connection for nothing)
 AUTO_PARTITION_ROWS = 500_000
 AUTO_PARTITIONS = 2
+#: how ConnectorX names a column it failed to read: by its position in the SELECT
+COLUMN_ERROR = re.compile(r"deserializing column (\d+)|FromSql\((\d+)\)")
 
 
 def auto_partitions(whole_table: bool, estimated_rows: int | None, cores: int) -> int:
@@ -57,55 +55,24 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def fast_path_blocker(columns: list[dict[str, Any]]) -> str | None:
-    """Why the fast path cannot be exact for these reflected columns, or None when it can.
-
-    Exact: integers, floats, booleans, plain strings, timestamps (with or without time zone),
-    dates and numeric(p,s) with p <= 28 and s <= 10. Anything else (unbounded numeric, enums,
-    arrays, json, intervals, time, uuid, bytea, ...) goes through dlt's pyarrow backend.
-    """
-
-    for column in columns:
-        sql_type, name = column["type"], column["name"]
-        if isinstance(sql_type, sa.Float | sa.Integer | sa.Boolean | sa.DateTime | sa.Date):
-            continue
-        if isinstance(sql_type, sa.Numeric):
-            precision, scale = sql_type.precision, sql_type.scale
-            if precision is None or scale is None:
-                return f"column {name} is numeric without precision/scale"
-            if precision > MAX_DECIMAL_PRECISION or scale > MAX_DECIMAL_SCALE:
-                return (
-                    f"column {name} is numeric({precision},{scale}); ConnectorX reads "
-                    f"numeric(p<={MAX_DECIMAL_PRECISION},s<={MAX_DECIMAL_SCALE}) exactly"
-                )
-            continue
-        if isinstance(sql_type, sa.String) and not isinstance(sql_type, sa.Enum):
-            continue
-        return f"column {name} has type {sql_type}"
-    return None
-
-
-def exact_schema(read: Any, hinted: Any) -> Any:
-    """The schema to cast ConnectorX batches to: dlt's type for every column it reflects with a
-    type (as the pyarrow backend does), and for the others (e.g. real, double precision) the
-    type the pyarrow backend would infer from Python values: floats and ints widened to 64 bit.
-    So a job's lake schema does not change when it moves between the two paths."""
-
-    fields = []
-    for field in read:
-        if field.name in hinted.names:
-            fields.append(hinted.field(field.name))
-        elif pa.types.is_floating(field.type):
-            fields.append(field.with_type(pa.float64()))
-        elif pa.types.is_integer(field.type):
-            fields.append(field.with_type(pa.int64()))
-        else:
-            fields.append(field)
-    return pa.schema(fields)
+def connectorx_url(url: Any) -> str:
+    """A SQLAlchemy URL as ConnectorX takes it: no driver part, the query percent-encoded
+    (SQLAlchemy writes a space as `+`, which ConnectorX keeps; the session `options` carrying
+    the job's timeouts hold spaces)."""
+    text = url._replace(drivername=url.get_backend_name()).render_as_string(hide_password=False)
+    base, _, query = text.partition("?")
+    if not query:
+        return base
+    return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
 
 
 class ExactConnectorXReader(ConnectorXTableLoader):
-    """ConnectorX `arrow_stream`, optionally partitioned, each batch cast to the exact schema."""
+    """ConnectorX `arrow_stream`, optionally partitioned, each batch through the plan."""
+
+    plan: TablePlan
+
+    def get_connection_url(self) -> str:
+        return connectorx_url(self.engine.url)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
         # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)
@@ -116,7 +83,6 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         estimated_rows = options.pop("estimated_rows", None)
         if partitions is None:
             partitions = self._auto_partitions(estimated_rows)
-        hinted = hinted_schema(self.columns)
         query = self.compile_query(self.make_query())
         kwargs: dict[str, Any] = {
             "return_type": "arrow_stream",
@@ -126,14 +92,37 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         key = self._partition_key() if partitions > 1 else None
         if key is not None:
             kwargs.update(partition_on=key, partition_num=partitions)
-        reader = cx.read_sql(self.get_connection_url(), query, **kwargs)
-        target = None
-        for batch in reader:
-            if batch.num_rows == 0:
-                continue
-            if target is None:
-                target = exact_schema(batch.schema, hinted)
-            yield pa.Table.from_batches([batch]).cast(target, safe=True)
+        try:
+            reader = cx.read_sql(self.get_connection_url(), query, **kwargs)
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                yield self.plan.from_arrow(batch)
+        except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
+            if is_process_exit(exc):
+                raise
+            named = self._unreadable(exc)
+            if named is None:
+                raise
+            raise named from exc
+
+    def _unreadable(self, exc: BaseException) -> Exception | None:
+        """ConnectorX names a column it cannot read by its position in the SELECT ("error
+        deserializing column 3: ...", or a panic's "FromSql(3)"): the plan names it. NaN in
+        numeric(p,s) ends here."""
+        text = str(exc)
+        match = COLUMN_ERROR.search(text)
+        column = self.plan.column_at(int(match.group(1) or match.group(2))) if match else None
+        if column is None:
+            return None
+        if "NaN" in text:
+            return self.plan.refused_value(column, "holds 'NaN'")
+        detail = shorten(text.strip().splitlines()[0] if text.strip() else "", 120)
+        if column.lake.data_type in ("date", "timestamp") and "too large" in text:
+            return self.plan.refused_value(
+                column, f"holds a date before 0001 or after 9999 (ConnectorX: {detail})"
+            )
+        return self.plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
 
     def _auto_partitions(self, estimated_rows: int | None) -> int:
         if self._partition_key() is None:
@@ -158,5 +147,6 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         return keys[0].name if python_type is int else None
 
 
-class ExactConnectorXLoader(EmptySnapshot, ExactConnectorXReader):
-    """The fast path's table loader: exact ConnectorX reads, empty snapshots for FULL jobs."""
+class ExactConnectorXLoader(PlannedRead, ExactConnectorXReader):
+    """The fast path's table loader: the plan's SELECT read by ConnectorX, each batch through
+    the plan's converters, empty snapshots for FULL jobs."""

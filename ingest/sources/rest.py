@@ -44,7 +44,7 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.limits import shorten
 from ingest.secrets import reveal
 from ingest.secrets.resolver import env_var_name
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
@@ -274,7 +274,8 @@ class RestApiBuilder(SourceBuilder):
     required_keys = ("base_url",)
     optional_keys: ClassVar[tuple[str, ...]] = ("token", "api_key", "username", "password")
 
-    def __init__(self) -> None:
+    def __init__(self, timeouts: SourceTimeouts | None = None) -> None:
+        super().__init__(timeouts)
         #: the job's last HTTP exchange (one builder per job)
         self.exchange = Exchange()
 

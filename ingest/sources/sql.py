@@ -1,8 +1,10 @@
-"""SQL sources through dlt's `sql_table` with the pyarrow backend.
+"""SQL sources through dlt's `sql_table` (its pyarrow backend, or the PostgreSQL fast path).
 
-Each dialect only knows how to build its SQLAlchemy URL from the connection secrets; reading,
-incremental cursors and type mapping are shared. Identifiers from the configuration reach the
-database only through SQLAlchemy's quoting (dlt reflects the table and builds the query).
+Each dialect only knows how to build its SQLAlchemy URL from the connection secrets; reading
+and incremental cursors are shared, and what each column lands as is the type map's
+(`ingest.sources.typemap`: exact, or the column is refused). Identifiers from the
+configuration reach the database only through SQLAlchemy's quoting (dlt reflects the table
+and builds the query).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import dlt
 import sqlalchemy as sa
 from dlt.sources.sql_database import sql_table
 
+from ingest.durations import parse_duration
 from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
-from ingest.sources.fast_arrow import ExactConnectorXLoader, fast_path_blocker
-from ingest.sources.snapshot import EMPTY_SNAPSHOT, SnapshotTableLoader
+from ingest.sources.fast_arrow import ExactConnectorXLoader
+from ingest.sources.reserved import check_key_and_watermark, renames
+from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
+from ingest.sources.typemap import TablePlan, plan_table
 from ingest.vocabulary import Backend
 
 if TYPE_CHECKING:
@@ -75,7 +80,22 @@ class SqlSourceBuilder(SourceBuilder):
 
     def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
 
-        return sa.create_engine(self.url(secrets), **self.engine_kwargs())
+        return self.configure_engine(sa.create_engine(self.url(secrets), **self.engine_kwargs()))
+
+    def configure_engine(self, engine: sa.Engine) -> sa.Engine:
+        """Every connection of `engine` gets the job's source timeouts (`SourceTimeouts`):
+        `session_setup` runs on each new DBAPI connection. Also for engines made elsewhere
+        from `url()` and `engine_kwargs()` (the reconciliation's snapshot)."""
+        if self.timeouts.statement_s or self.timeouts.lock_s:
+            sa.event.listen(engine, "connect", self._on_connect)
+        return engine
+
+    def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
+        self.session_setup(dbapi_connection)
+
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """Apply the statement and lock timeouts to a new connection (dialects that take them
+        as session settings); a no-op where the URL or the driver carries them."""
 
     def describe(self, secrets: dict[str, Secret]) -> str:
         host = reveal(secrets, "host", "?")
@@ -116,12 +136,29 @@ class SqlSourceBuilder(SourceBuilder):
             raise self._missing_table(job) from None
         if not reflected:
             raise self._missing_table(job)
+        # delete markers carry the key and the watermark only: every other column may be NULL
+        # in the lake (ingest.checks.deletes)
+        key = set(job.primary_key or primary_key.get("constrained_columns") or ())
+        nullable_in_lake = job.delete_detection is not None
+        reflected = [
+            {**c, "nullable": c["nullable"] or (nullable_in_lake and c["name"] not in key)}
+            for c in reflected
+        ]
         metadata = sa.MetaData(schema=job.schema_name)
+        # a column named like one the framework adds lands renamed (ingest.sources.reserved):
+        # dlt must not know it by its own name; the type plan selects it
+        renamed = renames(c["name"] for c in reflected)
         sa.Table(
             job.table_name,
             metadata,
-            *(sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in reflected),
-            sa.PrimaryKeyConstraint(*(primary_key.get("constrained_columns") or ())),
+            *(
+                sa.Column(c["name"], c["type"], nullable=c["nullable"])
+                for c in reflected
+                if c["name"] not in renamed
+            ),
+            sa.PrimaryKeyConstraint(
+                *(k for k in primary_key.get("constrained_columns") or () if k not in renamed)
+            ),
         )
         columns = [
             {"name": c["name"], "type": c["type"], "nullable": c["nullable"]} for c in reflected
@@ -145,26 +182,27 @@ class SqlSourceBuilder(SourceBuilder):
 
     def _backend(
         self,
-        columns: list[dict[str, Any]],
+        plan: TablePlan,
         job: JobConfig,
         options: ExtractOptions,
         engine: sa.Engine,
     ) -> dict[str, Any]:
-        """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow."""
+        """sql_table arguments choosing the read path: exact fast path or dlt's pyarrow. Both
+        read the plan's SELECT and land the plan's types (ingest.sources.typemap)."""
 
         # FULL loads are snapshots: an empty table still lands as one empty file
-        empty_snapshot = {EMPTY_SNAPSHOT: not job.is_incremental}
+        common = {EMPTY_SNAPSHOT: not job.is_incremental, TYPE_PLAN: plan}
         pyarrow_backend = {
             "backend": "pyarrow",
             "table_loader_class": SnapshotTableLoader,
-            "backend_kwargs": {"tz": "UTC", **empty_snapshot},
+            "backend_kwargs": common,
         }
         if not self.fast_path or options.backend == Backend.PYARROW:
             return pyarrow_backend
         if not fast_path_available():  # the `fast` extra (connectorx) is not installed
             return pyarrow_backend
 
-        blocker = fast_path_blocker(columns)
+        blocker = plan.fast_path_blocker()
         if blocker:
             log.info("job %s uses dlt's pyarrow backend: %s", job.job_id, blocker)
             return pyarrow_backend
@@ -177,9 +215,17 @@ class SqlSourceBuilder(SourceBuilder):
                 "estimated_rows": (
                     self.estimated_rows(engine, job) if options.partitions is None else None
                 ),
-                **empty_snapshot,
+                **common,
             },
         }
+
+    def plan(self, job: JobConfig, columns: list[dict[str, Any]]) -> TablePlan:
+        """The table's type plan: what each column lands as; a JobError names every column
+        no lake type holds (and a watermark that would land as text)."""
+        plan = plan_table(self.source_type, job.job_id, job.table_name, columns)
+        plan.check_watermark(job.watermark_column)
+        check_key_and_watermark(job.job_id, plan.renamed, job.primary_key, job.watermark_column)
+        return plan
 
     def build_resource(
         self, job: JobConfig, secrets: dict[str, Secret], options: ExtractOptions
@@ -188,24 +234,31 @@ class SqlSourceBuilder(SourceBuilder):
         # data trust (ingest.checks.reconcile): read through the snapshot engine when one is given
         engine = options.engine or self.engine(secrets)
         metadata, columns = self._reflect(engine, job)
-        incremental = column_type = None
+        plan = self.plan(job, columns)
+        table = next(iter(metadata.tables.values()))
+        keys = tuple(job.primary_key) or tuple(c.name for c in table.primary_key.columns)
+        incremental = column_type = lag = None
+        range_start = "closed"
         if job.is_incremental:
             assert job.watermark_column
             column_type = self._column_type(columns, job, job.watermark_column)
             start = options.initial_watermark
             if start is None:
                 start = job.initial_watermark
+            if options.open_unless_boundary_changed is not None:
+                range_start = self._boundary_range(engine, table, job, options)
             incremental = dlt.sources.incremental(
                 job.watermark_column,
                 initial_value=coerce_watermark(start, column_type, job),
                 end_value=coerce_watermark(options.end_watermark, column_type, job),
-                # (), not None, when no key is configured: dlt then falls back to the
-                # table's reflected primary key, and to whole-row hashes without one.
-                primary_key=job.primary_key or None,
+                # no de-duplication by dlt (its state would keep a hash per row at the last
+                # watermark): the engine tells re-read boundary rows apart (ingest.checks.boundary)
+                primary_key=(),
                 # NULL watermarks cannot be ordered: INCREMENTAL jobs skip them (README).
                 on_cursor_value_missing="exclude",
-                range_start="closed",
+                range_start=range_start,
                 range_end="open",
+                lag=(lag := lookback_lag(job, column_type, bool(keys))),
             )
         resource = sql_table(
             credentials=engine,
@@ -214,11 +267,37 @@ class SqlSourceBuilder(SourceBuilder):
             incremental=incremental,
             chunk_size=job.chunk_size or options.chunk_size,
             reflection_level="full_with_precision",
+            # the lake's column types are the plan's, not dlt's reflection of the source's
+            type_adapter_callback=_no_reflected_type,
             primary_key=list(job.primary_key) or None,
             write_disposition="append",
-            **self._backend(columns, job, options, engine),
+            **self._backend(plan, job, options, engine),
         )
-        return SourceTable(resource, column_type)
+        resource.apply_hints(columns=plan.hints())
+        return SourceTable(resource, column_type, keys, range_start == "closed", lag, plan.renamed)
+
+    def _boundary_range(
+        self, engine: sa.Engine, table: sa.Table, job: JobConfig, options: ExtractOptions
+    ) -> str:
+        """`open` (read `watermark > last`) when the source still holds exactly the rows at the
+        last watermark that the lake holds (`options.open_unless_boundary_changed`), else
+        `closed` (see ingest.checks.boundary). One count, on the watermark column's index."""
+        column = next(c for c in table.columns if c.name.lower() == job.watermark_column.lower())
+        query = sa.select(sa.func.count()).select_from(table).where(column == options.last_value)
+        with engine.connect() as connection:
+            rows = int(connection.execute(query).scalar_one())
+        # more rows than landed: some arrived with that value (read them all again); as many or
+        # fewer: rows left it (updated above it, or deleted), none is presumed new. A row that
+        # arrives with an old value as another leaves it is a late row: `lookback` reads those
+        unchanged = rows <= options.open_unless_boundary_changed
+        log.info(
+            "job %s: %d source row(s) at the last watermark, %d loaded: %s",
+            job.job_id,
+            rows,
+            options.open_unless_boundary_changed,
+            "reading above it" if unchanged else "re-reading them",
+        )
+        return "open" if unchanged else "closed"
 
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
 
@@ -229,11 +308,54 @@ class SqlSourceBuilder(SourceBuilder):
             _, columns = self._reflect(engine, job)
             if job.watermark_column:
                 self._column_type(columns, job, job.watermark_column)
+            self.plan(job, columns)
         finally:
             engine.dispose()
 
     def dual(self) -> str:
         return ""
+
+
+def lookback_lag(job: JobConfig, column_type: Any, keyed: bool) -> float | None:
+    """dlt's `lag` for the job's `lookback`: seconds for a timestamp watermark, days for a date,
+    the number itself for a numeric one. Rows re-read below the last watermark land again, so
+    a job needs a key for it (its current view takes one version per key)."""
+    if not job.lookback:
+        return None
+    seconds = parse_duration(job.lookback)
+    plain_number = job.lookback.strip().replace(".", "", 1).isdigit()
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        python_type = None
+    problem = ""
+    if not keyed:
+        problem = (
+            "needs a primary key (declared in primary_key, or the table's own): rows re-read "
+            "below the last watermark would land twice"
+        )
+    elif python_type is dt.datetime:
+        return seconds
+    elif python_type is dt.date:
+        return (seconds or 0) / 86400
+    elif python_type in (int, float, decimal.Decimal) and plain_number:
+        return float(job.lookback)
+    else:
+        problem = (
+            f"{job.lookback!r} does not fit watermark column {job.watermark_column} "
+            f"({column_type}): a duration (2h, 1d) for a timestamp or date, a number for a "
+            "numeric watermark"
+        )
+    raise JobError(f"job {job.job_id}: lookback {problem}; fix it in {job.origin or 'the config'}")
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _no_reflected_type(sql_type: Any) -> None:
+    """dlt's type reflection, switched off: the column hints come from the type plan."""
+    return None
 
 
 def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
@@ -244,7 +366,10 @@ def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
         python_type = column_type.python_type
     except NotImplementedError:
         return value
-    text = str(value).strip()
+    # dates and numbers are parsed from the stripped text; a text watermark is compared
+    # exactly as stored (a trailing space or carriage return is part of the value)
+    raw = str(value)
+    text = raw.strip()
     try:
         if python_type is dt.datetime:
             if isinstance(value, dt.datetime):
@@ -264,7 +389,7 @@ def coerce_watermark(value: Any, column_type: Any, job: JobConfig) -> Any:
             return decimal.Decimal(text)
         if python_type is float:
             return float(text)
-        return text
+        return raw
     except (ValueError, decimal.InvalidOperation):
         raise JobError(
             f"initial watermark {text!r} of job {job.job_id} does not fit column "
@@ -313,8 +438,16 @@ class PostgresBuilder(SqlSourceBuilder):
     optional_keys = ("port", "password", "sslmode")
 
     def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
-        sslmode = reveal(secrets, "sslmode")
-        return {"sslmode": sslmode} if sslmode else {}
+        query = {"sslmode": sslmode} if (sslmode := reveal(secrets, "sslmode")) else {}
+        # in the URL, so that psycopg2 and the fast path (ConnectorX) both apply them
+        settings = []
+        if self.timeouts.statement_s:
+            settings.append(f"-c statement_timeout={_ms(self.timeouts.statement_s)}")
+        if self.timeouts.lock_s:
+            settings.append(f"-c lock_timeout={_ms(self.timeouts.lock_s)}")
+        if settings:
+            query["options"] = " ".join(settings)
+        return query
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
@@ -348,6 +481,26 @@ class MySqlBuilder(SqlSourceBuilder):
     def engine_kwargs(self) -> dict[str, Any]:
         return {"connect_args": {"connect_timeout": 15}}
 
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """MariaDB limits a statement with `max_statement_time` (seconds), MySQL a SELECT with
+        `max_execution_time` (ms); both wait for table locks up to `lock_wait_timeout` and for
+        row locks up to `innodb_lock_wait_timeout` (whole seconds, at least 1)."""
+        statements = []
+        if self.timeouts.statement_s:
+            if "mariadb" in str(dbapi_connection.get_server_info()).lower():
+                statements.append(f"SET SESSION max_statement_time = {self.timeouts.statement_s:g}")
+            else:
+                statements.append(
+                    f"SET SESSION max_execution_time = {_ms(self.timeouts.statement_s)}"
+                )
+        if self.timeouts.lock_s:
+            seconds = max(1, round(self.timeouts.lock_s))
+            statements.append(f"SET SESSION lock_wait_timeout = {seconds}")
+            statements.append(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+        with dbapi_connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
 
 class MsSqlBuilder(SqlSourceBuilder):
     source_type = "mssql"
@@ -362,6 +515,17 @@ class MsSqlBuilder(SqlSourceBuilder):
         if trust := reveal(secrets, "trust_server_certificate"):
             query["TrustServerCertificate"] = trust
         return query
+
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """pyodbc's query timeout (whole seconds) and SQL Server's `SET LOCK_TIMEOUT` (ms)."""
+        if self.timeouts.statement_s:
+            dbapi_connection.timeout = max(1, round(self.timeouts.statement_s))
+        if self.timeouts.lock_s:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"SET LOCK_TIMEOUT {_ms(self.timeouts.lock_s)}")
+            finally:
+                cursor.close()
 
 
 class OracleBuilder(SqlSourceBuilder):
@@ -386,6 +550,13 @@ class OracleBuilder(SqlSourceBuilder):
     def dual(self) -> str:
         return " FROM DUAL"
 
+    def session_setup(self, dbapi_connection: Any) -> None:
+        """python-oracledb's `call_timeout` (ms) bounds every round trip (Oracle waits for
+        locks inside one; a SELECT never waits for a row lock)."""
+        limit = self.timeouts.statement_s or self.timeouts.lock_s
+        if limit:
+            dbapi_connection.call_timeout = _ms(limit)
+
 
 class SqliteBuilder(SqlSourceBuilder):
     source_type = "sqlite"
@@ -406,3 +577,9 @@ class SqliteBuilder(SqlSourceBuilder):
         if not os.path.exists(path):  # sqlite would silently create an empty database
             raise JobError(f"sqlite file {path!r} does not exist; check the 'path' setting")
         return super().engine(secrets)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """sqlite3's busy timeout: how long a read waits for a writer's lock on the file."""
+        if self.timeouts.lock_s:
+            return {"connect_args": {"timeout": self.timeouts.lock_s}}
+        return {}

@@ -12,10 +12,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the columns every view adds, derived from the file path (`<YYYY>/<MM>/<DD>/<load_id>.*`)
-LOAD_ID, LOAD_DATE = "_load_id", "_load_date"
-#: view kinds
-UNION, CURRENT, HISTORY = "union", "current", "history"
+from ingest.vocabulary import DELETED as DELETED
+from ingest.vocabulary import LOAD_DATE as LOAD_DATE
+from ingest.vocabulary import LOAD_ID as LOAD_ID
+from ingest.vocabulary import VALID_FROM as VALID_FROM
+from ingest.vocabulary import VALID_TO as VALID_TO
+
+# the columns every view adds, derived from the file path (`<YYYY>/<MM>/<DD>/<load_id>.*`);
+# `_deleted`, a stored column: true on a delete marker (a key the source no longer holds); the
+# history of a keyed table adds when each version was valid (type 2): ingest.vocabulary
+#: view kinds: every load (a table without a key); a FULL table's latest snapshot and its
+#: snapshots; a keyed table's current state (one row per key) and every version of it
+UNION, CURRENT, HISTORY, STATE, VERSIONS = "union", "current", "history", "state", "versions"
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,8 @@ class Column:
     #: timestamps: aware (UTC) or naive
     timezone: bool = True
     nullable: bool = True
+    #: part of the table's key (dlt's `primary_key` hint in the stored schema)
+    primary_key: bool = False
 
     @classmethod
     def from_dlt(cls, name: str, column: Mapping[str, Any]) -> Column:
@@ -41,6 +51,7 @@ class Column:
             scale=number("scale"),
             timezone=column.get("timezone") is not False,
             nullable=column.get("nullable", True) is not False,
+            primary_key=column.get("primary_key") is True,
         )
 
 
@@ -106,6 +117,23 @@ class ViewDef:
     #: file names start with their load id (`<load_id>.<file_id>.parquet`); Delta's do not
     named_by_load: bool = True
     notes: tuple[str, ...] = field(default=())
+    #: STATE / VERSIONS: the key columns, and the watermark column that orders the versions
+    #: of a key (None: only the load order)
+    keys: tuple[str, ...] = ()
+    order_by: str | None = None
+    #: STATE: the compacted base the view starts from (None: every load)
+    base_load: str | None = None
+
+    @property
+    def data_columns(self) -> tuple[Column, ...]:
+        """The columns a reader sees (a current state shows no delete flag: it has none)."""
+        if self.kind == STATE:
+            return tuple(c for c in self.columns if c.name != DELETED)
+        return self.columns
+
+    @property
+    def has_deleted(self) -> bool:
+        return any(c.name == DELETED for c in self.columns)
 
     @property
     def load_in_path(self) -> bool:

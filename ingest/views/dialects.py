@@ -19,15 +19,20 @@ names, validated as plain SQL names); paths are string literals, escaped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import quote
 
 from ingest.views.definition import (
     CURRENT,
+    DELETED,
     HISTORY,
     LOAD_DATE,
     LOAD_ID,
+    STATE,
+    VALID_FROM,
+    VALID_TO,
+    VERSIONS,
     Column,
     Part,
     ViewDef,
@@ -44,6 +49,12 @@ SYNAPSE_TEXT_MAX = "VARCHAR(MAX) COLLATE Latin1_General_100_BIN2_UTF8"
 #: DuckDB, Synapse, Spark and Databricks decimals hold at most 38 digits
 MAX_DECIMAL_PRECISION = 38
 DEFAULT_DECIMAL = (38, 9)
+#: a view never declares a decimal it cannot hold: CAST to fewer digits reads wrong values
+#: (DuckDB returned 1.5 of a decimal(50,10) file as 25165824), so such columns are left out
+TOO_WIDE = (
+    "more than 38 digits, which no view engine holds; loads land such columns as text now "
+    "(a --full-refresh rewrites the table)"
+)
 
 
 class ViewRenderError(ValueError):
@@ -65,27 +76,26 @@ class LakeUrls:
 
     @classmethod
     def of(cls, dest: Destination) -> LakeUrls:
-        if dest.protocol == "file":
-            return cls("file", urlparse(dest.bucket_url).path.rstrip("/"))
-        return cls("az", dest.bucket_url[len("az://") :].rstrip("/"), dest.account_name)
+        return cls(dest.protocol, dest.root, dest.account_name)
 
     def _split(self) -> tuple[str, str]:
         container, _, prefix = self.root.partition("/")
         return container, (prefix + "/" if prefix else "")
 
     def url(self, dialect: str, relative: str) -> str:
+        """DuckDB names local files and az:// blobs literally; the other engines take URLs, so
+        their paths are percent-encoded (a space, %, # or + in the lake path stays itself)."""
         if self.protocol == "file":
-            return (
-                f"{self.root}/{relative}"
-                if dialect == "duckdb"
-                else f"file://{self.root}/{relative}"
-            )
+            if dialect == "duckdb":
+                return f"{self.root}/{relative}"
+            return "file://" + quote(f"{self.root}/{relative}", safe="/*")
         container, prefix = self._split()
         if dialect == "duckdb":
             return f"az://{container}/{prefix}{relative}"
+        encoded = quote(f"{prefix}{relative}", safe="/*")  # * : a load's glob
         if dialect == "synapse":
-            return f"https://{self.account}.dfs.core.windows.net/{container}/{prefix}{relative}"
-        return f"abfss://{container}@{self.account}.dfs.core.windows.net/{prefix}{relative}"
+            return f"https://{self.account}.dfs.core.windows.net/{container}/{encoded}"
+        return f"abfss://{container}@{self.account}.dfs.core.windows.net/{encoded}"
 
 
 # ------------------------------------------------------------------------------------------
@@ -95,8 +105,39 @@ class LakeUrls:
 def _decimal(column: Column) -> tuple[int, int]:
     if column.precision is None:
         return DEFAULT_DECIMAL
-    precision = min(column.precision, MAX_DECIMAL_PRECISION)
-    return precision, min(column.scale or 0, precision)
+    if column.precision > MAX_DECIMAL_PRECISION:  # left out of every view (`too_wide`)
+        raise ViewRenderError(f"column {column.name}: decimal({column.precision}) {TOO_WIDE}")
+    return column.precision, min(column.scale or 0, column.precision)
+
+
+def too_wide(column: Column) -> bool:
+    """A decimal with more digits than the engines hold (written by earlier versions: a
+    numeric(50,10) as decimal256, a dlt `wei` as decimal(76,0))."""
+    if column.data_type == "wei":
+        return True
+    return column.data_type == "decimal" and (column.precision or 0) > MAX_DECIMAL_PRECISION
+
+
+def _declared(column: Column) -> str:
+    if column.data_type == "decimal":
+        return f"decimal({column.precision},{column.scale})"
+    return column.data_type
+
+
+def left_out(view: ViewDef, dialect: str) -> list[tuple[Column, str]]:
+    """The view's columns a dialect cannot read exactly, each with why (said in the text)."""
+    found = []
+    for column in view.columns:
+        if too_wide(column):
+            found.append((column, TOO_WIDE))
+        elif dialect in ("spark", "databricks") and column.data_type == "time":
+            found.append((column, "Spark cannot read Parquet TIME columns"))
+    return found
+
+
+def readable_columns(view: ViewDef, dialect: str) -> list[Column]:
+    skipped = {c.name for c, _ in left_out(view, dialect)}
+    return [c for c in view.columns if c.name not in skipped]
 
 
 def _integer(column: Column, names: Sequence[str]) -> str:
@@ -112,8 +153,8 @@ def duckdb_type(column: Column) -> str:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("TINYINT", "SMALLINT", "INTEGER", "BIGINT"))
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "TIMESTAMPTZ" if column.timezone else "TIMESTAMP"
@@ -132,8 +173,8 @@ def synapse_type(column: Column) -> str:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("SMALLINT", "SMALLINT", "INT", "BIGINT"))  # TINYINT is unsigned
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "DATETIME2(6)"  # Parquet timestamps are UTC instants; Synapse reads them as such
@@ -158,8 +199,8 @@ def spark_type(column: Column) -> str | None:
     kind = column.data_type
     if kind == "bigint":
         return _integer(column, ("TINYINT", "SMALLINT", "INT", "BIGINT"))
-    if kind in ("decimal", "wei"):
-        precision, scale = _decimal(column) if kind == "decimal" else (38, 0)
+    if kind == "decimal":
+        precision, scale = _decimal(column)
         return f"DECIMAL({precision},{scale})"
     if kind == "timestamp":
         return "TIMESTAMP" if column.timezone else "TIMESTAMP_NTZ"
@@ -210,6 +251,8 @@ def header(view: ViewDef, dialect: str) -> str:
         "union": "every completed load",
         CURRENT: "the latest completed snapshot",
         HISTORY: "every completed snapshot",
+        STATE: f"the current state, one row per key ({', '.join(view.keys)})",
+        VERSIONS: "every version and delete marker of each key",
     }[view.kind]
     lines = [
         f"-- {view.dataset}.{view.name}: {what} of job {view.job_id} ({view.load_type}, "
@@ -220,15 +263,156 @@ def header(view: ViewDef, dialect: str) -> str:
         "markers and stored dlt schema; every run rewrites it: do not edit.",
     ]
     lines += [f"-- note: {note}" for note in view.notes]
+    lines += [
+        f"-- left out: {column.name} ({_declared(column)}): {why}"
+        for column, why in left_out(view, dialect)
+        if too_wide(column)
+    ]
     return "\n".join(lines)
+
+
+#: names the keyed views use inside their SQL (never a data column: those come from dlt's
+#: snake_case naming, which never starts with two underscores)
+RANK, VERSIONS_ALIAS, RANKED_ALIAS = "__ingest_rank", "__ingest_versions", "__ingest_ranked"
+BASE_ALIAS, LATER_ALIAS = "__ingest_base", "__ingest_later"
 
 
 class Renderer:
     dialect: str
     terminator = ";"
+    q: Callable[[str], str]
 
     def __init__(self, urls: LakeUrls):
         self.urls = urls
+
+    # --- a keyed table: its current state and its versions, over the union of its loads ----
+
+    def statement_body(self, view: ViewDef) -> str:
+        """The SELECT of a view: the union of its loads, and for a keyed table the current
+        state or the versions computed over it."""
+        body = self.body(view)
+        if view.kind == STATE:
+            return self.state_of(view, body)
+        if view.kind == VERSIONS:
+            return self.versions_of(view, body)
+        return body
+
+    def visible(self, view: ViewDef) -> list[str]:
+        """The data columns the union exposes and the view shows, in order."""
+        return [c.name for c in view.data_columns]
+
+    def load_number(self, expression: str) -> str:
+        return f"CAST({expression} AS DECIMAL(20,7))"
+
+    def flag(self, expression: str) -> str:
+        """A delete flag as a boolean, false for rows without one."""
+        return f"COALESCE({expression}, false)"
+
+    def is_false(self, expression: str) -> str:
+        return f"NOT {self.flag(expression)}"
+
+    def false(self) -> str:
+        return "false"
+
+    def load_time(self, expression: str) -> str:
+        """The UTC time of a load id (a unix time)."""
+        raise NotImplementedError
+
+    def desc_nulls_last(self, expression: str) -> str:
+        return f"{expression} DESC NULLS LAST"
+
+    def asc_nulls_first(self, expression: str) -> str:
+        return f"{expression} ASC NULLS FIRST"
+
+    def version_order(self, view: ViewDef, newest_first: bool) -> str:
+        """A key's versions in order: by watermark, then load, then a delete marker after a
+        row of the same load."""
+        q = self.q
+        items = []
+        if view.order_by:
+            column = q(view.order_by)
+            items.append(
+                self.desc_nulls_last(column) if newest_first else self.asc_nulls_first(column)
+            )
+        direction = "DESC" if newest_first else "ASC"
+        items.append(f"{self.load_number(q(LOAD_ID))} {direction}")
+        if view.has_deleted:
+            items.append(f"{self.flag_order(q(DELETED))} {direction}")
+        return ", ".join(items)
+
+    def flag_order(self, expression: str) -> str:
+        return self.flag(expression)
+
+    def state_of(self, view: ViewDef, body: str) -> str:
+        """The current state. From a compacted base (one row per key, no deleted key) only
+        the keys the loads after it touched are ranked: the base's other rows are read as they
+        are, so the view costs what its changes cost, not what its history does."""
+        if view.base_load is None:
+            return self._ranked(view, body)
+        base = replace(view, parts=tuple(p for p in view.parts if p.load_id == view.base_load))
+        later = replace(view, parts=tuple(p for p in view.parts if p.load_id != view.base_load))
+        shown = self._shown(view)
+        if not later.parts:
+            return _select(shown) + f"\nFROM (\n{self.body(base)}\n) AS {self.q(BASE_ALIAS)}"
+        q = self.q
+        match = " AND ".join(f"{q(LATER_ALIAS)}.{q(k)} = {q(BASE_ALIAS)}.{q(k)}" for k in view.keys)
+        touched = f"SELECT 1 FROM {q(LATER_ALIAS)} WHERE {match}"
+        versions = (
+            f"SELECT * FROM {q(LATER_ALIAS)}\nUNION ALL\nSELECT * FROM {q(BASE_ALIAS)} "
+            f"WHERE EXISTS ({touched})"
+        )
+        return (
+            f"WITH {q(BASE_ALIAS)} AS (\n{self.body(base)}\n), {q(LATER_ALIAS)} AS (\n"
+            f"{self.body(later)}\n)\n"
+            + _select(shown)
+            + f"\nFROM {q(BASE_ALIAS)} WHERE NOT EXISTS ({touched})\nUNION ALL\n"
+            + self._ranked(view, versions)
+        )
+
+    def _shown(self, view: ViewDef) -> list[str]:
+        return [self.q(name) for name in self.visible(view)] + [self.q(LOAD_ID), self.q(LOAD_DATE)]
+
+    def _ranked(self, view: ViewDef, versions: str) -> str:
+        """The newest version of each key among `versions`, unless it is a delete marker."""
+        q = self.q
+        keys = ", ".join(q(k) for k in view.keys)
+        deleted = self.is_false(q(DELETED)) if view.has_deleted else None
+        where = f"{q(RANK)} = 1" + (f" AND {deleted}" if deleted else "")
+        return (
+            _select(self._shown(view))
+            + f"\nFROM (\n    SELECT {q(VERSIONS_ALIAS)}.*, ROW_NUMBER() OVER (PARTITION BY "
+            + f"{keys} ORDER BY {self.version_order(view, True)}) AS {q(RANK)}\n    FROM (\n"
+            + versions
+            + f"\n    ) AS {q(VERSIONS_ALIAS)}\n) AS {q(RANKED_ALIAS)}\nWHERE {where}"
+        )
+
+    def versions_of(self, view: ViewDef, body: str) -> str:
+        """Every version and delete marker, in the order the current state ranks them (so the
+        last one of a key is its current version or its marker). A version is valid from the
+        time its load landed it (never before the version ranked before it: a late row loaded
+        after a newer version) to the next version's start; the last one's `_valid_to` is NULL."""
+        q = self.q
+        keys = ", ".join(q(k) for k in view.keys)
+        order = self.version_order(view, False)
+        valid_from = (
+            f"MAX({self.load_time(q(LOAD_ID))}) OVER (PARTITION BY {keys} ORDER BY {order} "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+        deleted = self.flag(q(DELETED)) if view.has_deleted else self.false()
+        shown = [q(name) for name in self.visible(view) if name != DELETED]
+        shown += [q(LOAD_ID), q(LOAD_DATE), f"{self.as_flag(deleted)} AS {q(DELETED)}"]
+        shown.append(f"{q(VALID_FROM)}")
+        shown.append(
+            f"LEAD({q(VALID_FROM)}) OVER (PARTITION BY {keys} ORDER BY {order}) AS {q(VALID_TO)}"
+        )
+        inner = (
+            f"SELECT {q(VERSIONS_ALIAS)}.*, {valid_from} AS {q(VALID_FROM)}"
+            f"\nFROM (\n{body}\n) AS {q(VERSIONS_ALIAS)}"
+        )
+        return _select(shown) + f"\nFROM (\n{inner}\n) AS {q(RANKED_ALIAS)}"
+
+    def as_flag(self, expression: str) -> str:
+        return expression
 
     # one statement per view, preceded by its header; a file joins them
     def render(self, views: Sequence[ViewDef]) -> str:
@@ -262,11 +446,14 @@ class DuckDbRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        return f"CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+        return f"CREATE OR REPLACE VIEW {name} AS\n{self.statement_body(view)}"
+
+    def load_time(self, expression: str) -> str:
+        return f"to_timestamp(CAST({expression} AS DOUBLE))"
 
     def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
         items = []
-        for column in view.columns:
+        for column in readable_columns(view, self.dialect):
             source = self.q(column.name) if present is None or column.name in present else "NULL"
             items.append(f"CAST({source} AS {duckdb_type(column)}) AS {self.q(column.name)}")
         return items
@@ -328,15 +515,44 @@ class SynapseRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        return f"CREATE OR ALTER VIEW {name} AS\n{self.body(view)};"
+        return f"CREATE OR ALTER VIEW {name} AS\n{self.statement_body(view)};"
+
+    def flag(self, expression: str) -> str:
+        return f"ISNULL(CAST({expression} AS INT), 0)"
+
+    def is_false(self, expression: str) -> str:
+        return f"{self.flag(expression)} = 0"
+
+    def false(self) -> str:
+        return "0"
+
+    def as_flag(self, expression: str) -> str:
+        return f"CAST({expression} AS BIT)"
+
+    def desc_nulls_last(self, expression: str) -> str:
+        return f"{expression} DESC"  # T-SQL sorts NULLs first ascending, last descending
+
+    def asc_nulls_first(self, expression: str) -> str:
+        return f"{expression} ASC"
+
+    def load_time(self, expression: str) -> str:
+        number = self.load_number(expression)
+        seconds = f"CAST(FLOOR({number}) AS INT)"
+        micros = f"CAST(({number} - FLOOR({number})) * 1000000 AS INT)"
+        epoch = "CAST('1970-01-01T00:00:00' AS DATETIME2(6))"
+        return f"DATEADD(MICROSECOND, {micros}, DATEADD(SECOND, {seconds}, {epoch}))"
 
     def with_clause(self, view: ViewDef, present: frozenset[str]) -> str:
-        items = [f"{self.q(c.name)} {synapse_type(c)}" for c in view.columns if c.name in present]
+        items = [
+            f"{self.q(c.name)} {synapse_type(c)}"
+            for c in readable_columns(view, self.dialect)
+            if c.name in present
+        ]
         return "WITH (\n" + ",\n".join("    " + i for i in items) + "\n)"
 
     def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
         items = []
-        for column in view.columns:
+        for column in readable_columns(view, self.dialect):
             if column.name in present:
                 items.append(f"{self.q(SYNAPSE_ALIAS)}.{self.q(column.name)}")
             else:
@@ -345,14 +561,17 @@ class SynapseRenderer(Renderer):
 
     def body(self, view: ViewDef) -> str:
         if not view.parts and not view.delta_folder:
-            items = [f"CAST(NULL AS {synapse_type(c)}) AS {self.q(c.name)}" for c in view.columns]
+            items = [
+                f"CAST(NULL AS {synapse_type(c)}) AS {self.q(c.name)}"
+                for c in readable_columns(view, self.dialect)
+            ]
             items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
             items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
             return "SELECT TOP 0\n" + ",\n".join("    " + i for i in items)
         alias = self.q(SYNAPSE_ALIAS)
         if view.delta_folder:
             url = self.urls.url("synapse", view.delta_folder.rstrip("/") + "/")
-            present = frozenset(c.name for c in view.columns)
+            present = frozenset(c.name for c in readable_columns(view, self.dialect))
             items = self.columns(view, present)
             items += [f"CAST(NULL AS VARCHAR(64)) AS {self.q(LOAD_ID)}"]
             items += [f"CAST(NULL AS DATE) AS {self.q(LOAD_DATE)}"]
@@ -412,13 +631,20 @@ class SparkRenderer(Renderer):
 
     def view_statement(self, view: ViewDef) -> str:
         name = f"{self.q(view.dataset)}.{self.q(view.name)}"
-        left_out = [c.name for c in view.columns if spark_type(c) is None]
+        left_out = [c.name for c in view.columns if c.data_type == "time"]
         note = (
             f"-- left out: {', '.join(left_out)} (time): Spark cannot read Parquet TIME columns\n"
             if left_out
             else ""
         )
-        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.body(view)}"
+        return f"{note}CREATE OR REPLACE VIEW {name} AS\n{self.statement_body(view)}"
+
+    def visible(self, view: ViewDef) -> list[str]:
+        readable = {c.name for c in self.readable(view)}
+        return [c.name for c in view.data_columns if c.name in readable]
+
+    def load_time(self, expression: str) -> str:
+        return f"timestamp_seconds(CAST({expression} AS DECIMAL(20,6)))"
 
     def source(self, path: str) -> str:
         return f"parquet.{self.q(path)}"
@@ -427,7 +653,7 @@ class SparkRenderer(Renderer):
         return f"delta.{self.q(path)}"
 
     def readable(self, view: ViewDef) -> list[Column]:
-        return [c for c in view.columns if spark_type(c) is not None]
+        return readable_columns(view, self.dialect)
 
     def columns(self, view: ViewDef, present: frozenset[str]) -> list[str]:
         items = []

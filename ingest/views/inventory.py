@@ -2,7 +2,8 @@
 
 Sources of truth, all in the lake:
 - completion markers `<source>/_dlt_loads/<schema>__<load_id>.jsonl` (one listing per source
-  answers every job of it; a job's loads are its own pipeline's and its backfill pipeline's);
+  answers every job of it; a job's loads are its own pipeline's and its backfill pipeline's),
+  counted only when the table's commit log lists them (`ingest.lake.commits`);
 - the stored dlt schemas `<source>/_dlt_version/<schema>__<time>__<hash>.jsonl` (the newest
   one of the job's schema holds the view's columns and types);
 - the data files of each completed load. dlt names the date folder after the load package's
@@ -29,14 +30,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.config import JobConfig
+from ingest.identifiers import lake_name
+from ingest.lake.commits import committed
 from ingest.lake.delta import open_table
 from ingest.lake.destination import Destination
+from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import LOADS_DIR, SEPARATOR, is_delta_table, load_id_of, table_files
 from ingest.views import VIEWS_DIR
 from ingest.views.definition import (
     CURRENT,
+    DELETED,
     HISTORY,
+    STATE,
     UNION,
+    VERSIONS,
     Column,
     Part,
     ViewDef,
@@ -248,8 +255,23 @@ class JobViews:
 
 
 def job_schemas(job: JobConfig) -> tuple[str, ...]:
-    """dlt schemas whose loads write the job's table: its pipeline's and its backfills'."""
-    return (job.schema_name_in_lake, job.backfill_schema_name_in_lake)
+    """dlt schemas whose loads write the job's table: its pipeline's, its backfills' and its
+    compacted bases' (`ingest.job.compaction`)."""
+    return (job.schema_name_in_lake, job.backfill_schema_name_in_lake, job.base_schema_name_in_lake)
+
+
+def job_loads_by_schema(dest: Destination, job: JobConfig, fs: Any) -> dict[str, set[str]]:
+    """The job's committed loads, by schema (its pipeline, backfills, bases)."""
+    listing = list_source(dest, job.source_name, fs)
+    log = read_commit_log(dest, job.source_name, job.lake_table)
+    return {s: committed(listing.markers.get(s, set()), log) for s in job_schemas(job)}
+
+
+def job_loads(dest: Destination, job: JobConfig, listing: SourceListing) -> frozenset[str]:
+    """The job's committed loads: a completion marker and its table's commit log lists it
+    (`ingest.lake.commits`)."""
+    log = read_commit_log(dest, job.source_name, job.lake_table)
+    return frozenset(committed(listing.completed(job_schemas(job)), log))
 
 
 def _stored_columns(
@@ -298,7 +320,7 @@ def build_job_views(
     history_allowed: bool = True,
 ) -> JobViews:
     manifest = read_manifest(dest, job, fs)
-    completed = frozenset(listing.completed(job_schemas(job)))
+    completed = job_loads(dest, job, listing)
     columns = _stored_columns(dest, job, listing, manifest, fs)
     if columns is None or not completed:
         return JobViews(job, [], manifest, completed, "not loaded yet (no completed load)")
@@ -319,7 +341,47 @@ def build_job_views(
             ]
     base = dict(dataset=job.source_name, table=job.lake_table, job_id=job.job_id)
     base.update(load_type=job.load_type, columns=columns)
-    if job.is_incremental:
+    keys = table_keys(job, columns)
+    if job.is_incremental and keys:
+        bases = completed & listing.markers.get(job.base_schema_name_in_lake, set())
+        newest_base = latest(bases)
+        current = [
+            i
+            for i in completed
+            if newest_base is None
+            or i == newest_base
+            or (i not in bases and float(i) > float(newest_base))
+        ]
+        versions = [i for i in completed if i not in bases]
+        keyed = dict(keys=keys, order_by=_order_column(job, columns))
+        views = [
+            ViewDef(
+                name=job.lake_table,
+                kind=STATE,
+                **base,
+                **keyed,
+                parts=tuple(_parts(manifest, current)),
+                loads=tuple(sorted(current, key=float)),
+                base_load=newest_base,
+            )
+        ]
+        if history_allowed:
+            views.append(
+                ViewDef(
+                    name=job.lake_table + HISTORY_SUFFIX,
+                    kind=VERSIONS,
+                    **base,
+                    **keyed,
+                    parts=tuple(_parts(manifest, versions)),
+                    loads=tuple(sorted(versions, key=float)),
+                )
+            )
+        else:
+            views[0] = _with_note(
+                views[0],
+                f"no {job.lake_table}{HISTORY_SUFFIX} view: a configured table has that name",
+            )
+    elif job.is_incremental:
         views = [
             ViewDef(
                 name=job.lake_table,
@@ -328,7 +390,7 @@ def build_job_views(
                 parts=tuple(_parts(manifest, completed)),
                 loads=tuple(sorted(completed, key=float)),
             )
-        ]  # noqa: E501
+        ]
     else:
         newest = latest(completed)
         current = ViewDef(
@@ -357,6 +419,23 @@ def build_job_views(
     return JobViews(job, views, manifest, completed)
 
 
+def table_keys(job: JobConfig, columns: tuple[Column, ...]) -> tuple[str, ...]:
+    """The key of the job's table in the lake: the configured primary_key, else the table's own
+    (dlt's `primary_key` hints in the stored schema); () for a table without one."""
+    names = {c.name for c in columns}
+    if job.primary_key:
+        keys = tuple(lake_name(k) for k in job.primary_key)
+        return keys if all(k in names for k in keys) else ()
+    return tuple(c.name for c in columns if c.primary_key)
+
+
+def _order_column(job: JobConfig, columns: tuple[Column, ...]) -> str | None:
+    if not job.watermark_column:
+        return None
+    name = lake_name(job.watermark_column)
+    return name if any(c.name == name for c in columns) else None
+
+
 def _with_note(view: ViewDef, note: str) -> ViewDef:
 
     return replace(view, notes=(*view.notes, note))
@@ -371,9 +450,12 @@ def _delta_views(
     fs: Any,
 ) -> list[ViewDef]:
     """INCREMENTAL: the Delta table's current version (Delta readers; DuckDB gets the current
-    files). FULL: the files the newest write added (the latest snapshot)."""
+    files): with a key, the table is merged by key, so it is the current state (its delete
+    markers removed their keys; no `_deleted` column is shown). FULL: the files the newest
+    write added (the latest snapshot)."""
 
     dataset, table = job.source_name, job.lake_table
+    columns = tuple(c for c in columns if c.name != DELETED)
     folder = f"{dataset}/{table}"
     delta = open_table(dest, dataset, table)
     current = sorted(f"{folder}/{f}" for f in _delta_files(delta))

@@ -21,7 +21,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import JobConfig, load_config
+from ingest.lake.atomic import replace_file
 from ingest.lake.destination import Destination
 from ingest.views import DIALECTS, VIEWS_DIR
 from ingest.views.dialects import LakeUrls, render
@@ -37,7 +37,7 @@ from ingest.views.inventory import (
     JobViews,
     SourceListing,
     build_job_views,
-    job_schemas,
+    job_loads,
     list_source,
     manifest_path,
 )
@@ -97,10 +97,7 @@ def write_text(dest: Destination, fs: Any, path: str, text: str) -> None:
     if dest.protocol == "file":
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
-        scratch = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(scratch, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(scratch, path)
+        replace_file(path, text)
     else:
         fs.pipe_file(path, text.encode("utf-8"))
 
@@ -147,7 +144,7 @@ class _Refresher:
                 job
                 for job in pending
                 if built[job.job_id] is not None
-                and listings[job.source_name].completed(job_schemas(job))
+                and job_loads(self.dest, job, listings[job.source_name])
                 != built[job.job_id].completed
             ]
             if not pending:

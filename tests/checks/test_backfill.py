@@ -122,7 +122,9 @@ def test_backfill_loads_exactly_the_range_and_leaves_the_state(source, tmp_path,
     job = load_config(config).job("o1")
     dest = Destination.from_url(file_lake)
     (backfill_load,) = backfill_loads
-    assert backfill_load in completed_load_ids(dest, SOURCE, job.backfill_schema_name_in_lake)
+    assert backfill_load in completed_load_ids(
+        dest, SOURCE, job.backfill_schema_name_in_lake, table=job.lake_table
+    )
 
     # new rows; the job's next run loads exactly them, and keeps the backfilled files
     insert_orders(pg, 301, 340, updated_at="2024-02-01T00:00:00+00")

@@ -42,6 +42,16 @@ def test_demo_loads_everything_then_exactly_the_changes(tmp_path):
     ).fetchall()
     shown = text[text.index("== python -m ingest query") :].splitlines()[4:9]
     assert [tuple(line.split()[:2]) for line in shown] == [(str(i), s) for i, s in newest]
+    # the query the demo suggests gives the source's numbers: orders is a current state by key
+    from ingest.commands.demo import HINT_QUERY
+    from ingest.views.duck import run_query
+
+    by_status = run_query(lake.as_uri(), HINT_QUERY).rows
+    source = db.execute("select status, count(*) from orders group by 1 order by 1").fetchall()
+    assert [tuple(r) for r in by_status] == source
+    assert run_query(lake.as_uri(), "select count(*) from demo_shop.orders").rows == [
+        (counts["orders"],)
+    ]
 
 
 # --- the demo writes only into folders it created -------------------------------------------

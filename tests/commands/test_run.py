@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import logging
+import os
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -256,7 +260,84 @@ def test_a_read_only_lake_ends_with_a_clear_message_not_a_traceback(tmp_path):
     assert "audit: NOT WRITTEN" in done.stdout
     message = f"cannot write the audit file {lake}/metadata/audit_"
     assert message in done.stdout and message in done.stderr
-    assert "the lake is read-only for this process (PermissionError)" in done.stdout
+    assert "(PermissionError: " in done.stdout
+    assert "the lake is read-only for this process" in done.stdout
     assert "this user needs write permission on the folder" in done.stdout
     assert "Permission denied" in done.stdout  # the job's own FAILED row says why
     assert list(lake.iterdir()) == []  # nothing was written
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A real file system of `size` (tmpfs) mounted at `folder`, optionally read-only."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _sqlite_run(tmp_path: Path, lake: Path) -> subprocess.CompletedProcess:
+    import sqlite3
+
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"n{i}") for i in range(5)])
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type\n1,Y,sqlite,shop,items,FULL\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "INGEST_"))}
+    env.update(
+        SOURCES__SHOP__PATH=str(database),
+        INGEST_WORK_DIR=str(tmp_path / "work"),
+        INGEST_SECRETS_FILE=str(tmp_path / "none.toml"),
+        RUNTIME__DLTHUB_TELEMETRY="false",
+    )
+    args = ["run", "--config", str(config), "--destination", str(lake)]
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_full_or_read_only_disk_ends_with_the_summary_and_a_clear_message(tmp_path, fault):
+    """A lake on a real file system that is full (ENOSPC) or mounted read-only (EROFS): the run
+    ends with exit 1, the results table, the summary line and a message naming the audit file
+    and what to do; no traceback, no scratch file left behind."""
+    with _small_disk(tmp_path / "disk", "512k", read_only=fault == "read-only") as disk:
+        lake = disk / "lake"
+        if fault == "full":
+            lake.mkdir()
+            descriptor = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+            try:  # fill the disk to the last byte
+                with contextlib.suppress(OSError):
+                    while os.write(descriptor, b"\0" * 4096):
+                        pass
+            finally:
+                os.close(descriptor)
+        done = _sqlite_run(tmp_path, lake)
+        leftovers = _leftovers(disk)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "job  source  table" in done.stdout and "audit: NOT WRITTEN" in done.stdout
+    assert "cannot write the audit file" in done.stdout
+    expected = "disk is full" if fault == "full" else "read-only"
+    assert expected in done.stdout, done.stdout
+    assert leftovers == []

@@ -1,9 +1,19 @@
-"""Test hook for real `python -m ingest run` processes (tests/test_exactly_once.py).
+"""Test hook for real `python -m ingest run` processes (tests/test_exactly_once.py,
+tests/lake/test_commit_fence.py). On PYTHONPATH only in tests.
 
-On PYTHONPATH only in tests. When INGEST_TEST_PAUSE_DIR is set, the process stops right after
-its first Parquet data file reached the lake: it creates `<dir>/first_file` and waits until
-the test creates `<dir>/go` (or kills it). That forces the overlap the tests need (a second
-writer starts while the first is mid-load) without timing guesses.
+- INGEST_TEST_PAUSE_DIR: the process stops at a point of its load, creates `<dir>/<point>`
+  (holding what it was doing) and waits until the test creates `<dir>/go` (or kills or stops
+  it). That forces the overlap the tests need without timing guesses. The point is
+  INGEST_TEST_PAUSE_AT:
+  - `first_file` (default): right after its first Parquet data file reached the lake;
+  - `commit`: right after its commit was written to the table's commit log, before dlt writes
+    the load's state file and completion marker;
+  - `committed`: right after the completion marker (the load is visible; the job has not
+    returned its result, nor the run written its audit row);
+  - `compaction_files`: a compaction wrote its base's files, right before it commits them;
+  - `compaction_marker`: a compaction committed its base, right before the base's marker.
+- INGEST_TEST_CLOCK_SKEW_S: the process's wall clock (`time.time`) is off by that many seconds
+  (negative: behind), as on a host whose clock drifted.
 """
 
 import os
@@ -11,22 +21,84 @@ import pathlib
 import threading
 import time
 
-_PAUSE_DIR = os.environ.get("INGEST_TEST_PAUSE_DIR")
+_SKEW = float(os.environ.get("INGEST_TEST_CLOCK_SKEW_S") or 0)
+if _SKEW:
+    _real_time = time.time
 
-if _PAUSE_DIR:
+    def _skewed_time() -> float:
+        return _real_time() + _SKEW
+
+    time.time = _skewed_time  # before dlt binds it (dlt.common.time)
+
+_PAUSE_DIR = os.environ.get("INGEST_TEST_PAUSE_DIR")
+_PAUSE_AT = os.environ.get("INGEST_TEST_PAUSE_AT") or "first_file"
+_paused = threading.Event()
+
+
+def _pause(point: str, note: str) -> None:
+    if _paused.is_set():
+        return
+    _paused.set()
+    folder = pathlib.Path(_PAUSE_DIR)
+    (folder / point).write_text(note)
+    deadline = time.monotonic() + 300
+    while not (folder / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+if _PAUSE_DIR and _PAUSE_AT == "first_file":
     from dlt.destinations.impl.filesystem.filesystem import FilesystemLoadJob
 
     _original_run = FilesystemLoadJob.run
-    _paused = threading.Event()
 
     def _run_then_pause(self):
         _original_run(self)
-        if self._file_name.endswith(".parquet") and not _paused.is_set():
-            _paused.set()
-            folder = pathlib.Path(_PAUSE_DIR)
-            (folder / "first_file").write_text(self.make_remote_path())
-            deadline = time.monotonic() + 300
-            while not (folder / "go").exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
+        if self._file_name.endswith(".parquet"):
+            _pause("first_file", self.make_remote_path())
 
     FilesystemLoadJob.run = _run_then_pause
+
+if _PAUSE_DIR and _PAUSE_AT == "commit":
+    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+
+    _original_store_state = FilesystemClient._store_current_state
+
+    def _pause_then_store_state(self, load_id):
+        _pause("commit", load_id)
+        return _original_store_state(self, load_id)
+
+    FilesystemClient._store_current_state = _pause_then_store_state
+
+if _PAUSE_DIR and _PAUSE_AT == "committed":
+    from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+
+    _original_store_load = FilesystemClient._store_load
+
+    def _store_load_then_pause(self, load_id):
+        _original_store_load(self, load_id)
+        _pause("committed", load_id)
+
+    FilesystemClient._store_load = _store_load_then_pause
+
+if _PAUSE_DIR and _PAUSE_AT == "compaction_files":
+    import ingest.job.compaction as compaction
+
+    _original_add = compaction.CommitLog.add
+
+    def _pause_then_add(self, load_id, schema, run_id="", task=""):
+        if task == compaction.COMPACT_TASK:
+            _pause("compaction_files", load_id)
+        return _original_add(self, load_id, schema, run_id, task)
+
+    compaction.CommitLog.add = _pause_then_add
+
+if _PAUSE_DIR and _PAUSE_AT == "compaction_marker":
+    import ingest.job.compaction as compaction
+
+    _original_marker = compaction._write_marker
+
+    def _pause_then_mark(dest, fs, job, load_id):
+        _pause("compaction_marker", load_id)
+        return _original_marker(dest, fs, job, load_id)
+
+    compaction._write_marker = _pause_then_mark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 
 import dlt
 import pytest
@@ -11,7 +12,7 @@ from dlt.sources.sql_database.helpers import TableLoader
 
 from ingest.config import JobConfig
 from ingest.job import run_job
-from ingest.sources.fast_arrow import fast_path_blocker
+from ingest.sources.typemap import plan_table
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
 
 SOURCE = "pg_fast"
@@ -76,9 +77,9 @@ def test_every_backend_round_trips_exact_types(pg, file_lake, monkeypatch, backe
     for lake_row, source_row in zip(lake_rows, source_rows, strict=True):
         for name, got, want in zip(columns, lake_row, source_row, strict=True):
             if name == "real_v" and want is not None:
-                assert got == pytest.approx(want, rel=1e-6)  # float4 widened to float8
-            else:
-                assert got == want, (name, got, want)
+                # float4 widened exactly to float8: the real psycopg2's shortest text denotes
+                want = struct.unpack("<f", struct.pack("<f", want))[0]
+            assert got == want, (name, got, want)
     schema = table.schema
     assert str(schema.field("price").type) == "decimal128(12, 2)"
     assert str(schema.field("ratio").type) == "decimal128(18, 6)"
@@ -106,50 +107,67 @@ def test_both_backends_write_the_same_schema(pg, tmp_path, monkeypatch):
     assert schemas["auto"].names == schemas["pyarrow"].names
 
 
-def test_types_the_fast_path_cannot_read_exactly_fall_back(pg, file_lake, monkeypatch, caplog):
+def test_types_connectorx_cannot_read_are_cast_to_text_on_the_fast_path(
+    pg, file_lake, monkeypatch, caplog
+):
+    """Unbounded numeric, arrays and json are read as PostgreSQL's text by the SELECT, so
+    ConnectorX reads the table (no fallback) and every digit and key lands as it was."""
     pg.execute("CREATE TABLE odd (id int PRIMARY KEY, big numeric, tags text[], doc jsonb)")
     pg.execute(
         "INSERT INTO odd VALUES (1, 12345678901234567890.123456789, "
-        "'{a,b}', '{\"k\": 1}'), (2, NULL, NULL, NULL)"
+        "'{a,b}', '{\"k\": 1, \"n\": 1.000000000000000000001}'), (2, NULL, NULL, NULL)"
     )
     pg.use_as(monkeypatch, SOURCE)
     caplog.set_level("INFO")
     job = JobConfig("o", True, "postgresql", SOURCE, "odd", "FULL", schema_name=pg.name)
     result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
-    assert "uses dlt's pyarrow backend: column big is numeric without precision" in caplog.text
+    assert "uses dlt's pyarrow backend" not in caplog.text
     table = read_lake_table(file_lake, SOURCE, "odd").sort_by("id")
-    assert str(table.column("big")[0].as_py()) == "12345678901234567890.123456789"
-    assert table.column("tags")[0].as_py() == '["a","b"]'  # arrays land as JSON text
+    assert table.column("big").to_pylist() == ["12345678901234567890.123456789", None]
+    assert table.column("tags").to_pylist() == ["{a,b}", None]  # PostgreSQL's array text
+    assert table.column("doc").to_pylist() == ['{"k": 1, "n": 1.000000000000000000001}', None]
 
 
-def test_a_value_that_does_not_fit_fails_the_job_loudly(pg, file_lake, monkeypatch):
-    """Unbounded numeric lands as decimal(38, 9) (dlt's default): a value with more decimals
-    fails the job with an actionable message instead of being rounded."""
+def test_unbounded_numeric_keeps_every_digit(pg, file_lake, monkeypatch):
+    """Unbounded numeric used to land as decimal(38, 9) and fail on more decimals (or on
+    1e30); it lands as PostgreSQL's text of the value, NaN included."""
     pg.execute("CREATE TABLE tiny (id int PRIMARY KEY, v numeric)")
-    pg.execute("INSERT INTO tiny VALUES (1, 0.1234567890123)")
+    pg.execute(
+        "INSERT INTO tiny VALUES (1, 0.1234567890123), (2, 1e30), (3, 'NaN'), "
+        "(4, -0.000000000000000000000000000000000000000001)"
+    )
     pg.use_as(monkeypatch, SOURCE)
     job = JobConfig("t", True, "postgresql", SOURCE, "tiny", "FULL", schema_name=pg.name)
     result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
-    assert result["status"] == "FAILED"
-    assert "declare the column as numeric(p,s)" in result["error"]
-    assert read_lake_table(file_lake, SOURCE, "tiny") is None
+    assert result["status"] == "SUCCESS", result["error"]
+    landed = read_lake_table(file_lake, SOURCE, "tiny").sort_by("id")
+    assert landed.column("v").to_pylist() == [
+        r[0] for r in pg.query("SELECT v::text FROM tiny ORDER BY id")
+    ]
+    assert landed.column("v").to_pylist()[1] == "1" + "0" * 30
 
 
-def test_fast_path_blocker_names_the_column():
+def test_every_postgres_type_is_read_by_the_fast_path():
+    """The plan casts what ConnectorX cannot read exactly: no PostgreSQL table falls back."""
+    from sqlalchemy.dialects import postgresql as pg_types
+
     columns = [
         {"name": "a", "type": sa.BigInteger()},
         {"name": "b", "type": sa.Numeric(40, 2)},
+        {"name": "n", "type": sa.Numeric(29, 2)},
+        {"name": "e", "type": pg_types.ENUM("x", "y", name="mood")},
+        {"name": "j", "type": pg_types.JSONB()},
+        {"name": "u", "type": pg_types.UUID()},
+        {"name": "i", "type": pg_types.INTERVAL()},
+        {"name": "t", "type": pg_types.TIME()},
     ]
-    assert fast_path_blocker(columns).startswith("column b is numeric(40,2); ")
-    assert fast_path_blocker(columns[:1]) is None
-    # rust_decimal holds 28 significant digits: numeric(29..38, s) can hold values that make
-    # ConnectorX panic (tests/test_isolation.py), so those columns take the pyarrow path
-    assert fast_path_blocker([{"name": "n", "type": sa.Numeric(28, 10)}]) is None
-    assert "numeric(29,2)" in fast_path_blocker([{"name": "n", "type": sa.Numeric(29, 2)}])
-    assert fast_path_blocker([{"name": "e", "type": sa.Enum("x", "y")}]) == (
-        "column e has type VARCHAR(1)"
-    )
+    plan = plan_table("postgresql", "j1", "t", columns)
+    assert plan.fast_path_blocker() is None
+    kinds = {c.name: (c.lake.data_type, c.as_text) for c in plan.columns}
+    assert kinds["b"] == ("text", True)  # more than 38 digits: the source's text
+    assert kinds["n"] == ("decimal", False)  # read as text, parsed exactly into decimal(29,2)
+    assert kinds["t"] == ("time", False)
 
 
 def test_watermark_predicate_reaches_postgres_and_uses_the_index(pg):

@@ -1,0 +1,286 @@
+"""Compaction: a keyed table's current state written as a new base, so its view stays fast.
+
+An INCREMENTAL table with a key keeps every version it ever read; its current view takes the
+newest version of each key (`ingest.views.dialects`, STATE). Night after night the versions pile
+up and the view reads them all. Under the job's lease, compaction writes the current state
+(one row per key, deleted keys gone) as a new **base**: a completed load of its own
+(`<load_id>.base<NNNN>.parquet` files in the load's date folder, its completion marker under the
+job's base schema `<source>_<table>_base`, committed in the table's commit log like any load).
+The current view then reads the base and the loads after it; the history view reads every
+load but the bases, so it keeps every version (until `INGEST_HISTORY_RETENTION_DAYS`).
+
+- When: after a load, when the loads since the last base reach `INGEST_COMPACT_LOADS`, or their
+  rows reach `INGEST_COMPACT_RATIO` times the base's; and on demand (`dlt-ingest compact`).
+- Crash-safe: the base counts only once committed; a kill before leaves files that the job's
+  next clean-up removes (they never committed), a kill after leaves a complete base.
+- Idempotent: with no load since the last base there is nothing to compact.
+- Bounded memory: DuckDB reads the state (`ingest.views.state`) within `INGEST_STATE_MEMORY_MB`,
+  spilling to the working folder; the base is written batch by batch.
+- Retention (`INGEST_HISTORY_RETENTION_DAYS`, 0: keep all): loads older than that and older
+  than the newest base are removed after a compaction (files, markers, commits), except the
+  job's newest load (its state holds the job's watermark). The history then starts later.
+
+Delta tables are not compacted here: a keyed Delta table is merged by key on every load, so it is
+its own current state (`ingest.checks.job_checks`).
+
+It runs as a step of a job (`ingest.job.run`, after the job's load, under its lease) and as the
+command `dlt-ingest compact` (`ingest.commands.compact`), which takes the job's lease itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.config import JobConfig
+from ingest.lake.commits import CommitLog, next_load_id
+from ingest.lake.destination import Destination
+from ingest.lake.lease import JobLease
+from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_date_folder, load_files
+from ingest.lake.parquet_writer import dictionary_for
+from ingest.views.inventory import job_loads_by_schema
+from ingest.views.state import current_state, state_connection
+from ingest.vocabulary import LOAD_DATE, LOAD_ID, DictionaryPolicy
+
+log = logging.getLogger(__name__)
+
+#: the task a base's commit records
+COMPACT_TASK = "compact"
+#: rows per batch read from DuckDB
+BATCH_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction did (or why it did nothing)."""
+
+    job_id: str
+    load_id: str = ""
+    rows: int = 0
+    files: int = 0
+    #: loads the new base replaces in the current view (the previous base and those after it)
+    loads_folded: int = 0
+    seconds: float = 0.0
+    loads_removed: int = 0
+    skipped: str = ""
+    #: why it failed ("" when it did not)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    loads: int
+    ratio: float
+
+
+def due(dest: Destination, job: JobConfig, thresholds: Thresholds, fs: Any = None) -> str:
+    """Why the table should be compacted now ("" when it should not)."""
+    state = current_state(dest, job, fs)
+    if state is None:
+        return ""
+    base = state.view.base_load
+    since = [p for p in state.view.parts if p.load_id != base]
+    loads = len({p.load_id for p in since})
+    if loads >= thresholds.loads:
+        return f"{loads} load(s) since the last base (INGEST_COMPACT_LOADS={thresholds.loads})"
+    if base is None or not thresholds.ratio:
+        return ""
+    fs = fs or dest.filesystem()
+    base_rows = _rows(dest, [f for p in state.view.parts if p.load_id == base for f in p.files], fs)
+    since_rows = _rows(dest, [f for p in since for f in p.files], fs)
+    if base_rows and since_rows >= thresholds.ratio * base_rows:
+        return (
+            f"{since_rows:,} row(s) since the last base of {base_rows:,} "
+            f"(INGEST_COMPACT_RATIO={thresholds.ratio:g})"
+        )
+    return ""
+
+
+def _rows(dest: Destination, relative: list[str], fs: Any) -> int:
+    total = 0
+    for path in relative:
+        with fs.open(dest.path(path), "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def compact(
+    dest: Destination,
+    job: JobConfig,
+    lease: JobLease,
+    log_: CommitLog,
+    *,
+    run_id: str,
+    workdir: Path,
+    memory_mb: int,
+    file_max_rows: int,
+    retention_days: int = 0,
+    dictionary: DictionaryPolicy = DictionaryPolicy.AUTO,
+) -> tuple[Compaction, CommitLog]:
+    """Write the table's current state as a new base and commit it (see module doc); returns
+    what it did and the commit log as it is now. The caller holds the job's lease."""
+    clock = time.monotonic()
+    fs = dest.filesystem()
+    state = current_state(dest, job, fs)
+    if state is None:
+        return Compaction(job.job_id, skipped="no current state (no key or no load)"), log_
+    base = state.view.base_load
+    folded = {p.load_id for p in state.view.parts}
+    if base is not None and folded == {base}:
+        return Compaction(job.job_id, skipped="nothing loaded since the last base"), log_
+    load_id = next_load_id(repr(time.time()), log_.last_load_id)
+    folder = dest.path(job.source_name, job.lake_table, load_date_folder(load_id))
+    fs.makedirs(folder, exist_ok=True)
+    shown = [c.name for c in state.columns if c.name not in (LOAD_ID, LOAD_DATE)]
+    columns = ", ".join(f'"{name}"' for name in shown)
+    connection = state_connection(dest, memory_mb, workdir / "spill")
+    rows = files = 0
+    passes = _passes(dest, state, fs)
+    try:
+        writer = handle = None
+        in_file = 0
+        schema = None
+        for batch in _state_batches(connection, state.sql, columns, state.keys, passes):
+            schema = schema or batch.schema
+            if writer is None or in_file >= file_max_rows:
+                if writer is not None:
+                    writer.close()
+                    handle.close()
+                files += 1
+                handle = fs.open(f"{folder}/{load_id}.base{files:04d}.parquet", "wb")
+                # dictionaries where they pay, as in the loads' files (INGEST_PARQUET_DICTIONARY)
+                writer = pq.ParquetWriter(
+                    handle,
+                    schema,
+                    compression="zstd",
+                    use_dictionary=dictionary_for(dictionary, batch),
+                )
+                in_file = 0
+            writer.write_table(pa.Table.from_batches([batch], schema=schema))
+            in_file += batch.num_rows
+            rows += batch.num_rows
+        if writer is None:  # an empty state: an empty base that carries the columns
+            files = 1
+            empty_schema = (
+                connection.execute(f"SELECT {columns} FROM ({state.sql}) AS s LIMIT 0")
+                .fetch_arrow_table()
+                .schema
+            )
+            with fs.open(f"{folder}/{load_id}.base0001.parquet", "wb") as empty:
+                pq.write_table(empty_schema.empty_table(), empty, compression="zstd")
+        else:
+            writer.close()
+            handle.close()
+    finally:
+        connection.close()
+    # the commit: the log (fenced by the lease), then the base's completion marker
+    log_ = log_.add(load_id, job.base_schema_name_in_lake, run_id, COMPACT_TASK)
+    lease.write_log(log_)
+    _write_marker(dest, fs, job, load_id)
+    removed = 0
+    if retention_days:
+        removed, log_ = _retire(dest, fs, job, lease, log_, load_id, retention_days)
+    report = Compaction(
+        job.job_id,
+        load_id,
+        rows,
+        files,
+        len(folded),
+        round(time.monotonic() - clock, 3),
+        removed,
+    )
+    log.info(
+        "job %s: compacted %d load(s) into base %s: %s rows in %d file(s), %.1f s",
+        job.job_id,
+        report.loads_folded,
+        load_id,
+        f"{rows:,}",
+        files,
+        report.seconds,
+    )
+    return report, log_
+
+
+#: versions ranked in one pass of a compaction (DuckDB's window does not spill: a table with
+#: more versions to rank is written in several passes, each a share of its keys by hash)
+PASS_ROWS = 2_000_000
+
+
+def _passes(dest: Destination, state: Any, fs: Any) -> int:
+    """How many passes the compaction needs: the versions it ranks (every row of the loads
+    after the base, and the base's rows when there is no base) over PASS_ROWS."""
+    ranked = [p for p in state.view.parts if p.load_id != state.view.base_load]
+    rows = _rows(dest, [f for p in ranked for f in p.files], fs)
+    return max(1, -(-rows // PASS_ROWS))
+
+
+def _state_batches(
+    connection: Any, state_sql: str, columns: str, keys: tuple[str, ...], passes: int
+) -> Any:
+    """The state's rows, in `passes` shares of its keys (a hash of the key, so each key's
+    versions are ranked together in one pass)."""
+    key = ", ".join(f'"{k}"' for k in keys)
+    for share in range(passes):
+        where = f" WHERE hash({key}) % {passes} = {share}" if passes > 1 else ""
+        reader = connection.execute(
+            f"SELECT {columns} FROM ({state_sql}) AS s{where}"
+        ).fetch_record_batch(BATCH_ROWS)
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+
+
+def _write_marker(dest: Destination, fs: Any, job: JobConfig, load_id: str) -> None:
+    """The base's completion marker, as dlt writes one (`_dlt_loads/<schema>__<load_id>`)."""
+    schema = job.base_schema_name_in_lake
+    marker = dest.path(job.source_name, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+    content = {
+        "load_id": load_id,
+        "schema_name": schema,
+        "status": 0,
+        "inserted_at": dt.datetime.now(dt.UTC).isoformat(),
+        "schema_version_hash": "",
+    }
+    with fs.open(marker, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(content))
+
+
+def _retire(
+    dest: Destination,
+    fs: Any,
+    job: JobConfig,
+    lease: JobLease,
+    log_: CommitLog,
+    base: str,
+    days: int,
+) -> tuple[int, CommitLog]:
+    """Remove loads older than `days` and than the base `base` (not the job's newest load,
+    whose state holds the watermark): files, marker, commit."""
+    cutoff = time.time() - days * 86400
+    by_schema = job_loads_by_schema(dest, job, fs)
+    newest = max(by_schema.get(job.schema_name_in_lake, {"0"}), key=float)
+    old = [
+        (schema, load_id)
+        for schema, loads in by_schema.items()
+        for load_id in loads
+        if float(load_id) < min(cutoff, float(base)) and load_id != newest
+    ]
+    for schema, load_id in old:
+        for path in load_files(dest, job.source_name, job.lake_table, load_id, fs):
+            fs.rm(path)
+        marker = dest.path(job.source_name, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+        if fs.exists(marker):
+            fs.rm(marker)
+    if old:
+        log_ = log_.without(load_id for _, load_id in old)
+        lease.write_log(log_)
+        log.info("job %s: %d load(s) older than %d day(s) removed", job.job_id, len(old), days)
+    return len(old), log_
