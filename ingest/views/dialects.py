@@ -275,6 +275,7 @@ def header(view: ViewDef, dialect: str) -> str:
 #: snake_case naming, which never starts with two underscores)
 RANK, VERSIONS_ALIAS, RANKED_ALIAS = "__ingest_rank", "__ingest_versions", "__ingest_ranked"
 BASE_ALIAS, LATER_ALIAS = "__ingest_base", "__ingest_later"
+STATE_ALIAS = "__ingest_state"
 
 
 class Renderer:
@@ -450,6 +451,38 @@ class DuckDbRenderer(Renderer):
 
     def load_time(self, expression: str) -> str:
         return f"to_timestamp(CAST({expression} AS DOUBLE))"
+
+    def _ranked(self, view: ViewDef, versions: str) -> str:
+        """DuckDB: the newest version of each key by an aggregate and a join, not a window:
+        DuckDB's window functions do not spill to disk, its aggregates and joins do, so the
+        state of a table of any size is read within its memory limit. The order is the other
+        dialects' (`version_order`: a watermark's NULL ranks lowest)."""
+        q = self.q
+        keys = ", ".join(q(k) for k in view.keys)
+
+        def rank(alias: str) -> str:
+            fields = []
+            if view.order_by:
+                column = f"{alias}.{q(view.order_by)}"
+                fields += [f"n := {column} IS NOT NULL", f"w := {column}"]
+            fields.append(f"l := {self.load_number(f'{alias}.{q(LOAD_ID)}')}")
+            if view.has_deleted:
+                fields.append(f"d := {self.flag(f'{alias}.{q(DELETED)}')}")
+            return "struct_pack(" + ", ".join(fields) + ")"
+
+        versions_alias, winners = q(VERSIONS_ALIAS), q(RANKED_ALIAS)
+        shown = [f"{versions_alias}.{column}" for column in self._shown(view)]
+        where = f"{rank(versions_alias)} = {winners}.{q(RANK)}"
+        if view.has_deleted:
+            where += f" AND {self.is_false(f'{versions_alias}.{q(DELETED)}')}"
+        return (
+            f"SELECT * FROM (\nWITH {versions_alias} AS (\n{versions}\n), {winners} AS (\n"
+            f"SELECT {keys}, max({rank(versions_alias)}) AS {q(RANK)} FROM {versions_alias} "
+            f"GROUP BY {keys}\n)\n"
+            + _select(shown)
+            + f"\nFROM {versions_alias} JOIN {winners} USING ({keys})\nWHERE {where}\n) AS "
+            + q(STATE_ALIAS)
+        )
 
     def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
         items = []
