@@ -24,7 +24,7 @@ from typing import Any
 from ingest.audit import read_audit
 from ingest.lake.destination import Destination
 from ingest.reports.history import audit_days
-from ingest.results import AUDIT_COLUMNS, as_float, as_int
+from ingest.results import as_float, as_int
 from ingest.vocabulary import Status
 
 DEFAULT_DAYS = 30
@@ -34,7 +34,8 @@ STATUSES = (Status.SUCCESS, Status.WARN, Status.FAILED, Status.SKIPPED)
 MISMATCH = "MISMATCH"
 #: statuses listed with their error (or reconciliation note)
 PROBLEMS = (Status.FAILED, Status.WARN)
-#: audit columns (not among today's `AUDIT_COLUMNS`) that count deleted or late rows
+#: audit columns that count deleted or late rows (the audit's rows_deleted and late_rows, and
+#: any later column named so)
 EXTRA_COUNT_COLUMN = re.compile(r"(^|_)(delete|deletes|deleted|late)(_|$)", re.IGNORECASE)
 
 
@@ -199,11 +200,17 @@ def build(
     wanted = set(days)
     loads = [Load.of(day, row) for day, row in audit if day in wanted]
     data.loads = len(loads)
-    known = set(AUDIT_COLUMNS)
     columns = {column for load in loads for column in load.row.keys()}
-    candidates = [c for c in columns if c and c not in known and EXTRA_COUNT_COLUMN.search(c)]
-    # a count column holds numbers only (a note that happens to be named "late_..." is not one)
-    extra = sorted(c for c in candidates if all(_is_count(load.row.get(c)) for load in loads))
+    candidates = [c for c in columns if c and EXTRA_COUNT_COLUMN.search(c)]
+    # a count column holds numbers only (a note that happens to be named "late_..." is not one),
+    # and one of the window's loads filled it (the audit's own rows_deleted / late_rows are
+    # empty for jobs without delete detection or lookback)
+    extra = sorted(
+        c
+        for c in candidates
+        if all(_is_count(load.row.get(c)) for load in loads)
+        and any((load.row.get(c) or "").strip() for load in loads)
+    )
     tables: dict[str, TableKey] = {}
     cells: dict[tuple[str, dt.date], list[Load]] = defaultdict(list)
     rows_by_day: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))

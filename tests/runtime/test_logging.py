@@ -21,9 +21,6 @@ TEXT_LINE = re.compile(
     r"\[(?P<run>\S+) (?P<job>\S+)\] (?P<logger>[\w.]+): (?P<message>.*)$"
 )
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
-#: dlt's cursor warning (more than 200 rows share the last watermark): a dlt record that is
-#: not an expected one, so it passes unchanged
-DLT_CURSOR_WARNING = "Large number of records (300) sharing the same value of cursor field"
 RAW_EXPECTED = (
     "It is up to destination to coerce the differences",
     "require serialization to STRING",
@@ -82,17 +79,12 @@ def test_text_format_for_ours_and_dlts_records(json_tables, pg, tmp_path):
     run_id = next(r["run"] for r in records if r["run"].startswith("run-"))
     ours = [r for r in records if r["logger"] == "ingest.job.run" and r["job"] == "j1"]
     assert ours[0]["message"].startswith("job j1 started") and ours[0]["run"] == run_id
-    dlt = [r for r in records if r["logger"] == "dlt" and DLT_CURSOR_WARNING in r["message"]]
-    assert {r["job"] for r in dlt} == {"j1", "j2"}  # a dlt record, in our format, with job ids
-    assert all(r["level"] == "WARNING" and r["run"] == run_id for r in dlt)
     # dlt's own format never appears ("2026-12-07 03:54:42,607|[WARNING]|...")
     assert "|[WARNING]|" not in proc.stderr and "|[INFO]|" not in proc.stderr
-    # the expected warnings: explained once for the whole run (two jobs), never repeated
+    # dlt's warnings about JSON columns never reach the user raw (the type map hands dlt the
+    # JSON text; the explanation is tested below)
     for raw in RAW_EXPECTED:
         assert raw not in proc.stderr
-    explained = [r for r in records if r["logger"] == "dlt" and r["level"] == "INFO"]
-    assert len([r for r in explained if "json/jsonb columns" in r["message"]]) == 1
-    assert len([r for r in explained if "differ from its column hints" in r["message"]]) == 1
     # and what it explains is true: the JSON landed as its JSON text
     landed = read_lake_table((tmp_path / "lake").as_uri(), SOURCE, "docs").to_pylist()
     by_id = {row["id"]: json.loads(row["body"]) for row in landed}
@@ -114,12 +106,8 @@ def test_json_format_one_object_per_line_with_run_and_job_ids(json_tables, tmp_p
         ours = [r for r in records if r["logger"] == "ingest.job.run" and r["job_id"] == "j2"]
         assert ours and ours[0]["message"].startswith("job j2 started")
         assert ours[0]["run_id"].startswith("run-")
-        dlt = [r for r in records if r["logger"] == "dlt" and DLT_CURSOR_WARNING in r["message"]]
-        assert {r["job_id"] for r in dlt} == {"j1", "j2"}
-        assert all(r["level"] == "WARNING" and r["run_id"] == ours[0]["run_id"] for r in dlt)
         for raw in RAW_EXPECTED:
             assert raw not in proc.stderr
-        assert sum("json/jsonb columns" in r["message"] for r in records) == 1
 
 
 @pytest.fixture
@@ -178,6 +166,7 @@ def test_dlt_keeps_our_handler_when_it_initialises_its_logging_again():
 
     from dlt.common import logger as dlt_logger
 
+    from ingest.runtime.logcontext import job_context
     from ingest.runtime.logsetup import IngestHandler, ToRootLogger, configure_logging
 
     root = logging.getLogger()
@@ -188,10 +177,16 @@ def test_dlt_keeps_our_handler_when_it_initialises_its_logging_again():
         dlt_logger._create_logger("dlt", "WARNING", "{asctime}|[{levelname}]|{message}", "p", {})
         (handler,) = logging.getLogger("dlt").handlers
         assert isinstance(handler, ToRootLogger)
-        logging.getLogger("dlt").warning("from dlt %s", 42)
-        (line,) = stream.getvalue().splitlines()
-        record = json.loads(line)
-        assert record["logger"] == "dlt" and record["message"] == "from dlt 42"
+        with job_context("run-1", "j7"):
+            logging.getLogger("dlt").warning("from dlt %s", 42)
+            for _ in range(3):  # an expected warning, once per job of a run: explained once
+                logging.getLogger("dlt").warning("x: %s", RAW_EXPECTED[0])
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [(r["logger"], r["run_id"], r["job_id"]) for r in lines] == [
+            ("dlt", "run-1", "j7")
+        ] * 2
+        assert lines[0]["message"] == "from dlt 42" and lines[0]["level"] == "WARNING"
+        assert lines[1]["level"] == "INFO" and "differ from its column hints" in lines[1]["message"]
         assert [h for h in root.handlers if isinstance(h, IngestHandler)]
     finally:
         for handler in list(root.handlers):
