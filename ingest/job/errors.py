@@ -97,6 +97,8 @@ CONNECTION_LOST = (
     "the database system is starting up",
     "the database system is in recovery mode",
     "communication link failure",
+    # ConnectorX's PostgreSQL client (rust-postgres) when the server ended the session
+    "error { kind: closed",
 )
 #: ... when something is wrong that another attempt will not change
 PERMANENT = (
