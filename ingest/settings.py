@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -430,7 +430,9 @@ class Settings:
 MAX_STATE_FILES = 2
 
 
-def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | None = None) -> None:
+def apply_dlt_defaults(
+    settings: Settings | None = None, env: MutableMapping[str, str] | None = None
+) -> None:
     """Set dlt's process-wide defaults unless the user already chose a value.
 
     dlt reads its configuration from environment variables; these are the framework's defaults:

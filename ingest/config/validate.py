@@ -218,10 +218,16 @@ class _RowChecker:
                 "MON..SUN or its full name (WEEKLY:MONDAY)",
             )
 
-        schema_policy = (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower()
-        schema_policy = self.choice("schema_policy", schema_policy, SchemaPolicy)
-        table_format = (self.text("table_format") or TableFormat.PARQUET).strip().lower()
-        table_format = self.choice("table_format", table_format, TableFormat)
+        schema_policy = self.choice(
+            "schema_policy",
+            (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower(),
+            SchemaPolicy,
+        )
+        table_format = self.choice(
+            "table_format",
+            (self.text("table_format") or TableFormat.PARQUET).strip().lower(),
+            TableFormat,
+        )
 
         chunk_size: int | None = None
         if (chunk_text := self.text("chunk_size")) is not None:

@@ -124,8 +124,8 @@ def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
     for job, days in increments.items():
         for day, loads in days.items():
             per_job[job][day] = sum(loads.values())
-    for job, days in snapshots.items():
-        for day, (_, count) in days.items():
+    for job, snapshot_days in snapshots.items():
+        for day, (_, count) in snapshot_days.items():
             per_job[job][day] = count
     return {job: int(statistics.median(days.values())) for job, days in per_job.items() if days}
 
@@ -213,7 +213,7 @@ def write_xlsx(
                     job.owner or "",
                     "ENABLED" if job.enabled else "DISABLED",
                     run.get("status") or "never run",
-                    int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
+                    int(str(rows)) if str(rows or "").isdigit() else None,
                     run.get("finished_at") or "",
                 )
             ]
@@ -250,7 +250,7 @@ def dictionary_markdown(
         arrow = parquet_types(dest, job, fs) if table else {}
         run = runs.get(job.job_id) or {}
         source_table = ".".join(p for p in (job.schema_name, job.table_name) if p)
-        load = job.load_type
+        load = str(job.load_type)
         if job.is_incremental:
             load += f" on `{job.watermark_column}`"
             if job.initial_watermark:

@@ -143,9 +143,8 @@ class _Refresher:
             pending = [
                 job
                 for job in pending
-                if built[job.job_id] is not None
-                and job_loads(self.dest, job, listings[job.source_name])
-                != built[job.job_id].completed
+                if (views := built[job.job_id]) is not None
+                and job_loads(self.dest, job, listings[job.source_name]) != views.completed
             ]
             if not pending:
                 break
