@@ -187,7 +187,8 @@ async def run_body(
     if body is None or tables is None:
         rows = audit_results(destination, run_id)
         if rows and body is None:
-            from ingest.results import summarize  # the same counts as the run's own summary
+            # the same counts as the run's own summary (an engine module: loaded when used)
+            from ingest.results import summarize
 
             body = {"run_id": run_id, "status": "Completed", "source": "audit"}
             body["summary"] = summarize(rows)

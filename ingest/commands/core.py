@@ -267,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config import load_config
+    from ingest.configuration import load_config
     from ingest.errors import ConfigError
     from ingest.runtime.optional import check_jobs
     from ingest.secrets.resolver import build_resolver

@@ -266,7 +266,7 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config import load_config
+    from ingest.configuration import load_config
     from ingest.secrets.keyvault import vault_secret_name
     from ingest.sources import get_builder
 

@@ -35,7 +35,8 @@ from openpyxl.styles import Font
 from ingest.audit import AUDIT_DIR
 from ingest.cells import safe_cell
 from ingest.checks.drift import stored_schema, table_schema
-from ingest.config import JobConfig, load_config
+from ingest.config import JobConfig
+from ingest.configuration import load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
