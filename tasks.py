@@ -353,6 +353,11 @@ def lint() -> None:
     check = run([ruff, "check", *exclude, "."], cwd=ROOT)
     if fmt != 0 or check != 0:
         raise TaskError(f"lint failed; {LINT_FIX}", 1)
+    mypy = venv_bin("mypy")
+    if not mypy.exists():
+        raise TaskError(".venv/bin/mypy not found (mypy belongs in requirements-dev.txt)", 3)
+    if run([mypy], cwd=ROOT) != 0:  # pyproject.toml [tool.mypy]: ingest/, strict on lake/
+        raise TaskError("type check failed: fix the errors mypy printed above", 1)
 
 
 # --------------------------------------------------------------------------- commands

@@ -192,7 +192,7 @@ def job_config(path: Path) -> Path:
 
 
 def the_job(config: Path) -> Any:
-    from ingest.config import load_config
+    from ingest.configuration import load_config
 
     return next(j for j in load_config(str(config)).jobs if j.job_id == JOB)
 

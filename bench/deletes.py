@@ -95,7 +95,7 @@ def child_floor(table: str, stream: bool, out: str) -> dict[str, Any]:
 def child_detect(config: str, lake: str, workdir: str) -> dict[str, Any]:
     """What a run's detection does (ingest.job.run._delete_detection, then detect())."""
     from ingest.checks import deletes
-    from ingest.config import load_config
+    from ingest.configuration import load_config
     from ingest.lake.destination import Destination
     from ingest.secrets import build_resolver
     from ingest.settings import Settings
@@ -150,7 +150,7 @@ def child_imports() -> dict[str, Any]:
     import connectorx  # noqa: F401
 
     from ingest.checks import deletes  # noqa: F401
-    from ingest.config import load_config  # noqa: F401
+    from ingest.configuration import load_config  # noqa: F401
     from ingest.sources import get_builder  # noqa: F401
 
     return {"imported_mb": peak_mb()}

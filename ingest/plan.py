@@ -11,9 +11,11 @@ import secrets as _random
 from collections.abc import Iterable
 from typing import Any
 
-from ingest.config import IngestConfig, load_config
+from ingest.checks.backfill import check_range
+from ingest.config import IngestConfig
+from ingest.configuration import load_config
 from ingest.errors import RequestError
-from ingest.tasks import Task
+from ingest.tasks import Backfill, Task
 from ingest.vocabulary import WEEKDAYS
 
 
@@ -104,3 +106,37 @@ def plan(
         full_refresh=full_refresh,
         scheduled_weekday=scheduled_weekday,
     )
+
+
+def plan_backfill(
+    config_path: str,
+    destination: str,
+    job_id: str,
+    start: Any,
+    end: Any = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """The plan of a backfill run (same shape as `ingest.plan.plan()`): one task for `job_id`
+    with `"backfill": {"from", "to"}`. Raises ConfigError / RequestError (nothing runs)."""
+    config = load_config(config_path)
+    try:
+        job = config.job(job_id)
+    except KeyError:
+        known = ", ".join(j.job_id for j in config.jobs)
+        raise RequestError(f"unknown job id: {job_id}; known: {known}") from None
+    start_text, end_text = check_range(job, start, end)
+    run_id = run_id or new_run_id()
+    task = Task(run_id, job, destination, False, config.path, Backfill(start_text, end_text))
+    warnings = list(config.warnings)
+    if not job.enabled:
+        warnings.append(f"job {job.job_id} is disabled (enabled = N); backfilling it as asked")
+    return {
+        "run_id": run_id,
+        "destination": destination,
+        "config_path": config.path,
+        "full_refresh": False,
+        "backfill": {"job": job.job_id, "from": start_text, "to": end_text},
+        "tasks": [task.to_dict()],
+        "skipped": [],
+        "warnings": warnings,
+    }

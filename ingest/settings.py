@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,11 +291,44 @@ def set_default(name: str, value: str) -> None:
     os.environ.setdefault(name, value)
 
 
-def read(name: str, env: Mapping[str, str] | None = None) -> str | None:
+def _read(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """One catalogued setting's value (its default when unset or empty)."""
     spec = _BY_NAME[name]  # KeyError: not in the catalogue
     env = os.environ if env is None else env
     return (env.get(name) or "").strip() or spec.default
+
+
+# --- settings read before (or without) a whole Settings: one accessor each -----------------
+
+
+def storage_account_name(env: Mapping[str, str] | None = None) -> str | None:
+    """AZURE_STORAGE_ACCOUNT_NAME: the account of an `az://container/path` lake URL."""
+    return _read("AZURE_STORAGE_ACCOUNT_NAME", env)
+
+
+def storage_connection_string(env: Mapping[str, str] | None = None) -> str | None:
+    """AZURE_STORAGE_CONNECTION_STRING: a development credential (Azurite)."""
+    return _read("AZURE_STORAGE_CONNECTION_STRING", env)
+
+
+def managed_identity_client_id(env: Mapping[str, str] | None = None) -> str | None:
+    """AZURE_CLIENT_ID: the user-assigned managed identity, when the app uses one."""
+    return _read("AZURE_CLIENT_ID", env)
+
+
+def telemetry_connection_string(env: Mapping[str, str] | None = None) -> str:
+    """APPLICATIONINSIGHTS_CONNECTION_STRING ("" when unset: no telemetry)."""
+    return _read("APPLICATIONINSIGHTS_CONNECTION_STRING", env) or ""
+
+
+def telemetry_service_name(default: str, env: Mapping[str, str] | None = None) -> str:
+    """OTEL_SERVICE_NAME, else WEBSITE_SITE_NAME (the function app's name), else `default`."""
+    return _read("OTEL_SERVICE_NAME", env) or _read("WEBSITE_SITE_NAME", env) or default
+
+
+def work_dir(env: Mapping[str, str] | None = None) -> Path:
+    """INGEST_WORK_DIR (default: <temp>/ingest)."""
+    return Path(_read("INGEST_WORK_DIR", env) or os.path.join(tempfile.gettempdir(), "ingest"))
 
 
 #: the values of INGEST_LOG_FORMAT (and --log-format)
@@ -304,7 +337,7 @@ LOG_FORMATS = ("text", "json")
 
 def log_format(env: Mapping[str, str] | None = None) -> str:
     """INGEST_LOG_FORMAT, checked."""
-    value = str(read("INGEST_LOG_FORMAT", env)).lower()
+    value = str(_read("INGEST_LOG_FORMAT", env)).lower()
     if value not in LOG_FORMATS:
         raise SettingsError(
             f"setting INGEST_LOG_FORMAT={value!r} must be one of {', '.join(LOG_FORMATS)}"
@@ -389,7 +422,6 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        work_dir = env.get("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
         return cls(
             config_path=env.get("INGEST_CONFIG_PATH") or str(default_of("INGEST_CONFIG_PATH")),
             destination=env.get("INGEST_DESTINATION") or str(default_of("INGEST_DESTINATION")),
@@ -399,7 +431,7 @@ class Settings:
             retry_backoff=_float(env, "INGEST_RETRY_BACKOFF"),
             chunk_size=_int(env, "INGEST_CHUNK_SIZE", minimum=100),
             file_max_rows=_int(env, "INGEST_FILE_MAX_ROWS", minimum=1000),
-            work_dir=Path(work_dir),
+            work_dir=work_dir(env),
             secrets_file=Path(
                 env.get("INGEST_SECRETS_FILE") or str(default_of("INGEST_SECRETS_FILE"))
             ),
@@ -409,7 +441,7 @@ class Settings:
             load_workers=_int(env, "INGEST_LOAD_WORKERS"),
             parquet_dictionary=_enum(env, "INGEST_PARQUET_DICTIONARY", DictionaryPolicy),
             reconcile_mode=_enum(env, "INGEST_RECONCILE", ReconcileMode, upper=True),
-            storage_account_name=read("AZURE_STORAGE_ACCOUNT_NAME", env),
+            storage_account_name=storage_account_name(env),
             lease_period_s=_int(env, "INGEST_LEASE_PERIOD_S", minimum=15, maximum=60),
             lease_wait_s=_int(env, "INGEST_LEASE_WAIT_S", minimum=0),
             lease_same_task_wait_s=_int(env, "INGEST_LEASE_SAME_TASK_WAIT_S", minimum=0),
@@ -430,7 +462,9 @@ class Settings:
 MAX_STATE_FILES = 2
 
 
-def apply_dlt_defaults(settings: Settings | None = None, env: dict[str, str] | None = None) -> None:
+def apply_dlt_defaults(
+    settings: Settings | None = None, env: MutableMapping[str, str] | None = None
+) -> None:
     """Set dlt's process-wide defaults unless the user already chose a value.
 
     dlt reads its configuration from environment variables; these are the framework's defaults:

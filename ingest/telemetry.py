@@ -25,18 +25,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ingest.results import as_float, as_int, cell_text, summarize
 from ingest.runtime.logcontext import ContextFilter
 from ingest.secrets.redaction import RedactionFilter
-from ingest.settings import read, set_default
+from ingest.settings import (
+    set_default,
+    telemetry_connection_string,
+    telemetry_service_name,
+    work_dir,
+)
 from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ _state: dict[str, Any] = {"configured": False, "enabled": False, "instruments": 
 
 
 def connection_string(env: Mapping[str, str] | None = None) -> str:
-    return read(CONNECTION_STRING_ENV, env) or ""
+    return telemetry_connection_string(env)
 
 
 def is_enabled() -> bool:
@@ -123,13 +125,12 @@ def is_enabled() -> bool:
 
 
 def service_name() -> str:
-    return read("OTEL_SERVICE_NAME") or read("WEBSITE_SITE_NAME") or DEFAULT_SERVICE_NAME
+    return telemetry_service_name(DEFAULT_SERVICE_NAME)
 
 
 def _storage_directory() -> str:
     """Offline retry files live under the work dir (per deployment, per test)."""
-    base = read("INGEST_WORK_DIR") or os.path.join(tempfile.gettempdir(), "ingest")
-    return str(Path(base) / "appinsights")
+    return str(work_dir() / "appinsights")
 
 
 def configure() -> bool:

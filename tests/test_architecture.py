@@ -51,17 +51,53 @@ def imported_modules(node: ast.AST, current: str) -> list[str]:
     return [name for name in found if name in MODULES]
 
 
+def packages_run(target: str, importer: str) -> list[str]:
+    """The project modules that importing `target` from `importer` executes: the target and the
+    `__init__` of each package above it (`ingest.config.validate` runs `ingest.config`'s
+    `__init__` first), except the packages the importer is inside (already run)."""
+    parts = target.split(".")
+    chain = [".".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    inside = {".".join(importer.split(".")[:n]) for n in range(1, importer.count(".") + 1)}
+    return [m for m in chain if m in MODULES and m not in inside and m != importer]
+
+
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         graph[name] = {
-            target
+            run
             for node in ast.walk(tree)
             for target in imported_modules(node, name)
-            if target != name
+            for run in packages_run(target, name)
         }
     return graph
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module importing `start` runs, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between the top-level packages and modules of ingest (ingest.lake, ...)."""
+
+    def top(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    packages: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        packages.setdefault(top(name), set()).update(
+            top(t) for t in targets if top(t) != top(name) and t != "ingest"
+        )
+    return packages
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -105,39 +141,102 @@ def test_the_import_graph_has_no_cycle():
     assert cycles(graph) == []
 
 
+def test_no_cycle_between_packages():
+    """ingest.config, ingest.lake, ... import each other one way only."""
+    assert cycles(package_graph(import_graph())) == []
+
+
+#: (importer package, what it must never run): the intended layering's "never" rules
+NEVER = (
+    # config is a leaf: source types extend validation from above, it never asks them
+    ("ingest.config", "ingest.sources"),
+    # checks run inside a job; planning (which tables, which ranges) sits above them
+    ("ingest.checks", "ingest.plan"),
+)
+
+
+def test_the_never_rules_hold_through_package_inits():
+    graph = import_graph()
+    broken = {
+        f"{name} -> {forbidden}"
+        for name in graph
+        for importer, forbidden in NEVER
+        if name == importer or name.startswith(importer + ".")
+        for reached in reaches(graph, name)
+        if reached == forbidden or reached.startswith(forbidden + ".")
+    }
+    assert broken == set()
+
+
+def test_the_graph_models_package_inits():
+    """Importing a submodule runs its package's __init__ (and whatever that imports)."""
+    assert packages_run("ingest.lake.commits", "ingest.job.run") == [
+        "ingest.lake",
+        "ingest.lake.commits",
+    ]
+    assert packages_run("ingest.config.model", "ingest.plan") == [
+        "ingest.config",
+        "ingest.config.model",
+    ]
+    assert packages_run("ingest.lake.commits", "ingest.lake.loads") == ["ingest.lake.commits"]
+    graph = import_graph()
+    assert "ingest.lake" in graph["ingest.job.run"]  # through `from ingest.lake.x import y`
+
+
 def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def environment_reads(path: Path) -> list[int]:
-    """Lines that touch the process environment: os.environ, os.getenv, os.putenv."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+ENVIRONMENT = ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv")
+
+
+def environment_reads(source: str) -> list[int]:
+    """Lines that touch the process environment (os.environ, os.getenv, ... under any alias of
+    `os`), or read a setting around `Settings` (`ingest.settings`'s private `_read`)."""
+    tree = ast.parse(source)
+    os_names = {"os"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            os_names |= {a.asname or a.name for a in node.names if a.name == "os"}
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
+        if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT:
+            if isinstance(node.value, ast.Name) and node.value.id in os_names:
                 lines.append(node.lineno)
-        if isinstance(node, ast.ImportFrom) and node.module == "os":
-            if any(alias.name in ("environ", "getenv", "putenv") for alias in node.names):
+        if isinstance(node, ast.Attribute) and node.attr in ("read", "_read"):
+            if isinstance(node.value, ast.Name) and node.value.id == "settings":
+                lines.append(node.lineno)
+        if isinstance(node, ast.ImportFrom) and node.module in ("os", "ingest.settings"):
+            names = ENVIRONMENT if node.module == "os" else ("read", "_read")
+            if any(alias.name in names for alias in node.names):
                 lines.append(node.lineno)
     return lines
+
+
+def test_the_environment_check_sees_aliases_and_reads_around_settings():
+    assert environment_reads("import os as _os\nx = _os.environ['A']\n") == [2]
+    assert environment_reads("from os import environ as e\n") == [1]
+    assert environment_reads("from ingest import settings\nsettings._read('X')\n") == [2]
+    assert environment_reads("from ingest.settings import _read\n") == [1]
+    assert environment_reads("import os\nos.path.join('a')\n") == []
 
 
 def test_only_the_settings_module_reads_the_environment():
     readers = {
         str(path.relative_to(ROOT)): lines
         for path in project_files()
-        if path != PACKAGE / "settings.py" and (lines := environment_reads(path))
+        if path != PACKAGE / "settings.py"
+        and (lines := environment_reads(path.read_text(encoding="utf-8")))
     }
-    assert readers == {}, "read settings through ingest.settings (Settings.from_env, read)"
-    assert environment_reads(PACKAGE / "settings.py")  # the check sees a real reader
+    assert readers == {}, "read settings through ingest.settings (Settings.from_env, accessors)"
+    settings = (PACKAGE / "settings.py").read_text(encoding="utf-8")
+    assert environment_reads(settings)  # the check sees a real reader
 
 
-def local_imports_without_reason(path: Path) -> list[int]:
-    """Function-level imports with no comment on their line or on the line above their
-    block of imports."""
-    source = path.read_text(encoding="utf-8")
+def local_imports_without_reason(source: str) -> list[int]:
+    """Function-level imports whose block of imports has no reason: a comment on a line of its
+    own directly above the block (a trailing comment belongs to its own line)."""
     lines = source.splitlines()
     tree = ast.parse(source)
     missing = []
@@ -150,17 +249,25 @@ def local_imports_without_reason(path: Path) -> list[int]:
             first = node.lineno - 1
             while first > 0 and lines[first - 1].strip().startswith(("import ", "from ")):
                 first -= 1  # the top of this block of imports
-            block_has_reason = "#" in lines[first - 1] if first > 0 else False
-            if "#" not in lines[node.lineno - 1] and not block_has_reason:
+            if not (first > 0 and lines[first - 1].strip().startswith("#")):
                 missing.append(node.lineno)
     return missing
+
+
+def test_the_reason_check_wants_the_comment_above_the_block():
+    def body(*lines: str) -> str:
+        return "def f():\n" + "".join(f"    {line}\n" for line in lines)
+
+    assert local_imports_without_reason(body("# cold start", "import a", "import b")) == []
+    assert local_imports_without_reason(body("x = 1  # a reason for x", "import a")) == [3]
+    assert local_imports_without_reason(body("import a  # trailing")) == [2]
 
 
 def test_every_local_import_says_why():
     unexplained = {
         str(path.relative_to(ROOT)): lines
         for path in project_files()
-        if (lines := local_imports_without_reason(path))
+        if (lines := local_imports_without_reason(path.read_text(encoding="utf-8")))
     }
     assert unexplained == {}, "a function-level import needs a one-line reason (a comment)"
 

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import Workbook
 
 from ingest.cli import main
-from ingest.config import load_config
+from ingest.configuration import load_config
 from ingest.errors import ConfigError
 
 HEADER = [

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from ingest.config import load_config
+from ingest.configuration import load_config
 from ingest.errors import ConfigError
 from ingest.limits import MAX_CELL_CHARS, MAX_QUOTED_CHARS, MAX_ROWS, MAX_XLSX_UNCOMPRESSED_BYTES
 

@@ -99,7 +99,7 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[
     backfill = request.get("backfill")
     if backfill:
         # engine modules load when this runs, not at start-up (cold start)
-        from ingest.checks.backfill import plan_backfill
+        from ingest.plan import plan_backfill
 
         return plan_backfill(
             config_path,
@@ -249,7 +249,7 @@ def jobs_body(now: dt.datetime | None = None) -> dict[str, Any]:
     """The validated job list, and which jobs the next scheduled run includes.
     Raises ConfigError for a bad configuration."""
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config import load_config
+    from ingest.configuration import load_config
 
     current = settings()
     config = load_config(resolve_config_path(current.config_path))

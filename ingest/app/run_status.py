@@ -48,7 +48,7 @@ def page_args(params: Mapping[str, str]) -> tuple[int, int]:
     for name, default, top in (("page", 1, None), ("page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)):
         raw = params.get(name)
         try:
-            value = default if raw in (None, "") else int(raw)
+            value = default if raw is None or raw == "" else int(raw)
         except ValueError:
             raise BadPage(f"'{name}' must be a whole number, got {raw!r}") from None
         if value < 1 or (top is not None and value > top):
@@ -187,7 +187,8 @@ async def run_body(
     if body is None or tables is None:
         rows = audit_results(destination, run_id)
         if rows and body is None:
-            from ingest.results import summarize  # the same counts as the run's own summary
+            # the same counts as the run's own summary (an engine module: loaded when used)
+            from ingest.results import summarize
 
             body = {"run_id": run_id, "status": "Completed", "source": "audit"}
             body["summary"] = summarize(rows)

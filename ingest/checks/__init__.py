@@ -8,7 +8,7 @@ Modules: `reconcile` (source rows of exactly the loaded window against the rows 
 job run, called by `ingest.job`), `events` (their telemetry).
 """
 
-from ingest.checks.backfill import check_range, plan_backfill
+from ingest.checks.backfill import check_range
 from ingest.checks.drift import Diff
 from ingest.checks.job_checks import Checked, JobChecks
 from ingest.checks.reconcile import BOUNDARY_DROPPED, Outcome
@@ -20,5 +20,4 @@ __all__ = [
     "JobChecks",
     "Outcome",
     "check_range",
-    "plan_backfill",
 ]

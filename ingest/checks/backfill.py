@@ -8,8 +8,9 @@ loads as completed for the job, so the job's next run never removes them as left
 Audit rows of a backfill carry `load_type = BACKFILL` and the range in the watermark columns.
 
 The range is `[from, to)` on the job's watermark column (`to` omitted: everything from
-`from` on). The same task shape as a run (`ingest.plan.plan`), with `"backfill":
-{"from", "to"}` on each task, so the CLI and `POST /api/runs` share it.
+`from` on). Its plan (`ingest.plan.plan_backfill`, planning is above the checks) has the same
+task shape as a run, with `"backfill": {"from", "to"}` on each task, so the CLI and
+`POST /api/runs` share it.
 
 Bounds (`parse_bound`, `check_bounds`; used by the request schema `ingest.run_request`, so a bad
 range is refused before anything is planned: HTTP 400, exit code 2): a bound is a whole or
@@ -30,11 +31,9 @@ import decimal
 import re
 from typing import Any
 
-from ingest.config import JobConfig, load_config
+from ingest.config import JobConfig
 from ingest.errors import RequestError
 from ingest.limits import MAX_WATERMARK_CHARS, quote
-from ingest.plan import new_run_id
-from ingest.tasks import Backfill, Task
 
 NUMBER, DATETIME = "a number", "a date/time"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -112,37 +111,3 @@ def check_range(job: JobConfig, start: Any, end: Any) -> tuple[str, str | None]:
                 f"{given}: give them the same way"
             )
     return start_text, end_text
-
-
-def plan_backfill(
-    config_path: str,
-    destination: str,
-    job_id: str,
-    start: Any,
-    end: Any = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """The plan of a backfill run (same shape as `ingest.plan.plan()`): one task for `job_id`
-    with `"backfill": {"from", "to"}`. Raises ConfigError / RequestError (nothing runs)."""
-    config = load_config(config_path)
-    try:
-        job = config.job(job_id)
-    except KeyError:
-        known = ", ".join(j.job_id for j in config.jobs)
-        raise RequestError(f"unknown job id: {job_id}; known: {known}") from None
-    start_text, end_text = check_range(job, start, end)
-    run_id = run_id or new_run_id()
-    task = Task(run_id, job, destination, False, config.path, Backfill(start_text, end_text))
-    warnings = list(config.warnings)
-    if not job.enabled:
-        warnings.append(f"job {job.job_id} is disabled (enabled = N); backfilling it as asked")
-    return {
-        "run_id": run_id,
-        "destination": destination,
-        "config_path": config.path,
-        "full_refresh": False,
-        "backfill": {"job": job.job_id, "from": start_text, "to": end_text},
-        "tasks": [task.to_dict()],
-        "skipped": [],
-        "warnings": warnings,
-    }

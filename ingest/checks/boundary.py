@@ -45,14 +45,14 @@ def row_hashes(table: Any, columns: tuple[str, ...] = ()) -> list[str]:
     watermark), so it is the same for the same row read by either read path, in any run, and
     after a column was added to the table (NULL in the rows loaded before)."""
     wanted = {c.lower() for c in columns}
-    names = sorted(
+    names: list[str] = sorted(
         n
         for n in table.column_names
         if not n.startswith("_dlt") and (not wanted or n.lower() in wanted)
     )
-    columns = [table.column(n).to_pylist() for n in names]
+    by_column = [table.column(n).to_pylist() for n in names]
     hashes = []
-    for values in zip(*columns, strict=True):
+    for values in zip(*by_column, strict=True):
         pairs = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
         hashes.append(hashlib.blake2b(repr(pairs).encode("utf-8"), digest_size=12).hexdigest())
     return hashes

@@ -102,7 +102,7 @@ def count_query(
 
     query = sa.select(sa.func.count()).select_from(table_clause(job))
     if job.is_incremental and job.watermark_column:
-        column = sa.column(job.watermark_column)
+        column: sa.ColumnClause[Any] = sa.column(job.watermark_column)
         query = query.where(column.is_not(None))
         if lower is not None:
             query = query.where(column >= lower if lower_closed else column > lower)
@@ -147,8 +147,8 @@ class Snapshot:
         dialect = self.engine.dialect
         self._real_rollback = dialect.do_rollback
         # instance attributes: this engine's own dialect object only
-        dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
-        dialect.do_commit = lambda dbapi_connection: None  # type: ignore[method-assign]
+        dialect.do_rollback = lambda dbapi_connection: None
+        dialect.do_commit = lambda dbapi_connection: None
         self._table = table_name.lower()
         self.table_reads = 0
         sa.event.listen(self.engine, "before_cursor_execute", self._on_execute)

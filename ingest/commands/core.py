@@ -267,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config import load_config
+    from ingest.configuration import load_config
     from ingest.errors import ConfigError
     from ingest.runtime.optional import check_jobs
     from ingest.secrets.resolver import build_resolver
@@ -280,8 +280,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         if not args.json:
             raise
-        report = {"config": path, "ok": False, "problems": [str(p) for p in exc.problems]}
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        refused = {"config": path, "ok": False, "problems": [str(p) for p in exc.problems]}
+        sys.stdout.write(json.dumps(refused, indent=2) + "\n")
         return 2
     enabled = config.enabled_jobs
     missing, notes = check_jobs(enabled)  # optional packages (pyproject.toml extras)

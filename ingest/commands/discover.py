@@ -117,7 +117,8 @@ def _patterns(values: list[str]) -> list[str]:
 def cmd_discover(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.cli import program_name
-    from ingest.config import jobrows, load_config
+    from ingest.config import jobrows
+    from ingest.configuration import load_config
     from ingest.errors import ConfigError
     from ingest.identifiers import is_source_name
     from ingest.secrets.resolver import build_resolver

@@ -266,7 +266,7 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config import load_config
+    from ingest.configuration import load_config
     from ingest.secrets.keyvault import vault_secret_name
     from ingest.sources import get_builder
 
@@ -309,13 +309,13 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
         rows.append((name, entry["source"], entry["key"], state, jobs))
     for problem in problems:
         log.warning("%s", problem)
-    required = [r for r in rows if "optional" not in r[3]]
+    missing = [r for r in rows if "optional" not in r[3]]
     total = sum(1 for e in needed.values() if e["required"])
     if rows:
         show_table(("secret", "source", "key", "state", "jobs"), rows, sys.stdout)
-    if required:
+    if missing:
         sys.stdout.write(
-            f"\n{len(required)} of {total} required secret(s) missing in {vault.vault_url}; "
+            f"\n{len(missing)} of {total} required secret(s) missing in {vault.vault_url}; "
             "create them (az keyvault secret set --vault-name <vault> --name <secret> "
             "--value ...) or run `python -m ingest secrets migrate`\n"
         )

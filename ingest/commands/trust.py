@@ -59,8 +59,8 @@ def execute_backfill(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
     # engine modules load when this runs, not at start-up (cold start)
-    from ingest.checks.backfill import plan_backfill
     from ingest.commands.core import run_plan
+    from ingest.plan import plan_backfill
     from ingest.runner import prepare_local_run
 
     prepare_local_run(destination)

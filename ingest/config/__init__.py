@@ -2,12 +2,15 @@
 read once and validated up front into frozen `JobConfig`s.
 
     config = load_config("config/ingestion_config.xlsx")   # ConfigError lists every problem
+    (`ingest.configuration.load_config`: this package is handed the source types)
     for job in config.enabled_jobs: ...
 
 Modules: `sheets` (reading a workbook or CSV into raw rows), `validate` (rows -> jobs, every
 problem with its sheet, row and column), `model` (`JobConfig`, `IngestConfig`).
 """
 
+from ingest.config import validate
+from ingest.config.extension import ConfigExtension, SourceTypes
 from ingest.config.model import IngestConfig, JobConfig
 from ingest.config.sheets import DEFAULT_SHEET, RawRow, read_sheets
 from ingest.config.validate import (
@@ -16,11 +19,13 @@ from ingest.config.validate import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     SOURCE_TYPE_ALIASES,
-    load_config,
     parse_rows,
 )
 
 __all__ = [
+    "ConfigExtension",
+    "SourceTypes",
+    "validate",
     "DEFAULT_SHEET",
     "LEGACY_IGNORED",
     "LEGACY_RENAMES",
@@ -30,7 +35,6 @@ __all__ = [
     "IngestConfig",
     "JobConfig",
     "RawRow",
-    "load_config",
     "parse_rows",
     "read_sheets",
 ]

@@ -61,17 +61,17 @@ class JobFile:
 
     def configured_tables(self) -> dict[tuple[str, str, str], str]:
         """(source_name, schema_name, table_name) lower case -> job id, of the existing rows."""
-        found = {}
+        found: dict[tuple[str, str, str], str] = {}
         for row in self.rows:
-            key = tuple(str(row.get(c) or "").strip().lower() for c in _TABLE_KEY)
-            found.setdefault(key, str(row.get("job_id") or ""))
-        return found  # type: ignore[return-value]
+            source, schema, table = (str(row.get(c) or "").strip().lower() for c in _TABLE_KEY)
+            found.setdefault((source, schema, table), str(row.get("job_id") or ""))
+        return found
 
 
 _TABLE_KEY = ("source_name", "schema_name", "table_name")
 
 
-def table_key(source_name: str, schema_name: str | None, table_name: str) -> tuple[str, ...]:
+def table_key(source_name: str, schema_name: str | None, table_name: str) -> tuple[str, str, str]:
     return (source_name.lower(), (schema_name or "").lower(), table_name.lower())
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ def _texts(sheet: str, row: int, cells: tuple[Any, ...], headers: list[str]) -> 
     return texts
 
 
-def rows_from_table(sheet: str, rows: Iterable[tuple[Any, ...]]) -> tuple[list[str], list[RawRow]]:
+def rows_from_table(sheet: str, rows: Iterable[Sequence[Any]]) -> tuple[list[str], list[RawRow]]:
     """Header + raw rows of one table; LimitExceeded past the row, column or cell limits."""
     iterator = iter(rows)
     try:

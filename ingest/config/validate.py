@@ -10,7 +10,8 @@ for the framework's earlier local version (sheet `SourceConfig`, `last_watermark
 `azure_sql`, `API`, ...) load unchanged.
 
 Source types add their own configuration (the `api` sheet of REST jobs, and the jobs-sheet
-columns they read) through the source registry (`ingest.sources.config_extensions`).
+columns they read) through `SourceTypes`, which the caller hands in (`ingest.configuration`
+builds it from the source registry: this package never imports `ingest.sources`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ingest.config.extension import SourceTypes
 from ingest.config.model import IngestConfig, JobConfig
 from ingest.config.sheets import LimitExceeded, RawRow, pick_jobs_sheet, read_sheets
 from ingest.durations import FORMS, parse_duration
 from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
-from ingest.sources import config_extensions, known_source_types
 from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
 
 #: spellings of source types in spreadsheets (any case), and of the earlier local tool
@@ -99,7 +100,8 @@ def parse_schedule(text: str | None) -> str | None:
 class _RowChecker:
     """Turns one raw row into a JobConfig, collecting problems instead of raising."""
 
-    def __init__(self, raw: RawRow, problems: list[Problem]):
+    def __init__(self, raw: RawRow, problems: list[Problem], source_types: SourceTypes):
+        self.source_types = source_types
         self.raw = raw
         self.problems = problems
 
@@ -168,7 +170,7 @@ class _RowChecker:
         if source_type is not None:
             source_type = source_type.strip().lower()
             source_type = SOURCE_TYPE_ALIASES.get(source_type, source_type)
-            source_type = self.choice("source_type", source_type, known_source_types())
+            source_type = self.choice("source_type", source_type, self.source_types.names)
 
         source_name = self.required("source_name")
         if source_name is not None and not is_source_name(source_name):
@@ -218,10 +220,16 @@ class _RowChecker:
                 "MON..SUN or its full name (WEEKLY:MONDAY)",
             )
 
-        schema_policy = (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower()
-        schema_policy = self.choice("schema_policy", schema_policy, SchemaPolicy)
-        table_format = (self.text("table_format") or TableFormat.PARQUET).strip().lower()
-        table_format = self.choice("table_format", table_format, TableFormat)
+        schema_policy = self.choice(
+            "schema_policy",
+            (self.text("schema_policy") or SchemaPolicy.EVOLVE).strip().lower(),
+            SchemaPolicy,
+        )
+        table_format = self.choice(
+            "table_format",
+            (self.text("table_format") or TableFormat.PARQUET).strip().lower(),
+            TableFormat,
+        )
 
         chunk_size: int | None = None
         if (chunk_text := self.text("chunk_size")) is not None:
@@ -294,14 +302,18 @@ class _RowChecker:
 
 
 def _check_columns(
-    sheet: str, headers: list[str], problems: list[Problem], warnings: list[str]
+    sheet: str,
+    headers: list[str],
+    problems: list[Problem],
+    warnings: list[str],
+    source_types: SourceTypes,
 ) -> None:
     present = set(headers)
     for column in REQUIRED_COLUMNS:
         if column not in present:
             problems.append(Problem("required column is missing", sheet, 1, column))
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | set(LEGACY_RENAMES)
-    for extension in config_extensions():
+    for extension in source_types.extensions:
         known |= set(extension.columns)
     seen: set[str] = set()
     for column in headers:
@@ -374,6 +386,7 @@ def parse_rows(
     headers: list[str],
     rows: list[RawRow],
     origin: str,
+    source_types: SourceTypes,
     sheets: Mapping[str, tuple[list[str], list[RawRow]]] | None = None,
 ) -> IngestConfig:
     """Validate header + rows of a jobs table; raise ConfigError with every problem.
@@ -382,13 +395,15 @@ def parse_rows(
     problems: list[Problem] = []
     warnings: list[str] = []
     headers = [LEGACY_RENAMES.get(h, h) for h in headers]
-    _check_columns(sheet, headers, problems, warnings)
+    _check_columns(sheet, headers, problems, warnings, source_types)
     if problems:  # without the required columns every row would repeat the same complaint
         raise ConfigError(origin, problems)
     rows = _apply_renames(rows)
-    checked = [job for raw in rows if (job := _RowChecker(raw, problems).check()) is not None]
+    checked = [
+        job for raw in rows if (job := _RowChecker(raw, problems, source_types).check()) is not None
+    ]
     _check_across_rows(rows, problems)
-    for extension in config_extensions():  # e.g. each rest_api job's `api` sheet row
+    for extension in source_types.extensions:  # e.g. each rest_api job's `api` sheet row
         checked = extension.apply(origin, sheets or {}, rows, checked, problems, warnings)
     if problems:
         problems.sort(key=lambda p: (p.row or 0, p.column or ""))
@@ -406,8 +421,8 @@ def parse_rows(
     return IngestConfig(origin, tuple(checked), tuple(warnings))
 
 
-def load_config(path: str | Path) -> IngestConfig:
-    """Read and validate a job configuration file (.xlsx or .csv)."""
+def load_config(path: str | Path, source_types: SourceTypes) -> IngestConfig:
+    """Read and validate a job configuration file (.xlsx or .csv) naming `source_types`."""
     path = Path(path)
     if not path.exists():
         where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
@@ -433,4 +448,4 @@ def load_config(path: str | Path) -> IngestConfig:
     if sheet is None:
         raise ConfigError(str(path), [Problem("the workbook has no sheets")])
     headers, rows = sheets[sheet]
-    return parse_rows(sheet, headers, rows, str(path), sheets)
+    return parse_rows(sheet, headers, rows, str(path), source_types, sheets)

@@ -145,7 +145,8 @@ def compact(
     rows = files = 0
     passes = _passes(dest, state, fs)
     try:
-        writer = handle = None
+        writer: Any = None
+        handle: Any = None
         in_file = 0
         schema = None
         for batch in _state_batches(connection, state.sql, columns, state.keys, passes):

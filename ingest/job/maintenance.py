@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ingest.config import load_config
+from ingest.configuration import load_config
 from ingest.errors import RequestError
 from ingest.job.compaction import Compaction, compact
 from ingest.lake.destination import Destination

@@ -191,7 +191,7 @@ def _already_loaded(
         entry.load_id,
     )
     after = ""
-    if job.is_incremental and not task.backfill and entry.latest:
+    if job.watermark_column and job.is_incremental and not task.backfill and entry.latest:
         # the state's cursor is the one this load reached
         after = ledger.watermark_text(ledger.last_value(pipeline.state, job.watermark_column))
     return JobOutcome(

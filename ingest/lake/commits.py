@@ -202,6 +202,7 @@ def use_sequenced_load_ids() -> None:
     # dlt: the engine's import (callers run jobs)
     from dlt.extract import storage
 
+    # dlt's extract storage calls the name it imported: replaced there (not re-exported)
     original = storage.create_load_id
     if getattr(original, "_ingest_sequenced", False):
         return

@@ -20,7 +20,7 @@ from ingest import identity
 from ingest.errors import RequestError
 from ingest.lake.dlt_destination import lake_filesystem
 from ingest.lake.url import parse_lake_url
-from ingest.settings import read
+from ingest.settings import storage_account_name, storage_connection_string
 
 #: The lake layout (README, "The lake"): one folder per table, date folders per load.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
@@ -83,10 +83,10 @@ class Destination:
         """Parse with `ingest.lake.url.parse_lake_url` (every Azure cloud, Fabric OneLake); the
         account name and the dev connection string are settings (read from `env` when given,
         for callers that must ignore the process's)."""
-        lake = parse_lake_url(url, read("AZURE_STORAGE_ACCOUNT_NAME", env))
+        lake = parse_lake_url(url, storage_account_name(env))
         if lake.kind == "file":
             return cls("file", lake.bucket_url)
-        conn = read("AZURE_STORAGE_CONNECTION_STRING", env)
+        conn = storage_connection_string(env)
         account = lake.account
         if conn:
             account = _parse_connection_string(conn).get("accountname", account)

@@ -46,7 +46,7 @@ def _entry_of(state: Mapping[str, Any]) -> Mapping[str, Any]:
     for source in (state.get("sources") or {}).values():
         entry = source.get(STATE_KEY)
         if entry:
-            return entry
+            return dict(entry)
     return {}
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
-from dlt.common.libs.pyarrow import pyarrow
 from packaging.version import Version
 
 from ingest.vocabulary import DictionaryPolicy
@@ -89,7 +89,7 @@ class LakeParquetWriter(ArrowToParquetWriter):
     def parquet_writer_options(self) -> dict[str, Any]:
         """The keyword arguments of pyarrow's ParquetWriter: dlt's, then ours."""
 
-        options = {
+        options: dict[str, Any] = {
             "flavor": self.parquet_format.flavor,
             "version": self.parquet_format.version,
             "compression": self.parquet_format.compression,
@@ -99,7 +99,7 @@ class LakeParquetWriter(ArrowToParquetWriter):
             "use_compliant_nested_type": self.parquet_format.use_compliant_nested_type,
             "write_page_index": self.parquet_format.write_page_index,
         }
-        if Version(pyarrow.__version__).major >= 21:
+        if Version(pa.__version__).major >= 21:
             options["use_content_defined_chunking"] = (
                 self.parquet_format.use_content_defined_chunking
             )
@@ -108,7 +108,7 @@ class LakeParquetWriter(ArrowToParquetWriter):
 
     def _create_writer(self, schema: Any) -> Any:
 
-        return pyarrow.parquet.ParquetWriter(self._f, schema, **self.parquet_writer_options())
+        return pq.ParquetWriter(self._f, schema, **self.parquet_writer_options())
 
 
 class PlainParquetWriter(LakeParquetWriter):

@@ -151,8 +151,8 @@ def _azure(url: str, host: str, container: str, path: str) -> LakeUrl:
                 "a OneLake URL names the item after the workspace: "
                 "<workspace>@onelake.dfs.fabric.microsoft.com/<item>.Lakehouse/Files[/path]",
             )
-        blob_host = f"{onelake['region'] or ''}onelake.blob.fabric.microsoft.com"
-        return LakeUrl("azure", path, container, ONELAKE_ACCOUNT, FABRIC, blob_host)
+        onelake_host = f"{onelake['region'] or ''}onelake.blob.fabric.microsoft.com"
+        return LakeUrl("azure", path, container, ONELAKE_ACCOUNT, FABRIC, onelake_host)
     if ".privatelink." in host:
         raise _fail(
             url,

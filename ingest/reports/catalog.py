@@ -35,7 +35,8 @@ from openpyxl.styles import Font
 from ingest.audit import AUDIT_DIR
 from ingest.cells import safe_cell
 from ingest.checks.drift import stored_schema, table_schema
-from ingest.config import JobConfig, load_config
+from ingest.config import JobConfig
+from ingest.configuration import load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
 from ingest.lake.loads import is_delta_table, table_files
@@ -124,8 +125,8 @@ def typical_rows_per_day(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
     for job, days in increments.items():
         for day, loads in days.items():
             per_job[job][day] = sum(loads.values())
-    for job, days in snapshots.items():
-        for day, (_, count) in days.items():
+    for job, snapshot_days in snapshots.items():
+        for day, (_, count) in snapshot_days.items():
             per_job[job][day] = count
     return {job: int(statistics.median(days.values())) for job, days in per_job.items() if days}
 
@@ -213,7 +214,7 @@ def write_xlsx(
                     job.owner or "",
                     "ENABLED" if job.enabled else "DISABLED",
                     run.get("status") or "never run",
-                    int(rows) if rows not in (None, "") and str(rows).isdigit() else None,
+                    int(str(rows)) if str(rows or "").isdigit() else None,
                     run.get("finished_at") or "",
                 )
             ]
@@ -250,7 +251,7 @@ def dictionary_markdown(
         arrow = parquet_types(dest, job, fs) if table else {}
         run = runs.get(job.job_id) or {}
         source_table = ".".join(p for p in (job.schema_name, job.table_name) if p)
-        load = job.load_type
+        load = str(job.load_type)
         if job.is_incremental:
             load += f" on `{job.watermark_column}`"
             if job.initial_watermark:

@@ -132,10 +132,13 @@ def run_summaries(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         if started and (not entry["started_at"] or started < entry["started_at"]):
             entry["started_at"] = started
         entry["jobs"] += 1
-        status = row.get("status")
-        key = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.SKIPPED: "skipped"}.get(
-            status or ""
-        )
+        status = row.get("status") or ""
+        by_status: dict[str, str] = {
+            Status.SUCCESS: "succeeded",
+            Status.FAILED: "failed",
+            Status.SKIPPED: "skipped",
+        }
+        key = by_status.get(status)
         if key:
             entry[key] += 1
         entry["rows_loaded"] += as_int(row.get("rows_loaded"))

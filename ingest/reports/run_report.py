@@ -158,7 +158,7 @@ def _newest_first(loads: Iterable[Load]) -> list[Load]:
 
 
 def _run_summary(run_id: str, loads: list[Load]) -> RunSummary:
-    counts = {status: 0 for status in STATUSES}
+    counts: dict[str, int] = {status: 0 for status in STATUSES}
     for load in loads:
         if load.status in counts:
             counts[load.status] += 1

@@ -26,7 +26,7 @@ from typing import Any
 
 from ingest import identity
 from ingest.errors import JobError, RequestError, RetriableJobError
-from ingest.settings import read
+from ingest.settings import managed_identity_client_id
 
 #: role that lets an identity read secret values (and list secret names)
 READ_ROLE = "Key Vault Secrets User"
@@ -73,7 +73,7 @@ def check_vault_url(vault_url: str) -> str:
 
 
 def _identity_description() -> str:
-    client_id = read("AZURE_CLIENT_ID")
+    client_id = managed_identity_client_id()
     if client_id:
         return f"the user-assigned managed identity with client id {client_id}"
     return (

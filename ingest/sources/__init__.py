@@ -3,23 +3,19 @@
 The registry maps a source_type to the dotted path of its builder class, so checking a
 configuration never imports database drivers; `get_builder` imports the one that is needed.
 A source type that needs more configuration than the jobs sheet (REST: the `api` sheet)
-contributes its validation through `CONFIG_EXTENSIONS`, which `ingest.config` applies.
+contributes its validation through `CONFIG_EXTENSIONS`; `source_types()` hands the names and
+extensions to `ingest.config`'s validation (through `ingest.configuration`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
+from ingest.config.extension import ConfigExtension, SourceTypes
 from ingest.errors import JobError
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
-
-if TYPE_CHECKING:
-    from ingest.config.model import JobConfig
-    from ingest.config.sheets import RawRow
-    from ingest.errors import Problem
 
 #: source_type -> "module:Class". Add a source type here and nowhere else.
 REGISTRY: dict[str, str] = {
@@ -38,26 +34,6 @@ CONFIG_EXTENSIONS: dict[str, str] = {
 }
 
 
-class ConfigExtension(Protocol):
-    """What a source type adds to the configuration check (`ingest.config.validate`)."""
-
-    #: jobs-sheet columns it reads (known columns: no "unknown column" warning)
-    columns: tuple[str, ...]
-
-    def apply(
-        self,
-        config_path: str,
-        sheets: Mapping[str, tuple[list[str], list[RawRow]]],
-        job_rows: list[RawRow],
-        checked: list[JobConfig],
-        problems: list[Problem],
-        warnings: list[str],
-    ) -> list[JobConfig]:
-        """The checked jobs, completed from the extra sheets; problems and warnings appended
-        (each with its sheet, row and column)."""
-        ...
-
-
 def _load(target: str) -> Any:
     module_name, _, name = target.partition(":")
     return getattr(import_module(module_name), name)
@@ -66,6 +42,11 @@ def _load(target: str) -> Any:
 @cache
 def config_extensions() -> tuple[ConfigExtension, ...]:
     return tuple(_load(target) for target in CONFIG_EXTENSIONS.values())
+
+
+def source_types() -> SourceTypes:
+    """What validation needs of the registered source types (`ingest.configuration`)."""
+    return SourceTypes(known_source_types(), config_extensions())
 
 
 def known_source_types() -> tuple[str, ...]:
@@ -93,6 +74,7 @@ __all__ = [
     "SourceTable",
     "SourceTimeouts",
     "config_extensions",
+    "source_types",
     "get_builder",
     "known_source_types",
 ]

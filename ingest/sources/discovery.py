@@ -136,7 +136,9 @@ def watermark_candidates(
     leading = {str(ix["column_names"][0]) for ix in indexes if ix.get("column_names")}
     if primary_key:
         leading.add(primary_key[0])
-    changing, timestamps, integers = [], [], []
+    changing: list[str] = []
+    timestamps: list[str] = []
+    integers: list[str] = []
     for column in columns:
         name = str(column["name"])
         kind = _kind(column["type"])

@@ -13,7 +13,8 @@ import datetime as dt
 import decimal
 import logging
 import os
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dlt
 import sqlalchemy as sa
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _port(secrets: dict[str, Secret], default: int) -> int:
+def _port(secrets: Mapping[str, Secret], default: int) -> int:
     raw = reveal(secrets, "port")
     if raw is None:
         return default
@@ -52,12 +53,12 @@ def _port(secrets: dict[str, Secret], default: int) -> int:
 class SqlSourceBuilder(SourceBuilder):
     drivername: ClassVar[str]
     default_port: ClassVar[int] = 0
-    required_keys = ("host", "database", "username")
+    required_keys: ClassVar[tuple[str, ...]] = ("host", "database", "username")
     optional_keys: ClassVar[tuple[str, ...]] = ("port", "password")
 
     # --- connection -----------------------------------------------------------------------
 
-    def url(self, secrets: dict[str, Secret]) -> sa.URL:
+    def url(self, secrets: Mapping[str, Secret]) -> sa.URL:
 
         return sa.URL.create(
             self.drivername,
@@ -69,16 +70,16 @@ class SqlSourceBuilder(SourceBuilder):
             query=self.url_query(secrets),
         )
 
-    def url_database(self, secrets: dict[str, Secret]) -> str | None:
+    def url_database(self, secrets: Mapping[str, Secret]) -> str | None:
         return reveal(secrets, "database")
 
-    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+    def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         return {}
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
+    def engine(self, secrets: Mapping[str, Secret]) -> sa.Engine:
 
         return self.configure_engine(sa.create_engine(self.url(secrets), **self.engine_kwargs()))
 
@@ -238,7 +239,7 @@ class SqlSourceBuilder(SourceBuilder):
         table = next(iter(metadata.tables.values()))
         keys = tuple(job.primary_key) or tuple(c.name for c in table.primary_key.columns)
         incremental = column_type = lag = None
-        range_start = "closed"
+        range_start: Literal["open", "closed"] = "closed"
         if job.is_incremental:
             assert job.watermark_column
             column_type = self._column_type(columns, job, job.watermark_column)
@@ -269,32 +270,34 @@ class SqlSourceBuilder(SourceBuilder):
             reflection_level="full_with_precision",
             # the lake's column types are the plan's, not dlt's reflection of the source's
             type_adapter_callback=_no_reflected_type,
-            primary_key=list(job.primary_key) or None,
+            primary_key=list(job.primary_key) or None,  # type: ignore[arg-type]  # None: reflected
             write_disposition="append",
             **self._backend(plan, job, options, engine),
         )
-        resource.apply_hints(columns=plan.hints())
+        resource.apply_hints(columns=plan.hints())  # type: ignore[arg-type]  # dlt column dicts
         return SourceTable(resource, column_type, keys, range_start == "closed", lag, plan.renamed)
 
     def _boundary_range(
         self, engine: sa.Engine, table: sa.Table, job: JobConfig, options: ExtractOptions
-    ) -> str:
+    ) -> Literal["open", "closed"]:
         """`open` (read `watermark > last`) when the source still holds exactly the rows at the
         last watermark that the lake holds (`options.open_unless_boundary_changed`), else
         `closed` (see ingest.checks.boundary). One count, on the watermark column's index."""
-        column = next(c for c in table.columns if c.name.lower() == job.watermark_column.lower())
+        watermark, loaded = job.watermark_column, options.open_unless_boundary_changed
+        assert watermark is not None and loaded is not None
+        column = next(c for c in table.columns if c.name.lower() == watermark.lower())
         query = sa.select(sa.func.count()).select_from(table).where(column == options.last_value)
         with engine.connect() as connection:
             rows = int(connection.execute(query).scalar_one())
         # more rows than landed: some arrived with that value (read them all again); as many or
         # fewer: rows left it (updated above it, or deleted), none is presumed new. A row that
         # arrives with an old value as another leaves it is a late row: `lookback` reads those
-        unchanged = rows <= options.open_unless_boundary_changed
+        unchanged = rows <= loaded
         log.info(
             "job %s: %d source row(s) at the last watermark, %d loaded: %s",
             job.job_id,
             rows,
-            options.open_unless_boundary_changed,
+            loaded,
             "reading above it" if unchanged else "re-reading them",
         )
         return "open" if unchanged else "closed"
@@ -437,7 +440,7 @@ class PostgresBuilder(SqlSourceBuilder):
     fast_path = True
     optional_keys = ("port", "password", "sslmode")
 
-    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+    def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         query = {"sslmode": sslmode} if (sslmode := reveal(secrets, "sslmode")) else {}
         # in the URL, so that psycopg2 and the fast path (ConnectorX) both apply them
         settings = []
@@ -475,7 +478,7 @@ class MySqlBuilder(SqlSourceBuilder):
     drivername = "mysql+pymysql"
     default_port = 3306
 
-    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+    def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         return {"charset": "utf8mb4"}
 
     def engine_kwargs(self) -> dict[str, Any]:
@@ -509,7 +512,7 @@ class MsSqlBuilder(SqlSourceBuilder):
     optional_keys = ("port", "password", "driver", "encrypt", "trust_server_certificate")
     default_driver = "ODBC Driver 18 for SQL Server"
 
-    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+    def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         query = {"driver": reveal(secrets, "driver", self.default_driver) or ""}
         query["Encrypt"] = reveal(secrets, "encrypt", "yes") or "yes"
         if trust := reveal(secrets, "trust_server_certificate"):
@@ -535,7 +538,7 @@ class OracleBuilder(SqlSourceBuilder):
     required_keys = ("host", "username")
     optional_keys = ("port", "password", "service_name", "sid", "database")
 
-    def url_database(self, secrets: dict[str, Secret]) -> str | None:
+    def url_database(self, secrets: Mapping[str, Secret]) -> str | None:
         """The SID, when no service name is given (`host:port/SID`)."""
         service_name = reveal(secrets, "service_name")
         sid = reveal(secrets, "sid") or reveal(secrets, "database")
@@ -543,7 +546,7 @@ class OracleBuilder(SqlSourceBuilder):
             raise JobError("an oracle source needs a 'service_name' or 'sid' connection setting")
         return None if service_name else sid
 
-    def url_query(self, secrets: dict[str, Secret]) -> dict[str, str]:
+    def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         service_name = reveal(secrets, "service_name")
         return {"service_name": service_name} if service_name else {}
 
@@ -564,14 +567,14 @@ class SqliteBuilder(SqlSourceBuilder):
     required_keys = ("path",)
     optional_keys = ()
 
-    def url(self, secrets: dict[str, Secret]) -> sa.URL:
+    def url(self, secrets: Mapping[str, Secret]) -> sa.URL:
 
         return sa.URL.create("sqlite", database=reveal(secrets, "path"))
 
     def describe(self, secrets: dict[str, Secret]) -> str:
         return f"sqlite file {reveal(secrets, 'path')}"
 
-    def engine(self, secrets: dict[str, Secret]) -> sa.Engine:
+    def engine(self, secrets: Mapping[str, Secret]) -> sa.Engine:
 
         path = reveal(secrets, "path") or ""
         if not os.path.exists(path):  # sqlite would silently create an empty database

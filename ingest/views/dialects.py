@@ -286,6 +286,10 @@ class Renderer:
     def __init__(self, urls: LakeUrls):
         self.urls = urls
 
+    def body(self, view: ViewDef) -> str:
+        """The union of a view's loads (each dialect's own)."""
+        raise NotImplementedError
+
     # --- a keyed table: its current state and its versions, over the union of its loads ----
 
     def statement_body(self, view: ViewDef) -> str:
@@ -625,7 +629,9 @@ class SynapseRenderer(Renderer):
                 f"CONVERT(DATE, REPLACE(SUBSTRING({path}, LEN({path}) - LEN({name}) - 10, 10), "
                 f"'/', '-'), 23) AS {self.q(LOAD_DATE)}"
             )
-            sources = [(c, [f for p in parts for f in p.files], None) for c, parts in view.groups()]
+            sources: list[tuple[frozenset[str], list[str], Part | None]] = [
+                (c, [f for p in parts for f in p.files], None) for c, parts in view.groups()
+            ]
         else:
             sources = [(p.columns, list(p.files), p) for p in view.parts]
         for present, files, part in sources:

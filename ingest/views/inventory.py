@@ -328,8 +328,8 @@ def build_job_views(
         return JobViews(job, [], manifest, completed, f"no table {job.lake_table} in its schema")
     if job.table_format == TableFormat.DELTA:
         if is_delta_table(dest, job.source_name, job.lake_table, fs):
-            views = _delta_views(dest, job, manifest, columns, completed, fs)
-            return JobViews(job, views, manifest, completed)
+            delta_views = _delta_views(dest, job, manifest, columns, completed, fs)
+            return JobViews(job, delta_views, manifest, completed)
     # forget loads whose marker is gone, learn the new ones
     manifest.loads = {k: v for k, v in manifest.loads.items() if k in completed}
     new = [load_id for load_id in completed if load_id not in manifest.loads]
@@ -339,7 +339,7 @@ def build_job_views(
             manifest.loads[load_id] = [
                 (path, manifest.index_of(file_columns(dest, path, fs))) for path in files
             ]
-    base = dict(dataset=job.source_name, table=job.lake_table, job_id=job.job_id)
+    base: dict[str, Any] = dict(dataset=job.source_name, table=job.lake_table, job_id=job.job_id)
     base.update(load_type=job.load_type, columns=columns)
     keys = table_keys(job, columns)
     if job.is_incremental and keys:
@@ -353,8 +353,8 @@ def build_job_views(
             or (i not in bases and float(i) > float(newest_base))
         ]
         versions = [i for i in completed if i not in bases]
-        keyed = dict(keys=keys, order_by=_order_column(job, columns))
-        views = [
+        keyed: dict[str, Any] = dict(keys=keys, order_by=_order_column(job, columns))
+        views: list[ViewDef] = [
             ViewDef(
                 name=job.lake_table,
                 kind=STATE,
@@ -393,14 +393,14 @@ def build_job_views(
         ]
     else:
         newest = latest(completed)
-        current = ViewDef(
+        snapshot = ViewDef(
             name=job.lake_table,
             kind=CURRENT,
             **base,
             parts=tuple(_parts(manifest, [newest] if newest else [])),
             loads=(newest,) if newest else (),
         )
-        views = [current]
+        views = [snapshot]
         if history_allowed:
             views.append(
                 ViewDef(
@@ -413,7 +413,7 @@ def build_job_views(
             )
         else:
             views[0] = _with_note(
-                current,
+                snapshot,
                 f"no {job.lake_table}{HISTORY_SUFFIX} view: a configured table has that name",
             )
     return JobViews(job, views, manifest, completed)
@@ -466,7 +466,9 @@ def _delta_views(
         else manifest.index_of(file_columns(dest, path, fs))
         for path in current
     }
-    base = dict(dataset=dataset, table=table, job_id=job.job_id, load_type=job.load_type)
+    base: dict[str, Any] = dict(
+        dataset=dataset, table=table, job_id=job.job_id, load_type=job.load_type
+    )
     base.update(columns=columns, loads=tuple(sorted(completed, key=float)), named_by_load=False)
     if job.is_incremental:
         return [

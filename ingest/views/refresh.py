@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.config import JobConfig, load_config
+from ingest.config import JobConfig
+from ingest.configuration import load_config
 from ingest.lake.atomic import replace_file
 from ingest.lake.destination import Destination
 from ingest.views import DIALECTS, VIEWS_DIR
@@ -143,9 +144,8 @@ class _Refresher:
             pending = [
                 job
                 for job in pending
-                if built[job.job_id] is not None
-                and job_loads(self.dest, job, listings[job.source_name])
-                != built[job.job_id].completed
+                if (views := built[job.job_id]) is not None
+                and job_loads(self.dest, job, listings[job.source_name]) != views.completed
             ]
             if not pending:
                 break

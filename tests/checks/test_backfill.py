@@ -17,9 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.checks import backfill
 from ingest.cli import main
-from ingest.config import load_config
+from ingest.configuration import load_config
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
 from ingest.lake.loads import completed_load_ids, load_id_of, table_files
@@ -175,10 +174,10 @@ def test_backfill_requests_that_cannot_run_are_usage_errors(source, tmp_path, fi
 
 
 def test_plan_backfill_has_the_plan_shape(source, tmp_path, file_lake):
-    from ingest.plan import plan
+    from ingest.plan import plan, plan_backfill
 
     config = write_config(tmp_path, source)
-    the_plan = backfill.plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1")
+    the_plan = plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1")
     regular = plan(config, destination=file_lake, run_id="r-1", jobs=["o1"])
     assert set(regular) <= set(the_plan)
     (task,) = the_plan["tasks"]
@@ -187,7 +186,7 @@ def test_plan_backfill_has_the_plan_shape(source, tmp_path, file_lake):
         k: v for k, v in regular["tasks"][0].items() if k != "backfill"
     }
     with pytest.raises(RequestError):
-        backfill.plan_backfill(config, file_lake, "o1", "", None, "r-2")
+        plan_backfill(config, file_lake, "o1", "", None, "r-2")
 
 
 def test_full_refresh_resets_the_state_and_reloads(source, tmp_path, file_lake):

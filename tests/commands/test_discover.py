@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 from sqlalchemy.dialects import mssql, oracle
 
-from ingest.config import load_config
 from ingest.config.jobrows import next_job_ids
+from ingest.configuration import load_config
 from ingest.sources.discovery import ROW_ESTIMATES, propose, row_estimates, watermark_candidates
 from tests.cli import clean_env, dlt_ingest
 from tests.conftest import (

@@ -17,7 +17,8 @@ import pytest
 from openpyxl import Workbook
 
 from ingest.audit import write_audit
-from ingest.config import JobConfig, load_config
+from ingest.config import JobConfig
+from ingest.configuration import load_config
 from ingest.errors import ConfigError, JobError
 from ingest.plan import plan
 from ingest.runner import run_tasks

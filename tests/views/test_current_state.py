@@ -266,7 +266,7 @@ def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
             )
         _run(config, azure_lake, f"night-{night}")
         _equal_both_ways(azure_lake, db.rows())
-    from ingest.config import load_config
+    from ingest.configuration import load_config
 
     job = load_config(config).jobs[0]
     dest = Destination.from_url(azure_lake)

@@ -54,7 +54,8 @@ def uuid_text(column: Any) -> Any:
 
 
 def unicode_text(column: Any) -> Any:
-    return sa.cast(column, mssql.NVARCHAR("max"))
+    # NVARCHAR(max): SQLAlchemy renders the length as given (its stub says int)
+    return sa.cast(column, mssql.NVARCHAR("max"))  # type: ignore[arg-type]
 
 
 def _plan(

@@ -8,6 +8,7 @@ fast path (`from_arrow`) run the same SELECT (`select`) and give the same Arrow 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -127,7 +128,7 @@ class TablePlan:
         else:
             values = [() for _ in self.columns]
         arrays = [
-            self._convert(c, lambda c=c, v=v: c.converter.from_values(v))
+            self._convert(c, functools.partial(c.converter.from_values, v))
             for c, v in zip(self.columns, values, strict=True)
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
@@ -135,7 +136,7 @@ class TablePlan:
     def from_arrow(self, batch: Any) -> pa.Table:
         """A ConnectorX batch (columns in SELECT order) as the lake's Arrow table."""
         arrays = [
-            self._convert(c, lambda c=c, i=i: c.converter.from_arrow(batch.column(i)))
+            self._convert(c, functools.partial(c.converter.from_arrow, batch.column(i)))
             for i, c in enumerate(self.columns)
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)

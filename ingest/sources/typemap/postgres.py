@@ -64,7 +64,8 @@ def _text(name: str, source: str) -> ColumnPlan:
 
 def plan_column(name: str, sql_type: Any) -> ColumnPlan | Refusal:
     source = type_name(sql_type, DIALECT)
-    if isinstance(sql_type, postgresql.DOMAIN) and isinstance(sql_type.data_type, sa.TypeEngine):
+    domain = isinstance(sql_type, postgresql.DOMAIN)
+    if domain and isinstance(sql_type.data_type, sa.types.TypeEngine):
         inner = plan_column(name, sql_type.data_type)
         return inner
     if isinstance(sql_type, sa.Boolean):
