@@ -208,7 +208,7 @@ class LakeWriter:
         import pyarrow.parquet as pq
 
         from ingest.lake.destination import Destination
-        from ingest.lake.loads import LOADS_DIR
+        from ingest.lake.layout import LOADS_DIR
         from ingest.views.inventory import list_source
 
         self.job = job
@@ -231,13 +231,11 @@ class LakeWriter:
         files written."""
         import pyarrow as pa
 
+        from ingest.lake.layout import LOADS_DIR, date_folder
         from ingest.lake.lease import Holder, lease_for, lease_name
-        from ingest.lake.loads import LOADS_DIR, load_date_folder
 
         load_id = self.load_id(night)
-        folder = self.dest.path(
-            self.job.source_name, self.job.lake_table, load_date_folder(load_id)
-        )
+        folder = self.dest.path(self.job.source_name, self.job.lake_table, date_folder(load_id))
         self.fs.makedirs(folder, exist_ok=True)
         tables = [_conform(rows, self.schema)]
         if deleted:
@@ -283,7 +281,7 @@ class LakeWriter:
 
 
 def _marker(job: Any, load_id: str) -> str:
-    from ingest.lake.loads import SEPARATOR
+    from ingest.lake.layout import SEPARATOR
 
     return f"{job.schema_name_in_lake}{SEPARATOR}{load_id}.jsonl"
 

@@ -38,8 +38,9 @@ from ingest.errors import IngestError
 from ingest.identifiers import lake_name
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
+from ingest.lake.layout import LOADS_DIR, METADATA_DIR, audit_file_name, marker_name
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import LOADS_DIR, SEPARATOR, count_rows, load_files
+from ingest.lake.loads import count_rows, load_files
 from ingest.limits import shorten
 from ingest.results import AUDIT_COLUMNS, JobResult, summarize
 from ingest.tasks import BACKFILL
@@ -47,15 +48,9 @@ from ingest.vocabulary import LoadType, Reconciled, Status
 
 log = logging.getLogger(__name__)
 
-AUDIT_DIR = "metadata"
-
 
 class AuditWriteError(IngestError):
     """The audit file cannot be written (read-only lake, missing permission)."""
-
-
-def audit_file_name(day: dt.date) -> str:
-    return f"audit_{day:%Y%m%d}.csv"
 
 
 def _parse_rows(text: str) -> list[dict[str, str]]:
@@ -85,7 +80,7 @@ def _render(rows: Iterable[Mapping[str, str]], columns: list[str]) -> str:
 
 def read_audit(dest: Destination, day: dt.date, fs: Any = None) -> list[dict[str, str]]:
     fs = fs or dest.filesystem()
-    path = dest.path(AUDIT_DIR, audit_file_name(day))
+    path = dest.path(METADATA_DIR, audit_file_name(day))
     try:
         with fs.open(path, "r", encoding="utf-8", newline="") as handle:
             return _parse_rows(handle.read())
@@ -149,7 +144,7 @@ def append_audit(
 ) -> tuple[str, int]:
     """Append the results' audit rows to the day's file; returns (path, rows added)."""
 
-    path = dest.path(AUDIT_DIR, audit_file_name(day))
+    path = dest.path(METADATA_DIR, audit_file_name(day))
     rows = _audit_rows(results)
     added = 0
 
@@ -159,7 +154,7 @@ def append_audit(
         return new_text
 
     try:
-        update_text(dest, (AUDIT_DIR, audit_file_name(day)), change)
+        update_text(dest, (METADATA_DIR, audit_file_name(day)), change)
     except Exception as exc:  # every storage failure: a message that says what to do
         raise AuditWriteError(_not_written(dest, path, exc)) from None
     return path, added
@@ -232,7 +227,7 @@ def recover_rows(
             if commit.load_id in audited or day not in days:
                 continue
             marker = dest.path(
-                job.source_name, LOADS_DIR, f"{commit.schema}{SEPARATOR}{commit.load_id}.jsonl"
+                job.source_name, LOADS_DIR, marker_name(commit.schema, commit.load_id)
             )
             if not fs.exists(marker):
                 continue  # never completed: the job's next run removes it

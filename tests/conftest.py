@@ -182,7 +182,8 @@ def read_lake_table(destination: str, source: str, table: str) -> Any:
 
     from ingest.identifiers import lake_schema_name
     from ingest.lake.destination import Destination
-    from ingest.lake.loads import completed_load_ids, load_id_of, table_files
+    from ingest.lake.layout import load_id_of
+    from ingest.lake.loads import completed_load_ids, table_files
 
     dest = Destination.from_url(destination)
     fs = dest.filesystem()

@@ -26,7 +26,8 @@ import pytest
 
 from ingest.identifiers import lake_schema_name
 from ingest.lake.destination import Destination
-from ingest.lake.loads import STATE_DIR, completed_load_ids, load_id_of, table_files
+from ingest.lake.layout import STATE_DIR, load_id_of
+from ingest.lake.loads import completed_load_ids, table_files
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -622,7 +623,8 @@ def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
     pg, file_lake, monkeypatch, tmp_path
 ):
     from ingest.app.activities import RetriableTableError
-    from ingest.lake.lease import Holder, lease_for, lease_name
+    from ingest.lake.layout import lease_name
+    from ingest.lake.lease import Holder, lease_for
     from tests.test_job import job
 
     pg.execute(ORDERS_DDL)

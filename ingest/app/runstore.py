@@ -25,10 +25,9 @@ from typing import Any
 
 from ingest.app.batching import batch_count
 from ingest.lake.destination import Destination
+from ingest.lake.layout import RUNS_DIR
 
 log = logging.getLogger(__name__)
-
-RUNS_DIR = "metadata/runs"
 
 
 class RunStoreError(RuntimeError):

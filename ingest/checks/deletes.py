@@ -105,8 +105,7 @@ def write_source_keys(
 
 
 def _key_batches(builder: SourceBuilder, engine: sa.Engine, query: sa.Select) -> Iterator[Any]:
-    dialect = engine.dialect.name
-    if dialect == "postgresql" and fast_path_available():
+    if builder.capabilities.fast_path_extra and fast_path_available():
         # connectorx: the optional `fast` extra (checked just above)
         import connectorx as cx
 

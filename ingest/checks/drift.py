@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.checks import events as trust_telemetry
 from ingest.errors import JobError
 from ingest.identifiers import lake_name
+from ingest.lake.layout import SEPARATOR, VERSION_DIR, parse_version_name
 from ingest.lake.loads import names_with_prefix
 from ingest.vocabulary import STORED_COLUMNS, SchemaPolicy
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERSION_DIR = "_dlt_version"
 SOURCE_COLUMNS_HINT = "x-ingest-source-columns"
 SCHEMA_CHANGED_EVENT = "IngestionSchemaChanged"
 
@@ -50,17 +50,11 @@ def stored_schema(dest: Destination, dataset: str, schema_name: str, fs: Any = N
     """The newest dlt schema (as a dict) stored in the lake under `schema_name`, or None."""
     folder = dest.path(dataset, VERSION_DIR)
     newest: tuple[float, str] | None = None
-    for name in names_with_prefix(dest, folder, schema_name + "__"):
-        if not name.endswith(".jsonl"):
+    for name in names_with_prefix(dest, folder, schema_name + SEPARATOR):
+        version = parse_version_name(name)
+        if version is None or version[0] != schema_name:
             continue
-        # <schema>__<time>__<hash>, split from the right as dlt does (names hold "__")
-        parts = name[: -len(".jsonl")].rsplit("__", 2)
-        if len(parts) != 3 or parts[0] != schema_name:
-            continue
-        try:
-            stamp = float(parts[1])
-        except ValueError:
-            continue
+        stamp = version[1]
         if newest is None or stamp > newest[0]:
             newest = (stamp, name)
     if newest is None:

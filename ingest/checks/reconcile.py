@@ -65,8 +65,6 @@ log = logging.getLogger(__name__)
 
 MATCH, MISMATCH, SKIPPED = Reconciled.MATCH, Reconciled.MISMATCH, Reconciled.SKIPPED
 #: source types whose extraction and count can share one REPEATABLE READ transaction
-SNAPSHOT_TYPES = ("postgresql", "mysql")
-REST_REASON = "REST source has no row count"
 #: the named reason of a MISMATCH caused by rows the boundary de-duplication dropped
 BOUNDARY_DROPPED = "BOUNDARY_ROWS_DROPPED"
 
@@ -222,7 +220,8 @@ class Reconciler:
         self.builder = builder
         self.secrets = secrets
         self.backfill = backfill
-        self.use_snapshot = not job.is_incremental and job.source_type in SNAPSHOT_TYPES
+        can = builder.capabilities
+        self.use_snapshot = not job.is_incremental and can.snapshot_isolation
         self.snapshot: Snapshot | None = None
         self.engine: Any = None
         self.before: int | None = None
@@ -234,12 +233,8 @@ class Reconciler:
         self.watermark_type: Any = None
         #: Delta tables: the table version before this load (None: no table yet)
         self.delta_version: int | None = None
-        if not isinstance(builder, SqlSourceBuilder):
-            self.skip_reason = (
-                REST_REASON
-                if job.source_type == "rest_api"
-                else f"source type {job.source_type} has no row count"
-            )
+        if not can.row_count or not isinstance(builder, SqlSourceBuilder):
+            self.skip_reason = can.no_count_reason or f"{job.source_type} has no row count"
 
     # --- before extraction ------------------------------------------------------------------
 

@@ -271,7 +271,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ingest.errors import ConfigError
     from ingest.runtime.optional import check_jobs
     from ingest.secrets.resolver import build_resolver
-    from ingest.sources import get_builder
+    from ingest.sources import capabilities, get_builder
 
     settings = Settings.from_env()
     path = args.config or settings.config_path
@@ -284,7 +284,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(refused, indent=2) + "\n")
         return 2
     enabled = config.enabled_jobs
-    missing, notes = check_jobs(enabled)  # optional packages (pyproject.toml extras)
+    # optional packages (pyproject.toml extras), by what each source type can use
+    missing, notes = check_jobs(enabled, lambda kind: capabilities(kind).fast_path_extra)
     warnings = [*config.warnings, *notes]
     report: dict[str, Any] = {
         "config": str(config.path),

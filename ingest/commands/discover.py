@@ -99,10 +99,10 @@ def _source_type(args: argparse.Namespace, settings: Settings) -> str:
             for row in read_job_file(path).rows:
                 if str(row.get("source_name") or "").strip() == args.source:
                     # engine modules load when this runs, not at start-up (cold start)
-                    from ingest.config import SOURCE_TYPE_ALIASES
+                    from ingest.sources import source_types
 
                     raw = str(row.get("source_type") or "").strip().lower()
-                    return SOURCE_TYPE_ALIASES.get(raw, raw)
+                    return source_types().aliases.get(raw, raw)
     raise RequestError(
         f"discover: which kind of database is source {args.source!r}? Pass --source-type "
         f"({', '.join(SQL_SOURCE_TYPES)}); it is read from the configuration only when a job "

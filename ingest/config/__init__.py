@@ -18,7 +18,6 @@ from ingest.config.validate import (
     LEGACY_RENAMES,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
-    SOURCE_TYPE_ALIASES,
     parse_rows,
 )
 
@@ -31,7 +30,6 @@ __all__ = [
     "LEGACY_RENAMES",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
-    "SOURCE_TYPE_ALIASES",
     "IngestConfig",
     "JobConfig",
     "RawRow",

@@ -8,7 +8,7 @@ passes it to `ingest.config.validate`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ingest.config.model import JobConfig
@@ -42,3 +42,7 @@ class SourceTypes:
 
     names: tuple[str, ...]
     extensions: tuple[ConfigExtension, ...] = ()
+    #: other names a configuration may use -> the type's name
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: the types that read tables (an INCREMENTAL job without a primary key is warned)
+    reading_tables: tuple[str, ...] = ()

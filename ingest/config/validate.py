@@ -29,17 +29,6 @@ from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
 from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
 
-#: spellings of source types in spreadsheets (any case), and of the earlier local tool
-SOURCE_TYPE_ALIASES = {
-    "postgres": "postgresql",
-    "azure_sql": "mssql",
-    "sqlserver": "mssql",
-    "sql_server": "mssql",
-    "mariadb": "mysql",
-    "api": "rest_api",
-    "rest": "rest_api",
-}
-
 #: characters of a table name pattern (`*`, `orders_%`): refused, `discover` lists the tables
 WILDCARDS = ("*", "?", "%")
 REQUIRED_COLUMNS = ("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
@@ -169,7 +158,7 @@ class _RowChecker:
         source_type = self.required("source_type")
         if source_type is not None:
             source_type = source_type.strip().lower()
-            source_type = SOURCE_TYPE_ALIASES.get(source_type, source_type)
+            source_type = self.source_types.aliases.get(source_type, source_type)
             source_type = self.choice("source_type", source_type, self.source_types.names)
 
         source_name = self.required("source_name")
@@ -411,7 +400,8 @@ def parse_rows(
     if not checked:
         raise ConfigError(origin, [Problem("no jobs are configured", sheet)])
     for job in checked:
-        if job.is_incremental and not job.primary_key and job.source_type != "rest_api":
+        reads_table = job.source_type in source_types.reading_tables
+        if job.is_incremental and not job.primary_key and reads_table:
             warnings.append(
                 f"job {job.job_id} ({job.origin}): INCREMENTAL without a primary_key: unless "
                 f"table {job.table_name} has a primary key of its own, its view is the log of "

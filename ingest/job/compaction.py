@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 from ingest.config import JobConfig
 from ingest.lake.commits import CommitLog, next_load_id
 from ingest.lake.destination import Destination
+from ingest.lake.layout import LOADS_DIR, base_file_name, date_folder, marker_name
 from ingest.lake.lease import JobLease
-from ingest.lake.loads import LOADS_DIR, SEPARATOR, load_date_folder, load_files
+from ingest.lake.loads import load_files
 from ingest.lake.parquet_writer import dictionary_for
 from ingest.views.inventory import job_loads_by_schema
 from ingest.views.state import current_state, state_connection
@@ -137,7 +138,7 @@ def compact(
     if base is not None and folded == {base}:
         return Compaction(job.job_id, skipped="nothing loaded since the last base"), log_
     load_id = next_load_id(repr(time.time()), log_.last_load_id)
-    folder = dest.path(job.source_name, job.lake_table, load_date_folder(load_id))
+    folder = dest.path(job.source_name, job.lake_table, date_folder(load_id))
     fs.makedirs(folder, exist_ok=True)
     shown = [c.name for c in state.columns if c.name not in (LOAD_ID, LOAD_DATE)]
     columns = ", ".join(f'"{name}"' for name in shown)
@@ -156,7 +157,7 @@ def compact(
                     writer.close()
                     handle.close()
                 files += 1
-                handle = fs.open(f"{folder}/{load_id}.base{files:04d}.parquet", "wb")
+                handle = fs.open(f"{folder}/{base_file_name(load_id, files)}", "wb")
                 # dictionaries where they pay, as in the loads' files (INGEST_PARQUET_DICTIONARY)
                 writer = pq.ParquetWriter(
                     handle,
@@ -175,7 +176,7 @@ def compact(
                 .fetch_arrow_table()
                 .schema
             )
-            with fs.open(f"{folder}/{load_id}.base0001.parquet", "wb") as empty:
+            with fs.open(f"{folder}/{base_file_name(load_id, 1)}", "wb") as empty:
                 pq.write_table(empty_schema.empty_table(), empty, compression="zstd")
         else:
             writer.close()
@@ -242,7 +243,7 @@ def _state_batches(
 def _write_marker(dest: Destination, fs: Any, job: JobConfig, load_id: str) -> None:
     """The base's completion marker, as dlt writes one (`_dlt_loads/<schema>__<load_id>`)."""
     schema = job.base_schema_name_in_lake
-    marker = dest.path(job.source_name, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+    marker = dest.path(job.source_name, LOADS_DIR, marker_name(schema, load_id))
     content = {
         "load_id": load_id,
         "schema_name": schema,
@@ -277,7 +278,7 @@ def _retire(
     for schema, load_id in old:
         for path in load_files(dest, job.source_name, job.lake_table, load_id, fs):
             fs.rm(path)
-        marker = dest.path(job.source_name, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+        marker = dest.path(job.source_name, LOADS_DIR, marker_name(schema, load_id))
         if fs.exists(marker):
             fs.rm(marker)
     if old:

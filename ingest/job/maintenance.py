@@ -16,7 +16,8 @@ from ingest.configuration import load_config
 from ingest.errors import RequestError
 from ingest.job.compaction import Compaction, compact
 from ingest.lake.destination import Destination
-from ingest.lake.lease import Holder, lease_for, lease_name
+from ingest.lake.layout import lease_name
+from ingest.lake.lease import Holder, lease_for
 from ingest.lake.loads import remove_incomplete_loads
 from ingest.plan import new_run_id
 from ingest.settings import Settings

@@ -68,14 +68,9 @@ from ingest.lake.commits import (
     use_sequenced_load_ids,
 )
 from ingest.lake.destination import Destination
-from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for, lease_name
-from ingest.lake.loads import (
-    count_rows,
-    ensure_dataset,
-    load_id_of,
-    remove_incomplete_loads,
-    table_files,
-)
+from ingest.lake.layout import lease_name, load_id_of
+from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for
+from ingest.lake.loads import count_rows, ensure_dataset, remove_incomplete_loads, table_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.results import JobResult, Landed, Watermarks, short_error
 from ingest.runtime.logcontext import job_context

@@ -14,13 +14,13 @@ the audit). Engine-only, import directly: `delta` (Delta tables, needs the `delt
 
 from ingest.lake.atomic import update_text
 from ingest.lake.commits import CommitLog
-from ingest.lake.destination import LAYOUT, Destination
-from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for, lease_name
+from ingest.lake.destination import Destination
+from ingest.lake.layout import LAYOUT, lease_name, load_id_of
+from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for
 from ingest.lake.loads import (
     completed_load_ids,
     count_rows,
     ensure_dataset,
-    load_id_of,
     remove_incomplete_loads,
     table_files,
 )

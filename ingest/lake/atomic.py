@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ingest.lake.destination import Destination
+from ingest.lake.layout import LEASE_DIR, LOCK_FILE_SUFFIX, SEPARATOR
 
 #: local lakes: where the lock files of `update_text` and of the job leases live
-LOCK_DIR = "metadata/leases"
+LOCK_DIR = LEASE_DIR
 #: how long a conditional blob update keeps trying when other writers keep winning
 UPDATE_DEADLINE_S = 120.0
 
@@ -40,7 +41,7 @@ def update_text(
     a lock file in `LOCK_DIR` covers the read and the atomic replace. `change` may run more
     than once."""
     if dest.protocol == "file":
-        lock = dest.path(LOCK_DIR, "__".join(parts) + ".lock")
+        lock = dest.path(LOCK_DIR, SEPARATOR.join(parts) + LOCK_FILE_SUFFIX)
         _update_local(dest.path(*parts), lock, change)
     else:
         _update_blob(dest.container_client().get_blob_client(dest.blob_name(*parts)), change)

@@ -19,11 +19,9 @@ from urllib.parse import unquote, urlparse
 from ingest import identity
 from ingest.errors import RequestError
 from ingest.lake.dlt_destination import lake_filesystem
+from ingest.lake.layout import LAYOUT
 from ingest.lake.url import parse_lake_url
 from ingest.settings import storage_account_name, storage_connection_string
-
-#: The lake layout (README, "The lake"): one folder per table, date folders per load.
-LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
 
 
 def _parse_connection_string(value: str) -> dict[str, str]:

@@ -37,14 +37,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.errors import RetriableJobError
-from ingest.lake.atomic import LOCK_DIR, replace_file
+from ingest.lake.atomic import replace_file
 from ingest.lake.commits import CommitLog
 from ingest.lake.destination import Destination
+from ingest.lake.layout import (
+    COMMIT_LOG_SUFFIX,
+    LEASE_BLOB_SUFFIX,
+    LEASE_DIR,
+    LOCK_FILE_SUFFIX,
+    lease_name,
+)
 
 log = logging.getLogger(__name__)
 
 #: blob leases and local lock files, next to the audit
-LEASE_DIR = LOCK_DIR
 #: the service's limits for a finite blob lease
 MIN_PERIOD_S, MAX_PERIOD_S = 15, 60
 #: how often a waiter tries again
@@ -407,11 +413,6 @@ class BlobLease(JobLease):
             log.debug("the lease on %s was not released: %s", self.name, exc)
 
 
-def lease_name(dataset: str, table: str) -> str:
-    """The lease of a lake table: every writer of `<dataset>/<table>` takes this one."""
-    return f"{dataset}__{table}"
-
-
 def lease_for(
     dest: Destination,
     name: str,
@@ -423,16 +424,16 @@ def lease_for(
 ) -> JobLease:
     """The lease called `name` in this lake: a blob lease on blob storage, a flock on disk."""
     if dest.protocol == "file":
-        path = dest.path(LEASE_DIR, f"{name}.lock")
+        path = dest.path(LEASE_DIR, name + LOCK_FILE_SUFFIX)
         return FileLease(path, name, holder, wait_s, same_task_wait_s)
     container = dest.container_client()
-    blob = container.get_blob_client(dest.blob_name(LEASE_DIR, f"{name}.lease"))
+    blob = container.get_blob_client(dest.blob_name(LEASE_DIR, name + LEASE_BLOB_SUFFIX))
     return BlobLease(blob, name, holder, wait_s, same_task_wait_s, period_s)
 
 
 def log_path_beside(lock_path: str) -> str:
     """A local lake's commit log file of the lease whose lock file is `lock_path`."""
-    return lock_path[: -len(".lock")] + ".commits.json"
+    return lock_path.removesuffix(LOCK_FILE_SUFFIX) + COMMIT_LOG_SUFFIX
 
 
 def read_local_log(path: str) -> CommitLog | None:
@@ -447,11 +448,12 @@ def read_commit_log(dest: Destination, dataset: str, table: str) -> CommitLog | 
     """The commit log of `<dataset>/<table>` for a reader (no lease needed; None: no log)."""
     name = lease_name(dataset, table)
     if dest.protocol == "file":
-        return read_local_log(log_path_beside(dest.path(LEASE_DIR, f"{name}.lock")))
+        return read_local_log(log_path_beside(dest.path(LEASE_DIR, name + LOCK_FILE_SUFFIX)))
     # the Azure SDK: only for blob-storage lakes
     from azure.core.exceptions import ResourceNotFoundError
 
-    blob = dest.container_client().get_blob_client(dest.blob_name(LEASE_DIR, f"{name}.lease"))
+    blob_name = dest.blob_name(LEASE_DIR, name + LEASE_BLOB_SUFFIX)
+    blob = dest.container_client().get_blob_client(blob_name)
     try:
         return CommitLog.from_text(blob.download_blob().readall())
     except ResourceNotFoundError:

@@ -10,7 +10,6 @@ data that did not land.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -20,14 +19,22 @@ from typing import Any
 from ingest.lake.atomic import replace_file
 from ingest.lake.commits import CommitLog, committed
 from ingest.lake.destination import Destination
+from ingest.lake.layout import (
+    DELTA_LOG,
+    LOADS_DIR,
+    SEPARATOR,
+    STATE_DIR,
+    date_folder,
+    is_data_file,
+    is_load_file,
+    load_id_of,
+    marker_name,
+    parse_marker_name,
+    parse_state_name,
+)
 from ingest.lake.lease import JobLease, read_commit_log
 
 _log = logging.getLogger(__name__)
-
-LOADS_DIR = "_dlt_loads"
-STATE_DIR = "_dlt_pipeline_state"
-SEPARATOR = "__"
-DELTA_LOG = "_delta_log"
 
 
 @dataclass(frozen=True)
@@ -90,11 +97,9 @@ def _completed_by_schema(
     done: dict[str, set[str]] = {name: set() for name in schema_names}
     prefix = os.path.commonprefix(list(schema_names))
     for name in names_with_prefix(dest, dest.path(dataset, LOADS_DIR), prefix):
-        if name.endswith(".jsonl"):
-            # <schema>__<load_id>: split from the right, schema names hold "__" themselves
-            schema, _, load_id = name[: -len(".jsonl")].rpartition(SEPARATOR)
-            if schema in done:
-                done[schema].add(load_id)
+        parsed = parse_marker_name(name)
+        if parsed and parsed[0] in done:
+            done[parsed[0]].add(parsed[1])
     return done
 
 
@@ -106,7 +111,7 @@ def is_delta_table(dest: Destination, dataset: str, table: str, fs: Any = None) 
 
 def table_files(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
     """Every data file under `<dataset>/<table>/` (all dates), as fsspec paths."""
-    return [p for p in _table_listing(dest, dataset, table, fs) if p.endswith(".parquet")]
+    return [p for p in _table_listing(dest, dataset, table, fs) if is_data_file(p)]
 
 
 def _table_listing(dest: Destination, dataset: str, table: str, fs: Any = None) -> list[str]:
@@ -119,36 +124,17 @@ def _table_listing(dest: Destination, dataset: str, table: str, fs: Any = None) 
         return []
 
 
-def load_date_folder(load_id: str) -> str:
-    """`YYYY/MM/DD`: the UTC date of a load id (a unix time), the folder dlt writes it to."""
-    return dt.datetime.fromtimestamp(float(load_id), dt.UTC).strftime("%Y/%m/%d")
-
-
 def load_files(
     dest: Destination, dataset: str, table: str, load_id: str, fs: Any = None
 ) -> list[str]:
     """The data files of one load of `<dataset>/<table>` (its date folder, one listing)."""
     fs = fs or dest.filesystem()
-    folder = dest.path(dataset, table, load_date_folder(load_id))
+    folder = dest.path(dataset, table, date_folder(load_id))
     try:
         names = fs.ls(folder, detail=False)
     except FileNotFoundError:
         return []
-    return sorted(p for p in names if p.endswith(".parquet") and load_id_of(p) == load_id)
-
-
-def is_load_file(path: str) -> bool:
-    """Whether `path` is named as a load's data file is (`<load_id>.<file_id>.parquet`, the load
-    id a unix time): the clean-up removes nothing else (a file a person put there stays)."""
-    parts = path.rsplit("/", 1)[-1].split(".")
-    if len(parts) != 4 or parts[-1] != "parquet":
-        return False
-    return parts[0].isdigit() and parts[1].isdigit()
-
-
-def load_id_of(path: str) -> str:
-    """`.../<load_id>.<file_id>.parquet` -> load_id (load ids contain a dot themselves)."""
-    return path.rsplit("/", 1)[-1].rsplit(".", 2)[0]
+    return sorted(p for p in names if is_data_file(p) and load_id_of(p) == load_id)
 
 
 def remove_incomplete_loads(
@@ -189,7 +175,7 @@ def remove_incomplete_loads(
     done = {schema: committed(ids, log) for schema, ids in marked.items()}
     table_done = set().union(*done.values())
     stray_markers = [
-        dest.path(dataset, LOADS_DIR, f"{schema}{SEPARATOR}{load_id}.jsonl")
+        dest.path(dataset, LOADS_DIR, marker_name(schema, load_id))
         for schema, ids in marked.items()
         for load_id in sorted(ids - done[schema])
     ]
@@ -200,12 +186,9 @@ def remove_incomplete_loads(
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
     for name in names_with_prefix(dest, state_folder, pipeline_name + SEPARATOR):
-        # <pipeline>__<load_id>__<hash>.jsonl, split from the right as dlt does
-        parts = name.rsplit(".", 1)[0].rsplit(SEPARATOR, 2)
-        if len(parts) == 3 and parts[0] == pipeline_name:
-            load_id = parts[1]
-            if load_id not in done[schema_name]:
-                state_orphans.append(f"{state_folder}/{name}")
+        parsed = parse_state_name(name)
+        if parsed and parsed[0] == pipeline_name and parsed[1] not in done[schema_name]:
+            state_orphans.append(f"{state_folder}/{name}")
     load_ids = sorted({load_id_of(p) for p in orphans} | set(unmarked), key=float)
     if orphans or state_orphans or stray_markers or unmarked:
         _log.warning(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -32,13 +31,13 @@ import pyarrow.parquet as pq
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from ingest.audit import AUDIT_DIR
 from ingest.cells import safe_cell
 from ingest.checks.drift import stored_schema, table_schema
 from ingest.config import JobConfig
 from ingest.configuration import load_config
 from ingest.lake.delta import delta_schema
 from ingest.lake.destination import Destination
+from ingest.lake.layout import DELTA_LOG, METADATA_DIR, audit_file_day, table_pattern
 from ingest.lake.loads import is_delta_table, table_files
 from ingest.vocabulary import LoadType, Status
 
@@ -57,7 +56,6 @@ CATALOG_COLUMNS = (
     "Last Run Rows",
     "Last Run At",
 )
-_AUDIT_NAME = re.compile(r"audit_(\d{8})\.csv$")
 
 
 # ------------------------------------------------------------------------------------------
@@ -69,17 +67,17 @@ def read_all_audit(dest: Destination, fs: Any = None) -> list[dict[str, str]]:
 
     fs = fs or dest.filesystem()
     try:
-        paths = sorted(fs.ls(dest.path(AUDIT_DIR), detail=False))
+        paths = sorted(fs.ls(dest.path(METADATA_DIR), detail=False))
     except FileNotFoundError:
         return []
     rows: list[dict[str, str]] = []
     for path in paths:
-        match = _AUDIT_NAME.search(path)
-        if not match:
+        day = audit_file_day(path)
+        if day is None:
             continue
         with fs.open(path, "r", encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(io.StringIO(handle.read())):
-                row["_day"] = match.group(1)
+                row["_day"] = f"{day:%Y%m%d}"
                 rows.append(row)
     return rows
 
@@ -169,10 +167,9 @@ def parquet_types(dest: Destination, job: JobConfig, fs: Any = None) -> dict[str
 
 
 def _layout(job: JobConfig) -> str:
-    base = f"{job.source_name}/{job.lake_table}/"
     if job.table_format == "delta":
-        return base + " (Delta table: `_delta_log/` + data files)"
-    return base + "{YYYY}/{MM}/{DD}/{load_id}.{file_id}.parquet"
+        return f"{job.source_name}/{job.lake_table}/ (Delta table: `{DELTA_LOG}/` + data files)"
+    return table_pattern(job.source_name, job.lake_table)
 
 
 def _type_text(column: Mapping[str, Any]) -> str:

@@ -23,14 +23,13 @@ import time
 import uuid
 from typing import Any
 
-from ingest.audit import AUDIT_DIR
 from ingest.lake.destination import Destination
+from ingest.lake.layout import REPORTS_DIR
 from ingest.reports import report_html, run_report
 from ingest.reports.history import MAX_DAYS
 
 log = logging.getLogger(__name__)
 
-REPORTS_DIR = f"{AUDIT_DIR}/reports"
 LATEST = "latest"
 DEFAULT_DAYS = run_report.DEFAULT_DAYS
 #: a run id (the rule of `ingest.run_request.RUN_ID`): letters, digits, `._:-`, 1-128 characters,

@@ -15,7 +15,7 @@ import functools
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ingest.errors import JobError
@@ -82,8 +82,11 @@ def require_delta(job_id: str) -> None:
         )
 
 
-def check_jobs(jobs: Iterable[Any]) -> tuple[list[str], list[str]]:
-    """(errors, warnings) about the optional packages the enabled jobs need, for `validate`."""
+def check_jobs(
+    jobs: Iterable[Any], fast_path_extra: Callable[[str], str | None]
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the optional packages the enabled jobs need, for `validate`
+    (`fast_path_extra`: a source type's extra of its faster reader, from its capabilities)."""
     jobs = list(jobs)
     errors: list[str] = []
     warnings: list[str] = []
@@ -93,10 +96,10 @@ def check_jobs(jobs: Iterable[Any]) -> tuple[list[str], list[str]]:
                 require_delta(job.job_id)
             except MissingOptionalPackage as exc:
                 errors.append(str(exc))
-    postgres = [j.job_id for j in jobs if j.source_type == "postgresql"]
-    if postgres and not installed(EXTRAS["fast"][0]):
+    fast = [j.job_id for j in jobs if fast_path_extra(j.source_type) == "fast"]
+    if fast and not installed(EXTRAS["fast"][0]):
         warnings.append(
-            f"connectorx is not installed: PostgreSQL job(s) {', '.join(postgres)} will use "
+            f"connectorx is not installed: PostgreSQL job(s) {', '.join(fast)} will use "
             f"dlt's pyarrow backend (~3-4x slower); {install_hint('fast')}"
         )
     return errors, warnings

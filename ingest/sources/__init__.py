@@ -3,8 +3,9 @@
 The registry maps a source_type to the dotted path of its builder class, so checking a
 configuration never imports database drivers; `get_builder` imports the one that is needed.
 A source type that needs more configuration than the jobs sheet (REST: the `api` sheet)
-contributes its validation through `CONFIG_EXTENSIONS`; `source_types()` hands the names and
-extensions to `ingest.config`'s validation (through `ingest.configuration`).
+names its validation in its `Capabilities` (with its aliases, row count, snapshot isolation,
+fast path): a new source type is one module and one registry line. `source_types()` hands the
+names, aliases and extensions to `ingest.config`'s validation (through `ingest.configuration`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 
 from ingest.config.extension import ConfigExtension, SourceTypes
 from ingest.errors import JobError
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
+from ingest.sources.base import (
+    Capabilities,
+    ExtractOptions,
+    SourceBuilder,
+    SourceTable,
+    SourceTimeouts,
+)
 
 #: source_type -> "module:Class". Add a source type here and nowhere else.
 REGISTRY: dict[str, str] = {
@@ -28,25 +35,38 @@ REGISTRY: dict[str, str] = {
 }
 
 
-#: source_type -> "module:object" of its `ConfigExtension` (source types that need one)
-CONFIG_EXTENSIONS: dict[str, str] = {
-    "rest_api": "ingest.sources.rest_config:REST_API_CONFIG",
-}
-
-
 def _load(target: str) -> Any:
     module_name, _, name = target.partition(":")
     return getattr(import_module(module_name), name)
 
 
+def builder_class(source_type: str) -> type[SourceBuilder]:
+    """The registered builder class of `source_type` (imports its module, not its driver)."""
+    cls: type[SourceBuilder] = _load(REGISTRY[source_type])
+    return cls
+
+
+def capabilities(source_type: str) -> Capabilities:
+    """What `source_type` can do (`SourceBuilder.capabilities`)."""
+    return builder_class(source_type).capabilities
+
+
 @cache
 def config_extensions() -> tuple[ConfigExtension, ...]:
-    return tuple(_load(target) for target in CONFIG_EXTENSIONS.values())
+    return tuple(
+        _load(target)
+        for name in REGISTRY
+        if (target := capabilities(name).config_extension) is not None
+    )
 
 
+@cache
 def source_types() -> SourceTypes:
-    """What validation needs of the registered source types (`ingest.configuration`)."""
-    return SourceTypes(known_source_types(), config_extensions())
+    """What validation needs of the registered source types (`ingest.configuration`): their
+    names, the other names they accept, their sheet checks, the types that read tables."""
+    aliases = {alias: name for name in REGISTRY for alias in capabilities(name).aliases}
+    tables = tuple(name for name in REGISTRY if capabilities(name).reads_tables)
+    return SourceTypes(known_source_types(), config_extensions(), aliases, tables)
 
 
 def known_source_types() -> tuple[str, ...]:
@@ -66,7 +86,9 @@ def get_builder(source_type: str, timeouts: SourceTimeouts | None = None) -> Sou
 
 
 __all__ = [
-    "CONFIG_EXTENSIONS",
+    "Capabilities",
+    "builder_class",
+    "capabilities",
     "REGISTRY",
     "ConfigExtension",
     "ExtractOptions",

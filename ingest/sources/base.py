@@ -72,10 +72,32 @@ class SourceTimeouts:
     lock_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source type can do, declared by its builder (every field, no defaults: a builder
+    that forgets one does not import; tests/sources/test_capabilities.py checks the registry).
+    The engine asks these, never the type's name."""
+
+    #: other names a configuration may give the type (`postgres` for postgresql)
+    aliases: tuple[str, ...]
+    #: the source counts a table's rows (reconciliation); else why not, for the audit
+    row_count: bool
+    no_count_reason: str
+    #: a FULL load and its counts read one snapshot (the source exports it)
+    snapshot_isolation: bool
+    #: the pyproject extra of a faster reader it uses when installed (None: no such reader)
+    fast_path_extra: str | None
+    #: "module:object" of its `ingest.config.ConfigExtension` (None: the jobs sheet is enough)
+    config_extension: str | None
+    #: it reads tables that may have a primary key (an INCREMENTAL job without one is warned)
+    reads_tables: bool
+
+
 class SourceBuilder(ABC):
     """Builds the dlt resource that extracts one configured table."""
 
     source_type: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
     #: connection keys that must be found for this source type
     required_keys: ClassVar[tuple[str, ...]] = ()
     #: connection keys used when present

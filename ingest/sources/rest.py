@@ -44,7 +44,13 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.limits import shorten
 from ingest.secrets import reveal
 from ingest.secrets.resolver import env_var_name
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
+from ingest.sources.base import (
+    Capabilities,
+    ExtractOptions,
+    SourceBuilder,
+    SourceTable,
+    SourceTimeouts,
+)
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
@@ -271,6 +277,15 @@ def coerce_start(value: Any) -> Any:
 
 class RestApiBuilder(SourceBuilder):
     source_type = "rest_api"
+    capabilities = Capabilities(
+        aliases=("api", "rest"),
+        row_count=False,
+        no_count_reason="REST source has no row count",
+        snapshot_isolation=False,
+        fast_path_extra=None,
+        config_extension="ingest.sources.rest_config:REST_API_CONFIG",
+        reads_tables=False,
+    )
     required_keys = ("base_url",)
     optional_keys: ClassVar[tuple[str, ...]] = ("token", "api_key", "username", "password")
 

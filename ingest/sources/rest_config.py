@@ -5,8 +5,8 @@ credentials) and the resource (`table_name`). The `api` sheet, keyed by `job_id`
 read it: endpoint path, method, query params, data selector, paginator and its settings, auth
 type, primary key and the query parameter fed by the incremental cursor. See docs/REST_API.md.
 
-`REST_API_CONFIG` is this source type's configuration extension (registered in
-`ingest.sources.CONFIG_EXTENSIONS`): `ingest.config` calls its `apply` with the jobs-sheet
+`REST_API_CONFIG` is this source type's configuration extension (named in
+`RestApiBuilder.capabilities`): `ingest.config` calls its `apply` with the jobs-sheet
 rows; every problem is appended to the same list as the jobs-sheet problems (with sheet, row
 and column), so one ConfigError reports them all. The validated details travel in
 `JobConfig.rest` (a JSON-safe dict), so a worker never re-reads the workbook.

@@ -24,7 +24,7 @@ from ingest.durations import parse_duration
 from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.base import Capabilities, ExtractOptions, SourceBuilder, SourceTable
 from ingest.sources.fast_arrow import ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
@@ -434,6 +434,15 @@ def classify_db_error(exc: BaseException, where: str) -> JobError | None:
 
 class PostgresBuilder(SqlSourceBuilder):
     source_type = "postgresql"
+    capabilities = Capabilities(
+        aliases=("postgres",),
+        row_count=True,
+        no_count_reason="",
+        snapshot_isolation=True,
+        fast_path_extra="fast",
+        config_extension=None,
+        reads_tables=True,
+    )
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2
     drivername = "postgresql+psycopg2"
     default_port = 5432
@@ -475,6 +484,15 @@ class PostgresBuilder(SqlSourceBuilder):
 
 class MySqlBuilder(SqlSourceBuilder):
     source_type = "mysql"
+    capabilities = Capabilities(
+        aliases=("mariadb",),
+        row_count=True,
+        no_count_reason="",
+        snapshot_isolation=True,
+        fast_path_extra=None,
+        config_extension=None,
+        reads_tables=True,
+    )
     drivername = "mysql+pymysql"
     default_port = 3306
 
@@ -507,6 +525,15 @@ class MySqlBuilder(SqlSourceBuilder):
 
 class MsSqlBuilder(SqlSourceBuilder):
     source_type = "mssql"
+    capabilities = Capabilities(
+        aliases=("azure_sql", "sqlserver", "sql_server"),
+        row_count=True,
+        no_count_reason="",
+        snapshot_isolation=False,
+        fast_path_extra=None,
+        config_extension=None,
+        reads_tables=True,
+    )
     drivername = "mssql+pyodbc"
     default_port = 1433
     optional_keys = ("port", "password", "driver", "encrypt", "trust_server_certificate")
@@ -533,6 +560,15 @@ class MsSqlBuilder(SqlSourceBuilder):
 
 class OracleBuilder(SqlSourceBuilder):
     source_type = "oracle"
+    capabilities = Capabilities(
+        aliases=(),
+        row_count=True,
+        no_count_reason="",
+        snapshot_isolation=False,
+        fast_path_extra=None,
+        config_extension=None,
+        reads_tables=True,
+    )
     drivername = "oracle+oracledb"  # thin mode: no Oracle client needed
     default_port = 1521
     required_keys = ("host", "username")
@@ -563,6 +599,15 @@ class OracleBuilder(SqlSourceBuilder):
 
 class SqliteBuilder(SqlSourceBuilder):
     source_type = "sqlite"
+    capabilities = Capabilities(
+        aliases=(),
+        row_count=True,
+        no_count_reason="",
+        snapshot_isolation=False,
+        fast_path_extra=None,
+        config_extension=None,
+        reads_tables=True,
+    )
     drivername = "sqlite"
     required_keys = ("path",)
     optional_keys = ()

@@ -20,5 +20,3 @@ from __future__ import annotations
 
 #: every dialect the views are written in
 DIALECTS = ("duckdb", "synapse", "databricks", "spark")
-#: where the views live in the lake, next to the audit
-VIEWS_DIR = "metadata/views"

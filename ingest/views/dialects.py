@@ -23,6 +23,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ingest.lake.layout import (
+    DATA_EXTENSION,
+    DATE_FOLDER_FORMAT,
+    DATE_FOLDER_PATTERN,
+    LOAD_ID_PATTERN,
+)
 from ingest.views.definition import (
     CURRENT,
     DELETED,
@@ -507,12 +513,13 @@ class DuckDbRenderer(Renderer):
             for columns, parts in view.groups():
                 items = self.columns(view, columns)
                 items.append(
-                    f"regexp_extract({file_column}, '([^/]+)\\.[^./]+\\.parquet$', 1) "
+                    f"regexp_extract({file_column}, {literal_sql(LOAD_ID_PATTERN)}, 1) "
                     f"AS {self.q(LOAD_ID)}"
                 )
                 items.append(
                     f"CAST(strptime(regexp_extract({file_column}, "
-                    "'([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]+$', 1), '%Y/%m/%d') AS DATE) "
+                    f"{literal_sql(DATE_FOLDER_PATTERN)}, 1), {literal_sql(DATE_FOLDER_FORMAT)}) "
+                    "AS DATE) "
                     f"AS {self.q(LOAD_DATE)}"
                 )
                 files = [f for part in parts for f in part.files]
@@ -714,7 +721,7 @@ class SparkRenderer(Renderer):
         """One path per read: the load's files by a glob on its load id when the part is the
         whole load in one folder, else each file."""
         if len(part.files) > 1 and part.whole_load and part.single_folder and part.load_id:
-            return [self.urls.url(self.dialect, f"{part.folder}/{part.load_id}.*.parquet")]
+            return [self.urls.url(self.dialect, f"{part.folder}/{part.load_id}.*.{DATA_EXTENSION}")]
         return [self.urls.url(self.dialect, f) for f in part.files]
 
     def body(self, view: ViewDef) -> str:

@@ -17,7 +17,7 @@ import duckdb
 
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
-from ingest.views import VIEWS_DIR
+from ingest.lake.layout import VIEWS_DIR
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,17 @@ from ingest.identifiers import lake_name
 from ingest.lake.commits import committed
 from ingest.lake.delta import open_table
 from ingest.lake.destination import Destination
+from ingest.lake.layout import (
+    LOADS_DIR,
+    MANIFEST_DIR,
+    VERSION_DIR,
+    is_data_file,
+    load_id_of,
+    parse_marker_name,
+    parse_version_name,
+)
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import LOADS_DIR, SEPARATOR, is_delta_table, load_id_of, table_files
-from ingest.views import VIEWS_DIR
+from ingest.lake.loads import is_delta_table, table_files
 from ingest.views.definition import (
     CURRENT,
     DELETED,
@@ -55,8 +63,6 @@ from ingest.vocabulary import TableFormat
 
 log = logging.getLogger(__name__)
 
-VERSION_DIR = "_dlt_version"
-MANIFEST_DIR = f"{VIEWS_DIR}/_loads"
 MANIFEST_FORMAT = 1
 HISTORY_SUFFIX = "_history"
 
@@ -90,18 +96,12 @@ class SourceListing:
 def list_source(dest: Destination, dataset: str, fs: Any) -> SourceListing:
     listing = SourceListing()
     for name in _names(fs, dest.path(dataset, LOADS_DIR)):
-        if name.endswith(".jsonl"):
-            # <schema>__<load_id>: split from the right, schema names hold "__" themselves
-            schema, _, load_id = name[: -len(".jsonl")].rpartition(SEPARATOR)
-            listing.markers.setdefault(schema, set()).add(load_id)
+        if parsed := parse_marker_name(name):
+            listing.markers.setdefault(parsed[0], set()).add(parsed[1])
     stamped: dict[str, list[tuple[float, str]]] = {}
     for name in _names(fs, dest.path(dataset, VERSION_DIR)):
-        parts = name[: -len(".jsonl")].rsplit(SEPARATOR, 2) if name.endswith(".jsonl") else []
-        if len(parts) == 3:
-            try:
-                stamped.setdefault(parts[0], []).append((float(parts[1]), name))
-            except ValueError:
-                continue
+        if version := parse_version_name(name):
+            stamped.setdefault(version[0], []).append((version[1], name))
     listing.versions = {schema: [n for _, n in sorted(v)] for schema, v in stamped.items()}
     return listing
 
@@ -218,7 +218,7 @@ def find_load_files(
     for day in days:
         folder = f"{dataset}/{table}/{day}"
         for name in _names(fs, dest.path(folder)):
-            if name.endswith(".parquet") and load_id_of(name) in found:
+            if is_data_file(name) and load_id_of(name) in found:
                 found[load_id_of(name)].append(f"{folder}/{name}")
     missing = [load_id for load_id, files in found.items() if not files]
     if missing:

@@ -31,7 +31,8 @@ from ingest.config import JobConfig
 from ingest.configuration import load_config
 from ingest.lake.atomic import replace_file
 from ingest.lake.destination import Destination
-from ingest.views import DIALECTS, VIEWS_DIR
+from ingest.lake.layout import VIEWS_DIR
+from ingest.views import DIALECTS
 from ingest.views.dialects import LakeUrls, render
 from ingest.views.inventory import (
     HISTORY_SUFFIX,

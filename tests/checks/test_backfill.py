@@ -21,7 +21,8 @@ from ingest.cli import main
 from ingest.configuration import load_config
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
-from ingest.lake.loads import completed_load_ids, load_id_of, table_files
+from ingest.lake.layout import load_id_of
+from ingest.lake.loads import completed_load_ids, table_files
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders
 
 COLUMNS = (

@@ -12,7 +12,7 @@ import json
 
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
-from ingest.lake.loads import STATE_DIR
+from ingest.lake.layout import STATE_DIR
 from tests.test_job import SOURCE, job, run
 
 ROWS = 1_000_000

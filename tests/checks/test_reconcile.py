@@ -7,14 +7,15 @@ extraction and the final count) through a wrapper around the reconciler's own st
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from ingest.checks import reconcile
-from ingest.checks.reconcile import REST_REASON, Reconciler
+from ingest.checks.reconcile import Reconciler
 from ingest.config import JobConfig
 from ingest.job import run_job
+from ingest.sources import REGISTRY, builder_class, capabilities
 from tests.conftest import read_lake_table
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
 
@@ -139,6 +140,14 @@ def test_snapshot_reads_through_one_connection_and_rolls_back(pg, file_lake, mon
 # FULL without a shared snapshot: the counts bracket the extraction
 
 
+def no_snapshots(monkeypatch) -> None:
+    """As for a source type without snapshot isolation: counts before and after the read."""
+    for name in REGISTRY:
+        cls = builder_class(name)
+        unsnapped = dataclasses.replace(cls.capabilities, snapshot_isolation=False)
+        monkeypatch.setattr(cls, "capabilities", unsnapped)
+
+
 @pytest.mark.parametrize("backend", ["auto", "pyarrow-no-snapshot"])
 def test_full_row_between_extraction_and_count_is_a_mismatch(backend, pg, file_lake, monkeypatch):
     pg.execute(ORDERS_DDL)
@@ -146,7 +155,7 @@ def test_full_row_between_extraction_and_count_is_a_mismatch(backend, pg, file_l
     pg.use_as(monkeypatch, SOURCE)
     if backend == "pyarrow-no-snapshot":
         monkeypatch.setenv("INGEST_BACKEND", "pyarrow")
-        monkeypatch.setattr(reconcile, "SNAPSHOT_TYPES", ())
+        no_snapshots(monkeypatch)
     before_final_count(monkeypatch, lambda: insert_late_row(pg, 5000))
 
     result = run(job(pg, load_type="FULL"), file_lake, "run-1")
@@ -172,7 +181,7 @@ def test_mismatch_is_a_warning_with_ingest_reconcile_warn(pg, file_lake, monkeyp
     insert_orders(pg, 1, 20)
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setenv("INGEST_RECONCILE", "WARN")
-    monkeypatch.setattr(reconcile, "SNAPSHOT_TYPES", ())
+    no_snapshots(monkeypatch)
     before_final_count(monkeypatch, lambda: insert_late_row(pg, 999))
     result = run(job(pg, load_type="FULL"), file_lake, "run-1")
     assert (result["status"], result["reconciled"]) == ("WARN", "MISMATCH")
@@ -333,7 +342,7 @@ def test_mariadb_full_snapshot_and_bracketing(mariadb, file_lake, monkeypatch):
 
     monkeypatch.undo()
     mariadb.use_as(monkeypatch, "maria")
-    monkeypatch.setattr(reconcile, "SNAPSHOT_TYPES", ())
+    no_snapshots(monkeypatch)
     before_final_count(monkeypatch, lambda: mariadb.execute("INSERT INTO items VALUES (501, 'y')"))
     second = run_job(task("run-2"))
     assert (second["reconciled"], second["source_rows"], second["rows_loaded"]) == (
@@ -364,7 +373,11 @@ def test_rest_job_reports_skipped_with_its_reason(tmp_path, monkeypatch, file_la
     assert result["status"] == "SUCCESS", result["error"]
     assert result["rows_loaded"] == 30
     assert result["reconciled"] == "SKIPPED"
-    assert result["reconcile_note"] == REST_REASON
+    assert (
+        result["reconcile_note"]
+        == capabilities("rest_api").no_count_reason
+        == ("REST source has no row count")
+    )
     assert result["source_rows"] is None
 
 
@@ -391,7 +404,7 @@ def test_mismatch_emits_telemetry_and_warn_keeps_exit_code_0(pg, file_lake, monk
     monkeypatch.setattr(telemetry, "configure", lambda: True)
     monkeypatch.setattr(telemetry, "flush", lambda timeout_s=0: True)
     monkeypatch.setattr(telemetry, "emit_run_telemetry", lambda *a, **k: True)
-    monkeypatch.setattr(reconcile, "SNAPSHOT_TYPES", ())
+    no_snapshots(monkeypatch)
     late_ids = iter((77, 78))
     before_final_count(monkeypatch, lambda: insert_late_row(pg, next(late_ids)))
     config = tmp_path / "jobs.csv"

@@ -18,8 +18,9 @@ import pytest
 
 from ingest.identifiers import lake_schema_name
 from ingest.lake.destination import Destination
+from ingest.lake.layout import load_id_of
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import completed_load_ids, load_id_of, table_files
+from ingest.lake.loads import completed_load_ids, table_files
 from tests.test_exactly_once import (
     FULL_ROW,
     INCREMENTAL_ROW,
@@ -164,8 +165,9 @@ def test_a_host_whose_clock_is_behind_still_writes_the_newest_load(pg, lake, mon
 def test_the_clean_up_removes_only_files_named_as_loads(tmp_path):
     """Files that never committed are removed; a file a person put into the table folder (any
     other name) stays."""
+    from ingest.lake.layout import is_load_file
     from ingest.lake.lease import Holder, lease_for, lease_name
-    from ingest.lake.loads import is_load_file, remove_incomplete_loads
+    from ingest.lake.loads import remove_incomplete_loads
 
     lake = tmp_path / "lake"
     folder = lake / "src" / "t" / "2026" / "12" / "07"

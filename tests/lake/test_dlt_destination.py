@@ -6,8 +6,9 @@ import dlt.common.destination.reference as reference
 import pytest
 from dlt.destinations import filesystem
 
-from ingest.lake.destination import LAYOUT, Destination
+from ingest.lake.destination import Destination
 from ingest.lake.dlt_destination import lake_filesystem
+from ingest.lake.layout import LAYOUT
 
 
 @pytest.mark.parametrize("url", ["file:///tmp/lake", "az://raw/lake", "hf://datasets/u/d"])
