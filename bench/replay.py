@@ -81,7 +81,7 @@ def write_config(path: Path, tables: int) -> Path:
 
 def full_result(task: dict[str, Any]) -> dict[str, Any]:
     """What `run_job` returns for a table that loaded (the audit row + `retriable`)."""
-    from ingest.results import JobResult
+    from ingest.model.result import JobResult
 
     job = task["job"]
     return JobResult(

@@ -42,8 +42,9 @@ from ingest.lake.layout import LOADS_DIR, METADATA_DIR, audit_file_name, marker_
 from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import count_rows, load_files
 from ingest.limits import shorten
-from ingest.results import AUDIT_COLUMNS, JobResult, summarize
-from ingest.tasks import BACKFILL
+from ingest.model.result import AUDIT_COLUMNS, JobResult
+from ingest.model.summary import summarize
+from ingest.model.task import BACKFILL
 from ingest.vocabulary import LoadType, Reconciled, Status
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,7 @@ def _row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    rows = []
-    for result in results:
-        row = JobResult.from_dict(result).audit_row()
-        for column, value in result.items():  # extra audit columns from later features
-            if column not in row and column != "retriable" and not column.startswith("_"):
-                row[column] = "" if value is None else str(value)
-        rows.append(row)
-    return rows
+    return [JobResult.from_dict(result).audit_row() for result in results]
 
 
 def _is_recovered(row: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from ingest.checks.backfill import check_range
 from ingest.config import IngestConfig
 from ingest.configuration import load_config
 from ingest.errors import RequestError
-from ingest.tasks import Backfill, Task
+from ingest.model.task import Backfill, Task
 from ingest.vocabulary import WEEKDAYS
 
 

@@ -21,7 +21,7 @@ from ingest.errors import is_process_exit
 from ingest.job import run_job
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
-from ingest.results import failed_result
+from ingest.model.result import failed_result
 from ingest.runtime.logsetup import configure_logging, current_log_format
 from ingest.runtime.warmup import preload_engine
 from ingest.secrets.redaction import redact_text

@@ -30,7 +30,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingest.results import as_float, as_int, cell_text, summarize
+from ingest.model.result import as_float, as_int, cell_text, check_projection
+from ingest.model.summary import summarize
 from ingest.runtime.logcontext import ContextFilter
 from ingest.secrets.redaction import RedactionFilter
 from ingest.settings import (
@@ -53,20 +54,23 @@ METRIC_ROWS = "ingestion.rows_loaded"
 METRIC_DURATION = "ingestion.duration_s"
 METRIC_DIMENSIONS = ("source_name", "table_name", "status")
 
-TABLE_EVENT_PROPERTIES = (
-    "run_id",
-    "job_id",
-    "source_type",
-    "source_name",
-    "table_name",
-    "load_type",
-    "status",
-    "rows_loaded",
-    "files_written",
-    "duration_s",
-    "load_id",
-    "watermark_after",
-    "error",
+TABLE_EVENT_PROPERTIES = check_projection(
+    (
+        "run_id",
+        "job_id",
+        "source_type",
+        "source_name",
+        "table_name",
+        "load_type",
+        "status",
+        "rows_loaded",
+        "files_written",
+        "duration_s",
+        "load_id",
+        "watermark_after",
+        "error",
+    ),
+    "TABLE_EVENT_PROPERTIES",
 )
 RUN_EVENT_PROPERTIES = (
     "run_id",

@@ -145,7 +145,7 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     from ingest.app.runstore import RunStore
     from ingest.errors import is_process_exit
     from ingest.job import run_job
-    from ingest.results import failed_result
+    from ingest.model.result import failed_result
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
@@ -174,7 +174,7 @@ def record_failure(request: Any) -> dict[str, Any]:
     """
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
-    from ingest.results import failed_result
+    from ingest.model.result import failed_result
 
     request = _payload(request)
     store = RunStore(request["destination"], request["run_id"])
@@ -214,7 +214,7 @@ def write_audit(request: Any) -> dict[str, Any]:
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
     from ingest.audit import write_audit as append
-    from ingest.results import failed_result
+    from ingest.model.result import failed_result
 
     prepare_process()
     request = _payload(request)

@@ -37,7 +37,7 @@ from ingest.app import (
 )
 from ingest.app.batching import batch_count, batch_instance_id, batch_size_of, lane_widths
 from ingest.app.outcomes import add_tally, empty_tally
-from ingest.results import short_error
+from ingest.model.result import short_error
 
 #: longest error text an orchestrator payload carries for one table or batch
 MAX_TABLE_ERROR_CHARS = 500

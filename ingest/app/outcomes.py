@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.results import as_int
-from ingest.vocabulary import Status
+from ingest.model.result import as_int, check_projection
+from ingest.model.summary import Tally
 
-COMPACT_KEYS = ("job_id", "status", "rows_loaded", "files_written")
+COMPACT_KEYS = check_projection(
+    ("job_id", "status", "rows_loaded", "files_written"), "COMPACT_KEYS"
+)
 #: longest list of failed job ids a run's output carries (the audit has them all)
 MAX_FAILED_JOBS_LISTED = 50
 
@@ -28,14 +30,13 @@ def empty_tally() -> dict[str, Any]:
 
 
 def add_result(total: dict[str, Any], result: Mapping[str, Any]) -> None:
-    total["done"] += 1
-    status = result.get("status")
-    if status == Status.FAILED:
-        total["failed"] += 1
-        total["failed_jobs"].append(str(result.get("job_id")))
-    elif status in (Status.SUCCESS, Status.WARN):
-        total["succeeded"] += 1
-    total["rows_loaded"] += as_int(result.get("rows_loaded"))
+    """Count one table's result into a payload's tally, by the one rule of `Tally`."""
+    one = Tally.of([result])
+    total["done"] += one.total
+    total["succeeded"] += one.succeeded
+    total["failed"] += one.failed
+    total["failed_jobs"].extend(one.failed_jobs)
+    total["rows_loaded"] += one.rows_loaded
 
 
 def add_tally(total: dict[str, Any], part: Mapping[str, Any], keep_jobs: bool = True) -> None:

@@ -19,22 +19,26 @@ from typing import Any
 from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR
 from ingest.app.batching import batch_instance_id
 from ingest.app.instances import run_id_of, status_text
+from ingest.model.result import check_projection
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 #: the columns a table's entry in the status shows (the audit has every column)
-TABLE_FIELDS = (
-    "job_id",
-    "source_name",
-    "table_name",
-    "load_type",
-    "status",
-    "rows_loaded",
-    "files_written",
-    "duration_s",
-    "error",
+TABLE_FIELDS = check_projection(
+    (
+        "job_id",
+        "source_name",
+        "table_name",
+        "load_type",
+        "status",
+        "rows_loaded",
+        "files_written",
+        "duration_s",
+        "error",
+    ),
+    "TABLE_FIELDS",
 )
 MAX_ERROR_CHARS = 500
 
@@ -188,7 +192,7 @@ async def run_body(
         rows = audit_results(destination, run_id)
         if rows and body is None:
             # the same counts as the run's own summary (an engine module: loaded when used)
-            from ingest.results import summarize
+            from ingest.model.summary import summarize
 
             body = {"run_id": run_id, "status": "Completed", "source": "audit"}
             body["summary"] = summarize(rows)

@@ -27,10 +27,10 @@ from ingest.checks.reconcile import Outcome, Reconciler
 from ingest.checks.table_count import TableCount, count_table
 from ingest.lake.delta import current_version
 from ingest.lake.destination import Destination
-from ingest.results import Landed, Watermarks
+from ingest.model.result import Landed, Watermarks
+from ingest.model.task import Task
 from ingest.runtime.optional import require_delta
 from ingest.sources.base import ExtractOptions, SourceBuilder
-from ingest.tasks import Task
 from ingest.vocabulary import DELETED, Reconciled, TableFormat
 
 log = logging.getLogger(__name__)

@@ -52,10 +52,10 @@ from ingest.checks.boundary import CAP as BOUNDARY_CAP
 from ingest.checks.boundary import ReadWindow
 from ingest.config import JobConfig
 from ingest.lake.destination import Destination
-from ingest.results import Landed, Watermarks
+from ingest.model.result import Landed, Watermarks
+from ingest.model.task import Backfill
 from ingest.sources.base import SourceBuilder
 from ingest.sources.sql import SqlSourceBuilder, coerce_watermark
-from ingest.tasks import Backfill
 from ingest.vocabulary import Reconciled
 
 if TYPE_CHECKING:

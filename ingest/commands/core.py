@@ -142,7 +142,7 @@ def run_plan(
 
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.audit import AuditWriteError, write_audit
-    from ingest.results import summarize
+    from ingest.model.summary import summarize
     from ingest.runner import run_tasks
 
     _print_warnings(the_plan["warnings"])

@@ -72,7 +72,8 @@ from ingest.lake.layout import lease_name, load_id_of
 from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for
 from ingest.lake.loads import count_rows, ensure_dataset, remove_incomplete_loads, table_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
-from ingest.results import JobResult, Landed, Watermarks, short_error
+from ingest.model.result import JobResult, Landed, Watermarks, short_error
+from ingest.model.task import Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
@@ -85,7 +86,6 @@ from ingest.sources import (
 )
 from ingest.sources.reserved import note as reserved_note
 from ingest.sources.window import read_start
-from ingest.tasks import Task
 from ingest.views.state import current_state, state_connection
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
 

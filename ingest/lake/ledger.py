@@ -1,6 +1,6 @@
 """Which tasks already loaded a job: the task ledger, committed atomically with each load.
 
-A task is identified by its run id and its kind (`ingest.tasks.Task.key`). Every load records
+A task is identified by its run id and its kind (`ingest.model.task.Task.key`). Every load records
 its task in the pipeline state that dlt commits together with the load (state file, then
 completion marker), so "this task has loaded" is true exactly when its load completed. A task
 that finds itself in the ledger reports that load instead of loading again (Durable retries, a
@@ -22,7 +22,7 @@ from typing import Any
 
 import dlt
 
-from ingest.tasks import PLAIN, task_key
+from ingest.model.task import PLAIN, task_key
 
 #: our key in the dlt source state
 STATE_KEY = "ingest"

@@ -2,7 +2,7 @@
 
 One reader for the command line (`python -m ingest history`) and the function app
 (`GET /api/runs/{id}` falls back to `run_results` when Durable no longer knows the run).
-Rows are returned as the audit wrote them (text values, columns of `ingest.results`).
+Rows are returned as the audit wrote them (text values, columns of `ingest.model.result`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from typing import Any
 from ingest.audit import read_audit
 from ingest.errors import RequestError
 from ingest.lake.destination import Destination
-from ingest.results import as_int
+from ingest.model.summary import Tally
 from ingest.vocabulary import Status
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
-#: audit status -> the run summary's counter
-COUNTED = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.SKIPPED: "skipped"}
 
 
 def _today() -> dt.date:
@@ -123,23 +121,25 @@ def run_summaries(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
                 "started_at": row.get("started_at", ""),
                 "jobs": 0,
                 "succeeded": 0,
+                "warned": 0,
                 "failed": 0,
                 "skipped": 0,
                 "rows_loaded": 0,
+                "_tally": Tally(),
             },
         )
         started = row.get("started_at") or ""
         if started and (not entry["started_at"] or started < entry["started_at"]):
             entry["started_at"] = started
-        entry["jobs"] += 1
-        status = row.get("status") or ""
-        by_status: dict[str, str] = {
-            Status.SUCCESS: "succeeded",
-            Status.FAILED: "failed",
-            Status.SKIPPED: "skipped",
-        }
-        key = by_status.get(status)
-        if key:
-            entry[key] += 1
-        entry["rows_loaded"] += as_int(row.get("rows_loaded"))
-    return sorted(runs.values(), key=lambda e: (e["started_at"], e["run_id"]), reverse=True)
+        tally: Tally = entry["_tally"]
+        tally.add_result(row)
+        entry.update(
+            jobs=tally.total,
+            succeeded=tally.succeeded,
+            warned=tally.warned,
+            failed=tally.failed,
+            skipped=tally.skipped,
+            rows_loaded=tally.rows_loaded,
+        )
+    summaries = [{k: v for k, v in e.items() if k != "_tally"} for e in runs.values()]
+    return sorted(summaries, key=lambda e: (e["started_at"], e["run_id"]), reverse=True)

@@ -23,8 +23,8 @@ from typing import Any
 
 from ingest.audit import read_audit
 from ingest.lake.destination import Destination
+from ingest.model.result import as_float, as_int
 from ingest.reports.history import audit_days
-from ingest.results import as_float, as_int
 from ingest.vocabulary import Status
 
 DEFAULT_DAYS = 30

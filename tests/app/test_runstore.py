@@ -7,7 +7,7 @@ import pytest
 
 from ingest.app.batching import batch_count
 from ingest.app.runstore import RunStore, RunStoreError
-from ingest.results import failed_result
+from ingest.model.result import failed_result
 
 
 def tasks(count: int, run_id: str = "run-s") -> list[dict]:

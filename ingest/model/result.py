@@ -1,43 +1,17 @@
-"""The result of one job: exactly the audit row, plus whether a retry could help."""
+"""The result of one job: exactly the audit row, plus whether a retry could help.
+
+The audit's columns are `JobResult`'s fields, in their order (`AUDIT_COLUMNS`); a field marked
+`NOT_AUDITED` is not one. Every projection of a result (telemetry, run status, what activities
+hand back) names fields only: `check_projection` refuses another name at import."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ingest.vocabulary import Status
 
-AUDIT_COLUMNS = (
-    "run_id",
-    "job_id",
-    "source_type",
-    "source_name",
-    "table_name",
-    "load_type",
-    "status",
-    "rows_loaded",
-    "files_written",
-    "watermark_column",
-    "watermark_before",
-    "watermark_after",
-    "load_id",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "error",
-    # data trust (ingest.checks.reconcile, ingest.checks.drift)
-    "source_rows",
-    "reconciled",
-    "reconcile_note",
-    "schema_changes",
-    # keyed tables (ingest.checks.deletes, ingest.checks.table_count)
-    "rows_deleted",
-    "late_rows",
-    "table_rows_source",
-    "table_rows_lake",
-    "table_reconciled",
-)
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
 
@@ -58,6 +32,10 @@ class Landed:
     rows: int = 0
     files: int = 0
     load_id: str = ""
+
+
+#: a JobResult field's metadata: not an audit column
+NOT_AUDITED = {"audit": False}
 
 
 @dataclass(frozen=True)
@@ -92,8 +70,10 @@ class JobResult:
     table_rows_source: int | None = None
     table_rows_lake: int | None = None
     table_reconciled: str = ""
+    #: a note on the whole run (a scheduled run that waited for another run)
+    run_note: str = ""
     #: not an audit column: whether trying again may succeed (Durable retries only these)
-    retriable: bool = False
+    retriable: bool = field(default=False, metadata=NOT_AUDITED)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +86,24 @@ class JobResult:
     def audit_row(self) -> dict[str, str]:
         data = self.to_dict()
         return {column: cell_text(data[column]) for column in AUDIT_COLUMNS}
+
+
+#: the audit's columns: JobResult's fields but those marked NOT_AUDITED, in their order
+AUDIT_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in fields(JobResult) if f.metadata.get("audit", True)
+)
+RESULT_FIELDS: frozenset[str] = frozenset(f.name for f in fields(JobResult))
+
+
+def check_projection(names: Iterable[str], what: str) -> tuple[str, ...]:
+    """`names` (a projection of a result: telemetry, run status, ...) if each is a field of
+    JobResult; ValueError naming the others (raised at import: a renamed field cannot be
+    forgotten)."""
+    names = tuple(names)
+    unknown = [n for n in names if n not in RESULT_FIELDS]
+    if unknown:
+        raise ValueError(f"{what} names {unknown}: not fields of JobResult")
+    return names
 
 
 def cell_text(value: Any) -> str:
@@ -139,21 +137,6 @@ def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
         watermark_column=job.get("watermark_column") or "",
         error=short_error(error),
     ).to_dict()
-
-
-def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    results = list(results)
-    failed = [r["job_id"] for r in results if r.get("status") == Status.FAILED]
-    return {
-        "jobs_total": len(results),
-        "jobs_succeeded": sum(1 for r in results if r.get("status") == Status.SUCCESS),
-        "jobs_failed": len(failed),
-        "jobs_skipped": sum(1 for r in results if r.get("status") == Status.SKIPPED),
-        # loaded but flagged (INGEST_RECONCILE=WARN); not failed: the exit code stays 0
-        "jobs_warned": sum(1 for r in results if r.get("status") == Status.WARN),
-        "rows_loaded": sum(as_int(r.get("rows_loaded")) for r in results),
-        "failed_jobs": failed,
-    }
 
 
 def as_int(value: Any) -> int:
