@@ -37,6 +37,8 @@ AUDIT_COLUMNS = (
     "table_rows_source",
     "table_rows_lake",
     "table_reconciled",
+    # split loads (ingest.job.split): the chunks one load was read in (empty: not split)
+    "chunks",
 )
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
@@ -92,6 +94,7 @@ class JobResult:
     table_rows_source: int | None = None
     table_rows_lake: int | None = None
     table_reconciled: str = ""
+    chunks: int | None = None
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = False
 

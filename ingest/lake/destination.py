@@ -24,6 +24,8 @@ from ingest.settings import read
 
 #: The lake layout (README, "The lake"): one folder per table, date folders per load.
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
+#: a chunk of a split load (`ingest.job.split`): its files' ids start with the chunk's prefix
+CHUNK_LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{chunk}{file_id}.{ext}"
 
 
 def _parse_connection_string(value: str) -> dict[str, str]:
@@ -100,9 +102,15 @@ class Destination:
     # ----------------------------------------------------------------------------------------
     # dlt
 
-    def dlt_destination(self, destination_name: str | None = None) -> Any:
-        """dlt's filesystem destination writing Parquet in the lake layout."""
+    def dlt_destination(
+        self, destination_name: str | None = None, file_prefix: str | None = None
+    ) -> Any:
+        """dlt's filesystem destination writing Parquet in the lake layout; `file_prefix`:
+        the data files' ids start with it (a chunk of a split load)."""
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
+        if file_prefix:
+            kwargs["layout"] = CHUNK_LAYOUT
+            kwargs["extra_placeholders"] = {"chunk": file_prefix}
         if self.protocol == "az":
             credentials: dict[str, Any] = {"azure_storage_account_name": self.account_name}
             if self.account_host:

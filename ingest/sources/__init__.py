@@ -14,7 +14,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import JobError
-from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable, SourceTimeouts
+from ingest.sources.base import (
+    ExtractOptions,
+    KeyRange,
+    SourceBuilder,
+    SourceTable,
+    SourceTimeouts,
+)
 
 if TYPE_CHECKING:
     from ingest.config.model import JobConfig
@@ -89,6 +95,7 @@ __all__ = [
     "REGISTRY",
     "ConfigExtension",
     "ExtractOptions",
+    "KeyRange",
     "SourceBuilder",
     "SourceTable",
     "SourceTimeouts",
