@@ -26,7 +26,12 @@ from ingest.job.errors import classify_error
 from ingest.job.progress import Deadline, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
 from ingest.lake import ledger
-from ingest.lake.commits import ChunkLanded, committing_with, load_id_exactly
+from ingest.lake.commits import (
+    ChunkLanded,
+    committing_with,
+    load_id_exactly,
+    use_sequenced_load_ids,
+)
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import count_rows, ensure_dataset, load_files
@@ -163,6 +168,7 @@ def run_chunk(
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
+    use_sequenced_load_ids()
     spec = Task.from_dict(task)
     plan = spec.split
     if plan is None or plan.chunk is None:

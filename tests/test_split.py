@@ -1,0 +1,184 @@
+"""Split loads (`ingest.job.split`): one table read as key ranges, committed as one load.
+
+Every test compares the lake with the source row for row, and counts the completion markers."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.config import JobConfig
+from ingest.identifiers import lake_schema_name
+from ingest.job import run_job
+from ingest.job.chunk import run_chunk
+from ingest.job.run import SPLIT_KEY
+from ingest.job.split import cut_bounds
+from ingest.lake.destination import Destination
+from ingest.lake.lease import read_commit_log
+from ingest.lake.loads import LOADS_DIR, names_with_prefix, table_files
+from ingest.runner import run_tasks
+from ingest.settings import Settings
+from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
+from tests.test_job import job as pg_job
+
+
+@pytest.fixture(params=["file", "azurite"])
+def lake(request) -> str:
+    return request.getfixturevalue("file_lake" if request.param == "file" else "azure_lake")
+
+
+def markers(destination: str, job_config: JobConfig) -> list[str]:
+    dest = Destination.from_url(destination)
+    schema = lake_schema_name(job_config.pipeline_name)
+    folder = dest.path(job_config.source_name, LOADS_DIR)
+    return sorted(n for n in names_with_prefix(dest, folder, schema + "__"))
+
+
+def task(job_config: JobConfig, destination: str, run_id: str, **extra) -> dict:
+    return {"run_id": run_id, "job": job_config.to_dict(), "destination": destination, **extra}
+
+
+def settings_for(destination: str, **changes) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(Settings.from_env(), destination=destination, **changes)
+
+
+def test_cut_bounds_cover_the_range_once():
+    assert cut_bounds(1, 100, 4) == ("26", "51", "76")
+    assert cut_bounds(1, 2, 8) == ("2",)
+    assert cut_bounds(5, 5, 4) == ()
+    assert cut_bounds(None, None, 4) == ()
+    import datetime as dt
+
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    bounds = cut_bounds(start, start + dt.timedelta(days=4), 4)
+    assert bounds == tuple((start + dt.timedelta(days=d)).isoformat() for d in (1, 2, 3))
+    assert cut_bounds(dt.date(2024, 1, 1), dt.date(2024, 1, 8), 2) == ("2024-01-05",)
+
+
+def test_split_full_load_lands_every_row_once_in_one_commit(pg, lake, monkeypatch):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=4)
+
+    [result] = run_tasks([task(config, lake, "run-1")], settings_for(lake), workers=2)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["chunks"] == 4
+    assert result["rows_loaded"] == 3000
+    assert result["reconciled"] == "MATCH", result["reconcile_note"]
+    assert lake_rows(lake) == source_rows(pg)
+    assert len(markers(lake, config)) == 1
+    files = table_files(Destination.from_url(lake), SOURCE, "orders")
+    assert {p.rsplit("/", 1)[-1].split(".")[0] for p in files} == {result["load_id"].split(".")[0]}
+    log = read_commit_log(Destination.from_url(lake), SOURCE, "orders")
+    assert log is not None and log.pending is None and log.is_committed(result["load_id"])
+
+
+def test_split_first_incremental_load_then_an_ordinary_run(pg, file_lake, monkeypatch):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 2000)
+    # many rows at the newest watermark: the commit reads them, the chunks below them
+    pg.execute("UPDATE orders SET updated_at = '2030-01-01T00:00:00+00' WHERE order_id > 1900")
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, split=3)
+
+    [first] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake))
+
+    assert first["status"] == "SUCCESS", first["error"]
+    assert first["chunks"] == 3
+    assert first["rows_loaded"] == 2000
+    assert first["reconciled"] == "MATCH", first["reconcile_note"]
+    assert first["watermark_after"].startswith("2030-01-01")
+    assert lake_rows(file_lake) == source_rows(pg)
+    assert len(markers(file_lake, config)) == 1
+
+    insert_orders(pg, 2001, 2100, updated_at="2031-01-01T00:00:00+00")
+    [second] = run_tasks([task(config, file_lake, "run-2")], settings_for(file_lake))
+    assert second["status"] == "SUCCESS", second["error"]
+    assert second["chunks"] in (None, "")
+    assert second["rows_loaded"] == 100
+    assert lake_rows(file_lake) == source_rows(pg)
+
+
+def test_split_by_estimate(pg, file_lake, monkeypatch):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 1000)
+    pg.execute("ANALYZE orders")
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL")
+
+    [result] = run_tasks(
+        [task(config, file_lake, "run-1")], settings_for(file_lake, split_rows=300)
+    )
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["chunks"] == 4
+    assert lake_rows(file_lake) == source_rows(pg)
+
+
+def test_chunks_are_invisible_until_the_commit_and_land_once(pg, file_lake, monkeypatch):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 1200)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=3)
+    settings = settings_for(file_lake)
+
+    started = run_job(task(config, file_lake, "run-1"), settings=settings)
+    plan = started[SPLIT_KEY]
+    assert len(plan["bounds"]) == 2
+    chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 1}}
+
+    first = run_chunk(chunk, settings=settings)
+    again = run_chunk(chunk, settings=settings)  # the same chunk activity run twice
+
+    assert first["status"] == "SUCCESS" and first["rows"] > 0
+    assert again["status"] == "SUCCESS" and again["already_landed"]
+    assert lake_rows(file_lake) == []  # nothing visible before the commit
+    # another run of the job meanwhile: busy, not a second writer
+    other = run_job(task(config, file_lake, "run-2"), settings=settings)
+    assert other["status"] == "SKIPPED" and "split load" in other["error"]
+
+    # the commit before every chunk landed: nothing commits, the split load is abandoned
+    commit = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}
+    early = run_job(commit, settings=settings)
+    assert early["status"] == "FAILED" and "chunk(s) 0, 2 of 3 did not land" in early["error"]
+    assert lake_rows(file_lake) == []
+    assert markers(file_lake, config) == []
+
+    # the next run starts over and lands every row once
+    [result] = run_tasks([task(config, file_lake, "run-3")], settings)
+    assert result["status"] == "SUCCESS", result["error"]
+    assert lake_rows(file_lake) == source_rows(pg)
+    assert len(markers(file_lake, config)) == 1
+
+
+def test_split_full_load_mariadb(mariadb, file_lake, monkeypatch):
+    mariadb.execute(
+        "CREATE TABLE events (id BIGINT PRIMARY KEY, at DATETIME(6) NOT NULL, body TEXT)"
+    )
+    mariadb.execute(
+        "INSERT INTO events SELECT seq, '2024-01-01' + INTERVAL seq SECOND, CONCAT('e', seq) "
+        "FROM seq_1_to_2500"
+    )
+    mariadb.use_as(monkeypatch, "maria_src")
+    config = JobConfig(
+        job_id="events",
+        enabled=True,
+        source_type="mysql",
+        source_name="maria_src",
+        table_name="events",
+        load_type="FULL",
+        split=5,
+    )
+
+    [result] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake), workers=2)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["chunks"] == 5
+    assert result["reconciled"] == "MATCH", result["reconcile_note"]
+    landed = lake_rows(file_lake, "events", "maria_src")
+    expected = sorted(mariadb.query("SELECT id, at, body FROM events"))
+    assert landed == expected
+    assert len(markers(file_lake, config)) == 1
