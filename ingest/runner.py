@@ -15,6 +15,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from typing import Any
@@ -228,8 +229,12 @@ def run_tasks(
                     if is_process_exit(exc):
                         raise
                     log.error("worker running job %s died: %s", task["job"]["job_id"], exc)
-                    if step == CHUNK:
-                        result = {"status": "FAILED", "error": f"worker died: {exc}"}
+                    if isinstance(exc, BrokenProcessPool) and pool is not None:
+                        # the pool takes no more work: the next step starts a new one
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = None
+                    if step == CHUNK:  # a chunk is retried alone (it cleans up after itself)
+                        result = {"status": "FAILED", "error": f"worker process died: {exc}"}
                         result["retriable"] = True
                     else:
                         result = failed_result(task, f"worker process died: {exc}")

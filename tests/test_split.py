@@ -4,6 +4,14 @@ Every test compares the lake with the source row for row, and counts the complet
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from ingest.config import JobConfig
@@ -17,6 +25,7 @@ from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import LOADS_DIR, names_with_prefix, table_files
 from ingest.runner import run_tasks
 from ingest.settings import Settings
+from tests.test_exactly_once import HOOK, ROOT, Process, wait_for_file
 from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.test_job import job as pg_job
 
@@ -181,4 +190,107 @@ def test_split_full_load_mariadb(mariadb, file_lake, monkeypatch):
     landed = lake_rows(file_lake, "events", "maria_src")
     expected = sorted(mariadb.query("SELECT id, at, body FROM events"))
     assert landed == expected
+    assert len(markers(file_lake, config)) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# crashes: a chunk killed -9, in a chunk process and in the CLI's worker pool
+
+
+def _chunk_process(chunk_task: dict, pause_dir: Path) -> subprocess.Popen:
+    script = (
+        "import json, sys\n"
+        "from ingest.job.chunk import run_chunk\n"
+        "print(json.dumps(run_chunk(json.loads(sys.argv[1]))))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HOOK), str(ROOT)]),
+        "INGEST_TEST_PAUSE_DIR": str(pause_dir),
+        "DATA_WRITER__FILE_MAX_ITEMS": "1000",
+        "INGEST_CHUNK_SIZE": "1000",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(chunk_task)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"ended before pausing: {process.communicate()}")
+        assert time.monotonic() < deadline, f"no {path.name} within {timeout} s"
+        time.sleep(0.02)
+
+
+def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
+    pg, lake, monkeypatch, tmp_path
+):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 6000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=2)
+    settings = settings_for(lake, file_max_rows=1000)
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
+
+    plan = run_job(task(config, lake, "run-1"), settings=settings)[SPLIT_KEY]
+    chunk = {**task(config, lake, "run-1"), "split": {**plan, "chunk": 0}}
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    doomed = _chunk_process(chunk, pause)
+    _wait_for(pause / "first_file", doomed)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(30)
+    dest = Destination.from_url(lake)
+    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
+    assert left  # the killed chunk left a file behind: invisible
+    assert lake_rows(lake) == []
+
+    # the commit now: chunk 0 never landed, nothing commits
+    commit = {**task(config, lake, "run-1"), "split": {**plan, "chunk": None}}
+    assert run_chunk({**chunk, "split": {**plan, "chunk": 1}}, settings=settings)["rows"] > 0
+    retried = run_chunk(chunk, settings=settings)  # the retry removes what the kill left
+    assert retried["status"] == "SUCCESS", retried["error"]
+    result = run_job(commit, settings=settings)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["rows_loaded"] == 6000
+    assert result["reconciled"] == "MATCH", result["reconcile_note"]
+    assert lake_rows(lake) == source_rows(pg)
+    assert len(markers(lake, config)) == 1
+    # the commit of the same task again reports the load, lands nothing
+    again = run_job(commit, settings=settings)
+    assert again["status"] == "SUCCESS" and again["load_id"] == result["load_id"]
+    assert lake_rows(lake) == source_rows(pg)
+
+
+def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypatch, tmp_path):
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 8000)
+    pg.use_as(monkeypatch, SOURCE)
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
+        "primary_key,split\n"
+        f"s1,Y,postgresql,{SOURCE},{pg.name},orders,FULL,order_id,4\n",
+        encoding="utf-8",
+    )
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    args = ["run", "--config", str(path), "--destination", file_lake, "--workers", "2"]
+    process = Process(args, {**os.environ, "DATA_WRITER__FILE_MAX_ITEMS": "1000"}, pause_dir=pause)
+    wait_for_file(pause / "first_file", process)
+    os.kill(int((pause / "first_file.pid").read_text()), signal.SIGKILL)
+    (pause / "go").write_text("")
+
+    assert process.finish() == 0, process.stderr
+    assert "trying it again" in process.stderr
+    assert lake_rows(file_lake) == source_rows(pg)
+    config = pg_job(pg, load_type="FULL", job_id="s1")
     assert len(markers(file_lake, config)) == 1
