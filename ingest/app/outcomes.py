@@ -14,6 +14,8 @@ from ingest.results import as_int
 from ingest.vocabulary import Status
 
 COMPACT_KEYS = ("job_id", "status", "rows_loaded", "files_written")
+#: the compact status of a table whose load was split: its chunks and commit run next
+SPLIT = "SPLIT"
 #: longest list of failed job ids a run's output carries (the audit has them all)
 MAX_FAILED_JOBS_LISTED = 50
 

@@ -38,7 +38,7 @@ import time
 import uuid
 from typing import Any
 
-from ingest.errors import JobError, RetriableJobError
+from ingest.errors import JobError
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import Holder, JobLease, LeaseBusy
@@ -201,7 +201,7 @@ def guard(
 
 
 def check_pending(log_: CommitLog | None, plan: SplitPlan, lease: JobLease) -> Pending:
-    """The pending split load `plan` belongs to; RetriableJobError when it is not pending."""
+    """The pending split load `plan` belongs to; SplitAbandoned when it is not pending."""
     pending = log_.pending if log_ is not None else None
     if pending is None or pending.token != plan.token:
         raise SplitAbandoned(
@@ -212,7 +212,7 @@ def check_pending(log_: CommitLog | None, plan: SplitPlan, lease: JobLease) -> P
     return pending
 
 
-class SplitAbandoned(RetriableJobError):
+class SplitAbandoned(JobError):
     """The split load a chunk or commit belongs to is not pending any more."""
 
 
@@ -227,12 +227,13 @@ def prepare_commit(
     """Step 3, under the lease: every chunk landed, and the load holds only their files
     (a chunk's attempt that died or lost a race leaves files no landing lists: removed).
     Returns (rows, files) of the chunks. A chunk that did not land: the split load is
-    abandoned and a RetriableJobError names the chunks."""
+    abandoned and a JobError names the chunks (another attempt of the commit cannot help; the
+    job's next run starts a new split load)."""
     pending = check_pending(log_, plan, lease)
     missing = [i for i in range(pending.chunks) if i not in pending.landed]
     if missing:
         lease.write_log(log_.with_pending(None))
-        raise RetriableJobError(
+        raise JobError(
             f"split load {plan.load_id} of {lease.name}: chunk(s) "
             f"{', '.join(str(i) for i in missing)} of {pending.chunks} did not land; nothing "
             "was committed (the split load is abandoned), run the job again"
