@@ -294,3 +294,54 @@ def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypa
     assert lake_rows(file_lake) == source_rows(pg)
     config = pg_job(pg, load_type="FULL", job_id="s1")
     assert len(markers(file_lake, config)) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# configuration
+
+
+def test_split_and_split_column_are_validated_with_row_and_column(tmp_path):
+    from ingest.config import load_config
+    from ingest.errors import ConfigError
+
+    path = tmp_path / "jobs.csv"
+    header = (
+        "job_id,enabled,source_type,source_name,table_name,load_type,primary_key,split,split_column"
+    )
+    path.write_text(
+        "\n".join(
+            [
+                header,
+                "a,Y,postgresql,erp,orders,FULL,id,8,",
+                "b,Y,postgresql,erp,events,FULL,,4,created_at",
+                "c,Y,postgresql,erp,t_c,FULL,id,1,",
+                "d,Y,postgresql,erp,t_d,FULL,id,lots,",
+                "e,Y,rest_api,api,items,FULL,id,4,",
+                "f,Y,postgresql,erp,t_f,FULL,id,4,id; drop table x",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as failure:
+        load_config(str(path))
+    text = str(failure.value)
+    assert "row 4" in text and "'1' must be a number of key ranges from 2 to 256" in text
+    assert "row 5" in text and "'lots'" in text
+    assert "row 6" in text and "only SQL sources are read as key ranges" in text
+    assert "row 7" in text and "split_column" in text and "not a plain SQL name" in text
+
+    path.write_text(
+        "\n".join(
+            [
+                header,
+                "a,Y,postgresql,erp,orders,FULL,id,8,",
+                "b,Y,postgresql,erp,events,FULL,,,created_at",
+            ]
+        )
+        + "\n"
+    )
+    config = load_config(str(path))
+    assert config.job("a").split == 8 and config.job("a").split_column is None
+    assert config.job("b").split is None and config.job("b").split_column == "created_at"
+    assert JobConfig.from_dict(config.job("a").to_dict()) == config.job("a")
