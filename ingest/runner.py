@@ -23,6 +23,7 @@ from typing import Any
 from ingest.errors import is_process_exit
 from ingest.job import run_job
 from ingest.job.chunk import run_chunk
+from ingest.job.progress import SplitProgress
 from ingest.job.run import SPLIT_KEY
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
@@ -125,7 +126,6 @@ class _SplitState:
     running: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
-    rows: int = 0
 
 
 def run_tasks(
@@ -143,6 +143,7 @@ def run_tasks(
     tasks = list(tasks)
     results: dict[int, dict[str, Any]] = {}
     splits: dict[int, _SplitState] = {}
+    progress = SplitProgress()
     queue: deque[tuple[int, str, dict[str, Any]]] = deque(
         (index, JOB, dict(task)) for index, task in enumerate(tasks)
     )
@@ -157,6 +158,7 @@ def run_tasks(
             plan = result[SPLIT_KEY]
             state = splits[index] = _SplitState(plan)
             chunks = len(plan["bounds"]) + 1
+            progress.started(task["job"]["job_id"], chunks)
             for chunk in range(chunks):
                 state.attempts[chunk] = 1
                 state.running += 1
@@ -175,21 +177,29 @@ def run_tasks(
             return
         state = splits[index]
         chunk = int(task["split"]["chunk"])
+        job_id = task["job"]["job_id"]
+        failed = result.get("status") == "FAILED"
+        again = (
+            failed
+            and bool(result.get("retriable"))
+            and state.attempts[chunk] < settings.retry_max_attempts
+        )
+        progress.chunk_ended(job_id, chunk, result, final=not again)
         if on_chunk:
-            on_chunk({**result, "job_id": task["job"]["job_id"], "chunk": chunk})
-        if result.get("status") == "FAILED":
-            if result.get("retriable") and state.attempts[chunk] < settings.retry_max_attempts:
-                state.attempts[chunk] += 1
-                log.warning(
-                    "job %s: chunk %d failed, trying it again (%d of %d): %s",
-                    task["job"]["job_id"],
-                    chunk,
-                    state.attempts[chunk],
-                    settings.retry_max_attempts,
-                    result.get("error"),
-                )
-                queue.append((index, CHUNK, task))
-                return
+            on_chunk({**result, "job_id": job_id, "chunk": chunk, **progress.snapshot(job_id)})
+        if again:
+            state.attempts[chunk] += 1
+            log.warning(
+                "job %s: chunk %d failed, trying it again (%d of %d): %s",
+                job_id,
+                chunk,
+                state.attempts[chunk],
+                settings.retry_max_attempts,
+                result.get("error"),
+            )
+            queue.append((index, CHUNK, task))
+            return
+        if failed:
             state.failures[chunk] = str(result.get("error") or "failed")
         state.running -= 1
         if state.running == 0:  # every chunk landed or gave up: the commit

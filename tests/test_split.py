@@ -291,6 +291,7 @@ def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypa
 
     assert process.finish() == 0, process.stderr
     assert "trying it again" in process.stderr
+    assert "4 of 4 chunks landed, 8,000 rows" in process.stderr, process.stderr
     assert lake_rows(file_lake) == source_rows(pg)
     config = pg_job(pg, load_type="FULL", job_id="s1")
     assert len(markers(file_lake, config)) == 1

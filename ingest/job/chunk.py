@@ -64,14 +64,14 @@ def _own_files(dest: Destination, task: Task, plan: SplitPlan, prefix: str) -> l
     return [p for p in files if p.rsplit("/", 1)[-1].startswith(start)]
 
 
-def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> bool:
-    """Under the lease: False when the chunk has landed already; else its files of an earlier
-    attempt are removed and the split load is touched (it is being worked on)."""
+def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> int | None:
+    """Under the lease: the rows of the chunk when it has landed already (None: it has not;
+    then its files of an earlier attempt are removed and the split load is touched)."""
     assert plan.chunk is not None
     log_ = lease.read_log()
     pending = splitting.check_pending(log_, plan, lease)
     if plan.chunk in pending.landed:
-        return False
+        return pending.landed[plan.chunk].rows
     fs = dest.filesystem()
     for path in _own_files(dest, task, plan, splitting.chunk_prefix(plan.chunk)):
         log.info("removing %s: left by an earlier attempt of this chunk", path)
@@ -79,7 +79,7 @@ def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> b
     assert log_ is not None
     touched = dataclasses.replace(pending, touched=splitting._now())
     lease.write_log(log_.with_pending(touched))
-    return True
+    return None
 
 
 def _land(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows: int) -> int:
@@ -108,7 +108,8 @@ def _land(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows:
 
 def _read_and_write(
     run: JobRun, resolver: SecretResolver, options: ExtractOptions, plan: SplitPlan
-) -> int:
+) -> tuple[int, bool]:
+    """(rows, whether they had landed before this attempt)."""
     task, settings = run.task, run.settings
     job = task.job
     assert plan.chunk is not None
@@ -125,9 +126,9 @@ def _read_and_write(
         return _lease(task, dest, settings, part)
 
     with briefly() as lease:
-        if not _begin(dest, lease, task, plan):
-            log.info("job %s: chunk %d has landed already", job.job_id, plan.chunk)
-            return -1
+        landed = _begin(dest, lease, task, plan)
+    if landed is not None:
+        return landed, True
     prefix = splitting.chunk_prefix(plan.chunk)
     run.workdir = _working_dir(settings, task)
     run.workdir.mkdir(parents=True, exist_ok=True)
@@ -150,12 +151,13 @@ def _read_and_write(
         pipeline.extract([resource], loader_file_format="parquet")
     deadline.check()
     with briefly() as lease:  # not abandoned meanwhile (narrows what a stalled chunk writes)
-        if plan.chunk in splitting.check_pending(lease.read_log(), plan, lease).landed:
-            return -1
+        pending = splitting.check_pending(lease.read_log(), plan, lease)
+    if plan.chunk in pending.landed:
+        return pending.landed[plan.chunk].rows, True
     with committing_with(_Landing()):
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
-        return _land(dest, lease, task, plan, written.rows)
+        return _land(dest, lease, task, plan, written.rows), False
 
 
 def run_chunk(
@@ -185,10 +187,10 @@ def run_chunk(
     )
     clock = time.monotonic()
     run = JobRun(spec, settings)
-    status, error, retriable, rows = Status.SUCCESS, "", False, 0
+    status, error, retriable, rows, again = Status.SUCCESS, "", False, 0, False
     with job_context(spec.run_id, job.job_id):
         try:
-            rows = _read_and_write(run, resolver, options, plan)
+            rows, again = _read_and_write(run, resolver, options, plan)
         except LeaseBusy as exc:
             status, error, retriable = Status.FAILED, str(exc), True
         except BaseException as exc:
@@ -205,7 +207,6 @@ def run_chunk(
             log.debug("job %s chunk %d failure detail", job.job_id, plan.chunk, exc_info=True)
         finally:
             run.close()
-    again = rows < 0
     duration = round(time.monotonic() - clock, 3)
     if status == Status.SUCCESS:
         log.info(
@@ -213,7 +214,7 @@ def run_chunk(
             job.job_id,
             plan.chunk,
             plan.chunks,
-            "had landed already" if again else f"landed {rows:,} rows",
+            f"{'had landed' if again else 'landed'} {rows:,} rows",
             duration,
         )
     else:
@@ -223,7 +224,7 @@ def run_chunk(
         "chunk": plan.chunk,
         "chunks": plan.chunks,
         "status": str(status),
-        "rows": max(rows, 0),
+        "rows": rows,
         "already_landed": again,
         "duration_s": duration,
         "error": short_error(redactor.redact(error)),
