@@ -85,7 +85,8 @@ def test_split_full_load_lands_every_row_once_in_one_commit(pg, lake, monkeypatc
     assert log is not None and log.pending is None and log.is_committed(result["load_id"])
 
 
-def test_split_first_incremental_load_then_an_ordinary_run(pg, file_lake, monkeypatch):
+def test_split_first_incremental_load_then_an_ordinary_run(pg, lake, monkeypatch):
+    file_lake = lake
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 2000)
     # many rows at the newest watermark: the commit reads them, the chunks below them
@@ -163,13 +164,14 @@ def test_chunks_are_invisible_until_the_commit_and_land_once(pg, file_lake, monk
     assert len(markers(file_lake, config)) == 1
 
 
-def test_split_full_load_mariadb(mariadb, file_lake, monkeypatch):
+@pytest.mark.parametrize("load_type", ["FULL", "INCREMENTAL"])
+def test_split_loads_mariadb(mariadb, lake, monkeypatch, load_type):
     mariadb.execute(
         "CREATE TABLE events (id BIGINT PRIMARY KEY, at DATETIME(6) NOT NULL, body TEXT)"
     )
     mariadb.execute(
-        "INSERT INTO events SELECT seq, '2024-01-01' + INTERVAL seq SECOND, CONCAT('e', seq) "
-        "FROM seq_1_to_2500"
+        "INSERT INTO events SELECT seq, '2024-01-01' + INTERVAL (seq DIV 10) SECOND, "
+        "CONCAT('e', seq) FROM seq_1_to_2500"
     )
     mariadb.use_as(monkeypatch, "maria_src")
     config = JobConfig(
@@ -178,19 +180,74 @@ def test_split_full_load_mariadb(mariadb, file_lake, monkeypatch):
         source_type="mysql",
         source_name="maria_src",
         table_name="events",
-        load_type="FULL",
+        load_type=load_type,
+        watermark_column="at" if load_type == "INCREMENTAL" else None,
         split=5,
     )
 
-    [result] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake), workers=2)
+    [result] = run_tasks([task(config, lake, "run-1")], settings_for(lake), workers=2)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["chunks"] == 5
+    assert result["rows_loaded"] == 2500
     assert result["reconciled"] == "MATCH", result["reconcile_note"]
-    landed = lake_rows(file_lake, "events", "maria_src")
+    landed = lake_rows(lake, "events", "maria_src")
     expected = sorted(mariadb.query("SELECT id, at, body FROM events"))
     assert landed == expected
+    assert len(markers(lake, config)) == 1
+    if load_type == "INCREMENTAL":
+        mariadb.execute("INSERT INTO events SELECT seq, '2025-01-01', 'late' FROM seq_2501_to_2600")
+        [second] = run_tasks([task(config, lake, "run-2")], settings_for(lake))
+        assert second["status"] == "SUCCESS", second["error"]
+        assert second["rows_loaded"] == 100 and not second["chunks"]
+        expected = sorted(mariadb.query("SELECT id, at, body FROM events"))
+        assert lake_rows(lake, "events", "maria_src") == expected
+
+
+def test_a_chunk_of_an_abandoned_split_load_never_lands(pg, file_lake, monkeypatch):
+    """Run 1 splits and stalls; past INGEST_SPLIT_STALE_S run 2 abandons it and loads the
+    table; run 1's chunks and commit then find their split load gone: nothing of it counts."""
+    import dataclasses
+    import datetime as dt
+
+    from ingest.lake.lease import Holder, lease_for, lease_name
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 900)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=3)
+    settings = settings_for(file_lake)
+    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    stalled = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 0}}
+    assert run_chunk(stalled, settings=settings)["status"] == "SUCCESS"
+
+    # run 1 goes quiet for 3 hours (its split load was last touched then)
+    dest = Destination.from_url(file_lake)
+    with lease_for(
+        dest,
+        lease_name(SOURCE, "orders"),
+        Holder.me("test", "age"),
+        wait_s=5,
+        same_task_wait_s=5,
+        period_s=60,
+    ) as lease:
+        log = lease.read_log()
+        old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat(timespec="seconds")
+        lease.write_log(log.with_pending(dataclasses.replace(log.pending, touched=old)))
+
+    [second] = run_tasks([task(config, file_lake, "run-2")], settings)
+    assert second["status"] == "SUCCESS", second["error"]
+    late = run_chunk({**stalled, "split": {**plan, "chunk": 1}}, settings=settings)
+    assert late["status"] == "FAILED" and "no longer pending" in late["error"]
+    commit = run_job({**stalled, "split": {**plan, "chunk": None}}, settings=settings)
+    assert commit["status"] == "FAILED" and "no longer pending" in commit["error"]
+    assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1
+    # the next run removes what run 1 left
+    [third] = run_tasks([task(config, file_lake, "run-3")], settings)
+    assert third["status"] == "SUCCESS", third["error"]
+    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
+    assert left == []
 
 
 # ------------------------------------------------------------------------------------------
