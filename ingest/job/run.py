@@ -358,6 +358,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             memory_mb=settings.state_memory_mb,
             spill_dir=run.workdir / "spill",
         )
+        if split is not None:  # the chunks read in their own transactions, earlier
+            checked = _split_note(checked, split)
         late = read.late if read is not None and source.lag is not None else None
         if landed.load_id and source.primary_key and not task.backfill:
             _compact_if_due(run, dest, lease, committer.log)
@@ -370,6 +372,19 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             dict(source.renamed),
             chunks=split.chunks if split is not None else None,
         )
+
+
+def _split_note(checked: Checked, split: SplitPlan) -> Checked:
+    """The reconciliation of a split load says how its rows were read: by its chunks, each in
+    its own transaction, counted against the source at the commit (`ingest.job.split`)."""
+    outcome = checked.reconciliation
+    if outcome.reconciled == Reconciled.SKIPPED:
+        return checked
+    note = (
+        f"{outcome.note}; split load: {split.chunks} chunks read in their own transactions, "
+        "the source counted at the commit"
+    )
+    return dataclasses.replace(checked, reconciliation=dataclasses.replace(outcome, note=note))
 
 
 def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:

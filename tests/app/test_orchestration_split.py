@@ -132,3 +132,55 @@ def test_the_batch_status_shows_a_split_tables_chunks(tmp_path, monkeypatch):
     assert seen and seen[0]["chunks"] == 4
     assert max(s["done"] for s in seen) >= 2
     assert max(s["rows"] for s in seen) >= 200
+
+
+def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monkeypatch, tmp_path):
+    """Every activity for real (dlt loads from PostgreSQL into Azurite): a table split in 4
+    chunks next to two ordinary tables; every row once, one completion marker, MATCH."""
+    from ingest.reports.history import run_results
+    from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
+    from tests.durable_harness import ActivityFailure, DurableSim
+    from tests.test_job import ORDERS_DDL, insert_orders, lake_rows, source_rows
+    from tests.test_split import markers
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 4000)
+    for name in ("a", "b"):
+        pg.execute(f"CREATE TABLE {name} (id int primary key)")
+        pg.execute(f"INSERT INTO {name} SELECT generate_series(1, 5)")
+    pg.use_as(monkeypatch, "pg_erp")
+    config = tmp_path / "jobs.csv"
+    config.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,split\n"
+        f"001,Y,postgresql,pg_erp,{pg.name},a,FULL,\n"
+        f"002,Y,postgresql,pg_erp,{pg.name},orders,FULL,4\n"
+        f"003,Y,postgresql,pg_erp,{pg.name},b,FULL,\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("INGEST_CONFIG_PATH", str(config))
+    monkeypatch.setenv("INGEST_DESTINATION", azure_lake)
+    monkeypatch.setenv("INGEST_MAX_PARALLEL", "2")
+
+    def run_activity(call):
+        try:
+            return activity(call.name)(call.input)
+        except Exception as exc:
+            raise ActivityFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    handles = {"ingest_run": orchestrator_handle(), "ingest_batch": batch_handle()}
+    sim = DurableSim(handles, run_activity, order="random", seed=29)
+    sim.start("ingest_run", "run-split", {"run_id": "run-split", "trigger": "http"})
+    sim.run()
+    output = sim.hosts["run-split"].state["output"]
+    assert output["jobs_succeeded"] == 3, output
+    assert output["rows_loaded"] == 4010
+    assert sim.max_tables_in_flight <= 2
+    assert sum(1 for c in sim.activity_log if c.name == "ingest_chunk") == 4
+    assert lake_rows(azure_lake) == source_rows(pg)
+    from ingest.config import JobConfig
+
+    job = JobConfig("002", True, "postgresql", "pg_erp", "orders", "FULL", schema_name=pg.name)
+    assert len(markers(azure_lake, job)) == 1
+    rows = {row["job_id"]: row for row in run_results(azure_lake, "run-split")}
+    assert rows["002"]["chunks"] == "4" and rows["002"]["reconciled"] == "MATCH"
+    assert rows["001"]["chunks"] == ""
