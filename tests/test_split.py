@@ -403,3 +403,35 @@ def test_split_and_split_column_are_validated_with_row_and_column(tmp_path):
     assert config.job("a").split == 8 and config.job("a").split_column is None
     assert config.job("b").split is None and config.job("b").split_column == "created_at"
     assert JobConfig.from_dict(config.job("a").to_dict()) == config.job("a")
+
+
+def test_a_split_incremental_commit_with_no_row_left_at_the_boundary(pg, file_lake, monkeypatch):
+    """The rows at the newest watermark (the commit's part) are deleted before the commit:
+    the commit still lands the chunks' rows, in one load, and the next run goes on."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 1500)
+    pg.execute("UPDATE orders SET updated_at = '2030-01-01T00:00:00+00' WHERE order_id > 1400")
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, split=3)
+    settings = settings_for(file_lake)
+    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    for chunk in range(3):
+        landed = run_chunk(
+            {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": chunk}},
+            settings=settings,
+        )
+        assert landed["status"] == "SUCCESS", landed["error"]
+    pg.execute("DELETE FROM orders WHERE order_id > 1400")
+
+    result = run_job(
+        {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}, settings=settings
+    )
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["load_id"] == plan["load_id"] and result["rows_loaded"] == 1400
+    assert lake_rows(file_lake) == source_rows(pg)
+    assert len(markers(file_lake, config)) == 1
+    insert_orders(pg, 1501, 1510, updated_at="2031-01-01T00:00:00+00")
+    [second] = run_tasks([task(config, file_lake, "run-2")], settings)
+    assert second["status"] == "SUCCESS", second["error"]
+    assert lake_rows(file_lake) == source_rows(pg)

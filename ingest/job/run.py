@@ -345,6 +345,12 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
                 landed = _commit(pipeline, table, settings.load_workers)
             committer.confirm(landed.load_id)
             if split is not None:  # the chunks' rows and files are the load's too
+                if landed.load_id != split.load_id:
+                    raise JobError(
+                        f"job {job.job_id}: the commit of split load {split.load_id} made load "
+                        f"{landed.load_id or '(none)'}; nothing of the split load counts, run "
+                        "the job again"
+                    )
                 landed = Landed(
                     landed.rows + chunk_rows, landed.files + chunk_files, landed.load_id
                 )
