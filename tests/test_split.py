@@ -435,3 +435,43 @@ def test_a_split_incremental_commit_with_no_row_left_at_the_boundary(pg, file_la
     [second] = run_tasks([task(config, file_lake, "run-2")], settings)
     assert second["status"] == "SUCCESS", second["error"]
     assert lake_rows(file_lake) == source_rows(pg)
+
+
+def test_a_split_backfill_loads_exactly_its_range_once(pg, lake, monkeypatch):
+    from ingest.lake.loads import completed_load_ids
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)  # updated 2024-01-01 00:00:01 + 1 s per row
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, split=4)
+    settings = settings_for(lake)
+    [first] = run_tasks([task(config, lake, "run-1")], settings)
+    assert first["status"] == "SUCCESS" and first["chunks"] == 4
+
+    start, end = "2024-01-01T00:10:00+00:00", "2024-01-01T00:30:00+00:00"
+    backfill = {"from": start, "to": end}
+    [result] = run_tasks([task(config, lake, "run-2", backfill=backfill)], settings, workers=2)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["chunks"] == 4 and result["load_type"] == "BACKFILL"
+    expected = pg.query(
+        "SELECT order_id FROM orders WHERE updated_at >= %s AND updated_at < %s ORDER BY 1",
+        (start, end),
+    )
+    assert result["rows_loaded"] == len(expected) == 1200
+    assert result["reconciled"] == "MATCH", result["reconcile_note"]
+    assert result["watermark_after"].startswith("2024-01-01T00:29:59")
+    dest = Destination.from_url(lake)
+    done = completed_load_ids(
+        dest, SOURCE, config.backfill_schema_name_in_lake, table=config.lake_table
+    )
+    assert done == {result["load_id"]}
+    import pyarrow.parquet as pq
+
+    fs = dest.filesystem()
+    ids = []
+    for path in table_files(dest, SOURCE, "orders", fs):
+        if result["load_id"] in path:
+            with fs.open(path, "rb") as handle:
+                ids += pq.read_table(handle, columns=["order_id"]).column(0).to_pylist()
+    assert sorted(ids) == [r[0] for r in expected]

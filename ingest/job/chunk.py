@@ -23,7 +23,7 @@ import dlt
 from ingest.errors import JobError, is_process_exit
 from ingest.job import split as splitting
 from ingest.job.errors import classify_error
-from ingest.job.progress import Deadline, Progress
+from ingest.job.progress import Deadline, HighestWatermark, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
 from ingest.lake import ledger
 from ingest.lake.commits import (
@@ -82,7 +82,9 @@ def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> i
     return None
 
 
-def _land(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows: int) -> int:
+def _land(
+    dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows: int, highest: str
+) -> int:
     """Under the lease: record the chunk's files and rows in the pending split load. The
     files are counted from their footers: a concurrent attempt of the same chunk that removed
     some of them makes this one fail (and be retried), never land short."""
@@ -99,7 +101,7 @@ def _land(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows:
             f"{rows} written (another attempt of this chunk removed some); run it again"
         )
     landed = dict(pending.landed)
-    landed[plan.chunk] = ChunkLanded(tuple(p.rsplit("/", 1)[-1] for p in files), rows)
+    landed[plan.chunk] = ChunkLanded(tuple(p.rsplit("/", 1)[-1] for p in files), rows, highest)
     new = dataclasses.replace(pending, landed=landed, touched=splitting._now())
     assert log_ is not None
     lease.write_log(log_.with_pending(new))
@@ -143,10 +145,16 @@ def _read_and_write(
     lower, upper = plan.range_of(plan.chunk)
     key_range = KeyRange(plan.column, lower, upper, plan.chunk == 0, plan.watermark_below)
     options = dataclasses.replace(options, key_range=key_range)
+    highest = None
+    if task.backfill:  # its watermark range, and the highest watermark read in it
+        options = dataclasses.replace(
+            options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
+        )
+        highest = HighestWatermark(job.watermark_column or "")
     source = builder.build_resource(job, secrets, options)
     resource = source.resource
     resource.apply_hints(table_name=job.lake_table)
-    resource.add_step(Progress(job, None, None, deadline, None).as_step())
+    resource.add_step(Progress(job, None, highest, deadline, None).as_step())
     with load_id_exactly(plan.load_id):
         pipeline.extract([resource], loader_file_format="parquet")
     deadline.check()
@@ -157,7 +165,8 @@ def _read_and_write(
     with committing_with(_Landing()):
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
-        return _land(dest, lease, task, plan, written.rows), False
+        top = highest.text if highest is not None else ""
+        return _land(dest, lease, task, plan, written.rows, top), False
 
 
 def run_chunk(

@@ -92,6 +92,7 @@ from ingest.sources import (
     get_builder,
 )
 from ingest.sources.reserved import note as reserved_note
+from ingest.sources.sql import coerce_watermark
 from ingest.sources.window import read_start
 from ingest.tasks import SplitPlan, Task
 from ingest.views.state import current_state, state_connection
@@ -275,6 +276,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         run.watermark_before = before
         split = task.split  # a split load's commit (chunks never run here: ingest.job.chunk)
         chunk_rows = chunk_files = 0
+        chunk_highest: tuple[str, ...] = ()
         if split is None:
             started = splitting.resumed(commit_log, task)
             if started is None and splitting.whole_table(task, stored):
@@ -288,12 +290,12 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             if started is not None:
                 return JobOutcome(Landed(), Watermarks(before), split=started)
         else:
-            chunk_rows, chunk_files = splitting.prepare_commit(
+            chunk_rows, chunk_files, chunk_highest = splitting.prepare_commit(
                 dest, dataset, table, split, commit_log, lease
             )
-            if job.is_incremental:  # the chunks read below it, the commit from it
+            if split.watermark_below is not None:  # the chunks read below it, the commit from it
                 options = dataclasses.replace(options, initial_watermark=split.watermark_below)
-            else:  # the chunks read every row; the commit lands the empty snapshot file
+            else:  # the chunks read every row (FULL: the commit lands the empty snapshot file)
                 options = dataclasses.replace(
                     options, key_range=KeyRange(split.column, nothing=True), partitions=1
                 )
@@ -323,6 +325,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         reached = ""
         if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
             reached = highest.text
+            if chunk_highest:  # a split backfill: its chunks read the rows
+                reached = _highest_of((*chunk_highest, reached), source.watermark_type, job)
         elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
@@ -378,6 +382,12 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             dict(source.renamed),
             chunks=split.chunks if split is not None else None,
         )
+
+
+def _highest_of(texts: tuple[str, ...], column_type: Any, job: JobConfig) -> str:
+    """The highest of watermarks given as text, compared as the column's values."""
+    values = [coerce_watermark(t, column_type, job) for t in texts if t]
+    return ledger.watermark_text(max(values)) if values else ""
 
 
 def _split_note(checked: Checked, split: SplitPlan) -> Checked:

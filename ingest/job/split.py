@@ -96,10 +96,10 @@ def cut_bounds(lowest: Any, highest: Any, chunks: int) -> tuple[str, ...]:
 
 
 def whole_table(task: Task, stored: Any) -> bool:
-    """Whether this load reads the whole table (only those split): FULL, or an INCREMENTAL
-    job's first load or full refresh. Backfills are not split (yet): they read one window."""
+    """Whether this load reads the whole table or a range of it (only those split): FULL, an
+    INCREMENTAL job's first load or full refresh, a backfill (its watermark range)."""
     if task.backfill:
-        return False
+        return True
     return not task.job.is_incremental or stored is None
 
 
@@ -131,7 +131,8 @@ def plan_split(
         log.info("job %s: not split (no one-column key; set split_column)", job.job_id)
         return None
     _, lowest, highest, top = builder.key_bounds(engine, job, column)
-    if job.is_incremental and top is None:
+    continues = job.is_incremental and not task.backfill
+    if continues and top is None:
         return None  # no row with a watermark: nothing to split
     bounds = cut_bounds(lowest, highest, chunks)
     if not bounds:
@@ -141,8 +142,8 @@ def plan_split(
                 f"timestamp; name one in split_column in {job.origin or 'the config'}"
             )
         return None
-    below = None
-    if job.is_incremental:
+    below = None  # FULL and backfills: the chunks read every row of the load, the commit none
+    if continues:
         below = top.isoformat() if hasattr(top, "isoformat") else str(top)
     load_id = next_load_id(repr(round(time.time(), 6)), commit_log.last_load_id)
     plan = SplitPlan(load_id, uuid.uuid4().hex, column, bounds, below)
@@ -223,12 +224,12 @@ def prepare_commit(
     plan: SplitPlan,
     log_: CommitLog,
     lease: JobLease,
-) -> tuple[int, int]:
+) -> tuple[int, int, tuple[str, ...]]:
     """Step 3, under the lease: every chunk landed, and the load holds only their files
     (a chunk's attempt that died or lost a race leaves files no landing lists: removed).
-    Returns (rows, files) of the chunks. A chunk that did not land: the split load is
-    abandoned and a JobError names the chunks (another attempt of the commit cannot help; the
-    job's next run starts a new split load)."""
+    Returns (rows, files, highest watermarks) of the chunks. A chunk that did not land: the
+    split load is abandoned and a JobError names the chunks (another attempt of the commit
+    cannot help; the job's next run starts a new split load)."""
     pending = check_pending(log_, plan, lease)
     missing = [i for i in range(pending.chunks) if i not in pending.landed]
     if missing:
@@ -245,7 +246,8 @@ def prepare_commit(
             log.warning("removing %s: no landed chunk lists it", path)
             fs.rm(path)
     rows = sum(landed.rows for landed in pending.landed.values())
-    return rows, len(listed)
+    highest = tuple(landed.highest for landed in pending.landed.values() if landed.highest)
+    return rows, len(listed), highest
 
 
 def abandon(lease: JobLease, plan: SplitPlan) -> None:

@@ -75,13 +75,19 @@ class ChunkLanded:
 
     files: tuple[str, ...]
     rows: int
+    #: a backfill's chunk: the highest watermark it read ("" if none)
+    highest: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": list(self.files), "rows": self.rows}
+        return {"files": list(self.files), "rows": self.rows, "highest": self.highest}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChunkLanded:
-        return cls(tuple(str(f) for f in data.get("files") or ()), int(data.get("rows") or 0))
+        return cls(
+            tuple(str(f) for f in data.get("files") or ()),
+            int(data.get("rows") or 0),
+            str(data.get("highest") or ""),
+        )
 
 
 @dataclass(frozen=True)
