@@ -96,9 +96,10 @@ CATALOGUE: tuple[SettingSpec, ...] = (
     SettingSpec(
         "INGEST_SPLIT_ROWS",
         "50000000",
-        "A whole-table read (FULL, first INCREMENTAL load, full refresh) of a SQL table whose "
-        "catalogue estimate exceeds this many rows is split into key ranges of about this many "
-        "rows, each its own activity, committed as one load (0: only jobs with `split`).",
+        "A whole-table read (FULL, first INCREMENTAL load, full refresh, backfill) of a SQL "
+        "table whose catalogue estimate exceeds this many rows is split into key ranges of "
+        "about this many rows, each its own activity, committed as one load (0: only jobs "
+        "with `split`).",
         scope="optional",
     ),
     SettingSpec(
