@@ -475,3 +475,30 @@ def test_a_split_backfill_loads_exactly_its_range_once(pg, lake, monkeypatch):
             with fs.open(path, "rb") as handle:
                 ids += pq.read_table(handle, columns=["order_id"]).column(0).to_pylist()
     assert sorted(ids) == [r[0] for r in expected]
+
+
+def test_a_reading_chunk_renews_its_split_load(pg, file_lake, monkeypatch):
+    import ingest.job.chunk
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setattr(ingest.job.chunk, "TOUCH_EVERY_S", 0.0)  # every batch
+    config = pg_job(pg, load_type="FULL", split=2, chunk_size=500)
+    settings = settings_for(file_lake)
+    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    dest = Destination.from_url(file_lake)
+    before = read_commit_log(dest, SOURCE, "orders")
+    seen: list[str] = []
+    original = ingest.job.chunk._touch
+
+    def touch(lease, plan_):
+        original(lease, plan_)
+        seen.append(lease.read_log().pending.touched)
+
+    monkeypatch.setattr(ingest.job.chunk, "_touch", touch)
+    chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 1}}
+    result = run_chunk(chunk, settings=settings)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert len(seen) >= 2 and before.pending.touched <= seen[-1]

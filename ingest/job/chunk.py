@@ -2,11 +2,11 @@
 
 `run_chunk(task)` takes the job's task with its `split` plan and chunk number and returns a
 small JSON result (`status`, `rows`, `files`, `error`, `retriable`); it never raises for a
-failure. The job's lease is taken only for a moment, three times: to check that the split
-load is still pending and this chunk has not landed (and to remove this chunk's files of an
-earlier attempt), right before the files are written, and to record the landing. All three
-are fenced writes or reads of the table's commit log: a chunk of a split load that was
-abandoned never lands. Its files carry the split load's id and are invisible until the
+failure. The job's lease is taken only for moments: to check that the split load is still
+pending and this chunk has not landed (and to remove this chunk's files of an earlier
+attempt), every TOUCH_EVERY_S while it reads (to renew the split load), right before the files
+are written, and to record the landing. All are fenced writes or reads of the table's commit
+log: a chunk of a split load that was abandoned never lands. Its files carry the split load's id and are invisible until the
 split load's commit.
 """
 
@@ -47,6 +47,27 @@ from ingest.vocabulary import Status
 log = logging.getLogger(__name__)
 
 
+#: how often a running chunk touches its split load (it is being worked on)
+TOUCH_EVERY_S = 600.0
+
+
+class _Toucher:
+    """A dlt map step: every TOUCH_EVERY_S while the chunk reads, it touches the pending split
+    load (a fenced write under a brief hold of the job's lease), so that a long chunk never
+    lets it look abandoned (INGEST_SPLIT_STALE_S); a split load abandoned meanwhile stops the
+    chunk at once (SplitAbandoned)."""
+
+    def __init__(self, touch: Any) -> None:
+        self.touch = touch
+        self.last = time.monotonic()
+
+    def __call__(self, item: Any) -> Any:
+        if time.monotonic() - self.last >= TOUCH_EVERY_S:
+            self.touch()
+            self.last = time.monotonic()
+        return item
+
+
 class _Landing:
     """The chunk's "committer" inside dlt's load step: its files are written; the split
     load's state and completion marker are its commit's, not the chunk's."""
@@ -80,6 +101,14 @@ def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> i
     touched = dataclasses.replace(pending, touched=splitting._now())
     lease.write_log(log_.with_pending(touched))
     return None
+
+
+def _touch(lease: JobLease, plan: SplitPlan) -> None:
+    """Under the lease: the split load is being worked on (SplitAbandoned if it is gone)."""
+    log_ = lease.read_log()
+    pending = splitting.check_pending(log_, plan, lease)
+    assert log_ is not None
+    lease.write_log(log_.with_pending(dataclasses.replace(pending, touched=splitting._now())))
 
 
 def _land(
@@ -155,6 +184,12 @@ def _read_and_write(
     resource = source.resource
     resource.apply_hints(table_name=job.lake_table)
     resource.add_step(Progress(job, None, highest, deadline, None).as_step())
+
+    def touch() -> None:
+        with briefly() as lease:
+            _touch(lease, plan)
+
+    resource.add_map(_Toucher(touch))
     with load_id_exactly(plan.load_id):
         pipeline.extract([resource], loader_file_format="parquet")
     deadline.check()
