@@ -184,3 +184,32 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     rows = {row["job_id"]: row for row in run_results(azure_lake, "run-split")}
     assert rows["002"]["chunks"] == "4" and rows["002"]["reconciled"] == "MATCH"
     assert rows["001"]["chunks"] == ""
+
+
+def test_run_status_shows_the_chunks_of_split_tables():
+    import asyncio
+    from types import SimpleNamespace
+
+    from ingest.app.batching import batch_instance_id
+    from ingest.app.run_status import live_progress
+
+    batches = {
+        batch_instance_id("run-s", 0): {"done": 3, "failed": 0, "running": 2},
+        batch_instance_id("run-s", 1): {
+            "done": 1,
+            "failed": 1,
+            "running": 1,
+            "splits": {"0042": {"chunks": 16, "done": 9, "failed": 0, "rows": 450_000_000}},
+        },
+    }
+
+    class Client:
+        async def get_status(self, instance_id):
+            return SimpleNamespace(custom_status=batches.get(instance_id))
+
+    custom = {"run_id": "run-s", "done": 20, "failed": 0, "batches_running": [0, 1]}
+    progress = asyncio.run(live_progress(Client(), "run-s", custom))
+    assert progress["done"] == 24 and progress["failed"] == 1 and progress["running"] == 3
+    assert progress["splits"] == {
+        "0042": {"chunks": 16, "done": 9, "failed": 0, "rows": 450_000_000}
+    }
