@@ -6,8 +6,8 @@ failure. The job's lease is taken only for moments: to check that the split load
 pending and this chunk has not landed (and to remove this chunk's files of an earlier
 attempt), every TOUCH_EVERY_S while it reads (to renew the split load), right before the files
 are written, and to record the landing. All are fenced writes or reads of the table's commit
-log: a chunk of a split load that was abandoned never lands. Its files carry the split load's id and are invisible until the
-split load's commit.
+log: a chunk of a split load that was abandoned never lands. Its files carry the split load's
+id and are invisible until the split load's commit.
 """
 
 from __future__ import annotations
@@ -180,7 +180,9 @@ def _read_and_write(
             options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
         )
         highest = HighestWatermark(job.watermark_column or "")
-    source = builder.build_resource(job, secrets, options)
+    engine = builder.engine(secrets)  # type: ignore[attr-defined]
+    run.close_later(engine.dispose)  # no pooled connection outlives the chunk
+    source = builder.build_resource(job, secrets, dataclasses.replace(options, engine=engine))
     resource = source.resource
     resource.apply_hints(table_name=job.lake_table)
     resource.add_step(Progress(job, None, highest, deadline, None).as_step())

@@ -125,7 +125,15 @@ class JobRun:
     #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
     deadline: Deadline | None = None
 
+    #: more to do at the end (a chunk's engine: `ingest.job.chunk`)
+    closers: list[Any] = field(default_factory=list)
+
+    def close_later(self, call: Any) -> None:
+        self.closers.append(call)
+
     def close(self) -> None:
+        for call in self.closers:
+            call()
         if self.checks is not None:
             self.checks.close()
         if self.workdir is not None:
@@ -277,16 +285,12 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         split = task.split  # a split load's commit (chunks never run here: ingest.job.chunk)
         chunk_rows = chunk_files = 0
         chunk_highest: tuple[str, ...] = ()
+        # the engine dlt reads through (the reconciliation's snapshot, or its counting engine)
+        options = checks.extract_options(options)
         if split is None:
             started = splitting.resumed(commit_log, task)
             if started is None and splitting.whole_table(task, stored):
-                engine = builder.engine(secrets)  # type: ignore[attr-defined]
-                try:
-                    started = splitting.plan_split(
-                        task, settings, builder, engine, lease, commit_log
-                    )
-                finally:
-                    engine.dispose()
+                started = _plan_split(run, secrets, options.engine, lease, commit_log)
             if started is not None:
                 return JobOutcome(Landed(), Watermarks(before), split=started)
         else:
@@ -299,7 +303,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
                 options = dataclasses.replace(
                     options, key_range=KeyRange(split.column, nothing=True), partitions=1
                 )
-        source = builder.build_resource(job, secrets, checks.extract_options(options))
+        source = builder.build_resource(job, secrets, options)
         if job.is_incremental and not task.backfill:
             tracker = BoundaryTracker(cursor, stored, boundary, source.primary_key)
         resource = source.resource
@@ -382,6 +386,28 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             dict(source.renamed),
             chunks=split.chunks if split is not None else None,
         )
+
+
+def _plan_split(
+    run: JobRun,
+    secrets: Mapping[str, Any],
+    engine: Any,
+    lease: JobLease,
+    commit_log: CommitLog,
+) -> SplitPlan | None:
+    """Whether this load is split (`ingest.job.split`), asked through the job's engine (no
+    second connection to the source); its plan, written as pending, or None."""
+    builder = run.builder
+    if not hasattr(builder, "key_bounds"):  # SQL sources only
+        return None
+    own = engine is None
+    if own:
+        engine = builder.engine(secrets)  # type: ignore[union-attr]
+    try:
+        return splitting.plan_split(run.task, run.settings, builder, engine, lease, commit_log)
+    finally:
+        if own:
+            engine.dispose()
 
 
 def _highest_of(texts: tuple[str, ...], column_type: Any, job: JobConfig) -> str:

@@ -38,10 +38,10 @@ import time
 import uuid
 from typing import Any
 
-from ingest.errors import JobError
+from ingest.errors import JobError, RetriableJobError
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
-from ingest.lake.lease import Holder, JobLease, LeaseBusy
+from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import load_date_folder, load_files
 from ingest.settings import Settings
 from ingest.tasks import SplitPlan, Task
@@ -186,8 +186,7 @@ def guard(
     touched = dt.datetime.fromisoformat(pending.touched) if pending.touched else None
     age = (dt.datetime.now(dt.UTC) - touched).total_seconds() if touched else math.inf
     if age < settings.split_stale_s:
-        holder = Holder(pending.run_id, f"{pending.task}, split load", "", 0, pending.touched)
-        raise LeaseBusy(lease.name, holder, 0.0)
+        raise SplitBusy(lease.name, pending)
     log.warning(
         "abandoning the split load %s of run %s on %s: no chunk started or landed for %.0f s "
         "(INGEST_SPLIT_STALE_S)",
@@ -211,6 +210,20 @@ def check_pending(log_: CommitLog | None, plan: SplitPlan, lease: JobLease) -> P
             "run the job again"
         )
     return pending
+
+
+class SplitBusy(LeaseBusy):
+    """Another task's split load of the job is still landing its chunks: the table is busy."""
+
+    def __init__(self, name: str, pending: Pending):
+        self.holder = None
+        RetriableJobError.__init__(
+            self,
+            f"another writer is loading {name}: split load {pending.load_id} of run "
+            f"{pending.run_id} ({pending.task}) is still landing its chunks (last touched "
+            f"{pending.touched}). Nothing was written; run the job again once it has committed "
+            "(or after INGEST_SPLIT_STALE_S without progress, when it may be abandoned)",
+        )
 
 
 class SplitAbandoned(JobError):
