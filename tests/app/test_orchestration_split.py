@@ -213,3 +213,17 @@ def test_run_status_shows_the_chunks_of_split_tables():
     assert progress["splits"] == {
         "0042": {"chunks": 16, "done": 9, "failed": 0, "rows": 450_000_000}
     }
+
+
+def test_1000_tables_with_10_split_in_16_chunks_stay_within_the_limits(tmp_path, monkeypatch):
+    split = {f"{i:04d}": 16 for i in range(100, 1001, 100)}
+    runner = SplitRunner(tmp_path, monkeypatch, 1000, split, max_parallel=8)
+    sim = runner.run(order="random", seed=29)
+
+    assert sim.max_tables_in_flight <= 8
+    rows = assert_one_row_per_table(runner, 1000)
+    assert {k for k, r in rows.items() if r["chunks"]} == set(split)
+    assert sum(1 for c in sim.activity_log if c.name == "ingest_chunk") == 160
+    assert runner.output["jobs_succeeded"] == 1000
+    assert sim.stats.largest_payload[0] <= 16 * 1024, sim.stats.largest_payload
+    assert sim.stats.largest_history[1] <= 512 * 1024, sim.stats.largest_history
