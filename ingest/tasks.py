@@ -152,17 +152,6 @@ class Task:
             split=SplitPlan.from_dict(data.get("split")),
         )
 
-    def with_split(self, split: SplitPlan | None) -> Task:
-        return Task(
-            self.run_id,
-            self.job,
-            self.destination,
-            self.full_refresh,
-            self.config_path,
-            self.backfill,
-            split,
-        )
-
 
 def task_key(run_id: str, kind: str) -> str:
     return f"{run_id}|{kind}"

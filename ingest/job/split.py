@@ -42,7 +42,7 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
-from ingest.lake.loads import load_date_folder, load_files
+from ingest.lake.loads import load_files
 from ingest.settings import Settings
 from ingest.tasks import SplitPlan, Task
 from ingest.vocabulary import TableFormat
@@ -261,15 +261,3 @@ def prepare_commit(
     rows = sum(landed.rows for landed in pending.landed.values())
     highest = tuple(landed.highest for landed in pending.landed.values() if landed.highest)
     return rows, len(listed), highest
-
-
-def abandon(lease: JobLease, plan: SplitPlan) -> None:
-    """Under the lease: give the split load up (its files go with the next clean-up)."""
-    log_ = lease.read_log()
-    if log_ is not None and log_.pending is not None and log_.pending.token == plan.token:
-        lease.write_log(log_.with_pending(None))
-        log.warning("split load %s of %s abandoned", plan.load_id, lease.name)
-
-
-def date_folder(dest: Destination, dataset: str, table: str, load_id: str) -> str:
-    return dest.path(dataset, table, load_date_folder(load_id))
