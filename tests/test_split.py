@@ -502,3 +502,39 @@ def test_a_reading_chunk_renews_its_split_load(pg, file_lake, monkeypatch):
 
     assert result["status"] == "SUCCESS", result["error"]
     assert len(seen) >= 2 and before.pending.touched <= seen[-1]
+
+
+def test_an_attempt_that_lands_after_the_commit_removes_its_files(pg, file_lake, monkeypatch):
+    """Two attempts of one chunk at once (Durable runs activities at least once): the second
+    writes its files after the first landed and the split load committed; at its landing it
+    finds the split load gone and removes them: the committed load keeps every row once."""
+    import ingest.job.chunk
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 900)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=2)
+    settings = settings_for(file_lake)
+    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 0}}
+    commit = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}
+    real_commit = ingest.job.chunk._commit
+    done: list[dict] = []
+
+    def late_write(pipeline, table, workers):
+        # the other attempt lands chunk 0, chunk 1 lands, the split load commits: then this
+        # attempt, which passed its check before all that, writes its files
+        if not done:
+            monkeypatch.setattr(ingest.job.chunk, "_commit", real_commit)
+            done.append(run_chunk(chunk, settings=settings))
+            done.append(run_chunk({**chunk, "split": {**plan, "chunk": 1}}, settings=settings))
+            done.append(run_job(commit, settings=settings))
+        return real_commit(pipeline, table, workers)
+
+    monkeypatch.setattr(ingest.job.chunk, "_commit", late_write)
+    late = run_chunk(chunk, settings=settings)
+
+    assert [d["status"] for d in done] == ["SUCCESS", "SUCCESS", "SUCCESS"], done
+    assert late["status"] == "FAILED" and "no longer pending" in late["error"]
+    assert lake_rows(file_lake) == source_rows(pg)
+    assert len(markers(file_lake, config)) == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,10 @@ class _Landing:
         return None
 
 
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
 def _own_files(dest: Destination, task: Task, plan: SplitPlan, prefix: str) -> list[str]:
     job = task.job
     files = load_files(dest, job.source_name, job.lake_table, plan.load_id)
@@ -93,10 +98,7 @@ def _begin(dest: Destination, lease: JobLease, task: Task, plan: SplitPlan) -> i
     pending = splitting.check_pending(log_, plan, lease)
     if plan.chunk in pending.landed:
         return pending.landed[plan.chunk].rows
-    fs = dest.filesystem()
-    for path in _own_files(dest, task, plan, splitting.chunk_prefix(plan.chunk)):
-        log.info("removing %s: left by an earlier attempt of this chunk", path)
-        fs.rm(path)
+    _remove(dest, _own_files(dest, task, plan, splitting.chunk_prefix(plan.chunk)), "earlier")
     assert log_ is not None
     touched = dataclasses.replace(pending, touched=splitting._now())
     lease.write_log(log_.with_pending(touched))
@@ -111,18 +113,40 @@ def _touch(lease: JobLease, plan: SplitPlan) -> None:
     lease.write_log(log_.with_pending(dataclasses.replace(pending, touched=splitting._now())))
 
 
+def _remove(dest: Destination, paths: list[str], which: str) -> None:
+    fs = dest.filesystem()
+    for path in paths:
+        log.info("removing %s: written by an %s attempt of this chunk", path, which)
+        fs.rm(path)
+
+
 def _land(
-    dest: Destination, lease: JobLease, task: Task, plan: SplitPlan, rows: int, highest: str
+    dest: Destination,
+    lease: JobLease,
+    task: Task,
+    plan: SplitPlan,
+    attempt: str,
+    rows: int,
+    highest: str,
 ) -> int:
-    """Under the lease: record the chunk's files and rows in the pending split load. The
+    """Under the lease: record this attempt's files and rows in the pending split load. The
     files are counted from their footers: a concurrent attempt of the same chunk that removed
-    some of them makes this one fail (and be retried), never land short."""
+    some of them makes this one fail (and be retried), never land short. An attempt whose
+    chunk another attempt landed first, or whose split load is gone (committed or abandoned),
+    removes its files: no landing lists them."""
     assert plan.chunk is not None
     log_ = lease.read_log()
-    pending = splitting.check_pending(log_, plan, lease)
-    if plan.chunk in pending.landed:
-        return pending.landed[plan.chunk].rows
-    files = _own_files(dest, task, plan, splitting.chunk_prefix(plan.chunk))
+    mine = _own_files(dest, task, plan, splitting.chunk_prefix(plan.chunk, attempt))
+    try:
+        pending = splitting.check_pending(log_, plan, lease)
+    except splitting.SplitAbandoned:
+        _remove(dest, mine, "abandoned")
+        raise
+    landed_before = pending.landed.get(plan.chunk)
+    if landed_before is not None:
+        _remove(dest, [p for p in mine if _name(p) not in landed_before.files], "extra")
+        return landed_before.rows
+    files = mine
     found = count_rows(dest, files)
     if found != rows:
         raise JobError(
@@ -130,7 +154,7 @@ def _land(
             f"{rows} written (another attempt of this chunk removed some); run it again"
         )
     landed = dict(pending.landed)
-    landed[plan.chunk] = ChunkLanded(tuple(p.rsplit("/", 1)[-1] for p in files), rows, highest)
+    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest)
     new = dataclasses.replace(pending, landed=landed, touched=splitting._now())
     assert log_ is not None
     lease.write_log(log_.with_pending(new))
@@ -160,7 +184,8 @@ def _read_and_write(
         landed = _begin(dest, lease, task, plan)
     if landed is not None:
         return landed, True
-    prefix = splitting.chunk_prefix(plan.chunk)
+    attempt = uuid.uuid4().hex[:8]
+    prefix = splitting.chunk_prefix(plan.chunk, attempt)
     run.workdir = _working_dir(settings, task)
     run.workdir.mkdir(parents=True, exist_ok=True)
     pipeline = dlt.pipeline(
@@ -203,7 +228,7 @@ def _read_and_write(
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
         top = highest.text if highest is not None else ""
-        return _land(dest, lease, task, plan, written.rows, top), False
+        return _land(dest, lease, task, plan, attempt, written.rows, top), False
 
 
 def run_chunk(

@@ -50,10 +50,11 @@ from ingest.vocabulary import TableFormat
 log = logging.getLogger(__name__)
 
 
-def chunk_prefix(index: int) -> str:
-    """The start of the file ids of chunk `index` (`c007x`): its files never clash with
-    another chunk's, and a chunk run again finds its own."""
-    return f"c{index:03d}x"
+def chunk_prefix(index: int, attempt: str = "") -> str:
+    """The start of the file ids of chunk `index` (`c007`), and of one attempt at it
+    (`c007a1b2c3d4x`): no chunk's or attempt's file clashes with another's, a chunk run again
+    finds every earlier attempt's files, and an attempt knows its own."""
+    return f"c{index:03d}" + (f"a{attempt}x" if attempt else "")
 
 
 def _now() -> str:
