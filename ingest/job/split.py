@@ -12,11 +12,13 @@ The steps (each an activity on Azure, a worker task locally; `ingest.job.chunk`)
    the lease) with a new load id above every committed one and a random token; it returns the
    `SplitPlan` and gives the lease back.
 2. **chunks**: each reads its key range and writes its files into the table folder under the
-   split load's id, named `<load_id>.c<NNN>x<file>.parquet`. Without a completion marker and
-   outside the commit log they are invisible. A chunk records "landed: files, rows" into the
-   pending load by a fenced write of the log, after checking the token: a chunk of a split
-   load that was abandoned (another writer took the job over) never lands. A chunk that finds
-   itself landed does nothing; one run again after a partial write first removes its files.
+   split load's id, named `<load_id>.c<NNN>a<attempt>x<file>.parquet`. Without a completion
+   marker and outside the commit log they are invisible. A chunk records "landed: files, rows"
+   into the pending load by a fenced write of the log, after checking the token: a chunk of a
+   split load that was abandoned (another writer took the job over) never lands. A chunk that
+   finds itself landed does nothing; one run again after a partial write first removes its
+   files; an attempt that finds its chunk landed by another attempt, or its split load gone,
+   removes the files it wrote (`ingest.job.chunk`).
 3. **commit**: the job's task again, under the lease: every chunk landed, files of the load
    that no chunk lists are removed, then a normal load with the same load id (FULL: no rows,
    its empty snapshot file; INCREMENTAL: the rows from `watermark_below` up, the chunks read
