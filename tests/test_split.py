@@ -538,3 +538,18 @@ def test_an_attempt_that_lands_after_the_commit_removes_its_files(pg, file_lake,
     assert late["status"] == "FAILED" and "no longer pending" in late["error"]
     assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1
+
+
+def test_plan_shows_the_split(tmp_path, capsys):
+    from ingest.cli import main
+
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,primary_key,split\n"
+        "a,Y,postgresql,erp,orders,FULL,id,8\n"
+        "b,Y,postgresql,erp,items,FULL,id,\n",
+        encoding="utf-8",
+    )
+    assert main(["plan", "--config", str(path), "--destination", (tmp_path / "l").as_uri()]) == 0
+    out = capsys.readouterr().out
+    assert "FULL (split 8)" in out and out.count("(split") == 1
