@@ -553,3 +553,45 @@ def test_plan_shows_the_split(tmp_path, capsys):
     assert main(["plan", "--config", str(path), "--destination", (tmp_path / "l").as_uri()]) == 0
     out = capsys.readouterr().out
     assert "FULL (split 8)" in out and out.count("(split") == 1
+
+
+def test_split_on_a_timestamp_column_with_nulls(pg, file_lake, monkeypatch):
+    pg.execute("CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, body text)")
+    pg.execute(
+        "INSERT INTO events SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE "
+        "timestamptz '2024-01-01 00:00:00+00' + (g || ' minutes')::interval END, 'e' || g "
+        "FROM generate_series(1, 2000) g"
+    )
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(
+        pg, table="events", load_type="FULL", primary_key=("id",), split=6, split_column="at"
+    )
+
+    [result] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake), workers=2)
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert result["chunks"] == 6 and result["rows_loaded"] == 2000
+    assert result["reconciled"] == "MATCH", result["reconcile_note"]
+    assert lake_rows(file_lake, "events") == source_rows(pg, "events")
+
+
+def test_split_without_a_column_to_cut_on_says_what_to_do(pg, file_lake, monkeypatch):
+    pg.execute("CREATE TABLE pairs (a int, b int, note text, PRIMARY KEY (a, b))")
+    pg.execute("INSERT INTO pairs SELECT g, g, 'x' FROM generate_series(1, 50) g")
+    pg.execute('CREATE TABLE "odd" ("select" numeric(10, 2) PRIMARY KEY)')
+    pg.execute('INSERT INTO "odd" SELECT g FROM generate_series(1, 50) g')
+    pg.use_as(monkeypatch, SOURCE)
+    settings = settings_for(file_lake)
+    composite = pg_job(pg, table="pairs", load_type="FULL", primary_key=(), split=4)
+    result = run_job(task(composite, file_lake, "run-1"), settings=settings)
+    assert result["status"] == "FAILED" and not result["retriable"]
+    assert "no one-column primary key; set split_column" in result["error"]
+    decimal = pg_job(pg, table="odd", load_type="FULL", primary_key=("select",), split=4)
+    result = run_job(task(decimal, file_lake, "run-1"), settings=settings)
+    assert result["status"] == "FAILED"
+    assert "split column select is neither an integer nor a date or timestamp" in result["error"]
+    # a column that is not there is named
+    missing = pg_job(pg, table="pairs", load_type="FULL", split=4, split_column="nope")
+    result = run_job(task(missing, file_lake, "run-1"), settings=settings)
+    assert result["status"] == "FAILED" and "split column 'nope' not found" in result["error"]
+    assert lake_rows(file_lake, "pairs") == []
