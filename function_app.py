@@ -3,7 +3,8 @@
 Triggers: POST /api/runs, GET /api/runs/{id}, GET /api/runs/{id}/report (HTML), GET /api/jobs,
 timer `0 0 6,7 * * *` (UTC; the 02:00 New York rule is in ingest/app/schedule.py).
 Orchestrators `ingest_run` (a run) and `ingest_batch` (one batch of its tables); activities
-`plan_run`, `ingest_table`, `record_failure`, `write_audit`, `find_active_runs`. Heavy
+`plan_run`, `ingest_table`, `ingest_chunk` (a chunk of a split table), `record_failure`,
+`write_audit`, `find_active_runs`. Heavy
 libraries (dlt, pyarrow, drivers, openpyxl, azure-monitor, matplotlib) are imported inside the
 activities, never at import time (cold start).
 See docs/FUNCTIONS.md.
@@ -65,6 +66,11 @@ def plan_run(request: dict) -> dict:
 @app.activity_trigger(input_name="reference")
 def ingest_table(reference: dict) -> dict:
     return activities.ingest_table(reference)
+
+
+@app.activity_trigger(input_name="reference")
+def ingest_chunk(reference: dict) -> dict:
+    return activities.ingest_chunk(reference)
 
 
 @app.activity_trigger(input_name="request")

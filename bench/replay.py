@@ -109,15 +109,52 @@ def full_result(task: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ scenarios
 
 
-def run_after(tables: int, workdir: Path, order: str) -> Any:
-    """This checkout's orchestration, real activities, `run_job` replaced."""
+def split_plan(chunks: int) -> dict[str, Any]:
+    """A split load's plan (`ingest.job.split`) of `chunks` ranges, as `run_job` returns it."""
+    return {
+        "load_id": "1741417200.123456",
+        "token": "0123456789abcdef0123456789abcdef",
+        "column": "order_id",
+        "bounds": [str(125_000_000 * i) for i in range(1, chunks)],
+        "watermark_below": "2026-03-08T06:00:00+00:00",
+        "chunk": None,
+    }
+
+
+def run_after(
+    tables: int, workdir: Path, order: str, split_tables: int = 0, split_chunks: int = 16
+) -> Any:
+    """This checkout's orchestration, real activities, `run_job` replaced. `split_tables`:
+    that many tables (spread over the run) split into `split_chunks` chunks each: their
+    `ingest_table` returns a plan, `ingest_chunk` (real, `run_chunk` replaced) runs each
+    chunk, then the commit."""
     import function_app
     import ingest.job
+    import ingest.job.chunk
+    from ingest.job.run import SPLIT_KEY
     from tests.durable_harness import ActivityFailure, DurableSim
 
     os.environ["INGEST_CONFIG_PATH"] = str(write_config(workdir / "jobs.csv", tables))
     os.environ["INGEST_DESTINATION"] = (workdir / "lake").as_uri()
-    ingest.job.run_job = lambda task, **_: full_result(task)
+    every = max(1, tables // split_tables) if split_tables else 0
+    split_ids = {f"{i:04d}" for i in range(every, tables + 1, every)} if every else set()
+    split_ids = set(sorted(split_ids)[:split_tables])
+
+    def run_job(task: dict[str, Any], **_: Any) -> dict[str, Any]:
+        result = full_result(task)
+        if task["job"]["job_id"] not in split_ids:
+            return result
+        if task.get("split") is None:
+            return {**result, SPLIT_KEY: split_plan(split_chunks)}
+        return {**result, "chunks": split_chunks}
+
+    ingest.job.run_job = run_job
+    ingest.job.chunk.run_chunk = lambda task, **_: {
+        "status": "SUCCESS",
+        "rows": 125_000_000,
+        "error": "",
+        "retriable": False,
+    }
 
     handles = {
         name: getattr(function_app, name).build().get_user_function()
@@ -125,7 +162,7 @@ def run_after(tables: int, workdir: Path, order: str) -> Any:
     }
     activities = {
         name: getattr(function_app, name).build().get_user_function()
-        for name in ("plan_run", "ingest_table", "record_failure", "write_audit")
+        for name in ("plan_run", "ingest_table", "ingest_chunk", "record_failure", "write_audit")
     }
 
     def run_activity(call: Any) -> Any:
@@ -239,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-before", action="store_true", help="measure only this checkout")
     parser.add_argument(
+        "--split-tables",
+        type=int,
+        default=0,
+        help="in 'after', this many tables split into --split-chunks chunks each (issue 29: 10)",
+    )
+    parser.add_argument(
+        "--split-chunks", type=int, default=16, help="chunks per split table (default 16)"
+    )
+    parser.add_argument(
         "--before-sizes",
         default=None,
         help="sizes for the baseline (default: --sizes; 1,000 takes ~3-5 min of CPU there)",
@@ -286,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
                 started = time.monotonic()
                 if label == "after":
-                    stats = run_after(tables, Path(tmp), args.order)
+                    stats = run_after(
+                        tables, Path(tmp), args.order, args.split_tables, args.split_chunks
+                    )
                 else:
                     stats = run_before(tables, Path(tmp), args.order, args.baseline)
                 runs.append((stats, time.monotonic() - started))

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from typing import Any
 
 from ingest.errors import is_process_exit
 from ingest.job import run_job
+from ingest.job.chunk import run_chunk
+from ingest.job.progress import SplitProgress
+from ingest.job.run import SPLIT_KEY
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
 from ingest.model.result import failed_result
@@ -86,47 +92,164 @@ def _run_with_environment(
     return _run_isolated(task, settings)
 
 
+def _run_chunk_isolated(task: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """`run_chunk`, and a FAILED chunk result for whatever still escapes it."""
+    try:
+        return run_chunk(task, settings=settings)
+    except BaseException as exc:
+        if is_process_exit(exc):
+            raise
+        reason = redact_text(shorten(str(exc).strip(), MAX_REASON_CHARS))
+        return {"status": "FAILED", "rows": 0, "error": reason, "retriable": True}
+
+
+def _execute(
+    environment: dict[str, str] | None, step: str, task: Mapping[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """One step in a pool worker (with the caller's environment) or here: a job's task (which
+    may split its load, or be a split load's commit) or a chunk of a split load."""
+    if environment is not None:
+        replace_environment(environment)
+    if step == CHUNK:
+        return _run_chunk_isolated(task, settings)
+    return _run_isolated(task, settings)
+
+
+JOB, CHUNK = "job", "chunk"
+
+
+@dataclass
+class _SplitState:
+    """A split load in flight: its plan, chunks still running, attempts, failures."""
+
+    plan: dict[str, Any]
+    running: int = 0
+    attempts: dict[int, int] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)
+
+
 def run_tasks(
     tasks: Iterable[Mapping[str, Any]],
     settings: Settings,
     workers: int = 1,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_chunk: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every task; one failure never stops the others. Results in task order."""
+    """Run every task; one failure never stops the others. Results in task order.
+
+    A task whose load is split (`ingest.job.split`) returns its plan instead of a result: its
+    chunks then run over the same workers (a failed chunk is retried alone, up to
+    INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's."""
     tasks = list(tasks)
     results: dict[int, dict[str, Any]] = {}
+    splits: dict[int, _SplitState] = {}
+    progress = SplitProgress()
+    queue: deque[tuple[int, str, dict[str, Any]]] = deque(
+        (index, JOB, dict(task)) for index, task in enumerate(tasks)
+    )
 
     def done(index: int, result: dict[str, Any]) -> None:
         results[index] = result
         if on_result:
             on_result(result)
 
-    if workers <= 1 or len(tasks) <= 1:
-        if tasks:
-            preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
-        for index, task in enumerate(tasks):
-            done(index, _run_isolated(task, settings))
-    else:
-        context = _pool_context()
-        level = logging.getLogger().getEffectiveLevel()
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(level, current_log_format()),
-        ) as pool:
-            environment = dict(settings_environment())
-            futures = {
-                pool.submit(_run_with_environment, environment, task, settings): index
-                for index, task in enumerate(tasks)
-            }
-            for future in as_completed(futures):
-                index = futures[future]
+    def finished(index: int, step: str, task: dict[str, Any], result: dict[str, Any]) -> None:
+        if step == JOB and result.get(SPLIT_KEY):
+            plan = result[SPLIT_KEY]
+            state = splits[index] = _SplitState(plan)
+            chunks = len(plan["bounds"]) + 1
+            progress.started(task["job"]["job_id"], chunks)
+            for chunk in range(chunks):
+                state.attempts[chunk] = 1
+                state.running += 1
+                queue.append((index, CHUNK, {**task, "split": {**plan, "chunk": chunk}}))
+            return
+        if step == JOB:
+            ended = splits.pop(index, None)
+            if ended is not None and ended.failures and result.get("status") == "FAILED":
+                first = min(ended.failures)
+                result = {
+                    **result,
+                    "error": f"chunk {first}: {ended.failures[first]}; "
+                    + str(result.get("error") or ""),
+                }
+            done(index, result)
+            return
+        state = splits[index]
+        chunk = int(task["split"]["chunk"])
+        job_id = task["job"]["job_id"]
+        failed = result.get("status") == "FAILED"
+        again = (
+            failed
+            and bool(result.get("retriable"))
+            and state.attempts[chunk] < settings.retry_max_attempts
+        )
+        progress.chunk_ended(job_id, chunk, result, final=not again)
+        if on_chunk:
+            on_chunk({**result, "job_id": job_id, "chunk": chunk, **progress.snapshot(job_id)})
+        if again:
+            state.attempts[chunk] += 1
+            log.warning(
+                "job %s: chunk %d failed, trying it again (%d of %d): %s",
+                job_id,
+                chunk,
+                state.attempts[chunk],
+                settings.retry_max_attempts,
+                result.get("error"),
+            )
+            queue.append((index, CHUNK, task))
+            return
+        if failed:
+            state.failures[chunk] = str(result.get("error") or "failed")
+        state.running -= 1
+        if state.running == 0:  # every chunk landed or gave up: the commit
+            queue.append((index, JOB, {**task, "split": {**state.plan, "chunk": None}}))
+
+    # one task, or one worker: jobs run in this process; a split load's chunks use the pool
+    inline = workers <= 1 or len(tasks) <= 1
+    if tasks:
+        preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
+    pool: ProcessPoolExecutor | None = None
+    futures: dict[Future[dict[str, Any]], tuple[int, str, dict[str, Any]]] = {}
+    environment = dict(settings_environment())
+    try:
+        while queue or futures:
+            while queue:
+                index, step, task = queue.popleft()
+                if workers <= 1 or (step == JOB and inline):
+                    finished(index, step, task, _execute(None, step, task, settings))
+                    continue
+                if pool is None:
+                    pool = ProcessPoolExecutor(
+                        max_workers=workers,
+                        mp_context=_pool_context(),
+                        initializer=_init_worker,
+                        initargs=(logging.getLogger().getEffectiveLevel(), current_log_format()),
+                    )
+                future = pool.submit(_execute, environment, step, task, settings)
+                futures[future] = (index, step, task)
+            if not futures:
+                continue
+            ready, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in ready:
+                index, step, task = futures.pop(future)
                 try:
-                    done(index, future.result())
+                    result = future.result()
                 except BaseException as exc:  # a worker process died (killed, out of memory)
                     if is_process_exit(exc):
                         raise
-                    log.error("worker running job %s died: %s", tasks[index]["job"]["job_id"], exc)
-                    done(index, failed_result(tasks[index], f"worker process died: {exc}"))
+                    log.error("worker running job %s died: %s", task["job"]["job_id"], exc)
+                    if isinstance(exc, BrokenProcessPool) and pool is not None:
+                        # the pool takes no more work: the next step starts a new one
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = None
+                    if step == CHUNK:  # a chunk is retried alone (it cleans up after itself)
+                        result = {"status": "FAILED", "error": f"worker process died: {exc}"}
+                        result["retriable"] = True
+                    else:
+                        result = failed_result(task, f"worker process died: {exc}")
+                finished(index, step, task, result)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return [results[i] for i in range(len(tasks))]

@@ -94,6 +94,28 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_SPLIT_ROWS",
+        "50000000",
+        "A whole-table read (FULL, first INCREMENTAL load, full refresh, backfill) of a SQL "
+        "table whose catalogue estimate exceeds this many rows is split into key ranges of "
+        "about this many rows, each its own activity, committed as one load (0: only jobs "
+        "with `split`).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_SPLIT_MAX_CHUNKS",
+        "64",
+        "The most key ranges one table is split into by its estimate (INGEST_SPLIT_ROWS).",
+        scope="optional",
+    ),
+    SettingSpec(
+        "INGEST_SPLIT_STALE_S",
+        "7200",
+        "Seconds a split load may go without a chunk starting or landing before another writer "
+        "of the job may abandon it (its chunks then never commit; the next run removes them).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_LOAD_WORKERS",
         "2",
         "Files of one job written to the lake at once (dlt's load step). On blob storage each "
@@ -418,6 +440,10 @@ class Settings:
     #: 0: no limit
     lock_timeout_s: int = 60
     state_memory_mb: int = 512
+    #: split a whole-table read above this estimate (0: only jobs with `split`)
+    split_rows: int = 50_000_000
+    split_max_chunks: int = 64
+    split_stale_s: int = 7200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -454,6 +480,9 @@ class Settings:
             statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),
             lock_timeout_s=_int(env, "INGEST_LOCK_TIMEOUT_S", minimum=0),
             state_memory_mb=_int(env, "INGEST_STATE_MEMORY_MB", minimum=64),
+            split_rows=_int(env, "INGEST_SPLIT_ROWS", minimum=0),
+            split_max_chunks=_int(env, "INGEST_SPLIT_MAX_CHUNKS", minimum=2, maximum=256),
+            split_stale_s=_int(env, "INGEST_SPLIT_STALE_S", minimum=60),
         )
 
 

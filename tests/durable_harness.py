@@ -235,8 +235,11 @@ class ReplayHost:
         return self.open[task_id]["instance_id"] or f"{self.instance_id}:{task_id}"
 
     def tables_in_flight(self) -> int:
-        tables = [r for r in self.open.values() if r["name"] == "ingest_table"]
-        waiting = [r for r in self.timers.values() if r["name"] == "ingest_table"]
+        """Table and chunk activities (`ingest_table`, `ingest_chunk`) running or waiting to
+        be retried: what the batch window bounds."""
+        names = ("ingest_table", "ingest_chunk")
+        tables = [r for r in self.open.values() if r["name"] in names]
+        waiting = [r for r in self.timers.values() if r["name"] in names]
         return len(tables) + len(waiting)
 
     def complete(self, *results: tuple[int, Any]) -> dict[str, Any]:

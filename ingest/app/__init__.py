@@ -19,6 +19,8 @@ ORCHESTRATOR = "ingest_run"
 ORCHESTRATOR_BATCH = "ingest_batch"
 ACTIVITY_PLAN = "plan_run"
 ACTIVITY_TABLE = "ingest_table"
+#: one chunk of a split table (ingest.job.split)
+ACTIVITY_CHUNK = "ingest_chunk"
 ACTIVITY_FAILURE = "record_failure"
 ACTIVITY_AUDIT = "write_audit"
 ACTIVITY_ACTIVE_RUNS = "find_active_runs"

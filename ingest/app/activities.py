@@ -17,6 +17,7 @@ from typing import Any
 
 from ingest.app.environment import resolve_config_path, settings
 from ingest.app.outcomes import (
+    SPLIT,
     add_result,
     capped_jobs,
     compact_result,
@@ -145,11 +146,15 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     from ingest.app.runstore import RunStore
     from ingest.errors import is_process_exit
     from ingest.job import run_job
+    from ingest.job.run import SPLIT_KEY
     from ingest.model.result import failed_result
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
+    commit = bool(reference.get("commit"))
+    if commit:  # the commit of a split table: its chunks have run (ingest.job.split)
+        task = {**task, "split": {**store.split(task["job"]["job_id"]), "chunk": None}}
     try:
         # a job another writer is loading ends as a retriable failure: Durable tries again later
         result = run_job(task, settings=settings(), on_busy="retry")
@@ -158,10 +163,52 @@ def ingest_table(reference: Any) -> dict[str, Any]:
             raise
         log.error("job %s failed outside its run: %s", task["job"]["job_id"], type(exc).__name__)
         result = failed_result(task, f"{type(exc).__name__} while running the job")
+    if result.get(SPLIT_KEY):  # split: the orchestration runs its chunks, then its commit
+        plan = result[SPLIT_KEY]
+        store.write_split(result["job_id"], plan)
+        return {"job_id": result["job_id"], "status": SPLIT, "chunks": len(plan["bounds"]) + 1}
     store.write_result(result)
     if result.get("status") == Status.FAILED and result.get("retriable"):
         raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
     return compact_result(result)
+
+
+def ingest_chunk(reference: Any) -> dict[str, Any]:
+    """Activity `ingest_chunk`: one chunk of a split table (`ingest.job.chunk`).
+
+    `reference`: {"run_id", "destination", "batch", "position", "chunk"}: the task and the
+    split plan are read from the run store. Returns {"job_id", "chunk", "status", "rows"};
+    a FAILED chunk that may succeed on another attempt is raised as `RetriableTableError`
+    (Durable retries it alone). Run twice, it lands once."""
+    prepare_process(engine=True)
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
+    from ingest.errors import is_process_exit
+    from ingest.job import chunk as chunks
+
+    reference = _payload(reference)
+    store = RunStore(reference["destination"], reference["run_id"])
+    task = store.task(int(reference["batch"]), int(reference["position"]))
+    job_id = task["job"]["job_id"]
+    number = int(reference["chunk"])
+    task = {**task, "split": {**store.split(job_id), "chunk": number}}
+    try:
+        result = chunks.run_chunk(task, settings=settings())
+    except BaseException as exc:  # run_chunk reports failures itself; this is the last guard
+        if is_process_exit(exc):
+            raise
+        result = {"status": Status.FAILED, "error": type(exc).__name__, "retriable": True}
+    if result.get("status") == Status.FAILED:
+        error = result.get("error") or "failed"
+        if result.get("retriable"):
+            raise RetriableTableError(f"job {job_id} chunk {number}: {error}")
+        log.error("job %s chunk %d failed: %s", job_id, number, error)
+    return {
+        "job_id": job_id,
+        "chunk": number,
+        "status": str(result.get("status")),
+        "rows": int(result.get("rows") or 0),
+    }
 
 
 def record_failure(request: Any) -> dict[str, Any]:

@@ -7,9 +7,15 @@ from the run store, writes its full result there and returns a compact one. A ta
 still fails after its retries is recorded FAILED in the run store by `record_failure` (with
 the reason Durable reported); the batch goes on.
 
+A table whose load is split (`ingest.job.split`; its `ingest_table` returns status SPLIT and
+a chunk count) gets its chunks as `ingest_chunk` activities in the same window (each retried
+alone), then, when every chunk landed or gave up, `ingest_table` again with `commit`: its
+result is the table's. Chunks and commits waiting for a slot go before new tables.
+
 Output: the batch's tally {"batch", "done", "succeeded", "failed", "rows_loaded",
 "failed_jobs"} (at most `size` ids). Live progress in `custom_status`: {"run_id", "batch",
-"total", "done", "failed", "running"}. Deterministic: no I/O, clock, random or environment.
+"total", "done", "failed", "running", "splits" (while a split table loads: job id ->
+{"chunks", "done", "failed", "rows"})}. Deterministic: no I/O, clock, random or environment.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from ingest.app import ACTIVITY_FAILURE, ACTIVITY_TABLE
+from ingest.app import ACTIVITY_CHUNK, ACTIVITY_FAILURE, ACTIVITY_TABLE
 from ingest.app.orchestration import failure_text, retry_options
-from ingest.app.outcomes import add_result, add_tally, empty_tally
+from ingest.app.outcomes import SPLIT, add_result, add_tally, empty_tally
 
 
 def ingest_batch(context: Any) -> Generator[Any, Any, dict[str, Any]]:
@@ -30,30 +36,74 @@ def ingest_batch(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     reference = {"run_id": run_id, "destination": spec["destination"], "batch": batch}
 
     totals = empty_tally()
-    in_flight: dict[Any, int] = {}  # durable task -> position in the batch
+    #: durable task -> (step, position in the batch, chunk): "table", "chunk" or "commit"
+    in_flight: dict[Any, tuple[str, int, int]] = {}
+    #: split tables (position -> progress) and the chunk/commit calls waiting for a slot
+    splits: dict[int, dict[str, Any]] = {}
+    waiting: list[tuple[str, int, int]] = []
     next_position = 0
 
     def progress() -> dict[str, Any]:
-        return {
+        status: dict[str, Any] = {
             "run_id": run_id,
             "batch": batch,
             "total": size,
             "done": totals["done"],
             "failed": totals["failed"],
-            "running": len(in_flight),
+            "running": sum(1 for step, _, _ in in_flight.values() if step != "chunk"),
         }
+        if splits:  # bounded: the split tables of this batch still loading
+            status["splits"] = {
+                split["job_id"]: {k: split[k] for k in ("chunks", "done", "failed", "rows")}
+                for split in splits.values()
+            }
+        return status
 
-    while next_position < size or in_flight:
-        while next_position < size and len(in_flight) < window:
-            task = context.call_activity_with_retry(
-                ACTIVITY_TABLE, retry, {**reference, "position": next_position}
-            )
-            in_flight[task] = next_position
+    def call(step: str, position: int, chunk: int) -> Any:
+        if step == "chunk":
+            payload = {**reference, "position": position, "chunk": chunk}
+            return context.call_activity_with_retry(ACTIVITY_CHUNK, retry, payload)
+        payload = {**reference, "position": position}
+        if step == "commit":
+            payload["commit"] = True
+        return context.call_activity_with_retry(ACTIVITY_TABLE, retry, payload)
+
+    while next_position < size or in_flight or waiting:
+        # a split table's chunks and commit first (they hold a table's lease), then new tables
+        while waiting and len(in_flight) < window:
+            item = waiting.pop(0)
+            in_flight[call(*item)] = item
+        while not waiting and next_position < size and len(in_flight) < window:
+            item = ("table", next_position, -1)
+            in_flight[call(*item)] = item
             next_position += 1
         context.set_custom_status(progress())
         finished = yield context.task_any(list(in_flight))
-        position = in_flight.pop(finished)
-        if not isinstance(finished.result, BaseException):
+        step, position, chunk = in_flight.pop(finished)
+        failed = isinstance(finished.result, BaseException)
+        if step == "chunk":
+            split = splits[position]
+            if failed:
+                split["failed"] += 1
+            else:
+                split["done"] += 1
+                split["rows"] += int(finished.result.get("rows") or 0)
+            if split["done"] + split["failed"] == split["chunks"]:
+                waiting.append(("commit", position, -1))  # every chunk landed or gave up
+            continue
+        if not failed and finished.result.get("status") == SPLIT:
+            count = int(finished.result["chunks"])
+            splits[position] = {
+                "job_id": str(finished.result.get("job_id")),
+                "chunks": count,
+                "done": 0,
+                "failed": 0,
+                "rows": 0,
+            }
+            waiting.extend(("chunk", position, i) for i in range(count))
+            continue
+        splits.pop(position, None)
+        if not failed:
             add_result(totals, finished.result)
             continue
         failure = {

@@ -16,6 +16,8 @@ from ingest.model.summary import Tally
 COMPACT_KEYS = check_projection(
     ("job_id", "status", "rows_loaded", "files_written"), "COMPACT_KEYS"
 )
+#: the compact status of a table whose load was split: its chunks and commit run next
+SPLIT = "SPLIT"
 #: longest list of failed job ids a run's output carries (the audit has them all)
 MAX_FAILED_JOBS_LISTED = 50
 

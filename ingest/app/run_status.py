@@ -5,6 +5,8 @@
 - Progress: the run orchestration's custom status counts the tables of finished batches; the
   tables of running batches are counted from those batches' own custom status (at most one
   Durable query per lane), so no single status ever lists the tables.
+- Split tables (`ingest.job.split`) still loading: `progress.splits`, job id -> {"chunks",
+  "done", "failed", "rows"} (chunks landed so far and their rows), from the batches' status.
 - Per-table results: a page of the run store's results (written by the tables as they finish);
   for runs whose run store is gone, a page of the audit rows (last 7 days).
 """
@@ -95,6 +97,8 @@ async def live_progress(client: Any, run_id: str, custom: Any) -> Any:
         if isinstance(part, dict):
             for key in ("done", "failed", "running"):
                 progress[key] = int(progress.get(key) or 0) + int(part.get(key) or 0)
+            for job_id, split in (part.get("splits") or {}).items():
+                progress.setdefault("splits", {})[job_id] = split
     return progress
 
 

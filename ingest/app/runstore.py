@@ -143,6 +143,22 @@ class RunStore:
                 out[job_id] = json.loads(data)
         return out
 
+    # -------------------------------------------------------------------------- split loads
+    def split_path(self, job_id: str) -> str:
+        return self.path("splits", f"{job_id}.json")
+
+    def write_split(self, job_id: str, plan: Mapping[str, Any]) -> None:
+        """The split plan of a table (`ingest.job.split`), for its chunks and its commit."""
+        self._write(self.split_path(job_id), dict(plan))
+
+    def split(self, job_id: str) -> dict[str, Any]:
+        try:
+            return self._read(self.split_path(job_id))
+        except FileNotFoundError:
+            raise RunStoreError(
+                f"run {self.run_id}: no split plan of job {job_id} in {self.split_path(job_id)}"
+            ) from None
+
     def result_ids(self) -> list[str]:
         """Job ids with a stored result, sorted."""
         try:

@@ -371,7 +371,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 job["source_type"],
                 job["source_name"],
                 ".".join(p for p in (job.get("schema_name"), job["table_name"]) if p),
-                job["load_type"],
+                job["load_type"] + (f" (split {job['split']})" if job.get("split") else ""),
                 job.get("watermark_column") or "",
                 job.get("schedule") or "DAILY",
             )

@@ -48,6 +48,11 @@ class JobConfig:
     #: re-read this much below the last watermark (a duration for time watermarks, a number
     #: for numeric ones; parsed against the column's type when the job runs)
     lookback: str | None = None
+    #: read the table as this many key ranges, each its own activity, one commit (None: only
+    #: when its estimated rows exceed INGEST_SPLIT_ROWS; `ingest.job.split`)
+    split: int | None = None
+    #: the integer or date/time column the ranges are cut on (None: the primary key)
+    split_column: str | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
     #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see

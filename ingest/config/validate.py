@@ -47,7 +47,11 @@ OPTIONAL_COLUMNS = (
     "delete_detection",
     "delete_detection_every",
     "lookback",
+    "split",
+    "split_column",
 )
+#: the most key ranges one table is read as (`split`)
+MAX_SPLIT = 256
 #: delete_detection values
 DELETE_DETECTION = ("keys",)
 #: free-text columns, where a tab or a line break is text (elsewhere, as everywhere, no other
@@ -262,6 +266,21 @@ class _RowChecker:
             elif load_type not in (None, LoadType.INCREMENTAL):
                 self.problem("lookback", "only INCREMENTAL jobs re-read below their watermark")
 
+        split: int | None = None
+        if (split_text := self.text("split")) is not None:
+            if not split_text.strip().isdigit() or not 2 <= int(split_text) <= MAX_SPLIT:
+                self.problem(
+                    "split",
+                    f"{quote(split_text)} must be a number of key ranges from 2 to {MAX_SPLIT}",
+                )
+            elif source_type not in self.source_types.reading_tables:
+                self.problem("split", "only SQL sources are read as key ranges")
+            elif table_format == TableFormat.DELTA:
+                self.problem("split", "a Delta table is written in one load; leave split empty")
+            else:
+                split = int(split_text)
+        split_column = self.sql_name("split_column", self.text("split_column"))
+
         if len(self.problems) > before:
             return None
         assert job_id and source_type and source_name and table_name and load_type
@@ -286,6 +305,8 @@ class _RowChecker:
             delete_detection=delete_detection,
             delete_detection_every=every,
             lookback=lookback.strip() if lookback else None,
+            split=split,
+            split_column=split_column,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
 

@@ -175,3 +175,37 @@ class Progress:
             placement_affinity = 1.5  # incremental: 1, row limit: 1.1
 
         return AfterIncremental(self)
+
+
+class SplitProgress:
+    """The progress of split loads (`ingest.job.split`) in the local runner: one log record
+    per chunk that ends, with the table's chunks done out of its total and the rows landed."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, int]] = {}
+
+    def started(self, job_id: str, chunks: int) -> None:
+        self.tables[job_id] = {"chunks": chunks, "done": 0, "failed": 0, "rows": 0}
+        log.info("job %s: split into %d chunks, running them", job_id, chunks)
+
+    def chunk_ended(self, job_id: str, chunk: int, result: dict[str, Any], final: bool) -> None:
+        """`final`: no further attempt of this chunk follows."""
+        table = self.tables.setdefault(job_id, {"chunks": 0, "done": 0, "failed": 0, "rows": 0})
+        landed = result.get("status") != "FAILED"
+        if landed:
+            table["done"] += 1
+            table["rows"] += int(result.get("rows") or 0)
+        elif final:
+            table["failed"] += 1
+        log.info(
+            "job %s: chunk %d %s; %d of %d chunks landed, %s rows",
+            job_id,
+            chunk,
+            "landed" if landed else ("failed" if final else "failed, trying it again"),
+            table["done"],
+            table["chunks"],
+            f"{table['rows']:,}",
+        )
+
+    def snapshot(self, job_id: str) -> dict[str, int]:
+        return dict(self.tables.get(job_id) or {})

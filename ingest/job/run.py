@@ -51,6 +51,7 @@ from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
+from ingest.job import split as splitting
 from ingest.job.compaction import Thresholds, compact
 from ingest.job.compaction import due as compaction_due
 from ingest.job.errors import classify_error
@@ -64,6 +65,7 @@ from ingest.lake import ledger
 from ingest.lake.commits import (
     CommitLog,
     committing_with,
+    load_id_exactly,
     load_ids_after,
     use_sequenced_load_ids,
 )
@@ -73,18 +75,20 @@ from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for
 from ingest.lake.loads import count_rows, ensure_dataset, remove_incomplete_loads, table_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.model.result import JobResult, Landed, Watermarks, short_error
-from ingest.model.task import Task
+from ingest.model.task import SplitPlan, Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources import (
     ExtractOptions,
+    KeyRange,
     SourceBuilder,
     SourceTable,
     SourceTimeouts,
     get_builder,
 )
 from ingest.sources.reserved import note as reserved_note
+from ingest.sources.sql import coerce_watermark
 from ingest.sources.window import read_start
 from ingest.views.state import current_state, state_connection
 from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
@@ -93,6 +97,8 @@ log = logging.getLogger(__name__)
 
 #: what a job whose lease is held by another writer ends as (see run_job)
 ON_BUSY = ("skip", "retry")
+#: a job's result that is no result yet: its load was split; the plan under this key
+SPLIT_KEY = "split"
 
 
 @dataclass
@@ -114,7 +120,15 @@ class JobRun:
     #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
     deadline: Deadline | None = None
 
+    #: more to do at the end (a chunk's engine: `ingest.job.chunk`)
+    closers: list[Any] = field(default_factory=list)
+
+    def close_later(self, call: Any) -> None:
+        self.closers.append(call)
+
     def close(self) -> None:
+        for call in self.closers:
+            call()
         if self.checks is not None:
             self.checks.close()
         if self.workdir is not None:
@@ -135,6 +149,10 @@ class JobOutcome:
     late: int | None = None
     #: source columns landed under another name (`ingest.sources.reserved`)
     renamed: dict[str, str] = field(default_factory=dict)
+    #: the load was split instead (`ingest.job.split`): its chunks and commit come next
+    split: SplitPlan | None = None
+    #: a split load's commit: the chunks it committed
+    chunks: int | None = None
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -157,12 +175,13 @@ def _working_dir(settings: Settings, task: Task) -> Path:
     return settings.work_dir / "pipelines" / name
 
 
-def _lease(task: Task, dest: Destination, settings: Settings) -> JobLease:
-    """The lease every writer of this job's lake table takes (plain, full refresh, backfill)."""
+def _lease(task: Task, dest: Destination, settings: Settings, part: str = "") -> JobLease:
+    """The lease every writer of this job's lake table takes (plain, full refresh, backfill);
+    `part`: a split load's chunk, for messages."""
     return lease_for(
         dest,
         lease_name(task.job.source_name, task.job.lake_table),
-        Holder.me(task.run_id, task.kind),
+        Holder.me(task.run_id, task.kind + part),
         wait_s=settings.lease_wait_s,
         same_task_wait_s=settings.lease_same_task_wait_s,
         period_s=settings.lease_period_s,
@@ -209,6 +228,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
     ensure_dataset(dest, dataset)
     checks = run.checks = JobChecks(task, builder, secrets, dest)
     with _lease(task, dest, settings) as lease:
+        # a split load of another task still landing: the table is busy (ingest.job.split)
+        found = splitting.guard(lease.read_log(), task, settings, lease)
         # under the lease, files of loads that never committed belong to dead loads only
         _, commit_log = remove_incomplete_loads(
             dest,
@@ -218,6 +239,7 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             task.schema_name,
             checks.other_schema_names,
             lease,
+            found,
         )
         run.workdir = _working_dir(settings, task)
         run.workdir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +277,28 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
                     ),
                 )
         run.watermark_before = before
-        source = builder.build_resource(job, secrets, checks.extract_options(options))
+        split = task.split  # a split load's commit (chunks never run here: ingest.job.chunk)
+        chunk_rows = chunk_files = 0
+        chunk_highest: tuple[str, ...] = ()
+        # the engine dlt reads through (the reconciliation's snapshot, or its counting engine)
+        options = checks.extract_options(options)
+        if split is None:
+            started = splitting.resumed(commit_log, task)
+            if started is None and splitting.whole_table(task, stored):
+                started = _plan_split(run, secrets, options.engine, lease, commit_log)
+            if started is not None:
+                return JobOutcome(Landed(), Watermarks(before), split=started)
+        else:
+            chunk_rows, chunk_files, chunk_highest = splitting.prepare_commit(
+                dest, dataset, table, split, commit_log, lease
+            )
+            if split.watermark_below is not None:  # the chunks read below it, the commit from it
+                options = dataclasses.replace(options, initial_watermark=split.watermark_below)
+            else:  # the chunks read every row (FULL: the commit lands the empty snapshot file)
+                options = dataclasses.replace(
+                    options, key_range=KeyRange(split.column, nothing=True), partitions=1
+                )
+        source = builder.build_resource(job, secrets, options)
         if job.is_incremental and not task.backfill:
             tracker = BoundaryTracker(cursor, stored, boundary, source.primary_key)
         resource = source.resource
@@ -272,12 +315,17 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
                 markers.apply_hints(**delta_merge_hints(job, source.primary_key))
             resources.append(markers)
         # the load id orders the table's loads: above every committed one, whatever the clock
-        with load_ids_after(commit_log.last_load_id):
+        load_id = (
+            load_id_exactly(split.load_id) if split else load_ids_after(commit_log.last_load_id)
+        )
+        with load_id:
             extract_info = pipeline.extract(resources, loader_file_format="parquet")
         # the watermark the extraction reached (in the pipeline state; normalize/load keep it)
         reached = ""
         if highest is not None:  # a backfill: the highest watermark it extracted ("" if none)
             reached = highest.text
+            if chunk_highest:  # a split backfill: its chunks read the rows
+                reached = _highest_of((*chunk_highest, reached), source.watermark_type, job)
         elif job.is_incremental:
             reached = ledger.watermark_text(ledger.last_value(pipeline.state, cursor)) or before
         watermarks = Watermarks(before, reached)
@@ -292,13 +340,23 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         # A FULL load always commits (an empty table is an empty snapshot). An incremental
         # run with nothing new commits nothing: the extracted package stays in the working
         # folder and is deleted with it (loading it would only cost dlt's 1 s job polling).
-        if not job.is_incremental or extracted > 0:
+        if not job.is_incremental or extracted > 0 or split is not None:
             deadline.check()
             lease.check()
             committer = Committer(lease, commit_log, task.run_id, task.kind)
             with committing_with(committer):
                 landed = _commit(pipeline, table, settings.load_workers)
             committer.confirm(landed.load_id)
+            if split is not None:  # the chunks' rows and files are the load's too
+                if landed.load_id != split.load_id:
+                    raise JobError(
+                        f"job {job.job_id}: the commit of split load {split.load_id} made load "
+                        f"{landed.load_id or '(none)'}; nothing of the split load counts, run "
+                        "the job again"
+                    )
+                landed = Landed(
+                    landed.rows + chunk_rows, landed.files + chunk_files, landed.load_id
+                )
         deleted = detection.found.markers if detection is not None and landed.load_id else None
         if deleted:  # rows_loaded counts the source's rows; the markers are rows_deleted
             landed = dataclasses.replace(landed, rows=landed.rows - deleted)
@@ -309,10 +367,61 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             memory_mb=settings.state_memory_mb,
             spill_dir=run.workdir / "spill",
         )
+        if split is not None:  # the chunks read in their own transactions, earlier
+            checked = _split_note(checked, split)
         late = read.late if read is not None and source.lag is not None else None
         if landed.load_id and source.primary_key and not task.backfill:
             _compact_if_due(run, dest, lease, committer.log)
-        return JobOutcome(landed, watermarks, checked, deleted, late, dict(source.renamed))
+        return JobOutcome(
+            landed,
+            watermarks,
+            checked,
+            deleted,
+            late,
+            dict(source.renamed),
+            chunks=split.chunks if split is not None else None,
+        )
+
+
+def _plan_split(
+    run: JobRun,
+    secrets: Mapping[str, Any],
+    engine: Any,
+    lease: JobLease,
+    commit_log: CommitLog,
+) -> SplitPlan | None:
+    """Whether this load is split (`ingest.job.split`), asked through the job's engine (no
+    second connection to the source); its plan, written as pending, or None."""
+    builder = run.builder
+    if not hasattr(builder, "key_bounds"):  # SQL sources only
+        return None
+    own = engine is None
+    if own:
+        engine = builder.engine(secrets)  # type: ignore[union-attr]
+    try:
+        return splitting.plan_split(run.task, run.settings, builder, engine, lease, commit_log)
+    finally:
+        if own:
+            engine.dispose()
+
+
+def _highest_of(texts: tuple[str, ...], column_type: Any, job: JobConfig) -> str:
+    """The highest of watermarks given as text, compared as the column's values."""
+    values = [coerce_watermark(t, column_type, job) for t in texts if t]
+    return ledger.watermark_text(max(values)) if values else ""
+
+
+def _split_note(checked: Checked, split: SplitPlan) -> Checked:
+    """The reconciliation of a split load says how its rows were read: by its chunks, each in
+    its own transaction, counted against the source at the commit (`ingest.job.split`)."""
+    outcome = checked.reconciliation
+    if outcome.reconciled == Reconciled.SKIPPED:
+        return checked
+    note = (
+        f"{outcome.note}; split load: {split.chunks} chunks read in their own transactions, "
+        "the source counted at the commit"
+    )
+    return dataclasses.replace(checked, reconciliation=dataclasses.replace(outcome, note=note))
 
 
 def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
@@ -549,6 +658,10 @@ def run_job(
             started,
             round(time.monotonic() - clock, 3),
         )
+        if outcome is not None and outcome.split is not None:
+            log.info("job %s: split into %d chunks", job.job_id, outcome.split.chunks)
+            # not a result yet: the runner runs the chunks, then the commit (ingest.job.chunk)
+            return {**result.to_dict(), SPLIT_KEY: outcome.split.to_dict()}
         _log_end(result)
         if outcome is not None and outcome.checked is not None:
             emit_check_events(result.to_dict(), outcome.checked, job.schema_policy)
@@ -612,6 +725,7 @@ def _result(
         table_rows_source=table.source if table else None,
         table_rows_lake=table.lake if table else None,
         table_reconciled=table.reconciled if table else "",
+        chunks=outcome.chunks if outcome else None,
         retriable=ending.retriable,
     )
 

@@ -68,6 +68,78 @@ class Commit:
         )
 
 
+@dataclass(frozen=True)
+class ChunkLanded:
+    """One chunk of a split load that landed: its data files (names in the load's date
+    folder) and rows."""
+
+    files: tuple[str, ...]
+    rows: int
+    #: a backfill's chunk: the highest watermark it read ("" if none)
+    highest: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": list(self.files), "rows": self.rows, "highest": self.highest}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChunkLanded:
+        return cls(
+            tuple(str(f) for f in data.get("files") or ()),
+            int(data.get("rows") or 0),
+            str(data.get("highest") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A split load between its start and its commit (see module doc)."""
+
+    load_id: str
+    run_id: str
+    task: str
+    #: carried by the chunks: a chunk of another (abandoned) split load never lands
+    token: str
+    chunks: int
+    #: when a chunk last started or landed (UTC, ISO): only to let another writer abandon a
+    #: split load nobody works on (INGEST_SPLIT_STALE_S); never orders or fences anything
+    touched: str
+    landed: dict[int, ChunkLanded] = field(default_factory=dict)
+    #: the split plan (JSON), so that a retried start returns the same one
+    plan: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(i in self.landed for i in range(self.chunks))
+
+    def owned_by(self, run_id: str, task: str) -> bool:
+        return (self.run_id, self.task) == (run_id, task)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "load_id": self.load_id,
+            "run_id": self.run_id,
+            "task": self.task,
+            "token": self.token,
+            "chunks": self.chunks,
+            "touched": self.touched,
+            "landed": {str(i): c.to_json() for i, c in sorted(self.landed.items())},
+            "plan": self.plan,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pending:
+        return cls(
+            str(data["load_id"]),
+            str(data.get("run_id") or ""),
+            str(data.get("task") or ""),
+            str(data["token"]),
+            int(data["chunks"]),
+            str(data.get("touched") or ""),
+            {int(i): ChunkLanded.from_json(c) for i, c in (data.get("landed") or {}).items()},
+            dict(data.get("plan") or {}),
+        )
+
+
 def _greater(a: str | None, b: str | None) -> str | None:
     if a is None:
         return b
@@ -83,6 +155,11 @@ class CommitLog:
     seq: int = 0
     floor: str | None = None
     commits: tuple[Commit, ...] = field(default=())
+    #: the split load in progress (None: none)
+    pending: Pending | None = None
+
+    def with_pending(self, pending: Pending | None) -> CommitLog:
+        return replace(self, pending=pending)
 
     def is_committed(self, load_id: str) -> bool:
         if any(c.load_id == load_id for c in self.commits):
@@ -98,14 +175,18 @@ class CommitLog:
         return last
 
     def add(self, load_id: str, schema: str, run_id: str = "", task: str = "") -> CommitLog:
-        """The log with one more commit (the oldest ones folded into the floor)."""
+        """The log with one more commit (the oldest ones folded into the floor); the commit of
+        the pending split load ends it."""
         commits = (*self.commits, Commit(load_id, self.seq + 1, schema, run_id, task))
         floor = self.floor
         if len(commits) > KEEP:
             for dropped in commits[:-KEEP]:
                 floor = _greater(floor, dropped.load_id)
             commits = commits[-KEEP:]
-        return CommitLog(self.seq + 1, floor, commits)
+        pending = self.pending
+        if pending is not None and pending.load_id == load_id:
+            pending = None
+        return CommitLog(self.seq + 1, floor, commits, pending)
 
     def without(self, load_ids: Iterable[str]) -> CommitLog:
         """The log without these commits (their loads never got a completion marker)."""
@@ -116,15 +197,15 @@ class CommitLog:
         return next((c for c in self.commits if c.load_id == load_id), None)
 
     def to_text(self) -> str:
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "seq": self.seq,
-                "floor": self.floor,
-                "commits": [c.to_json() for c in self.commits],
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "format": FORMAT,
+            "seq": self.seq,
+            "floor": self.floor,
+            "commits": [c.to_json() for c in self.commits],
+        }
+        if self.pending is not None:
+            data["pending"] = self.pending.to_json()
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_text(cls, text: str | bytes | None) -> CommitLog | None:
@@ -139,6 +220,7 @@ class CommitLog:
             int(data.get("seq") or 0),
             None if floor in (None, "") else str(floor),
             tuple(Commit.from_json(c) for c in data.get("commits") or ()),
+            Pending.from_json(data["pending"]) if data.get("pending") else None,
         )
 
 
@@ -180,6 +262,23 @@ def load_ids_after(last: str | None) -> Iterator[None]:
         _LOAD_ID_FLOOR.reset(token)
 
 
+#: the exact id of the load being written (a split load's chunks and commit share one)
+_LOAD_ID_EXACT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ingest_load_id_exact", default=None
+)
+
+
+@contextlib.contextmanager
+def load_id_exactly(load_id: str) -> Iterator[None]:
+    """Inside: dlt's new load id is `load_id` (a split load's, chosen above every committed
+    one when it started; see `use_sequenced_load_ids`)."""
+    token = _LOAD_ID_EXACT.set(load_id)
+    try:
+        yield
+    finally:
+        _LOAD_ID_EXACT.reset(token)
+
+
 @contextlib.contextmanager
 def committing_with(committer: Callable[[str, str], None]) -> Iterator[None]:
     """Inside: dlt's `complete_load` calls `committer(load_id, schema_name)` before it writes
@@ -208,6 +307,9 @@ def use_sequenced_load_ids() -> None:
         return
 
     def create_load_id() -> str:
+        exact = _LOAD_ID_EXACT.get()
+        if exact is not None:
+            return exact
         return next_load_id(original(), _LOAD_ID_FLOOR.get())
 
     create_load_id._ingest_sequenced = True  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from ingest import identity
 from ingest.errors import RequestError
 from ingest.lake.dlt_destination import lake_filesystem
-from ingest.lake.layout import LAYOUT
+from ingest.lake.layout import CHUNK_LAYOUT, LAYOUT
 from ingest.lake.url import parse_lake_url
 from ingest.settings import storage_account_name, storage_connection_string
 
@@ -98,9 +98,15 @@ class Destination:
     # ----------------------------------------------------------------------------------------
     # dlt
 
-    def dlt_destination(self, destination_name: str | None = None) -> Any:
-        """dlt's filesystem destination writing Parquet in the lake layout."""
+    def dlt_destination(
+        self, destination_name: str | None = None, file_prefix: str | None = None
+    ) -> Any:
+        """dlt's filesystem destination writing Parquet in the lake layout; `file_prefix`:
+        the data files' ids start with it (a chunk of a split load)."""
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
+        if file_prefix:
+            kwargs["layout"] = CHUNK_LAYOUT
+            kwargs["extra_placeholders"] = {"chunk": file_prefix}
         if self.protocol == "az":
             credentials: dict[str, Any] = {"azure_storage_account_name": self.account_name}
             if self.account_host:

@@ -48,6 +48,10 @@ def _lake_filesystem_class() -> type:
             committer = commit_hook()
             if committer is not None:
                 committer(load_id, self.schema.name)
+                if not getattr(committer, "writes_marker", True):
+                    # a chunk of a split load (ingest.job.split): its files have landed, the
+                    # load's state and marker are the split load's commit's to write
+                    return
             super().complete_load(load_id)
 
     class LakeFilesystem(filesystem):

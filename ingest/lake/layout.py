@@ -22,6 +22,8 @@ import re
 
 #: dlt's filesystem layout of a table's data files (the destination's `layout`)
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
+#: a chunk of a split load (`ingest.job.split`): its files' ids start with the chunk's prefix
+CHUNK_LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{chunk}{file_id}.{ext}"
 DATA_EXTENSION = "parquet"
 #: folders of a source's dataset that dlt writes beside its tables
 LOADS_DIR = "_dlt_loads"

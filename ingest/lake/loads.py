@@ -145,6 +145,7 @@ def remove_incomplete_loads(
     schema_name: str,
     other_schema_names: tuple[str, ...],
     lease: JobLease,
+    log: CommitLog | None = None,
 ) -> tuple[CleanupReport, CommitLog]:
     """Under the job's lease: delete what loads that never committed left behind, and return
     the table's commit log as the next commit continues it.
@@ -157,14 +158,17 @@ def remove_incomplete_loads(
       marker: the load's files are removed, so the log must not list it).
 
     `other_schema_names`: schemas whose committed loads also write this table (the job's
-    backfill pipeline). Delta tables keep their data files: the Delta log already hides what
+    backfill pipeline). `log`: the log as the caller just read it under the lease (None: read
+    it here). The files of the log's pending split load (`ingest.job.split`) stay: its chunks
+    are still landing. Delta tables keep their data files: the Delta log already hides what
     was never committed. A table without a commit log (a lake written before it existed) gets
     one whose floor is its newest marked load: every marked load so far counts as committed."""
     fs = dest.filesystem()
     schemas = (schema_name, *other_schema_names)
     marked = _completed_by_schema(dest, dataset, schemas, fs)
     all_marked = set().union(*marked.values())
-    log = lease.read_log()
+    if log is None:
+        log = lease.read_log()
     if log is None:
         floor = max(all_marked, key=float) if all_marked else None
         log = CommitLog(floor=floor)
@@ -174,6 +178,8 @@ def remove_incomplete_loads(
         lease.write_log(log)
     done = {schema: committed(ids, log) for schema, ids in marked.items()}
     table_done = set().union(*done.values())
+    if log.pending is not None:  # landing, not dead
+        table_done.add(log.pending.load_id)
     stray_markers = [
         dest.path(dataset, LOADS_DIR, marker_name(schema, load_id))
         for schema, ids in marked.items()

@@ -70,6 +70,8 @@ class JobResult:
     table_rows_source: int | None = None
     table_rows_lake: int | None = None
     table_reconciled: str = ""
+    #: split loads (ingest.job.split): the chunks one load was read in (None: not split)
+    chunks: int | None = None
     #: a note on the whole run (a scheduled run that waited for another run)
     run_note: str = ""
     #: not an audit column: whether trying again may succeed (Durable retries only these)

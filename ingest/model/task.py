@@ -34,6 +34,62 @@ class Backfill:
 
 
 @dataclass(frozen=True)
+class SplitPlan:
+    """A split load (`ingest.job.split`): one table read as key ranges on `column`, cut at
+    `bounds` (text, ascending: chunk i reads `[bounds[i-1], bounds[i])`, the first from below
+    (NULLs too), the last to above), all landing in load `load_id`; `token` proves the chunks
+    belong to the split load the job's commit log holds as pending. INCREMENTAL: the chunks
+    read below `watermark_below`, the commit from it. `chunk`: the chunk a task runs (None:
+    the split load's commit)."""
+
+    load_id: str
+    token: str
+    column: str
+    bounds: tuple[str, ...]
+    watermark_below: str | None = None
+    chunk: int | None = None
+
+    @property
+    def chunks(self) -> int:
+        return len(self.bounds) + 1
+
+    def range_of(self, index: int) -> tuple[str | None, str | None]:
+        lower = self.bounds[index - 1] if index > 0 else None
+        upper = self.bounds[index] if index < len(self.bounds) else None
+        return lower, upper
+
+    def for_chunk(self, index: int | None) -> SplitPlan:
+        return SplitPlan(
+            self.load_id, self.token, self.column, self.bounds, self.watermark_below, index
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "load_id": self.load_id,
+            "token": self.token,
+            "column": self.column,
+            "bounds": list(self.bounds),
+            "watermark_below": self.watermark_below,
+            "chunk": self.chunk,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SplitPlan | None:
+        if not data:
+            return None
+        chunk = data.get("chunk")
+        below = data.get("watermark_below")
+        return cls(
+            str(data["load_id"]),
+            str(data["token"]),
+            str(data["column"]),
+            tuple(str(b) for b in data.get("bounds") or ()),
+            None if below is None else str(below),
+            None if chunk is None else int(chunk),
+        )
+
+
+@dataclass(frozen=True)
 class Task:
     run_id: str
     job: JobConfig
@@ -41,6 +97,8 @@ class Task:
     full_refresh: bool = False
     config_path: str | None = None
     backfill: Backfill | None = None
+    #: a split load's chunk or commit (None: a whole job, which may decide to split)
+    split: SplitPlan | None = None
 
     @property
     def kind(self) -> str:
@@ -79,6 +137,7 @@ class Task:
             "full_refresh": self.full_refresh,
             "config_path": self.config_path,
             "backfill": self.backfill.to_dict() if self.backfill else None,
+            "split": self.split.to_dict() if self.split else None,
         }
 
     @classmethod
@@ -90,6 +149,7 @@ class Task:
             full_refresh=bool(data.get("full_refresh", False)),
             config_path=data.get("config_path"),
             backfill=Backfill.from_dict(data.get("backfill")),
+            split=SplitPlan.from_dict(data.get("split")),
         )
 
 

@@ -19,6 +19,7 @@ from ingest.errors import JobError
 from ingest.sources.base import (
     Capabilities,
     ExtractOptions,
+    KeyRange,
     SourceBuilder,
     SourceTable,
     SourceTimeouts,
@@ -92,6 +93,7 @@ __all__ = [
     "REGISTRY",
     "ConfigExtension",
     "ExtractOptions",
+    "KeyRange",
     "SourceBuilder",
     "SourceTable",
     "SourceTimeouts",

@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class KeyRange:
+    """What one chunk of a split load reads (`ingest.job.split`): rows whose `column` lies in
+    `[lower, upper)` (None: unbounded on that side; values as text, typed by the column), and
+    rows where it is NULL when `with_nulls`; INCREMENTAL: only rows whose watermark is below
+    `watermark_below`. `nothing`: no row at all (the commit of a split FULL load)."""
+
+    column: str
+    lower: str | None = None
+    upper: str | None = None
+    with_nulls: bool = False
+    watermark_below: str | None = None
+    nothing: bool = False
+
+
+@dataclass(frozen=True)
 class ExtractOptions:
     """How to extract, decided by the runner (settings, CLI flags)."""
 
@@ -38,6 +53,8 @@ class ExtractOptions:
     #: at it (ingest.checks.boundary), else at it
     last_value: Any = None
     open_unless_boundary_changed: int | None = None
+    #: a split load's chunk: only these rows (None: the whole read)
+    key_range: KeyRange | None = None
 
 
 @dataclass(frozen=True)

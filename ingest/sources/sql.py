@@ -24,7 +24,13 @@ from ingest.durations import parse_duration
 from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
-from ingest.sources.base import Capabilities, ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.base import (
+    Capabilities,
+    ExtractOptions,
+    KeyRange,
+    SourceBuilder,
+    SourceTable,
+)
 from ingest.sources.fast_arrow import ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
@@ -272,6 +278,9 @@ class SqlSourceBuilder(SourceBuilder):
             type_adapter_callback=_no_reflected_type,
             primary_key=list(job.primary_key) or None,  # type: ignore[arg-type]  # None: reflected
             write_disposition="append",
+            query_adapter_callback=(
+                _range_adapter(options.key_range, job) if options.key_range else None
+            ),
             **self._backend(plan, job, options, engine),
         )
         resource.apply_hints(columns=plan.hints())  # type: ignore[arg-type]  # dlt column dicts
@@ -302,6 +311,38 @@ class SqlSourceBuilder(SourceBuilder):
         )
         return "open" if unchanged else "closed"
 
+    def key_bounds(
+        self, engine: sa.Engine, job: JobConfig, column: str
+    ) -> tuple[Any, Any, Any, Any]:
+        """(column type, MIN, MAX of `column`, MAX of the watermark or None): what a split
+        load cuts its ranges from (`ingest.job.split`). Identifiers quoted by SQLAlchemy."""
+        _, columns = self._reflect(engine, job)
+        column_type = _find_column(columns, job, column, "split column")
+        key: sa.ColumnClause[Any] = sa.column(_source_name(columns, column))
+        target = sa.table(job.table_name, key, schema=job.schema_name)
+        selected = [sa.func.min(key), sa.func.max(key)]
+        if job.is_incremental and job.watermark_column:
+            mark: sa.ColumnClause[Any] = sa.column(_source_name(columns, job.watermark_column))
+            target.append_column(mark)
+            selected.append(sa.func.max(mark))
+        with engine.connect() as connection:
+            row = connection.execute(sa.select(*selected).select_from(target)).one()
+        return column_type, row[0], row[1], row[2] if len(row) > 2 else None
+
+    def split_key(self, engine: sa.Engine, job: JobConfig) -> str | None:
+        """The column a split load cuts on: `split_column`, else a one-column primary key
+        (declared, else the table's own); None when there is none."""
+        if job.split_column:
+            return job.split_column
+        if len(job.primary_key) == 1:
+            return job.primary_key[0]
+        if job.primary_key:
+            return None
+        with engine.connect() as connection:
+            own = sa.inspect(connection).get_pk_constraint(job.table_name, schema=job.schema_name)
+        columns = own.get("constrained_columns") or []
+        return columns[0] if len(columns) == 1 else None
+
     def check_connection(self, job: JobConfig, secrets: dict[str, Secret]) -> None:
 
         engine = self.engine(secrets)
@@ -317,6 +358,48 @@ class SqlSourceBuilder(SourceBuilder):
 
     def dual(self) -> str:
         return ""
+
+
+def _find_column(columns: list[dict[str, Any]], job: JobConfig, name: str, role: str) -> Any:
+    for info in columns:
+        if info["name"].lower() == name.lower():
+            return info["type"]
+    names = ", ".join(str(c["name"]) for c in columns)
+    raise JobError(
+        f"job {job.job_id}: {role} {name!r} not found in table {job.table_name}; its columns "
+        f"are: {names}; fix it in {job.origin or 'the config'}"
+    )
+
+
+def _source_name(columns: list[dict[str, Any]], name: str) -> str:
+    """The column's name as the source spells it (the config's may differ in case)."""
+    return next(str(c["name"]) for c in columns if c["name"].lower() == name.lower())
+
+
+def _range_adapter(key_range: KeyRange, job: JobConfig) -> Any:
+    """dlt's query adapter restricting the read to one chunk's rows (`KeyRange`); values are
+    bound parameters typed by the column, the column quoted by SQLAlchemy."""
+
+    def adapt(query: Any, table: Any) -> Any:
+        if key_range.nothing:
+            return query.where(sa.false())
+        column = next(c for c in table.columns if c.name.lower() == key_range.column.lower())
+        conditions = []
+        if key_range.lower is not None:
+            conditions.append(column >= coerce_watermark(key_range.lower, column.type, job))
+        if key_range.upper is not None:
+            conditions.append(column < coerce_watermark(key_range.upper, column.type, job))
+        where = sa.and_(*conditions) if conditions else sa.true()
+        if key_range.with_nulls:
+            where = sa.or_(where, column.is_(None))
+        if key_range.watermark_below is not None and job.watermark_column:
+            mark = next(c for c in table.columns if c.name.lower() == job.watermark_column.lower())
+            where = sa.and_(
+                where, mark < coerce_watermark(key_range.watermark_below, mark.type, job)
+            )
+        return query.where(where)
+
+    return adapt
 
 
 def lookback_lag(job: JobConfig, column_type: Any, keyed: bool) -> float | None:
@@ -495,6 +578,23 @@ class MySqlBuilder(SqlSourceBuilder):
     )
     drivername = "mysql+pymysql"
     default_port = 3306
+
+    ROW_ESTIMATE = sa.text(
+        "SELECT TABLE_ROWS FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+    )
+
+    def estimated_rows(self, engine: sa.Engine, job: JobConfig) -> int | None:
+        """information_schema.TABLES.TABLE_ROWS (InnoDB's estimate); names are bound values."""
+        try:
+            with engine.connect() as connection:
+                estimate = connection.execute(
+                    self.ROW_ESTIMATE, {"schema": job.schema_name, "name": job.table_name}
+                ).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("no row estimate for job %s: %s", job.job_id, type(exc).__name__)
+            return None
+        return int(estimate) if estimate is not None and estimate > 0 else None
 
     def url_query(self, secrets: Mapping[str, Secret]) -> dict[str, str]:
         return {"charset": "utf8mb4"}

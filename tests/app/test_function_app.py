@@ -139,6 +139,7 @@ def test_functions_are_indexed_with_their_triggers():
         "ingest_batch",
         "plan_run",
         "ingest_table",
+        "ingest_chunk",
         "record_failure",
         "write_audit",
         "find_active_runs",

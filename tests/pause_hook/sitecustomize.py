@@ -40,6 +40,7 @@ def _pause(point: str, note: str) -> None:
         return
     _paused.set()
     folder = pathlib.Path(_PAUSE_DIR)
+    (folder / f"{point}.pid").write_text(str(os.getpid()))  # which process to kill
     (folder / point).write_text(note)
     deadline = time.monotonic() + 300
     while not (folder / "go").exists() and time.monotonic() < deadline:
