@@ -27,11 +27,15 @@ class LoadType(StrEnum):
 
     FULL = "FULL"
     INCREMENTAL = "INCREMENTAL"
+    #: change data capture: PostgreSQL logical replication (`ingest.sources.cdc`)
+    CDC = "CDC"
     BACKFILL = "BACKFILL"
 
 
 #: the load types a configuration row may name
-CONFIG_LOAD_TYPES = (LoadType.FULL, LoadType.INCREMENTAL)
+CONFIG_LOAD_TYPES = (LoadType.FULL, LoadType.INCREMENTAL, LoadType.CDC)
+#: the source types a CDC job may read (logical replication with pgoutput)
+CDC_SOURCE_TYPES = ("postgresql",)
 
 
 class SchemaPolicy(StrEnum):

@@ -26,7 +26,7 @@ from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
 from ingest.sources import config_extensions, known_source_types
-from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
+from ingest.vocabulary import CDC_SOURCE_TYPES, CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
 
 #: spellings of source types in spreadsheets (any case), and of the earlier local tool
 SOURCE_TYPE_ALIASES = {
@@ -57,7 +57,11 @@ OPTIONAL_COLUMNS = (
     "delete_detection",
     "delete_detection_every",
     "lookback",
+    "cdc_slot",
+    "cdc_publication",
 )
+#: a replication slot's name (PostgreSQL's own rule), also used for publications
+_SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 #: delete_detection values
 DELETE_DETECTION = ("keys",)
 #: free-text columns, where a tab or a line break is text (elsewhere, as everywhere, no other
@@ -131,6 +135,48 @@ class _RowChecker:
             self.problem(column, f"{quote(value)} is not one of: {', '.join(allowed)}")
             return None
         return value
+
+    def cdc_names(
+        self,
+        load_type: str | None,
+        source_type: str | None,
+        watermark: str | None,
+        table_format: str | None,
+    ) -> tuple[str | None, str | None]:
+        """CDC jobs: PostgreSQL only, no watermark (changes are ordered by their LSN), Parquet;
+        the optional slot and publication names. Other jobs: no slot or publication."""
+        names: dict[str, str | None] = {}
+        for column in ("cdc_slot", "cdc_publication"):
+            value = self.text(column)
+            if value is not None:
+                value = value.strip()
+                if load_type not in (None, LoadType.CDC):
+                    self.problem(column, "only CDC jobs read through a slot and a publication")
+                    value = None
+                elif not _SLOT_NAME.match(value):
+                    self.problem(
+                        column,
+                        f"{quote(value)} must be 1 to 63 lowercase letters, digits or _ "
+                        "(PostgreSQL's rule for slot names)",
+                    )
+                    value = None
+            names[column] = value
+        if load_type == LoadType.CDC:
+            if source_type is not None and source_type not in CDC_SOURCE_TYPES:
+                self.problem(
+                    "load_type",
+                    f"CDC reads PostgreSQL's logical replication; a {source_type} job is FULL "
+                    "or INCREMENTAL",
+                )
+            if watermark is not None or self.text("watermark_column") is not None:
+                self.problem(
+                    "watermark_column",
+                    "a CDC job has no watermark: its changes are ordered by their commit LSN "
+                    "(_lsn); leave watermark_column empty",
+                )
+            if table_format == TableFormat.DELTA:
+                self.problem("table_format", "CDC jobs land Parquet (table_format = parquet)")
+        return names["cdc_slot"], names["cdc_publication"]
 
     def control_characters(self) -> None:
         """No control character in any cell (see FREE_TEXT_COLUMNS)."""
@@ -265,6 +311,8 @@ class _RowChecker:
             elif load_type not in (None, LoadType.INCREMENTAL):
                 self.problem("lookback", "only INCREMENTAL jobs re-read below their watermark")
 
+        cdc_slot, cdc_publication = self.cdc_names(load_type, source_type, watermark, table_format)
+
         if len(self.problems) > before:
             return None
         assert job_id and source_type and source_name and table_name and load_type
@@ -289,6 +337,8 @@ class _RowChecker:
             delete_detection=delete_detection,
             delete_detection_every=every,
             lookback=lookback.strip() if lookback else None,
+            cdc_slot=cdc_slot,
+            cdc_publication=cdc_publication,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
 
@@ -388,6 +438,7 @@ def parse_rows(
     rows = _apply_renames(rows)
     checked = [job for raw in rows if (job := _RowChecker(raw, problems).check()) is not None]
     _check_across_rows(rows, problems)
+    _check_cdc_names(sheet, checked, problems)
     for extension in config_extensions():  # e.g. each rest_api job's `api` sheet row
         checked = extension.apply(origin, sheets or {}, rows, checked, problems, warnings)
     if problems:
@@ -404,6 +455,35 @@ def parse_rows(
                 "deletes are never seen; declare primary_key for a current state"
             )
     return IngestConfig(origin, tuple(checked), tuple(warnings))
+
+
+def _check_cdc_names(sheet: str, jobs: list[JobConfig], problems: list[Problem]) -> None:
+    """Two CDC jobs of one source never share a slot or a publication: a slot has one reader,
+    and its confirmed position is one job's."""
+    seen: dict[tuple[str, str, str], JobConfig] = {}
+    for job in jobs:
+        if not job.is_cdc:
+            continue
+        for column in ("cdc_slot", "cdc_publication"):
+            name = getattr(job, column)
+            if name is None:
+                continue
+            other = seen.setdefault((job.source_name, column, name), job)
+            if other is not job:
+                problems.append(
+                    Problem(
+                        f"{quote(name)} is also the {column} of job {other.job_id} "
+                        f"({other.origin}); each CDC job needs its own",
+                        sheet,
+                        _row_of(job),
+                        column,
+                    )
+                )
+
+
+def _row_of(job: JobConfig) -> int | None:
+    tail = job.origin.rsplit(" row ", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
 
 
 def load_config(path: str | Path) -> IngestConfig:
