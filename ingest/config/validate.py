@@ -26,7 +26,14 @@ from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
 from ingest.sources import config_extensions, known_source_types
-from ingest.vocabulary import CDC_SOURCE_TYPES, CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
+from ingest.vocabulary import (
+    CDC_SOURCE_TYPES,
+    CONFIG_LOAD_TYPES,
+    WEEKDAYS,
+    LoadType,
+    SchemaPolicy,
+    TableFormat,
+)
 
 #: spellings of source types in spreadsheets (any case), and of the earlier local tool
 SOURCE_TYPE_ALIASES = {

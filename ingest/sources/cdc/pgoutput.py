@@ -1,0 +1,300 @@
+"""The `pgoutput` logical replication protocol (version 1), decoded from the bytes of each
+XLogData message: BEGIN, COMMIT, RELATION, INSERT, UPDATE, DELETE, TRUNCATE, ORIGIN, TYPE and
+MESSAGE (https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html).
+
+Values arrive in PostgreSQL's text form (or as NULL, or as "unchanged TOAST": an UPDATE that
+left an out-of-line value alone does not send it). `decode` raises `ProtocolError` for bytes
+that are not a complete, known message: a truncated or unknown message never passes silently.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Union
+
+#: a value the UPDATE did not send (an unchanged TOASTed value): keep the previous one
+UNCHANGED = type("Unchanged", (), {"__repr__": lambda self: "UNCHANGED"})()
+#: one column's value: its text, None for NULL, or UNCHANGED
+Value = Union[str, None, object]  # noqa: UP007 (UNCHANGED is a sentinel object)
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a valid pgoutput message."""
+
+
+@dataclass(frozen=True)
+class Begin:
+    #: the LSN of the transaction's commit record
+    final_lsn: int
+    commit_time_us: int
+    xid: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    flags: int
+    commit_lsn: int
+    #: the end of the commit record: where the next transaction's reading starts
+    end_lsn: int
+    commit_time_us: int
+
+
+@dataclass(frozen=True)
+class RelationColumn:
+    name: str
+    type_oid: int
+    type_modifier: int
+    #: part of the replica identity (the key sent with deletes)
+    key: bool
+
+
+@dataclass(frozen=True)
+class Relation:
+    relation_id: int
+    namespace: str
+    name: str
+    #: `d` default (primary key), `f` full, `i` index, `n` nothing
+    replica_identity: str
+    columns: tuple[RelationColumn, ...]
+
+
+@dataclass(frozen=True)
+class Insert:
+    relation_id: int
+    new: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Update:
+    relation_id: int
+    new: tuple[Value, ...]
+    #: the old row: its key (`K`, when the key changed) or all of it (`O`, REPLICA IDENTITY
+    #: FULL); None when not sent
+    old: tuple[Value, ...] | None = None
+    old_kind: str = ""
+
+
+@dataclass(frozen=True)
+class Delete:
+    relation_id: int
+    #: the deleted row's key (`K`, other columns NULL) or all of it (`O`)
+    old: tuple[Value, ...]
+    old_kind: str
+
+
+@dataclass(frozen=True)
+class Truncate:
+    relation_ids: tuple[int, ...]
+    cascade: bool
+    restart_identity: bool
+
+
+@dataclass(frozen=True)
+class Origin:
+    lsn: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Type:
+    type_oid: int
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Message:
+    transactional: bool
+    lsn: int
+    prefix: str
+    content: bytes
+
+
+Decoded = Union[  # noqa: UP007
+    Begin, Commit, Relation, Insert, Update, Delete, Truncate, Origin, Type, Message
+]
+
+
+class _Reader:
+    """A cursor over one message's bytes; every read checks the bytes are there."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.at = 0
+
+    def take(self, size: int) -> memoryview:
+        end = self.at + size
+        if size < 0 or end > len(self.data):
+            raise ProtocolError(
+                f"message truncated: wanted {size} byte(s) at offset {self.at} of {len(self.data)}"
+            )
+        chunk = self.data[self.at : end]
+        self.at = end
+        return chunk
+
+    def unpack(self, fmt: str) -> int:
+        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        return int(value)
+
+    def int8(self) -> int:
+        return self.unpack("!b")
+
+    def byte(self) -> str:
+        return chr(self.take(1)[0])
+
+    def int16(self) -> int:
+        return self.unpack("!h")
+
+    def int32(self) -> int:
+        return self.unpack("!i")
+
+    def uint32(self) -> int:
+        return self.unpack("!I")
+
+    def int64(self) -> int:
+        return self.unpack("!q")
+
+    def lsn(self) -> int:
+        return self.unpack("!Q")
+
+    def string(self) -> str:
+        rest = self.data[self.at :]
+        end = bytes(rest).find(b"\x00")
+        if end < 0:
+            raise ProtocolError(f"unterminated string at offset {self.at}")
+        text = bytes(rest[:end]).decode("utf-8")
+        self.at += end + 1
+        return text
+
+    def tuple_data(self) -> tuple[Value, ...]:
+        count = self.int16()
+        if count < 0:
+            raise ProtocolError(f"negative column count {count}")
+        values: list[Value] = []
+        for _ in range(count):
+            kind = self.byte()
+            if kind == "n":
+                values.append(None)
+            elif kind == "u":
+                values.append(UNCHANGED)
+            elif kind == "t":
+                size = self.int32()
+                values.append(bytes(self.take(size)).decode("utf-8"))
+            else:  # 'b' (binary) only with the `binary` option, which we never ask for
+                raise ProtocolError(f"unknown tuple value kind {kind!r}")
+        return tuple(values)
+
+    def end(self, what: str) -> None:
+        if self.at != len(self.data):
+            raise ProtocolError(
+                f"{what} message has {len(self.data) - self.at} unexpected trailing byte(s)"
+            )
+
+
+def decode(data: bytes) -> Decoded:
+    """One pgoutput message (the payload of one XLogData message)."""
+    if not data:
+        raise ProtocolError("empty message")
+    reader = _Reader(data)
+    kind = reader.byte()
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    message = decoder(reader)
+    reader.end(type(message).__name__.upper())
+    return message
+
+
+def _begin(r: _Reader) -> Begin:
+    return Begin(r.lsn(), r.int64(), r.uint32())
+
+
+def _commit(r: _Reader) -> Commit:
+    return Commit(r.int8(), r.lsn(), r.lsn(), r.int64())
+
+
+def _relation(r: _Reader) -> Relation:
+    relation_id, namespace, name = r.uint32(), r.string(), r.string()
+    identity = r.byte()
+    columns = []
+    for _ in range(r.int16()):
+        flags = r.int8()
+        columns.append(RelationColumn(r.string(), r.uint32(), r.int32(), bool(flags & 1)))
+    return Relation(relation_id, namespace, name, identity, tuple(columns))
+
+
+def _insert(r: _Reader) -> Insert:
+    relation_id = r.uint32()
+    if (marker := r.byte()) != "N":
+        raise ProtocolError(f"INSERT: expected a new tuple ('N'), got {marker!r}")
+    return Insert(relation_id, r.tuple_data())
+
+
+def _update(r: _Reader) -> Update:
+    relation_id = r.uint32()
+    marker = r.byte()
+    old, old_kind = None, ""
+    if marker in ("K", "O"):
+        old, old_kind = r.tuple_data(), marker
+        marker = r.byte()
+    if marker != "N":
+        raise ProtocolError(f"UPDATE: expected a new tuple ('N'), got {marker!r}")
+    return Update(relation_id, r.tuple_data(), old, old_kind)
+
+
+def _delete(r: _Reader) -> Delete:
+    relation_id = r.uint32()
+    marker = r.byte()
+    if marker not in ("K", "O"):
+        raise ProtocolError(f"DELETE: expected an old key or row ('K' or 'O'), got {marker!r}")
+    return Delete(relation_id, r.tuple_data(), marker)
+
+
+def _truncate(r: _Reader) -> Truncate:
+    count, options = r.int32(), r.int8()
+    if count < 0:
+        raise ProtocolError(f"TRUNCATE: negative relation count {count}")
+    ids = tuple(r.uint32() for _ in range(count))
+    return Truncate(ids, bool(options & 1), bool(options & 2))
+
+
+def _origin(r: _Reader) -> Origin:
+    return Origin(r.lsn(), r.string())
+
+
+def _type(r: _Reader) -> Type:
+    return Type(r.uint32(), r.string(), r.string())
+
+
+def _message(r: _Reader) -> Message:
+    flags, lsn, prefix = r.int8(), r.lsn(), r.string()
+    size = r.int32()
+    return Message(bool(flags & 1), lsn, prefix, bytes(r.take(size)))
+
+
+_DECODERS = {
+    "B": _begin,
+    "C": _commit,
+    "R": _relation,
+    "I": _insert,
+    "U": _update,
+    "D": _delete,
+    "T": _truncate,
+    "O": _origin,
+    "Y": _type,
+    "M": _message,
+}
+
+
+def lsn_text(lsn: int) -> str:
+    """An LSN as PostgreSQL writes it (`16/B374D848`)."""
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def parse_lsn(text: str) -> int:
+    """PostgreSQL's `X/Y` text of an LSN as a number; ValueError for anything else."""
+    high, sep, low = text.strip().partition("/")
+    if not sep or not high or not low or len(high) > 8 or len(low) > 8:
+        raise ValueError(f"{text!r} is not an LSN (X/Y, hexadecimal)")
+    return (int(high, 16) << 32) | int(low, 16)
