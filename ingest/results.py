@@ -37,6 +37,9 @@ AUDIT_COLUMNS = (
     "table_rows_source",
     "table_rows_lake",
     "table_reconciled",
+    # CDC jobs (ingest.job.cdc): the changes a run landed (deletes: rows_deleted)
+    "rows_inserted",
+    "rows_updated",
 )
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
@@ -92,6 +95,9 @@ class JobResult:
     table_rows_source: int | None = None
     table_rows_lake: int | None = None
     table_reconciled: str = ""
+    #: CDC jobs: inserts and updates landed (None: not a CDC job)
+    rows_inserted: int | None = None
+    rows_updated: int | None = None
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = False
 

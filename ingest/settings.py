@@ -168,6 +168,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_CDC_MAX_CHANGES",
+        "1000000",
+        "CDC jobs: changes one run reads at most (whole transactions: a transaction is never "
+        "split); the rest is read by the next run. A run also stops at the WAL position of its "
+        "start.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_COMPACT_LOADS",
         "30",
         "Loads since its last base after which a keyed table is compacted (its current "
@@ -385,6 +393,7 @@ class Settings:
     #: 0: no limit
     lock_timeout_s: int = 60
     state_memory_mb: int = 512
+    cdc_max_changes: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -422,6 +431,7 @@ class Settings:
             statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),
             lock_timeout_s=_int(env, "INGEST_LOCK_TIMEOUT_S", minimum=0),
             state_memory_mb=_int(env, "INGEST_STATE_MEMORY_MB", minimum=64),
+            cdc_max_changes=_int(env, "INGEST_CDC_MAX_CHANGES"),
         )
 
 

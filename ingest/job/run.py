@@ -48,9 +48,11 @@ from ingest.checks.deletes import due as deletes_due
 from ingest.checks.job_checks import Checked, JobChecks, delta_merge_hints, emit_check_events
 from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
+from ingest.checks.table_count import count_table
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
+from ingest.job import cdc
 from ingest.job.compaction import Thresholds, compact
 from ingest.job.compaction import due as compaction_due
 from ingest.job.errors import classify_error
@@ -88,6 +90,7 @@ from ingest.sources import (
     SourceTimeouts,
     get_builder,
 )
+from ingest.sources.cdc import pgoutput
 from ingest.sources.reserved import note as reserved_note
 from ingest.sources.window import read_start
 from ingest.tasks import Task
@@ -118,8 +121,12 @@ class JobRun:
     builder: SourceBuilder | None = None
     #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
     deadline: Deadline | None = None
+    #: a CDC job's read (its slot and source connections; closed at the end)
+    cdc: cdc.CdcRead | None = None
 
     def close(self) -> None:
+        if self.cdc is not None:
+            self.cdc.close()
         if self.checks is not None:
             self.checks.close()
         if self.workdir is not None:
@@ -140,6 +147,8 @@ class JobOutcome:
     late: int | None = None
     #: source columns landed under another name (`ingest.sources.reserved`)
     renamed: dict[str, str] = field(default_factory=dict)
+    #: CDC jobs: (inserts, updates) landed (None: not a CDC job)
+    cdc: tuple[int, int] | None = None
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -236,6 +245,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         entry = ledger.find(pipeline.state, task.key)
         if entry is not None:
             return _already_loaded(task, dest, entry, pipeline)
+        if job.is_cdc:
+            return _load_cdc(run, builder, secrets, dest, lease, commit_log, pipeline)
         if not task.continues_from_state:
             # start from initial_watermark (or the backfill's range); the state committed
             # with this load supersedes the old cursor
@@ -318,6 +329,96 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         if landed.load_id and source.primary_key and not task.backfill:
             _compact_if_due(run, dest, lease, committer.log)
         return JobOutcome(landed, watermarks, checked, deleted, late, dict(source.renamed))
+
+
+def _load_cdc(
+    run: JobRun,
+    builder: SourceBuilder,
+    secrets: dict[str, Any],
+    dest: Destination,
+    lease: JobLease,
+    commit_log: CommitLog,
+    pipeline: Any,
+) -> JobOutcome:
+    """A CDC job's load under its lease (`ingest.job.cdc`): the first copy in the slot's
+    snapshot, or the slot's changes up to the run's end position; the slot is confirmed only
+    after the load committed."""
+    task, settings = run.task, run.settings
+    job, table = task.job, task.job.lake_table
+    assert run.workdir is not None and run.deadline is not None and run.checks is not None
+    stored = cdc.stored_lsn(pipeline.state) if task.continues_from_state else None
+    read = run.cdc = cdc.CdcRead(
+        job,
+        builder,
+        secrets,
+        dest,
+        run.workdir,
+        job.chunk_size or settings.chunk_size,
+        settings.cdc_max_changes,
+        settings.state_memory_mb,
+        stored,
+    )
+    keys = read.prepare()
+    read.deadline_s = time.monotonic() + run.deadline.remaining()
+    run.watermark_before = pgoutput.lsn_text(stored) if stored is not None else ""
+    resource = read.resource()
+    resource.apply_hints(table_name=table, columns=read.hints(), primary_key=list(keys))
+    run.checks.drift.prepare(resource)
+    with load_ids_after(commit_log.last_load_id):
+        extract_info = pipeline.extract(
+            [resource, ledger.ledger_resource(task.key, run.watermark_before)],
+            loader_file_format="parquet",
+        )
+    after = cdc.stored_lsn(pipeline.state)
+    watermarks = Watermarks(
+        run.watermark_before, pgoutput.lsn_text(after) if after is not None else ""
+    )
+    landed = Landed()
+    if extracted_rows(extract_info, table) > 0:
+        run.deadline.check()
+        lease.check()
+        committer = Committer(lease, commit_log, task.run_id, task.kind)
+        with committing_with(committer):
+            landed = _commit(pipeline, table, settings.load_workers)
+        committer.confirm(landed.load_id)
+    read.confirm()  # after the commit: a crash before it re-reads what the lake holds
+    counts = read.read
+    if read.snapshot_rows is not None:
+        source = read.snapshot_source_count
+        outcome = Outcome(
+            Reconciled.MATCH if source == read.snapshot_rows else Reconciled.MISMATCH,
+            source,
+            f"first copy in the slot's snapshot: {read.snapshot_rows} row(s) read, "
+            f"{source} counted in the same snapshot",
+        )
+    else:
+        outcome = Outcome(
+            Reconciled.SKIPPED,
+            None,
+            f"CDC: {counts.inserts} insert(s), {counts.updates} update(s), {counts.deletes} "
+            f"delete(s), {counts.truncates} truncate(s) up to "
+            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the table's count is "
+            "in table_reconciled",
+        )
+    changes = run.checks.drift.finish(pipeline)
+    table_count = None
+    if landed.load_id or read.snapshot_rows is not None:
+        table_count = count_table(
+            job, dest, read.source_count, settings.state_memory_mb, run.workdir / "spill"
+        )
+    checked = Checked(outcome, changes, table_count, run.checks._new_columns(pipeline))
+    if landed.load_id and read.markers:  # rows_loaded: versions; the markers: rows_deleted
+        landed = dataclasses.replace(landed, rows=landed.rows - read.markers)
+    landed_any = bool(landed.load_id)
+    return JobOutcome(
+        landed,
+        watermarks,
+        checked,
+        read.markers if landed_any else 0,
+        None,
+        dict(read.plan.renamed) if read.plan else {},
+        cdc=(counts.inserts, counts.updates) if landed_any else (0, 0),
+    )
 
 
 def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
@@ -617,6 +718,8 @@ def _result(
         table_rows_source=table.source if table else None,
         table_rows_lake=table.lake if table else None,
         table_reconciled=table.reconciled if table else "",
+        rows_inserted=outcome.cdc[0] if outcome and outcome.cdc else None,
+        rows_updated=outcome.cdc[1] if outcome and outcome.cdc else None,
         retriable=ending.retriable,
     )
 

@@ -139,7 +139,7 @@ class SqlSourceBuilder(SourceBuilder):
         # delete markers carry the key and the watermark only: every other column may be NULL
         # in the lake (ingest.checks.deletes)
         key = set(job.primary_key or primary_key.get("constrained_columns") or ())
-        nullable_in_lake = job.delete_detection is not None
+        nullable_in_lake = job.delete_detection is not None or job.is_cdc
         reflected = [
             {**c, "nullable": c["nullable"] or (nullable_in_lake and c["name"] not in key)}
             for c in reflected

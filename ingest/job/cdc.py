@@ -1,0 +1,476 @@
+"""One run of a CDC job (`load_type = CDC`, PostgreSQL): what `ingest.job.run` extracts, and the
+slot's confirmation after the load committed.
+
+The LSN bookkeeping (exactly once):
+- the lake's pipeline state, committed atomically with each load (`ingest.lake.ledger`), holds
+  `lsn`: the highest commit LSN whose changes the lake holds (the first copy: the slot's
+  consistent point);
+- the slot's confirmed position moves only after the load committed (`confirm`); a crash
+  between the two leaves the slot behind the lake: the next run reads those transactions
+  again and drops every one whose commit LSN is at or below `lsn` (`ingest.sources.cdc.changes`);
+- a run that lands nothing new (nothing changed, or only re-read transactions) still confirms
+  what it read, so the source can release its WAL.
+
+First run (no `lsn` in the state, or a full refresh): the publication is made, the slot is made
+anew exporting its snapshot (a slot left by a run that never committed is dropped: its snapshot
+is gone with it), and the table is copied in that snapshot, each row with the consistent point
+as its `_lsn`. Later runs stream from the slot (`ingest.sources.cdc.changes`). A TRUNCATE lands a
+delete marker for every key the table held: the lake's current keys and the keys of this run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
+import sqlalchemy as sa
+
+from ingest.config import JobConfig
+from ingest.errors import JobError
+from ingest.lake import ledger
+from ingest.lake.destination import Destination
+from ingest.secrets import Secret
+from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.changes import (
+    DELETE,
+    Bound,
+    ChangeReader,
+    ReadState,
+    Row,
+    TruncateMark,
+    order_text,
+)
+from ingest.sources.cdc.names import CdcNames, names_of
+from ingest.sources.cdc.replication import Replication
+from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
+from ingest.sources.typemap import TablePlan
+from ingest.views.state import current_state, state_connection
+from ingest.vocabulary import DELETED
+
+log = logging.getLogger(__name__)
+
+#: our entry in the `ingest` part of the pipeline state
+CDC_KEY = "cdc"
+_SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
+
+
+def stored_lsn(state: Mapping[str, Any]) -> int | None:
+    """The highest commit LSN the lake holds (the committed pipeline state), or None."""
+    for source in (state.get("sources") or {}).values():
+        entry = (source.get(ledger.STATE_KEY) or {}).get(CDC_KEY)
+        if entry and entry.get("lsn") is not None:
+            return int(entry["lsn"])
+    return None
+
+
+def _record(lsn: int, slot: str) -> None:
+    """Inside the extraction: the LSN the load holds (committed with it)."""
+    state = dlt.current.source_state().setdefault(ledger.STATE_KEY, {})
+    state[CDC_KEY] = {"lsn": lsn, "lsn_text": pgoutput.lsn_text(lsn), "slot": slot}
+
+
+def connect_args(builder: Any, secrets: dict[str, Secret]) -> dict[str, Any]:
+    """psycopg2.connect() arguments of the source (from the builder's URL: one place)."""
+    url = builder.url(secrets)
+    args: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    args.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    args.update(builder.engine_kwargs().get("connect_args") or {})
+    return args
+
+
+@dataclass
+class CdcRead:
+    """One CDC run's read: the resource dlt extracts, then `confirm()` after the commit."""
+
+    job: JobConfig
+    builder: Any
+    secrets: dict[str, Secret]
+    dest: Destination
+    workdir: Path
+    chunk_size: int
+    max_changes: int
+    memory_mb: int
+    #: the lake's LSN (None: the first copy is due)
+    stored: int | None
+    names: CdcNames = field(init=False)
+    replication: Replication = field(init=False)
+    engine: sa.Engine = field(init=False)
+    plan: TablePlan | None = None
+    keys: tuple[str, ...] = ()
+    read: ReadState = field(default_factory=ReadState)
+    #: the first copy: rows it read, counted in its snapshot
+    snapshot_rows: int | None = None
+    snapshot_source_count: int | None = None
+    deadline_s: float = 0.0
+    #: delete markers landed (deletes, old keys of key changes, a TRUNCATE's keys)
+    markers: int = 0
+
+    def __post_init__(self) -> None:
+        self.names = names_of(self.job)
+        self.engine = self.builder.engine(self.secrets)
+        table = sa.table(self.job.table_name, schema=self.job.schema_name or "public")
+        table_sql = self.engine.dialect.identifier_preparer.format_table(table)
+        self.replication = Replication(
+            connect_args(self.builder, self.secrets), self.names, table_sql
+        )
+        self.table_sql = table_sql
+
+    @property
+    def schema(self) -> str:
+        return self.job.schema_name or "public"
+
+    # --- checks -------------------------------------------------------------------------
+
+    def check_source(self, connection: Any) -> tuple[str, ...]:
+        """The table can be read by CDC: UTF-8 database, logical WAL, a replica identity that
+        carries the job's key. Returns the key."""
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW wal_level")
+            (wal_level,) = cursor.fetchone()
+            cursor.execute("SHOW server_encoding")
+            (encoding,) = cursor.fetchone()
+            cursor.execute(
+                "SELECT c.relreplident, "
+                "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+                "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
+                "i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)), "
+                "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+                "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
+                "i.indisreplident) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                (self.schema, self.job.table_name),
+            )
+            found = cursor.fetchone()
+        return identity_key(self.job, wal_level, encoding, found)
+
+    # --- the extraction ---------------------------------------------------------------------
+
+    def resource(self) -> Any:
+        job = self.job
+
+        @dlt.resource(name=job.lake_table, write_disposition="append")
+        def changes() -> Iterator[pa.Table]:
+            if self.stored is None:
+                yield from self._first_copy()
+            else:
+                yield from self._stream()
+
+        data = changes()
+        return data
+
+    def prepare(self) -> tuple[str, ...]:
+        """Before the extraction: checks, publication, the table's type plan. The key."""
+        connection = self.replication.connection()
+        try:
+            self.keys = self.check_source(connection)
+            self.replication.prepare(connection, self.schema, self.job.table_name)
+            if self.stored is not None and self.replication.slot(connection) is None:
+                raise JobError(
+                    f"replication slot {self.names.slot} of job {self.job.job_id} is gone (it "
+                    "was dropped, or the source was restored): the changes since the last run "
+                    "cannot be read. Run the job with --full-refresh to copy the table again"
+                )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+                self.end_lsn = pgoutput.parse_lsn(cursor.fetchone()[0])
+        finally:
+            connection.close()
+        # the table as it is now (after the run's end position: every column a change up
+        # to it names is here, unless dropped since)
+        _, columns = self.builder._reflect(self.engine, self.job)
+        self.plan = self.builder.plan(self.job, columns)
+        self.source_columns = [c["name"] for c in columns]
+        return self.keys
+
+    def hints(self) -> dict[str, dict[str, Any]]:
+        assert self.plan is not None
+        return {**self.plan.hints(), **lake_hints()}
+
+    def _first_copy(self) -> Iterator[pa.Table]:
+        assert self.plan is not None
+        connection = self.replication.connection()
+        try:
+            slot = self.replication.slot(connection)
+            if slot is not None:
+                if slot.active:
+                    raise JobError(
+                        f"replication slot {self.names.slot} is in use by another reader; stop "
+                        "it (dlt-ingest cdc status) before the job's first copy"
+                    )
+                log.info(
+                    "job %s: slot %s has no copy in the lake: made anew with a snapshot",
+                    self.job.job_id,
+                    self.names.slot,
+                )
+                self.replication.drop(connection, publication=False)
+        finally:
+            connection.close()
+        stream, consistent_point, snapshot = self.replication.create_slot()
+        if not _SNAPSHOT.match(snapshot):
+            stream.close()
+            raise JobError(f"unexpected snapshot name {snapshot!r} from the source")
+        table = sa.table(
+            self.job.table_name,
+            *(sa.column(c) for c in self.source_columns),
+            schema=self.schema,
+        )
+        query = self.plan.select(sa.select(table), table)
+        order = order_text(consistent_point, 0)
+        rows = 0
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            stream.close()  # the snapshot is imported: the slot's connection may go
+            with self.plan.open_session(connection):
+                count = sa.select(sa.func.count()).select_from(table)
+                self.snapshot_source_count = int(connection.execute(count).scalar_one())
+                result = connection.execution_options(yield_per=self.chunk_size).execute(query)
+                for partition in result.partitions(size=self.chunk_size):
+                    batch = self.plan.from_rows([r._data for r in partition])
+                    rows += len(batch)
+                    yield _with_order(batch, order, deleted=False)
+            connection.rollback()
+        self.snapshot_rows = rows
+        self.read.inserts = rows
+        if rows == 0:
+            yield _with_order(self.plan.schema.empty_table(), order, deleted=False)
+        _record(consistent_point, self.names.slot)
+
+    def _stream(self) -> Iterator[pa.Table]:
+        assert self.plan is not None and self.stored is not None
+        spill = self.workdir / "cdc"
+        spill.mkdir(parents=True, exist_ok=True)
+        unchanged = UnchangedValues(spill / "unchanged.sqlite", self._varlena_columns())
+        converter = RowConverter(
+            self.engine,
+            self.plan,
+            self.table_sql,
+            self.source_columns,
+            self.keys,
+            unchanged,
+            self._previous,
+        )
+        reader = ChangeReader(
+            self.schema,
+            self.job.table_name,
+            self.keys,
+            self.source_columns,
+            self.stored,
+            Bound(self.end_lsn, self.max_changes),
+        )
+        self.read = reader.state
+        pending: list[Row] = []
+        #: text keys this run changed: alive (True) or deleted (False), for a TRUNCATE
+        touched: dict[tuple, bool] = {}
+        try:
+            for change in reader.rows(self.replication.stream(self.deadline_s)):
+                if isinstance(change, TruncateMark):
+                    if pending:
+                        yield self._counted(converter.convert(pending))
+                        pending = []
+                    for markers in self._truncate(change, converter, touched):
+                        yield self._counted(markers)
+                    touched.clear()
+                    continue
+                key = tuple(change.values.get(k) for k in self.keys)
+                touched[key] = change.op != DELETE
+                pending.append(change)
+                if len(pending) >= self.chunk_size:
+                    yield self._counted(converter.convert(pending))
+                    pending = []
+            if pending:
+                yield self._counted(converter.convert(pending))
+        finally:
+            unchanged.close()
+            self.replication.close_stream()
+        if reader.state.last_commit_lsn > self.stored:
+            _record(reader.state.last_commit_lsn, self.names.slot)
+
+    def _counted(self, table: pa.Table) -> pa.Table:
+        self.markers += int(pa.compute.sum(table.column(DELETED)).as_py() or 0)
+        return table
+
+    def _truncate(
+        self, mark: TruncateMark, converter: RowConverter, touched: dict[tuple, bool]
+    ) -> Iterator[pa.Table]:
+        """Delete markers for every key the table held: this run's live keys, then the lake's
+        current keys that this run did not already mark."""
+        assert self.plan is not None
+        marked: set[tuple] = set()
+        alive = [k for k, live in touched.items() if live]
+        for start in range(0, len(alive), self.chunk_size):
+            rows = [
+                Row(DELETE, mark.order, dict(zip(self.keys, key, strict=True)))
+                for key in alive[start : start + self.chunk_size]
+            ]
+            table = converter.convert(rows)
+            names = [converter._lake(k) for k in self.keys]
+            marked.update(tuple(r.values()) for r in table.select(names).to_pylist())
+            yield table
+        for keys in self._lake_keys():
+            if marked:
+                keep = [tuple(r.values()) not in marked for r in keys.to_pylist()]
+                keys = keys.filter(pa.array(keep, pa.bool_()))
+            if len(keys):
+                yield self._markers(keys, mark.order)
+
+    def _markers(self, keys: pa.Table, order: str) -> pa.Table:
+        """Delete markers of typed keys: the key columns, NULL elsewhere."""
+        assert self.plan is not None
+        arrays = []
+        for f in self.plan.schema:
+            if f.name in keys.column_names:
+                arrays.append(keys.column(f.name).cast(f.type))
+            else:
+                arrays.append(pa.nulls(len(keys), f.type))
+        arrays += [pa.array([order] * len(keys), pa.string()), pa.array([True] * len(keys))]
+        schema = pa.schema(
+            [pa.field(f.name, f.type, nullable=True) for f in self.plan.schema] + lake_fields()
+        )
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _lake_keys(self) -> Iterator[pa.Table]:
+        state = current_state(self.dest, self.job)
+        if state is None:
+            return
+        names = [self._lake_name(k) for k in self.keys]
+        connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
+        try:
+            columns = ", ".join(f'"{n}"' for n in names)
+            result = connection.execute(f"SELECT {columns} FROM ({state.keys_sql}) AS s")
+            reader = result.fetch_record_batch(self.chunk_size)
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                yield table.rename_columns([self._plan_name(n) for n in table.column_names])
+        finally:
+            connection.close()
+
+    def _previous(self, keys: pa.Table, columns: list[str]) -> dict[tuple, dict[str, Any]]:
+        """The lake's current values of `columns` for the typed `keys` (UNCHANGED values)."""
+        state = current_state(self.dest, self.job)
+        if state is None:
+            return {}
+        key_names = [self._lake_name(k) for k in keys.column_names]
+        connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
+        try:
+            wanted = keys.rename_columns(key_names)
+            connection.register("wanted", wanted)
+            selected = ", ".join(f's."{n}"' for n in [*key_names, *map(self._lake_name, columns)])
+            match = " AND ".join(f's."{n}" = w."{n}"' for n in key_names)
+            found = connection.execute(
+                f"SELECT {selected} FROM ({state.sql}) AS s JOIN wanted AS w ON {match}"
+            ).fetch_arrow_table()
+        finally:
+            connection.close()
+        out: dict[tuple, dict[str, Any]] = {}
+        for row in found.to_pylist():
+            values = list(row.values())
+            key = tuple(values[: len(key_names)])
+            out[key] = dict(zip(columns, values[len(key_names) :], strict=True))
+        return out
+
+    def _lake_name(self, plan_name: str) -> str:
+        from ingest.identifiers import lake_name  # dlt's naming (slow import, only here)
+
+        return lake_name(plan_name)
+
+    def _plan_name(self, lake: str) -> str:
+        assert self.plan is not None
+        for column in self.plan.columns:
+            if self._lake_name(column.name) == lake:
+                return column.name
+        return lake
+
+    def _varlena_columns(self) -> list[str]:
+        """Columns whose values may be stored out of line (TOAST): variable-length types."""
+        connection = self.replication.connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+                    "a.attisdropped AND t.typlen = -1",
+                    (self.table_sql,),
+                )
+                return [r[0] for r in cursor.fetchall()]
+        finally:
+            connection.close()
+
+    def source_count(self) -> int:
+        """The table's rows now (the whole-table reconciliation)."""
+        table = sa.table(self.job.table_name, schema=self.schema)
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+
+    # --- after the commit --------------------------------------------------------------------
+
+    def confirm(self) -> bool:
+        """The load committed (or there was nothing to land): move the slot on."""
+        lsn = self.read.confirm_lsn
+        if self.stored is None or not lsn:
+            return True
+        connection = self.replication.connection()
+        try:
+            return self.replication.confirm(connection, lsn)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self.replication.close_stream()
+        self.engine.dispose()
+
+
+def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:
+    rows = len(batch)
+    lsn = pa.array([order] * rows, pa.string())
+    flags = pa.array([deleted] * rows, pa.bool_())
+    return pa.Table.from_arrays(
+        [*batch.columns, lsn, flags], schema=pa.schema([*batch.schema, *lake_fields()])
+    )
+
+
+def identity_key(
+    job: JobConfig, wal_level: str, encoding: str, found: tuple | None
+) -> tuple[str, ...]:
+    """The job's key, if the table's replica identity carries it (see `CdcRead.check_source`)."""
+    where = f"table {job.schema_name or 'public'}.{job.table_name}"
+    if wal_level != "logical":
+        raise JobError(
+            f"source {job.source_name!r} has wal_level = {wal_level}: CDC needs wal_level = "
+            "logical (server parameter; on Azure flexible server: wal_level = LOGICAL in the "
+            "server parameters, then restart), README: CDC"
+        )
+    if encoding.upper() not in ("UTF8", "SQL_ASCII"):
+        raise JobError(f"CDC reads UTF8 databases; {job.source_name!r} is {encoding}")
+    if found is None:
+        raise JobError(f"{where} not found in source {job.source_name!r}")
+    identity, primary_key, index_key = found[0], list(found[1] or ()), list(found[2] or ())
+    key = tuple(job.primary_key) or tuple(primary_key)
+    if not key:
+        raise JobError(
+            f"job {job.job_id}: {where} has no primary key: declare primary_key in "
+            f"{job.origin or 'the config'} and give the table REPLICA IDENTITY FULL (ALTER TABLE "
+            "... REPLICA IDENTITY FULL), so that its deletes carry the key"
+        )
+    carried = {"f": None, "d": primary_key, "i": index_key}.get(identity, [])
+    if identity == "f":
+        return key
+    if not carried or not set(key) <= set(carried):
+        what = {"d": "its primary key", "i": "its replica identity index", "n": "nothing"}
+        raise JobError(
+            f"job {job.job_id}: the deletes of {where} carry "
+            f"{what.get(identity, 'nothing')} ({', '.join(carried or []) or 'no column'}), not "
+            f"the job's key ({', '.join(key)}): give the table a primary key on the key, or "
+            "REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL)"
+        )
+    return key

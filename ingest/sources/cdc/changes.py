@@ -1,0 +1,206 @@
+"""The slot's messages as change rows of one table, read up to the run's bound.
+
+A run reads whole transactions, in commit order, from the slot's confirmed position:
+- a transaction whose commit LSN is at or below `skip_through` (the highest commit LSN the
+  lake already holds) is read and dropped: it landed before a crash kept its confirmation
+  from reaching the slot (exactly once);
+- the read stops before the first transaction that commits at or after `end_lsn` (the WAL
+  position when the run started), or once `max_changes` changes were read, or when the slot
+  has sent everything up to `end_lsn` and waits: a busy source never keeps a run going; the
+  next run reads the rest.
+
+Each change gets its order in the lake (`_lsn`): the commit LSN of its transaction as 16
+hexadecimal digits, `.`, and its place in the transaction as 8 (`000000000172AB40.00000003`).
+Text of one width sorts like the numbers: a key's versions order by commit, then by their
+order inside the transaction (a row changed twice by one transaction). The first copy's rows
+carry the slot's consistent point with place 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ingest.errors import JobError
+from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.pgoutput import UNCHANGED
+
+log = logging.getLogger(__name__)
+
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+
+
+def order_text(commit_lsn: int, place: int) -> str:
+    return f"{commit_lsn:016X}.{place:08X}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One change of one row: its values by column name (text, None, or UNCHANGED)."""
+
+    op: str
+    order: str
+    values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class TruncateMark:
+    """A TRUNCATE of the table: every key the table held before it is deleted."""
+
+    order: str
+
+
+#: WAL page size and the page headers' sizes (a record never starts inside a header)
+WAL_PAGE, PAGE_HEADERS = 8192, (24, 40)
+
+
+@dataclass(frozen=True)
+class Bound:
+    end_lsn: int
+    max_changes: int | None = None
+
+    @property
+    def reached_at(self) -> int:
+        """Where the stream has sent everything before `end_lsn`: the insert position right
+        after a page header is the end of the record that filled the page before it."""
+        offset = self.end_lsn % WAL_PAGE
+        return self.end_lsn - offset if offset in PAGE_HEADERS else self.end_lsn
+
+
+@dataclass
+class ReadState:
+    """What the read found, for the commit and the audit."""
+
+    #: the highest commit LSN of a transaction that landed rows in this run (0: none)
+    last_commit_lsn: int = 0
+    #: where the slot may be confirmed once the load committed (0: nowhere new)
+    confirm_lsn: int = 0
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    truncates: int = 0
+    #: transactions read again and dropped (they had landed)
+    skipped: int = 0
+    ignored_columns: set[str] = field(default_factory=set)
+
+    @property
+    def changes(self) -> int:
+        return self.inserts + self.updates + self.deletes + self.truncates
+
+
+class ChangeReader:
+    """The changes of table `schema.table` from a decoded stream (see module doc)."""
+
+    def __init__(
+        self,
+        schema: str,
+        table: str,
+        keys: tuple[str, ...],
+        columns: Iterable[str],
+        skip_through: int,
+        bound: Bound,
+    ) -> None:
+        self.schema, self.table, self.keys = schema, table, keys
+        self.columns = set(columns)
+        self.skip_through, self.bound = skip_through, bound
+        self.state = ReadState()
+        self._relations: dict[int, pgoutput.Relation] = {}
+
+    def _ours(self, relation_id: int) -> pgoutput.Relation | None:
+        relation = self._relations.get(relation_id)
+        if relation is None:
+            return None
+        if relation.namespace == self.schema and relation.name == self.table:
+            return relation
+        return None
+
+    def _values(self, relation: pgoutput.Relation, values: tuple) -> dict[str, object]:
+        if len(values) != len(relation.columns):
+            raise pgoutput.ProtocolError(
+                f"{len(values)} value(s) for the {len(relation.columns)} column(s) of "
+                f"{relation.namespace}.{relation.name}"
+            )
+        out = {}
+        for column, value in zip(relation.columns, values, strict=True):
+            if column.name in self.columns:
+                out[column.name] = value
+            elif column.name not in self.state.ignored_columns:
+                # dropped since (the table read at the run's start has no such column)
+                self.state.ignored_columns.add(column.name)
+                log.info("column %s is no longer in %s: not landed", column.name, self.table)
+        return out
+
+    def _key(self, values: dict[str, object]) -> tuple:
+        return tuple(values.get(k) for k in self.keys)
+
+    def rows(self, stream: Iterator[tuple[int, object, int]]) -> Iterator[Row | TruncateMark]:
+        state, bound = self.state, self.bound
+        in_tx = skipping = False
+        commit_lsn = place = 0
+        for _, message, wal_end in stream:
+            if message is None:
+                if not in_tx and wal_end >= bound.reached_at:
+                    # everything committed before the run's end position has been sent
+                    state.confirm_lsn = max(state.confirm_lsn, wal_end)
+                    return
+                continue
+            if isinstance(message, pgoutput.Begin):
+                if message.final_lsn >= bound.end_lsn:
+                    return  # committed after the run started: the next run's
+                if bound.max_changes is not None and state.changes >= bound.max_changes:
+                    return
+                in_tx, commit_lsn, place = True, message.final_lsn, 0
+                skipping = commit_lsn <= self.skip_through
+            elif isinstance(message, pgoutput.Commit):
+                in_tx = False
+                state.confirm_lsn = max(state.confirm_lsn, message.end_lsn)
+                if skipping:
+                    state.skipped += 1
+                elif place:
+                    state.last_commit_lsn = max(state.last_commit_lsn, commit_lsn)
+            elif isinstance(message, pgoutput.Relation):
+                self._relations[message.relation_id] = message
+            elif skipping:
+                continue
+            elif isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
+                relation = self._ours(message.relation_id)
+                if relation is None:
+                    continue
+                for row in self._change(relation, message, commit_lsn, place):
+                    place += 1
+                    yield row
+            elif isinstance(message, pgoutput.Truncate):
+                if any(self._ours(r) for r in message.relation_ids):
+                    place += 1
+                    state.truncates += 1
+                    yield TruncateMark(order_text(commit_lsn, place))
+
+    def _change(
+        self, relation: pgoutput.Relation, message: object, commit_lsn: int, place: int
+    ) -> list[Row]:
+        state = self.state
+        if isinstance(message, pgoutput.Insert):
+            state.inserts += 1
+            return [
+                Row(INSERT, order_text(commit_lsn, place + 1), self._values(relation, message.new))
+            ]
+        if isinstance(message, pgoutput.Delete):
+            state.deletes += 1
+            old = self._values(relation, message.old)
+            return [Row(DELETE, order_text(commit_lsn, place + 1), old)]
+        assert isinstance(message, pgoutput.Update)
+        state.updates += 1
+        new = self._values(relation, message.new)
+        out = []
+        if message.old is not None:
+            old = self._values(relation, message.old)
+            if message.old_kind == "O":  # REPLICA IDENTITY FULL: the old row, TOAST included
+                new = {k: old.get(k) if v is UNCHANGED else v for k, v in new.items()}
+            if self._key(old) != self._key(new):  # the key changed: the old key is gone
+                out.append(Row(DELETE, order_text(commit_lsn, place + 1), old))
+                place += 1
+        if any(new.get(k) is UNCHANGED or new.get(k) is None for k in self.keys):
+            raise JobError(f"an update of {self.table} arrived without its key {self.keys}")
+        out.append(Row(UPDATE, order_text(commit_lsn, place + 1), new))
+        return out
