@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from ingest.secrets import Secret
 from ingest.sources.cdc import pgoutput
 from ingest.sources.cdc.changes import (
     DELETE,
+    MARKER_PREFIX,
     Bound,
     ChangeReader,
     ReadState,
@@ -178,9 +180,7 @@ class CdcRead:
                     "was dropped, or the source was restored): the changes since the last run "
                     "cannot be read. Run the job with --full-refresh to copy the table again"
                 )
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
-                self.end_lsn = pgoutput.parse_lsn(cursor.fetchone()[0])
+            self.end_lsn, self.marker = end_position(connection)
         finally:
             connection.close()
         # the table as it is now (after the run's end position: every column a change up
@@ -264,7 +264,7 @@ class CdcRead:
             self.keys,
             self.source_columns,
             self.stored,
-            Bound(self.end_lsn, self.max_changes),
+            Bound(self.end_lsn, self.max_changes, self.marker),
         )
         self.read = reader.state
         pending: list[Row] = []
@@ -428,6 +428,24 @@ class CdcRead:
     def close(self) -> None:
         self.replication.close_stream()
         self.engine.dispose()
+
+
+def end_position(connection: Any) -> tuple[int, bytes | None]:
+    """The run's end position: a non-transactional logical message written now (its LSN, its
+    content), so the stream says when it has sent everything before it; where the message
+    cannot be written (no EXECUTE on pg_logical_emit_message), the WAL insert position."""
+    marker = uuid.uuid4().hex.encode()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(
+                "SELECT pg_logical_emit_message(false, %s, %s)::text",
+                (MARKER_PREFIX, marker.decode()),
+            )
+            return pgoutput.parse_lsn(cursor.fetchone()[0]), marker
+        except Exception as exc:  # noqa: BLE001 (a permission, or a read-only source)
+            log.info("no end marker (%s): the run ends at the WAL insert position", exc)
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return pgoutput.parse_lsn(cursor.fetchone()[0]), None
 
 
 def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:

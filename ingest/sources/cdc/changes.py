@@ -5,9 +5,10 @@ A run reads whole transactions, in commit order, from the slot's confirmed posit
   lake already holds) is read and dropped: it landed before a crash kept its confirmation
   from reaching the slot (exactly once);
 - the read stops before the first transaction that commits at or after `end_lsn` (the WAL
-  position when the run started), or once `max_changes` changes were read, or when the slot
-  has sent everything up to `end_lsn` and waits: a busy source never keeps a run going; the
-  next run reads the rest.
+  position when the run started: the run's end marker, a non-transactional logical message
+  it writes at its start), or once `max_changes` changes were read, or when the marker (or,
+  without one, a keepalive at or past `end_lsn`) arrives: a busy source never keeps a run
+  going; the next run reads the rest.
 
 Each change gets its order in the lake (`_lsn`): the commit LSN of its transaction as 16
 hexadecimal digits, `.`, and its place in the transaction as 8 (`000000000172AB40.00000003`).
@@ -55,10 +56,17 @@ class TruncateMark:
 WAL_PAGE, PAGE_HEADERS = 8192, (24, 40)
 
 
+#: the prefix of the run's end marker (`pg_logical_emit_message`, non-transactional)
+MARKER_PREFIX = "dlt-ingest-cdc-end"
+
+
 @dataclass(frozen=True)
 class Bound:
     end_lsn: int
     max_changes: int | None = None
+    #: the content of this run's end marker: once the stream sends it, every transaction
+    #: committed before it has been sent (None: no marker; wait for the position)
+    marker: bytes | None = None
 
     @property
     def reached_at(self) -> int:
@@ -143,6 +151,12 @@ class ChangeReader:
                 if not in_tx and wal_end >= bound.reached_at:
                     # everything committed before the run's end position has been sent
                     state.confirm_lsn = max(state.confirm_lsn, wal_end)
+                    return
+                continue
+            if isinstance(message, pgoutput.Message):
+                ours = message.prefix == MARKER_PREFIX and message.content == bound.marker
+                if ours and not message.transactional and not in_tx:
+                    state.confirm_lsn = max(state.confirm_lsn, message.lsn)
                     return
                 continue
             if isinstance(message, pgoutput.Begin):

@@ -193,7 +193,11 @@ class Replication:
             cursor.start_replication(
                 slot_name=self.names.slot,
                 decode=False,
-                options={"proto_version": "1", "publication_names": self.names.publication},
+                options={
+                    "proto_version": "1",
+                    "publication_names": self.names.publication,
+                    "messages": "true",
+                },
             )
             while True:
                 message = cursor.read_message()
