@@ -198,7 +198,7 @@ class CdcRead:
         assert self.plan is not None
         connection = self.replication.connection()
         try:
-            slot = self.replication.slot(connection)
+            slot = self.replication.wait_inactive(connection)
             if slot is not None:
                 if slot.active:
                     raise JobError(

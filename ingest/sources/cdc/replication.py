@@ -190,15 +190,7 @@ class Replication:
         connection = self._stream_connection = self.replication_connection()
         try:
             cursor = connection.cursor()
-            cursor.start_replication(
-                slot_name=self.names.slot,
-                decode=False,
-                options={
-                    "proto_version": "1",
-                    "publication_names": self.names.publication,
-                    "messages": "true",
-                },
-            )
+            self._start(cursor)
             while True:
                 message = cursor.read_message()
                 if message is None:
@@ -214,6 +206,38 @@ class Replication:
                 yield int(message.data_start), decoded, int(cursor.wal_end or 0)
         finally:
             self.close_stream()
+
+    def _start(self, cursor: Any) -> None:
+        """START_REPLICATION; a slot still held by the walsender of a reader that just died
+        (it notices a moment later) is waited for, a bounded time."""
+        deadline = time.monotonic() + CONFIRM_WAIT_S
+        while True:
+            try:
+                cursor.start_replication(
+                    slot_name=self.names.slot,
+                    decode=False,
+                    options={
+                        "proto_version": "1",
+                        "publication_names": self.names.publication,
+                        "messages": "true",
+                    },
+                )
+                return
+            except Exception as exc:
+                if "is active" not in str(exc) or time.monotonic() > deadline:
+                    raise RetriableJobError(
+                        f"replication slot {self.names.slot} cannot be read: {exc}".strip()
+                    ) from None
+                time.sleep(0.2)
+
+    def wait_inactive(self, connection: Any) -> SlotInfo | None:
+        """The slot once no reader holds it (a bounded wait; a live reader keeps it)."""
+        deadline = time.monotonic() + CONFIRM_WAIT_S
+        while True:
+            info = self.slot(connection)
+            if info is None or not info.active or time.monotonic() > deadline:
+                return info
+            time.sleep(0.2)
 
     def close_stream(self) -> None:
         if self._stream_connection is not None:
