@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from ingest.config import JobConfig
 from ingest.errors import JobError
+from ingest.identifiers import lake_name
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.secrets import Secret
@@ -378,8 +379,6 @@ class CdcRead:
         return out
 
     def _lake_name(self, plan_name: str) -> str:
-        from ingest.identifiers import lake_name  # dlt's naming (slow import, only here)
-
         return lake_name(plan_name)
 
     def _plan_name(self, lake: str) -> str:

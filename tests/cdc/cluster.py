@@ -62,10 +62,22 @@ def logical_cluster() -> Iterator[Cluster]:
     try:
         subprocess.run(
             _as_server_user(
-                [str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                 "-E", "UTF8", "--no-sync"]
+                [
+                    str(BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
             ),
-            check=True, capture_output=True, env=env,
+            check=True,
+            capture_output=True,
+            env=env,
         )
         options = (
             f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
@@ -75,10 +87,23 @@ def logical_cluster() -> Iterator[Cluster]:
         )
         subprocess.run(
             _as_server_user(
-                [str(BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                 str(root / "server.log"), "-w", "-t", "60", "start"]
+                [
+                    str(BIN / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
             ),
-            check=True, capture_output=True, env=env,
+            check=True,
+            capture_output=True,
+            env=env,
         )
         started = True
         cluster = Cluster(root, port)
@@ -96,6 +121,7 @@ def logical_cluster() -> Iterator[Cluster]:
         if started:
             subprocess.run(
                 _as_server_user([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                capture_output=True, env=env,
+                capture_output=True,
+                env=env,
             )
         shutil.rmtree(root, ignore_errors=True)

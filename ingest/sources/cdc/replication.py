@@ -105,7 +105,8 @@ class Replication:
         return connection
 
     def replication_connection(self) -> Any:
-        import psycopg2  # the driver of the PostgreSQL source (imported with it)
+        # the driver of the PostgreSQL source, imported when a CDC job reads
+        import psycopg2
         import psycopg2.extras
 
         return psycopg2.connect(
