@@ -50,6 +50,7 @@ from ingest.sources.cdc.changes import (
     TruncateMark,
     order_text,
 )
+from ingest.sources.cdc.identity import check_source
 from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication
 from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
@@ -132,27 +133,7 @@ class CdcRead:
     # --- checks -------------------------------------------------------------------------
 
     def check_source(self, connection: Any) -> tuple[str, ...]:
-        """The table can be read by CDC: UTF-8 database, logical WAL, a replica identity that
-        carries the job's key. Returns the key."""
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW wal_level")
-            (wal_level,) = cursor.fetchone()
-            cursor.execute("SHOW server_encoding")
-            (encoding,) = cursor.fetchone()
-            cursor.execute(
-                "SELECT c.relreplident, "
-                "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
-                "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
-                "i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)), "
-                "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
-                "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
-                "i.indisreplident) "
-                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relname = %s",
-                (self.schema, self.job.table_name),
-            )
-            found = cursor.fetchone()
-        return identity_key(self.job, wal_level, encoding, found)
+        return check_source(connection, self.job)
 
     # --- the extraction ---------------------------------------------------------------------
 
@@ -454,40 +435,3 @@ def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:
     return pa.Table.from_arrays(
         [*batch.columns, lsn, flags], schema=pa.schema([*batch.schema, *lake_fields()])
     )
-
-
-def identity_key(
-    job: JobConfig, wal_level: str, encoding: str, found: tuple | None
-) -> tuple[str, ...]:
-    """The job's key, if the table's replica identity carries it (see `CdcRead.check_source`)."""
-    where = f"table {job.schema_name or 'public'}.{job.table_name}"
-    if wal_level != "logical":
-        raise JobError(
-            f"source {job.source_name!r} has wal_level = {wal_level}: CDC needs wal_level = "
-            "logical (server parameter; on Azure flexible server: wal_level = LOGICAL in the "
-            "server parameters, then restart), README: CDC"
-        )
-    if encoding.upper() not in ("UTF8", "SQL_ASCII"):
-        raise JobError(f"CDC reads UTF8 databases; {job.source_name!r} is {encoding}")
-    if found is None:
-        raise JobError(f"{where} not found in source {job.source_name!r}")
-    identity, primary_key, index_key = found[0], list(found[1] or ()), list(found[2] or ())
-    key = tuple(job.primary_key) or tuple(primary_key)
-    if not key:
-        raise JobError(
-            f"job {job.job_id}: {where} has no primary key: declare primary_key in "
-            f"{job.origin or 'the config'} and give the table REPLICA IDENTITY FULL (ALTER TABLE "
-            "... REPLICA IDENTITY FULL), so that its deletes carry the key"
-        )
-    carried = {"f": None, "d": primary_key, "i": index_key}.get(identity, [])
-    if identity == "f":
-        return key
-    if not carried or not set(key) <= set(carried):
-        what = {"d": "its primary key", "i": "its replica identity index", "n": "nothing"}
-        raise JobError(
-            f"job {job.job_id}: the deletes of {where} carry "
-            f"{what.get(identity, 'nothing')} ({', '.join(carried or []) or 'no column'}), not "
-            f"the job's key ({', '.join(key)}): give the table a primary key on the key, or "
-            "REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL)"
-        )
-    return key

@@ -374,7 +374,8 @@ def _load_cdc(
         run.watermark_before, pgoutput.lsn_text(after) if after is not None else ""
     )
     landed = Landed()
-    if extracted_rows(extract_info, table) > 0:
+    # the first copy always commits (its LSN must land, also for an empty table)
+    if extracted_rows(extract_info, table) > 0 or read.snapshot_rows is not None:
         run.deadline.check()
         lease.check()
         committer = Committer(lease, commit_log, task.run_id, task.kind)

@@ -24,6 +24,7 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.runtime.optional import fast_path_available
 from ingest.secrets import reveal
 from ingest.sources.base import ExtractOptions, SourceBuilder, SourceTable
+from ingest.sources.cdc.identity import check_source
 from ingest.sources.fast_arrow import ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
@@ -309,6 +310,10 @@ class SqlSourceBuilder(SourceBuilder):
             if job.watermark_column:
                 self._column_type(columns, job, job.watermark_column)
             self.plan(job, columns)
+            if job.is_cdc:
+                with engine.connect() as connection:
+                    check_source(connection.connection.dbapi_connection, job)
+                    connection.rollback()
         finally:
             engine.dispose()
 

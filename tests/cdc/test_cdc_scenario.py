@@ -142,3 +142,24 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     equal_both_ways(source, lake, extra=", extra")
     places = view(lake, f"SELECT id, _lsn FROM {SOURCE}.items_history")
     assert len(places) == len(set(places)), "every change of a key has its own place"
+
+
+def test_a_run_reads_whole_transactions_up_to_the_configured_maximum(
+    source, file_lake, tmp_path, monkeypatch
+):
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    monkeypatch.setenv("INGEST_CDC_MAX_CHANGES", "5")
+    source.execute(ITEMS)
+    path = config(tmp_path)
+    run(path, file_lake, "r1")  # an empty first copy
+    for tx in range(3):  # three transactions of four inserts
+        source.execute(
+            "INSERT INTO items SELECT x, 'n', 1, now(), NULL FROM generate_series(%s, %s) x",
+            (tx * 4 + 1, tx * 4 + 4),
+        )
+    second = run(path, file_lake, "r2")
+    assert second["rows_inserted"] == "8"  # 4 < 5: a second whole transaction, then stop
+    assert view(file_lake, f"SELECT count(*) FROM {SOURCE}.items") == [(8,)]
+    third = run(path, file_lake, "r3")
+    assert third["rows_inserted"] == "4"
+    equal_both_ways(source, file_lake)

@@ -1,0 +1,72 @@
+"""Whether a table can be read by CDC, and with which key: `wal_level = logical`, a UTF-8
+database, and a replica identity whose deletes carry the job's key (the primary key, a replica
+identity index, or REPLICA IDENTITY FULL). `validate --check-connections` and every CDC run ask;
+the error says which is missing and the statement that fixes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.config.model import JobConfig
+from ingest.errors import JobError
+
+IDENTITY_SQL = (
+    "SELECT c.relreplident, "
+    "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+    "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
+    "i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)), "
+    "ARRAY(SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+    "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND "
+    "i.indisreplident) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND c.relname = %s"
+)
+
+
+def check_source(connection: Any, job: JobConfig) -> tuple[str, ...]:
+    """The job's key, if the source and the table can be read by CDC (a DB-API connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW wal_level")
+        (wal_level,) = cursor.fetchone()
+        cursor.execute("SHOW server_encoding")
+        (encoding,) = cursor.fetchone()
+        cursor.execute(IDENTITY_SQL, (job.schema_name or "public", job.table_name))
+        found = cursor.fetchone()
+    return identity_key(job, str(wal_level), str(encoding), found)
+
+
+def identity_key(
+    job: JobConfig, wal_level: str, encoding: str, found: tuple | None
+) -> tuple[str, ...]:
+    """The job's key, if the table's replica identity carries it (see `CdcRead.check_source`)."""
+    where = f"table {job.schema_name or 'public'}.{job.table_name}"
+    if wal_level != "logical":
+        raise JobError(
+            f"source {job.source_name!r} has wal_level = {wal_level}: CDC needs wal_level = "
+            "logical (server parameter; on Azure flexible server: wal_level = LOGICAL in the "
+            "server parameters, then restart), README: CDC"
+        )
+    if encoding.upper() not in ("UTF8", "SQL_ASCII"):
+        raise JobError(f"CDC reads UTF8 databases; {job.source_name!r} is {encoding}")
+    if found is None:
+        raise JobError(f"{where} not found in source {job.source_name!r}")
+    identity, primary_key, index_key = found[0], list(found[1] or ()), list(found[2] or ())
+    key = tuple(job.primary_key) or tuple(primary_key)
+    if not key:
+        raise JobError(
+            f"job {job.job_id}: {where} has no primary key: declare primary_key in "
+            f"{job.origin or 'the config'} and give the table REPLICA IDENTITY FULL (ALTER TABLE "
+            "... REPLICA IDENTITY FULL), so that its deletes carry the key"
+        )
+    carried = {"f": None, "d": primary_key, "i": index_key}.get(identity, [])
+    if identity == "f":
+        return key
+    if not carried or not set(key) <= set(carried):
+        what = {"d": "its primary key", "i": "its replica identity index", "n": "nothing"}
+        raise JobError(
+            f"job {job.job_id}: the deletes of {where} carry "
+            f"{what.get(identity, 'nothing')} ({', '.join(carried or []) or 'no column'}), not "
+            f"the job's key ({', '.join(key)}): give the table a primary key on the key, or "
+            "REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL)"
+        )
+    return key
