@@ -205,7 +205,8 @@ class CdcRead:
             schema=self.schema,
         )
         query = self.plan.select(sa.select(table), table)
-        order = order_text(consistent_point, 0)
+        # the copy's rows come after the delete markers of a copy made again (full refresh)
+        order = order_text(consistent_point, 1)
         rows = 0
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -224,6 +225,13 @@ class CdcRead:
         self.read.inserts = rows
         if rows == 0:
             yield _with_order(self.plan.schema.empty_table(), order, deleted=False)
+        # a copy made again over a lake that holds the table (a full refresh, a slot that was
+        # gone): every key it holds gets a delete marker ordered before the copy's rows, so
+        # keys the copy holds show its row and keys it does not are gone
+        marker_order = order_text(consistent_point, 0)
+        for keys in self._lake_keys():
+            if len(keys):
+                yield self._counted(self._markers(keys, marker_order))
         _record(consistent_point, self.names.slot)
 
     def _stream(self) -> Iterator[pa.Table]:

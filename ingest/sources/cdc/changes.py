@@ -14,7 +14,8 @@ Each change gets its order in the lake (`_lsn`): the commit LSN of its transacti
 hexadecimal digits, `.`, and its place in the transaction as 8 (`000000000172AB40.00000003`).
 Text of one width sorts like the numbers: a key's versions order by commit, then by their
 order inside the transaction (a row changed twice by one transaction). The first copy's rows
-carry the slot's consistent point with place 0.
+carry the slot's consistent point with place 1 (place 0: the delete markers of a copy made
+again over a lake that holds the table, `ingest.job.cdc`).
 """
 
 from __future__ import annotations

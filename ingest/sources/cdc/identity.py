@@ -54,7 +54,7 @@ def identity_key(
     key = tuple(job.primary_key) or tuple(primary_key)
     if not key:
         raise JobError(
-            f"job {job.job_id}: {where} has no primary key: declare primary_key in "
+            f"{where} has no primary key: declare primary_key in "
             f"{job.origin or 'the config'} and give the table REPLICA IDENTITY FULL (ALTER TABLE "
             "... REPLICA IDENTITY FULL), so that its deletes carry the key"
         )
@@ -64,7 +64,7 @@ def identity_key(
     if not carried or not set(key) <= set(carried):
         what = {"d": "its primary key", "i": "its replica identity index", "n": "nothing"}
         raise JobError(
-            f"job {job.job_id}: the deletes of {where} carry "
+            f"the deletes of {where} carry "
             f"{what.get(identity, 'nothing')} ({', '.join(carried or []) or 'no column'}), not "
             f"the job's key ({', '.join(key)}): give the table a primary key on the key, or "
             "REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL)"

@@ -60,8 +60,8 @@ class SlotInfo:
 SLOTS_SQL = """
 SELECT slot_name, database, plugin, active,
        confirmed_flush_lsn::text, restart_lsn::text,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)::bigint,
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint
 FROM pg_replication_slots
 WHERE slot_type = 'logical' {where}
 ORDER BY slot_name
