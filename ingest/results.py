@@ -98,6 +98,10 @@ class JobResult:
     #: CDC jobs: inserts and updates landed (None: not a CDC job)
     rows_inserted: int | None = None
     rows_updated: int | None = None
+    #: not audit columns: a CDC job's slot after the run, for telemetry (`IngestionCdcSlot`)
+    cdc_slot: str = ""
+    cdc_retained_bytes: int | None = None
+    cdc_lag_bytes: int | None = None
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = False
 

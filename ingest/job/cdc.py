@@ -52,7 +52,7 @@ from ingest.sources.cdc.changes import (
 )
 from ingest.sources.cdc.identity import check_source
 from ingest.sources.cdc.names import CdcNames, names_of
-from ingest.sources.cdc.replication import Replication
+from ingest.sources.cdc.replication import Replication, SlotInfo
 from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
 from ingest.sources.typemap import TablePlan
 from ingest.views.state import current_state, state_connection
@@ -412,6 +412,18 @@ class CdcRead:
             return self.replication.confirm(connection, lsn)
         finally:
             connection.close()
+
+    def slot_info(self) -> SlotInfo | None:
+        """The slot after the run (retained WAL, lag), for telemetry; None if unreadable."""
+        try:
+            connection = self.replication.connection()
+            try:
+                return self.replication.slot(connection)
+            finally:
+                connection.close()
+        except Exception as exc:  # telemetry only: never the job's failure
+            log.warning("job %s: slot %s not read: %s", self.job.job_id, self.names.slot, exc)
+            return None
 
     def close(self) -> None:
         self.replication.close_stream()

@@ -91,6 +91,7 @@ from ingest.sources import (
     get_builder,
 )
 from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.replication import SlotInfo
 from ingest.sources.reserved import note as reserved_note
 from ingest.sources.window import read_start
 from ingest.tasks import Task
@@ -149,6 +150,8 @@ class JobOutcome:
     renamed: dict[str, str] = field(default_factory=dict)
     #: CDC jobs: (inserts, updates) landed (None: not a CDC job)
     cdc: tuple[int, int] | None = None
+    #: CDC jobs: the slot after the run (telemetry)
+    slot: SlotInfo | None = None
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -419,6 +422,7 @@ def _load_cdc(
         None,
         dict(read.plan.renamed) if read.plan else {},
         cdc=(counts.inserts, counts.updates) if landed_any else (0, 0),
+        slot=read.slot_info(),
     )
 
 
@@ -721,6 +725,9 @@ def _result(
         table_reconciled=table.reconciled if table else "",
         rows_inserted=outcome.cdc[0] if outcome and outcome.cdc else None,
         rows_updated=outcome.cdc[1] if outcome and outcome.cdc else None,
+        cdc_slot=outcome.slot.name if outcome and outcome.slot else "",
+        cdc_retained_bytes=outcome.slot.retained_bytes if outcome and outcome.slot else None,
+        cdc_lag_bytes=outcome.slot.lag_bytes if outcome and outcome.slot else None,
         retriable=ending.retriable,
     )
 

@@ -72,3 +72,23 @@ def test_validate_says_what_the_table_lacks(source, tmp_path, monkeypatch, capsy
     assert "has no primary key" in text and "REPLICA IDENTITY FULL" in text
     assert "carry its primary key (a), not the job's key (b)" in text
     assert "full_identity  OK" in text
+
+
+def test_a_cdc_result_carries_its_slot_into_telemetry(source, file_lake, tmp_path, monkeypatch):
+    from ingest import telemetry
+
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    source.execute(ITEMS)
+    path = config(tmp_path)
+    assert main(["run", "--config", path, "--destination", file_lake, "--run-id", "r1"]) == 0
+    from ingest.config import load_config
+    from ingest.job import run_job
+
+    (job,) = load_config(path).jobs
+    source.execute("INSERT INTO items VALUES (1, 'a', 1, now(), NULL)")
+    result = run_job({"run_id": "r2", "job": job.to_dict(), "destination": file_lake})
+    assert result["status"] == "SUCCESS" and result["cdc_slot"] == "ingest_pg_cdc__items"
+    props = telemetry.cdc_slot_event_properties(result)
+    assert list(props) == list(telemetry.CDC_SLOT_EVENT_PROPERTIES)
+    assert int(props["retained_bytes"]) >= 0 and props["slot_name"] == "ingest_pg_cdc__items"
+    assert telemetry.cdc_slot_event_properties({"cdc_slot": ""}) is None
