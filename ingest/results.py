@@ -37,9 +37,13 @@ AUDIT_COLUMNS = (
     "table_rows_source",
     "table_rows_lake",
     "table_reconciled",
-    # CDC jobs (ingest.job.cdc): the changes a run landed (deletes: rows_deleted)
+    # CDC jobs (ingest.job.cdc): the changes a run landed (deletes: rows_deleted), and the
+    # job's replication slot after the run (WAL it keeps on the source, WAL not confirmed)
     "rows_inserted",
     "rows_updated",
+    "cdc_slot",
+    "cdc_retained_bytes",
+    "cdc_lag_bytes",
 )
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
@@ -98,7 +102,7 @@ class JobResult:
     #: CDC jobs: inserts and updates landed (None: not a CDC job)
     rows_inserted: int | None = None
     rows_updated: int | None = None
-    #: not audit columns: a CDC job's slot after the run, for telemetry (`IngestionCdcSlot`)
+    #: CDC jobs: the slot after the run (also telemetry's `IngestionCdcSlot`)
     cdc_slot: str = ""
     cdc_retained_bytes: int | None = None
     cdc_lag_bytes: int | None = None

@@ -386,6 +386,8 @@ def _load_cdc(
             landed = _commit(pipeline, table, settings.load_workers)
         committer.confirm(landed.load_id)
     read.confirm()  # after the commit: a crash before it re-reads what the lake holds
+    if landed.load_id:
+        _compact_if_due(run, dest, lease, committer.log)
     counts = read.read
     if read.snapshot_rows is not None:
         source = read.snapshot_source_count
@@ -431,7 +433,7 @@ def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: Commi
     (`ingest.job.compaction`). The load has committed: a failure here is logged, never the
     job's failure (the next run tries again)."""
     job, settings = run.task.job, run.settings
-    if not job.is_incremental or job.table_format == TableFormat.DELTA:
+    if not job.keeps_versions or job.table_format == TableFormat.DELTA:
         return
     assert run.workdir is not None
     try:

@@ -42,7 +42,9 @@ def config(tmp_path: Path, table: str = "items") -> str:
 
 def run(config_path: str, lake: str, run_id: str) -> dict:
     code = main(["run", "--config", config_path, "--destination", lake, "--run-id", run_id])
-    (row,) = [r for r in audit_rows(lake) if r["run_id"] == run_id]
+    rows = [r for r in audit_rows(lake) if r["run_id"] == run_id]
+    assert len(rows) == 1, [{k: v for k, v in r.items() if v} for r in rows]
+    (row,) = rows
     assert code == 0 and row["status"] == "SUCCESS", row
     return row
 
@@ -163,3 +165,23 @@ def test_a_run_reads_whole_transactions_up_to_the_configured_maximum(
     third = run(path, file_lake, "r3")
     assert third["rows_inserted"] == "4"
     equal_both_ways(source, file_lake)
+
+
+def test_a_compacted_cdc_table_keeps_its_current_state_and_history(
+    source, file_lake, tmp_path, monkeypatch
+):
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "2")
+    source.execute(ITEMS)
+    source.execute("INSERT INTO items SELECT x, 'i', x, now(), NULL FROM generate_series(1, 100) x")
+    path = config(tmp_path)
+    run(path, file_lake, "r1")
+    for night in range(2, 6):
+        source.execute("UPDATE items SET name = %s WHERE id %% 7 = %s", (f"n{night}", night))
+        source.execute("DELETE FROM items WHERE id = %s", (night * 10,))
+        run(path, file_lake, f"r{night}")
+        equal_both_ways(source, file_lake)
+    bases = list(Path(file_lake.removeprefix("file://")).rglob("*.base*.parquet"))
+    assert bases, "the CDC table was compacted"
+    deletes = view(file_lake, f"SELECT count(*) FROM {SOURCE}.items_history WHERE _deleted")
+    assert deletes == [(4,)]
