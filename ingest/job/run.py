@@ -403,12 +403,14 @@ def _load_cdc(
             None,
             f"CDC: {counts.inserts} insert(s), {counts.updates} update(s), {counts.deletes} "
             f"delete(s), {counts.truncates} truncate(s) up to "
-            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the table's count is "
-            "in table_reconciled",
+            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the whole table is "
+            "counted at the first copy (table_reconciled)",
         )
     changes = run.checks.drift.finish(pipeline)
     table_count = None
-    if landed.load_id or read.snapshot_rows is not None:
+    # the whole-table count reads the lake's whole current state: a CDC run costs what its
+    # changes cost, so it is counted at the first copy (and by a run of another kind) only
+    if read.snapshot_rows is not None:
         table_count = count_table(
             job, dest, read.source_count, settings.state_memory_mb, run.workdir / "spill"
         )

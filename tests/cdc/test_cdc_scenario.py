@@ -85,6 +85,7 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     path = config(tmp_path)
     first = run(path, lake, "r1")
     assert first["reconciled"] == "MATCH" and first["rows_loaded"] == "200"
+    assert first["table_reconciled"] == "MATCH"
     equal_both_ways(source, lake)
 
     # run 2: inserts, updates with and without the timestamp, deletes, a key change, a row
@@ -108,7 +109,7 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     second = run(path, lake, "r2")
     equal_both_ways(source, lake)
     assert second["rows_inserted"] == "11" and second["rows_deleted"] == "7"
-    assert second["table_reconciled"] == "MATCH"
+    assert second["reconciled"] == "SKIPPED" and "6 delete(s)" in second["reconcile_note"]
     history = view(
         lake,
         f"SELECT name, _deleted FROM {SOURCE}.items_history WHERE id = 60 ORDER BY _lsn",
