@@ -48,7 +48,6 @@ from ingest.checks.deletes import due as deletes_due
 from ingest.checks.job_checks import Checked, JobChecks, delta_merge_hints, emit_check_events
 from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
-from ingest.checks.table_count import count_table
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
@@ -403,17 +402,14 @@ def _load_cdc(
             None,
             f"CDC: {counts.inserts} insert(s), {counts.updates} update(s), {counts.deletes} "
             f"delete(s), {counts.truncates} truncate(s) up to "
-            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the whole table is "
-            "counted at the first copy (table_reconciled)",
+            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the table was "
+            "counted at the first copy, in its snapshot",
         )
     changes = run.checks.drift.finish(pipeline)
+    # no whole-table count (`ingest.checks.table_count`): it reads the lake's whole current
+    # state, and a CDC run must cost what its changes cost; the first copy is counted in its
+    # own snapshot (above), and every later change is applied by LSN
     table_count = None
-    # the whole-table count reads the lake's whole current state: a CDC run costs what its
-    # changes cost, so it is counted at the first copy (and by a run of another kind) only
-    if read.snapshot_rows is not None:
-        table_count = count_table(
-            job, dest, read.source_count, settings.state_memory_mb, run.workdir / "spill"
-        )
     checked = Checked(outcome, changes, table_count, run.checks._new_columns(pipeline))
     if landed.load_id and read.markers:  # rows_loaded: versions; the markers: rows_deleted
         landed = dataclasses.replace(landed, rows=landed.rows - read.markers)
