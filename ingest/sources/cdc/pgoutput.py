@@ -116,41 +116,48 @@ Decoded = Union[  # noqa: UP007
 ]
 
 
+_I16, _I32, _U32 = struct.Struct("!h"), struct.Struct("!i"), struct.Struct("!I")
+
+
 class _Reader:
     """A cursor over one message's bytes; every read checks the bytes are there."""
 
     def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
+        self.data = bytes(data)
         self.at = 0
 
-    def take(self, size: int) -> memoryview:
-        end = self.at + size
+    def _need(self, size: int) -> int:
+        start, end = self.at, self.at + size
         if size < 0 or end > len(self.data):
             raise ProtocolError(
-                f"message truncated: wanted {size} byte(s) at offset {self.at} of {len(self.data)}"
+                f"message truncated: wanted {size} byte(s) at offset {start} of {len(self.data)}"
             )
-        chunk = self.data[self.at : end]
         self.at = end
-        return chunk
+        return start
+
+    def take(self, size: int) -> bytes:
+        start = self._need(size)
+        return self.data[start : self.at]
 
     def unpack(self, fmt: str) -> int:
-        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        size = struct.calcsize(fmt)
+        (value,) = struct.unpack_from(fmt, self.data, self._need(size))
         return int(value)
 
     def int8(self) -> int:
         return self.unpack("!b")
 
     def byte(self) -> str:
-        return chr(self.take(1)[0])
+        return chr(self.data[self._need(1)])
 
     def int16(self) -> int:
-        return self.unpack("!h")
+        return int(_I16.unpack_from(self.data, self._need(2))[0])
 
     def int32(self) -> int:
-        return self.unpack("!i")
+        return int(_I32.unpack_from(self.data, self._need(4))[0])
 
     def uint32(self) -> int:
-        return self.unpack("!I")
+        return int(_U32.unpack_from(self.data, self._need(4))[0])
 
     def int64(self) -> int:
         return self.unpack("!q")
@@ -159,30 +166,43 @@ class _Reader:
         return self.unpack("!Q")
 
     def string(self) -> str:
-        rest = self.data[self.at :]
-        end = bytes(rest).find(b"\x00")
+        end = self.data.find(b"\x00", self.at)
         if end < 0:
             raise ProtocolError(f"unterminated string at offset {self.at}")
-        text = bytes(rest[:end]).decode("utf-8")
-        self.at += end + 1
+        text = self.data[self.at : end].decode("utf-8")
+        self.at = end + 1
         return text
 
     def tuple_data(self) -> tuple[Value, ...]:
         count = self.int16()
         if count < 0:
             raise ProtocolError(f"negative column count {count}")
+        data, size_of = self.data, len(self.data)
+        at = self.at
         values: list[Value] = []
         for _ in range(count):
-            kind = self.byte()
-            if kind == "n":
+            if at >= size_of:
+                raise ProtocolError(f"message truncated: a value wanted at offset {at}")
+            kind = data[at]
+            at += 1
+            if kind == 0x74:  # 't'
+                if at + 4 > size_of:
+                    raise ProtocolError(f"message truncated: a length wanted at offset {at}")
+                (length,) = _I32.unpack_from(data, at)
+                at += 4
+                if length < 0 or at + length > size_of:
+                    raise ProtocolError(
+                        f"message truncated: wanted {length} byte(s) at offset {at} of {size_of}"
+                    )
+                values.append(data[at : at + length].decode("utf-8"))
+                at += length
+            elif kind == 0x6E:  # 'n'
                 values.append(None)
-            elif kind == "u":
+            elif kind == 0x75:  # 'u'
                 values.append(UNCHANGED)
-            elif kind == "t":
-                size = self.int32()
-                values.append(bytes(self.take(size)).decode("utf-8"))
             else:  # 'b' (binary) only with the `binary` option, which we never ask for
-                raise ProtocolError(f"unknown tuple value kind {kind!r}")
+                raise ProtocolError(f"unknown tuple value kind {chr(kind)!r}")
+        self.at = at
         return tuple(values)
 
     def end(self, what: str) -> None:
@@ -270,7 +290,7 @@ def _type(r: _Reader) -> Type:
 def _message(r: _Reader) -> Message:
     flags, lsn, prefix = r.int8(), r.lsn(), r.string()
     size = r.int32()
-    return Message(bool(flags & 1), lsn, prefix, bytes(r.take(size)))
+    return Message(bool(flags & 1), lsn, prefix, r.take(size))
 
 
 _DECODERS = {
