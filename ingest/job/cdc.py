@@ -209,9 +209,11 @@ class CdcRead:
         order = order_text(consistent_point, 1)
         rows = 0
         with self.engine.connect() as connection:
-            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            stream.close()  # the snapshot is imported: the slot's connection may go
+            try:
+                connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            finally:
+                stream.close()  # the snapshot is imported (or failed): the slot's connection goes
             with self.plan.open_session(connection):
                 count = sa.select(sa.func.count()).select_from(table)
                 self.snapshot_source_count = int(connection.execute(count).scalar_one())
