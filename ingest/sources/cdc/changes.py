@@ -115,6 +115,8 @@ class ChangeReader:
         self.skip_through, self.bound = skip_through, bound
         self.state = ReadState()
         self._relations: dict[int, pgoutput.Relation] = {}
+        #: per relation: its column names ("" for one the table no longer has)
+        self._names: dict[int, list[str]] = {}
 
     def _ours(self, relation_id: int) -> pgoutput.Relation | None:
         relation = self._relations.get(relation_id)
@@ -125,20 +127,29 @@ class ChangeReader:
         return None
 
     def _values(self, relation: pgoutput.Relation, values: tuple) -> dict[str, object]:
-        if len(values) != len(relation.columns):
+        names = self._names.get(relation.relation_id)
+        if names is None or len(names) != len(relation.columns):
+            names = self._names[relation.relation_id] = self._known(relation)
+        if len(values) != len(names):
             raise pgoutput.ProtocolError(
                 f"{len(values)} value(s) for the {len(relation.columns)} column(s) of "
                 f"{relation.namespace}.{relation.name}"
             )
-        out = {}
-        for column, value in zip(relation.columns, values, strict=True):
+        return {name: value for name, value in zip(names, values, strict=True) if name}
+
+    def _known(self, relation: pgoutput.Relation) -> list[str]:
+        """The relation's column names, "" for a column the table no longer has."""
+        names = []
+        for column in relation.columns:
             if column.name in self.columns:
-                out[column.name] = value
-            elif column.name not in self.state.ignored_columns:
+                names.append(column.name)
+                continue
+            names.append("")
+            if column.name not in self.state.ignored_columns:
                 # dropped since (the table read at the run's start has no such column)
                 self.state.ignored_columns.add(column.name)
                 log.info("column %s is no longer in %s: not landed", column.name, self.table)
-        return out
+        return names
 
     def _key(self, values: dict[str, object]) -> tuple:
         return tuple(values.get(k) for k in self.keys)
@@ -176,6 +187,7 @@ class ChangeReader:
                     state.last_commit_lsn = max(state.last_commit_lsn, commit_lsn)
             elif isinstance(message, pgoutput.Relation):
                 self._relations[message.relation_id] = message
+                self._names.pop(message.relation_id, None)
             elif skipping:
                 continue
             elif isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
