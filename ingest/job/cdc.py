@@ -50,7 +50,7 @@ from ingest.sources.cdc.changes import (
     TruncateMark,
     order_text,
 )
-from ingest.sources.cdc.identity import check_source
+from ingest.sources.cdc.identity import check_source, table_schema
 from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication, SlotInfo
 from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
@@ -119,16 +119,14 @@ class CdcRead:
     def __post_init__(self) -> None:
         self.names = names_of(self.job)
         self.engine = self.builder.engine(self.secrets)
-        table = sa.table(self.job.table_name, schema=self.job.schema_name or "public")
-        table_sql = self.engine.dialect.identifier_preparer.format_table(table)
-        self.replication = Replication(
-            connect_args(self.builder, self.secrets), self.names, table_sql
-        )
-        self.table_sql = table_sql
+        self.replication = Replication(connect_args(self.builder, self.secrets), self.names, "")
+        self._use_schema(self.job.schema_name or "public")
 
-    @property
-    def schema(self) -> str:
-        return self.job.schema_name or "public"
+    def _use_schema(self, schema: str) -> None:
+        self.schema = schema
+        table = sa.table(self.job.table_name, schema=schema)
+        self.table_sql = self.engine.dialect.identifier_preparer.format_table(table)
+        self.replication.table_sql = self.table_sql
 
     # --- checks -------------------------------------------------------------------------
 
@@ -154,6 +152,7 @@ class CdcRead:
         """Before the extraction: checks, publication, the table's type plan. The key."""
         connection = self.replication.connection()
         try:
+            self._use_schema(table_schema(connection, self.job))
             self.keys = self.check_source(connection)
             self.replication.prepare(connection, self.schema, self.job.table_name)
             if self.stored is not None and self.replication.slot(connection) is None:

@@ -186,3 +186,30 @@ def test_a_compacted_cdc_table_keeps_its_current_state_and_history(
     assert bases, "the CDC table was compacted"
     deletes = view(file_lake, f"SELECT count(*) FROM {SOURCE}.items_history WHERE _deleted")
     assert deletes == [(4,)]
+
+
+def test_quoted_names_another_schema_and_the_search_path(source, file_lake, tmp_path, monkeypatch):
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    source.execute('CREATE SCHEMA "Sales"')
+    source.execute(
+        'CREATE TABLE "Sales"."Orders" ("OrderId" int PRIMARY KEY, "Näme" text, "_lsn" int)'
+    )
+    source.execute("CREATE TABLE plain (id int PRIMARY KEY, v text)")
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
+        f"q,Y,postgresql,{SOURCE},Sales,Orders,CDC,\n"
+        f"p,Y,postgresql,{SOURCE},,plain,CDC,\n",
+        encoding="utf-8",
+    )
+    source.execute("""INSERT INTO "Sales"."Orders" VALUES (1, 'a"b,c', 7)""")
+    source.execute("INSERT INTO plain VALUES (1, 'x')")
+    args = ["run", "--config", str(path), "--destination", file_lake]
+    assert main([*args, "--run-id", "r1"]) == 0
+    source.execute("""UPDATE "Sales"."Orders" SET "Näme" = 'ü', "_lsn" = 8 WHERE "OrderId" = 1""")
+    source.execute("""INSERT INTO "Sales"."Orders" VALUES (2, NULL, NULL)""")
+    source.execute("DELETE FROM plain")
+    assert main([*args, "--run-id", "r2"]) == 0
+    rows = view(file_lake, f'SELECT order_id, "n_me", _lsn_source FROM {SOURCE}.orders ORDER BY 1')
+    assert rows == [(1, "ü", 8), (2, None, None)]
+    assert view(file_lake, f"SELECT count(*) FROM {SOURCE}.plain") == [(0,)]

@@ -23,23 +23,39 @@ IDENTITY_SQL = (
 )
 
 
+def table_schema(connection: Any, job: JobConfig) -> str:
+    """The schema of the job's table: `schema_name`, else where the connection's search_path
+    finds the table (as an unqualified name in a query would); `public` if it finds none."""
+    if job.schema_name:
+        return job.schema_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(quote_ident(%s))",
+            (job.table_name,),
+        )
+        found = cursor.fetchone()
+    return str(found[0]) if found else "public"
+
+
 def check_source(connection: Any, job: JobConfig) -> tuple[str, ...]:
     """The job's key, if the source and the table can be read by CDC (a DB-API connection)."""
+    schema = table_schema(connection, job)
     with connection.cursor() as cursor:
         cursor.execute("SHOW wal_level")
         (wal_level,) = cursor.fetchone()
         cursor.execute("SHOW server_encoding")
         (encoding,) = cursor.fetchone()
-        cursor.execute(IDENTITY_SQL, (job.schema_name or "public", job.table_name))
+        cursor.execute(IDENTITY_SQL, (schema, job.table_name))
         found = cursor.fetchone()
-    return identity_key(job, str(wal_level), str(encoding), found)
+    return identity_key(job, str(wal_level), str(encoding), found, schema)
 
 
 def identity_key(
-    job: JobConfig, wal_level: str, encoding: str, found: tuple | None
+    job: JobConfig, wal_level: str, encoding: str, found: tuple | None, schema: str = "public"
 ) -> tuple[str, ...]:
     """The job's key, if the table's replica identity carries it (see `CdcRead.check_source`)."""
-    where = f"table {job.schema_name or 'public'}.{job.table_name}"
+    where = f"table {schema}.{job.table_name}"
     if wal_level != "logical":
         raise JobError(
             f"source {job.source_name!r} has wal_level = {wal_level}: CDC needs wal_level = "
