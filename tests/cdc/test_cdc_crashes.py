@@ -55,6 +55,17 @@ def killed_at(point: str, path: str, lake: str, tmp_path: Path, run_id: str) -> 
 def test_a_run_killed_anywhere_lands_every_change_once(
     source, file_lake, tmp_path, monkeypatch, point, phase
 ):
+    killed_and_rerun(source, file_lake, tmp_path, monkeypatch, point, phase)
+
+
+@pytest.mark.parametrize("point", ["commit", "committed"])
+def test_on_azurite_a_run_killed_after_its_commit_lands_every_change_once(
+    source, azure_lake, tmp_path, monkeypatch, point
+):
+    killed_and_rerun(source, azure_lake, tmp_path, monkeypatch, point, "stream")
+
+
+def killed_and_rerun(source, file_lake, tmp_path, monkeypatch, point, phase) -> None:
     set_source_env(monkeypatch, SOURCE, **source.secrets())
     source.execute(ITEMS)
     source.execute(
