@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ingest.errors import JobError
 from ingest.sources.cdc import pgoutput
@@ -31,14 +32,15 @@ from ingest.sources.cdc.pgoutput import UNCHANGED
 log = logging.getLogger(__name__)
 
 INSERT, UPDATE, DELETE = "insert", "update", "delete"
+#: the messages that carry a row change
+_CHANGES = (pgoutput.Insert, pgoutput.Update, pgoutput.Delete)
 
 
 def order_text(commit_lsn: int, place: int) -> str:
     return f"{commit_lsn:016X}.{place:08X}"
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One change of one row: its values by column name (text, None, or UNCHANGED)."""
 
     op: str
@@ -46,8 +48,7 @@ class Row:
     values: dict[str, object]
 
 
-@dataclass(frozen=True)
-class TruncateMark:
+class TruncateMark(NamedTuple):
     """A TRUNCATE of the table: every key the table held before it is deleted."""
 
     order: str
@@ -165,39 +166,44 @@ class ChangeReader:
                     state.confirm_lsn = max(state.confirm_lsn, wal_end)
                     return
                 continue
-            if isinstance(message, pgoutput.Message):
-                ours = message.prefix == MARKER_PREFIX and message.content == bound.marker
-                if ours and not message.transactional and not in_tx:
-                    state.confirm_lsn = max(state.confirm_lsn, message.lsn)
-                    return
-                continue
-            if isinstance(message, pgoutput.Begin):
+            kind = type(message)
+            if kind in _CHANGES:
+                if skipping:
+                    continue
+                relation = self._ours(message.relation_id)  # type: ignore[attr-defined]
+                if relation is None:
+                    continue
+                for row in self._change(relation, message, commit_lsn, place):
+                    place += 1
+                    yield row
+            elif kind is pgoutput.Begin:
+                assert isinstance(message, pgoutput.Begin)
                 if message.final_lsn >= bound.end_lsn:
                     return  # committed after the run started: the next run's
                 if bound.max_changes is not None and state.changes >= bound.max_changes:
                     return
                 in_tx, commit_lsn, place = True, message.final_lsn, 0
                 skipping = commit_lsn <= self.skip_through
-            elif isinstance(message, pgoutput.Commit):
+            elif kind is pgoutput.Commit:
+                assert isinstance(message, pgoutput.Commit)
                 in_tx = False
                 state.confirm_lsn = max(state.confirm_lsn, message.end_lsn)
                 if skipping:
                     state.skipped += 1
                 elif place:
                     state.last_commit_lsn = max(state.last_commit_lsn, commit_lsn)
-            elif isinstance(message, pgoutput.Relation):
+            elif kind is pgoutput.Relation:
+                assert isinstance(message, pgoutput.Relation)
                 self._relations[message.relation_id] = message
                 self._names.pop(message.relation_id, None)
-            elif skipping:
-                continue
-            elif isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
-                relation = self._ours(message.relation_id)
-                if relation is None:
-                    continue
-                for row in self._change(relation, message, commit_lsn, place):
-                    place += 1
-                    yield row
-            elif isinstance(message, pgoutput.Truncate):
+            elif kind is pgoutput.Message:
+                assert isinstance(message, pgoutput.Message)
+                ours = message.prefix == MARKER_PREFIX and message.content == bound.marker
+                if ours and not message.transactional and not in_tx:
+                    state.confirm_lsn = max(state.confirm_lsn, message.lsn)
+                    return
+            elif kind is pgoutput.Truncate and not skipping:
+                assert isinstance(message, pgoutput.Truncate)
                 if any(self._ours(r) for r in message.relation_ids):
                     place += 1
                     state.truncates += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 #: a value the UPDATE did not send (an unchanged TOASTed value): keep the previous one
 UNCHANGED = type("Unchanged", (), {"__repr__": lambda self: "UNCHANGED"})()
@@ -23,16 +23,14 @@ class ProtocolError(ValueError):
     """Bytes that are not a valid pgoutput message."""
 
 
-@dataclass(frozen=True)
-class Begin:
+class Begin(NamedTuple):
     #: the LSN of the transaction's commit record
     final_lsn: int
     commit_time_us: int
     xid: int
 
 
-@dataclass(frozen=True)
-class Commit:
+class Commit(NamedTuple):
     flags: int
     commit_lsn: int
     #: the end of the commit record: where the next transaction's reading starts
@@ -59,14 +57,12 @@ class Relation:
     columns: tuple[RelationColumn, ...]
 
 
-@dataclass(frozen=True)
-class Insert:
+class Insert(NamedTuple):
     relation_id: int
     new: tuple[Value, ...]
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     relation_id: int
     new: tuple[Value, ...]
     #: the old row: its key (`K`, when the key changed) or all of it (`O`, REPLICA IDENTITY
@@ -75,8 +71,7 @@ class Update:
     old_kind: str = ""
 
 
-@dataclass(frozen=True)
-class Delete:
+class Delete(NamedTuple):
     relation_id: int
     #: the deleted row's key (`K`, other columns NULL) or all of it (`O`)
     old: tuple[Value, ...]

@@ -129,16 +129,18 @@ class RowConverter:
     def convert(self, rows: Sequence[Row]) -> pa.Table:
         missing: dict[int, list[str]] = {}
         literals = []
+        keys, columns, unchanged = self.keys, self.source_columns, self.unchanged
         for index, row in enumerate(rows):
-            values = dict(row.values)
-            key = tuple(values.get(k) for k in self.keys)
+            values = row.values
+            key = tuple([values.get(k) for k in keys])
             if row.op == DELETE:
-                values = {k: values.get(k) for k in self.keys}
-                self.unchanged.forget(key)
+                values = {k: values.get(k) for k in keys}
+                unchanged.forget(key)
             else:
                 gaps = [c for c, v in values.items() if v is UNCHANGED]
                 if gaps:
-                    earlier = self.unchanged.recall(key) or {}
+                    values = dict(values)
+                    earlier = unchanged.recall(key) or {}
                     for column in gaps:
                         if column in earlier:
                             values[column] = earlier[column]
@@ -147,8 +149,8 @@ class RowConverter:
                         missing[index] = still
                         for column in still:
                             values[column] = None
-                self.unchanged.remember(key, values)
-            literals.append(record_literal([values.get(c) for c in self.source_columns]))
+                unchanged.remember(key, values)
+            literals.append(record_literal([values.get(c) for c in columns]))
         self.unchanged.flush()
         with self.engine.connect() as connection, self.plan.open_session(connection):
             result = connection.execute(self.query, {"rows": literals})
