@@ -8,10 +8,11 @@ shared server is never reconfigured; `tests/cdc/cluster.py`), removed at the end
 The source is an 8-column `orders` table (key `order_id`, numeric, text, timestamptz). Each
 measurement is a process of its own (`python -m ingest run`; wall time and peak RSS from wait4):
 
-- FULL: a FULL job copies the table (its latest snapshot);
 - CDC first copy: the CDC job's first run (slot, exported snapshot, copy);
-- then --changed rows change (80 % updates, 20 % deletes, in transactions of 10,000) and
-- CDC run: the CDC job's next run reads and lands exactly those changes;
+- then --repeat rounds, interleaved (the machine's load hits both alike), medians printed:
+  FULL: a FULL job copies the table (its latest snapshot); then --changed rows change (80 %
+  updates, 20 % deletes, in transactions of 10,000) and the CDC job's next run reads and lands
+  exactly those changes;
 - reader floor: psycopg2 reads the same changes from a slot of their own (made before the
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
@@ -25,6 +26,7 @@ import argparse
 import os
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,10 +142,32 @@ def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int
     return changes, seconds
 
 
+def change(source: Any, rows: int, changed: int, round_: int) -> tuple[int, int]:
+    """`changed` rows changed: 80 % updated, 20 % deleted (rows not touched by an earlier
+    round), in transactions of 10,000."""
+    updates = int(changed * 0.8)
+    stride = max(1, rows // changed)
+    with source.cursor() as cursor:
+        for first in range(0, changed, 10_000):
+            ids = [1 + round_ + (i * stride) for i in range(first, min(first + 10_000, changed))]
+            upd = [i for n, i in enumerate(ids, start=first) if n < updates]
+            gone = [i for n, i in enumerate(ids, start=first) if n >= updates]
+            cursor.execute(
+                "BEGIN; UPDATE orders SET status = 'changed', amount = amount + 1, "
+                "updated_at = now() WHERE order_id = ANY(%s); "
+                "DELETE FROM orders WHERE order_id = ANY(%s); COMMIT",
+                (upd, gone),
+            )
+    return updates, changed - updates
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the table")
     parser.add_argument("--changed", type=float, default=0.01, help="share of rows changed")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="FULL copies and CDC runs measured (medians)"
+    )
     args = parser.parse_args()
     changed = int(args.rows * args.changed)
     scratch = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
@@ -193,8 +217,6 @@ def main() -> int:
             return seconds, peak
 
         print(f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%})")
-        full_s, full_mb = run("full", (scratch / "lake-full").as_uri())
-        print(f"FULL copy:          {full_s:8.1f} s   peak {full_mb:7.0f} MB")
         lake = (scratch / "lake-cdc").as_uri()
         first_s, first_mb = run("cdc", lake)
         print(f"CDC first copy:     {first_s:8.1f} s   peak {first_mb:7.0f} MB")
@@ -202,26 +224,25 @@ def main() -> int:
             for slot in ("bench_raw", "bench_decode"):
                 cursor.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
             cursor.execute("CREATE PUBLICATION bench_pub FOR TABLE orders")
-            updates, deletes = int(changed * 0.8), changed - int(changed * 0.8)
-            stride = max(1, args.rows // changed)
-            done = 0
-            for first in range(0, changed, 10_000):
-                ids = [1 + (i * stride) for i in range(first, min(first + 10_000, changed))]
-                upd = [i for n, i in enumerate(ids, start=first) if n < updates]
-                gone = [i for n, i in enumerate(ids, start=first) if n >= updates]
-                cursor.execute(
-                    "BEGIN; UPDATE orders SET status = 'changed', amount = amount + 1, "
-                    "updated_at = now() WHERE order_id = ANY(%s); "
-                    "DELETE FROM orders WHERE order_id = ANY(%s); COMMIT",
-                    (upd, gone),
-                )
-                done += len(ids)
-        print(f"changes made:       {updates:,} updates, {deletes:,} deletes")
-        cdc_s, cdc_mb = run("cdc", lake)
+        fulls, cdcs = [], []
+        for round_ in range(args.repeat):  # interleaved: the machine's load hits both alike
+            fulls.append(run("full", (scratch / f"lake-full-{round_}").as_uri()))
+            updates, deletes = change(source, args.rows, changed, round_)
+            cdcs.append(run("cdc", lake))
+            print(
+                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s / {fulls[-1][1]:4.0f} MB, "
+                f"CDC run ({updates:,} updates, {deletes:,} deletes) {cdcs[-1][0]:6.1f} s / "
+                f"{cdcs[-1][1]:4.0f} MB"
+            )
+        full_s = statistics.median(f[0] for f in fulls)
+        cdc_s = statistics.median(c[0] for c in cdcs)
+        print(f"FULL copy:          {full_s:8.1f} s   peak {max(f[1] for f in fulls):7.0f} MB")
         print(
-            f"CDC run:            {cdc_s:8.1f} s   peak {cdc_mb:7.0f} MB   "
-            f"{changed / cdc_s:,.0f} changes/s   {cdc_s / full_s:.2f} x the FULL copy"
+            f"CDC run:            {cdc_s:8.1f} s   peak {max(c[1] for c in cdcs):7.0f} MB   "
+            f"{changed / cdc_s:,.0f} changes/s   {cdc_s / full_s:.2f} x the FULL copy (medians)"
         )
+        # the slots of the floor and the decoder saw every round's changes
+        changed *= args.repeat
         raw_n, raw_s = read_slot(cluster, database, "bench_raw", decode=False)
         print(
             f"reader floor:       {raw_s:8.1f} s   {raw_n / raw_s:,.0f} changes/s (psycopg2, no processing)"
