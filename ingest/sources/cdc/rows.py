@@ -63,33 +63,34 @@ def lake_hints() -> dict[str, dict[str, Any]]:
 class UnchangedValues:
     """The text of the out-of-line-able (varlena) columns of every key this run changed, on
     disk (SQLite in the run's working folder): what an UNCHANGED value of a later change of the
-    key was. A batch's changes are kept in memory until `flush()` (one write per batch)."""
+    key was. A batch's changes are kept in memory until `flush()` (one write per batch, as JSON:
+    text and NULLs only, exact)."""
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.columns = list(columns)
         self.db = sqlite3.connect(str(path))
         self.db.execute("CREATE TABLE v (k TEXT PRIMARY KEY, v TEXT)")
         #: this batch's keys: their values, or None when the key was deleted
-        self.pending: dict[str, dict[str, object] | None] = {}
+        self.pending: dict[tuple, dict[str, object] | None] = {}
 
     def remember(self, key: tuple, values: dict[str, object]) -> None:
         if self.columns:
-            self.pending[json.dumps(key)] = {c: values.get(c) for c in self.columns}
+            self.pending[key] = {c: values.get(c) for c in self.columns}
 
     def forget(self, key: tuple) -> None:
         if self.columns:
-            self.pending[json.dumps(key)] = None
+            self.pending[key] = None
 
     def recall(self, key: tuple) -> dict[str, object] | None:
-        text = json.dumps(key)
-        if text in self.pending:
-            return self.pending[text]
-        found = self.db.execute("SELECT v FROM v WHERE k = ?", (text,)).fetchone()
+        if key in self.pending:
+            return self.pending[key]
+        found = self.db.execute("SELECT v FROM v WHERE k = ?", (json.dumps(key),)).fetchone()
         return json.loads(found[0]) if found else None
 
     def flush(self) -> None:
-        kept = [(k, json.dumps(v)) for k, v in self.pending.items() if v is not None]
-        gone = [(k,) for k, v in self.pending.items() if v is None]
+        dumps = json.dumps
+        kept = [(dumps(k), dumps(v)) for k, v in self.pending.items() if v is not None]
+        gone = [(dumps(k),) for k, v in self.pending.items() if v is None]
         self.db.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", kept)
         self.db.executemany("DELETE FROM v WHERE k = ?", gone)
         self.pending.clear()
