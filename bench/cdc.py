@@ -23,6 +23,7 @@ Prints numbers only; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import select
 import shutil
@@ -142,6 +143,16 @@ def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int
     return changes, seconds
 
 
+def job_seconds(lake: str, job: str) -> float:
+    """The job's last audit duration_s."""
+    folder = Path(lake.removeprefix("file://")) / "metadata"
+    rows = []
+    for path in sorted(folder.glob("audit_*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows += [r for r in csv.DictReader(handle) if r["job_id"] == job]
+    return float(rows[-1]["duration_s"]) if rows else float("nan")
+
+
 def change(source: Any, rows: int, changed: int, round_: int) -> tuple[int, int]:
     """`changed` rows changed: 80 % updated, 20 % deleted (rows not touched by an earlier
     round), in transactions of 10,000."""
@@ -211,14 +222,15 @@ def main() -> int:
             f"cdc,Y,postgresql,{SOURCE},public,orders,CDC,\n"
         )
 
-        def run(job: str, lake: str) -> tuple[float, float]:
+        def run(job: str, lake: str) -> tuple[float, float, float]:
+            """(process seconds, peak MB, the job's own seconds: its audit duration_s)."""
             cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
             seconds, peak, _ = whole_process([*cmd, "--destination", lake], env)
-            return seconds, peak
+            return seconds, peak, job_seconds(lake, job)
 
         print(f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%})")
         lake = (scratch / "lake-cdc").as_uri()
-        first_s, first_mb = run("cdc", lake)
+        first_s, first_mb, _ = run("cdc", lake)
         print(f"CDC first copy:     {first_s:8.1f} s   peak {first_mb:7.0f} MB")
         with source.cursor() as cursor:
             for slot in ("bench_raw", "bench_decode"):
@@ -230,9 +242,9 @@ def main() -> int:
             updates, deletes = change(source, args.rows, changed, round_)
             cdcs.append(run("cdc", lake))
             print(
-                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s / {fulls[-1][1]:4.0f} MB, "
-                f"CDC run ({updates:,} updates, {deletes:,} deletes) {cdcs[-1][0]:6.1f} s / "
-                f"{cdcs[-1][1]:4.0f} MB"
+                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s) / "
+                f"{fulls[-1][1]:4.0f} MB, CDC run ({updates:,} updates, {deletes:,} deletes) "
+                f"{cdcs[-1][0]:6.1f} s (job {cdcs[-1][2]:.1f} s) / {cdcs[-1][1]:4.0f} MB"
             )
         full_s = statistics.median(f[0] for f in fulls)
         cdc_s = statistics.median(c[0] for c in cdcs)
@@ -240,6 +252,13 @@ def main() -> int:
         print(
             f"CDC run:            {cdc_s:8.1f} s   peak {max(c[1] for c in cdcs):7.0f} MB   "
             f"{changed / cdc_s:,.0f} changes/s   {cdc_s / full_s:.2f} x the FULL copy (medians)"
+        )
+        full_job = statistics.median(f[2] for f in fulls)
+        cdc_job = statistics.median(c[2] for c in cdcs)
+        print(
+            f"the jobs alone:     FULL {full_job:.1f} s, CDC {cdc_job:.1f} s: "
+            f"{cdc_job / full_job:.2f} x (audit duration_s: without the process's start, "
+            "audit, views and report)"
         )
         # the slots of the floor and the decoder saw every round's changes
         changed *= args.repeat
