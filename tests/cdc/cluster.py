@@ -16,7 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_bin() -> Path:
+    """PG_BIN, else the newest installed Debian PostgreSQL (/usr/lib/postgresql/<n>/bin)."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = _server_bin()
 
 
 def free_port() -> int:
@@ -51,7 +63,10 @@ class Cluster:
 @contextmanager
 def logical_cluster() -> Iterator[Cluster]:
     if not (BIN / "initdb").exists():
-        raise RuntimeError(f"no PostgreSQL server binaries in {BIN} (set PG_BIN)")
+        raise RuntimeError(
+            f"no PostgreSQL server binaries in {BIN}: install the server (python3 tasks.py "
+            "services) or set PG_BIN to the folder holding initdb and pg_ctl"
+        )
     root = Path(tempfile.mkdtemp(prefix="ingest-cdc-pg-"))
     data = root / "data"
     port = free_port()
