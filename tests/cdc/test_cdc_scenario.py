@@ -213,3 +213,33 @@ def test_quoted_names_another_schema_and_the_search_path(source, file_lake, tmp_
     rows = view(file_lake, f'SELECT order_id, "n_me", _lsn_source FROM {SOURCE}.orders ORDER BY 1')
     assert rows == [(1, "ü", 8), (2, None, None)]
     assert view(file_lake, f"SELECT count(*) FROM {SOURCE}.plain") == [(0,)]
+
+
+def test_schema_policy_freeze_stops_a_cdc_run_before_anything_lands(
+    source, file_lake, tmp_path, monkeypatch
+):
+    from ingest.config import load_config
+    from ingest.job import run_job
+
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    source.execute(ITEMS)
+    source.execute("INSERT INTO items VALUES (1, 'a', 1, now(), NULL)")
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "job_id,enabled,source_type,source_name,table_name,load_type,schema_policy\n"
+        f"c1,Y,postgresql,{SOURCE},items,CDC,freeze\n",
+        encoding="utf-8",
+    )
+    (job,) = load_config(path).jobs
+    task = {"job": job.to_dict(), "destination": file_lake}
+    assert run_job({**task, "run_id": "r1"})["status"] == "SUCCESS"
+    source.execute("ALTER TABLE items ADD COLUMN extra int")
+    source.execute("INSERT INTO items VALUES (2, 'b', 2, now(), NULL, 5)")
+    frozen = run_job({**task, "run_id": "r2"})
+    assert frozen["status"] == "FAILED" and "added: extra" in frozen["error"], frozen
+    assert frozen["load_id"] == ""
+    # nothing landed, the slot was not confirmed: with the column dropped again, the next run
+    # reads the insert again (its value of the dropped column is gone with it)
+    source.execute("ALTER TABLE items DROP COLUMN extra")
+    again = run_job({**task, "run_id": "r3"})
+    assert again["status"] == "SUCCESS" and again["rows_inserted"] == 1, again
