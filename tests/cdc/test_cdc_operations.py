@@ -57,12 +57,16 @@ def test_validate_says_what_the_table_lacks(source, tmp_path, monkeypatch, capsy
     source.execute("CREATE TABLE otherkey (a int PRIMARY KEY, b text)")
     source.execute("CREATE TABLE full_identity (a int, b text)")
     source.execute("ALTER TABLE full_identity REPLICA IDENTITY FULL")
+    source.execute(
+        "CREATE TABLE computed (a int PRIMARY KEY, b int GENERATED ALWAYS AS (a * 2) STORED)"
+    )
     path = tmp_path / "jobs.csv"
     path.write_text(
         "job_id,enabled,source_type,source_name,table_name,load_type,primary_key\n"
         f"n,Y,postgresql,{SOURCE},nokey,CDC,\n"
         f"o,Y,postgresql,{SOURCE},otherkey,CDC,b\n"
-        f"f,Y,postgresql,{SOURCE},full_identity,CDC,a\n",
+        f"f,Y,postgresql,{SOURCE},full_identity,CDC,a\n"
+        f"g,Y,postgresql,{SOURCE},computed,CDC,\n",
         encoding="utf-8",
     )
     code = main(["validate", "--config", str(path), "--check-connections"])
@@ -72,6 +76,7 @@ def test_validate_says_what_the_table_lacks(source, tmp_path, monkeypatch, capsy
     assert "has no primary key" in text and "REPLICA IDENTITY FULL" in text
     assert "carry its primary key (a), not the job's key (b)" in text
     assert "full_identity  OK" in text
+    assert "generated column(s) b" in text
 
 
 def test_a_cdc_result_carries_its_slot_into_telemetry(source, file_lake, tmp_path, monkeypatch):

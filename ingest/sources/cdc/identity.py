@@ -23,6 +23,13 @@ IDENTITY_SQL = (
 )
 
 
+GENERATED_SQL = (
+    "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+    "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' ORDER BY a.attnum"
+)
+
+
 def table_schema(connection: Any, job: JobConfig) -> str:
     """The schema of the job's table: `schema_name`, else where the connection's search_path
     finds the table (as an unqualified name in a query would); `public` if it finds none."""
@@ -48,7 +55,17 @@ def check_source(connection: Any, job: JobConfig) -> tuple[str, ...]:
         (encoding,) = cursor.fetchone()
         cursor.execute(IDENTITY_SQL, (schema, job.table_name))
         found = cursor.fetchone()
-    return identity_key(job, str(wal_level), str(encoding), found, schema)
+        cursor.execute(GENERATED_SQL, (schema, job.table_name))
+        generated = [str(r[0]) for r in cursor.fetchall()]
+    key = identity_key(job, str(wal_level), str(encoding), found, schema)
+    if generated:
+        raise JobError(
+            f"table {schema}.{job.table_name} has generated column(s) {', '.join(generated)}: "
+            "PostgreSQL's logical replication does not send their values (before version 18), "
+            "so CDC cannot land them exactly; load the table FULL or INCREMENTAL, or make the "
+            "column(s) ordinary ones"
+        )
+    return key
 
 
 def identity_key(

@@ -115,16 +115,19 @@ class RowConverter:
         self.engine, self.plan, self.keys = engine, plan, keys
         self.source_columns = list(source_columns)
         self.unchanged, self.previous = unchanged, previous
+        ordinal = ORDINAL
+        while ordinal in self.source_columns:  # a source column of that name: another one
+            ordinal += "_"
         sub = (
             sa.text(
-                f"SELECT (s.r).*, u.n AS {ORDINAL} FROM unnest(CAST(:rows AS text[])) "
+                f"SELECT (s.r).*, u.n AS {ordinal} FROM unnest(CAST(:rows AS text[])) "
                 f"WITH ORDINALITY AS u(txt, n) CROSS JOIN LATERAL "
                 f"(SELECT CAST(u.txt AS {table_sql}) AS r OFFSET 0) AS s"
             )
-            .columns(*(sa.column(c) for c in self.source_columns), sa.column(ORDINAL))
+            .columns(*(sa.column(c) for c in self.source_columns), sa.column(ordinal))
             .subquery("t")
         )
-        self.query = plan.select(sa.select(sub), sub).order_by(sub.c[ORDINAL])
+        self.query = plan.select(sa.select(sub), sub).order_by(sub.c[ordinal])
         self.schema = pa.schema([*plan.schema, *lake_fields()])
 
     def convert(self, rows: Sequence[Row]) -> pa.Table:
