@@ -31,6 +31,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ingest.config import JobConfig
@@ -55,6 +56,7 @@ from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication, SlotInfo
 from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
 from ingest.sources.typemap import TablePlan
+from ingest.views.dialects import literal_sql
 from ingest.views.state import current_state, state_connection
 from ingest.vocabulary import DELETED
 
@@ -259,20 +261,15 @@ class CdcRead:
         )
         self.read = reader.state
         pending: list[Row] = []
-        #: text keys this run changed: alive (True) or deleted (False), for a TRUNCATE
-        touched: dict[tuple, bool] = {}
         try:
             for change in reader.rows(self.replication.stream(self.deadline_s)):
                 if isinstance(change, TruncateMark):
                     if pending:
                         yield self._counted(converter.convert(pending))
                         pending = []
-                    for markers in self._truncate(change, converter, touched):
+                    for markers in self._truncate(change, converter, unchanged):
                         yield self._counted(markers)
-                    touched.clear()
                     continue
-                key = tuple(change.values.get(k) for k in self.keys)
-                touched[key] = change.op != DELETE
                 pending.append(change)
                 if len(pending) >= self.chunk_size:
                     yield self._counted(converter.convert(pending))
@@ -290,26 +287,29 @@ class CdcRead:
         return table
 
     def _truncate(
-        self, mark: TruncateMark, converter: RowConverter, touched: dict[tuple, bool]
+        self, mark: TruncateMark, converter: RowConverter, alive: UnchangedValues
     ) -> Iterator[pa.Table]:
-        """Delete markers for every key the table held: this run's live keys, then the lake's
-        current keys that this run did not already mark."""
+        """Delete markers for every key the table held: the keys this run left alive (kept on
+        disk), then the lake's current keys but those (DuckDB's anti-join, on disk too)."""
         assert self.plan is not None
-        marked: set[tuple] = set()
-        alive = [k for k, live in touched.items() if live]
-        for start in range(0, len(alive), self.chunk_size):
-            rows = [
-                Row(DELETE, mark.order, dict(zip(self.keys, key, strict=True)))
-                for key in alive[start : start + self.chunk_size]
-            ]
-            table = converter.convert(rows)
-            names = [converter._lake(k) for k in self.keys]
-            marked.update(tuple(r.values()) for r in table.select(names).to_pylist())
-            yield table
-        for keys in self._lake_keys():
-            if marked:
-                keep = [tuple(r.values()) not in marked for r in keys.to_pylist()]
-                keys = keys.filter(pa.array(keep, pa.bool_()))
+        names = [converter._lake(k) for k in self.keys]
+        spill = self.workdir / "cdc" / f"truncate-{mark.order}.parquet"
+        writer = None
+        try:
+            for keys in alive.alive_keys(self.chunk_size):
+                rows = [Row(DELETE, mark.order, dict(zip(self.keys, k, strict=True))) for k in keys]
+                table = converter.convert(rows)
+                marked = table.select(names)
+                marked = marked.rename_columns([self._lake_name(n) for n in names])
+                if writer is None:
+                    writer = pq.ParquetWriter(str(spill), marked.schema)
+                writer.write_table(marked)
+                yield table
+        finally:
+            if writer is not None:
+                writer.close()
+        alive.clear()
+        for keys in self._lake_keys(spill if writer is not None else None):
             if len(keys):
                 yield self._markers(keys, mark.order)
 
@@ -328,15 +328,23 @@ class CdcRead:
         )
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _lake_keys(self) -> Iterator[pa.Table]:
+    def _lake_keys(self, but: Path | None = None) -> Iterator[pa.Table]:
+        """The keys of the lake's current state (but those in the Parquet file `but`)."""
         state = current_state(self.dest, self.job)
         if state is None:
             return
         names = [self._lake_name(k) for k in self.keys]
         connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
         try:
-            columns = ", ".join(f'"{n}"' for n in names)
-            result = connection.execute(f"SELECT {columns} FROM ({state.keys_sql}) AS s")
+            columns = ", ".join(f's."{n}"' for n in names)
+            query = f"SELECT {columns} FROM ({state.keys_sql}) AS s"
+            if but is not None:
+                match = " AND ".join(f'b."{n}" = s."{n}"' for n in names)
+                query += (
+                    f" WHERE NOT EXISTS (SELECT 1 FROM read_parquet({literal_sql(str(but))}) "
+                    f"AS b WHERE {match})"
+                )
+            result = connection.execute(query)
             reader = result.fetch_record_batch(self.chunk_size)
             for batch in reader:
                 table = pa.Table.from_batches([batch])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,11 @@ def lake_hints() -> dict[str, dict[str, Any]]:
 
 
 class UnchangedValues:
-    """The text of the out-of-line-able (varlena) columns of every key this run changed, on
-    disk (SQLite in the run's working folder): what an UNCHANGED value of a later change of the
-    key was. A batch's changes are kept in memory until `flush()` (one write per batch, as JSON:
-    text and NULLs only, exact)."""
+    """Every key this run changed and did not delete, with the text of its out-of-line-able
+    (varlena) columns, on disk (SQLite in the run's working folder): what an UNCHANGED value of
+    a later change of the key was, and the keys a TRUNCATE deletes besides the lake's. A
+    batch's changes are kept in memory until `flush()` (one write per batch, as JSON: text and
+    NULLs only, exact)."""
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.columns = list(columns)
@@ -74,12 +75,22 @@ class UnchangedValues:
         self.pending: dict[tuple, dict[str, object] | None] = {}
 
     def remember(self, key: tuple, values: dict[str, object]) -> None:
-        if self.columns:
-            self.pending[key] = {c: values.get(c) for c in self.columns}
+        self.pending[key] = {c: values.get(c) for c in self.columns}
 
     def forget(self, key: tuple) -> None:
-        if self.columns:
-            self.pending[key] = None
+        self.pending[key] = None
+
+    def alive_keys(self, size: int) -> Iterator[list[tuple]]:
+        """The keys this run changed and did not delete, `size` at a time (a TRUNCATE's)."""
+        self.flush()
+        cursor = self.db.execute("SELECT k FROM v ORDER BY k")
+        while batch := cursor.fetchmany(size):
+            yield [tuple(json.loads(k)) for (k,) in batch]
+
+    def clear(self) -> None:
+        """After a TRUNCATE: no key is left."""
+        self.pending.clear()
+        self.db.execute("DELETE FROM v")
 
     def recall(self, key: tuple) -> dict[str, object] | None:
         if key in self.pending:
