@@ -24,6 +24,10 @@ param actionGroupId string = ''
 @maxValue(47)
 param missingRunLookbackHours int = 26
 
+@description('CDC jobs: the WAL (MB) a job\'s replication slot may keep on its source before the cdc-slot-retained alert fires (a forgotten or stuck slot fills the source\'s disk).')
+@minValue(64)
+param cdcRetainedWalMb int = 10240
+
 @description('Python version of the Function App (Flex Consumption offers 3.11 and 3.12 for this app; the locked packages cover both).')
 @allowed([
   '3.11'
@@ -237,6 +241,7 @@ module alerts 'modules/alerts.bicep' = {
     appInsightsId: monitoring.outputs.appInsightsId
     actionGroupId: actionGroupId
     missingRunLookbackHours: missingRunLookbackHours
+    cdcRetainedWalMb: cdcRetainedWalMb
   }
 }
 

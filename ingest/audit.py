@@ -36,6 +36,7 @@ from ingest import telemetry
 from ingest.cells import decode_cell, encode_cell
 from ingest.errors import IngestError
 from ingest.identifiers import lake_name
+from ingest.job.compaction import COMPACT_TASK
 from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
 from ingest.lake.layout import LOADS_DIR, METADATA_DIR, audit_file_name, marker_name
@@ -218,8 +219,8 @@ def recover_rows(
         log_ = read_commit_log(dest, job.source_name, table)
         for commit in log_.commits if log_ else ():
             day = dt.datetime.fromtimestamp(float(commit.load_id), dt.UTC).date()
-            if commit.load_id in audited or day not in days:
-                continue
+            if commit.load_id in audited or day not in days or commit.task == COMPACT_TASK:
+                continue  # audited, too old, or a compacted base (no load of the source)
             marker = dest.path(
                 job.source_name, LOADS_DIR, marker_name(commit.schema, commit.load_id)
             )

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "ingest.commands.views",
     "ingest.commands.compact",
     "ingest.commands.discover",
+    "ingest.commands.cdc",
 )
 
 

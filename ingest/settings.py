@@ -190,6 +190,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_CDC_MAX_CHANGES",
+        "1000000",
+        "CDC jobs: changes one run reads at most (whole transactions: a transaction is never "
+        "split); the rest is read by the next run. A run also stops at the WAL position of its "
+        "start.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_COMPACT_LOADS",
         "30",
         "Loads since its last base after which a keyed table is compacted (its current "
@@ -444,6 +452,7 @@ class Settings:
     split_rows: int = 50_000_000
     split_max_chunks: int = 64
     split_stale_s: int = 7200
+    cdc_max_changes: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -483,6 +492,7 @@ class Settings:
             split_rows=_int(env, "INGEST_SPLIT_ROWS", minimum=0),
             split_max_chunks=_int(env, "INGEST_SPLIT_MAX_CHUNKS", minimum=2, maximum=256),
             split_stale_s=_int(env, "INGEST_SPLIT_STALE_S", minimum=60),
+            cdc_max_changes=_int(env, "INGEST_CDC_MAX_CHANGES"),
         )
 
 

@@ -9,6 +9,10 @@ rules in infra/modules/alerts.bicep and the queries in docs/MONITORING.md use th
 - custom event `IngestionRunCompleted` per run, properties `RUN_EVENT_PROPERTIES`;
 - metrics `ingestion.rows_loaded` (counter, rows) and `ingestion.duration_s` (histogram,
   seconds) with dimensions source_name, table_name, status (`customMetrics` / `AppMetrics`);
+- custom event `IngestionCdcSlot` per CDC job that ran (`CDC_SLOT_EVENT_PROPERTIES`), with
+  measurements `retained_bytes` (WAL the job's replication slot keeps on the source) and
+  `lag_bytes` (WAL not yet confirmed): the alert rule `cdc-slot-retained` fires above its
+  threshold (a forgotten or stuck slot fills the source's disk);
 - an exception record per FAILED job (`exceptions` / `AppExceptions`), type
   `IngestionJobFailed`, with run_id and job_id;
 - INFO and higher records of the `ingest` loggers as traces (`traces` / `AppTraces`), with
@@ -85,6 +89,16 @@ RUN_EVENT_PROPERTIES = (
     # a scheduled run that waited for another run to end: seconds, and the run ids
     "waited_s",
     "waited_for",
+)
+CDC_SLOT_EVENT = "IngestionCdcSlot"
+CDC_SLOT_EVENT_PROPERTIES = (
+    "run_id",
+    "job_id",
+    "source_name",
+    "table_name",
+    "slot_name",
+    "retained_bytes",
+    "lag_bytes",
 )
 TRIGGERS = ("schedule", "http", "cli")
 #: other spellings callers use for the same triggers
@@ -293,6 +307,16 @@ def run_event_properties(
     return {name: cell_text(values[name]) for name in RUN_EVENT_PROPERTIES}
 
 
+def cdc_slot_event_properties(result: Mapping[str, Any]) -> dict[str, str] | None:
+    """The slot event of a CDC job's result (None: not a CDC job, or its slot was not read)."""
+    if not result.get("cdc_slot"):
+        return None
+    values = {**result, "slot_name": result.get("cdc_slot")}
+    values["retained_bytes"] = result.get("cdc_retained_bytes")
+    values["lag_bytes"] = result.get("cdc_lag_bytes")
+    return {name: cell_text(values.get(name)) for name in CDC_SLOT_EVENT_PROPERTIES}
+
+
 def _measurements(**values: float) -> str:
     return json.dumps(values)
 
@@ -332,6 +356,19 @@ def emit_run_telemetry(
                 **props,
             },
         )
+        slot = cdc_slot_event_properties(result)
+        if slot is not None:
+            events.info(
+                CDC_SLOT_EVENT,
+                extra={
+                    "microsoft.custom_event.name": CDC_SLOT_EVENT,
+                    "microsoft.custom_measurements": _measurements(
+                        retained_bytes=as_int(slot["retained_bytes"]),
+                        lag_bytes=as_int(slot["lag_bytes"]),
+                    ),
+                    **slot,
+                },
+            )
         dimensions = {name: props[name] for name in METRIC_DIMENSIONS}
         rows_counter.add(rows, dimensions)
         duration_histogram.record(seconds, dimensions)

@@ -27,11 +27,13 @@ class LoadType(StrEnum):
 
     FULL = "FULL"
     INCREMENTAL = "INCREMENTAL"
+    #: change data capture: PostgreSQL logical replication (`ingest.sources.cdc`)
+    CDC = "CDC"
     BACKFILL = "BACKFILL"
 
 
 #: the load types a configuration row may name
-CONFIG_LOAD_TYPES = (LoadType.FULL, LoadType.INCREMENTAL)
+CONFIG_LOAD_TYPES = (LoadType.FULL, LoadType.INCREMENTAL, LoadType.CDC)
 
 
 class SchemaPolicy(StrEnum):

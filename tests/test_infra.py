@@ -512,6 +512,17 @@ def check_alerts(trees: dict[str, Any]) -> list[str]:
         # the missing-run part counts only runs started by the timer
         and 'customDimensions.trigger) == "schedule"' in t
     ]
+    cdc = [
+        t
+        for t in texts.values()
+        if 'name == "IngestionCdcSlot"' in t and "customDimensions.retained_bytes" in t
+    ]
+    if not cdc:
+        problems.append("no alert on IngestionCdcSlot retained bytes")
+    if module_params(trees[MAIN], "modules/alerts.bicep").get("cdcRetainedWalMb") != (
+        "cdcRetainedWalMb"
+    ):
+        problems.append("main.bicep does not pass cdcRetainedWalMb to the alerts")
     if not table:
         problems.append("no alert on IngestionTableCompleted with status FAILED")
     if not run:

@@ -366,8 +366,11 @@ def test_alert_rules_use_the_emitted_names():
     assert f'name == "{telemetry.RUN_EVENT}"' in bicep
     import re
 
+    assert f'name == "{telemetry.CDC_SLOT_EVENT}"' in bicep
     used = set(re.findall(r"customDimensions\.(\w+)", bicep))
-    assert used <= set(telemetry.TABLE_EVENT_PROPERTIES) | set(telemetry.RUN_EVENT_PROPERTIES)
+    assert used <= set(telemetry.TABLE_EVENT_PROPERTIES) | set(
+        telemetry.RUN_EVENT_PROPERTIES
+    ) | set(telemetry.CDC_SLOT_EVENT_PROPERTIES)
 
 
 def test_monitoring_doc_uses_the_emitted_names():

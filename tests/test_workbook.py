@@ -112,7 +112,10 @@ def emitted() -> Emitted:
         monkeypatch.setattr(logger, "level", logging.DEBUG)
         logger.addHandler(recorder)
         run = {"run_id": "r1", "trigger": "schedule", "started_at": "2026-01-01T06:00:00+00:00"}
-        telemetry.emit_run_telemetry(run, [_result("SUCCESS"), _result("FAILED")])
+        cdc = _result(
+            "SUCCESS", load_type="CDC", cdc_slot="s1", cdc_retained_bytes=10, cdc_lag_bytes=2
+        )
+        telemetry.emit_run_telemetry(run, [_result("SUCCESS"), _result("FAILED"), cdc])
         assert trust_events.emit_reconcile_mismatch(_result("WARN"))
         changes = drift.Diff(added={"a": "text"}, removed=["b"], changed={"c": ("bigint", "text")})
         drift.emit_schema_changed(_result("SUCCESS", schema_policy="evolve"), changes)
@@ -228,8 +231,10 @@ def test_the_emitted_names_come_from_the_code(emitted):
         telemetry.RUN_EVENT,
         trust_events.RECONCILE_MISMATCH_EVENT,
         drift.SCHEMA_CHANGED_EVENT,
+        telemetry.CDC_SLOT_EVENT,
     }
     assert emitted.events[telemetry.TABLE_EVENT] == set(telemetry.TABLE_EVENT_PROPERTIES)
+    assert emitted.events[telemetry.CDC_SLOT_EVENT] == set(telemetry.CDC_SLOT_EVENT_PROPERTIES)
     assert emitted.events[telemetry.RUN_EVENT] == set(telemetry.RUN_EVENT_PROPERTIES)
     assert {"source_rows", "reconcile_note"} <= emitted.events["IngestionReconcileMismatch"]
     assert {"schema_changes", "columns_added"} <= emitted.events["IngestionSchemaChanged"]
@@ -260,10 +265,12 @@ def test_every_workbook_query_names_only_what_the_code_emits(emitted):
     assert check_workbook(book, emitted) == []
 
 
-def test_the_cdc_slot_lag_place_is_marked_and_queries_nothing():
+def test_the_cdc_slot_lag_item_queries_the_slot_event(emitted):
     (item,) = [i for i in items(workbook()) if i.get("name") == "cdc-slot-lag"]
-    assert item["type"] == 1  # text, not a query
-    assert "Not built yet" in item["content"]["json"]
+    assert item["type"] == 3  # a query
+    text = item["content"]["query"]
+    assert f'name == "{telemetry.CDC_SLOT_EVENT}"' in text and "retained_bytes" in text
+    assert check_query(text, emitted) == []
 
 
 def _replace_in(book: dict[str, Any], item: str, old: str, new: str) -> dict[str, Any]:

@@ -8,6 +8,10 @@
 //                  died before finishing; a manual run does not hide a missed night). Both are
 //                  "the night went wrong" and share one stateful rule, so an incident notifies
 //                  once and resolves itself.
+// 3. cdc-slot-retained: an IngestionCdcSlot event (one per CDC job run) whose replication slot
+//                  keeps more than `cdcRetainedWalMb` MB of WAL on its source: a job that stopped
+//                  running or fails keeps its slot, and the source keeps its WAL until its disk
+//                  fills (docs/CDC.md: `dlt-ingest cdc status`, `cdc drop`).
 
 @description('Prefix for the alert rule names.')
 param namePrefix string
@@ -28,6 +32,10 @@ param actionGroupId string
 @minValue(25)
 @maxValue(47)
 param missingRunLookbackHours int
+
+@description('CDC jobs: MB of WAL a replication slot may keep on its source before the alert fires.')
+@minValue(64)
+param cdcRetainedWalMb int
 
 var actionGroups = empty(actionGroupId) ? [] : [
   actionGroupId
@@ -64,6 +72,21 @@ let missingRun = print completed = toscalar(scheduledRuns | count)
     failed_jobs = "";
 union failedRuns, missingRun
 '''
+
+var cdcRetainedQueryTemplate = '''
+customEvents
+| where name == "IngestionCdcSlot"
+| extend retained_bytes = todouble(customDimensions.retained_bytes)
+| where retained_bytes > RETAINED_MB * 1048576.0
+| project timestamp,
+    job_id = tostring(customDimensions.job_id),
+    source_name = tostring(customDimensions.source_name),
+    slot_name = tostring(customDimensions.slot_name),
+    retained_bytes,
+    lag_bytes = todouble(customDimensions.lag_bytes)
+'''
+
+var cdcRetainedQuery = replace(cdcRetainedQueryTemplate, 'RETAINED_MB', string(cdcRetainedWalMb))
 
 var runFailedQuery = replace(runFailedQueryTemplate, 'LOOKBACK_HOURS', string(missingRunLookbackHours))
 
@@ -140,5 +163,42 @@ resource runFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+resource cdcSlotRetained 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-cdc-slot-retained'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: CDC replication slot keeps too much WAL'
+    description: 'An IngestionCdcSlot event whose slot keeps more WAL on its source than the threshold: the source disk fills unless the job catches up or its slot is dropped. See docs/CDC.md (dlt-ingest cdc status, cdc drop).'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P1D'
+    criteria: {
+      allOf: [
+        {
+          query: cdcRetainedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
 output tableFailedAlertId string = tableFailed.id
 output runFailedAlertId string = runFailed.id
+output cdcSlotRetainedAlertId string = cdcSlotRetained.id

@@ -46,3 +46,5 @@ class SourceTypes:
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: the types that read tables (an INCREMENTAL job without a primary key is warned)
     reading_tables: tuple[str, ...] = ()
+    #: the types a CDC job may read (their change stream)
+    capturing_changes: tuple[str, ...] = ()

@@ -53,6 +53,10 @@ class JobConfig:
     split: int | None = None
     #: the integer or date/time column the ranges are cut on (None: the primary key)
     split_column: str | None = None
+    #: CDC jobs: the replication slot and publication to use (None: named from the job,
+    #: `ingest.sources.cdc.names`)
+    cdc_slot: str | None = None
+    cdc_publication: str | None = None
     #: where the row came from, for messages: "sheet 'jobs' row 7"
     origin: str = ""
     #: rest_api jobs only: the validated `api` sheet row (JSON-safe dict, see
@@ -93,6 +97,16 @@ class JobConfig:
     @property
     def is_incremental(self) -> bool:
         return self.load_type == LoadType.INCREMENTAL
+
+    @property
+    def is_cdc(self) -> bool:
+        return self.load_type == LoadType.CDC
+
+    @property
+    def keeps_versions(self) -> bool:
+        """Whether the job lands versions of rows (a keyed one has a current state and a
+        history): INCREMENTAL and CDC jobs; a FULL job lands snapshots."""
+        return self.load_type in (LoadType.INCREMENTAL, LoadType.CDC)
 
     def runs_on(self, weekday: str) -> bool:
         """Whether a scheduled run on `weekday` (MON..SUN, New York time) includes this job."""

@@ -27,7 +27,13 @@ from ingest.durations import FORMS, parse_duration
 from ingest.errors import ConfigError, Problem
 from ingest.identifiers import is_job_id, is_source_name, is_sql_name, lake_name
 from ingest.limits import MAX_REASON_CHARS, quote, shorten
-from ingest.vocabulary import CONFIG_LOAD_TYPES, WEEKDAYS, LoadType, SchemaPolicy, TableFormat
+from ingest.vocabulary import (
+    CONFIG_LOAD_TYPES,
+    WEEKDAYS,
+    LoadType,
+    SchemaPolicy,
+    TableFormat,
+)
 
 #: characters of a table name pattern (`*`, `orders_%`): refused, `discover` lists the tables
 WILDCARDS = ("*", "?", "%")
@@ -49,9 +55,13 @@ OPTIONAL_COLUMNS = (
     "lookback",
     "split",
     "split_column",
+    "cdc_slot",
+    "cdc_publication",
 )
 #: the most key ranges one table is read as (`split`)
 MAX_SPLIT = 256
+#: a replication slot's name (PostgreSQL's own rule), also used for publications
+_SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 #: delete_detection values
 DELETE_DETECTION = ("keys",)
 #: free-text columns, where a tab or a line break is text (elsewhere, as everywhere, no other
@@ -126,6 +136,49 @@ class _RowChecker:
             self.problem(column, f"{quote(value)} is not one of: {', '.join(allowed)}")
             return None
         return value
+
+    def cdc_names(
+        self,
+        load_type: str | None,
+        source_type: str | None,
+        watermark: str | None,
+        table_format: str | None,
+    ) -> tuple[str | None, str | None]:
+        """CDC jobs: PostgreSQL only, no watermark (changes are ordered by their LSN), Parquet;
+        the optional slot and publication names. Other jobs: no slot or publication."""
+        names: dict[str, str | None] = {}
+        for column in ("cdc_slot", "cdc_publication"):
+            value = self.text(column)
+            if value is not None:
+                value = value.strip()
+                if load_type not in (None, LoadType.CDC):
+                    self.problem(column, "only CDC jobs read through a slot and a publication")
+                    value = None
+                elif not _SLOT_NAME.match(value):
+                    self.problem(
+                        column,
+                        f"{quote(value)} must be 1 to 63 lowercase letters, digits or _ "
+                        "(PostgreSQL's rule for slot names)",
+                    )
+                    value = None
+            names[column] = value
+        if load_type == LoadType.CDC:
+            capturing = self.source_types.capturing_changes
+            if source_type is not None and source_type not in capturing:
+                self.problem(
+                    "load_type",
+                    f"CDC reads PostgreSQL's logical replication; a {source_type} job is FULL "
+                    "or INCREMENTAL",
+                )
+            if watermark is not None or self.text("watermark_column") is not None:
+                self.problem(
+                    "watermark_column",
+                    "a CDC job has no watermark: its changes are ordered by their commit LSN "
+                    "(_lsn); leave watermark_column empty",
+                )
+            if table_format == TableFormat.DELTA:
+                self.problem("table_format", "CDC jobs land Parquet (table_format = parquet)")
+        return names["cdc_slot"], names["cdc_publication"]
 
     def control_characters(self) -> None:
         """No control character in any cell (see FREE_TEXT_COLUMNS)."""
@@ -280,6 +333,7 @@ class _RowChecker:
             else:
                 split = int(split_text)
         split_column = self.sql_name("split_column", self.text("split_column"))
+        cdc_slot, cdc_publication = self.cdc_names(load_type, source_type, watermark, table_format)
 
         if len(self.problems) > before:
             return None
@@ -307,6 +361,8 @@ class _RowChecker:
             lookback=lookback.strip() if lookback else None,
             split=split,
             split_column=split_column,
+            cdc_slot=cdc_slot,
+            cdc_publication=cdc_publication,
             origin=f"sheet {self.raw.sheet!r} row {self.raw.row}",
         )
 
@@ -413,6 +469,7 @@ def parse_rows(
         job for raw in rows if (job := _RowChecker(raw, problems, source_types).check()) is not None
     ]
     _check_across_rows(rows, problems)
+    _check_cdc_names(sheet, checked, problems)
     for extension in source_types.extensions:  # e.g. each rest_api job's `api` sheet row
         checked = extension.apply(origin, sheets or {}, rows, checked, problems, warnings)
     if problems:
@@ -430,6 +487,35 @@ def parse_rows(
                 "deletes are never seen; declare primary_key for a current state"
             )
     return IngestConfig(origin, tuple(checked), tuple(warnings))
+
+
+def _check_cdc_names(sheet: str, jobs: list[JobConfig], problems: list[Problem]) -> None:
+    """Two CDC jobs of one source never share a slot or a publication: a slot has one reader,
+    and its confirmed position is one job's."""
+    seen: dict[tuple[str, str, str], JobConfig] = {}
+    for job in jobs:
+        if not job.is_cdc:
+            continue
+        for column in ("cdc_slot", "cdc_publication"):
+            name = getattr(job, column)
+            if name is None:
+                continue
+            other = seen.setdefault((job.source_name, column, name), job)
+            if other is not job:
+                problems.append(
+                    Problem(
+                        f"{quote(name)} is also the {column} of job {other.job_id} "
+                        f"({other.origin}); each CDC job needs its own",
+                        sheet,
+                        _row_of(job),
+                        column,
+                    )
+                )
+
+
+def _row_of(job: JobConfig) -> int | None:
+    tail = job.origin.rsplit(" row ", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
 
 
 def load_config(path: str | Path, source_types: SourceTypes) -> IngestConfig:

@@ -41,7 +41,7 @@ def compact_jobs(
         job
         for job in config.jobs
         if (not job_ids or job.job_id in job_ids)
-        and job.is_incremental
+        and job.keeps_versions
         and job.table_format != TableFormat.DELTA
     ]
     dest = Destination.from_url(destination)

@@ -51,6 +51,7 @@ from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
+from ingest.job import cdc
 from ingest.job import split as splitting
 from ingest.job.compaction import Thresholds, compact
 from ingest.job.compaction import due as compaction_due
@@ -87,6 +88,8 @@ from ingest.sources import (
     SourceTimeouts,
     get_builder,
 )
+from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.replication import SlotInfo
 from ingest.sources.reserved import note as reserved_note
 from ingest.sources.sql import coerce_watermark
 from ingest.sources.window import read_start
@@ -119,6 +122,8 @@ class JobRun:
     builder: SourceBuilder | None = None
     #: when the job must have finished (INGEST_JOB_TIMEOUT_S, or the job's `timeout`)
     deadline: Deadline | None = None
+    #: a CDC job's read (its slot and source connections; closed at the end)
+    cdc: cdc.CdcRead | None = None
 
     #: more to do at the end (a chunk's engine: `ingest.job.chunk`)
     closers: list[Any] = field(default_factory=list)
@@ -129,6 +134,8 @@ class JobRun:
     def close(self) -> None:
         for call in self.closers:
             call()
+        if self.cdc is not None:
+            self.cdc.close()
         if self.checks is not None:
             self.checks.close()
         if self.workdir is not None:
@@ -153,6 +160,10 @@ class JobOutcome:
     split: SplitPlan | None = None
     #: a split load's commit: the chunks it committed
     chunks: int | None = None
+    #: CDC jobs: (inserts, updates) landed (None: not a CDC job)
+    cdc: tuple[int, int] | None = None
+    #: CDC jobs: the slot after the run (telemetry)
+    slot: SlotInfo | None = None
 
 
 def _deadline(job: JobConfig, settings: Settings) -> Deadline:
@@ -253,6 +264,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         entry = ledger.find(pipeline.state, task.key)
         if entry is not None:
             return _already_loaded(task, dest, entry, pipeline)
+        if job.is_cdc:
+            return _load_cdc(run, builder, secrets, dest, lease, commit_log, pipeline)
         if not task.continues_from_state:
             # start from initial_watermark (or the backfill's range); the state committed
             # with this load supersedes the old cursor
@@ -424,12 +437,105 @@ def _split_note(checked: Checked, split: SplitPlan) -> Checked:
     return dataclasses.replace(checked, reconciliation=dataclasses.replace(outcome, note=note))
 
 
+def _load_cdc(
+    run: JobRun,
+    builder: SourceBuilder,
+    secrets: dict[str, Any],
+    dest: Destination,
+    lease: JobLease,
+    commit_log: CommitLog,
+    pipeline: Any,
+) -> JobOutcome:
+    """A CDC job's load under its lease (`ingest.job.cdc`): the first copy in the slot's
+    snapshot, or the slot's changes up to the run's end position; the slot is confirmed only
+    after the load committed."""
+    task, settings = run.task, run.settings
+    job, table = task.job, task.job.lake_table
+    assert run.workdir is not None and run.deadline is not None and run.checks is not None
+    stored = cdc.stored_lsn(pipeline.state) if task.continues_from_state else None
+    read = run.cdc = cdc.CdcRead(
+        job,
+        builder,
+        secrets,
+        dest,
+        run.workdir,
+        job.chunk_size or settings.chunk_size,
+        settings.cdc_max_changes,
+        settings.state_memory_mb,
+        stored,
+    )
+    keys = read.prepare()
+    read.deadline_s = time.monotonic() + run.deadline.remaining()
+    run.watermark_before = pgoutput.lsn_text(stored) if stored is not None else ""
+    resource = read.resource()
+    resource.apply_hints(table_name=table, columns=read.hints(), primary_key=list(keys))
+    run.checks.drift.prepare(resource)
+    with load_ids_after(commit_log.last_load_id):
+        extract_info = pipeline.extract(
+            [resource, ledger.ledger_resource(task.key, run.watermark_before)],
+            loader_file_format="parquet",
+        )
+    after = cdc.stored_lsn(pipeline.state)
+    watermarks = Watermarks(
+        run.watermark_before, pgoutput.lsn_text(after) if after is not None else ""
+    )
+    landed = Landed()
+    # the first copy always commits (its LSN must land, also for an empty table)
+    if extracted_rows(extract_info, table) > 0 or read.snapshot_rows is not None:
+        run.deadline.check()
+        lease.check()
+        committer = Committer(lease, commit_log, task.run_id, task.kind)
+        with committing_with(committer):
+            landed = _commit(pipeline, table, settings.load_workers)
+        committer.confirm(landed.load_id)
+    read.confirm()  # after the commit: a crash before it re-reads what the lake holds
+    if landed.load_id:
+        _compact_if_due(run, dest, lease, committer.log)
+    counts = read.read
+    if read.snapshot_rows is not None:
+        source = read.snapshot_source_count
+        outcome = Outcome(
+            Reconciled.MATCH if source == read.snapshot_rows else Reconciled.MISMATCH,
+            source,
+            f"first copy in the slot's snapshot: {read.snapshot_rows} row(s) read, "
+            f"{source} counted in the same snapshot",
+        )
+    else:
+        outcome = Outcome(
+            Reconciled.SKIPPED,
+            None,
+            f"CDC: {counts.inserts} insert(s), {counts.updates} update(s), {counts.deletes} "
+            f"delete(s), {counts.truncates} truncate(s) up to "
+            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the table was "
+            "counted at the first copy, in its snapshot",
+        )
+    changes = run.checks.drift.finish(pipeline)
+    # no whole-table count (`ingest.checks.table_count`): it reads the lake's whole current
+    # state, and a CDC run must cost what its changes cost; the first copy is counted in its
+    # own snapshot (above), and every later change is applied by LSN
+    table_count = None
+    checked = Checked(outcome, changes, table_count, run.checks._new_columns(pipeline))
+    if landed.load_id and read.markers:  # rows_loaded: versions; the markers: rows_deleted
+        landed = dataclasses.replace(landed, rows=landed.rows - read.markers)
+    landed_any = bool(landed.load_id)
+    return JobOutcome(
+        landed,
+        watermarks,
+        checked,
+        read.markers if landed_any else 0,
+        None,
+        dict(read.plan.renamed) if read.plan else {},
+        cdc=(counts.inserts, counts.updates) if landed_any else (0, 0),
+        slot=read.slot_info(),
+    )
+
+
 def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: CommitLog) -> None:
     """After a load of a keyed table, under its lease: a new base when the thresholds say so
     (`ingest.job.compaction`). The load has committed: a failure here is logged, never the
     job's failure (the next run tries again)."""
     job, settings = run.task.job, run.settings
-    if not job.is_incremental or job.table_format == TableFormat.DELTA:
+    if not job.keeps_versions or job.table_format == TableFormat.DELTA:
         return
     assert run.workdir is not None
     try:
@@ -726,6 +832,11 @@ def _result(
         table_rows_lake=table.lake if table else None,
         table_reconciled=table.reconciled if table else "",
         chunks=outcome.chunks if outcome else None,
+        rows_inserted=outcome.cdc[0] if outcome and outcome.cdc else None,
+        rows_updated=outcome.cdc[1] if outcome and outcome.cdc else None,
+        cdc_slot=outcome.slot.name if outcome and outcome.slot else "",
+        cdc_retained_bytes=outcome.slot.retained_bytes if outcome and outcome.slot else None,
+        cdc_lag_bytes=outcome.slot.lag_bytes if outcome and outcome.slot else None,
         retriable=ending.retriable,
     )
 

@@ -70,6 +70,13 @@ class JobResult:
     table_rows_source: int | None = None
     table_rows_lake: int | None = None
     table_reconciled: str = ""
+    #: CDC jobs: inserts and updates landed (None: not a CDC job)
+    rows_inserted: int | None = None
+    rows_updated: int | None = None
+    #: CDC jobs: the slot after the run (also telemetry's `IngestionCdcSlot`)
+    cdc_slot: str = ""
+    cdc_retained_bytes: int | None = None
+    cdc_lag_bytes: int | None = None
     #: split loads (ingest.job.split): the chunks one load was read in (None: not split)
     chunks: int | None = None
     #: a note on the whole run (a scheduled run that waited for another run)

@@ -253,6 +253,8 @@ def dictionary_markdown(
             load += f" on `{job.watermark_column}`"
             if job.initial_watermark:
                 load += f" (from {job.initial_watermark})"
+        elif job.is_cdc:
+            load += " (PostgreSQL logical replication, ordered by `_lsn`)"
         lines += [
             f"## {job.source_name}.{job.lake_table}",
             "",
@@ -290,7 +292,7 @@ def dictionary_markdown(
 
 
 def _per_day_meaning(job: JobConfig) -> str:
-    if job.is_incremental:
+    if job.keeps_versions:
         return "median over days of the rows that day's loads landed"
     return "median over days of the rows of that day's latest snapshot"
 

@@ -67,7 +67,8 @@ def source_types() -> SourceTypes:
     names, the other names they accept, their sheet checks, the types that read tables."""
     aliases = {alias: name for name in REGISTRY for alias in capabilities(name).aliases}
     tables = tuple(name for name in REGISTRY if capabilities(name).reads_tables)
-    return SourceTypes(known_source_types(), config_extensions(), aliases, tables)
+    changes = tuple(name for name in REGISTRY if capabilities(name).change_capture)
+    return SourceTypes(known_source_types(), config_extensions(), aliases, tables, changes)
 
 
 def known_source_types() -> tuple[str, ...]:

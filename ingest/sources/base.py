@@ -108,6 +108,8 @@ class Capabilities:
     config_extension: str | None
     #: it reads tables that may have a primary key (an INCREMENTAL job without one is warned)
     reads_tables: bool
+    #: a CDC job can read its change stream (PostgreSQL: logical replication, pgoutput)
+    change_capture: bool
 
 
 class SourceBuilder(ABC):

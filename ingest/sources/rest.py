@@ -285,6 +285,7 @@ class RestApiBuilder(SourceBuilder):
         fast_path_extra=None,
         config_extension="ingest.sources.rest_config:REST_API_CONFIG",
         reads_tables=False,
+        change_capture=False,
     )
     required_keys = ("base_url",)
     optional_keys: ClassVar[tuple[str, ...]] = ("token", "api_key", "username", "password")

@@ -31,6 +31,7 @@ from ingest.sources.base import (
     SourceBuilder,
     SourceTable,
 )
+from ingest.sources.cdc.identity import check_source
 from ingest.sources.fast_arrow import ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
@@ -146,7 +147,7 @@ class SqlSourceBuilder(SourceBuilder):
         # delete markers carry the key and the watermark only: every other column may be NULL
         # in the lake (ingest.checks.deletes)
         key = set(job.primary_key or primary_key.get("constrained_columns") or ())
-        nullable_in_lake = job.delete_detection is not None
+        nullable_in_lake = job.delete_detection is not None or job.is_cdc
         reflected = [
             {**c, "nullable": c["nullable"] or (nullable_in_lake and c["name"] not in key)}
             for c in reflected
@@ -353,6 +354,10 @@ class SqlSourceBuilder(SourceBuilder):
             if job.watermark_column:
                 self._column_type(columns, job, job.watermark_column)
             self.plan(job, columns)
+            if job.is_cdc:
+                with engine.connect() as connection:
+                    check_source(connection.connection.dbapi_connection, job)
+                    connection.rollback()
         finally:
             engine.dispose()
 
@@ -525,6 +530,7 @@ class PostgresBuilder(SqlSourceBuilder):
         fast_path_extra="fast",
         config_extension=None,
         reads_tables=True,
+        change_capture=True,
     )
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2
     drivername = "postgresql+psycopg2"
@@ -575,6 +581,7 @@ class MySqlBuilder(SqlSourceBuilder):
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
+        change_capture=False,
     )
     drivername = "mysql+pymysql"
     default_port = 3306
@@ -633,6 +640,7 @@ class MsSqlBuilder(SqlSourceBuilder):
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
+        change_capture=False,
     )
     drivername = "mssql+pyodbc"
     default_port = 1433
@@ -668,6 +676,7 @@ class OracleBuilder(SqlSourceBuilder):
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
+        change_capture=False,
     )
     drivername = "oracle+oracledb"  # thin mode: no Oracle client needed
     default_port = 1521
@@ -707,6 +716,7 @@ class SqliteBuilder(SqlSourceBuilder):
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
+        change_capture=False,
     )
     drivername = "sqlite"
     required_keys = ("path",)

@@ -59,7 +59,7 @@ from ingest.views.definition import (
     latest,
     load_date,
 )
-from ingest.vocabulary import TableFormat
+from ingest.vocabulary import LSN, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ def build_job_views(
     base: dict[str, Any] = dict(dataset=job.source_name, table=job.lake_table, job_id=job.job_id)
     base.update(load_type=job.load_type, columns=columns)
     keys = table_keys(job, columns)
-    if job.is_incremental and keys:
+    if job.keeps_versions and keys:
         bases = completed & listing.markers.get(job.base_schema_name_in_lake, set())
         newest_base = latest(bases)
         current = [
@@ -381,7 +381,7 @@ def build_job_views(
                 views[0],
                 f"no {job.lake_table}{HISTORY_SUFFIX} view: a configured table has that name",
             )
-    elif job.is_incremental:
+    elif job.keeps_versions:
         views = [
             ViewDef(
                 name=job.lake_table,
@@ -430,9 +430,13 @@ def table_keys(job: JobConfig, columns: tuple[Column, ...]) -> tuple[str, ...]:
 
 
 def _order_column(job: JobConfig, columns: tuple[Column, ...]) -> str | None:
-    if not job.watermark_column:
+    """What orders the versions of a key: the watermark; a CDC job's commit LSN (`_lsn`)."""
+    if job.is_cdc:
+        name = LSN
+    elif not job.watermark_column:
         return None
-    name = lake_name(job.watermark_column)
+    else:
+        name = lake_name(job.watermark_column)
     return name if any(c.name == name for c in columns) else None
 
 

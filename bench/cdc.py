@@ -1,0 +1,280 @@
+"""CDC against a FULL copy: a table with --rows rows, --changed (1 %) of them updated or deleted
+since the last run; and the CDC reader's changes per second against the floor.
+
+`.venv/bin/python bench/cdc.py --help`. Starts its own PostgreSQL cluster with
+`wal_level = logical` (the installed server binaries, a temporary folder, a free port: the
+shared server is never reconfigured; `tests/cdc/cluster.py`), removed at the end.
+
+The source is an 8-column `orders` table (key `order_id`, numeric, text, timestamptz). Each
+measurement is a process of its own (`python -m ingest run`; wall time and peak RSS from wait4):
+
+- CDC first copy: the CDC job's first run (slot, exported snapshot, copy);
+- then --repeat rounds, interleaved (the machine's load hits both alike), medians printed:
+  FULL: a FULL job copies the table (its latest snapshot); then --changed rows change (80 %
+  updates, 20 % deletes, in transactions of 10,000) and the CDC job's next run reads and lands
+  exactly those changes;
+- reader floor: psycopg2 reads the same changes from a slot of their own (made before the
+  changes) with no processing (`read_message` until the end marker);
+- decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
+  turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them.
+Prints numbers only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cdc.cluster import logical_cluster  # noqa: E402
+
+PY = sys.executable
+SOURCE, FULL_SOURCE = "bench_cdc", "bench_full"
+TABLE_DDL = """
+CREATE TABLE orders (
+    order_id bigint PRIMARY KEY,
+    customer_id int NOT NULL,
+    status text NOT NULL,
+    amount numeric(12, 2),
+    qty int,
+    note text,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+)"""
+FILL = """
+INSERT INTO orders
+SELECT g, g %% 100000, (ARRAY['new','paid','shipped','done'])[1 + g %% 4], (g %% 100000) / 7.0,
+       g %% 13, CASE WHEN g %% 5 = 0 THEN NULL ELSE 'note ' || g END,
+       timestamptz '2024-01-01' + g * interval '1 second',
+       timestamptz '2024-01-01' + g * interval '1 second'
+FROM generate_series(%s, %s) g
+"""
+
+
+def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS MB of that process, stderr tail)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    _, err = proc.communicate()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, err.decode()[-500:]
+
+
+def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int, float]:
+    """(changes read, seconds) from `slot` up to an end marker written now."""
+    import psycopg2
+    import psycopg2.extras
+
+    from ingest.sources.cdc import pgoutput
+    from ingest.sources.cdc.changes import MARKER_PREFIX, Bound, ChangeReader
+
+    marker = uuid.uuid4().hex
+    admin = cluster.connect(database)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_logical_emit_message(false, %s, %s)::text", (MARKER_PREFIX, marker)
+        )
+        end = pgoutput.parse_lsn(cursor.fetchone()[0])
+    admin.close()
+    connection = cluster.connect(
+        database, connection_factory=psycopg2.extras.LogicalReplicationConnection
+    )
+    cursor = connection.cursor()
+    started = time.monotonic()
+    cursor.start_replication(
+        slot_name=slot,
+        decode=False,
+        options={"proto_version": "1", "publication_names": "bench_pub", "messages": "true"},
+    )
+
+    def raw() -> Any:
+        while True:
+            message = cursor.read_message()
+            if message is None:
+                select.select([cursor], [], [], 1.0)
+                continue
+            yield message
+
+    changes = 0
+    if decode:
+        columns = (
+            "order_id",
+            "customer_id",
+            "status",
+            "amount",
+            "qty",
+            "note",
+            "created_at",
+            "updated_at",
+        )
+        reader = ChangeReader(
+            "public", "orders", ("order_id",), columns, 0, Bound(end, None, marker.encode())
+        )
+        stream = ((int(m.data_start), pgoutput.decode(bytes(m.payload)), 0) for m in raw())
+        for _ in reader.rows(stream):
+            changes += 1
+    else:
+        tail = marker.encode()
+        for message in raw():
+            payload = message.payload
+            if payload[:1] in (b"I", b"U", b"D"):
+                changes += 1
+            elif payload[:1] == b"M" and bytes(payload).endswith(tail):
+                break
+    seconds = time.monotonic() - started
+    connection.close()
+    return changes, seconds
+
+
+def job_seconds(lake: str, job: str) -> float:
+    """The job's last audit duration_s."""
+    folder = Path(lake.removeprefix("file://")) / "metadata"
+    rows = []
+    for path in sorted(folder.glob("audit_*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows += [r for r in csv.DictReader(handle) if r["job_id"] == job]
+    return float(rows[-1]["duration_s"]) if rows else float("nan")
+
+
+def change(source: Any, rows: int, changed: int, round_: int) -> tuple[int, int]:
+    """`changed` rows changed: 80 % updated, 20 % deleted (rows not touched by an earlier
+    round), in transactions of 10,000."""
+    updates = int(changed * 0.8)
+    stride = max(1, rows // changed)
+    with source.cursor() as cursor:
+        for first in range(0, changed, 10_000):
+            ids = [1 + round_ + (i * stride) for i in range(first, min(first + 10_000, changed))]
+            upd = [i for n, i in enumerate(ids, start=first) if n < updates]
+            gone = [i for n, i in enumerate(ids, start=first) if n >= updates]
+            cursor.execute(
+                "BEGIN; UPDATE orders SET status = 'changed', amount = amount + 1, "
+                "updated_at = now() WHERE order_id = ANY(%s); "
+                "DELETE FROM orders WHERE order_id = ANY(%s); COMMIT",
+                (upd, gone),
+            )
+    return updates, changed - updates
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the table")
+    parser.add_argument("--changed", type=float, default=0.01, help="share of rows changed")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="FULL copies and CDC runs measured (medians)"
+    )
+    args = parser.parse_args()
+    changed = int(args.rows * args.changed)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
+    with logical_cluster() as cluster:
+        database = "bench"
+        admin = cluster.connect()
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {database}")
+        admin.close()
+        source = cluster.connect(database)
+        source.autocommit = True
+        with source.cursor() as cursor:
+            cursor.execute(TABLE_DDL)
+            step = 1_000_000
+            for first in range(1, args.rows + 1, step):
+                cursor.execute(FILL, (first, min(first + step - 1, args.rows)))
+            cursor.execute("VACUUM ANALYZE orders")
+        env = dict(os.environ)
+        env.update(
+            INGEST_WORK_DIR=str(scratch / "work"),
+            INGEST_SECRETS_FILE=str(scratch / "none.toml"),
+            RUNTIME__DLTHUB_TELEMETRY="false",
+            PYTHONPATH=str(ROOT),
+            **{
+                f"SOURCES__{name.upper()}__{key}": value
+                for name in (SOURCE, FULL_SOURCE)
+                for key, value in (
+                    ("HOST", cluster.host),
+                    ("PORT", str(cluster.port)),
+                    ("DATABASE", database),
+                    ("USERNAME", cluster.user),
+                )
+            },
+        )
+        env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+        config = scratch / "jobs.csv"
+        config.write_text(
+            "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
+            f"full,Y,postgresql,{FULL_SOURCE},public,orders,FULL,order_id\n"
+            f"cdc,Y,postgresql,{SOURCE},public,orders,CDC,\n"
+        )
+
+        def run(job: str, lake: str) -> tuple[float, float, float]:
+            """(process seconds, peak MB, the job's own seconds: its audit duration_s)."""
+            cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
+            seconds, peak, _ = whole_process([*cmd, "--destination", lake], env)
+            return seconds, peak, job_seconds(lake, job)
+
+        print(f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%})")
+        lake = (scratch / "lake-cdc").as_uri()
+        first_s, first_mb, _ = run("cdc", lake)
+        print(f"CDC first copy:     {first_s:8.1f} s   peak {first_mb:7.0f} MB")
+        with source.cursor() as cursor:
+            for slot in ("bench_raw", "bench_decode"):
+                cursor.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+            cursor.execute("CREATE PUBLICATION bench_pub FOR TABLE orders")
+        fulls, cdcs = [], []
+        for round_ in range(args.repeat):  # interleaved: the machine's load hits both alike
+            fulls.append(run("full", (scratch / f"lake-full-{round_}").as_uri()))
+            updates, deletes = change(source, args.rows, changed, round_)
+            cdcs.append(run("cdc", lake))
+            print(
+                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s) / "
+                f"{fulls[-1][1]:4.0f} MB, CDC run ({updates:,} updates, {deletes:,} deletes) "
+                f"{cdcs[-1][0]:6.1f} s (job {cdcs[-1][2]:.1f} s) / {cdcs[-1][1]:4.0f} MB"
+            )
+        full_s = statistics.median(f[0] for f in fulls)
+        cdc_s = statistics.median(c[0] for c in cdcs)
+        print(f"FULL copy:          {full_s:8.1f} s   peak {max(f[1] for f in fulls):7.0f} MB")
+        print(
+            f"CDC run:            {cdc_s:8.1f} s   peak {max(c[1] for c in cdcs):7.0f} MB   "
+            f"{changed / cdc_s:,.0f} changes/s   {cdc_s / full_s:.2f} x the FULL copy (medians)"
+        )
+        full_job = statistics.median(f[2] for f in fulls)
+        cdc_job = statistics.median(c[2] for c in cdcs)
+        print(
+            f"the jobs alone:     FULL {full_job:.1f} s, CDC {cdc_job:.1f} s: "
+            f"{cdc_job / full_job:.2f} x (audit duration_s: without the process's start, "
+            "audit, views and report)"
+        )
+        # the slots of the floor and the decoder saw every round's changes
+        changed *= args.repeat
+        raw_n, raw_s = read_slot(cluster, database, "bench_raw", decode=False)
+        print(
+            f"reader floor:       {raw_s:8.1f} s   {raw_n / raw_s:,.0f} changes/s (psycopg2, no processing)"
+        )
+        dec_n, dec_s = read_slot(cluster, database, "bench_decode", decode=True)
+        print(
+            f"decoder:            {dec_s:8.1f} s   {dec_n / dec_s:,.0f} changes/s "
+            f"({dec_n:,} change rows; {raw_s / dec_s:.2f} x the floor's rate)"
+        )
+        source.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

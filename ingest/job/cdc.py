@@ -1,0 +1,466 @@
+"""One run of a CDC job (`load_type = CDC`, PostgreSQL): what `ingest.job.run` extracts, and the
+slot's confirmation after the load committed.
+
+The LSN bookkeeping (exactly once):
+- the lake's pipeline state, committed atomically with each load (`ingest.lake.ledger`), holds
+  `lsn`: the highest commit LSN whose changes the lake holds (the first copy: the slot's
+  consistent point);
+- the slot's confirmed position moves only after the load committed (`confirm`); a crash
+  between the two leaves the slot behind the lake: the next run reads those transactions
+  again and drops every one whose commit LSN is at or below `lsn` (`ingest.sources.cdc.changes`);
+- a run that lands nothing new (nothing changed, or only re-read transactions) still confirms
+  what it read, so the source can release its WAL.
+
+First run (no `lsn` in the state, or a full refresh): the publication is made, the slot is made
+anew exporting its snapshot (a slot left by a run that never committed is dropped: its snapshot
+is gone with it), and the table is copied in that snapshot, each row with the consistent point
+as its `_lsn`. Later runs stream from the slot (`ingest.sources.cdc.changes`). A TRUNCATE lands a
+delete marker for every key the table held: the lake's current keys and the keys of this run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from ingest.config import JobConfig
+from ingest.errors import JobError
+from ingest.identifiers import lake_name
+from ingest.lake import ledger
+from ingest.lake.destination import Destination
+from ingest.secrets import Secret
+from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.changes import (
+    DELETE,
+    MARKER_PREFIX,
+    Bound,
+    ChangeReader,
+    ReadState,
+    Row,
+    TruncateMark,
+    order_text,
+)
+from ingest.sources.cdc.identity import check_source, table_schema
+from ingest.sources.cdc.names import CdcNames, names_of
+from ingest.sources.cdc.replication import Replication, SlotInfo
+from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
+from ingest.sources.typemap import TablePlan
+from ingest.views.dialects import literal_sql
+from ingest.views.state import current_state, state_connection
+from ingest.vocabulary import DELETED
+
+log = logging.getLogger(__name__)
+
+#: our entry in the `ingest` part of the pipeline state
+CDC_KEY = "cdc"
+_SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
+
+
+def stored_lsn(state: Mapping[str, Any]) -> int | None:
+    """The highest commit LSN the lake holds (the committed pipeline state), or None."""
+    for source in (state.get("sources") or {}).values():
+        entry = (source.get(ledger.STATE_KEY) or {}).get(CDC_KEY)
+        if entry and entry.get("lsn") is not None:
+            return int(entry["lsn"])
+    return None
+
+
+def _record(lsn: int, slot: str) -> None:
+    """Inside the extraction: the LSN the load holds (committed with it)."""
+    state = dlt.current.source_state().setdefault(ledger.STATE_KEY, {})
+    state[CDC_KEY] = {"lsn": lsn, "lsn_text": pgoutput.lsn_text(lsn), "slot": slot}
+
+
+def connect_args(builder: Any, secrets: dict[str, Secret]) -> dict[str, Any]:
+    """psycopg2.connect() arguments of the source (from the builder's URL: one place)."""
+    url = builder.url(secrets)
+    args: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    args.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    args.update(builder.engine_kwargs().get("connect_args") or {})
+    return args
+
+
+@dataclass
+class CdcRead:
+    """One CDC run's read: the resource dlt extracts, then `confirm()` after the commit."""
+
+    job: JobConfig
+    builder: Any
+    secrets: dict[str, Secret]
+    dest: Destination
+    workdir: Path
+    chunk_size: int
+    max_changes: int
+    memory_mb: int
+    #: the lake's LSN (None: the first copy is due)
+    stored: int | None
+    names: CdcNames = field(init=False)
+    replication: Replication = field(init=False)
+    engine: sa.Engine = field(init=False)
+    plan: TablePlan | None = None
+    keys: tuple[str, ...] = ()
+    read: ReadState = field(default_factory=ReadState)
+    #: the first copy: rows it read, counted in its snapshot
+    snapshot_rows: int | None = None
+    snapshot_source_count: int | None = None
+    deadline_s: float = 0.0
+    #: delete markers landed (deletes, old keys of key changes, a TRUNCATE's keys)
+    markers: int = 0
+
+    def __post_init__(self) -> None:
+        self.names = names_of(self.job)
+        self.engine = self.builder.engine(self.secrets)
+        self.replication = Replication(connect_args(self.builder, self.secrets), self.names, "")
+        self._use_schema(self.job.schema_name or "public")
+
+    def _use_schema(self, schema: str) -> None:
+        self.schema = schema
+        table = sa.table(self.job.table_name, schema=schema)
+        self.table_sql = self.engine.dialect.identifier_preparer.format_table(table)
+        self.replication.table_sql = self.table_sql
+
+    # --- checks -------------------------------------------------------------------------
+
+    def check_source(self, connection: Any) -> tuple[str, ...]:
+        return check_source(connection, self.job)
+
+    # --- the extraction ---------------------------------------------------------------------
+
+    def resource(self) -> Any:
+        job = self.job
+
+        @dlt.resource(name=job.lake_table, write_disposition="append")
+        def changes() -> Iterator[pa.Table]:
+            if self.stored is None:
+                yield from self._first_copy()
+            else:
+                yield from self._stream()
+
+        data = changes()
+        return data
+
+    def prepare(self) -> tuple[str, ...]:
+        """Before the extraction: checks, publication, the table's type plan. The key."""
+        connection = self.replication.connection()
+        try:
+            self._use_schema(table_schema(connection, self.job))
+            self.keys = self.check_source(connection)
+            self.replication.prepare(connection, self.schema, self.job.table_name)
+            if self.stored is not None and self.replication.slot(connection) is None:
+                raise JobError(
+                    f"replication slot {self.names.slot} of job {self.job.job_id} is gone (it "
+                    "was dropped, or the source was restored): the changes since the last run "
+                    "cannot be read. Run the job with --full-refresh to copy the table again"
+                )
+            self.end_lsn, self.marker = end_position(connection)
+        finally:
+            connection.close()
+        # the table as it is now (after the run's end position: every column a change up
+        # to it names is here, unless dropped since)
+        _, columns = self.builder._reflect(self.engine, self.job)
+        self.plan = self.builder.plan(self.job, columns)
+        self.source_columns = [c["name"] for c in columns]
+        return self.keys
+
+    def hints(self) -> dict[str, dict[str, Any]]:
+        assert self.plan is not None
+        return {**self.plan.hints(), **lake_hints()}
+
+    def _first_copy(self) -> Iterator[pa.Table]:
+        assert self.plan is not None
+        connection = self.replication.connection()
+        try:
+            slot = self.replication.wait_inactive(connection)
+            if slot is not None:
+                if slot.active:
+                    raise JobError(
+                        f"replication slot {self.names.slot} is in use by another reader; stop "
+                        "it (dlt-ingest cdc status) before the job's first copy"
+                    )
+                log.info(
+                    "job %s: slot %s has no copy in the lake: made anew with a snapshot",
+                    self.job.job_id,
+                    self.names.slot,
+                )
+                self.replication.drop(connection, publication=False)
+        finally:
+            connection.close()
+        stream, consistent_point, snapshot = self.replication.create_slot()
+        if not _SNAPSHOT.match(snapshot):
+            stream.close()
+            raise JobError(f"unexpected snapshot name {snapshot!r} from the source")
+        table = sa.table(
+            self.job.table_name,
+            *(sa.column(c) for c in self.source_columns),
+            schema=self.schema,
+        )
+        query = self.plan.select(sa.select(table), table)
+        # the copy's rows come after the delete markers of a copy made again (full refresh)
+        order = order_text(consistent_point, 1)
+        rows = 0
+        with self.engine.connect() as connection:
+            try:
+                connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            finally:
+                stream.close()  # the snapshot is imported (or failed): the slot's connection goes
+            with self.plan.open_session(connection):
+                count = sa.select(sa.func.count()).select_from(table)
+                self.snapshot_source_count = int(connection.execute(count).scalar_one())
+                result = connection.execution_options(yield_per=self.chunk_size).execute(query)
+                for partition in result.partitions(size=self.chunk_size):
+                    batch = self.plan.from_rows([r._data for r in partition])
+                    rows += len(batch)
+                    yield _with_order(batch, order, deleted=False)
+            connection.rollback()
+        self.snapshot_rows = rows
+        self.read.inserts = rows
+        if rows == 0:
+            yield _with_order(self.plan.schema.empty_table(), order, deleted=False)
+        # a copy made again over a lake that holds the table (a full refresh, a slot that was
+        # gone): every key it holds gets a delete marker ordered before the copy's rows, so
+        # keys the copy holds show its row and keys it does not are gone
+        marker_order = order_text(consistent_point, 0)
+        for keys in self._lake_keys():
+            if len(keys):
+                yield self._counted(self._markers(keys, marker_order))
+        _record(consistent_point, self.names.slot)
+
+    def _stream(self) -> Iterator[pa.Table]:
+        assert self.plan is not None and self.stored is not None
+        spill = self.workdir / "cdc"
+        spill.mkdir(parents=True, exist_ok=True)
+        unchanged = UnchangedValues(spill / "unchanged.sqlite", self._varlena_columns())
+        converter = RowConverter(
+            self.engine,
+            self.plan,
+            self.table_sql,
+            self.source_columns,
+            self.keys,
+            unchanged,
+            self._previous,
+        )
+        reader = ChangeReader(
+            self.schema,
+            self.job.table_name,
+            self.keys,
+            self.source_columns,
+            self.stored,
+            Bound(self.end_lsn, self.max_changes, self.marker),
+        )
+        self.read = reader.state
+        pending: list[Row] = []
+        try:
+            for change in reader.rows(self.replication.stream(self.deadline_s)):
+                if isinstance(change, TruncateMark):
+                    if pending:
+                        yield self._counted(converter.convert(pending))
+                        pending = []
+                    for markers in self._truncate(change, converter, unchanged):
+                        yield self._counted(markers)
+                    continue
+                pending.append(change)
+                if len(pending) >= self.chunk_size:
+                    yield self._counted(converter.convert(pending))
+                    pending = []
+            if pending:
+                yield self._counted(converter.convert(pending))
+        finally:
+            unchanged.close()
+            self.replication.close_stream()
+        if reader.state.last_commit_lsn > self.stored:
+            _record(reader.state.last_commit_lsn, self.names.slot)
+
+    def _counted(self, table: pa.Table) -> pa.Table:
+        self.markers += int(pa.compute.sum(table.column(DELETED)).as_py() or 0)
+        return table
+
+    def _truncate(
+        self, mark: TruncateMark, converter: RowConverter, alive: UnchangedValues
+    ) -> Iterator[pa.Table]:
+        """Delete markers for every key the table held: the keys this run left alive (kept on
+        disk), then the lake's current keys but those (DuckDB's anti-join, on disk too)."""
+        assert self.plan is not None
+        names = [converter._lake(k) for k in self.keys]
+        spill = self.workdir / "cdc" / f"truncate-{mark.order}.parquet"
+        writer = None
+        try:
+            for keys in alive.alive_keys(self.chunk_size):
+                rows = [Row(DELETE, mark.order, dict(zip(self.keys, k, strict=True))) for k in keys]
+                table = converter.convert(rows)
+                marked = table.select(names)
+                marked = marked.rename_columns([self._lake_name(n) for n in names])
+                if writer is None:
+                    writer = pq.ParquetWriter(str(spill), marked.schema)
+                writer.write_table(marked)
+                yield table
+        finally:
+            if writer is not None:
+                writer.close()
+        alive.clear()
+        for keys in self._lake_keys(spill if writer is not None else None):
+            if len(keys):
+                yield self._markers(keys, mark.order)
+
+    def _markers(self, keys: pa.Table, order: str) -> pa.Table:
+        """Delete markers of typed keys: the key columns, NULL elsewhere."""
+        assert self.plan is not None
+        arrays = []
+        for f in self.plan.schema:
+            if f.name in keys.column_names:
+                arrays.append(keys.column(f.name).cast(f.type))
+            else:
+                arrays.append(pa.nulls(len(keys), f.type))
+        arrays += [pa.array([order] * len(keys), pa.string()), pa.array([True] * len(keys))]
+        schema = pa.schema(
+            [pa.field(f.name, f.type, nullable=True) for f in self.plan.schema] + lake_fields()
+        )
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _lake_keys(self, but: Path | None = None) -> Iterator[pa.Table]:
+        """The keys of the lake's current state (but those in the Parquet file `but`)."""
+        state = current_state(self.dest, self.job)
+        if state is None:
+            return
+        names = [self._lake_name(k) for k in self.keys]
+        connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
+        try:
+            columns = ", ".join(f's."{n}"' for n in names)
+            query = f"SELECT {columns} FROM ({state.keys_sql}) AS s"
+            if but is not None:
+                match = " AND ".join(f'b."{n}" = s."{n}"' for n in names)
+                query += (
+                    f" WHERE NOT EXISTS (SELECT 1 FROM read_parquet({literal_sql(str(but))}) "
+                    f"AS b WHERE {match})"
+                )
+            result = connection.execute(query)
+            reader = result.fetch_record_batch(self.chunk_size)
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                yield table.rename_columns([self._plan_name(n) for n in table.column_names])
+        finally:
+            connection.close()
+
+    def _previous(self, keys: pa.Table, columns: list[str]) -> dict[tuple, dict[str, Any]]:
+        """The lake's current values of `columns` for the typed `keys` (UNCHANGED values)."""
+        state = current_state(self.dest, self.job)
+        if state is None:
+            return {}
+        key_names = [self._lake_name(k) for k in keys.column_names]
+        connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
+        try:
+            wanted = keys.rename_columns(key_names)
+            connection.register("wanted", wanted)
+            selected = ", ".join(f's."{n}"' for n in [*key_names, *map(self._lake_name, columns)])
+            match = " AND ".join(f's."{n}" = w."{n}"' for n in key_names)
+            found = connection.execute(
+                f"SELECT {selected} FROM ({state.sql}) AS s JOIN wanted AS w ON {match}"
+            ).fetch_arrow_table()
+        finally:
+            connection.close()
+        out: dict[tuple, dict[str, Any]] = {}
+        for row in found.to_pylist():
+            values = list(row.values())
+            key = tuple(values[: len(key_names)])
+            out[key] = dict(zip(columns, values[len(key_names) :], strict=True))
+        return out
+
+    def _lake_name(self, plan_name: str) -> str:
+        return lake_name(plan_name)
+
+    def _plan_name(self, lake: str) -> str:
+        assert self.plan is not None
+        for column in self.plan.columns:
+            if self._lake_name(column.name) == lake:
+                return column.name
+        return lake
+
+    def _varlena_columns(self) -> list[str]:
+        """Columns whose values may be stored out of line (TOAST): variable-length types."""
+        connection = self.replication.connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT "
+                    "a.attisdropped AND t.typlen = -1",
+                    (self.table_sql,),
+                )
+                return [r[0] for r in cursor.fetchall()]
+        finally:
+            connection.close()
+
+    def source_count(self) -> int:
+        """The table's rows now (the whole-table reconciliation)."""
+        table = sa.table(self.job.table_name, schema=self.schema)
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+
+    # --- after the commit --------------------------------------------------------------------
+
+    def confirm(self) -> bool:
+        """The load committed (or there was nothing to land): move the slot on."""
+        lsn = self.read.confirm_lsn
+        if self.stored is None or not lsn:
+            return True
+        connection = self.replication.connection()
+        try:
+            return self.replication.confirm(connection, lsn)
+        finally:
+            connection.close()
+
+    def slot_info(self) -> SlotInfo | None:
+        """The slot after the run (retained WAL, lag), for telemetry; None if unreadable."""
+        try:
+            connection = self.replication.connection()
+            try:
+                return self.replication.slot(connection)
+            finally:
+                connection.close()
+        except Exception as exc:  # telemetry only: never the job's failure
+            log.warning("job %s: slot %s not read: %s", self.job.job_id, self.names.slot, exc)
+            return None
+
+    def close(self) -> None:
+        self.replication.close_stream()
+        self.engine.dispose()
+
+
+def end_position(connection: Any) -> tuple[int, bytes | None]:
+    """The run's end position: a non-transactional logical message written now (its LSN, its
+    content), so the stream says when it has sent everything before it; where the message
+    cannot be written (no EXECUTE on pg_logical_emit_message), the WAL insert position."""
+    marker = uuid.uuid4().hex.encode()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(
+                "SELECT pg_logical_emit_message(false, %s, %s)::text",
+                (MARKER_PREFIX, marker.decode()),
+            )
+            return pgoutput.parse_lsn(cursor.fetchone()[0]), marker
+        except Exception as exc:  # noqa: BLE001 (a permission, or a read-only source)
+            log.info("no end marker (%s): the run ends at the WAL insert position", exc)
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return pgoutput.parse_lsn(cursor.fetchone()[0]), None
+
+
+def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:
+    rows = len(batch)
+    lsn = pa.array([order] * rows, pa.string())
+    flags = pa.array([deleted] * rows, pa.bool_())
+    return pa.Table.from_arrays(
+        [*batch.columns, lsn, flags], schema=pa.schema([*batch.schema, *lake_fields()])
+    )

@@ -1,0 +1,239 @@
+"""The slot's messages as change rows of one table, read up to the run's bound.
+
+A run reads whole transactions, in commit order, from the slot's confirmed position:
+- a transaction whose commit LSN is at or below `skip_through` (the highest commit LSN the
+  lake already holds) is read and dropped: it landed before a crash kept its confirmation
+  from reaching the slot (exactly once);
+- the read stops before the first transaction that commits at or after `end_lsn` (the WAL
+  position when the run started: the run's end marker, a non-transactional logical message
+  it writes at its start), or once `max_changes` changes were read, or when the marker (or,
+  without one, a keepalive at or past `end_lsn`) arrives: a busy source never keeps a run
+  going; the next run reads the rest.
+
+Each change gets its order in the lake (`_lsn`): the commit LSN of its transaction as 16
+hexadecimal digits, `.`, and its place in the transaction as 8 (`000000000172AB40.00000003`).
+Text of one width sorts like the numbers: a key's versions order by commit, then by their
+order inside the transaction (a row changed twice by one transaction). The first copy's rows
+carry the slot's consistent point with place 1 (place 0: the delete markers of a copy made
+again over a lake that holds the table, `ingest.job.cdc`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ingest.errors import JobError
+from ingest.sources.cdc import pgoutput
+from ingest.sources.cdc.pgoutput import UNCHANGED
+
+log = logging.getLogger(__name__)
+
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+#: the messages that carry a row change
+_CHANGES = (pgoutput.Insert, pgoutput.Update, pgoutput.Delete)
+
+
+def order_text(commit_lsn: int, place: int) -> str:
+    return f"{commit_lsn:016X}.{place:08X}"
+
+
+class Row(NamedTuple):
+    """One change of one row: its values by column name (text, None, or UNCHANGED)."""
+
+    op: str
+    order: str
+    values: dict[str, object]
+
+
+class TruncateMark(NamedTuple):
+    """A TRUNCATE of the table: every key the table held before it is deleted."""
+
+    order: str
+
+
+#: WAL page size and the page headers' sizes (a record never starts inside a header)
+WAL_PAGE, PAGE_HEADERS = 8192, (24, 40)
+
+
+#: the prefix of the run's end marker (`pg_logical_emit_message`, non-transactional)
+MARKER_PREFIX = "dlt-ingest-cdc-end"
+
+
+@dataclass(frozen=True)
+class Bound:
+    end_lsn: int
+    max_changes: int | None = None
+    #: the content of this run's end marker: once the stream sends it, every transaction
+    #: committed before it has been sent (None: no marker; wait for the position)
+    marker: bytes | None = None
+
+    @property
+    def reached_at(self) -> int:
+        """Where the stream has sent everything before `end_lsn`: the insert position right
+        after a page header is the end of the record that filled the page before it."""
+        offset = self.end_lsn % WAL_PAGE
+        return self.end_lsn - offset if offset in PAGE_HEADERS else self.end_lsn
+
+
+@dataclass
+class ReadState:
+    """What the read found, for the commit and the audit."""
+
+    #: the highest commit LSN of a transaction that landed rows in this run (0: none)
+    last_commit_lsn: int = 0
+    #: where the slot may be confirmed once the load committed (0: nowhere new)
+    confirm_lsn: int = 0
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    truncates: int = 0
+    #: transactions read again and dropped (they had landed)
+    skipped: int = 0
+    ignored_columns: set[str] = field(default_factory=set)
+
+    @property
+    def changes(self) -> int:
+        return self.inserts + self.updates + self.deletes + self.truncates
+
+
+class ChangeReader:
+    """The changes of table `schema.table` from a decoded stream (see module doc)."""
+
+    def __init__(
+        self,
+        schema: str,
+        table: str,
+        keys: tuple[str, ...],
+        columns: Iterable[str],
+        skip_through: int,
+        bound: Bound,
+    ) -> None:
+        self.schema, self.table, self.keys = schema, table, keys
+        self.columns = set(columns)
+        self.skip_through, self.bound = skip_through, bound
+        self.state = ReadState()
+        self._relations: dict[int, pgoutput.Relation] = {}
+        #: per relation: its column names ("" for one the table no longer has)
+        self._names: dict[int, list[str]] = {}
+
+    def _ours(self, relation_id: int) -> pgoutput.Relation | None:
+        relation = self._relations.get(relation_id)
+        if relation is None:
+            return None
+        if relation.namespace == self.schema and relation.name == self.table:
+            return relation
+        return None
+
+    def _values(self, relation: pgoutput.Relation, values: tuple) -> dict[str, object]:
+        names = self._names.get(relation.relation_id)
+        if names is None or len(names) != len(relation.columns):
+            names = self._names[relation.relation_id] = self._known(relation)
+        if len(values) != len(names):
+            raise pgoutput.ProtocolError(
+                f"{len(values)} value(s) for the {len(relation.columns)} column(s) of "
+                f"{relation.namespace}.{relation.name}"
+            )
+        return {name: value for name, value in zip(names, values, strict=True) if name}
+
+    def _known(self, relation: pgoutput.Relation) -> list[str]:
+        """The relation's column names, "" for a column the table no longer has."""
+        names = []
+        for column in relation.columns:
+            if column.name in self.columns:
+                names.append(column.name)
+                continue
+            names.append("")
+            if column.name not in self.state.ignored_columns:
+                # dropped since (the table read at the run's start has no such column)
+                self.state.ignored_columns.add(column.name)
+                log.info("column %s is no longer in %s: not landed", column.name, self.table)
+        return names
+
+    def _key(self, values: dict[str, object]) -> tuple:
+        return tuple(values.get(k) for k in self.keys)
+
+    def rows(self, stream: Iterator[tuple[int, object, int]]) -> Iterator[Row | TruncateMark]:
+        state, bound = self.state, self.bound
+        in_tx = skipping = False
+        commit_lsn = place = 0
+        for _, message, wal_end in stream:
+            if message is None:
+                if not in_tx and wal_end >= bound.reached_at:
+                    # everything committed before the run's end position has been sent
+                    state.confirm_lsn = max(state.confirm_lsn, wal_end)
+                    return
+                continue
+            kind = type(message)
+            if kind in _CHANGES:
+                if skipping:
+                    continue
+                relation = self._ours(message.relation_id)  # type: ignore[attr-defined]
+                if relation is None:
+                    continue
+                for row in self._change(relation, message, commit_lsn, place):
+                    place += 1
+                    yield row
+            elif kind is pgoutput.Begin:
+                assert isinstance(message, pgoutput.Begin)
+                if message.final_lsn >= bound.end_lsn:
+                    return  # committed after the run started: the next run's
+                if bound.max_changes is not None and state.changes >= bound.max_changes:
+                    return
+                in_tx, commit_lsn, place = True, message.final_lsn, 0
+                skipping = commit_lsn <= self.skip_through
+            elif kind is pgoutput.Commit:
+                assert isinstance(message, pgoutput.Commit)
+                in_tx = False
+                state.confirm_lsn = max(state.confirm_lsn, message.end_lsn)
+                if skipping:
+                    state.skipped += 1
+                elif place:
+                    state.last_commit_lsn = max(state.last_commit_lsn, commit_lsn)
+            elif kind is pgoutput.Relation:
+                assert isinstance(message, pgoutput.Relation)
+                self._relations[message.relation_id] = message
+                self._names.pop(message.relation_id, None)
+            elif kind is pgoutput.Message:
+                assert isinstance(message, pgoutput.Message)
+                ours = message.prefix == MARKER_PREFIX and message.content == bound.marker
+                if ours and not message.transactional and not in_tx:
+                    state.confirm_lsn = max(state.confirm_lsn, message.lsn)
+                    return
+            elif kind is pgoutput.Truncate and not skipping:
+                assert isinstance(message, pgoutput.Truncate)
+                if any(self._ours(r) for r in message.relation_ids):
+                    place += 1
+                    state.truncates += 1
+                    yield TruncateMark(order_text(commit_lsn, place))
+
+    def _change(
+        self, relation: pgoutput.Relation, message: object, commit_lsn: int, place: int
+    ) -> list[Row]:
+        state = self.state
+        if isinstance(message, pgoutput.Insert):
+            state.inserts += 1
+            return [
+                Row(INSERT, order_text(commit_lsn, place + 1), self._values(relation, message.new))
+            ]
+        if isinstance(message, pgoutput.Delete):
+            state.deletes += 1
+            old = self._values(relation, message.old)
+            return [Row(DELETE, order_text(commit_lsn, place + 1), old)]
+        assert isinstance(message, pgoutput.Update)
+        state.updates += 1
+        new = self._values(relation, message.new)
+        out = []
+        if message.old is not None:
+            old = self._values(relation, message.old)
+            if message.old_kind == "O":  # REPLICA IDENTITY FULL: the old row, TOAST included
+                new = {k: old.get(k) if v is UNCHANGED else v for k, v in new.items()}
+            if self._key(old) != self._key(new):  # the key changed: the old key is gone
+                out.append(Row(DELETE, order_text(commit_lsn, place + 1), old))
+                place += 1
+        if any(new.get(k) is UNCHANGED or new.get(k) is None for k in self.keys):
+            raise JobError(f"an update of {self.table} arrived without its key {self.keys}")
+        out.append(Row(UPDATE, order_text(commit_lsn, place + 1), new))
+        return out

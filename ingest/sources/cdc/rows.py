@@ -1,0 +1,215 @@
+"""Change rows as the lake's Arrow tables, typed exactly as a FULL load of the table types them.
+
+pgoutput sends each value in PostgreSQL's text form. Rather than parse every type's text
+ourselves, the values go back to the source in one statement per batch, as row literals of
+the table's own row type: `CAST(text AS <table>)` runs each column type's input function (the
+exact inverse of the text output: numeric, timestamptz, json/jsonb, arrays, uuid, bytea ...),
+and the row is read through the job's type plan, the very SELECT list and conversion a FULL
+load uses (`ingest.sources.typemap`). So a CDC version lands value for value and type for type
+as the FULL load of the same row would.
+
+A value an UPDATE left unchanged out of line (TOAST; pgoutput does not send it unless the
+table has REPLICA IDENTITY FULL, whose old row carries it) is the key's previous value: from an
+earlier change of the key in this run (kept on disk, `UnchangedValues`), else from the lake's
+current state (`previous`, given by the job). It is never landed as NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from ingest.errors import JobError
+from ingest.sources.cdc.changes import DELETE, Row
+from ingest.sources.cdc.pgoutput import UNCHANGED
+from ingest.sources.typemap import TablePlan
+from ingest.vocabulary import DELETED, LSN
+
+#: the column of a batch's position (the read orders by it)
+ORDINAL = "_ingest_ordinal"
+#: (typed keys of the rows that need them, the column names) -> {key tuple: {column: value}}
+Previous = Callable[[pa.Table, list[str]], dict[tuple, dict[str, Any]]]
+
+
+def record_literal(values: Sequence[object]) -> str:
+    """PostgreSQL's text form of a row: `("a","b\\"c",,"")` (empty: NULL)."""
+    fields = []
+    for value in values:
+        if value is None:
+            fields.append("")
+        else:
+            text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            fields.append(f'"{text}"')
+    return "(" + ",".join(fields) + ")"
+
+
+def lake_fields() -> list[pa.Field]:
+    return [pa.field(LSN, pa.string(), nullable=False), pa.field(DELETED, pa.bool_())]
+
+
+def lake_hints() -> dict[str, dict[str, Any]]:
+    return {
+        LSN: {"name": LSN, "data_type": "text", "nullable": False},
+        DELETED: {"name": DELETED, "data_type": "bool", "nullable": True},
+    }
+
+
+class UnchangedValues:
+    """Every key this run changed and did not delete, with the text of its out-of-line-able
+    (varlena) columns, on disk (SQLite in the run's working folder): what an UNCHANGED value of
+    a later change of the key was, and the keys a TRUNCATE deletes besides the lake's. A
+    batch's changes are kept in memory until `flush()` (one write per batch, as JSON: text and
+    NULLs only, exact)."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("CREATE TABLE v (k TEXT PRIMARY KEY, v TEXT)")
+        #: this batch's keys: their values, or None when the key was deleted
+        self.pending: dict[tuple, dict[str, object] | None] = {}
+
+    def remember(self, key: tuple, values: dict[str, object]) -> None:
+        self.pending[key] = {c: values.get(c) for c in self.columns}
+
+    def forget(self, key: tuple) -> None:
+        self.pending[key] = None
+
+    def alive_keys(self, size: int) -> Iterator[list[tuple]]:
+        """The keys this run changed and did not delete, `size` at a time (a TRUNCATE's)."""
+        self.flush()
+        cursor = self.db.execute("SELECT k FROM v ORDER BY k")
+        while batch := cursor.fetchmany(size):
+            yield [tuple(json.loads(k)) for (k,) in batch]
+
+    def clear(self) -> None:
+        """After a TRUNCATE: no key is left."""
+        self.pending.clear()
+        self.db.execute("DELETE FROM v")
+
+    def recall(self, key: tuple) -> dict[str, object] | None:
+        if key in self.pending:
+            return self.pending[key]
+        found = self.db.execute("SELECT v FROM v WHERE k = ?", (json.dumps(key),)).fetchone()
+        return json.loads(found[0]) if found else None
+
+    def flush(self) -> None:
+        dumps = json.dumps
+        kept = [(dumps(k), dumps(v)) for k, v in self.pending.items() if v is not None]
+        gone = [(dumps(k),) for k, v in self.pending.items() if v is None]
+        self.db.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", kept)
+        self.db.executemany("DELETE FROM v WHERE k = ?", gone)
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class RowConverter:
+    """Batches of change rows -> Arrow tables of the plan's schema plus `_lsn`, `_deleted`."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        plan: TablePlan,
+        table_sql: str,
+        source_columns: Sequence[str],
+        keys: tuple[str, ...],
+        unchanged: UnchangedValues,
+        previous: Previous,
+    ) -> None:
+        self.engine, self.plan, self.keys = engine, plan, keys
+        self.source_columns = list(source_columns)
+        self.unchanged, self.previous = unchanged, previous
+        ordinal = ORDINAL
+        while ordinal in self.source_columns:  # a source column of that name: another one
+            ordinal += "_"
+        sub = (
+            sa.text(
+                f"SELECT (s.r).*, u.n AS {ordinal} FROM unnest(CAST(:rows AS text[])) "
+                f"WITH ORDINALITY AS u(txt, n) CROSS JOIN LATERAL "
+                f"(SELECT CAST(u.txt AS {table_sql}) AS r OFFSET 0) AS s"
+            )
+            .columns(*(sa.column(c) for c in self.source_columns), sa.column(ordinal))
+            .subquery("t")
+        )
+        self.query = plan.select(sa.select(sub), sub).order_by(sub.c[ordinal])
+        self.schema = pa.schema([*plan.schema, *lake_fields()])
+
+    def convert(self, rows: Sequence[Row]) -> pa.Table:
+        missing: dict[int, list[str]] = {}
+        literals = []
+        keys, columns, unchanged = self.keys, self.source_columns, self.unchanged
+        for index, row in enumerate(rows):
+            values = row.values
+            key = tuple([values.get(k) for k in keys])
+            if row.op == DELETE:
+                values = {k: values.get(k) for k in keys}
+                unchanged.forget(key)
+            else:
+                gaps = [c for c, v in values.items() if v is UNCHANGED]
+                if gaps:
+                    values = dict(values)
+                    earlier = unchanged.recall(key) or {}
+                    for column in gaps:
+                        if column in earlier:
+                            values[column] = earlier[column]
+                    still = [c for c in gaps if values[c] is UNCHANGED]
+                    if still:
+                        missing[index] = still
+                        for column in still:
+                            values[column] = None
+                unchanged.remember(key, values)
+            literals.append(record_literal([values.get(c) for c in columns]))
+        self.unchanged.flush()
+        with self.engine.connect() as connection, self.plan.open_session(connection):
+            result = connection.execute(self.query, {"rows": literals})
+            table = self.plan.from_rows([r._data for r in result])
+            connection.rollback()
+        if len(table) != len(rows):
+            raise JobError(f"{len(rows)} change(s) converted into {len(table)} row(s)")
+        if missing:
+            table = self._fill(table, missing)
+        lsn = pa.array([r.order for r in rows], pa.string())
+        deleted = pa.array([r.op == DELETE for r in rows], pa.bool_())
+        return pa.Table.from_arrays([*table.columns, lsn, deleted], schema=self.schema)
+
+    def _fill(self, table: pa.Table, missing: dict[int, list[str]]) -> pa.Table:
+        """UNCHANGED values no change of this run had: the lake's current values."""
+        indices = sorted(missing)
+        columns = sorted({c for cs in missing.values() for c in cs})
+        names = [self._lake(c) for c in columns]
+        keys = table.select([self._lake(k) for k in self.keys]).take(indices)
+        found = self.previous(keys, names)
+        for name, column in zip(names, columns, strict=True):
+            values = table.column(name).to_pylist()
+            for index, key in zip(indices, keys.to_pylist(), strict=True):
+                if column not in missing[index]:
+                    continue
+                typed = tuple(key.values())
+                if typed not in found:
+                    raise JobError(
+                        f"an update of {self.plan.table} left column {column} unchanged for a "
+                        f"key the lake does not hold ({typed}); set REPLICA IDENTITY FULL on "
+                        "the table (its updates then carry every value) and run the job with "
+                        "--full-refresh"
+                    )
+                values[index] = found[typed][name]
+            position = table.schema.get_field_index(name)
+            table = table.set_column(
+                position,
+                table.schema.field(position),
+                pa.array(values, table.schema.field(position).type),
+            )
+        return table
+
+    def _lake(self, source: str) -> str:
+        for column in self.plan.columns:
+            if column.source_name == source:
+                return column.name
+        return source

@@ -1,0 +1,96 @@
+"""The change reader, from decoded messages (no database): transactions at or below the lake's
+LSN are dropped, the read stops at the run's end marker, its end position or its maximum (whole
+transactions), a key that changes lands a delete of the old key, REPLICA IDENTITY FULL fills
+unchanged TOAST values, a TRUNCATE of the table is one mark, and `_lsn` sorts like the LSNs."""
+
+from __future__ import annotations
+
+from ingest.sources.cdc import pgoutput as po
+from ingest.sources.cdc.changes import (
+    MARKER_PREFIX,
+    Bound,
+    ChangeReader,
+    Row,
+    TruncateMark,
+    order_text,
+)
+
+REL = po.Relation(
+    7,
+    "public",
+    "t",
+    "d",
+    (po.RelationColumn("id", 23, -1, True), po.RelationColumn("v", 25, -1, False)),
+)
+OTHER = po.Relation(8, "public", "other", "d", (po.RelationColumn("id", 23, -1, True),))
+
+
+def tx(commit: int, *changes) -> list:
+    return [
+        (0, po.Begin(commit, 0, 1), 0),
+        (0, REL, 0),
+        (0, OTHER, 0),
+        *[(0, c, 0) for c in changes],
+        (0, po.Commit(0, commit, commit + 8, 0), 0),
+    ]
+
+
+def reader(skip: int = 0, end: int = 10_000, most: int | None = None, marker=None):
+    return ChangeReader("public", "t", ("id",), ("id", "v"), skip, Bound(end, most, marker))
+
+
+def test_transactions_the_lake_holds_are_dropped_and_the_rest_ordered():
+    stream = [
+        *tx(100, po.Insert(7, ("1", "a"))),
+        *tx(200, po.Insert(7, ("2", "b")), po.Update(7, ("2", "c")), po.Insert(8, ("9",))),
+        *tx(300, po.Delete(7, ("1", None), "K")),
+        (0, None, 10_000),
+    ]
+    read = reader(skip=100)
+    rows = list(read.rows(iter(stream)))
+    assert [(r.op, r.order, r.values["id"]) for r in rows] == [
+        ("insert", order_text(200, 1), "2"),
+        ("update", order_text(200, 2), "2"),
+        ("delete", order_text(300, 1), "1"),
+    ]
+    assert read.state.skipped == 1 and read.state.last_commit_lsn == 300
+    assert read.state.confirm_lsn == 10_000
+    assert order_text(0xFF, 2) < order_text(0x100, 1) < order_text(0x100, 2)
+
+
+def test_the_read_stops_at_its_marker_its_end_or_its_maximum():
+    marker = b"m1"
+    stream = [
+        *tx(100, po.Insert(7, ("1", "a"))),
+        (0, po.Message(False, 150, MARKER_PREFIX, b"someone else's"), 0),
+        (0, po.Message(False, 160, MARKER_PREFIX, marker), 0),
+        *tx(200, po.Insert(7, ("2", "b"))),
+    ]
+    read = reader(marker=marker)
+    assert [r.values["id"] for r in read.rows(iter(stream))] == ["1"]
+    assert read.state.confirm_lsn == 160
+    late = reader(end=200)  # a transaction committing at or after the end: the next run's
+    two = tx(100, po.Insert(7, ("1", "a"))) + tx(200, po.Insert(7, ("2", "b")))
+    assert [r.values["id"] for r in late.rows(iter(two))] == ["1"]
+    assert late.state.confirm_lsn == 108
+    both = tx(100, po.Insert(7, ("1", "a")), po.Insert(7, ("2", "a")))
+    most = reader(most=1)  # whole transactions: both rows of the first, none of the second
+    rows = list(most.rows(iter(both + tx(200, po.Insert(7, ("3", "a"))))))
+    assert [r.values["id"] for r in rows] == ["1", "2"]
+
+
+def test_a_key_change_deletes_the_old_key_and_full_identity_fills_toast():
+    stream = [
+        *tx(
+            100,
+            po.Update(7, ("5", "x"), ("4", None), "K"),
+            po.Update(7, ("5", po.UNCHANGED), ("5", "big"), "O"),
+            po.Truncate((8, 7), False, False),
+        ),
+        (0, None, 10_000),
+    ]
+    rows = list(reader().rows(iter(stream)))
+    assert isinstance(rows[0], Row) and (rows[0].op, rows[0].values["id"]) == ("delete", "4")
+    assert (rows[1].op, rows[1].values) == ("update", {"id": "5", "v": "x"})
+    assert rows[2].values == {"id": "5", "v": "big"}
+    assert rows[3] == TruncateMark(order_text(100, 4))
