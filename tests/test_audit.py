@@ -15,7 +15,8 @@ from ingest.cli import main
 from ingest.config import JobConfig
 from ingest.lake.destination import Destination
 from ingest.reports.history import recent
-from tests.test_job import SOURCE, run
+from tests.fixtures.orders import SOURCE, run
+from tests.fixtures.sheet import sheet_header
 
 DAY = dt.date(2026, 1, 2)
 #: what an audit cell may hold: any text (control characters, line breaks, quotes, formulas,
@@ -105,8 +106,18 @@ def test_a_text_watermark_ending_in_a_carriage_return(pg, file_lake, monkeypatch
     assert sorted(r["watermark_after"] for r in rows) == sorted(stamps)
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        f"watermark_column,primary_key\ntx,Y,postgresql,{SOURCE},{pg.name},tickets,"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + f"\ntx,Y,postgresql,{SOURCE},{pg.name},tickets,"
         "INCREMENTAL,stamp,code\n",
         encoding="utf-8",
     )
@@ -143,7 +154,8 @@ def test_a_run_killed_after_its_commit_gets_its_audit_row_from_the_next_run(
     and writes its row (flagged as recovered, with the rows the load holds)."""
     import signal
 
-    from tests.test_exactly_once import (
+    from tests.fixtures.orders import ORDERS_DDL, insert_orders
+    from tests.fixtures.processes import (
         INCREMENTAL_ROW,
         Process,
         audit_rows,
@@ -151,7 +163,6 @@ def test_a_run_killed_after_its_commit_gets_its_audit_row_from_the_next_run(
         wait_for_file,
         write_config,
     )
-    from tests.test_job import ORDERS_DDL, insert_orders
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 1500)

@@ -18,6 +18,7 @@ import pytest
 
 from ingest.secrets.resolver import SecretResolver, TomlSecrets
 from ingest.sources import REGISTRY, get_builder
+from tests.fixtures.sheet import sheet_header
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / ".dlt" / "secrets.toml.example"
@@ -121,7 +122,8 @@ def test_installed_wheel_runs_from_any_folder(wheel: Path, tmp_path: Path) -> No
 
     config = elsewhere / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\n"
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\n"
         "001,Y,sqlite,shop,orders,FULL\n"
     )
     run = dlt_ingest("run", "--config", "jobs.csv", "--json")

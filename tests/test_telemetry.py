@@ -28,9 +28,20 @@ from ingest.lake.destination import Destination
 from ingest.reports.history import failure_summary, recent, run_results, run_summaries
 from tests.appinsights_capture import CaptureServer
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.sheet import sheet_header
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,primary_key"
+COLUMNS = sheet_header(
+    "job_id",
+    "enabled",
+    "source_type",
+    "source_name",
+    "schema_name",
+    "table_name",
+    "load_type",
+    "watermark_column",
+    "primary_key",
+)
 
 #: runs the CLI the way a deployment does: telemetry configured first, then the command
 DRIVER = (

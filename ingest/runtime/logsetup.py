@@ -219,6 +219,8 @@ def configure_logging(
     root.setLevel(level)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if level <= logging.DEBUG:  # --verbose: dlt's progress records too (extract, normalize)
+        logging.getLogger("dlt").setLevel(logging.INFO)
     route_dlt_logging()
 
 

@@ -20,11 +20,23 @@ import function_app
 from ingest.app import MANUAL_INSTANCE
 from tests.conftest import read_lake_table
 from tests.durable_harness import FakeDurable, NonDeterminism, ReplayHost
+from tests.fixtures.sheet import sheet_header
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_COLUMNS = (
-    "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-    "watermark_column,primary_key,initial_watermark,schedule"
+    sheet_header(
+        "job_id",
+        "enabled",
+        "source_type",
+        "source_name",
+        "schema_name",
+        "table_name",
+        "load_type",
+        "watermark_column",
+        "primary_key",
+        "initial_watermark",
+        "schedule",
+    )
 ).split(",")
 
 

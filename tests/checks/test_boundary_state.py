@@ -13,7 +13,7 @@ import json
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.lake.layout import STATE_DIR
-from tests.test_job import SOURCE, job, run
+from tests.fixtures.orders import SOURCE, job, run
 
 ROWS = 1_000_000
 #: the whole decompressed state of the job, ledger included, stays under this

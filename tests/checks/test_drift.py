@@ -12,7 +12,7 @@ from ingest import telemetry
 from ingest.checks.drift import SOURCE_COLUMNS_HINT, stored_schema
 from ingest.lake.destination import Destination
 from tests.conftest import lake_files, read_lake_table
-from tests.test_job import SOURCE, job, run
+from tests.fixtures.orders import SOURCE, job, run
 
 DDL = "CREATE TABLE items (id bigint PRIMARY KEY, qty bigint, note text, updated_at timestamptz)"
 

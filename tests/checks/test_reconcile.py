@@ -17,7 +17,8 @@ from ingest.config import JobConfig
 from ingest.job import run_job
 from ingest.sources import REGISTRY, builder_class, capabilities
 from tests.conftest import read_lake_table
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
+from tests.fixtures.sheet import sheet_header
 
 
 def lake_ids(destination: str, table: str = "orders", source: str = SOURCE) -> list[int]:
@@ -206,7 +207,16 @@ def test_bad_ingest_reconcile_value_is_refused_before_anything_loads(
         run(job(pg, load_type="FULL"), file_lake, "run-1")
     config = Path(file_lake.removeprefix("file://")).parent / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+        )
+        + "\n"
         f"f1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n"
     )
     assert main(["run", "--config", str(config), "--destination", file_lake]) == 2
@@ -409,7 +419,16 @@ def test_mismatch_emits_telemetry_and_warn_keeps_exit_code_0(pg, file_lake, monk
     before_final_count(monkeypatch, lambda: insert_late_row(pg, next(late_ids)))
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+        )
+        + "\n"
         f"r1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n",
         encoding="utf-8",
     )

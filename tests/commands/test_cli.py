@@ -15,6 +15,7 @@ import pytest
 
 from ingest.cli import all_parsers, build_parser
 from tests.cli import clean_env, dlt_ingest, dlt_ingest_on_terminal
+from tests.fixtures.sheet import sheet_header
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -92,7 +93,8 @@ def lake_with_nulls(tmp_path) -> tuple[str, dict[str, str]]:
         )
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\n"
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\n"
         "n1,Y,sqlite,notes_src,notes,FULL\n",
         encoding="utf-8",
     )
@@ -150,7 +152,8 @@ def test_validate_json(tmp_path):
         conn.execute("CREATE TABLE u (id INTEGER PRIMARY KEY)")
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\n"
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\n"
         "a,Y,sqlite,good,t,FULL\nb,Y,sqlite,gone,t,FULL\nc,N,sqlite,good,u,FULL\n",
         encoding="utf-8",
     )
@@ -172,7 +175,8 @@ def test_validate_json(tmp_path):
 
     bad = tmp_path / "bad.csv"
     bad.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\nx,Y,sqlite,good,*,FULL\n",
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\nx,Y,sqlite,good,*,FULL\n",
         encoding="utf-8",
     )
     proc = dlt_ingest("validate", "--config", str(bad), "--json", env=env)
@@ -191,7 +195,8 @@ def test_validate_json(tmp_path):
 def test_validate_prints_each_failure_whole_below_the_table(tmp_path):
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\nb,Y,sqlite,gone,t,FULL\n",
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\nb,Y,sqlite,gone,t,FULL\n",
         encoding="utf-8",
     )
     proc = dlt_ingest(

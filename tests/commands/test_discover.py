@@ -31,6 +31,7 @@ from tests.conftest import (
     PG_USER,
     read_lake_table,
 )
+from tests.fixtures.sheet import sheet_header
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -91,8 +92,20 @@ def pg_env(tmp_path: Path) -> dict[str, str]:
 
 
 EXISTING = (
-    "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,"
-    "primary_key,schedule,notes\n"
+    sheet_header(
+        "job_id",
+        "enabled",
+        "source_type",
+        "source_name",
+        "schema_name",
+        "table_name",
+        "load_type",
+        "watermark_column",
+        "primary_key",
+        "schedule",
+        "notes",
+    )
+    + "\n"
     '007,N,postgresql,pgd,{schema},other_table,FULL,,id,WEEKLY:MON,"kept, as is"\n'
     "legacy-a,N,sqlite,old_src,,things,FULL,,,DAILY,\n"
 )

@@ -20,8 +20,19 @@ import pytest
 
 from ingest.cli import main
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.sheet import sheet_header
 
-COLUMNS = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,primary_key"
+COLUMNS = sheet_header(
+    "job_id",
+    "enabled",
+    "source_type",
+    "source_name",
+    "schema_name",
+    "table_name",
+    "load_type",
+    "watermark_column",
+    "primary_key",
+)
 
 
 def closed_port() -> int:
@@ -221,7 +232,8 @@ def test_a_read_only_lake_ends_with_a_clear_message_not_a_traceback(tmp_path):
         conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"n{i}") for i in range(5)])
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\n1,Y,sqlite,shop,items,FULL\n",
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\n1,Y,sqlite,shop,items,FULL\n",
         encoding="utf-8",
     )
     lake = tmp_path / "lake"
@@ -291,7 +303,8 @@ def _sqlite_run(tmp_path: Path, lake: Path) -> subprocess.CompletedProcess:
         conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"n{i}") for i in range(5)])
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type\n1,Y,sqlite,shop,items,FULL\n",
+        sheet_header("job_id", "enabled", "source_type", "source_name", "table_name", "load_type")
+        + "\n1,Y,sqlite,shop,items,FULL\n",
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "INGEST_"))}

@@ -5,7 +5,7 @@ stopped (SIGSTOP, as a frozen VM or a stalled process would be) at a chosen poin
 the test hook (tests/pause_hook), another writer takes the job over once the stopped one's blob
 lease expired, and the stopped writer is then let go. On a local lake the OS lock of a stopped
 process is still held, so nobody can take the job over: there the fence is the `flock` itself
-(tests/test_exactly_once.py checks a second writer waits or is skipped).
+(tests/job/test_exactly_once.py checks a second writer waits or is skipped).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from ingest.lake.destination import Destination
 from ingest.lake.layout import load_id_of
 from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import completed_load_ids, table_files
-from tests.test_exactly_once import (
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, source_rows
+from tests.fixtures.processes import (
     FULL_ROW,
     INCREMENTAL_ROW,
     WAITING,
@@ -32,7 +33,6 @@ from tests.test_exactly_once import (
     wait_for_file,
     write_config,
 )
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
 
 LEASE_ENV = {"INGEST_LEASE_PERIOD_S": "15", "INGEST_LEASE_WAIT_S": "120"}
 

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 
 from ingest.cli import main
 from ingest.lake.destination import Destination
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders
+from tests.fixtures.sheet import sheet_header
 
 
 def test_the_base_has_dictionaries_only_where_values_repeat(pg, file_lake, monkeypatch, tmp_path):
@@ -20,8 +21,18 @@ def test_the_base_has_dictionaries_only_where_values_repeat(pg, file_lake, monke
     pg.use_as(monkeypatch, SOURCE)
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        f"watermark_column,primary_key\no1,Y,postgresql,{SOURCE},{pg.name},orders,INCREMENTAL,"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + f"\no1,Y,postgresql,{SOURCE},{pg.name},orders,INCREMENTAL,"
         "updated_at,order_id\n",
         encoding="utf-8",
     )

@@ -10,7 +10,7 @@ from ingest.lake import delta
 from ingest.lake.destination import Destination
 from ingest.lake.lease import Holder, lease_for, lease_name
 from ingest.lake.loads import is_delta_table, remove_incomplete_loads
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
 
 
 def delta_rows(destination: str) -> list[tuple]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ingest.lake.destination import Destination
-from tests.test_exactly_once import (
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, source_rows
+from tests.fixtures.processes import (
     INCREMENTAL_ROW,
     Process,
     audit_rows,
@@ -26,7 +27,6 @@ from tests.test_exactly_once import (
     wait_for_file,
     write_config,
 )
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
 
 #: a lake folder name with what URLs and shells treat specially
 NAME = "My Lake %41 #1 +x é"
@@ -57,7 +57,8 @@ def test_one_path_for_every_writer_and_reader(pg, odd_lake, monkeypatch, tmp_pat
     pg.use_as(monkeypatch, SOURCE)
     config = write_config(tmp_path, pg, [INCREMENTAL_ROW])
     args = ["run", "--config", config, "--destination", odd_lake]
-    env = base_env()
+    # the shortest lease (15 s): the rerun takes over the killed writer's lease once it expired
+    env = base_env(INGEST_LEASE_PERIOD_S="15")
 
     first = Process([*args, "--run-id", "night-1"], env)
     assert first.finish() == 0, first.stderr
@@ -67,7 +68,9 @@ def test_one_path_for_every_writer_and_reader(pg, odd_lake, monkeypatch, tmp_pat
     pause = tmp_path / "pause"
     pause.mkdir()
     doomed = Process(
-        [*args, "--run-id", "night-2"], base_env(INGEST_TEST_PAUSE_AT="commit"), pause_dir=pause
+        [*args, "--run-id", "night-2"],
+        base_env(INGEST_TEST_PAUSE_AT="commit", INGEST_LEASE_PERIOD_S="15"),
+        pause_dir=pause,
     )
     wait_for_file(pause / "commit", doomed)
     doomed.popen.send_signal(signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""Test hook for real `python -m ingest run` processes (tests/test_exactly_once.py,
+"""Test hook for real `python -m ingest run` processes (tests/job/test_exactly_once.py,
 tests/lake/test_commit_fence.py). On PYTHONPATH only in tests.
 
 - INGEST_TEST_PAUSE_DIR: the process stops at a point of its load, creates `<dir>/<point>`

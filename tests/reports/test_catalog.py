@@ -13,7 +13,8 @@ from openpyxl import Workbook, load_workbook
 
 from ingest.cli import main
 from ingest.reports.catalog import CATALOG_COLUMNS, CATALOG_FILE, DICTIONARY_FILE
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders
+from tests.fixtures.sheet import sheet_header
 
 HEADER = [
     "job_id",
@@ -160,8 +161,18 @@ def test_dictionary_key_in_use_rows_per_day_and_the_command_as_run(pg, tmp_path)
     )
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        "watermark_column,primary_key\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + "\n"
         f"c1,Y,postgresql,{SOURCE},{pg.name},customers,FULL,,\n"
         f"v1,Y,postgresql,{SOURCE},{pg.name},visits,INCREMENTAL,seen_at,\n",
         encoding="utf-8",

@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli import clean_env, dlt_ingest, dlt_ingest_on_terminal
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
+from tests.fixtures.sheet import sheet_header
 
 SOURCE = "logs_pg"
 #: 2026-12-07T03:54:42.607+01:00 INFO    [run-... j1] logger: message
@@ -44,8 +45,18 @@ def json_tables(pg, tmp_path) -> Path:
         )
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        "watermark_column,primary_key\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + "\n"
         f"j1,Y,postgresql,{SOURCE},{pg.name},docs,INCREMENTAL,updated_at,id\n"
         f"j2,Y,postgresql,{SOURCE},{pg.name},more_docs,INCREMENTAL,updated_at,id\n",
         encoding="utf-8",
@@ -70,7 +81,7 @@ def run(config: Path, lake: Path, env: dict[str, str], *options: str):
 
 
 def test_text_format_for_ours_and_dlts_records(json_tables, pg, tmp_path):
-    proc = run(json_tables, tmp_path / "lake", env_for(tmp_path))
+    proc = run(json_tables, tmp_path / "lake", env_for(tmp_path), "--verbose")
     lines = proc.stderr.splitlines()
     assert lines
     parsed = [TEXT_LINE.match(line) for line in lines]
@@ -79,6 +90,9 @@ def test_text_format_for_ours_and_dlts_records(json_tables, pg, tmp_path):
     run_id = next(r["run"] for r in records if r["run"].startswith("run-"))
     ours = [r for r in records if r["logger"] == "ingest.job.run" and r["job"] == "j1"]
     assert ours[0]["message"].startswith("job j1 started") and ours[0]["run"] == run_id
+    # dlt's records (its progress, shown with --verbose) in our format, with each job's id
+    dlt = [r for r in records if r["logger"] == "dlt"]
+    assert {r["job"] for r in dlt} == {"j1", "j2"} and {r["run"] for r in dlt} == {run_id}
     # dlt's own format never appears ("2026-12-07 03:54:42,607|[WARNING]|...")
     assert "|[WARNING]|" not in proc.stderr and "|[INFO]|" not in proc.stderr
     # dlt's warnings about JSON columns never reach the user raw (the type map hands dlt the
@@ -93,7 +107,7 @@ def test_text_format_for_ours_and_dlts_records(json_tables, pg, tmp_path):
 
 def test_json_format_one_object_per_line_with_run_and_job_ids(json_tables, tmp_path):
     for options, extra in (
-        (("--log-format", "json"), {}),
+        (("--log-format", "json", "--verbose"), {}),
         (("--job", "j1", "--job", "j2"), {"INGEST_LOG_FORMAT": "json"}),  # the setting
     ):
         lake = tmp_path / f"lake{len(options)}"
@@ -106,6 +120,11 @@ def test_json_format_one_object_per_line_with_run_and_job_ids(json_tables, tmp_p
         ours = [r for r in records if r["logger"] == "ingest.job.run" and r["job_id"] == "j2"]
         assert ours and ours[0]["message"].startswith("job j2 started")
         assert ours[0]["run_id"].startswith("run-")
+        dlt = [r for r in records if r["logger"] == "dlt"]
+        if "--verbose" in options:  # dlt's progress records, with the job ids
+            assert {r["job_id"] for r in dlt} == {"j1", "j2"}
+        else:  # without it, dlt says nothing in this run
+            assert dlt == []
         for raw in RAW_EXPECTED:
             assert raw not in proc.stderr
 
@@ -124,7 +143,16 @@ def slow_table(pg, tmp_path) -> Path:
     )
     config = tmp_path / "slow.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+        )
+        + "\n"
         f"p1,Y,postgresql,{SOURCE},{pg.name},slow,FULL\n",
         encoding="utf-8",
     )

@@ -20,7 +20,8 @@ from ingest.config import JobConfig
 from ingest.job import run_job
 from ingest.runtime import optional
 from tests.conftest import lake_files, read_lake_table
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job
+from tests.fixtures.sheet import sheet_header
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +92,18 @@ def test_validate_reports_missing_extras(
         JobConfig("d1", True, "sqlite", "shop", "orders", "FULL", table_format="delta"),
         JobConfig("p1", True, "postgresql", "erp", "items", "FULL"),
     ]
-    header = "job_id,enabled,source_type,source_name,table_name,load_type,table_format\n"
+    header = (
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "table_format",
+        )
+        + "\n"
+    )
     body = "".join(
         f"{j.job_id},Y,{j.source_type},{j.source_name},{j.table_name},FULL,{j.table_format}\n"
         for j in rows

@@ -28,9 +28,20 @@ from ingest.secrets.resolver import (
     build_resolver,
 )
 from tests.conftest import read_lake_table
+from tests.fixtures.sheet import sheet_header
 from tests.keyvault_standin import SCOPE, TENANT, FakeCredential, KeyVaultStandIn
 
-COLUMNS = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,primary_key"
+COLUMNS = sheet_header(
+    "job_id",
+    "enabled",
+    "source_type",
+    "source_name",
+    "schema_name",
+    "table_name",
+    "load_type",
+    "watermark_column",
+    "primary_key",
+)
 
 
 @pytest.fixture

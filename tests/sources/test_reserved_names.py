@@ -9,7 +9,8 @@ import pytest
 from ingest.cli import main
 from ingest.config import JobConfig
 from ingest.views.duck import run_query
-from tests.test_job import SOURCE, run
+from tests.fixtures.orders import SOURCE, run
+from tests.fixtures.sheet import sheet_header
 
 DDL = """
 CREATE TABLE events (
@@ -60,8 +61,18 @@ def test_reserved_source_columns_land_renamed_and_the_views_keep_ours(
 
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        f"watermark_column,primary_key\nev,Y,postgresql,{SOURCE},{pg.name},events,INCREMENTAL,"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + f"\nev,Y,postgresql,{SOURCE},{pg.name},events,INCREMENTAL,"
         "updated_at,id\n",
         encoding="utf-8",
     )

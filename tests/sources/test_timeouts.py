@@ -18,7 +18,7 @@ import pytest
 from ingest.config import JobConfig
 from ingest.job.progress import Deadline, JobTimeout
 from tests.conftest import MARIA_HOST, MARIA_PORT, MARIA_USER, PG_DB, PG_HOST, PG_PORT, PG_USER
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, job, run
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
 
 
 def _pg_session():

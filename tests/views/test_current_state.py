@@ -16,7 +16,8 @@ import pytest
 
 from ingest.cli import main
 from ingest.views.duck import run_query
-from tests.test_exactly_once import audit_rows
+from tests.fixtures.processes import audit_rows
+from tests.fixtures.sheet import sheet_header
 
 SOURCE = "pg_erp"
 CUSTOMERS = """
@@ -27,9 +28,18 @@ CREATE TABLE customers (
     updated_at timestamptz NOT NULL
 )"""
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
-HEADER = (
-    "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,watermark_column,"
-    "primary_key,delete_detection,lookback"
+HEADER = sheet_header(
+    "job_id",
+    "enabled",
+    "source_type",
+    "source_name",
+    "schema_name",
+    "table_name",
+    "load_type",
+    "watermark_column",
+    "primary_key",
+    "delete_detection",
+    "lookback",
 )
 
 
@@ -187,7 +197,7 @@ def test_a_compaction_killed_anywhere_leaves_the_views_right(
     the source; compacting again works, is idempotent, and keeps every version in the history."""
     import signal
 
-    from tests.test_exactly_once import Process, base_env, wait_for_file
+    from tests.fixtures.processes import Process, base_env, wait_for_file
 
     pg.execute(CUSTOMERS)
     pg.use_as(monkeypatch, SOURCE)

@@ -20,7 +20,7 @@ from ingest.lake.destination import Destination
 from ingest.views import DIALECTS
 from ingest.views.duck import connect, create_views
 from ingest.views.refresh import refresh_views
-from tests.test_job import SOURCE, run
+from tests.fixtures.orders import SOURCE, run
 
 DAY = 86400.0
 

@@ -11,6 +11,7 @@ from openpyxl import Workbook
 from ingest.cli import main
 from ingest.configuration import load_config
 from ingest.errors import ConfigError
+from tests.fixtures.sheet import sheet_header
 
 HEADER = [
     "job_id",
@@ -288,7 +289,18 @@ def test_timeouts_and_control_characters_are_checked_with_their_cell(tmp_path):
     line breaks are text only in owner and notes."""
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,timeout,owner,notes\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "timeout",
+            "owner",
+            "notes",
+        )
+        + "\n"
         'a,Y,sqlite,shop,t1,FULL,90m,ana,"two\nlines"\n'
         "b,Y,sqlite,shop,t2,FULL,soon,bob,\n"
         "c,Y,sqlite,shop,t3,FULL,1h30m,car\x07ol,\n"
@@ -311,7 +323,17 @@ def test_timeouts_and_control_characters_are_checked_with_their_cell(tmp_path):
     assert (2, "notes") not in problems and (2, "timeout") not in problems
 
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,timeout,notes\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "timeout",
+            "notes",
+        )
+        + "\n"
         'a,Y,sqlite,shop,t1,FULL,90m,"two\nlines"\nb,Y,sqlite,shop,t2,FULL,1h30m,\n'
         "c,Y,sqlite,shop,t3,FULL,45,\n",
         encoding="utf-8",
@@ -331,8 +353,17 @@ def test_timeouts_and_control_characters_are_checked_with_their_cell(tmp_path):
 def test_incremental_jobs_without_a_key_are_warned_about(tmp_path):
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,watermark_column,"
-        "primary_key\nk,Y,sqlite,shop,t1,INCREMENTAL,updated_at,id\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + "\nk,Y,sqlite,shop,t1,INCREMENTAL,updated_at,id\n"
         "n,Y,sqlite,shop,t2,INCREMENTAL,updated_at,\nf,Y,sqlite,shop,t3,FULL,,\n",
         encoding="utf-8",
     )

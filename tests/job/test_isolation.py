@@ -23,11 +23,17 @@ from ingest.cli import main
 from ingest.config import JobConfig
 from ingest.job import run_job
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
+from tests.fixtures.sheet import sheet_header
 
 SOURCE = "pg_iso"
 PANIC_DDL = "CREATE TABLE far (id int PRIMARY KEY, at timestamp)"
 PANIC_ROWS = "INSERT INTO far VALUES (1, '2024-01-01'), (2, '294276-01-01 00:00:00')"
-HEADER = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type\n"
+HEADER = (
+    sheet_header(
+        "job_id", "enabled", "source_type", "source_name", "schema_name", "table_name", "load_type"
+    )
+    + "\n"
+)
 
 
 def make_source(pg) -> None:

@@ -9,77 +9,19 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.runner import run_tasks
 from ingest.settings import Settings
 from tests.conftest import lake_files, read_lake_table
-
-SOURCE = "pg_erp"
-
-ORDERS_DDL = """
-CREATE TABLE orders (
-    order_id bigint PRIMARY KEY,
-    qty int,
-    created_at timestamptz NOT NULL,
-    amount numeric(12, 2),
-    customer text,
-    note text,
-    updated_at timestamptz
-)"""
-
-
-def insert_orders(pg, first: int, last: int, updated_at: str = "2024-01-01T00:00:00+00") -> None:
-    pg.execute(
-        """
-        INSERT INTO orders
-        SELECT g, g %% 7,
-               timestamptz '2024-01-01 00:00:00+00' + (g || ' minutes')::interval,
-               (g * 1.25 + 0.01)::numeric(12, 2),
-               'Zoë Ñandú 東京 ' || g,
-               CASE WHEN g %% 5 = 0 THEN NULL ELSE 'n' || g END,
-               %s::timestamptz + (g || ' seconds')::interval
-        FROM generate_series(%s, %s) g
-        """,
-        (updated_at, first, last),
-    )
-
-
-def job(pg, table: str = "orders", load_type: str = "INCREMENTAL", **kw) -> JobConfig:
-    defaults = dict(
-        watermark_column="updated_at" if load_type == "INCREMENTAL" else None,
-        primary_key=("order_id",),
-        schema_name=pg.name,
-    )
-    defaults.update(kw)
-    return JobConfig(
-        job_id=kw.pop("job_id", f"{table}-job"),
-        enabled=True,
-        source_type="postgresql",
-        source_name=kw.pop("source_name", SOURCE),
-        table_name=table,
-        load_type=load_type,
-        **{k: v for k, v in defaults.items() if k not in ("job_id", "source_name")},
-    )
-
-
-def run(job_config: JobConfig, destination: str, run_id: str, **task) -> dict:
-    return run_job(
-        {"run_id": run_id, "job": job_config.to_dict(), "destination": destination, **task}
-    )
-
-
-def source_rows(pg, table: str = "orders", where: str = "TRUE") -> list[tuple]:
-    return pg.query(f"SELECT * FROM {table} WHERE {where} ORDER BY 1")
-
-
-def lake_rows(destination: str, table: str = "orders", source: str = SOURCE) -> list[tuple]:
-    landed = read_lake_table(destination, source, table)
-    if landed is None:
-        return []
-    data_columns = [c for c in landed.column_names if not c.startswith("_dlt")]
-    rows = landed.select(data_columns).to_pylist()
-    return sorted(tuple(r.values()) for r in rows)
+from tests.fixtures.orders import (
+    ORDERS_DDL,
+    SOURCE,
+    insert_orders,
+    job,
+    lake_rows,
+    run,
+    source_rows,
+)
+from tests.fixtures.sheet import sheet_header
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -316,8 +258,18 @@ def test_process_killed_mid_load_then_rerun_lands_each_row_once(
     pg.use_as(monkeypatch, SOURCE)
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        f"watermark_column,primary_key\nk1,Y,postgresql,{SOURCE},{pg.name},orders,"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "watermark_column",
+            "primary_key",
+        )
+        + f"\nk1,Y,postgresql,{SOURCE},{pg.name},orders,"
         "INCREMENTAL,updated_at,order_id\n"
     )
     killer = tmp_path / "killer"
@@ -341,7 +293,7 @@ def test_process_killed_mid_load_then_rerun_lands_each_row_once(
         "--destination",
         file_lake,
     ]
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
 
     killed = subprocess.run(
         command,

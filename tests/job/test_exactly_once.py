@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,131 +27,20 @@ from ingest.identifiers import lake_schema_name
 from ingest.lake.destination import Destination
 from ingest.lake.layout import STATE_DIR, load_id_of
 from ingest.lake.loads import completed_load_ids, table_files
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, source_rows
-
-ROOT = Path(__file__).resolve().parent.parent
-HOOK = Path(__file__).resolve().parent / "pause_hook"
-COLUMNS = (
-    "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-    "watermark_column,primary_key"
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, source_rows
+from tests.fixtures.processes import (
+    FULL_ROW,
+    HOOK,
+    INCREMENTAL_ROW,
+    ROOT,
+    WAITING,
+    Process,
+    audit_rows,
+    base_env,
+    completed_ids,
+    wait_for_file,
+    write_config,
 )
-WAITING = "waiting for the lease"
-
-
-def write_config(tmp_path: Path, pg, rows: list[str]) -> str:
-    path = tmp_path / "jobs.csv"
-    lines = [COLUMNS] + [row.format(source=SOURCE, schema=pg.name) for row in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
-
-
-INCREMENTAL_ROW = "k1,Y,postgresql,{source},{schema},orders,INCREMENTAL,updated_at,order_id"
-FULL_ROW = "f1,Y,postgresql,{source},{schema},orders,FULL,,order_id"
-
-
-class Process:
-    """A `python -m ingest ...` process whose stderr is read as it comes."""
-
-    def __init__(
-        self,
-        args: list[str],
-        env: dict[str, str],
-        pause_dir: Path | None = None,
-        hook: bool = False,
-    ):
-        hooked = hook or pause_dir is not None  # the test hook (tests/pause_hook) is loaded
-        path = [str(HOOK), str(ROOT)] if hooked else [str(ROOT)]
-        env = {**env, "PYTHONPATH": os.pathsep.join(path)}
-        if pause_dir is not None:
-            env["INGEST_TEST_PAUSE_DIR"] = str(pause_dir)
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "ingest", *args],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.stdout = ""
-        self._changed = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read_err, daemon=True),
-            threading.Thread(target=self._read_out, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_err(self) -> None:
-        for line in self.popen.stderr:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-
-    def _read_out(self) -> None:
-        self.stdout = self.popen.stdout.read()
-
-    def wait_for_line(self, text: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = next((line for line in self.lines if text in line), None)
-                if found is not None:
-                    return found
-                if self.popen.poll() is not None and not self._readers[0].is_alive():
-                    raise AssertionError(f"process ended without {text!r}:\n{self.stderr}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no {text!r} within {timeout} s:\n{self.stderr}")
-                self._changed.wait(min(remaining, 0.5))
-
-    def finish(self, timeout: float = 300) -> int:
-        code = self.popen.wait(timeout)
-        for reader in self._readers:
-            reader.join(10)
-        return code
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-
-def wait_for_file(path: Path, process: Process, timeout: float = 120) -> None:
-    """Until `path` exists (the paused writer created it), or the writer ended."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.popen.poll() is not None:
-            raise AssertionError(f"the first writer ended before pausing:\n{process.stderr}")
-        assert time.monotonic() < deadline, f"no {path.name} within {timeout} s"
-        time.sleep(0.02)
-
-
-def completed_ids(lake: str, table: str = "orders") -> Counter:
-    """order_id -> how often it is in the lake's completed loads of the job's table."""
-    import pyarrow.parquet as pq
-
-    dest = Destination.from_url(lake)
-    fs = dest.filesystem()
-    done = completed_load_ids(dest, SOURCE, lake_schema_name(f"{SOURCE}__{table}"), fs, table=table)
-    ids: Counter = Counter()
-    for path in table_files(dest, SOURCE, table, fs):
-        if load_id_of(path) in done:
-            with fs.open(path, "rb") as handle:
-                ids.update(pq.read_table(handle, columns=["order_id"]).column(0).to_pylist())
-    return ids
-
-
-def audit_rows(lake: str) -> list[dict[str, str]]:
-    import datetime as dt
-
-    dest = Destination.from_url(lake)
-    fs = dest.filesystem()
-    name = f"audit_{dt.datetime.now(dt.UTC):%Y%m%d}.csv"
-    try:
-        with fs.open(dest.path("metadata", name), "r", encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(io.StringIO(handle.read())))
-    except FileNotFoundError:
-        return []
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -162,13 +50,6 @@ def lake(request) -> Iterator[str]:
         yield request.getfixturevalue("file_lake")
     else:
         yield request.getfixturevalue("azure_lake")
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(DATA_WRITER__FILE_MAX_ITEMS="1000", INGEST_CHUNK_SIZE="1000")
-    env.update(extra)
-    return env
 
 
 # ------------------------------------------------------------------------------------------
@@ -385,7 +266,7 @@ def test_a_full_table_that_became_empty_lands_an_empty_snapshot(
 ):
     import pyarrow.parquet as pq
 
-    from tests.test_job import job, run
+    from tests.fixtures.orders import job, run
 
     monkeypatch.setenv("INGEST_BACKEND", backend)
     pg.execute(ORDERS_DDL)
@@ -450,7 +331,7 @@ def test_rows_at_the_boundary_are_told_apart_in_bounded_state(pg, file_lake, mon
     and reconciliation says so instead of matching."""
     from ingest.checks import boundary
     from ingest.checks.reconcile import BOUNDARY_DROPPED
-    from tests.test_job import run
+    from tests.fixtures.orders import run
 
     pg.execute(EVENTS_DDL)
     pg.use_as(monkeypatch, SOURCE)
@@ -504,7 +385,7 @@ def completed_ids_of_events(lake: str) -> int:
 
 
 def test_a_new_key_at_the_boundary_lands_and_matches(pg, file_lake, monkeypatch):
-    from tests.test_job import job, run
+    from tests.fixtures.orders import job, run
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 20, updated_at="2024-01-01T00:00:00+00")
@@ -564,7 +445,7 @@ def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monk
     reports its load. Retried once more after that commit: the same load again."""
     import json
 
-    from tests.test_job import job
+    from tests.fixtures.orders import job
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 3000)
@@ -625,7 +506,7 @@ def test_an_activity_whose_job_another_run_is_loading_fails_retriably_naming_it(
     from ingest.app.activities import RetriableTableError
     from ingest.lake.layout import lease_name
     from ingest.lake.lease import Holder, lease_for
-    from tests.test_job import job
+    from tests.fixtures.orders import job
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 10)
@@ -682,7 +563,7 @@ def test_two_state_files_per_job_survive_a_death_between_state_and_marker(pg, la
     """The lake keeps two state files per job (ingest.settings.MAX_STATE_FILES), not dlt's 100:
     a load that died after its state file but before its completion marker is cleaned up, and
     the job continues from the last completed load's state, every row once."""
-    from tests.test_job import job, run
+    from tests.fixtures.orders import job, run
 
     pg.execute(ORDERS_DDL)
     pg.use_as(monkeypatch, SOURCE)
