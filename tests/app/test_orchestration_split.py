@@ -16,6 +16,7 @@ import pytest
 import function_app
 from ingest.job.run import SPLIT_KEY
 from tests.app.test_orchestration import Runner, assert_one_row_per_table, failed, loaded
+from tests.fixtures.sheet import sheet_header
 
 
 def plan(chunks: int) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     from ingest.reports.history import run_results
     from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
     from tests.durable_harness import ActivityFailure, DurableSim
-    from tests.test_job import ORDERS_DDL, insert_orders, lake_rows, source_rows
+    from tests.fixtures.orders import ORDERS_DDL, insert_orders, lake_rows, source_rows
     from tests.test_split import markers
 
     pg.execute(ORDERS_DDL)
@@ -151,7 +152,17 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     pg.use_as(monkeypatch, "pg_erp")
     config = tmp_path / "jobs.csv"
     config.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,split\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "split",
+        )
+        + "\n"
         f"001,Y,postgresql,pg_erp,{pg.name},a,FULL,\n"
         f"002,Y,postgresql,pg_erp,{pg.name},orders,FULL,4\n"
         f"003,Y,postgresql,pg_erp,{pg.name},b,FULL,\n",

@@ -7,8 +7,11 @@ import pytest
 from ingest.configuration import load_config
 from ingest.errors import ConfigError
 from ingest.vocabulary import LoadType
+from tests.fixtures.sheet import sheet_header
 
-HEADER = "job_id,enabled,source_type,source_name,table_name,load_type,watermark_column,"
+HEADER = sheet_header(
+    "job_id", "enabled", "source_type", "source_name", "table_name", "load_type", "watermark_column"
+)
 HEADER += "primary_key,cdc_slot,cdc_publication,table_format\n"
 
 

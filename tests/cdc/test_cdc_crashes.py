@@ -14,7 +14,7 @@ import pytest
 from ingest.cli import main
 from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.conftest import set_source_env
-from tests.test_exactly_once import Process, audit_rows, wait_for_file
+from tests.fixtures.processes import Process, audit_rows, wait_for_file
 
 #: the pause points: extracted and first file written (read, not committed); the commit in
 #: the table's log written (not yet marked complete); the load complete (slot not confirmed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ingest.app import activities
 from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways
 from tests.conftest import set_source_env
-from tests.test_exactly_once import audit_rows
+from tests.fixtures.processes import audit_rows
 
 
 def durable_run(run_id: str, lake: str) -> dict:

@@ -10,7 +10,8 @@ import json
 from ingest.cli import main
 from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.conftest import set_source_env
-from tests.test_exactly_once import audit_rows
+from tests.fixtures.processes import audit_rows
+from tests.fixtures.sheet import sheet_header
 
 
 def test_status_drop_and_a_full_refresh(source, file_lake, tmp_path, monkeypatch, capsys):
@@ -62,7 +63,16 @@ def test_validate_says_what_the_table_lacks(source, tmp_path, monkeypatch, capsy
     )
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,primary_key\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "primary_key",
+        )
+        + "\n"
         f"n,Y,postgresql,{SOURCE},nokey,CDC,\n"
         f"o,Y,postgresql,{SOURCE},otherkey,CDC,b\n"
         f"f,Y,postgresql,{SOURCE},full_identity,CDC,a\n"

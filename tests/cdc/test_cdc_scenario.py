@@ -15,7 +15,8 @@ import pytest
 from ingest.cli import main
 from ingest.views.duck import run_query
 from tests.conftest import set_source_env
-from tests.test_exactly_once import audit_rows
+from tests.fixtures.processes import audit_rows
+from tests.fixtures.sheet import sheet_header
 
 SOURCE = "pg_cdc"
 ITEMS = """
@@ -26,7 +27,19 @@ CREATE TABLE items (
     updated_at timestamptz NOT NULL,
     big text
 )"""
-HEADER = "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
+HEADER = (
+    sheet_header(
+        "job_id",
+        "enabled",
+        "source_type",
+        "source_name",
+        "schema_name",
+        "table_name",
+        "load_type",
+        "primary_key",
+    )
+    + "\n"
+)
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -197,7 +210,17 @@ def test_quoted_names_another_schema_and_the_search_path(source, file_lake, tmp_
     source.execute("CREATE TABLE plain (id int PRIMARY KEY, v text)")
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "primary_key",
+        )
+        + "\n"
         f"q,Y,postgresql,{SOURCE},Sales,Orders,CDC,\n"
         f"p,Y,postgresql,{SOURCE},,plain,CDC,\n",
         encoding="utf-8",
@@ -226,7 +249,16 @@ def test_schema_policy_freeze_stops_a_cdc_run_before_anything_lands(
     source.execute("INSERT INTO items VALUES (1, 'a', 1, now(), NULL)")
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,schema_policy\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "schema_policy",
+        )
+        + "\n"
         f"c1,Y,postgresql,{SOURCE},items,CDC,freeze\n",
         encoding="utf-8",
     )

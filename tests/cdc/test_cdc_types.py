@@ -10,6 +10,7 @@ from pathlib import Path
 from ingest.cli import main
 from tests.cdc.test_cdc_scenario import view
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.sheet import sheet_header
 
 CDC, FULL = "pg_cdc", "pg_full"
 TYPED = """
@@ -59,7 +60,17 @@ def test_cdc_lands_what_a_full_load_lands(source, file_lake, tmp_path: Path, mon
     source.execute(ROWS)
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "primary_key",
+        )
+        + "\n"
         f"c,Y,postgresql,{CDC},public,typed,CDC,\nf,Y,postgresql,{FULL},public,typed,FULL,id\n",
         encoding="utf-8",
     )

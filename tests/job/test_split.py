@@ -26,9 +26,10 @@ from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import names_with_prefix, table_files
 from ingest.runner import run_tasks
 from ingest.settings import Settings
-from tests.test_exactly_once import HOOK, ROOT, Process, wait_for_file
-from tests.test_job import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
-from tests.test_job import job as pg_job
+from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
+from tests.fixtures.orders import job as pg_job
+from tests.fixtures.processes import HOOK, ROOT, Process, wait_for_file
+from tests.fixtures.sheet import sheet_header
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -335,8 +336,18 @@ def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypa
     pg.use_as(monkeypatch, SOURCE)
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,"
-        "primary_key,split\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "schema_name",
+            "table_name",
+            "load_type",
+            "primary_key",
+            "split",
+        )
+        + "\n"
         f"s1,Y,postgresql,{SOURCE},{pg.name},orders,FULL,order_id,4\n",
         encoding="utf-8",
     )
@@ -365,8 +376,16 @@ def test_split_and_split_column_are_validated_with_row_and_column(tmp_path):
     from ingest.errors import ConfigError
 
     path = tmp_path / "jobs.csv"
-    header = (
-        "job_id,enabled,source_type,source_name,table_name,load_type,primary_key,split,split_column"
+    header = sheet_header(
+        "job_id",
+        "enabled",
+        "source_type",
+        "source_name",
+        "table_name",
+        "load_type",
+        "primary_key",
+        "split",
+        "split_column",
     )
     path.write_text(
         "\n".join(
@@ -547,7 +566,17 @@ def test_plan_shows_the_split(tmp_path, capsys):
 
     path = tmp_path / "jobs.csv"
     path.write_text(
-        "job_id,enabled,source_type,source_name,table_name,load_type,primary_key,split\n"
+        sheet_header(
+            "job_id",
+            "enabled",
+            "source_type",
+            "source_name",
+            "table_name",
+            "load_type",
+            "primary_key",
+            "split",
+        )
+        + "\n"
         "a,Y,postgresql,erp,orders,FULL,id,8\n"
         "b,Y,postgresql,erp,items,FULL,id,\n",
         encoding="utf-8",
