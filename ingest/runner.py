@@ -186,7 +186,9 @@ def run_tasks(
         )
         progress.chunk_ended(job_id, chunk, result, final=not again)
         if on_chunk:
-            on_chunk({**result, "job_id": job_id, "chunk": chunk, **progress.snapshot(job_id)})
+            on_chunk(
+                {**result, "job_id": job_id, "chunk": chunk, "table": progress.snapshot(job_id)}
+            )
         if again:
             state.attempts[chunk] += 1
             log.warning(

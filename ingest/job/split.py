@@ -72,9 +72,13 @@ def chunks_wanted(job: Any, estimate: int | None, settings: Settings) -> int:
     return min(settings.split_max_chunks, math.ceil(estimate / settings.split_rows))
 
 
-def cut_bounds(lowest: Any, highest: Any, chunks: int) -> tuple[str, ...]:
-    """The inner bounds of `chunks` ranges of equal width between `lowest` and `highest`
-    (ints, dates, timestamps; ascending, no duplicates), as text; () when not splittable."""
+def cut_bounds(
+    lowest: Any, highest: Any, chunks: int, quantiles: list[Any] | None = None
+) -> tuple[str, ...]:
+    """The inner bounds of `chunks` ranges between `lowest` and `highest` (ints, dates,
+    timestamps; ascending, no duplicates), as text; () when not splittable. With `quantiles`
+    (the column's values at equal steps of its rows, typed) ranges of about equal rows, else
+    of equal width."""
     if lowest is None or highest is None or chunks < 2 or not lowest < highest:
         return ()
     cuts: list[Any] = []
@@ -82,7 +86,10 @@ def cut_bounds(lowest: Any, highest: Any, chunks: int) -> tuple[str, ...]:
         lowest, int | dt.datetime | dt.date
     ):  # decimals, floats, text: ranges of those are not cut
         return ()
-    if isinstance(lowest, int):
+    if quantiles and len(quantiles) > chunks:
+        steps = len(quantiles) - 1
+        cuts = [quantiles[round(steps * k / chunks)] for k in range(1, chunks)]
+    elif isinstance(lowest, int):
         width = highest - lowest + 1
         cuts = [lowest + (width * k) // chunks for k in range(1, chunks)]
     elif isinstance(lowest, dt.datetime):
@@ -137,7 +144,7 @@ def plan_split(
     continues = job.is_incremental and not task.backfill
     if continues and top is None:
         return None  # no row with a watermark: nothing to split
-    bounds = cut_bounds(lowest, highest, chunks)
+    bounds = cut_bounds(lowest, highest, chunks, _typed(builder, engine, job, column, lowest))
     if not bounds:
         if job.split and lowest is not None and not isinstance(lowest, int | dt.date):
             raise JobError(
@@ -164,6 +171,27 @@ def plan_split(
         load_id,
     )
     return plan
+
+
+def _typed(builder: Any, engine: Any, job: Any, column: str, like: Any) -> list[Any]:
+    """The column's quantiles from the source's statistics, as values of `like`'s type
+    (empty when there are none, or one does not parse)."""
+    texts = builder.key_quantiles(engine, job, column)
+    try:
+        if isinstance(like, bool):
+            return []
+        if isinstance(like, int):
+            return [int(t) for t in texts]
+        if isinstance(like, dt.datetime):
+            values = [dt.datetime.fromisoformat(t) for t in texts]
+            if any((v.tzinfo is None) != (like.tzinfo is None) for v in values):
+                return []  # not comparable with the column's values: ranges of equal width
+            return values
+        if isinstance(like, dt.date):
+            return [dt.date.fromisoformat(t[:10]) for t in texts]
+    except (TypeError, ValueError):
+        log.debug("job %s: statistics of %s not usable for ranges", job.job_id, column)
+    return []
 
 
 def resumed(log_: CommitLog | None, task: Task) -> SplitPlan | None:

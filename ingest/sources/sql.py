@@ -330,6 +330,11 @@ class SqlSourceBuilder(SourceBuilder):
             row = connection.execute(sa.select(*selected).select_from(target)).one()
         return column_type, row[0], row[1], row[2] if len(row) > 2 else None
 
+    def key_quantiles(self, engine: sa.Engine, job: JobConfig, column: str) -> list[str]:
+        """Values of `column` that cut the table into parts of about equal rows, ascending,
+        as text, from the database's statistics (empty: none kept; ranges of equal width)."""
+        return []
+
     def split_key(self, engine: sa.Engine, job: JobConfig) -> str | None:
         """The column a split load cuts on: `split_column`, else a one-column primary key
         (declared, else the table's own); None when there is none."""
@@ -554,6 +559,27 @@ class PostgresBuilder(SqlSourceBuilder):
         return {"connect_args": {"connect_timeout": 15, "application_name": "dlt-ingest"}}
 
     ROW_ESTIMATE = sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)")
+
+    HISTOGRAM = sa.text(
+        "SELECT histogram_bounds::text::text[] FROM pg_stats "
+        "WHERE schemaname = COALESCE(:schema, current_schema()) AND tablename = :table "
+        "AND attname = :column"
+    )
+
+    def key_quantiles(self, engine: sa.Engine, job: JobConfig, column: str) -> list[str]:
+        """pg_stats.histogram_bounds of the column (kept by ANALYZE: ~100 values splitting its
+        rows into parts of equal size); names are bound values, never part of the SQL."""
+        try:
+            with engine.connect() as connection:
+                with connection.begin_nested():  # a failure must not end a snapshot
+                    bounds = connection.execute(
+                        self.HISTOGRAM,
+                        {"schema": job.schema_name, "table": job.table_name, "column": column},
+                    ).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("no histogram for job %s: %s", job.job_id, type(exc).__name__)
+            return []
+        return [str(b) for b in bounds or ()]
 
     def estimated_rows(self, engine: sa.Engine, job: JobConfig) -> int | None:
         """pg_class.reltuples (kept by ANALYZE and autovacuum; -1 or 0 before either ran: None).

@@ -626,3 +626,55 @@ def test_split_without_a_column_to_cut_on_says_what_to_do(pg, file_lake, monkeyp
     result = run_job(task(missing, file_lake, "run-1"), settings=settings)
     assert result["status"] == "FAILED" and "split column 'nope' not found" in result["error"]
     assert lake_rows(file_lake, "pairs") == []
+
+
+def test_ranges_follow_the_rows_where_the_database_keeps_statistics(pg, file_lake, monkeypatch):
+    """Keys 1..1000 and 10^12+1..10^12+1000: ranges of equal width would put every row in the
+    first and the last chunk; PostgreSQL's histogram cuts them into parts of about equal rows."""
+    pg.execute("CREATE TABLE skewed (id bigint PRIMARY KEY, body text)")
+    pg.execute("INSERT INTO skewed SELECT g, 'a' || g FROM generate_series(1, 1000) g")
+    pg.execute(
+        "INSERT INTO skewed SELECT 1000000000000 + g, 'b' || g FROM generate_series(1, 1000) g"
+    )
+    pg.execute("ANALYZE skewed")
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, table="skewed", load_type="FULL", primary_key=("id",), split=4)
+    chunks: dict[int, int] = {}
+
+    [result] = run_tasks(
+        [task(config, file_lake, "run-1")],
+        settings_for(file_lake),
+        on_chunk=lambda c: chunks.__setitem__(c["chunk"], c["rows"]),
+    )
+
+    assert result["status"] == "SUCCESS", result["error"]
+    assert sum(chunks.values()) == 2000 and len(chunks) == 4
+    assert all(300 <= rows <= 700 for rows in chunks.values()), chunks
+    assert lake_rows(file_lake, "skewed") == source_rows(pg, "skewed")
+
+
+def test_a_start_run_twice_returns_the_same_split_load(pg, file_lake, monkeypatch):
+    """A retried start (Durable ran the activity twice, or lost its reply): the same plan,
+    token and load id; its chunks then land once and the commit makes one load."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 600)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=3)
+    settings = settings_for(file_lake)
+    first = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    again = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    assert again == first
+    for chunk in range(3):
+        landed = run_chunk(
+            {**task(config, file_lake, "run-1"), "split": {**first, "chunk": chunk}},
+            settings=settings,
+        )
+        assert landed["status"] == "SUCCESS", landed["error"]
+    commit = {**task(config, file_lake, "run-1"), "split": {**first, "chunk": None}}
+    result = run_job(commit, settings=settings)
+    assert result["status"] == "SUCCESS" and result["rows_loaded"] == 600
+    # the start run once more after the commit: this task has loaded; it reports that load
+    late = run_job(task(config, file_lake, "run-1"), settings=settings)
+    assert SPLIT_KEY not in late and late["load_id"] == result["load_id"]
+    assert lake_rows(file_lake) == source_rows(pg)
+    assert len(markers(file_lake, config)) == 1
