@@ -281,7 +281,8 @@ def header(view: ViewDef, dialect: str) -> str:
 #: snake_case naming, which never starts with two underscores)
 RANK, VERSIONS_ALIAS, RANKED_ALIAS = "__ingest_rank", "__ingest_versions", "__ingest_ranked"
 BASE_ALIAS, LATER_ALIAS = "__ingest_base", "__ingest_later"
-STATE_ALIAS = "__ingest_state"
+#: the winning version's delete flag inside DuckDB's ranked row (`DuckDbRenderer._ranked`)
+DELETED_FLAG = "__ingest_deleted"
 
 
 class Renderer:
@@ -463,35 +464,36 @@ class DuckDbRenderer(Renderer):
         return f"to_timestamp(CAST({expression} AS DOUBLE))"
 
     def _ranked(self, view: ViewDef, versions: str) -> str:
-        """DuckDB: the newest version of each key by an aggregate and a join, not a window:
-        DuckDB's window functions do not spill to disk, its aggregates and joins do, so the
-        state of a table of any size is read within its memory limit. The order is the other
-        dialects' (`version_order`: a watermark's NULL ranks lowest)."""
+        """DuckDB: the newest version of each key by one aggregate, `max_by(row, rank)`, not a
+        window or a join: DuckDB's window functions do not spill to disk, its aggregates do, so
+        the state of a table of any size is read within its memory limit; and its hash join of
+        the versions with their winners' ranks took ~33 us a row (10 s for 300,000 keys), the
+        aggregate ~0.2 us. The order is the other dialects' (`version_order`: a watermark's
+        NULL ranks lowest); of versions that tie in it, one is kept."""
         q = self.q
         keys = ", ".join(q(k) for k in view.keys)
-
-        def rank(alias: str) -> str:
-            fields = []
-            if view.order_by:
-                column = f"{alias}.{q(view.order_by)}"
-                fields += [f"n := {column} IS NOT NULL", f"w := {column}"]
-            fields.append(f"l := {self.load_number(f'{alias}.{q(LOAD_ID)}')}")
-            if view.has_deleted:
-                fields.append(f"d := {self.flag(f'{alias}.{q(DELETED)}')}")
-            return "struct_pack(" + ", ".join(fields) + ")"
-
-        versions_alias, winners = q(VERSIONS_ALIAS), q(RANKED_ALIAS)
-        shown = [f"{versions_alias}.{column}" for column in self._shown(view)]
-        where = f"{rank(versions_alias)} = {winners}.{q(RANK)}"
+        alias, row = q(VERSIONS_ALIAS), q(RANK)
+        fields = []
+        if view.order_by:
+            column = f"{alias}.{q(view.order_by)}"
+            fields += [f"n := {column} IS NOT NULL", f"w := {column}"]
+        fields.append(f"l := {self.load_number(f'{alias}.{q(LOAD_ID)}')}")
         if view.has_deleted:
-            where += f" AND {self.is_false(f'{versions_alias}.{q(DELETED)}')}"
+            fields.append(f"d := {self.flag(f'{alias}.{q(DELETED)}')}")
+        rank = "struct_pack(" + ", ".join(fields) + ")"
+        shown = self._shown(view)
+        packed = [f"{column} := {alias}.{column}" for column in shown]
+        if view.has_deleted:
+            packed.append(f"{q(DELETED_FLAG)} := {self.flag(f'{alias}.{q(DELETED)}')}")
+        winners = (
+            f"SELECT max_by(struct_pack({', '.join(packed)}), {rank}) AS {row}\n"
+            f"FROM (\n{versions}\n) AS {alias}\nGROUP BY {keys}"
+        )
+        where = f"\nWHERE NOT {row}.{q(DELETED_FLAG)}" if view.has_deleted else ""
         return (
-            f"SELECT * FROM (\nWITH {versions_alias} AS (\n{versions}\n), {winners} AS (\n"
-            f"SELECT {keys}, max({rank(versions_alias)}) AS {q(RANK)} FROM {versions_alias} "
-            f"GROUP BY {keys}\n)\n"
-            + _select(shown)
-            + f"\nFROM {versions_alias} JOIN {winners} USING ({keys})\nWHERE {where}\n) AS "
-            + q(STATE_ALIAS)
+            _select([f"{row}.{column} AS {column}" for column in shown])
+            + f"\nFROM (\n{winners}\n) AS {q(RANKED_ALIAS)}"
+            + where
         )
 
     def columns(self, view: ViewDef, present: frozenset[str] | None) -> list[str]:
