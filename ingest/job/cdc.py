@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: our entry in the `ingest` part of the pipeline state
 CDC_KEY = "cdc"
+#: the server version whose pgoutput sends logical messages (the `messages` option)
+MESSAGES_FROM = 140000
 _SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
 
 
@@ -262,7 +264,8 @@ class CdcRead:
         self.read = reader.state
         pending: list[Row] = []
         try:
-            for change in reader.rows(self.replication.stream(self.deadline_s)):
+            stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
+            for change in reader.rows(stream):
                 if isinstance(change, TruncateMark):
                     if pending:
                         yield self._counted(converter.convert(pending))
@@ -442,17 +445,20 @@ class CdcRead:
 def end_position(connection: Any) -> tuple[int, bytes | None]:
     """The run's end position: a non-transactional logical message written now (its LSN, its
     content), so the stream says when it has sent everything before it; where the message
-    cannot be written (no EXECUTE on pg_logical_emit_message), the WAL insert position."""
+    cannot be written or sent (no EXECUTE on pg_logical_emit_message; PostgreSQL before 14,
+    whose pgoutput sends no messages), the WAL insert position."""
     marker = uuid.uuid4().hex.encode()
     with connection.cursor() as cursor:
-        try:
-            cursor.execute(
-                "SELECT pg_logical_emit_message(false, %s, %s)::text",
-                (MARKER_PREFIX, marker.decode()),
-            )
-            return pgoutput.parse_lsn(cursor.fetchone()[0]), marker
-        except Exception as exc:  # noqa: BLE001 (a permission, or a read-only source)
-            log.info("no end marker (%s): the run ends at the WAL insert position", exc)
+        cursor.execute("SHOW server_version_num")
+        if int(cursor.fetchone()[0]) >= MESSAGES_FROM:
+            try:
+                cursor.execute(
+                    "SELECT pg_logical_emit_message(false, %s, %s)::text",
+                    (MARKER_PREFIX, marker.decode()),
+                )
+                return pgoutput.parse_lsn(cursor.fetchone()[0]), marker
+            except Exception as exc:  # a permission, or a read-only source
+                log.info("no end marker (%s): the run ends at the WAL insert position", exc)
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         return pgoutput.parse_lsn(cursor.fetchone()[0]), None
 

@@ -275,3 +275,28 @@ def test_schema_policy_freeze_stops_a_cdc_run_before_anything_lands(
     source.execute("ALTER TABLE items DROP COLUMN extra")
     again = run_job({**task, "run_id": "r3"})
     assert again["status"] == "SUCCESS" and again["rows_inserted"] == 1, again
+
+
+def test_without_an_end_marker_a_run_ends_at_the_wal_position(
+    source, file_lake, tmp_path, monkeypatch
+):
+    """PostgreSQL before 14 (or no EXECUTE on pg_logical_emit_message): the run reads up to
+    the WAL insert position of its start, asking the server how far it has decoded."""
+    import time
+
+    from ingest.job import cdc
+
+    monkeypatch.setattr(cdc, "MESSAGES_FROM", 10**9)
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    source.execute(ITEMS)
+    path = config(tmp_path)
+    run(path, file_lake, "r1")
+    source.execute("INSERT INTO items VALUES (1, 'a', 1, now(), NULL)")
+    source.execute("UPDATE items SET name = 'b' WHERE id = 1")
+    started = time.monotonic()
+    second = run(path, file_lake, "r2")
+    assert second["rows_inserted"] == "1" and second["rows_updated"] == "1"
+    equal_both_ways(source, file_lake)
+    third = run(path, file_lake, "r3")  # nothing new: the run still ends
+    assert third["load_id"] == ""
+    print(f"two runs without a marker: {time.monotonic() - started:.1f} s")

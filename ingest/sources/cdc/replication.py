@@ -185,14 +185,16 @@ class Replication:
 
     # --- the stream ------------------------------------------------------------------------
 
-    def stream(self, deadline_s: float) -> Iterator[tuple[int, pgoutput.Decoded | None, int]]:
+    def stream(
+        self, deadline_s: float, *, messages: bool = True
+    ) -> Iterator[tuple[int, pgoutput.Decoded | None, int]]:
         """(data_start, message, the server's decoded position) from the slot's confirmed
         position; message None when nothing is waiting (a keepalive moved the position).
         Stops at `deadline_s` (time.monotonic()) with a retriable error."""
         connection = self._stream_connection = self.replication_connection()
         try:
             cursor = connection.cursor()
-            self._start(cursor)
+            self._start(cursor, messages)
             while True:
                 message = cursor.read_message()
                 if message is None:
@@ -202,6 +204,9 @@ class Replication:
                             f"slot {self.names.slot}: the stream did not reach the run's end "
                             "position in time; the next run continues"
                         )
+                    # ask for a keepalive now (it carries how far the server has decoded); the
+                    # feedback's positions stay 0: nothing is confirmed here
+                    cursor.send_feedback(reply=True)
                     select.select([cursor], [], [], 1.0)
                     continue
                 decoded = pgoutput.decode(bytes(message.payload))
@@ -209,7 +214,7 @@ class Replication:
         finally:
             self.close_stream()
 
-    def _start(self, cursor: Any) -> None:
+    def _start(self, cursor: Any, messages: bool) -> None:
         """START_REPLICATION; a slot still held by the walsender of a reader that just died
         (it notices a moment later) is waited for, a bounded time."""
         deadline = time.monotonic() + CONFIRM_WAIT_S
@@ -221,7 +226,8 @@ class Replication:
                     options={
                         "proto_version": "1",
                         "publication_names": self.names.publication,
-                        "messages": "true",
+                        # logical messages (the run's end marker): PostgreSQL 14 and later
+                        **({"messages": "true"} if messages else {}),
                     },
                 )
                 return
