@@ -9,10 +9,22 @@ from ingest.errors import ConfigError
 from ingest.vocabulary import LoadType
 from tests.fixtures.sheet import sheet_header
 
-HEADER = sheet_header(
-    "job_id", "enabled", "source_type", "source_name", "table_name", "load_type", "watermark_column"
+HEADER = (
+    sheet_header(
+        "job_id",
+        "enabled",
+        "source_type",
+        "source_name",
+        "table_name",
+        "load_type",
+        "watermark_column",
+        "primary_key",
+        "cdc_slot",
+        "cdc_publication",
+        "table_format",
+    )
+    + "\n"
 )
-HEADER += "primary_key,cdc_slot,cdc_publication,table_format\n"
 
 
 def config(tmp_path, *rows: str):
