@@ -142,7 +142,7 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
     from tests.durable_harness import ActivityFailure, DurableSim
     from tests.fixtures.orders import ORDERS_DDL, insert_orders, lake_rows, source_rows
-    from tests.test_split import markers
+    from tests.job.test_split import markers
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 4000)
