@@ -504,7 +504,7 @@ def main() -> int:
             Path(reference),
             [int(k) for k in keys.split(",")],
             int(repeat),
-            prototype_sql(lake, job),
+            None,  # the engine's view reads a base and the loads after it (no prototype)
         )
         print(json.dumps([result, view_reads(lake, job)]))
         return 0
