@@ -343,43 +343,6 @@ def reference_file(path: Path, schema: Any) -> None:
     _write_parquet(_conform(table, pa.schema(columns)), str(path))
 
 
-def prototype_sql(lake: str, job: Any) -> str | None:
-    """Not the engine's: the current state as the base's rows whose key no later load holds,
-    plus the ranking of the later loads' versions (and the base rows of their keys). The same
-    rows as the engine's view (keys only in the base have one version there, never a delete
-    marker); printed to show what a view that ranks only the changed keys would cost. None
-    when the table has no base."""
-    from dataclasses import replace
-
-    from ingest.lake.destination import Destination
-    from ingest.views.dialects import DuckDbRenderer, LakeUrls, quote_double
-    from ingest.views.state import current_state
-
-    dest = Destination.from_url(lake)
-    state = current_state(dest, job)
-    assert state is not None
-    view = state.view
-    if view.base_load is None:
-        return None
-    renderer = DuckDbRenderer(LakeUrls.of(dest))
-    base = [p for p in view.parts if p.load_id == view.base_load]
-    later = [p for p in view.parts if p.load_id != view.base_load]
-    base_body = renderer.body(replace(view, parts=tuple(base)))
-    shown = ", ".join(quote_double(c) for c in [*renderer.visible(view), "_load_id", "_load_date"])
-    if not later:
-        return f"SELECT {shown} FROM ({base_body}) AS b"
-    later_body = renderer.body(replace(view, parts=tuple(later)))
-    match = " AND ".join(f"l.{quote_double(k)} = b.{quote_double(k)}" for k in view.keys)
-    touched = f"SELECT 1 FROM ({later_body}) AS l WHERE {match}"
-    ranked = renderer.state_of(
-        view,
-        f"{later_body}\nUNION ALL\nSELECT * FROM ({base_body}) AS b WHERE EXISTS ({touched})",
-    )
-    return (
-        f"SELECT {shown} FROM ({base_body}) AS b WHERE NOT EXISTS ({touched})\nUNION ALL\n{ranked}"
-    )
-
-
 def measure_queries(
     lake: str, reference: Path, keys: list[int], repeat: int, prototype: str | None
 ) -> dict[str, Any]:
