@@ -50,7 +50,7 @@ class TableState:
         and key comparisons, which then read and rank a few columns, not every one."""
         wanted = {*self.view.keys, self.view.order_by, DELETED}
         narrow = replace(self.view, columns=tuple(c for c in self.view.columns if c.name in wanted))
-        return DuckDbRenderer(LakeUrls.of(self.dest)).statement_body(narrow)
+        return DuckDbRenderer(LakeUrls.of(self.dest)).state_keys(narrow)
 
 
 def current_state(dest: Destination, job: JobConfig, fs: Any = None) -> TableState | None:
