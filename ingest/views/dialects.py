@@ -372,7 +372,7 @@ class Renderer:
             f"WHERE EXISTS ({touched})"
         )
         return (
-            f"WITH {q(BASE_ALIAS)} AS (\n{self.body(base)}\n), {q(LATER_ALIAS)} AS (\n"
+            f"WITH {self.cte(BASE_ALIAS)} (\n{self.body(base)}\n), {self.cte(LATER_ALIAS)} (\n"
             f"{self.body(later)}\n)\n"
             + _select(shown)
             + f"\nFROM {q(BASE_ALIAS)} WHERE NOT EXISTS ({touched})\nUNION ALL\n"
@@ -381,6 +381,10 @@ class Renderer:
 
     def _shown(self, view: ViewDef) -> list[str]:
         return [self.q(name) for name in self.visible(view)] + [self.q(LOAD_ID), self.q(LOAD_DATE)]
+
+    def cte(self, name: str) -> str:
+        """`<name> AS` opening a common table expression."""
+        return f"{self.q(name)} AS"
 
     def _ranked(self, view: ViewDef, versions: str) -> str:
         """The newest version of each key among `versions`, unless it is a delete marker."""
@@ -460,6 +464,12 @@ class DuckDbRenderer(Renderer):
 
     def load_time(self, expression: str) -> str:
         return f"to_timestamp(CAST({expression} AS DOUBLE))"
+
+    def cte(self, name: str) -> str:
+        """DuckDB materialises a CTE that is read more than once, and its joins on one ran
+        ~25 x slower than on the inlined query (the state of the year's table from a base and
+        29 loads: 12.4 s against 0.5 s): inlined."""
+        return f"{self.q(name)} AS NOT MATERIALIZED"
 
     def _ranked(self, view: ViewDef, versions: str) -> str:
         """DuckDB: the newest version of each key by an aggregate and a join, not a window:
