@@ -13,7 +13,7 @@ from importlib import import_module, metadata
 from typing import Any
 
 from ingest.errors import ConfigError, RequestError
-from ingest.settings import LOG_FORMATS, SettingsError, set_default
+from ingest.settings import LOG_FORMATS, SettingsError, verbose_dlt_logging
 from ingest.settings import log_format as settings_log_format
 
 #: bad configuration or arguments: nothing ran (0: every job succeeded, 1: some failed)
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     configure_logging(level, log_format)
     if args.verbose:  # dlt sets its logger's level from its own setting when it starts
-        set_default("RUNTIME__LOG_LEVEL", "INFO")
+        verbose_dlt_logging()
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.telemetry import configure as configure_telemetry
 

@@ -321,6 +321,13 @@ def set_default(name: str, value: str) -> None:
     os.environ.setdefault(name, value)
 
 
+def verbose_dlt_logging() -> None:
+    """`--verbose`: dlt logs at INFO at least (its own RUNTIME__LOG_LEVEL, which dlt applies to
+    its logger when it starts, may say WARNING: our default, or an inherited value)."""
+    if (os.environ.get("RUNTIME__LOG_LEVEL") or "").upper() not in ("DEBUG", "INFO"):
+        os.environ["RUNTIME__LOG_LEVEL"] = "INFO"
+
+
 def _read(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """One catalogued setting's value (its default when unset or empty)."""
     spec = _BY_NAME[name]  # KeyError: not in the catalogue

@@ -24,6 +24,8 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SOURCES__", "INGEST_", "AZURE_", "APPLICATIONINSIGHTS_"))
+        # dlt's own level, set in this process by tests that ran the engine in it
+        and k != "RUNTIME__LOG_LEVEL"
     }
     env.update(
         INGEST_WORK_DIR=str(tmp_path / "work"),
