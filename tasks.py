@@ -51,6 +51,8 @@ LOCK_PYTHON = "3.11"
 NPM_STAMP = NODE_MODULES / ".tasks-package-hash"
 
 EXIT_USAGE = 2
+#: pytest-xdist's options for the whole suite (see cmd_test)
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
 EXIT_MISSING = 3
 LINT_FIX = "run: .venv/bin/ruff format . && .venv/bin/ruff check --fix ."
 
@@ -467,7 +469,10 @@ def cmd_test(args: list[str]) -> int:
     else:
         lint()
     env = child_env({**TEST_ENV, "INGEST_TEST_AZURITE_CONNECTION_STRING": connection_string})
-    code = run([venv_bin("python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    # the suite's files over two worker processes (pytest-xdist; a file's tests stay together),
+    # unless the arguments choose (`-n 0` runs in one process)
+    parallel = [] if any(a == "-n" or a.startswith("-n") for a in rest) else PARALLEL
+    code = run([venv_bin("python"), "-m", "pytest", *parallel, *rest], cwd=ROOT, env=env)
     if code == 5:
         say("pytest collected no tests (exit 5)")
     return code
