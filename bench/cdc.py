@@ -127,7 +127,7 @@ def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int
         reader = ChangeReader(
             "public", "orders", ("order_id",), columns, 0, Bound(end, None, marker.encode())
         )
-        stream = ((int(m.data_start), pgoutput.decode(bytes(m.payload)), 0) for m in raw())
+        stream = ((m.data_start, pgoutput.decode(m.payload), 0, len(m.payload)) for m in raw())
         for _ in reader.rows(stream):
             changes += 1
     else:

@@ -198,6 +198,14 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_CDC_MAX_BYTES",
+        "1073741824",
+        "CDC jobs: bytes of change messages one run reads at most (1 GiB; whole transactions: "
+        "the bound is checked before each one, so a transaction is never split and one larger "
+        "than the bound is still read whole); the rest is read by the next run.",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_COMPACT_LOADS",
         "30",
         "Loads since its last base after which a keyed table is compacted (its current "
@@ -460,6 +468,7 @@ class Settings:
     split_max_chunks: int = 64
     split_stale_s: int = 7200
     cdc_max_changes: int = 1_000_000
+    cdc_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -500,6 +509,7 @@ class Settings:
             split_max_chunks=_int(env, "INGEST_SPLIT_MAX_CHUNKS", minimum=2, maximum=256),
             split_stale_s=_int(env, "INGEST_SPLIT_STALE_S", minimum=60),
             cdc_max_changes=_int(env, "INGEST_CDC_MAX_CHANGES"),
+            cdc_max_bytes=_int(env, "INGEST_CDC_MAX_BYTES"),
         )
 
 

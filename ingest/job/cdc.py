@@ -34,6 +34,8 @@ import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from ingest.checks import cdc_count
+from ingest.checks.reconcile import Outcome
 from ingest.config import JobConfig
 from ingest.errors import JobError
 from ingest.identifiers import lake_name
@@ -55,10 +57,11 @@ from ingest.sources.cdc.identity import check_source, table_schema
 from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication, SlotInfo
 from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
+from ingest.sources.cdc.snapshot import SnapshotCount
 from ingest.sources.typemap import TablePlan
 from ingest.views.dialects import literal_sql
 from ingest.views.state import current_state, state_connection
-from ingest.vocabulary import DELETED
+from ingest.vocabulary import DELETED, Reconciled
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class CdcRead:
     workdir: Path
     chunk_size: int
     max_changes: int
+    max_bytes: int
     memory_mb: int
     #: the lake's LSN (None: the first copy is due)
     stored: int | None
@@ -119,6 +123,8 @@ class CdcRead:
     deadline_s: float = 0.0
     #: delete markers landed (deletes, old keys of key changes, a TRUNCATE's keys)
     markers: int = 0
+    #: later runs: the source's count, in a snapshot taken right before the end marker
+    counter: SnapshotCount | None = None
 
     def __post_init__(self) -> None:
         self.names = names_of(self.job)
@@ -165,7 +171,14 @@ class CdcRead:
                     "was dropped, or the source was restored): the changes since the last run "
                     "cannot be read. Run the job with --full-refresh to copy the table again"
                 )
+            if self.stored is not None:
+                # the count's snapshot first, then the end marker: every transaction the
+                # snapshot sees is read (`ingest.sources.cdc.snapshot`)
+                self.counter = SnapshotCount(self.replication.connection(), self.table_sql)
+                self.counter.open()
             self.end_lsn, self.marker = end_position(connection)
+            if self.counter is not None:
+                self.counter.start()  # counts while the run reads its changes
         finally:
             connection.close()
         # the table as it is now (after the run's end position: every column a change up
@@ -259,7 +272,13 @@ class CdcRead:
             self.keys,
             self.source_columns,
             self.stored,
-            Bound(self.end_lsn, self.max_changes, self.marker),
+            Bound(
+                self.end_lsn,
+                self.max_changes,
+                self.marker,
+                self.max_bytes,
+                self.counter.visible if self.counter is not None else None,
+            ),
         )
         self.read = reader.state
         pending: list[Row] = []
@@ -404,13 +423,52 @@ class CdcRead:
         finally:
             connection.close()
 
-    def source_count(self) -> int:
-        """The table's rows now (the whole-table reconciliation)."""
-        table = sa.table(self.job.table_name, schema=self.schema)
-        with self.engine.connect() as connection:
-            return int(
-                connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    def reconcile(self) -> tuple[Outcome, cdc_count.CdcCount | None]:
+        """After the load committed: the source's count against the lake's current state
+        (`ingest.checks.cdc_count`), and what was compared (None: no comparison)."""
+        read = self.read
+        if self.snapshot_rows is not None:
+            source = self.snapshot_source_count
+            return (
+                Outcome(
+                    Reconciled.MATCH if source == self.snapshot_rows else Reconciled.MISMATCH,
+                    source,
+                    f"first copy in the slot's snapshot: {self.snapshot_rows} row(s) read, "
+                    f"{source} counted in the same snapshot",
+                ),
+                None,
             )
+        assert self.counter is not None
+        changes = (
+            f"CDC: {read.inserts} insert(s), {read.updates} update(s), {read.deletes} "
+            f"delete(s), {read.truncates} truncate(s)"
+        )
+        try:
+            source = self.counter.rows()
+            lake = cdc_count.lake_rows(self.dest, self.job, self.memory_mb, self.workdir / "spill")
+        except Exception as exc:  # the load committed: a count that failed is reported
+            log.warning("job %s: not reconciled: %s", self.job.job_id, exc)
+            note = f"{changes}; not counted: {type(exc).__name__}: {exc}"
+            return Outcome(Reconciled.SKIPPED, None, note), None
+        if lake is None:
+            return Outcome(Reconciled.SKIPPED, source, f"{changes}; nothing in the lake"), None
+        counted = cdc_count.CdcCount(
+            source, read.late_transactions, read.late_net, lake, self.counter.snapshot
+        )
+        skipped = ""
+        if read.stopped_by:
+            skipped = (
+                f"the run stopped after {read.stopped_by}, before its end position: the "
+                "snapshot holds changes the next run reads"
+            )
+        elif read.late_truncates:
+            skipped = "a TRUNCATE committed after the snapshot: its rows are not known"
+        if skipped:
+            note = f"{changes}; not compared: {skipped}; {counted.note()}"
+            return Outcome(Reconciled.SKIPPED, source, note), None
+        return Outcome(counted.reconciled, counted.expected, f"{changes}; {counted.note()}"), (
+            counted
+        )
 
     # --- after the commit --------------------------------------------------------------------
 
@@ -439,6 +497,9 @@ class CdcRead:
 
     def close(self) -> None:
         self.replication.close_stream()
+        if self.counter is not None:
+            self.counter.close()
+            self.counter = None
         self.engine.dispose()
 
 

@@ -48,6 +48,7 @@ from ingest.checks.deletes import due as deletes_due
 from ingest.checks.job_checks import Checked, JobChecks, delta_merge_hints, emit_check_events
 from ingest.checks.lookback import LookbackFilter, known_versions
 from ingest.checks.reconcile import Outcome
+from ingest.checks.table_count import TableCount
 from ingest.config import JobConfig
 from ingest.errors import JobError, is_process_exit
 from ingest.identifiers import lake_name
@@ -461,6 +462,7 @@ def _load_cdc(
         run.workdir,
         job.chunk_size or settings.chunk_size,
         settings.cdc_max_changes,
+        settings.cdc_max_bytes,
         settings.state_memory_mb,
         stored,
     )
@@ -492,28 +494,11 @@ def _load_cdc(
     if landed.load_id:
         _compact_if_due(run, dest, lease, committer.log)
     counts = read.read
-    if read.snapshot_rows is not None:
-        source = read.snapshot_source_count
-        outcome = Outcome(
-            Reconciled.MATCH if source == read.snapshot_rows else Reconciled.MISMATCH,
-            source,
-            f"first copy in the slot's snapshot: {read.snapshot_rows} row(s) read, "
-            f"{source} counted in the same snapshot",
-        )
-    else:
-        outcome = Outcome(
-            Reconciled.SKIPPED,
-            None,
-            f"CDC: {counts.inserts} insert(s), {counts.updates} update(s), {counts.deletes} "
-            f"delete(s), {counts.truncates} truncate(s) up to "
-            f"{pgoutput.lsn_text(after) if after is not None else '-'}; the table was "
-            "counted at the first copy, in its snapshot",
-        )
+    outcome, counted = read.reconcile()
     changes = run.checks.drift.finish(pipeline)
-    # no whole-table count (`ingest.checks.table_count`): it reads the lake's whole current
-    # state, and a CDC run must cost what its changes cost; the first copy is counted in its
-    # own snapshot (above), and every later change is applied by LSN
-    table_count = None
+    # the whole-table count of later runs (`ingest.checks.cdc_count`): the source's snapshot
+    # against the lake's current state, at the cost of the run's changes
+    table_count = TableCount(counted.expected, counted.lake.rows) if counted else None
     checked = Checked(outcome, changes, table_count, run.checks._new_columns(pipeline))
     if landed.load_id and read.markers:  # rows_loaded: versions; the markers: rows_deleted
         landed = dataclasses.replace(landed, rows=landed.rows - read.markers)

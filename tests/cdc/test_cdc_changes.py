@@ -25,18 +25,27 @@ REL = po.Relation(
 OTHER = po.Relation(8, "public", "other", "d", (po.RelationColumn("id", 23, -1, True),))
 
 
-def tx(commit: int, *changes) -> list:
+def tx(commit: int, *changes, xid: int = 0) -> list:
     return [
-        (0, po.Begin(commit, 0, 1), 0),
-        (0, REL, 0),
-        (0, OTHER, 0),
-        *[(0, c, 0) for c in changes],
-        (0, po.Commit(0, commit, commit + 8, 0), 0),
+        (0, po.Begin(commit, 0, xid or commit), 0, 20),
+        (0, REL, 0, 40),
+        (0, OTHER, 0, 30),
+        *[(0, c, 0, 10) for c in changes],
+        (0, po.Commit(0, commit, commit + 8, 0), 0, 26),
     ]
 
 
-def reader(skip: int = 0, end: int = 10_000, most: int | None = None, marker=None):
-    return ChangeReader("public", "t", ("id",), ("id", "v"), skip, Bound(end, most, marker))
+def reader(
+    skip: int = 0,
+    end: int = 10_000,
+    most: int | None = None,
+    marker=None,
+    most_bytes: int | None = None,
+    visible=None,
+):
+    return ChangeReader(
+        "public", "t", ("id",), ("id", "v"), skip, Bound(end, most, marker, most_bytes, visible)
+    )
 
 
 def test_transactions_the_lake_holds_are_dropped_and_the_rest_ordered():
@@ -44,7 +53,7 @@ def test_transactions_the_lake_holds_are_dropped_and_the_rest_ordered():
         *tx(100, po.Insert(7, ("1", "a"))),
         *tx(200, po.Insert(7, ("2", "b")), po.Update(7, ("2", "c")), po.Insert(8, ("9",))),
         *tx(300, po.Delete(7, ("1", None), "K")),
-        (0, None, 10_000),
+        (0, None, 10_000, 0),
     ]
     read = reader(skip=100)
     rows = list(read.rows(iter(stream)))
@@ -62,8 +71,8 @@ def test_the_read_stops_at_its_marker_its_end_or_its_maximum():
     marker = b"m1"
     stream = [
         *tx(100, po.Insert(7, ("1", "a"))),
-        (0, po.Message(False, 150, MARKER_PREFIX, b"someone else's"), 0),
-        (0, po.Message(False, 160, MARKER_PREFIX, marker), 0),
+        (0, po.Message(False, 150, MARKER_PREFIX, b"someone else's"), 0, 40),
+        (0, po.Message(False, 160, MARKER_PREFIX, marker), 0, 40),
         *tx(200, po.Insert(7, ("2", "b"))),
     ]
     read = reader(marker=marker)
@@ -77,6 +86,40 @@ def test_the_read_stops_at_its_marker_its_end_or_its_maximum():
     most = reader(most=1)  # whole transactions: both rows of the first, none of the second
     rows = list(most.rows(iter(both + tx(200, po.Insert(7, ("3", "a"))))))
     assert [r.values["id"] for r in rows] == ["1", "2"]
+    assert most.state.stopped_by == "1 changes"
+
+
+def test_the_read_stops_at_its_maximum_of_bytes_between_whole_transactions():
+    # each transaction: 20 + 40 + 30 + 10 per change + 26 bytes of messages
+    three = [
+        *tx(100, po.Insert(7, ("1", "a")), po.Insert(7, ("2", "a"))),
+        *tx(200, po.Insert(7, ("3", "a"))),
+        *tx(300, po.Insert(7, ("4", "a"))),
+        (0, None, 10_000, 0),
+    ]
+    first = 20 + 40 + 30 + 2 * 10 + 26
+    for bound, ids in ((1, ["1", "2"]), (first, ["1", "2"]), (first + 1, ["1", "2", "3"])):
+        read = reader(most_bytes=bound)
+        assert [r.values["id"] for r in read.rows(iter(three))] == ids
+        assert read.state.stopped_by == f"{bound:,} bytes"
+        assert read.state.confirm_lsn == (108 if len(ids) == 2 else 208)
+    everything = reader(most_bytes=10_000)
+    assert len(list(everything.rows(iter(three)))) == 4
+    assert everything.state.stopped_by == "" and everything.state.bytes == 3 * 126 + 10
+
+
+def test_transactions_the_count_did_not_see_add_their_net_rows():
+    stream = [
+        *tx(100, po.Insert(7, ("1", "a")), po.Insert(7, ("2", "a")), xid=5),  # seen
+        *tx(200, po.Insert(7, ("3", "a")), po.Insert(7, ("4", "a")), po.Insert(8, ("9",)), xid=9),
+        *tx(300, po.Delete(7, ("1", None), "K"), po.Update(7, ("2", "b")), xid=7),
+        *tx(400, po.Truncate((7,), False, False), xid=11),
+        (0, None, 10_000, 0),
+    ]
+    read = reader(visible=lambda xid: xid < 8)  # xids 9 and 11 committed after the snapshot
+    list(read.rows(iter(stream)))
+    assert (read.state.late_transactions, read.state.late_net) == (2, 2)
+    assert read.state.late_truncates == 1 and read.state.truncates == 1
 
 
 def test_a_key_change_deletes_the_old_key_and_full_identity_fills_toast():
@@ -87,7 +130,7 @@ def test_a_key_change_deletes_the_old_key_and_full_identity_fills_toast():
             po.Update(7, ("5", po.UNCHANGED), ("5", "big"), "O"),
             po.Truncate((8, 7), False, False),
         ),
-        (0, None, 10_000),
+        (0, None, 10_000, 0),
     ]
     rows = list(reader().rows(iter(stream)))
     assert isinstance(rows[0], Row) and (rows[0].op, rows[0].values["id"]) == ("delete", "4")

@@ -122,7 +122,11 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     second = run(path, lake, "r2")
     equal_both_ways(source, lake)
     assert second["rows_inserted"] == "11" and second["rows_deleted"] == "7"
-    assert second["reconciled"] == "SKIPPED" and "6 delete(s)" in second["reconcile_note"]
+    # the whole table, every run: the source counted in a snapshot right before the run's end,
+    # the lake's current state counted from the first copy and the keys changed since
+    assert second["reconciled"] == "MATCH" and "6 delete(s)" in second["reconcile_note"]
+    assert second["source_rows"] == "205" and second["table_rows_lake"] == "205"
+    assert "(from the first copy)" in second["reconcile_note"], second["reconcile_note"]
     history = view(
         lake,
         f"SELECT name, _deleted FROM {SOURCE}.items_history WHERE id = 60 ORDER BY _lsn",
@@ -136,6 +140,7 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     # nothing changed: nothing lands, the view stays the source
     third = run(path, lake, "r3")
     assert third["load_id"] == "" and third["rows_loaded"] == "0"
+    assert (third["reconciled"], third["source_rows"]) == ("MATCH", "205")
     equal_both_ways(source, lake)
 
     # run 4: rows, a TRUNCATE, rows after it (one transaction), then more rows
@@ -145,9 +150,10 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
         "INSERT INTO items VALUES (1, 'after truncate', 2, now(), 'a'); COMMIT"
     )
     source.execute("INSERT INTO items VALUES (2, 'later', 3, now(), 'b')")
-    run(path, lake, "r4")
+    fourth = run(path, lake, "r4")
     equal_both_ways(source, lake)
     assert view(lake, f"SELECT count(*) FROM {SOURCE}.items") == [(2,)]
+    assert (fourth["reconciled"], fourth["source_rows"]) == ("MATCH", "2")
 
     # run 5: a column added while the job runs (schema_policy evolve: it lands)
     source.execute("ALTER TABLE items ADD COLUMN extra numeric(5, 1)")
@@ -155,6 +161,7 @@ def test_every_change_lands_exactly_once_in_lsn_order(source, lake, tmp_path, mo
     source.execute("INSERT INTO items VALUES (3, 'with extra', 4, now(), 'c', 7.5)")
     fifth = run(path, lake, "r5")
     assert "extra" in fifth["schema_changes"]
+    assert (fifth["reconciled"], fifth["source_rows"]) == ("MATCH", "3")
     equal_both_ways(source, lake, extra=", extra")
     places = view(lake, f"SELECT id, _lsn FROM {SOURCE}.items_history")
     assert len(places) == len(set(places)), "every change of a key has its own place"
@@ -176,8 +183,12 @@ def test_a_run_reads_whole_transactions_up_to_the_configured_maximum(
     second = run(path, file_lake, "r2")
     assert second["rows_inserted"] == "8"  # 4 < 5: a second whole transaction, then stop
     assert view(file_lake, f"SELECT count(*) FROM {SOURCE}.items") == [(8,)]
+    # the source's snapshot holds the third transaction: not compared, said so
+    assert second["reconciled"] == "SKIPPED"
+    assert "stopped after 5 changes" in second["reconcile_note"], second["reconcile_note"]
     third = run(path, file_lake, "r3")
     assert third["rows_inserted"] == "4"
+    assert (third["reconciled"], third["source_rows"]) == ("MATCH", "12")
     equal_both_ways(source, file_lake)
 
 
@@ -193,8 +204,11 @@ def test_a_compacted_cdc_table_keeps_its_current_state_and_history(
     for night in range(2, 6):
         source.execute("UPDATE items SET name = %s WHERE id %% 7 = %s", (f"n{night}", night))
         source.execute("DELETE FROM items WHERE id = %s", (night * 10,))
-        run(path, file_lake, f"r{night}")
+        row = run(path, file_lake, f"r{night}")
         equal_both_ways(source, file_lake)
+        assert row["reconciled"] == "MATCH", row["reconcile_note"]
+        if night > 2:  # compacted after the second load: counted from the base
+            assert "(from the compacted base)" in row["reconcile_note"], row["reconcile_note"]
     bases = list(Path(file_lake.removeprefix("file://")).rglob("*.base*.parquet"))
     assert bases, "the CDC table was compacted"
     deletes = view(file_lake, f"SELECT count(*) FROM {SOURCE}.items_history WHERE _deleted")

@@ -6,9 +6,15 @@ A run reads whole transactions, in commit order, from the slot's confirmed posit
   from reaching the slot (exactly once);
 - the read stops before the first transaction that commits at or after `end_lsn` (the WAL
   position when the run started: the run's end marker, a non-transactional logical message
-  it writes at its start), or once `max_changes` changes were read, or when the marker (or,
-  without one, a keepalive at or past `end_lsn`) arrives: a busy source never keeps a run
-  going; the next run reads the rest.
+  it writes at its start), or once `max_changes` changes or `max_bytes` bytes of messages were
+  read (whole transactions: the check runs before each one), or when the marker (or, without
+  one, a keepalive at or past `end_lsn`) arrives: a busy source never keeps a run going; the
+  next run reads the rest.
+
+For the reconciliation, the reader tells apart the transactions the source's count saw (its
+REPEATABLE READ snapshot, taken right before the end marker: `Bound.visible`) from the ones
+that committed after that snapshot and before the marker: their net rows (inserts - deletes)
+are what the lake holds beyond the count (`ReadState.late_net`).
 
 Each change gets its order in the lake (`_lsn`): the commit LSN of its transaction as 16
 hexadecimal digits, `.`, and its place in the transaction as 8 (`000000000172AB40.00000003`).
@@ -21,7 +27,7 @@ again over a lake that holds the table, `ingest.job.cdc`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 INSERT, UPDATE, DELETE = "insert", "update", "delete"
 #: the messages that carry a row change
 _CHANGES = (pgoutput.Insert, pgoutput.Update, pgoutput.Delete)
+#: what a change does to the table's row count (an update, even of the key, keeps it)
+_NET: dict[type, int] = {pgoutput.Insert: 1, pgoutput.Delete: -1}
 
 
 def order_text(commit_lsn: int, place: int) -> str:
@@ -69,6 +77,10 @@ class Bound:
     #: the content of this run's end marker: once the stream sends it, every transaction
     #: committed before it has been sent (None: no marker; wait for the position)
     marker: bytes | None = None
+    #: bytes of messages (their payloads) one run reads at most (whole transactions)
+    max_bytes: int | None = None
+    #: whether a transaction (its xid) is in the snapshot the source was counted in
+    visible: Callable[[int], bool] | None = None
 
     @property
     def reached_at(self) -> int:
@@ -93,6 +105,15 @@ class ReadState:
     #: transactions read again and dropped (they had landed)
     skipped: int = 0
     ignored_columns: set[str] = field(default_factory=set)
+    #: bytes of messages read (their payloads)
+    bytes: int = 0
+    #: why the read stopped before the run's end position ("" when it reached it)
+    stopped_by: str = ""
+    #: transactions read that the source's count did not see (they committed after its
+    #: snapshot), their net rows (inserts - deletes) and TRUNCATEs of the table among them
+    late_transactions: int = 0
+    late_net: int = 0
+    late_truncates: int = 0
 
     @property
     def changes(self) -> int:
@@ -155,17 +176,21 @@ class ChangeReader:
     def _key(self, values: dict[str, object]) -> tuple:
         return tuple(values.get(k) for k in self.keys)
 
-    def rows(self, stream: Iterator[tuple[int, object, int]]) -> Iterator[Row | TruncateMark]:
+    def rows(self, stream: Iterator[tuple[int, object, int, int]]) -> Iterator[Row | TruncateMark]:
+        """Change rows from `stream`: (data_start, decoded message or None, the server's
+        decoded position, the message's size in bytes)."""
         state, bound = self.state, self.bound
-        in_tx = skipping = False
+        in_tx = skipping = late = False
         commit_lsn = place = 0
-        for _, message, wal_end in stream:
+        visible = bound.visible
+        for _, message, wal_end, size in stream:
             if message is None:
                 if not in_tx and wal_end >= bound.reached_at:
                     # everything committed before the run's end position has been sent
                     state.confirm_lsn = max(state.confirm_lsn, wal_end)
                     return
                 continue
+            state.bytes += size
             kind = type(message)
             if kind in _CHANGES:
                 if skipping:
@@ -173,6 +198,8 @@ class ChangeReader:
                 relation = self._ours(message.relation_id)  # type: ignore[attr-defined]
                 if relation is None:
                     continue
+                if late:
+                    state.late_net += _NET.get(kind, 0)
                 for row in self._change(relation, message, commit_lsn, place):
                     place += 1
                     yield row
@@ -181,9 +208,16 @@ class ChangeReader:
                 if message.final_lsn >= bound.end_lsn:
                     return  # committed after the run started: the next run's
                 if bound.max_changes is not None and state.changes >= bound.max_changes:
+                    state.stopped_by = f"{bound.max_changes:,} changes"
+                    return
+                if bound.max_bytes is not None and state.bytes - size >= bound.max_bytes:
+                    state.stopped_by = f"{bound.max_bytes:,} bytes"
                     return
                 in_tx, commit_lsn, place = True, message.final_lsn, 0
                 skipping = commit_lsn <= self.skip_through
+                late = visible is not None and not skipping and not visible(message.xid)
+                if late:
+                    state.late_transactions += 1
             elif kind is pgoutput.Commit:
                 assert isinstance(message, pgoutput.Commit)
                 in_tx = False
@@ -207,6 +241,7 @@ class ChangeReader:
                 if any(self._ours(r) for r in message.relation_ids):
                     place += 1
                     state.truncates += 1
+                    state.late_truncates += late
                     yield TruncateMark(order_text(commit_lsn, place))
 
     def _change(

@@ -187,18 +187,20 @@ class Replication:
 
     def stream(
         self, deadline_s: float, *, messages: bool = True
-    ) -> Iterator[tuple[int, pgoutput.Decoded | None, int]]:
-        """(data_start, message, the server's decoded position) from the slot's confirmed
-        position; message None when nothing is waiting (a keepalive moved the position).
+    ) -> Iterator[tuple[int, pgoutput.Decoded | None, int, int]]:
+        """(data_start, message, the server's decoded position, the message's bytes) from the
+        slot's confirmed position; message None when nothing is waiting (a keepalive moved the
+        position).
         Stops at `deadline_s` (time.monotonic()) with a retriable error."""
         connection = self._stream_connection = self.replication_connection()
+        decode = pgoutput.decode
         try:
             cursor = connection.cursor()
             self._start(cursor, messages)
             while True:
                 message = cursor.read_message()
                 if message is None:
-                    yield 0, None, int(cursor.wal_end or 0)
+                    yield 0, None, int(cursor.wal_end or 0), 0
                     if time.monotonic() > deadline_s:
                         raise RetriableJobError(
                             f"slot {self.names.slot}: the stream did not reach the run's end "
@@ -209,8 +211,8 @@ class Replication:
                     cursor.send_feedback(reply=True)
                     select.select([cursor], [], [], 1.0)
                     continue
-                decoded = pgoutput.decode(bytes(message.payload))
-                yield int(message.data_start), decoded, int(cursor.wal_end or 0)
+                payload = message.payload
+                yield message.data_start, decode(payload), cursor.wal_end, len(payload)
         finally:
             self.close_stream()
 
