@@ -256,7 +256,9 @@ class CdcRead:
         assert self.plan is not None and self.stored is not None
         spill = self.workdir / "cdc"
         spill.mkdir(parents=True, exist_ok=True)
-        unchanged = UnchangedValues(spill / "unchanged.sqlite", self._varlena_columns())
+        unchanged = UnchangedValues(
+            spill / "unchanged.sqlite", self._varlena_columns(), len(self.keys)
+        )
         converter = RowConverter(
             self.engine,
             self.plan,

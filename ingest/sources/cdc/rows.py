@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,17 @@ ORDINAL = "_ingest_ordinal"
 Previous = Callable[[pa.Table, list[str]], dict[tuple, dict[str, Any]]]
 
 
-def record_literal(values: Sequence[object]) -> str:
+def record_literal(values: Iterable[object]) -> str:
     """PostgreSQL's text form of a row: `("a","b\\"c",,"")` (empty: NULL)."""
     fields = []
     for value in values:
         if value is None:
             fields.append("")
-        else:
-            text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            fields.append(f'"{text}"')
+            continue
+        text = value if type(value) is str else str(value)
+        if "\\" in text or '"' in text:
+            text = text.replace("\\", "\\\\").replace('"', '\\"')
+        fields.append(f'"{text}"')
     return "(" + ",".join(fields) + ")"
 
 
@@ -60,22 +62,45 @@ def lake_hints() -> dict[str, dict[str, Any]]:
     }
 
 
+#: a value no change of this run had (an UNCHANGED one the lake's state fills): not known here
+_UNKNOWN = 0
+
+
 class UnchangedValues:
     """Every key this run changed and did not delete, with the text of its out-of-line-able
     (varlena) columns, on disk (SQLite in the run's working folder): what an UNCHANGED value of
     a later change of the key was, and the keys a TRUNCATE deletes besides the lake's. A
-    batch's changes are kept in memory until `flush()` (one write per batch, as JSON: text and
-    NULLs only, exact)."""
+    batch's changes are kept in memory until `flush()` (one write per batch: a column per
+    value, text or NULL, exact; a single-column key as its text, a compound one as JSON). A
+    value the run never had (UNCHANGED, filled from the lake's current state) is kept as not
+    known, so a later change that leaves it unchanged too is filled from the lake as well."""
 
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+    def __init__(self, path: Path, columns: Sequence[str], key_columns: int = 1) -> None:
         self.columns = list(columns)
+        self._single = key_columns == 1
         self.db = sqlite3.connect(str(path))
-        self.db.execute("CREATE TABLE v (k TEXT PRIMARY KEY, v TEXT)")
-        #: this batch's keys: their values, or None when the key was deleted
-        self.pending: dict[tuple, dict[str, object] | None] = {}
+        # a scratch file of this run only: no journal, no waiting for the disk
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        names = "".join(f", c{i}" for i in range(len(self.columns)))
+        self.db.execute(f"CREATE TABLE v (k TEXT PRIMARY KEY{names})")
+        self._insert = f"INSERT OR REPLACE INTO v VALUES (?{', ?' * len(self.columns)})"
+        #: this batch's keys: their values (in `columns` order), or None when deleted
+        self.pending: dict[tuple, tuple | None] = {}
 
-    def remember(self, key: tuple, values: dict[str, object]) -> None:
-        self.pending[key] = {c: values.get(c) for c in self.columns}
+    def _text(self, key: tuple) -> str:
+        return str(key[0]) if self._single else json.dumps(list(key))
+
+    def _key(self, text: str) -> tuple:
+        return (text,) if self._single else tuple(json.loads(text))
+
+    def remember(self, key: tuple, values: dict[str, object], unknown: Sequence[str] = ()) -> None:
+        if unknown:
+            self.pending[key] = tuple(
+                _UNKNOWN if c in unknown else values.get(c) for c in self.columns
+            )
+        else:
+            self.pending[key] = tuple(map(values.get, self.columns))
 
     def forget(self, key: tuple) -> None:
         self.pending[key] = None
@@ -85,7 +110,7 @@ class UnchangedValues:
         self.flush()
         cursor = self.db.execute("SELECT k FROM v ORDER BY k")
         while batch := cursor.fetchmany(size):
-            yield [tuple(json.loads(k)) for (k,) in batch]
+            yield [self._key(k) for (k,) in batch]
 
     def clear(self) -> None:
         """After a TRUNCATE: no key is left."""
@@ -93,16 +118,23 @@ class UnchangedValues:
         self.db.execute("DELETE FROM v")
 
     def recall(self, key: tuple) -> dict[str, object] | None:
+        """The key's values this run had (those it knows), or None."""
         if key in self.pending:
-            return self.pending[key]
-        found = self.db.execute("SELECT v FROM v WHERE k = ?", (json.dumps(key),)).fetchone()
-        return json.loads(found[0]) if found else None
+            found = self.pending[key]
+        else:
+            row = self.db.execute("SELECT * FROM v WHERE k = ?", (self._text(key),)).fetchone()
+            found = tuple(row[1:]) if row else None
+        if found is None:
+            return None
+        return {
+            c: v for c, v in zip(self.columns, found, strict=True) if v is None or type(v) is str
+        }
 
     def flush(self) -> None:
-        dumps = json.dumps
-        kept = [(dumps(k), dumps(v)) for k, v in self.pending.items() if v is not None]
-        gone = [(dumps(k),) for k, v in self.pending.items() if v is None]
-        self.db.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", kept)
+        text = self._text
+        kept = [(text(k), *v) for k, v in self.pending.items() if v is not None]
+        gone = [(text(k),) for k, v in self.pending.items() if v is None]
+        self.db.executemany(self._insert, kept)
         self.db.executemany("DELETE FROM v WHERE k = ?", gone)
         self.pending.clear()
 
@@ -151,19 +183,21 @@ class RowConverter:
             if row.op == DELETE:
                 values = {k: values.get(k) for k in keys}
                 unchanged.forget(key)
-            else:
+            elif UNCHANGED in values.values():
                 gaps = [c for c, v in values.items() if v is UNCHANGED]
-                if gaps:
-                    values = dict(values)
-                    earlier = unchanged.recall(key) or {}
-                    for column in gaps:
-                        if column in earlier:
-                            values[column] = earlier[column]
-                    still = [c for c in gaps if values[c] is UNCHANGED]
-                    if still:
-                        missing[index] = still
-                        for column in still:
-                            values[column] = None
+                values = dict(values)
+                earlier = unchanged.recall(key) or {}
+                still = []
+                for column in gaps:
+                    if column in earlier:
+                        values[column] = earlier[column]
+                    else:
+                        still.append(column)
+                        values[column] = None  # the lake's value, filled after the read
+                if still:
+                    missing[index] = still
+                unchanged.remember(key, values, still)
+            else:
                 unchanged.remember(key, values)
             literals.append(record_literal([values.get(c) for c in columns]))
         self.unchanged.flush()
