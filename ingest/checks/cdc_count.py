@@ -55,72 +55,95 @@ def lake_rows(
     connection = state_connection(dest, memory_mb, spill_dir)
     try:
         view = state.view
-        base, how = view.base_load, "from the compacted base"
+        base, position, how = view.base_load, None, "from the compacted base"
         if base is None:
-            base, how = _unique_load(connection, dest, view), "from the first copy"
+            (base, position), how = _first_copy(connection, dest, view), "from the first copy"
         if base is None:
             sql, how = f"SELECT count(*) FROM ({state.keys_sql}) AS s", "every key ranked"
         else:
-            sql = _count_from(state, LakeUrls.of(dest), base)
+            sql = _count_from(state, LakeUrls.of(dest), base, position)
         return LakeRows(int(connection.execute(sql).fetchone()[0]), how)
     finally:
         connection.close()
 
 
-def _count_from(state: TableState, urls: LakeUrls, base: str) -> str:
+def _count_from(state: TableState, urls: LakeUrls, base: str, position: str | None) -> str:
     """The state's rows, from a load `base` that holds one row per key and no marker: its
-    rows (the files' own count), less those whose key a later load changed (`touched`: one
-    scan of its key column, kept), plus the keys of the later loads whose newest version, by
-    the views' order (`_lsn`, then the load, then a marker last), is not a marker."""
+    rows (the files' own count), less the keys a later load changed (`touched`: one scan of
+    its key column against the later keys), plus the later keys whose newest version, the
+    base's row included, is not a marker. `position`: the `_lsn` of every row of the base
+    (the first copy's), so its rank needs no read; None: read with the key."""
     view = state.view
-    keys = [quote_double(k) for k in view.keys]
-    typed = [
-        f"CAST({quote_double(k)} AS {state.duckdb_type(k)}) AS {quote_double(k)}" for k in view.keys
-    ]
+    q = quote_double
+    keys = [q(k) for k in view.keys]
 
-    def read(parts: list[Part]) -> str:
-        if not parts:  # nothing after the base: no rows of that shape
-            empty = [
-                f"CAST(NULL AS {state.duckdb_type(k)}) AS {quote_double(k)}" for k in view.keys
-            ]
-            return f"SELECT {', '.join(empty)}, NULL AS _lsn, false AS _d, 0.0 AS _l WHERE false"
-        reads = []
-        for part in parts:
-            files = ", ".join(literal_sql(urls.url("duckdb", f)) for f in part.files)
-            deleted = (
-                f"COALESCE({quote_double(DELETED)}, false)" if DELETED in part.columns else "false"
-            )
-            lsn = f"CAST({quote_double(LSN)} AS VARCHAR)" if LSN in part.columns else "NULL"
-            reads.append(
-                f"SELECT {', '.join(typed)}, {lsn} AS _lsn, "
-                f"{deleted} AS _d, CAST({literal_sql(str(part.load_id))} AS DECIMAL(20,7)) AS _l "
-                f"FROM read_parquet([{files}], union_by_name = true)"
-            )
-        return "\nUNION ALL\n".join(reads)
+    def typed(alias: str = "") -> str:
+        return ", ".join(
+            f"CAST({alias}{q(k)} AS {state.duckdb_type(k)}) AS {q(k)}" for k in view.keys
+        )
 
-    match = " AND ".join(f"x.{k} = b.{k}" for k in keys)
-    grouped = ", ".join(keys)
-    rank = "struct_pack(n := _lsn IS NOT NULL, w := _lsn, l := _l, d := _d)"
+    def load_number(part: Part) -> str:
+        return f"CAST({literal_sql(str(part.load_id))} AS DECIMAL(20,7))"
+
+    def files(part: Part) -> str:
+        return "[" + ", ".join(literal_sql(urls.url("duckdb", f)) for f in part.files) + "]"
+
+    def rank(lsn: str, load: str, deleted: str) -> str:
+        return f"struct_pack(n := {lsn} IS NOT NULL, w := {lsn}, l := {load}, d := {deleted})"
+
+    later = []
+    for part in (p for p in view.parts if p.load_id != base):
+        lsn = f"CAST({q(LSN)} AS VARCHAR)" if LSN in part.columns else "CAST(NULL AS VARCHAR)"
+        deleted = f"COALESCE({q(DELETED)}, false)" if DELETED in part.columns else "false"
+        later.append(
+            f"SELECT {typed()}, {rank(lsn, load_number(part), deleted)} AS r "
+            f"FROM read_parquet({files(part)}, union_by_name = true)"
+        )
+    if not later:  # nothing after the base: its rows are the state
+        empty = ", ".join(f"CAST(NULL AS {state.duckdb_type(k)}) AS {q(k)}" for k in view.keys)
+        later.append(
+            f"SELECT {empty}, {rank('CAST(NULL AS VARCHAR)', '0.0', 'false')} AS r WHERE false"
+        )
+    bases = [p for p in view.parts if p.load_id == base]
+    reads = []
+    for part in bases:
+        if position is not None:
+            base_rank = rank(literal_sql(position), load_number(part), "false")
+        else:
+            lsn = f"CAST(b.{q(LSN)} AS VARCHAR)" if LSN in part.columns else "CAST(NULL AS VARCHAR)"
+            base_rank = rank(lsn, load_number(part), "false")
+        on = " AND ".join(f"x.{q(k)} = CAST(b.{q(k)} AS {state.duckdb_type(k)})" for k in view.keys)
+        reads.append(
+            f"SELECT {', '.join(f'x.{k}' for k in keys)}, {base_rank} AS br "
+            f"FROM read_parquet({files(part)}, union_by_name = true) AS b JOIN newest AS x ON {on}"
+        )
+    counts = " + ".join(
+        f"(SELECT count(*) FROM read_parquet({files(part)}, union_by_name = true))"
+        for part in bases
+    )
+    match = " AND ".join(f"t.{k} = x.{k}" for k in keys)
     return (
-        f"WITH later AS MATERIALIZED (\n{read([p for p in view.parts if p.load_id != base])}\n), "
-        f"base AS NOT MATERIALIZED (\n{read([p for p in view.parts if p.load_id == base])}\n), "
-        f"touched AS MATERIALIZED (SELECT * FROM base AS b WHERE EXISTS "
-        f"(SELECT 1 FROM later AS x WHERE {match}))\n"
-        "SELECT (SELECT count(*) FROM base) - (SELECT count(*) FROM touched) + (SELECT count(*) "
-        f"FROM (SELECT {grouped}, max({rank}) AS r FROM (SELECT * FROM later UNION ALL "
-        f"SELECT * FROM touched) AS v GROUP BY {grouped}) AS s WHERE NOT s.r.d)"
+        f"WITH newest AS MATERIALIZED (\nSELECT {', '.join(keys)}, max(r) AS r FROM (\n"
+        + "\nUNION ALL\n".join(later)
+        + f"\n) AS v GROUP BY {', '.join(keys)}\n), touched AS MATERIALIZED (\n"
+        + "\nUNION ALL\n".join(reads)
+        + f"\n)\nSELECT {counts} - (SELECT count(*) FROM touched) + (SELECT count(*) FROM newest "
+        f"AS x LEFT JOIN touched AS t ON {match} WHERE NOT (CASE WHEN t.{keys[0]} IS NULL "
+        "THEN x.r ELSE greatest(x.r, t.br) END).d)"
     )
 
 
-def _unique_load(connection: Any, dest: Destination, view: ViewDef) -> str | None:
-    """The view's first load when its rows all carry one `_lsn` and no delete marker (the
-    first copy: one row per key), by its files' Parquet statistics; else None."""
+def _first_copy(
+    connection: Any, dest: Destination, view: ViewDef
+) -> tuple[str, str] | tuple[None, None]:
+    """The view's first load and its one `_lsn` when its rows all carry that one and no
+    delete marker (the first copy: one row per key), by its files' Parquet statistics."""
     if view.order_by != LSN or not view.parts:
-        return None
+        return None, None
     first = view.parts[0].load_id
     files = [f for p in view.parts if p.load_id == first for f in p.files]
     if first is None or not files:
-        return None
+        return None, None
     urls = LakeUrls.of(dest)
     paths = ", ".join(literal_sql(urls.url("duckdb", f)) for f in files)
     found = connection.execute(
@@ -133,10 +156,10 @@ def _unique_load(connection: Any, dest: Destination, view: ViewDef) -> str | Non
     lsn, deleted = stats.get(LSN), stats.get(DELETED)
     # every `_lsn` known and equal; `_deleted` known (statistics kept) and never true
     if lsn is None or lsn[2] or lsn[3] or lsn[0] != lsn[1]:
-        return None
+        return None, None
     if deleted is not None and (deleted[2] or str(deleted[1]).lower() != "false"):
-        return None
-    return first
+        return None, None
+    return first, str(lsn[0])
 
 
 @dataclass(frozen=True)

@@ -170,36 +170,8 @@ class _Reader:
         return text
 
     def tuple_data(self) -> tuple[Value, ...]:
-        count = self.int16()
-        if count < 0:
-            raise ProtocolError(f"negative column count {count}")
-        data, size_of = self.data, len(self.data)
-        at = self.at
-        values: list[Value] = []
-        for _ in range(count):
-            if at >= size_of:
-                raise ProtocolError(f"message truncated: a value wanted at offset {at}")
-            kind = data[at]
-            at += 1
-            if kind == 0x74:  # 't'
-                if at + 4 > size_of:
-                    raise ProtocolError(f"message truncated: a length wanted at offset {at}")
-                (length,) = _I32.unpack_from(data, at)
-                at += 4
-                if length < 0 or at + length > size_of:
-                    raise ProtocolError(
-                        f"message truncated: wanted {length} byte(s) at offset {at} of {size_of}"
-                    )
-                values.append(data[at : at + length].decode("utf-8"))
-                at += length
-            elif kind == 0x6E:  # 'n'
-                values.append(None)
-            elif kind == 0x75:  # 'u'
-                values.append(UNCHANGED)
-            else:  # 'b' (binary) only with the `binary` option, which we never ask for
-                raise ProtocolError(f"unknown tuple value kind {chr(kind)!r}")
-        self.at = at
-        return tuple(values)
+        values, self.at = _tuple_at(self.data, self.at)
+        return values
 
     def end(self, what: str) -> None:
         if self.at != len(self.data):
@@ -208,10 +180,112 @@ class _Reader:
             )
 
 
+def _tuple_at(data: bytes, at: int) -> tuple[tuple[Value, ...], int]:
+    """TupleData at offset `at`: the values, and the offset after them."""
+    size_of = len(data)
+    if at + 2 > size_of:
+        raise ProtocolError(f"message truncated: a column count wanted at offset {at}")
+    (count,) = _I16.unpack_from(data, at)
+    at += 2
+    if count < 0:
+        raise ProtocolError(f"negative column count {count}")
+    values: list[Value] = []
+    append = values.append
+    for _ in range(count):
+        if at >= size_of:
+            raise ProtocolError(f"message truncated: a value wanted at offset {at}")
+        kind = data[at]
+        at += 1
+        if kind == 0x74:  # 't'
+            if at + 4 > size_of:
+                raise ProtocolError(f"message truncated: a length wanted at offset {at}")
+            (length,) = _I32.unpack_from(data, at)
+            at += 4
+            end = at + length
+            if length < 0 or end > size_of:
+                raise ProtocolError(
+                    f"message truncated: wanted {length} byte(s) at offset {at} of {size_of}"
+                )
+            append(data[at:end].decode("utf-8"))
+            at = end
+        elif kind == 0x6E:  # 'n'
+            append(None)
+        elif kind == 0x75:  # 'u'
+            append(UNCHANGED)
+        else:  # 'b' (binary) only with the `binary` option, which we never ask for
+            raise ProtocolError(f"unknown tuple value kind {chr(kind)!r}")
+    return tuple(values), at
+
+
+def _marker_at(data: bytes, at: int, what: str) -> int:
+    if at >= len(data):
+        raise ProtocolError(f"message truncated: {what} wanted at offset {at}")
+    return data[at]
+
+
+def _done(data: bytes, at: int, what: str) -> None:
+    if at != len(data):
+        raise ProtocolError(f"{what} message has {len(data) - at} unexpected trailing byte(s)")
+
+
+def _relation_id(data: bytes) -> int:
+    if len(data) < 5:
+        raise ProtocolError(f"message truncated: wanted 4 byte(s) at offset 1 of {len(data)}")
+    return int(_U32.unpack_from(data, 1)[0])
+
+
+# the row changes, the bulk of a stream, are decoded straight from the bytes (no `_Reader`)
+
+
+def _fast_insert(data: bytes) -> Insert:
+    relation_id = _relation_id(data)
+    if (marker := _marker_at(data, 5, "a tuple marker")) != 0x4E:  # 'N'
+        raise ProtocolError(f"INSERT: expected a new tuple ('N'), got {chr(marker)!r}")
+    new, at = _tuple_at(data, 6)
+    _done(data, at, "INSERT")
+    return Insert(relation_id, new)
+
+
+def _fast_update(data: bytes) -> Update:
+    relation_id = _relation_id(data)
+    marker, at = _marker_at(data, 5, "a tuple marker"), 6
+    old, old_kind = None, ""
+    if marker in (0x4B, 0x4F):  # 'K', 'O'
+        old_kind = chr(marker)
+        old, at = _tuple_at(data, at)
+        marker = _marker_at(data, at, "a tuple marker")
+        at += 1
+    if marker != 0x4E:
+        raise ProtocolError(f"UPDATE: expected a new tuple ('N'), got {chr(marker)!r}")
+    new, at = _tuple_at(data, at)
+    _done(data, at, "UPDATE")
+    return Update(relation_id, new, old, old_kind)
+
+
+def _fast_delete(data: bytes) -> Delete:
+    relation_id = _relation_id(data)
+    marker = _marker_at(data, 5, "a tuple marker")
+    if marker not in (0x4B, 0x4F):
+        raise ProtocolError(f"DELETE: expected an old key or row ('K' or 'O'), got {chr(marker)!r}")
+    old, at = _tuple_at(data, 6)
+    _done(data, at, "DELETE")
+    return Delete(relation_id, old, chr(marker))
+
+
+_FAST: dict[int, Callable[[bytes], Decoded]] = {
+    0x49: _fast_insert,
+    0x55: _fast_update,
+    0x44: _fast_delete,
+}
+
+
 def decode(data: bytes) -> Decoded:
     """One pgoutput message (the payload of one XLogData message)."""
     if not data:
         raise ProtocolError("empty message")
+    fast = _FAST.get(data[0])
+    if fast is not None:
+        return fast(data)
     reader = _Reader(data)
     kind = reader.byte()
     decoder = _DECODERS.get(kind)
@@ -240,33 +314,6 @@ def _relation(r: _Reader) -> Relation:
     return Relation(relation_id, namespace, name, identity, tuple(columns))
 
 
-def _insert(r: _Reader) -> Insert:
-    relation_id = r.uint32()
-    if (marker := r.byte()) != "N":
-        raise ProtocolError(f"INSERT: expected a new tuple ('N'), got {marker!r}")
-    return Insert(relation_id, r.tuple_data())
-
-
-def _update(r: _Reader) -> Update:
-    relation_id = r.uint32()
-    marker = r.byte()
-    old, old_kind = None, ""
-    if marker in ("K", "O"):
-        old, old_kind = r.tuple_data(), marker
-        marker = r.byte()
-    if marker != "N":
-        raise ProtocolError(f"UPDATE: expected a new tuple ('N'), got {marker!r}")
-    return Update(relation_id, r.tuple_data(), old, old_kind)
-
-
-def _delete(r: _Reader) -> Delete:
-    relation_id = r.uint32()
-    marker = r.byte()
-    if marker not in ("K", "O"):
-        raise ProtocolError(f"DELETE: expected an old key or row ('K' or 'O'), got {marker!r}")
-    return Delete(relation_id, r.tuple_data(), marker)
-
-
 def _truncate(r: _Reader) -> Truncate:
     count, options = r.int32(), r.int8()
     if count < 0:
@@ -293,9 +340,6 @@ _DECODERS: dict[str, Callable[[_Reader], Decoded]] = {
     "B": _begin,
     "C": _commit,
     "R": _relation,
-    "I": _insert,
-    "U": _update,
-    "D": _delete,
     "T": _truncate,
     "O": _origin,
     "Y": _type,

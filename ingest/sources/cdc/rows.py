@@ -199,11 +199,11 @@ class RowConverter:
                 unchanged.remember(key, values, still)
             else:
                 unchanged.remember(key, values)
-            literals.append(record_literal([values.get(c) for c in columns]))
+            literals.append(record_literal(map(values.get, columns)))
         self.unchanged.flush()
         with self.engine.connect() as connection, self.plan.open_session(connection):
             result = connection.execute(self.query, {"rows": literals})
-            table = self.plan.from_rows([r._data for r in result])
+            table = self.plan.from_rows(result.all())  # one fetch, not a row at a time
             connection.rollback()
         if len(table) != len(rows):
             raise JobError(f"{len(rows)} change(s) converted into {len(table)} row(s)")
