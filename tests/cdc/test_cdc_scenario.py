@@ -192,6 +192,27 @@ def test_a_run_reads_whole_transactions_up_to_the_configured_maximum(
     equal_both_ways(source, file_lake)
 
 
+def test_a_run_reads_whole_transactions_up_to_the_configured_bytes(
+    source, file_lake, tmp_path, monkeypatch
+):
+    set_source_env(monkeypatch, SOURCE, **source.secrets())
+    monkeypatch.setenv("INGEST_CDC_MAX_BYTES", "1")  # checked before each transaction
+    source.execute(ITEMS)
+    path = config(tmp_path)
+    run(path, file_lake, "r1")
+    for tx in range(2):  # two transactions of three inserts
+        source.execute(
+            "INSERT INTO items SELECT x, 'n', 1, now(), NULL FROM generate_series(%s, %s) x",
+            (tx * 3 + 1, tx * 3 + 3),
+        )
+    second = run(path, file_lake, "r2")
+    assert second["rows_inserted"] == "3"  # the first whole transaction, then the bound
+    assert "stopped after 1 bytes" in second["reconcile_note"], second["reconcile_note"]
+    third = run(path, file_lake, "r3")
+    assert third["rows_inserted"] == "3" and third["reconciled"] == "MATCH"
+    equal_both_ways(source, file_lake)
+
+
 def test_a_compacted_cdc_table_keeps_its_current_state_and_history(
     source, file_lake, tmp_path, monkeypatch
 ):
