@@ -6,7 +6,9 @@ since the last run; and the CDC reader's changes per second against the floor.
 shared server is never reconfigured; `tests/cdc/cluster.py`), removed at the end.
 
 The source is an 8-column `orders` table (key `order_id`, numeric, text, timestamptz). Each
-measurement is a process of its own (`python -m ingest run`; wall time and peak RSS from wait4):
+measurement is a process of its own (`python -m ingest run`; wall time and peak RSS from wait4;
+CPU seconds: the process's and its PostgreSQL cluster's meanwhile, from /proc, which a machine
+shared with other work stretches far less than wall time):
 
 - CDC first copy: the CDC job's first run (slot, exported snapshot, copy);
 - then --repeat rounds, interleaved (the machine's load hits both alike), medians printed:
@@ -64,16 +66,43 @@ FROM generate_series(%s, %s) g
 """
 
 
-def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS MB of that process, stderr tail)."""
+def server_cpu(cluster: Any) -> float:
+    """CPU seconds the cluster's processes used so far: the postmaster's own and its reaped
+    children's (ended backends), plus every live child's (backends, WAL senders, workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    postmaster = int((Path(cluster.folder) / "data" / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def whole_process(
+    cmd: list[str], env: dict[str, str], cluster: Any = None
+) -> tuple[float, float, str, float, float]:
+    """(seconds, peak RSS MB of that process, stderr tail, its CPU seconds, the CPU seconds
+    of the PostgreSQL cluster meanwhile)."""
+    server = server_cpu(cluster) if cluster is not None else 0.0
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
+    server = (server_cpu(cluster) - server) if cluster is not None else 0.0
     _, err = proc.communicate()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, err.decode()[-500:]
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, usage.ru_maxrss / 1024, err.decode()[-500:], cpu, server
 
 
 def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int, float]:
@@ -222,15 +251,18 @@ def main() -> int:
             f"cdc,Y,postgresql,{SOURCE},public,orders,CDC,\n"
         )
 
-        def run(job: str, lake: str) -> tuple[float, float, float]:
-            """(process seconds, peak MB, the job's own seconds: its audit duration_s)."""
+        def run(job: str, lake: str) -> tuple[float, float, float, float]:
+            """(process seconds, peak MB, the job's own seconds: its audit duration_s, CPU
+            seconds of the process and of the PostgreSQL cluster meanwhile)."""
             cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
-            seconds, peak, _ = whole_process([*cmd, "--destination", lake], env)
-            return seconds, peak, job_seconds(lake, job)
+            seconds, peak, _, cpu, server = whole_process(
+                [*cmd, "--destination", lake], env, cluster
+            )
+            return seconds, peak, job_seconds(lake, job), cpu + server
 
         print(f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%})")
         lake = (scratch / "lake-cdc").as_uri()
-        first_s, first_mb, _ = run("cdc", lake)
+        first_s, first_mb, _, _ = run("cdc", lake)
         print(f"CDC first copy:     {first_s:8.1f} s   peak {first_mb:7.0f} MB")
         with source.cursor() as cursor:
             for slot in ("bench_raw", "bench_decode"):
@@ -242,9 +274,12 @@ def main() -> int:
             updates, deletes = change(source, args.rows, changed, round_)
             cdcs.append(run("cdc", lake))
             print(
-                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s) / "
-                f"{fulls[-1][1]:4.0f} MB, CDC run ({updates:,} updates, {deletes:,} deletes) "
-                f"{cdcs[-1][0]:6.1f} s (job {cdcs[-1][2]:.1f} s) / {cdcs[-1][1]:4.0f} MB"
+                f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s, "
+                f"CPU {fulls[-1][3]:.1f} s) / {fulls[-1][1]:4.0f} MB, CDC run ({updates:,} "
+                f"updates, {deletes:,} deletes) {cdcs[-1][0]:6.1f} s (job {cdcs[-1][2]:.1f} s, "
+                f"CPU {cdcs[-1][3]:.1f} s) / {cdcs[-1][1]:4.0f} MB; "
+                f"{cdcs[-1][0] / fulls[-1][0]:.2f} x; load average {os.getloadavg()[0]:.1f}",
+                flush=True,
             )
         full_s = statistics.median(f[0] for f in fulls)
         cdc_s = statistics.median(c[0] for c in cdcs)
@@ -252,6 +287,13 @@ def main() -> int:
         print(
             f"CDC run:            {cdc_s:8.1f} s   peak {max(c[1] for c in cdcs):7.0f} MB   "
             f"{changed / cdc_s:,.0f} changes/s   {cdc_s / full_s:.2f} x the FULL copy (medians)"
+        )
+        full_cpu = statistics.median(f[3] for f in fulls)
+        cdc_cpu = statistics.median(c[3] for c in cdcs)
+        print(
+            f"CPU seconds:        FULL {full_cpu:.1f} s, CDC {cdc_cpu:.1f} s: "
+            f"{cdc_cpu / full_cpu:.2f} x (the process and its PostgreSQL: what a busy machine "
+            "stretches the least)"
         )
         full_job = statistics.median(f[2] for f in fulls)
         cdc_job = statistics.median(c[2] for c in cdcs)
