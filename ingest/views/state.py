@@ -33,6 +33,14 @@ class TableState:
     dest: Destination
 
     @property
+    def renderer(self) -> DuckDbRenderer:
+        return DuckDbRenderer(LakeUrls.of(self.dest))
+
+    def with_view(self, view: ViewDef) -> TableState:
+        """The state of `view` (the same table read another way, e.g. with another base)."""
+        return TableState(view, self.renderer.statement_body(view), self.dest)
+
+    @property
     def keys(self) -> tuple[str, ...]:
         return self.view.keys
 
