@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from ingest.cli import main
 from ingest.job import cdc as cdc_job
@@ -42,8 +43,14 @@ def test_xids_against_the_snapshot():
     assert full_xid(0x20, epoch - 0x10) == epoch + 0x20
 
 
-def test_a_quiet_source_matches_with_its_counts(source, file_lake, tmp_path, monkeypatch):
+@pytest.mark.parametrize("compact_loads", ["1", "30"])
+def test_a_quiet_source_matches_with_its_counts(
+    source, file_lake, tmp_path, monkeypatch, compact_loads
+):
+    """Compacted after every run (the default): the lake is counted from the new base; not
+    compacted: from the first copy and the keys changed since, the copy read by its key only."""
     set_source_env(monkeypatch, SOURCE, **source.secrets())
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", compact_loads)
     source.execute(ITEMS)
     fill(source, 1, 1000)
     path = config(tmp_path)
@@ -57,6 +64,12 @@ def test_a_quiet_source_matches_with_its_counts(source, file_lake, tmp_path, mon
     assert (second["table_rows_lake"], second["table_reconciled"]) == ("1070", "MATCH")
     assert "100 insert(s), 110 update(s), 30 delete(s)" in second["reconcile_note"]
     assert "committed after it" not in second["reconcile_note"]  # nothing written meanwhile
+    how = "from the compacted base" if compact_loads == "1" else "from the first copy"
+    assert f"({how})" in second["reconcile_note"], second["reconcile_note"]
+    source.execute("DELETE FROM items WHERE id BETWEEN 31 AND 40")
+    source.execute("UPDATE items SET name = 'again' WHERE id % 10 = 0")
+    third = run(path, file_lake, "r3")  # a second load after the copy (or the base)
+    assert (third["reconciled"], third["table_rows_lake"]) == ("MATCH", "1060"), third
 
 
 def test_transactions_committed_between_the_count_and_the_end_are_no_false_mismatch(
@@ -65,6 +78,7 @@ def test_transactions_committed_between_the_count_and_the_end_are_no_false_misma
     """Two transactions commit after the count's snapshot and before the end marker: the run
     reads them (the lake holds one row more than the snapshot counted) and adds them by xid."""
     set_source_env(monkeypatch, SOURCE, **source.secrets())
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "30")  # counted from the first copy
     source.execute(ITEMS)
     fill(source, 1, 100)
     path = config(tmp_path)
