@@ -7,7 +7,10 @@ pending and this chunk has not landed (and to remove this chunk's files of an ea
 attempt), every TOUCH_EVERY_S while it reads (to renew the split load), right before the files
 are written, and to record the landing. All are fenced writes or reads of the table's commit
 log: a chunk of a split load that was abandoned never lands. Its files carry the split load's
-id and are invisible until the split load's commit.
+id and are staged outside the table's folder (`ingest.lake.layout.CHUNK_LAYOUT`): only the
+split load's commit moves the landed ones into the table. So an attempt that writes late (after
+another attempt landed its chunk and the split load committed), or dies right after writing,
+can never add a file to a committed load, and it only ever removes staged files.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from ingest.lake.commits import (
 )
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
-from ingest.lake.loads import count_rows, ensure_dataset, load_files
+from ingest.lake.loads import count_rows, ensure_dataset, staged_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.model.result import short_error
 from ingest.model.task import SplitPlan, Task
@@ -85,7 +88,7 @@ def _name(path: str) -> str:
 
 def _own_files(dest: Destination, task: Task, plan: SplitPlan, prefix: str) -> list[str]:
     job = task.job
-    files = load_files(dest, job.source_name, job.lake_table, plan.load_id)
+    files = staged_files(dest, job.source_name, job.lake_table, plan.load_id)
     start = f"{plan.load_id}.{prefix}"
     return [p for p in files if p.rsplit("/", 1)[-1].startswith(start)]
 

@@ -11,20 +11,23 @@ The steps (each an activity on Azure, a worker task locally; `ingest.job.chunk`)
    the split load as `pending` into the table's commit log (`ingest.lake.commits`: fenced by
    the lease) with a new load id above every committed one and a random token; it returns the
    `SplitPlan` and gives the lease back.
-2. **chunks**: each reads its key range and writes its files into the table folder under the
-   split load's id, named `<load_id>.c<NNN>a<attempt>x<file>.parquet`. Without a completion
-   marker and outside the commit log they are invisible. A chunk records "landed: files, rows"
+2. **chunks**: each reads its key range and writes its files under the split load's id, named
+   `<load_id>.c<NNN>a<attempt>x<file>.parquet`, into the staging folder
+   `<dataset>/_chunks/<table>/` (outside the table's folder: no reader lists or globs them, and
+   no attempt can add a file to the table itself). A chunk records "landed: files, rows"
    into the pending load by a fenced write of the log, after checking the token: a chunk of a
    split load that was abandoned (another writer took the job over) never lands. A chunk that
    finds itself landed does nothing; one run again after a partial write first removes its
    files; an attempt that finds its chunk landed by another attempt, or its split load gone,
    removes the files it wrote (`ingest.job.chunk`).
-3. **commit**: the job's task again, under the lease: every chunk landed, files of the load
-   that no chunk lists are removed, then a normal load with the same load id (FULL: no rows,
-   its empty snapshot file; INCREMENTAL: the rows from `watermark_below` up, the chunks read
-   below it) writes the state, the commit (which ends `pending`) and the completion marker:
-   the whole load becomes visible at once. A chunk that did not land: the split load is
-   abandoned (its files go with the next clean-up) and the job FAILED, naming the chunks.
+3. **commit**: the job's task again, under the lease: every chunk landed, the staged files
+   the landings list are moved into the load's date folder of the table (a rename; on blob
+   storage a server-side copy), staged files no landing lists are removed, then a normal load
+   with the same load id (FULL: no rows, its empty snapshot file; INCREMENTAL: the rows from
+   `watermark_below` up, the chunks read below it) writes the state, the commit (which ends
+   `pending`) and the completion marker: the whole load becomes visible at once. A chunk that
+   did not land: the split load is abandoned (its files go with the next clean-up) and the
+   job FAILED, naming the chunks.
 
 While a split load is pending, any other writer of the job (another run, a backfill) finds
 the table busy (`LeaseBusy`, naming the owner), as with a held lease; a split load nobody
@@ -44,7 +47,7 @@ from ingest.errors import JobError, RetriableJobError
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
-from ingest.lake.loads import load_files
+from ingest.lake.loads import load_files, move_into_load, staged_files
 from ingest.model.task import SplitPlan, Task
 from ingest.settings import Settings
 from ingest.vocabulary import TableFormat
@@ -269,8 +272,11 @@ def prepare_commit(
     log_: CommitLog,
     lease: JobLease,
 ) -> tuple[int, int, tuple[str, ...]]:
-    """Step 3, under the lease: every chunk landed, and the load holds only their files
-    (a chunk's attempt that died or lost a race leaves files no landing lists: removed).
+    """Step 3, under the lease: every chunk landed, their staged files are moved into the
+    table, and the load holds only those (a chunk's attempt that died or lost a race leaves
+    staged files no landing lists: removed). Only this step, under the lease and before the
+    commit, puts files into the table: an attempt of a chunk that writes after the commit
+    writes into staging, where nobody reads and the next clean-up removes what it leaves.
     Returns (rows, files, highest watermarks) of the chunks. A chunk that did not land: the
     split load is abandoned and a JobError names the chunks (another attempt of the commit
     cannot help; the job's next run starts a new split load)."""
@@ -284,11 +290,40 @@ def prepare_commit(
             "was committed (the split load is abandoned), run the job again"
         )
     listed = {name for landed in pending.landed.values() for name in landed.files}
+    listed_in_place: set[str] = set()
     fs = dest.filesystem()
     for path in load_files(dest, dataset, table, plan.load_id, fs):
-        if path.rsplit("/", 1)[-1] not in listed:
+        name = path.rsplit("/", 1)[-1]
+        if name in listed:
+            listed_in_place.add(name)  # moved by an earlier attempt of this commit
+        else:
             log.warning("removing %s: no landed chunk lists it", path)
             fs.rm(path)
+    staged = {p.rsplit("/", 1)[-1]: p for p in staged_files(dest, dataset, table, plan.load_id, fs)}
+    lost = sorted(listed - listed_in_place - set(staged))
+    if lost:
+        lease.write_log(log_.with_pending(None))
+        raise JobError(
+            f"split load {plan.load_id} of {lease.name}: {len(lost)} landed file(s) are gone "
+            f"({', '.join(lost[:3])}); nothing was committed (the split load is abandoned), "
+            "run the job again"
+        )
+    started = time.monotonic()
+    moved = 0
+    for name, path in staged.items():
+        if name in listed and name not in listed_in_place:
+            move_into_load(dest, path, fs)
+            moved += 1
+        else:  # an attempt that lost its race or died: never part of the load
+            log.info("removing %s: staged by an attempt no landing lists", path)
+            fs.rm(path)
+    log.info(
+        "split load %s of %s: %d staged file(s) moved into the table in %.2f s",
+        plan.load_id,
+        lease.name,
+        moved,
+        time.monotonic() - started,
+    )
     rows = sum(landed.rows for landed in pending.landed.values())
     highest = tuple(landed.highest for landed in pending.landed.values() if landed.highest)
     return rows, len(listed), highest
