@@ -29,6 +29,7 @@ from ingest.job import split as splitting
 from ingest.job.errors import classify_error
 from ingest.job.progress import Deadline, HighestWatermark, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
+from ingest.job.split_snapshot import SNAPSHOT_KEY, importing_engine
 from ingest.lake import ledger
 from ingest.lake.commits import (
     ChunkLanded,
@@ -46,7 +47,7 @@ from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources import ExtractOptions, KeyRange, get_builder
-from ingest.vocabulary import Status
+from ingest.vocabulary import Backend, Status
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def _land(
     attempt: str,
     rows: int,
     highest: str,
+    snapshot: str = "",
 ) -> int:
     """Under the lease: record this attempt's files and rows in the pending split load. The
     files are counted from their footers: a concurrent attempt of the same chunk that removed
@@ -157,7 +159,7 @@ def _land(
             f"{rows} written (another attempt of this chunk removed some); run it again"
         )
     landed = dict(pending.landed)
-    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest)
+    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest, snapshot)
     new = dataclasses.replace(pending, landed=landed, touched=splitting._now())
     assert log_ is not None
     lease.write_log(log_.with_pending(new))
@@ -165,9 +167,14 @@ def _land(
 
 
 def _read_and_write(
-    run: JobRun, resolver: SecretResolver, options: ExtractOptions, plan: SplitPlan
+    run: JobRun,
+    resolver: SecretResolver,
+    options: ExtractOptions,
+    plan: SplitPlan,
+    snapshot: str = "",
 ) -> tuple[int, bool]:
-    """(rows, whether they had landed before this attempt)."""
+    """(rows, whether they had landed before this attempt). `snapshot`: the exported snapshot
+    of the source every chunk of the split load reads (`ingest.job.split_snapshot`)."""
     task, settings = run.task, run.settings
     job = task.job
     assert plan.chunk is not None
@@ -208,7 +215,11 @@ def _read_and_write(
             options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
         )
         highest = HighestWatermark(job.watermark_column or "")
-    engine = builder.engine(secrets)  # type: ignore[attr-defined]
+    if snapshot:  # one state for every chunk; ConnectorX cannot import it: dlt's pyarrow path
+        engine = importing_engine(builder, secrets, snapshot)
+        options = dataclasses.replace(options, backend=Backend.PYARROW)
+    else:
+        engine = builder.engine(secrets)  # type: ignore[attr-defined]
     run.close_later(engine.dispose)  # no pooled connection outlives the chunk
     source = builder.build_resource(job, secrets, dataclasses.replace(options, engine=engine))
     resource = source.resource
@@ -231,7 +242,7 @@ def _read_and_write(
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
         top = highest.text if highest is not None else ""
-        return _land(dest, lease, task, plan, attempt, written.rows, top), False
+        return _land(dest, lease, task, plan, attempt, written.rows, top, snapshot), False
 
 
 def run_chunk(
@@ -264,7 +275,8 @@ def run_chunk(
     status, error, retriable, rows, again = Status.SUCCESS, "", False, 0, False
     with job_context(spec.run_id, job.job_id):
         try:
-            rows, again = _read_and_write(run, resolver, options, plan)
+            snapshot = str((task.get("split") or {}).get(SNAPSHOT_KEY) or "")
+            rows, again = _read_and_write(run, resolver, options, plan, snapshot)
         except LeaseBusy as exc:
             status, error, retriable = Status.FAILED, str(exc), True
         except BaseException as exc:

@@ -43,14 +43,16 @@ import time
 import uuid
 from typing import Any
 
+from ingest.checks.reconcile import Outcome
 from ingest.errors import JobError, RetriableJobError
+from ingest.job.split_snapshot import importing_engine
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import load_files, move_into_load, staged_files
 from ingest.model.task import SplitPlan, Task
 from ingest.settings import Settings
-from ingest.vocabulary import TableFormat
+from ingest.vocabulary import Reconciled, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +162,11 @@ def plan_split(
         below = top.isoformat() if hasattr(top, "isoformat") else str(top)
     load_id = next_load_id(repr(round(time.time(), 6)), commit_log.last_load_id)
     plan = SplitPlan(load_id, uuid.uuid4().hex, column, bounds, below)
+    recorded = plan.to_dict()
+    if counts_ranges(task):  # the source's rows per range as the split load starts
+        recorded[COUNTED_KEY] = builder.range_counts(engine, job, column, bounds)
     pending = Pending(
-        load_id, task.run_id, task.kind, plan.token, plan.chunks, _now(), plan=plan.to_dict()
+        load_id, task.run_id, task.kind, plan.token, plan.chunks, _now(), plan=recorded
     )
     lease.write_log(commit_log.with_pending(pending))
     log.info(
@@ -174,6 +179,103 @@ def plan_split(
         load_id,
     )
     return plan
+
+
+#: the pending split load's record of its source's rows per range when it started
+COUNTED_KEY = "counted"
+
+
+def counts_ranges(task: Task) -> bool:
+    """Whether the split load of `task` is reconciled range by range (`reconcile`): a FULL
+    load (an INCREMENTAL one's first load and a backfill count their watermark window)."""
+    return not task.job.is_incremental and task.backfill is None
+
+
+def reconcile(
+    builder: Any,
+    secrets: Any,
+    task: Task,
+    plan: SplitPlan,
+    pending: Pending,
+) -> Outcome:
+    """The reconciliation of a split FULL load, at its commit: the source's rows per key range
+    against the rows each chunk landed.
+
+    - Every chunk read one exported snapshot (`ingest.job.split_snapshot`): the ranges are
+      counted in that snapshot; MATCH when every chunk landed its range's rows.
+    - Otherwise each chunk read its range at its own time: the ranges are counted now and
+      compared with their counts when the split load started (`COUNTED_KEY`) and the chunks'
+      rows. MATCH when all three agree for every range; when the source changed meanwhile the
+      note names the ranges, the counts before and after and what the chunks read (a MISMATCH:
+      the lake may hold no single state of the source). A change a count cannot see (a row
+      added and one deleted in the same range) is not seen."""
+    job = task.job
+    rows = [pending.landed[i].rows if i in pending.landed else 0 for i in range(plan.chunks)]
+    read = sum(rows)
+    taken = {pending.landed[i].snapshot for i in pending.landed}
+    snapshot = taken.pop() if len(taken) == 1 else ""
+    before = [int(n) for n in pending.plan.get(COUNTED_KEY) or ()]
+    chunks = f"{plan.chunks} chunks"
+    if snapshot:
+        engine = importing_engine(builder, secrets, snapshot)
+        try:
+            counted = builder.range_counts(engine, job, plan.column, plan.bounds)
+        except Exception as exc:  # the snapshot is gone (its holder ended): count now
+            log.warning("job %s: snapshot %s not importable: %s", job.job_id, snapshot, exc)
+            snapshot = ""
+        finally:
+            engine.dispose()
+    if snapshot:
+        total = sum(counted)
+        started = f" ({sum(before):,} when the split load started)" if before else ""
+        if counted == rows:
+            note = (
+                f"{chunks} read one exported snapshot of the source, counted in it: {total:,} "
+                f"rows{started}"
+            )
+            return Outcome(Reconciled.MATCH, total, note)
+        return Outcome(
+            Reconciled.MISMATCH,
+            total,
+            f"{chunks} read one exported snapshot: source {total:,} rows in it, lake {read:,}; "
+            + _ranges(plan, rows, counted),
+        )
+    engine = builder.engine(secrets)
+    try:
+        after = builder.range_counts(engine, job, plan.column, plan.bounds)
+    finally:
+        engine.dispose()
+    total = sum(after)
+    how = "each read its range at its own time"
+    if before and before != after:
+        changed = [i for i in range(plan.chunks) if before[i] != after[i]]
+        shown = ", ".join(
+            f"chunk {i}: {before[i]:,} -> {after[i]:,}, read {rows[i]:,}" for i in changed[:4]
+        )
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        return Outcome(
+            Reconciled.MISMATCH,
+            total,
+            f"source changed during the split load: {sum(before):,} rows when it started, "
+            f"{total:,} at its commit, the {chunks} read {read:,} ({how}: the lake may hold no "
+            f"single state of the source); ranges that changed: {shown}{more}. Load it again "
+            "when the table is quiet (PostgreSQL through the CLI reads one snapshot)",
+        )
+    if after == rows:
+        started = "when the split load started and " if before else ""
+        note = f"counted by range {started}at its commit: {total:,} rows; {chunks}, {how}"
+        return Outcome(Reconciled.MATCH, total, note)
+    return Outcome(
+        Reconciled.MISMATCH,
+        total,
+        f"source {total:,} rows, lake {read:,} ({chunks}, {how}); " + _ranges(plan, rows, after),
+    )
+
+
+def _ranges(plan: SplitPlan, rows: list[int], counted: list[int]) -> str:
+    differ = [i for i in range(plan.chunks) if rows[i] != counted[i]]
+    shown = ", ".join(f"chunk {i}: source {counted[i]:,}, read {rows[i]:,}" for i in differ[:4])
+    return f"ranges that differ: {shown}" + (" ..." if len(differ) > 4 else "")
 
 
 def _typed(builder: Any, engine: Any, job: Any, column: str, like: Any) -> list[Any]:
