@@ -164,7 +164,14 @@ def plan_split(
     plan = SplitPlan(load_id, uuid.uuid4().hex, column, bounds, below)
     recorded = plan.to_dict()
     if counts_ranges(task):  # the source's rows per range as the split load starts
+        clock = time.monotonic()
         recorded[COUNTED_KEY] = builder.range_counts(engine, job, column, bounds)
+        log.info(
+            "job %s: %d ranges counted in %.2f s",
+            job.job_id,
+            len(bounds) + 1,
+            time.monotonic() - clock,
+        )
     pending = Pending(
         load_id, task.run_id, task.kind, plan.token, plan.chunks, _now(), plan=recorded
     )
@@ -218,8 +225,15 @@ def reconcile(
     chunks = f"{plan.chunks} chunks"
     if snapshot:
         engine = importing_engine(builder, secrets, snapshot)
+        clock = time.monotonic()
         try:
             counted = builder.range_counts(engine, job, plan.column, plan.bounds)
+            log.info(
+                "job %s: %d ranges counted in the snapshot in %.2f s",
+                job.job_id,
+                plan.chunks,
+                time.monotonic() - clock,
+            )
         except Exception as exc:  # the snapshot is gone (its holder ended): count now
             log.warning("job %s: snapshot %s not importable: %s", job.job_id, snapshot, exc)
             snapshot = ""
@@ -241,10 +255,14 @@ def reconcile(
             + _ranges(plan, rows, counted),
         )
     engine = builder.engine(secrets)
+    clock = time.monotonic()
     try:
         after = builder.range_counts(engine, job, plan.column, plan.bounds)
     finally:
         engine.dispose()
+    log.info(
+        "job %s: %d ranges counted in %.2f s", job.job_id, plan.chunks, time.monotonic() - clock
+    )
     total = sum(after)
     how = "each read its range at its own time"
     if before and before != after:
