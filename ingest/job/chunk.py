@@ -47,7 +47,7 @@ from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
 from ingest.sources import ExtractOptions, KeyRange, get_builder
-from ingest.vocabulary import Backend, Status
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +215,9 @@ def _read_and_write(
             options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
         )
         highest = HighestWatermark(job.watermark_column or "")
-    if snapshot:  # one state for every chunk; ConnectorX cannot import it: dlt's pyarrow path
+    if snapshot:  # one state for every chunk: each read of either path imports it
         engine = importing_engine(builder, secrets, snapshot)
-        options = dataclasses.replace(options, backend=Backend.PYARROW)
+        options = dataclasses.replace(options, snapshot=snapshot)
     else:
         engine = builder.engine(secrets)  # type: ignore[attr-defined]
     run.close_later(engine.dispose)  # no pooled connection outlives the chunk

@@ -9,8 +9,11 @@ imports it (`importing_engine`), in whichever worker process and whenever it run
 chunks read one state of the table; the commit counts the source in that state too
 (`ingest.job.split.reconcile`).
 
-- ConnectorX (the fast path) opens its own connections and runs no session statement: a chunk
-  that reads a snapshot reads through SQLAlchemy and psycopg2 (dlt's pyarrow backend).
+- Both read paths import it: SQLAlchemy/psycopg2 (dlt's pyarrow backend) by a `begin` hook of
+  the chunk's engine; ConnectorX (the fast path) by its `pre_execution_query`, which opens the
+  REPEATABLE READ transaction and imports the snapshot on the read's own connection. ConnectorX
+  computes a partitioned read's key bounds outside that transaction, so a chunk that reads a
+  snapshot reads in one partition.
 - The held transaction is one idle connection; while it is open the source's VACUUM cannot
   remove row versions the snapshot still sees (on a busy table, some bloat for the load's
   duration). It sets `idle_in_transaction_session_timeout = 0` for its own session only.

@@ -32,7 +32,7 @@ from ingest.sources.base import (
     SourceTable,
 )
 from ingest.sources.cdc.identity import check_source
-from ingest.sources.fast_arrow import ExactConnectorXLoader
+from ingest.sources.fast_arrow import SNAPSHOT, ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
 from ingest.sources.typemap import TablePlan, plan_table
@@ -218,7 +218,10 @@ class SqlSourceBuilder(SourceBuilder):
             "backend": "connectorx",
             "table_loader_class": ExactConnectorXLoader,
             "backend_kwargs": {
-                "partitions": options.partitions,
+                # a snapshot's reads: one, which imports it (ConnectorX's partition bounds
+                # would be read outside it)
+                "partitions": 1 if options.snapshot else options.partitions,
+                **({SNAPSHOT: options.snapshot} if options.snapshot else {}),
                 # INGEST_READ_PARTITIONS=auto decides from it (ingest.sources.fast_arrow)
                 "estimated_rows": (
                     self.estimated_rows(engine, job) if options.partitions is None else None

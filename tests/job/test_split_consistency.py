@@ -20,6 +20,7 @@ from ingest.job import run_job
 from ingest.job.chunk import run_chunk
 from ingest.job.run import SPLIT_KEY
 from ingest.runner import run_tasks
+from ingest.vocabulary import Backend
 from tests.conftest import MARIA_HOST, MARIA_PORT, MARIA_USER, PG_DB, PG_HOST, PG_PORT, PG_USER
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
@@ -66,8 +67,9 @@ def _wait(path: Path, process: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])  # ConnectorX, SQLAlchemy/psycopg2
 def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
-    pg, lake, monkeypatch, tmp_path
+    pg, lake, monkeypatch, tmp_path, backend
 ):
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 20000)
@@ -112,7 +114,8 @@ def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
     )
     try:
         _wait(tmp_path / "writing", writer)
-        [result] = run_tasks([task(config, lake, "run-1")], settings_for(lake), workers=2)
+        settings = settings_for(lake, backend=Backend(backend))
+        [result] = run_tasks([task(config, lake, "run-1")], settings, workers=2)
     finally:
         (tmp_path / "stop").write_text("")
         out, err = writer.communicate(timeout=60)
