@@ -25,6 +25,8 @@ from ingest.job import run_job
 from ingest.job.chunk import run_chunk
 from ingest.job.progress import SplitProgress
 from ingest.job.run import SPLIT_KEY
+from ingest.job.split_snapshot import SNAPSHOT_KEY, HeldSnapshot
+from ingest.job.split_snapshot import export as export_snapshot
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
 from ingest.model.result import failed_result
@@ -123,6 +125,8 @@ class _SplitState:
     """A split load in flight: its plan, chunks still running, attempts, failures."""
 
     plan: dict[str, Any]
+    #: the source's exported snapshot every chunk reads, held here until the commit ended
+    snapshot: HeldSnapshot | None = None
     running: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
@@ -139,7 +143,9 @@ def run_tasks(
 
     A task whose load is split (`ingest.job.split`) returns its plan instead of a result: its
     chunks then run over the same workers (a failed chunk is retried alone, up to
-    INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's."""
+    INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's. A split
+    FULL load of PostgreSQL reads one state of the table: this process holds the transaction
+    whose snapshot every chunk imports, until the commit ended (`ingest.job.split_snapshot`)."""
     tasks = list(tasks)
     results: dict[int, dict[str, Any]] = {}
     splits: dict[int, _SplitState] = {}
@@ -156,7 +162,9 @@ def run_tasks(
     def finished(index: int, step: str, task: dict[str, Any], result: dict[str, Any]) -> None:
         if step == JOB and result.get(SPLIT_KEY):
             plan = result[SPLIT_KEY]
-            state = splits[index] = _SplitState(plan)
+            state = splits[index] = _SplitState(plan, export_snapshot(task, settings))
+            if state.snapshot is not None:
+                plan = state.plan = {**plan, SNAPSHOT_KEY: state.snapshot.id}
             chunks = len(plan["bounds"]) + 1
             progress.started(task["job"]["job_id"], chunks)
             for chunk in range(chunks):
@@ -166,6 +174,8 @@ def run_tasks(
             return
         if step == JOB:
             ended = splits.pop(index, None)
+            if ended is not None and ended.snapshot is not None:
+                ended.snapshot.close()  # the commit counted in it: the source may vacuum again
             if ended is not None and ended.failures and result.get("status") == "FAILED":
                 first = min(ended.failures)
                 result = {
@@ -254,4 +264,7 @@ def run_tasks(
     finally:
         if pool is not None:
             pool.shutdown()
+        for state in splits.values():
+            if state.snapshot is not None:
+                state.snapshot.close()
     return [results[i] for i in range(len(tasks))]

@@ -293,6 +293,10 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         split = task.split  # a split load's commit (chunks never run here: ingest.job.chunk)
         chunk_rows = chunk_files = 0
         chunk_highest: tuple[str, ...] = ()
+        landing = commit_log.pending if split is not None else None
+        by_range = split is not None and splitting.counts_ranges(task)
+        if by_range:  # counted range by range below, not by the job's reconciliation
+            checks.reconciler.skip_reason = "split load: counted by range"
         # the engine dlt reads through (the reconciliation's snapshot, or its counting engine)
         options = checks.extract_options(options)
         if split is None:
@@ -380,7 +384,10 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             memory_mb=settings.state_memory_mb,
             spill_dir=run.workdir / "spill",
         )
-        if split is not None:  # the chunks read in their own transactions, earlier
+        if by_range and split is not None and landing is not None and landed.load_id:
+            outcome = splitting.reconcile(builder, secrets, task, split, landing)
+            checked = dataclasses.replace(checked, reconciliation=outcome)
+        elif split is not None:  # the chunks read in their own transactions, earlier
             checked = _split_note(checked, split)
         late = read.late if read is not None and source.lag is not None else None
         if landed.load_id and source.primary_key and not task.backfill:

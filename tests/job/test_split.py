@@ -23,7 +23,7 @@ from ingest.job.split import cut_bounds
 from ingest.lake.destination import Destination
 from ingest.lake.layout import LOADS_DIR
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import names_with_prefix, table_files
+from ingest.lake.loads import names_with_prefix, staged_files, table_files
 from ingest.runner import run_tasks
 from ingest.settings import Settings
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
@@ -249,15 +249,15 @@ def test_a_chunk_of_an_abandoned_split_load_never_lands(pg, file_lake, monkeypat
     # the next run removes what run 1 left
     [third] = run_tasks([task(config, file_lake, "run-3")], settings)
     assert third["status"] == "SUCCESS", third["error"]
-    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
-    assert left == []
+    left = table_files(dest, SOURCE, "orders") + staged_files(dest, SOURCE, "orders")
+    assert [p for p in left if plan["load_id"] in p] == []
 
 
 # ------------------------------------------------------------------------------------------
 # crashes: a chunk killed -9, in a chunk process and in the CLI's worker pool
 
 
-def _chunk_process(chunk_task: dict, pause_dir: Path) -> subprocess.Popen:
+def _chunk_process(chunk_task: dict, pause_dir: Path, pause_at: str = "") -> subprocess.Popen:
     script = (
         "import json, sys\n"
         "from ingest.job.chunk import run_chunk\n"
@@ -270,6 +270,8 @@ def _chunk_process(chunk_task: dict, pause_dir: Path) -> subprocess.Popen:
         "DATA_WRITER__FILE_MAX_ITEMS": "1000",
         "INGEST_CHUNK_SIZE": "1000",
     }
+    if pause_at:
+        env["INGEST_TEST_PAUSE_AT"] = pause_at
     return subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(chunk_task)],
         env=env,
@@ -308,8 +310,8 @@ def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(30)
     dest = Destination.from_url(lake)
-    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
-    assert left  # the killed chunk left a file behind: invisible
+    assert staged_files(dest, SOURCE, "orders", plan["load_id"])  # the kill left a staged file
+    assert table_files(dest, SOURCE, "orders") == []  # none in the table: invisible
     assert lake_rows(lake) == []
 
     # the commit now: chunk 0 never landed, nothing commits
@@ -328,6 +330,66 @@ def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
     again = run_job(commit, settings=settings)
     assert again["status"] == "SUCCESS" and again["load_id"] == result["load_id"]
     assert lake_rows(lake) == source_rows(pg)
+
+
+@pytest.mark.parametrize("ending", ["killed", "continues"])
+def test_a_late_duplicate_attempt_never_touches_the_committed_load(
+    pg, lake, monkeypatch, tmp_path, ending
+):
+    """Durable runs an activity at least once: a second attempt of chunk 0, in its own
+    process, passes its checks and stops right before writing; meanwhile the first attempt
+    lands chunk 0, chunk 1 lands and the split load commits. Then the late attempt writes all
+    its files (after the commit) and is killed -9 before it records its landing, or goes on
+    and finds its split load committed. Either way the committed load keeps exactly its files
+    and every row once; the late files were staged, never in the table, and the next run's
+    clean-up removes what the killed attempt left."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=2)
+    settings = settings_for(lake, file_max_rows=1000)
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
+    dest = Destination.from_url(lake)
+    plan = run_job(task(config, lake, "run-1"), settings=settings)[SPLIT_KEY]
+    chunk = {**task(config, lake, "run-1"), "split": {**plan, "chunk": 0}}
+    commit = {**task(config, lake, "run-1"), "split": {**plan, "chunk": None}}
+    pause = tmp_path / "pause"
+    pause.mkdir()
+
+    late = _chunk_process(chunk, pause, "chunk_write,chunk_written")
+    _wait_for(pause / "chunk_write", late)  # checked: pending, chunk 0 not landed
+    first = run_chunk(chunk, settings=settings)
+    other = run_chunk({**chunk, "split": {**plan, "chunk": 1}}, settings=settings)
+    result = run_job(commit, settings=settings)
+    assert [first["status"], other["status"]] == ["SUCCESS", "SUCCESS"], (first, other)
+    assert result["status"] == "SUCCESS", result["error"]
+    committed = table_files(dest, SOURCE, "orders")
+    assert lake_rows(lake) == source_rows(pg)
+
+    (pause / "go_chunk_write").write_text("")  # the late attempt writes, after the commit
+    _wait_for(pause / "chunk_written", late)
+    late_files = staged_files(dest, SOURCE, "orders", plan["load_id"])
+    assert len(late_files) >= 2  # it wrote its rows (1,500 in files of 1,000): all staged
+    assert table_files(dest, SOURCE, "orders") == committed
+    assert lake_rows(lake) == source_rows(pg)  # no row twice, not even for a moment
+    if ending == "killed":
+        late.send_signal(signal.SIGKILL)
+        late.wait(30)
+    else:
+        (pause / "go_chunk_written").write_text("")
+        out, err = late.communicate(timeout=120)
+        outcome = json.loads(out.strip().splitlines()[-1])
+        assert outcome["status"] == "FAILED" and "no longer pending" in outcome["error"], err
+        assert staged_files(dest, SOURCE, "orders") == []  # it removed its own files
+
+    assert table_files(dest, SOURCE, "orders") == committed  # nothing added, nothing removed
+    assert lake_rows(lake) == source_rows(pg)
+    assert len(markers(lake, config)) == 1
+    # the next run of the job removes whatever the late attempt left in the staging folder
+    [again] = run_tasks([task(config, lake, "run-2")], settings)
+    assert again["status"] == "SUCCESS", again["error"]
+    assert again["rows_loaded"] == 3000 and again["reconciled"] == "MATCH"
+    assert staged_files(dest, SOURCE, "orders") == []
 
 
 def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypatch, tmp_path):
