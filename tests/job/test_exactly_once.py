@@ -142,7 +142,7 @@ def test_a_killed_holder_is_taken_over_once_its_lease_expires(pg, lake, monkeypa
 APPENDER = textwrap.dedent(
     """
     import datetime as dt, pathlib, sys, time
-    from ingest.audit import append_audit
+    from tests.fixtures.audit import append_audit_json
     from ingest.lake.destination import Destination
 
     lake, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
@@ -154,7 +154,7 @@ APPENDER = textwrap.dedent(
         row = dict(run_id=f"run-{name}", job_id=f"{name}-{i}", source_type="postgresql",
                    source_name="s", table_name="t", load_type="FULL", status="SUCCESS",
                    rows_loaded=i, load_id=f"{name}.{i}")
-        append_audit(dest, [row], day)
+        append_audit_json(dest, [row], day)
     """
 )
 
