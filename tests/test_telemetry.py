@@ -25,6 +25,7 @@ from ingest import telemetry
 from ingest.audit import read_audit
 from ingest.cli import main
 from ingest.lake.destination import Destination
+from ingest.model.run import Run
 from ingest.reports.history import failure_summary, recent, run_results, run_summaries
 from tests.appinsights_capture import CaptureServer
 from tests.conftest import read_lake_table, set_source_env
@@ -260,8 +261,7 @@ def test_telemetry_off_sends_nothing_and_run_succeeds(
 
 
 def test_telemetry_off_in_process_is_a_no_op(file_lake):
-    run = {"run_id": "r-off", "destination": file_lake, "results": []}
-    assert telemetry.emit_run_telemetry(run) is False
+    assert telemetry.emit_run_telemetry(Run("r-off", file_lake)) is False
     assert not telemetry.is_enabled()
 
 
@@ -441,7 +441,7 @@ def two_runs(pg, monkeypatch, tmp_path, file_lake):
     second, _ = execute_run(
         settings, config_path=str(config), destination=file_lake, run_id="hist-2"
     )
-    assert (first["jobs_failed"], second["jobs_failed"]) == (0, 1)
+    assert (first.jobs_failed, second.jobs_failed) == (0, 1)
     return file_lake
 
 

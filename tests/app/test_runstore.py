@@ -23,6 +23,7 @@ def tasks(count: int, run_id: str = "run-s") -> list[Task]:
                     "source_name": "src",
                     "table_name": f"t{i}",
                     "load_type": "FULL",
+                    "enabled": True,
                 },
                 "destination": "x",
             }

@@ -121,7 +121,7 @@ def test_sentinel_never_in_results_or_exceptions(two_sources, file_lake):
     (result,) = run_tasks_json(the_plan.tasks, Settings.from_env())
     assert result["status"] == "FAILED" and result["retriable"] is True
     assert sentinel not in json.dumps(result)
-    assert sentinel not in json.dumps(the_plan)
+    assert sentinel not in json.dumps(the_plan.to_dict())
 
 
 def test_second_run_same_day_appends_to_the_audit(two_sources, file_lake):

@@ -428,15 +428,19 @@ def activity():
 def stored(task: dict) -> dict:
     """Put `task` in its run's run store (as plan_run does); the activity's reference to it."""
     from ingest.app.runstore import RunStore
+    from ingest.model.plan import Plan
+    from ingest.model.task import Task
 
-    RunStore(task["destination"], task["run_id"]).write_plan({"tasks": [task]}, 25)
+    the_plan = Plan(task["run_id"], task["destination"], None, (Task.from_dict(task),))
+    RunStore(task["destination"], task["run_id"]).write_plan(the_plan, 25)
     return {"run_id": task["run_id"], "destination": task["destination"], "batch": 0, "position": 0}
 
 
-def stored_result(task: dict) -> dict:
+def stored_result(task: dict) -> dict | None:
     from ingest.app.runstore import RunStore
 
-    return RunStore(task["destination"], task["run_id"]).result(task["job"]["job_id"])
+    found = RunStore(task["destination"], task["run_id"]).result(task["job"]["job_id"])
+    return found.to_dict() if found else None
 
 
 def test_a_retried_activity_reports_the_load_of_its_first_attempt(pg, lake, monkeypatch, tmp_path):
