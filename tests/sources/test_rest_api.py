@@ -359,7 +359,7 @@ def test_401_fails_only_that_job_and_the_secret_never_leaks(
         assert "crm_bad" in failed["error"]
         assert [h.status for h in api.hits() if h.status == 401] == [401]  # no retry
         summary = write_audit_json(
-            {"run_id": planned["run_id"], "destination": file_lake, "results": results}
+            {"run_id": planned.run_id, "destination": file_lake, "results": results}
         )
     audit_text = Path(summary["audit_path"]).read_text(encoding="utf-8")  # a file:// lake
     assert "bad-secret" not in audit_text and "FAILED" in audit_text
