@@ -23,7 +23,8 @@ How the lake is built:
   to have night 1's Parquet schema.
 
 Then, for each phase (A: the year, no compaction; B: right after `python -m ingest compact`;
-C: B plus --after nights, the most a view reads with INGEST_COMPACT_LOADS=30) it refreshes the
+C: B plus --after nights, what a view reads with INGEST_COMPACT_LOADS=30; D: --nightly more
+nights, each followed by a compaction as the default INGEST_COMPACT_LOADS=1 does) it refreshes the
 views (`python -m ingest views`), writes the source table as one Parquet file (ConnectorX, cast
 to the lake's schema, zstd, 100,000-row row groups: the same rows compacted by hand), checks
 that the current view equals that file row for row (`EXCEPT ALL` both ways, empty) and times
@@ -445,6 +446,13 @@ def main() -> int:
     parser.add_argument("--deleted", type=float, default=0.001, help="share deleted per night")
     parser.add_argument("--after", type=int, default=29, help="nights after the compaction (29)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (5)")
+    parser.add_argument(
+        "--nightly",
+        type=int,
+        default=5,
+        help="phase D: nights each followed by a compaction, the default "
+        "INGEST_COMPACT_LOADS=1 (5)",
+    )
     parser.add_argument("--keep", metavar="DIR", help="build the lake in DIR and keep it")
     parser.add_argument(
         "--reuse",
@@ -574,6 +582,10 @@ def main() -> int:
             )
             report += lines
             report.append(f"  lake: {size_c:.1f} MB of Parquet")
+        if args.nightly:
+            report += nightly(
+                env, config, lake, lake_dir, job, scratch, writer, keys, args, pg, nights
+            )
     finally:
         pg.close()
         if not args.keep:
@@ -622,6 +634,54 @@ def generate(pg: Any, nights: Nights, writer: LakeWriter, which: range) -> int:
     return files
 
 
+def compaction(env: dict[str, str], config: Path, lake: str) -> tuple[Measure, dict[str, Any]]:
+    """`python -m ingest compact` in its own process: its wall time, peak RSS and report."""
+    done = cli(env, "compact", "--config", str(config), "--destination", lake, "--json")
+    return done, json.loads(done.stdout)[0]
+
+
+def nightly(
+    env: dict[str, str],
+    config: Path,
+    lake: str,
+    lake_dir: Path,
+    job: Any,
+    scratch: Path,
+    writer: LakeWriter,
+    keys: list[int],
+    args: argparse.Namespace,
+    pg: Any,
+    nights: Nights,
+) -> list[str]:
+    """Phase D, the default (INGEST_COMPACT_LOADS=1): every night is followed by a compaction
+    of the base and that night, timed as the run's last step is (its own process here); then
+    the queries over the view, which reads the newest base."""
+    first = args.nights + args.after + 1
+    _, folded = compaction(env, config, lake)  # the loads of phase C folded first
+    lines = [f"\nD: every night compacted (folding phase C's loads first: {folded['seconds']} s)"]
+    walls, peaks, inner = [], [], []
+    for night in range(first, first + args.nightly):
+        generate(pg, nights, writer, range(night, night + 1))
+        measured, done = compaction(env, config, lake)
+        assert not done["error"], done["error"]
+        walls.append(measured.wall_s)
+        peaks.append(measured.peak_mb)
+        inner.append(done["seconds"])
+        lines.append(
+            f"  night {night}: compaction {measured.wall_s:.2f} s wall ({done['seconds']:.2f} s "
+            f"in compact()), peak RSS {measured.peak_mb:.0f} MB, {done['rows']:,} rows, "
+            f"{done['loads_folded']} loads folded"
+        )
+        print(lines[-1], flush=True)
+    lines.append(
+        f"  compaction per night, median of {args.nightly}: {statistics.median(walls):.2f} s "
+        f"wall ({statistics.median(inner):.2f} s in compact()), peak RSS "
+        f"{statistics.median(peaks):.0f} MB (max {max(peaks):.0f})"
+    )
+    view_lines, size_d = phase(env, config, lake, lake_dir, job, scratch, writer, keys, args, "D")
+    return lines + view_lines + [f"  lake: {size_d:.1f} MB of Parquet"]
+
+
 def phase(
     env: dict[str, str],
     config: Path,
@@ -649,6 +709,7 @@ def phase(
         "A": f"A: {args.nights + 1} loads, no compaction",
         "B": "B: right after the compaction (the base only)",
         "C": f"C: the base and {args.after} loads after it",
+        "D": "D: after the last night's compaction (the default: the base only)",
     }
     lines = print_phase(f"{titles[name]} (views refreshed in {views.wall_s:.2f} s)", result, reads)
     return lines, folder_mb(lake_dir / SOURCE / TABLE)

@@ -199,9 +199,12 @@ CATALOGUE: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "INGEST_COMPACT_LOADS",
-        "30",
-        "Loads since its last base after which a keyed table is compacted (its current "
-        "state written as a new base) at the end of a run.",
+        "1",
+        "Loads its current view reads beyond one (its last base, or before any base the "
+        "first load) after which a keyed table is compacted (its current state written as a "
+        "new base) at the end of a run. 1: after every run that landed something, so the "
+        "view reads one base; raise it for a table too big to rewrite every run (its view "
+        "then ranks the loads since the base).",
         scope="optional",
     ),
     SettingSpec(
@@ -444,7 +447,7 @@ class Settings:
     lease_period_s: int = 60
     lease_wait_s: int = 90
     lease_same_task_wait_s: int = 7200
-    compact_loads: int = 30
+    compact_loads: int = 1
     compact_ratio: float = 0.5
     history_retention_days: int = 0
     batch_size: int = 25

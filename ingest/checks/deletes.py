@@ -143,6 +143,7 @@ class DeleteDetection:
         marker_watermark: Any,
         *,
         checked_at: str,
+        not_null: frozenset[str] = frozenset(),
     ):
         self.job = job
         self.builder = builder
@@ -155,6 +156,9 @@ class DeleteDetection:
         self.memory_mb = memory_mb
         self.marker_watermark = marker_watermark
         self.checked_at = checked_at
+        #: key columns (lake names) whose rows land NOT NULL: the markers' must match, or dlt
+        #: cannot write a run's rows and markers into one file
+        self.not_null = not_null
         self.found = Deletes()
         self.markers_file: Path | None = None
 
@@ -205,6 +209,14 @@ class DeleteDetection:
             self.markers_file = None
         self.found.ran = True
 
+    def _as_rows(self, markers: pa.Table) -> pa.Table:
+        """The markers with the key's nullability of the run's rows (DuckDB's are nullable)."""
+        fields = [
+            field.with_nullable(False) if field.name in self.not_null else field
+            for field in markers.schema
+        ]
+        return markers.cast(pa.schema(fields, metadata=markers.schema.metadata))
+
     def _gone(self, state: TableState, keys_file: Path) -> Iterator[Any]:
         q = quote_double
         connection = state_connection(self.dest, self.memory_mb, self.workdir / "spill")
@@ -227,7 +239,7 @@ class DeleteDetection:
             for batch in reader:
                 if batch.num_rows:
                     self.found.markers += batch.num_rows
-                    yield pa.Table.from_batches([batch])
+                    yield self._as_rows(pa.Table.from_batches([batch]))
         finally:
             connection.close()
         log.info(

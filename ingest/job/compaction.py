@@ -9,8 +9,10 @@ job's base schema `<source>_<table>_base`, committed in the table's commit log l
 The current view then reads the base and the loads after it; the history view reads every
 load but the bases, so it keeps every version (until `INGEST_HISTORY_RETENTION_DAYS`).
 
-- When: after a load, when the loads since the last base reach `INGEST_COMPACT_LOADS`, or their
-  rows reach `INGEST_COMPACT_RATIO` times the base's; and on demand (`dlt-ingest compact`).
+- When: after a load, when the loads the view reads beyond one (its base, or before any base the
+  first load) reach `INGEST_COMPACT_LOADS` (default 1: every run that landed something after
+  the first, so the view reads one compacted base every morning), or their rows reach
+  `INGEST_COMPACT_RATIO` times the base's; and on demand (`dlt-ingest compact`).
 - Crash-safe: the base counts only once committed; a kill before leaves files that the job's
   next clean-up removes (they never committed), a kill after leaves a complete base.
 - Idempotent: with no load since the last base there is nothing to compact.
@@ -89,9 +91,11 @@ def due(dest: Destination, job: JobConfig, thresholds: Thresholds, fs: Any = Non
         return ""
     base = state.view.base_load
     since = [p for p in state.view.parts if p.load_id != base]
-    loads = len({p.load_id for p in since})
+    # the loads the view ranks beyond one: its base's, or before any base the first load's
+    # (a first load is a copy of the table: compacting it alone would write it twice)
+    loads = len({p.load_id for p in since}) - (1 if base is None else 0)
     if loads >= thresholds.loads:
-        return f"{loads} load(s) since the last base (INGEST_COMPACT_LOADS={thresholds.loads})"
+        return f"{loads} load(s) to fold into the base (INGEST_COMPACT_LOADS={thresholds.loads})"
     if base is None or not thresholds.ratio:
         return ""
     fs = fs or dest.filesystem()

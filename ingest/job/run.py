@@ -619,6 +619,17 @@ def _delete_detection(
         run.settings.state_memory_mb,
         stored,
         checked_at=now.isoformat(timespec="seconds"),
+        not_null=_not_null_keys(source),
+    )
+
+
+def _not_null_keys(source: SourceTable) -> frozenset[str]:
+    """The key columns (lake names) the source's rows land NOT NULL (their dlt hints)."""
+    hints = source.resource.columns if isinstance(source.resource.columns, dict) else {}
+    return frozenset(
+        lake_name(name)
+        for name, hint in hints.items()
+        if name in source.primary_key and hint.get("nullable", True) is False
     )
 
 

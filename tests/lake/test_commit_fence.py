@@ -16,7 +16,9 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.config.model import BASE_SUFFIX
 from ingest.identifiers import lake_schema_name
+from ingest.job.compaction import COMPACT_TASK
 from ingest.lake.destination import Destination
 from ingest.lake.layout import load_id_of
 from ingest.lake.lease import read_commit_log
@@ -97,14 +99,18 @@ def test_a_writer_that_stalled_past_its_lease_never_commits(
     assert third.finish() == 0, third.stderr
     _every_row_once(azure_lake, pg)
     dest = Destination.from_url(azure_lake)
-    committed = completed_load_ids(
-        dest, SOURCE, lake_schema_name(f"{SOURCE}__orders"), table="orders"
-    )
-    assert {load_id_of(p) for p in table_files(dest, SOURCE, "orders")} == committed
+    schema = lake_schema_name(f"{SOURCE}__orders")
+    committed = completed_load_ids(dest, SOURCE, schema, table="orders")
+    # the third run also compacts (INGEST_COMPACT_LOADS=1): its base is a committed load too
+    bases = completed_load_ids(dest, SOURCE, f"{schema}{BASE_SUFFIX}", table="orders")
+    assert len(bases) == 1
+    assert {load_id_of(p) for p in table_files(dest, SOURCE, "orders")} == committed | bases
     log = read_commit_log(dest, SOURCE, "orders")
-    assert log is not None and [c.run_id for c in log.commits] == ["run-second", "run-third"]
+    assert log is not None
+    assert [c.run_id for c in log.commits] == ["run-second", "run-third", "run-third"]
+    assert [c.task == COMPACT_TASK for c in log.commits] == [False, False, True]
     seqs = [c.seq for c in log.commits]  # (a dropped commit keeps its number)
-    assert seqs == sorted(set(seqs)) and len(seqs) == 2
+    assert seqs == sorted(set(seqs)) and len(seqs) == 3
 
 
 @pytest.fixture(params=["file", "azurite"])

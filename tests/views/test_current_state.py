@@ -201,6 +201,7 @@ def test_a_compaction_killed_anywhere_leaves_the_views_right(
 
     pg.execute(CUSTOMERS)
     pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "100")  # the runs leave the compacting to us
     db = Db(pg, "postgresql")
     config = _config(tmp_path, pg.name)
     for i in range(1, 201):
@@ -252,10 +253,60 @@ def test_a_compaction_killed_anywhere_leaves_the_views_right(
     assert len(_view(file_lake, "SELECT DISTINCT _load_id FROM pg_erp.customers")) == 2
 
 
+def test_by_default_every_run_after_the_first_leaves_the_view_one_base(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    """INGEST_COMPACT_LOADS=1 (the default): the first load is not compacted (the view ranks
+    it), every later run that lands something writes a new base, so the current view reads one
+    load, the newest base; a run that lands nothing writes none; history keeps every version."""
+    from ingest.configuration import load_config
+    from ingest.lake.destination import Destination
+    from ingest.views.state import current_state
+
+    pg.execute(CUSTOMERS)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.delenv("INGEST_COMPACT_LOADS", raising=False)
+    monkeypatch.delenv("INGEST_COMPACT_RATIO", raising=False)
+    db = Db(pg, "postgresql")
+    config = _config(tmp_path, pg.name)
+    job = load_config(config).jobs[0]
+    dest = Destination.from_url(file_lake)
+
+    def view_loads() -> tuple[int, str | None]:
+        state = current_state(dest, job)
+        assert state is not None
+        return len(state.view.loads), state.view.base_load
+
+    for i in range(1, 41):
+        db.execute(
+            "INSERT INTO customers VALUES (%s, %s, %s, %s)",
+            (i, f"c{i}", "1.00", T0 + dt.timedelta(seconds=i)),
+        )
+    _run(config, file_lake, "d1")
+    assert view_loads() == (1, None)  # the first load alone: no base
+    bases = []
+    for night in (2, 3):
+        db.execute(
+            "UPDATE customers SET name = %s, updated_at = %s WHERE id <= 5",
+            (f"n{night}", T0 + dt.timedelta(days=night)),
+        )
+        db.execute("DELETE FROM customers WHERE id = %s", (40 - night,))
+        _run(config, file_lake, f"d{night}")
+        loads, base = view_loads()
+        assert loads == 1 and base is not None and base not in bases
+        bases.append(base)
+        _equal_both_ways(file_lake, db.rows())
+    _run(config, file_lake, "d4")  # nothing new at the source: no new base
+    assert view_loads() == (1, bases[-1])
+    _equal_both_ways(file_lake, db.rows())
+    # every version: 40 first, 5 updated and 1 delete marker per night
+    assert _history_count(file_lake) == 40 + 2 * (5 + 1)
+
+
 def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
     pg, azure_lake, monkeypatch, tmp_path
 ):
-    """INGEST_COMPACT_LOADS=2: the second load is followed by a base (the view reads one load);
+    """INGEST_COMPACT_LOADS=2: the third load is followed by a base (the view reads one load);
     with INGEST_HISTORY_RETENTION_DAYS the loads before it and older than that are removed,
     except the job's newest load (its state holds the watermark); the view stays the source."""
     from ingest.lake.destination import Destination
@@ -281,7 +332,8 @@ def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
     job = load_config(config).jobs[0]
     dest = Destination.from_url(azure_lake)
     loads = job_loads_by_schema(dest, job, dest.filesystem())
-    assert len(loads[job.base_schema_name_in_lake]) == 1  # compacted after night 1 (2 loads)
+    # compacted after night 2 (two loads beyond the first), not after night 1
+    assert len(loads[job.base_schema_name_in_lake]) == 1
     assert _history_count(azure_lake) == 150  # every version, the base is none of them
 
     monkeypatch.setenv("INGEST_HISTORY_RETENTION_DAYS", "0")
