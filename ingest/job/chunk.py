@@ -1,7 +1,7 @@
 """One chunk of a split load (`ingest.job.split`, step 2): read a key range, land its files.
 
-`run_chunk(task)` takes the job's task with its `split` plan and chunk number and returns a
-small JSON result (`status`, `rows`, `files`, `error`, `retriable`); it never raises for a
+`run_chunk(task)` takes the job's `Task` with its `split` plan and chunk number and returns a
+`ChunkResult` (`status`, `rows`, `error`, `retriable`, ...); it never raises for a
 failure. The job's lease is taken only for moments: to check that the split load is still
 pending and this chunk has not landed (and to remove this chunk's files of an earlier
 attempt), every TOUCH_EVERY_S while it reads (to renew the split load), right before the files
@@ -19,7 +19,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import dlt
@@ -29,7 +28,7 @@ from ingest.job import split as splitting
 from ingest.job.errors import classify_error
 from ingest.job.progress import Deadline, HighestWatermark, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
-from ingest.job.split_snapshot import SNAPSHOT_KEY, importing_engine
+from ingest.job.split_snapshot import importing_engine
 from ingest.lake import ledger
 from ingest.lake.commits import (
     ChunkLanded,
@@ -41,7 +40,7 @@ from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import count_rows, ensure_dataset, staged_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
-from ingest.model.result import short_error
+from ingest.model.result import ChunkResult, short_error
 from ingest.model.task import SplitPlan, Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
@@ -246,17 +245,17 @@ def _read_and_write(
 
 
 def run_chunk(
-    task: Mapping[str, Any],
+    task: Task,
     *,
     settings: Settings | None = None,
     resolver: SecretResolver | None = None,
-) -> dict[str, Any]:
-    """Run one chunk of a split load; a small JSON result (see module doc)."""
+) -> ChunkResult:
+    """Run one chunk of a split load (see module doc)."""
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
     use_sequenced_load_ids()
-    spec = Task.from_dict(task)
+    spec = task
     plan = spec.split
     if plan is None or plan.chunk is None:
         raise ValueError("run_chunk needs a task with a split plan and a chunk number")
@@ -275,7 +274,7 @@ def run_chunk(
     status, error, retriable, rows, again = Status.SUCCESS, "", False, 0, False
     with job_context(spec.run_id, job.job_id):
         try:
-            snapshot = str((task.get("split") or {}).get(SNAPSHOT_KEY) or "")
+            snapshot = (plan.snapshot if plan else None) or ""
             rows, again = _read_and_write(run, resolver, options, plan, snapshot)
         except LeaseBusy as exc:
             status, error, retriable = Status.FAILED, str(exc), True
@@ -305,14 +304,14 @@ def run_chunk(
         )
     else:
         log.error("job %s: chunk %d failed: %s", job.job_id, plan.chunk, error)
-    return {
-        "job_id": job.job_id,
-        "chunk": plan.chunk,
-        "chunks": plan.chunks,
-        "status": str(status),
-        "rows": rows,
-        "already_landed": again,
-        "duration_s": duration,
-        "error": short_error(redactor.redact(error)),
-        "retriable": retriable,
-    }
+    return ChunkResult(
+        job_id=job.job_id,
+        chunk=plan.chunk,
+        chunks=plan.chunks,
+        status=status,
+        rows=rows,
+        already_landed=again,
+        duration_s=duration,
+        error=short_error(redactor.redact(error)),
+        retriable=retriable,
+    )

@@ -71,10 +71,9 @@ def wanted(task: Task) -> bool:
     return not job.is_incremental and task.backfill is None and job.source_type in EXPORTING
 
 
-def export(task: Mapping[str, Any], settings: Settings) -> HeldSnapshot | None:
-    """Open the exporting transaction for the split load of `task` (None: not wanted, or the
+def export(spec: Task, settings: Settings) -> HeldSnapshot | None:
+    """Open the exporting transaction for the split load of `spec` (None: not wanted, or the
     source would not export one; then the chunks read at their own times)."""
-    spec = Task.from_dict(task)
     if not wanted(spec):
         return None
     job = spec.job

@@ -187,8 +187,8 @@ def test_plan_backfill_has_the_plan_shape(source, tmp_path, file_lake):
     from ingest.plan import plan, plan_backfill
 
     config = write_config(tmp_path, source)
-    the_plan = plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1")
-    regular = plan(config, destination=file_lake, run_id="r-1", jobs=["o1"])
+    the_plan = plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1").to_dict()
+    regular = plan(config, destination=file_lake, run_id="r-1", jobs=["o1"]).to_dict()
     assert set(regular) <= set(the_plan)
     (task,) = the_plan["tasks"]
     assert task["backfill"] == {"from": "2024-01-01", "to": "2024-02-01"}

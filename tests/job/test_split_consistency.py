@@ -16,12 +16,9 @@ import pytest
 
 import ingest.runner
 from ingest.config import JobConfig
-from ingest.job import run_job
-from ingest.job.chunk import run_chunk
-from ingest.job.run import SPLIT_KEY
-from ingest.runner import run_tasks
 from ingest.vocabulary import Backend
 from tests.conftest import MARIA_HOST, MARIA_PORT, MARIA_USER, PG_DB, PG_HOST, PG_PORT, PG_USER
+from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_json
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
 from tests.job.test_split import settings_for, task
@@ -115,7 +112,7 @@ def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
     try:
         _wait(tmp_path / "writing", writer)
         settings = settings_for(lake, backend=Backend(backend))
-        [result] = run_tasks([task(config, lake, "run-1")], settings, workers=2)
+        [result] = run_tasks_json([task(config, lake, "run-1")], settings, workers=2)
     finally:
         (tmp_path / "stop").write_text("")
         out, err = writer.communicate(timeout=60)
@@ -141,16 +138,18 @@ def test_chunks_without_a_held_snapshot_report_a_source_that_changed(pg, file_la
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL", split=3)
     settings = settings_for(file_lake)
-    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 0}}
 
-    assert run_chunk(chunk, settings=settings)["rows"] == 1000
+    assert run_chunk_task(chunk, settings=settings)["rows"] == 1000
     # a row deleted from the range read and one added to a range not read yet: same count
     pg.execute("DELETE FROM orders WHERE order_id = 10")
     insert_orders(pg, 5000, 5000)
     for index in (1, 2):
-        assert run_chunk({**chunk, "split": {**plan, "chunk": index}}, settings=settings)["rows"]
-    result = run_job({**chunk, "split": {**plan, "chunk": None}}, settings=settings)
+        assert run_chunk_task({**chunk, "split": {**plan, "chunk": index}}, settings=settings)[
+            "rows"
+        ]
+    result = run_task({**chunk, "split": {**plan, "chunk": None}}, settings=settings)
 
     assert result["reconciled"] == "MISMATCH", result["reconcile_note"]
     note = result["reconcile_note"]
@@ -213,7 +212,7 @@ def test_a_writer_during_a_split_load_on_mariadb_is_reported(mariadb, lake, monk
             _wait(tmp_path / "done", writer)
 
     try:
-        [result] = run_tasks(
+        [result] = run_tasks_json(
             [task(config, lake, "run-1")],
             settings_for(lake),
             workers=2,
