@@ -264,12 +264,15 @@ def _state_batches(
     connection: Any, state_sql: str, columns: str, keys: tuple[str, ...], passes: int
 ) -> Any:
     """The state's rows, in `passes` shares of its keys (a hash of the key, so each key's
-    versions are ranked together in one pass)."""
-    key = ", ".join(f'"{k}"' for k in keys)
+    versions are ranked together in one pass), each in key order: the base's row groups then
+    hold ranges of the key, so a reader's filter on the key skips the others by their
+    statistics (the year's table: a key lookup on an unsorted base took 1.7x the source's
+    file, sorted it takes less)."""
+    key = ", ".join(quote_double(k) for k in keys)
     for share in range(passes):
         where = f" WHERE hash({key}) % {passes} = {share}" if passes > 1 else ""
         reader = connection.execute(
-            f"SELECT {columns} FROM ({state_sql}) AS s{where}"
+            f"SELECT {columns} FROM ({state_sql}) AS s{where} ORDER BY {key}"
         ).fetch_record_batch(BATCH_ROWS)
         for batch in reader:
             if batch.num_rows:
