@@ -83,6 +83,12 @@ def base_file_name(load_id: str, number: int) -> str:
     return f"{load_id}.base{number:04d}.{DATA_EXTENSION}"
 
 
+def is_base_file(path: str) -> bool:
+    """Whether `path` is named as a compacted base's data file (`base_file_name`)."""
+    parts = path.rsplit("/", 1)[-1].split(".")
+    return len(parts) == 4 and parts[2].startswith("base") and parts[-1] == DATA_EXTENSION
+
+
 def is_load_file(path: str) -> bool:
     """Whether `path` is named as a load's data file (`<load_id>.<file_id>.parquet`, the load
     id a unix time): the clean-up removes nothing else (a file a person put there stays)."""
