@@ -194,6 +194,7 @@ def compact(
     log_ = log_.add(load_id, job.base_schema_name_in_lake, run_id, COMPACT_TASK)
     lease.write_log(log_)
     _write_marker(dest, fs, job, load_id)
+    log_ = _drop_superseded_bases(dest, fs, job, lease, log_)
     removed = 0
     if retention_days:
         removed, log_ = _retire(dest, fs, job, lease, log_, load_id, retention_days)
@@ -292,6 +293,33 @@ def _write_marker(dest: Destination, fs: Any, job: JobConfig, load_id: str) -> N
     }
     with fs.open(marker, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(content))
+
+
+#: bases kept: the newest, and the one before it (views written before this compaction still
+#: name its files, so a query running while it commits reads on)
+BASES_KEPT = 2
+
+
+def _drop_superseded_bases(
+    dest: Destination, fs: Any, job: JobConfig, lease: JobLease, log_: CommitLog
+) -> CommitLog:
+    """Remove the bases older than the newest BASES_KEPT (files, markers, commits): no view
+    reads them (the current view reads the newest base, the history none), and a table
+    compacted every night would otherwise keep a copy of itself per night."""
+    schema = job.base_schema_name_in_lake
+    bases = sorted(job_loads_by_schema(dest, job, fs).get(schema, set()), key=float)
+    old = bases[:-BASES_KEPT]
+    for load_id in old:
+        for path in load_files(dest, job.source_name, job.lake_table, load_id, fs):
+            fs.rm(path)
+        marker = dest.path(job.source_name, LOADS_DIR, marker_name(schema, load_id))
+        if fs.exists(marker):
+            fs.rm(marker)
+    if old:
+        log_ = log_.without(old)
+        lease.write_log(log_)
+        log.info("job %s: %d superseded base(s) removed", job.job_id, len(old))
+    return log_
 
 
 def _retire(
