@@ -5,7 +5,12 @@ bench/run.py's `create_orders`) into a file:// lake, by a real `python -m ingest
 
 - **one activity**: the table read by one job (`INGEST_SPLIT_ROWS=0`, no `split`);
 - **split**: the same job with `split = --chunks`, its chunks run over `--workers` worker
-  processes of the local runner, one commit.
+  processes of the local runner, one commit. Every chunk reads the exported snapshot the runner
+  holds (`ingest.job.split_snapshot`: SQLAlchemy/psycopg2, dlt's pyarrow backend);
+- **split, no snapshot**: the same, with the runner exporting none (each chunk reads its range
+  when it runs, through ConnectorX): the difference is the cost of the one consistent state.
+  Also from the log: the ranges' counts (at the start and at the commit) and the commit's move
+  of the staged files into the table.
 
 Per scenario: wall time, and the peak resident memory (VmHWM) of the main process and of each
 worker process (the process tree is sampled every 0.1 s). For the split run also each
@@ -36,6 +41,13 @@ PLAN_LIMITS = {
     "Flex Consumption (30 min default)": 30,
     "Premium (30 min default, unbounded allowed)": 30,
 }
+COUNT_LINE = re.compile(r"ranges counted (?:in the snapshot )?in ([\d.]+) s")
+MOVE_LINE = re.compile(r"(\d+) staged file\(s\) moved into the table in ([\d.]+) s")
+#: the CLI with the local runner exporting no snapshot (the bench's comparison only)
+NO_SNAPSHOT = (
+    "import sys, ingest.runner as r; r.export_snapshot = lambda *a: None; "
+    "from ingest.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 CHUNK_LINE = re.compile(r"chunk (\d+) of (\d+) (?:had landed|landed) ([\d,]+) rows \(([\d.]+) s\)")
 
 
@@ -84,7 +96,12 @@ def sample_tree(proc: subprocess.Popen) -> dict[int, tuple[str, float]]:
 
 
 def run_scenario(
-    label: str, table: str, chunks: int | None, workers: int, workdir: Path
+    label: str,
+    table: str,
+    chunks: int | None,
+    workers: int,
+    workdir: Path,
+    snapshot: bool = True,
 ) -> dict[str, object]:
     from bench.run import PG
 
@@ -104,7 +121,8 @@ def run_scenario(
             "PYTHONPATH": str(ROOT),
         }
     )
-    cmd = [sys.executable, "-m", "ingest", "run", "--config", str(config)]
+    start = ["-m", "ingest"] if snapshot else ["-c", NO_SNAPSHOT]
+    cmd = [sys.executable, *start, "run", "--config", str(config)]
     cmd += ["--destination", lake.as_uri(), "--workers", str(workers)]
     print(f"{label}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -121,7 +139,17 @@ def run_scenario(
         (int(m.group(1)), int(m.group(3).replace(",", "")), float(m.group(4)))
         for m in CHUNK_LINE.finditer(log)
     ]
-    return {"label": label, "wall": wall, "peaks": peaks, "chunks": chunk_times, "log": log}
+    counts = [float(m.group(1)) for m in COUNT_LINE.finditer(log)]
+    moves = [(int(m.group(1)), float(m.group(2))) for m in MOVE_LINE.finditer(log)]
+    return {
+        "label": label,
+        "wall": wall,
+        "peaks": peaks,
+        "chunks": chunk_times,
+        "log": log,
+        "counts": counts,
+        "moves": moves,
+    }
 
 
 def describe(result: dict[str, object]) -> str:
@@ -194,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-rows", type=int, default=2_000_000_000)
     parser.add_argument("--model-chunk-rows", type=int, default=50_000_000)
     parser.add_argument("--skip-single", action="store_true", help="only the split run")
+    parser.add_argument(
+        "--skip-no-snapshot", action="store_true", help="no split run without the snapshot"
+    )
     args = parser.parse_args(argv)
 
     from bench.run import create_orders
@@ -213,6 +244,17 @@ def main(argv: list[str] | None = None) -> int:
             workdir,
         )
         results.append(split)
+        if not args.skip_no_snapshot:
+            results.append(
+                run_scenario(
+                    f"{args.chunks} chunks / {args.workers} workers, no snapshot",
+                    table,
+                    args.chunks,
+                    args.workers,
+                    workdir,
+                    snapshot=False,
+                )
+            )
     print()
     print(f"{args.rows:,} rows (bench/run.py's 8-column orders), FULL, file:// lake")
     print()
@@ -220,6 +262,24 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for result in results:
         print(describe(result))
+    for result in results:
+        timed = result.get("chunks") or []
+        assert isinstance(timed, list)
+        if timed:
+            spent = sum(t for _, _, t in timed)
+            print(
+                f"{result['label']}: {sum(r for _, r, _ in timed) / spent:,.0f} rows/s per "
+                f"chunk, {min(t for _, _, t in timed):.1f}..{max(t for _, _, t in timed):.1f} s"
+            )
+    for result in results:
+        counts, moves = result.get("counts"), result.get("moves")
+        if counts or moves:
+            print(
+                f"{result['label']}: ranges counted in "
+                + ", ".join(f"{c:.1f} s" for c in counts or [])
+                + "; staged files moved in "
+                + ", ".join(f"{s:.2f} s ({n} files)" for n, s in moves or [])
+            )
     chunks = split["chunks"]
     assert isinstance(chunks, list)
     if chunks:

@@ -30,6 +30,7 @@ import errno
 import io
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ingest import telemetry
@@ -44,7 +45,8 @@ from ingest.lake.lease import read_commit_log
 from ingest.lake.loads import count_rows, load_files
 from ingest.limits import shorten
 from ingest.model.result import AUDIT_COLUMNS, JobResult
-from ingest.model.summary import summarize
+from ingest.model.run import Run
+from ingest.model.summary import RunSummary
 from ingest.model.task import BACKFILL
 from ingest.vocabulary import LoadType, Reconciled, Status
 
@@ -98,8 +100,8 @@ def _row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
     return (run_id, job_id, "", str(row.get("status") or ""), str(row.get("started_at") or ""))
 
 
-def _audit_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [JobResult.from_dict(result).audit_row() for result in results]
+def _audit_rows(results: Iterable[JobResult]) -> list[dict[str, str]]:
+    return [result.audit_row() for result in results]
 
 
 def _is_recovered(row: Mapping[str, Any]) -> bool:
@@ -134,9 +136,7 @@ def merge(existing_text: str | None, rows: list[dict[str, str]]) -> tuple[str | 
     return _render([*existing, *new_rows], columns), len(new_rows)
 
 
-def append_audit(
-    dest: Destination, results: Iterable[Mapping[str, Any]], day: dt.date
-) -> tuple[str, int]:
+def append_audit(dest: Destination, results: Iterable[JobResult], day: dt.date) -> tuple[str, int]:
     """Append the results' audit rows to the day's file; returns (path, rows added)."""
 
     path = dest.path(METADATA_DIR, audit_file_name(day))
@@ -193,8 +193,8 @@ RECOVER_DAYS = 2
 
 
 def recover_rows(
-    dest: Destination, results: Iterable[Mapping[str, Any]], today: dt.date
-) -> list[tuple[dt.date, dict[str, str]]]:
+    dest: Destination, results: Iterable[JobResult], today: dt.date
+) -> list[tuple[dt.date, JobResult]]:
     """Audit rows for loads of this run's tables that committed in the last RECOVER_DAYS days
     without ever getting one (a run killed, or out of memory, after its commit and before its
     audit step): found in each table's commit log (`ingest.lake.commits`), with their rows
@@ -208,10 +208,9 @@ def recover_rows(
         for row in read_audit(dest, day, fs)
         if row.get("load_id")
     }
-    found: list[tuple[dt.date, dict[str, str]]] = []
+    found: list[tuple[dt.date, JobResult]] = []
     seen: set[tuple[str, str]] = set()
-    for result in results:
-        job = JobResult.from_dict(result)
+    for job in results:
         table = lake_name(job.table_name)
         if (job.source_name, table) in seen:
             continue
@@ -249,23 +248,24 @@ def recover_rows(
                     "wrote its audit row; found by a later run in the table's commit log. The "
                     "load's checks (reconciliation, schema) did not run"
                 ),
-            ).audit_row()
+            )
             found.append((day, row))
             audited.add(commit.load_id)
     return found
 
 
-def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Append the run's results to the audit and return the run summary.
-
-    `run`: {"run_id", "destination", "results": [job results], "started_at": ISO (optional;
-    picks the audit file's date, default today UTC)}.
-    """
-    dest = Destination.from_url(str(run["destination"]))
-    results = list(run.get("results") or [])
-    started = run.get("started_at")
+def write_audit(run: Run) -> RunSummary:
+    """Append the run's results to the audit and return the run summary. The audit file's
+    date is the day the run started (`run.started_at`; none: today, UTC). A run that waited
+    for another run has its wait in each row's `run_note`."""
+    dest = Destination.from_url(run.destination)
+    results = list(run.results)
+    if run.waited is not None:
+        results = [replace(result, run_note=run.waited.note) for result in results]
+        run = replace(run, results=tuple(results))
+    started = run.started_at
     day = (
-        dt.datetime.fromisoformat(str(started)).astimezone(dt.UTC).date()
+        dt.datetime.fromisoformat(started).astimezone(dt.UTC).date()
         if started
         else dt.datetime.now(dt.UTC).date()
     )
@@ -280,15 +280,14 @@ def write_audit(run: Mapping[str, Any]) -> dict[str, Any]:
         append_audit(dest, [row], load_day)
         log.warning(
             "audit: load %s of job %s (run %s) committed without an audit row; row added",
-            row["load_id"],
-            row["job_id"],
-            row["run_id"],
+            row.load_id,
+            row.job_id,
+            row.run_id,
         )
-    summary = summarize(results)
-    summary.update(run_id=run["run_id"], audit_path=path, audit_rows_added=added)
+    summary = replace(RunSummary.of(run.run_id, results), audit_path=path, audit_rows_added=added)
     try:  # telemetry (a no-op without APPLICATIONINSIGHTS_CONNECTION_STRING) never fails the audit
         if added or not results:  # a retried write_audit (rows already there) sends nothing twice
-            telemetry.emit_run_telemetry(run, results, summary)
+            telemetry.emit_run_telemetry(run, summary)
     except Exception as exc:
-        log.warning("telemetry: run %s not sent to Application Insights: %s", run["run_id"], exc)
+        log.warning("telemetry: run %s not sent to Application Insights: %s", run.run_id, exc)
     return summary

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
 
 #: A plain SQL identifier: letter or underscore first, then letters, digits, `_` or `$`.
 SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
@@ -37,15 +39,20 @@ def lake_name(identifier: str) -> str:
     Folder names in the lake come from this, so two configured tables collide exactly
     when this function returns the same value for both.
     """
-    # dlt (about 1 s to import): only when a lake name is computed, not to check a name
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
-
-    return NamingConvention().normalize_table_identifier(identifier)
+    naming = _dlt_naming()
+    return str(naming.snake_case.NamingConvention().normalize_table_identifier(identifier))
 
 
 def lake_schema_name(pipeline_name: str) -> str:
     """The dlt schema name of a job's pipeline (it prefixes `_dlt_loads` marker files)."""
-    # dlt: as above
-    from dlt.common.schema.utils import normalize_schema_name
+    return str(_dlt_naming().schema_utils.normalize_schema_name(pipeline_name))
 
-    return normalize_schema_name(pipeline_name)
+
+@lru_cache(maxsize=1)
+def _dlt_naming() -> Any:
+    """dlt's naming convention and schema names: the one lazy import of dlt here."""
+    # dlt (about 1 s to import): only when a lake name is computed, not to check a name
+    from dlt.common.normalizers.naming import snake_case
+    from dlt.common.schema import utils as schema_utils
+
+    return SimpleNamespace(snake_case=snake_case, schema_utils=schema_utils)

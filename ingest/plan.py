@@ -1,7 +1,8 @@
 """Step 1 of a run: configuration + filters -> the list of tasks to run.
 
 Pure and cheap (reads the config file, nothing else), so the Durable orchestrator can call it
-in an activity and the CLI can print it. The output is JSON-safe and holds no secrets.
+in an activity and the CLI can print it. The output is a `Plan` (`ingest.model.plan`): its
+JSON (`Plan.to_dict`) holds no secrets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ingest.checks.backfill import check_range
 from ingest.config import IngestConfig
 from ingest.configuration import load_config
 from ingest.errors import RequestError
+from ingest.model.plan import BackfillRange, Plan, Skipped
 from ingest.model.task import Backfill, Task
 from ingest.vocabulary import WEEKDAYS
 
@@ -44,7 +46,7 @@ def plan_from_config(
     sources: Iterable[str] | None = None,
     full_refresh: bool = False,
     scheduled_weekday: str | None = None,
-) -> dict[str, Any]:
+) -> Plan:
     """Select the jobs of this run.
 
     - `jobs` / `sources`: only these (unknown names raise RequestError listing the known ones);
@@ -55,8 +57,8 @@ def plan_from_config(
     wanted_sources = _check_names("source", sources or [], (j.source_name for j in config.jobs))
     if scheduled_weekday is not None and scheduled_weekday not in WEEKDAYS:
         raise RequestError(f"weekday {scheduled_weekday!r} is not one of {WEEKDAYS}")
-    tasks: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
+    tasks: list[Task] = []
+    skipped: list[Skipped] = []
     for job in config.jobs:
         if wanted_jobs and job.job_id not in wanted_jobs:
             continue
@@ -64,22 +66,21 @@ def plan_from_config(
             continue
         if not job.enabled:
             if wanted_jobs:
-                skipped.append({"job_id": job.job_id, "reason": "disabled (enabled = N)"})
+                skipped.append(Skipped(job.job_id, "disabled (enabled = N)"))
             continue
         if scheduled_weekday and not job.runs_on(scheduled_weekday):
-            skipped.append({"job_id": job.job_id, "reason": f"scheduled {job.schedule}"})
+            skipped.append(Skipped(job.job_id, f"scheduled {job.schedule}"))
             continue
-        task = Task(run_id, job, destination, full_refresh, config.path)
-        tasks.append(task.to_dict())
-    return {
-        "run_id": run_id,
-        "destination": destination,
-        "config_path": config.path,
-        "full_refresh": full_refresh,
-        "tasks": tasks,
-        "skipped": skipped,
-        "warnings": list(config.warnings),
-    }
+        tasks.append(Task(run_id, job, destination, full_refresh, config.path))
+    return Plan(
+        run_id=run_id,
+        destination=destination,
+        config_path=config.path,
+        tasks=tuple(tasks),
+        skipped=tuple(skipped),
+        warnings=tuple(config.warnings),
+        full_refresh=full_refresh,
+    )
 
 
 def plan(
@@ -91,7 +92,7 @@ def plan(
     sources: Iterable[str] | None = None,
     full_refresh: bool = False,
     scheduled_weekday: str | None = None,
-) -> dict[str, Any]:
+) -> Plan:
     """Read the configuration and select the jobs of this run (see `plan_from_config`).
 
     Raises ConfigError (bad file) or RequestError (unknown job/source); both mean: nothing runs.
@@ -115,9 +116,9 @@ def plan_backfill(
     start: Any,
     end: Any = None,
     run_id: str | None = None,
-) -> dict[str, Any]:
-    """The plan of a backfill run (same shape as `ingest.plan.plan()`): one task for `job_id`
-    with `"backfill": {"from", "to"}`. Raises ConfigError / RequestError (nothing runs)."""
+) -> Plan:
+    """The plan of a backfill run: one task for `job_id` with its `Backfill` range, and the
+    range in `Plan.backfill`. Raises ConfigError / RequestError (nothing runs)."""
     config = load_config(config_path)
     try:
         job = config.job(job_id)
@@ -130,13 +131,11 @@ def plan_backfill(
     warnings = list(config.warnings)
     if not job.enabled:
         warnings.append(f"job {job.job_id} is disabled (enabled = N); backfilling it as asked")
-    return {
-        "run_id": run_id,
-        "destination": destination,
-        "config_path": config.path,
-        "full_refresh": False,
-        "backfill": {"job": job.job_id, "from": start_text, "to": end_text},
-        "tasks": [task.to_dict()],
-        "skipped": [],
-        "warnings": warnings,
-    }
+    return Plan(
+        run_id=run_id,
+        destination=destination,
+        config_path=config.path,
+        tasks=(task,),
+        warnings=tuple(warnings),
+        backfill=BackfillRange(job.job_id, start_text, end_text),
+    )

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import forkserver
 from typing import Any
 
@@ -24,16 +24,19 @@ from ingest.errors import is_process_exit
 from ingest.job import run_job
 from ingest.job.chunk import run_chunk
 from ingest.job.progress import SplitProgress
-from ingest.job.run import SPLIT_KEY
+from ingest.job.split_snapshot import HeldSnapshot
+from ingest.job.split_snapshot import export as export_snapshot
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
-from ingest.model.result import failed_result
+from ingest.model.result import ChunkResult, JobResult, failed_result
+from ingest.model.task import SplitPlan, Task
 from ingest.runtime.logsetup import configure_logging, current_log_format
 from ingest.runtime.warmup import preload_engine
 from ingest.secrets.redaction import redact_text
 from ingest.settings import Settings, replace_environment
 from ingest.settings import environment as settings_environment
 from ingest.telemetry import configure as configure_telemetry
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -70,29 +73,29 @@ def prepare_local_run(destination: str, workers: int = 1) -> None:
     preload_engine()
 
 
-def _run_isolated(task: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def _run_isolated(task: Task, settings: Settings) -> JobResult | SplitPlan:
     """`run_job`, and a FAILED result for whatever still escapes it (never a process exit)."""
     try:
         return run_job(task, settings=settings)
     except BaseException as exc:
         if is_process_exit(exc):
             raise
-        job_id = task["job"]["job_id"]
+        job_id = task.job.job_id
         log.error("job %s failed outside its run: %s", job_id, type(exc).__name__)
         reason = redact_text(shorten(str(exc).strip(), MAX_REASON_CHARS))
         return failed_result(task, f"job {job_id} failed: {type(exc).__name__}: {reason}")
 
 
 def _run_with_environment(
-    environment: dict[str, str], task: Mapping[str, Any], settings: Settings
-) -> dict[str, Any]:
+    environment: dict[str, str], task: Task, settings: Settings
+) -> JobResult | SplitPlan:
     """Run a job in a pool worker with the caller's environment (settings and secrets read
     from the environment must be the caller's, not the fork server's from when it started)."""
     replace_environment(environment)
     return _run_isolated(task, settings)
 
 
-def _run_chunk_isolated(task: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def _run_chunk_isolated(task: Task, settings: Settings) -> ChunkResult:
     """`run_chunk`, and a FAILED chunk result for whatever still escapes it."""
     try:
         return run_chunk(task, settings=settings)
@@ -100,12 +103,17 @@ def _run_chunk_isolated(task: Mapping[str, Any], settings: Settings) -> dict[str
         if is_process_exit(exc):
             raise
         reason = redact_text(shorten(str(exc).strip(), MAX_REASON_CHARS))
-        return {"status": "FAILED", "rows": 0, "error": reason, "retriable": True}
+        return ChunkResult.failed(task.job.job_id, _chunk_of(task), reason)
+
+
+def _chunk_of(task: Task) -> int:
+    """The chunk a task of a split load runs."""
+    return (task.split.chunk or 0) if task.split else 0
 
 
 def _execute(
-    environment: dict[str, str] | None, step: str, task: Mapping[str, Any], settings: Settings
-) -> dict[str, Any]:
+    environment: dict[str, str] | None, step: str, task: Task, settings: Settings
+) -> JobResult | SplitPlan | ChunkResult:
     """One step in a pool worker (with the caller's environment) or here: a job's task (which
     may split its load, or be a split load's commit) or a chunk of a split load."""
     if environment is not None:
@@ -122,72 +130,79 @@ JOB, CHUNK = "job", "chunk"
 class _SplitState:
     """A split load in flight: its plan, chunks still running, attempts, failures."""
 
-    plan: dict[str, Any]
+    plan: SplitPlan
+    #: the source's exported snapshot every chunk reads, held here until the commit ended
+    snapshot: HeldSnapshot | None = None
     running: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
 
 
 def run_tasks(
-    tasks: Iterable[Mapping[str, Any]],
+    tasks: Iterable[Task],
     settings: Settings,
     workers: int = 1,
-    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_result: Callable[[JobResult], None] | None = None,
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JobResult]:
     """Run every task; one failure never stops the others. Results in task order.
 
     A task whose load is split (`ingest.job.split`) returns its plan instead of a result: its
     chunks then run over the same workers (a failed chunk is retried alone, up to
-    INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's."""
+    INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's. A split
+    FULL load of PostgreSQL reads one state of the table: this process holds the transaction
+    whose snapshot every chunk imports, until the commit ended (`ingest.job.split_snapshot`).
+    `on_chunk` gets each chunk's result as JSON, with the table's progress under "table"."""
     tasks = list(tasks)
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, JobResult] = {}
     splits: dict[int, _SplitState] = {}
     progress = SplitProgress()
-    queue: deque[tuple[int, str, dict[str, Any]]] = deque(
-        (index, JOB, dict(task)) for index, task in enumerate(tasks)
+    queue: deque[tuple[int, str, Task]] = deque(
+        (index, JOB, task) for index, task in enumerate(tasks)
     )
 
-    def done(index: int, result: dict[str, Any]) -> None:
+    def done(index: int, result: JobResult) -> None:
         results[index] = result
         if on_result:
             on_result(result)
 
-    def finished(index: int, step: str, task: dict[str, Any], result: dict[str, Any]) -> None:
-        if step == JOB and result.get(SPLIT_KEY):
-            plan = result[SPLIT_KEY]
-            state = splits[index] = _SplitState(plan)
-            chunks = len(plan["bounds"]) + 1
-            progress.started(task["job"]["job_id"], chunks)
-            for chunk in range(chunks):
+    def finished(
+        index: int, step: str, task: Task, result: JobResult | SplitPlan | ChunkResult
+    ) -> None:
+        if isinstance(result, SplitPlan):
+            state = splits[index] = _SplitState(result, export_snapshot(task, settings))
+            if state.snapshot is not None:
+                result = state.plan = replace(result, snapshot=state.snapshot.id)
+            progress.started(task.job.job_id, result.chunks)
+            for chunk in range(result.chunks):
                 state.attempts[chunk] = 1
                 state.running += 1
-                queue.append((index, CHUNK, {**task, "split": {**plan, "chunk": chunk}}))
+                queue.append((index, CHUNK, replace(task, split=result.for_chunk(chunk))))
             return
-        if step == JOB:
+        if isinstance(result, JobResult):
             ended = splits.pop(index, None)
-            if ended is not None and ended.failures and result.get("status") == "FAILED":
+            if ended is not None and ended.snapshot is not None:
+                ended.snapshot.close()  # the commit counted in it: the source may vacuum again
+            if ended is not None and ended.failures and result.status == Status.FAILED:
                 first = min(ended.failures)
-                result = {
-                    **result,
-                    "error": f"chunk {first}: {ended.failures[first]}; "
-                    + str(result.get("error") or ""),
-                }
+                error = f"chunk {first}: {ended.failures[first]}; {result.error}"
+                result = replace(result, error=error)
             done(index, result)
             return
         state = splits[index]
-        chunk = int(task["split"]["chunk"])
-        job_id = task["job"]["job_id"]
-        failed = result.get("status") == "FAILED"
-        again = (
-            failed
-            and bool(result.get("retriable"))
-            and state.attempts[chunk] < settings.retry_max_attempts
-        )
+        chunk = _chunk_of(task)
+        job_id = task.job.job_id
+        failed = result.status == Status.FAILED
+        again = failed and result.retriable and state.attempts[chunk] < settings.retry_max_attempts
         progress.chunk_ended(job_id, chunk, result, final=not again)
         if on_chunk:
             on_chunk(
-                {**result, "job_id": job_id, "chunk": chunk, "table": progress.snapshot(job_id)}
+                {
+                    **result.to_dict(),
+                    "job_id": job_id,
+                    "chunk": chunk,
+                    "table": progress.snapshot(job_id),
+                }
             )
         if again:
             state.attempts[chunk] += 1
@@ -197,22 +212,22 @@ def run_tasks(
                 chunk,
                 state.attempts[chunk],
                 settings.retry_max_attempts,
-                result.get("error"),
+                result.error,
             )
             queue.append((index, CHUNK, task))
             return
         if failed:
-            state.failures[chunk] = str(result.get("error") or "failed")
+            state.failures[chunk] = result.error or "failed"
         state.running -= 1
         if state.running == 0:  # every chunk landed or gave up: the commit
-            queue.append((index, JOB, {**task, "split": {**state.plan, "chunk": None}}))
+            queue.append((index, JOB, replace(task, split=state.plan.for_chunk(None))))
 
     # one task, or one worker: jobs run in this process; a split load's chunks use the pool
     inline = workers <= 1 or len(tasks) <= 1
     if tasks:
         preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
     pool: ProcessPoolExecutor | None = None
-    futures: dict[Future[dict[str, Any]], tuple[int, str, dict[str, Any]]] = {}
+    futures: dict[Future[JobResult | SplitPlan | ChunkResult], tuple[int, str, Task]] = {}
     environment = dict(settings_environment())
     try:
         while queue or futures:
@@ -235,23 +250,27 @@ def run_tasks(
             ready, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in ready:
                 index, step, task = futures.pop(future)
+                result: JobResult | SplitPlan | ChunkResult
                 try:
                     result = future.result()
                 except BaseException as exc:  # a worker process died (killed, out of memory)
                     if is_process_exit(exc):
                         raise
-                    log.error("worker running job %s died: %s", task["job"]["job_id"], exc)
+                    log.error("worker running job %s died: %s", task.job.job_id, exc)
                     if isinstance(exc, BrokenProcessPool) and pool is not None:
                         # the pool takes no more work: the next step starts a new one
                         pool.shutdown(wait=False, cancel_futures=True)
                         pool = None
                     if step == CHUNK:  # a chunk is retried alone (it cleans up after itself)
-                        result = {"status": "FAILED", "error": f"worker process died: {exc}"}
-                        result["retriable"] = True
+                        died = f"worker process died: {exc}"
+                        result = ChunkResult.failed(task.job.job_id, _chunk_of(task), died)
                     else:
                         result = failed_result(task, f"worker process died: {exc}")
                 finished(index, step, task, result)
     finally:
         if pool is not None:
             pool.shutdown()
+        for state in splits.values():
+            if state.snapshot is not None:
+                state.snapshot.close()
     return [results[i] for i in range(len(tasks))]

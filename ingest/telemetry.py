@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ingest.model.result import as_float, as_int, cell_text, check_projection
-from ingest.model.summary import summarize
+from ingest.model.run import Run
+from ingest.model.summary import RunSummary
 from ingest.runtime.logcontext import ContextFilter
 from ingest.secrets.redaction import RedactionFilter
 from ingest.settings import (
@@ -322,23 +323,23 @@ def _measurements(**values: float) -> str:
 
 
 def emit_run_telemetry(
-    run: Mapping[str, Any],
-    results: Iterable[Mapping[str, Any]] | None = None,
-    summary: Mapping[str, Any] | None = None,
+    run: Run,
+    summary: RunSummary | None = None,
     *,
     flush_timeout_s: float = FLUSH_TIMEOUT_S,
 ) -> bool:
     """Send a finished run's telemetry and flush it; returns whether anything was sent.
 
-    `run` is the `write_audit` input ({"run_id", "results", "started_at"?, "trigger"?}),
-    `summary` its output. A no-op without a connection string.
+    `run` is the `write_audit` input, `summary` its output (None: counted here). The events
+    are projections of their JSON (`Run.to_dict`, `RunSummary.to_dict`). A no-op without a
+    connection string.
     """
     if not configure():
         return False
 
-    results = list(results if results is not None else run.get("results") or [])
-    summary = dict(summary) if summary is not None else summarize(results)
-    summary.setdefault("run_id", run.get("run_id"))
+    results: list[Mapping[str, Any]] = [result.to_dict() for result in run.results]
+    counts = (summary or RunSummary.of(run.run_id, run.results)).to_dict()
+    run_json = run.to_dict()
     events = logging.getLogger(EVENT_LOGGER)
     rows_counter, duration_histogram = _state["instruments"]
     for result in results:
@@ -388,15 +389,15 @@ def emit_run_telemetry(
                     "status": Status.FAILED,
                 },
             )
-    run_props = run_event_properties(run, results, summary)
+    run_props = run_event_properties(run_json, list(results), counts)
     events.info(
         RUN_EVENT,
         extra={
             "microsoft.custom_event.name": RUN_EVENT,
             "microsoft.custom_measurements": _measurements(
-                jobs_total=as_int(summary.get("jobs_total")),
-                jobs_failed=as_int(summary.get("jobs_failed")),
-                rows_loaded=as_int(summary.get("rows_loaded")),
+                jobs_total=as_int(counts.get("jobs_total")),
+                jobs_failed=as_int(counts.get("jobs_failed")),
+                rows_loaded=as_int(counts.get("rows_loaded")),
                 duration_s=as_float(run_props["duration_s"]),
             ),
             **run_props,

@@ -10,11 +10,12 @@ import tempfile
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ingest.audit import append_audit, read_audit
+from ingest.audit import read_audit
 from ingest.cli import main
 from ingest.config import JobConfig
 from ingest.lake.destination import Destination
 from ingest.reports.history import recent
+from tests.fixtures.audit import append_audit_json
 from tests.fixtures.orders import SOURCE, run
 from tests.fixtures.sheet import sheet_header
 
@@ -52,9 +53,9 @@ def test_any_text_round_trips_and_later_appends_still_work(watermark, error, not
 
 def _round_trip(dest: Destination, watermark: str, error: str, note: str) -> None:
     first = _row(1, watermark_after=watermark, error=error, reconcile_note=note)
-    append_audit(dest, [first], DAY)
-    append_audit(dest, [_row(2, watermark_before=watermark)], DAY)  # the day's next run
-    append_audit(dest, [first], DAY)  # a retried write finds its row: nothing added
+    append_audit_json(dest, [first], DAY)
+    append_audit_json(dest, [_row(2, watermark_before=watermark)], DAY)  # the day's next run
+    append_audit_json(dest, [first], DAY)  # a retried write finds its row: nothing added
     rows = read_audit(dest, DAY)
     assert [r["run_id"] for r in rows] == ["run-1", "run-2"]
     assert rows[0]["watermark_after"] == watermark
@@ -98,10 +99,12 @@ def test_a_text_watermark_ending_in_a_carriage_return(pg, file_lake, monkeypatch
         assert result["reconciled"] == "MATCH", result["reconcile_note"]
         assert result["watermark_after"] == stamp
     assert [r["rows_loaded"] for r in results] == [3, 3, 3]
-    from ingest.audit import write_audit
+    from tests.fixtures.audit import write_audit_json
 
     for result in results:
-        write_audit({"run_id": result["run_id"], "destination": file_lake, "results": [result]})
+        write_audit_json(
+            {"run_id": result["run_id"], "destination": file_lake, "results": [result]}
+        )
     rows = recent(file_lake, days=1)
     assert sorted(r["watermark_after"] for r in rows) == sorted(stamps)
     config = tmp_path / "jobs.csv"
@@ -137,7 +140,7 @@ def test_control_text_in_every_column_is_quoted(tmp_path):
 
     dest = Destination.from_url(str(tmp_path / "lake"))
     odd = "".join(chr(c) for c in range(32)) + string.punctuation
-    append_audit(dest, [_row(1, error=odd, watermark_after="x\r")], DAY)
+    append_audit_json(dest, [_row(1, error=odd, watermark_after="x\r")], DAY)
     path = tmp_path / "lake" / "metadata" / f"audit_{DAY:%Y%m%d}.csv"
     with path.open(newline="", encoding="utf-8") as handle:
         records = list(csv.reader(handle))
@@ -196,8 +199,8 @@ def test_the_runs_own_row_replaces_a_recovered_one(tmp_path):
 
     dest = Destination.from_url(str(tmp_path / "lake"))
     recovered = _row(1, status="WARN", reconcile_note=RECOVERED + "run run-1 ...")
-    append_audit(dest, [recovered], DAY)
-    append_audit(dest, [_row(1, status="SUCCESS", reconciled="MATCH")], DAY)  # the slow run
-    append_audit(dest, [recovered], DAY)  # recovered again: the real row stays
+    append_audit_json(dest, [recovered], DAY)
+    append_audit_json(dest, [_row(1, status="SUCCESS", reconciled="MATCH")], DAY)  # the slow run
+    append_audit_json(dest, [recovered], DAY)  # recovered again: the real row stays
     (row,) = read_audit(dest, DAY)
     assert (row["status"], row["reconciled"]) == ("SUCCESS", "MATCH")

@@ -28,7 +28,7 @@ def config(tmp_path) -> str:
 
 
 def test_every_enabled_job_is_a_task_that_round_trips(config, file_lake):
-    the_plan = plan(config, destination=file_lake, run_id="r-1")
+    the_plan = plan(config, destination=file_lake, run_id="r-1").to_dict()
     assert [t["job"]["job_id"] for t in the_plan["tasks"]] == ["a1", "b1", "b2"]
     assert the_plan["skipped"] == [] and the_plan["run_id"] == "r-1"
     for data in the_plan["tasks"]:
@@ -37,10 +37,10 @@ def test_every_enabled_job_is_a_task_that_round_trips(config, file_lake):
 
 
 def test_filters_by_job_and_source_and_lists_disabled_jobs_asked_for(config, file_lake):
-    by_job = plan(config, destination=file_lake, jobs=["a1", "a2"])
+    by_job = plan(config, destination=file_lake, jobs=["a1", "a2"]).to_dict()
     assert [t["job"]["job_id"] for t in by_job["tasks"]] == ["a1"]
     assert by_job["skipped"] == [{"job_id": "a2", "reason": "disabled (enabled = N)"}]
-    by_source = plan(config, destination=file_lake, sources=["crm"])
+    by_source = plan(config, destination=file_lake, sources=["crm"]).to_dict()
     assert [t["job"]["job_id"] for t in by_source["tasks"]] == ["b1", "b2"]
 
 
@@ -54,13 +54,22 @@ def test_unknown_names_are_refused_listing_the_known_ones(config, file_lake):
 
 
 def test_a_scheduled_run_skips_weekly_jobs_of_other_days(config, file_lake):
-    tuesday = plan(config, destination=file_lake, scheduled_weekday="TUE")
+    tuesday = plan(config, destination=file_lake, scheduled_weekday="TUE").to_dict()
     assert [t["job"]["job_id"] for t in tuesday["tasks"]] == ["a1", "b2"]
     assert tuesday["skipped"] == [{"job_id": "b1", "reason": "scheduled WEEKLY:MON"}]
-    monday = plan(config, destination=file_lake, scheduled_weekday="MON")
+    monday = plan(config, destination=file_lake, scheduled_weekday="MON").to_dict()
     assert [t["job"]["job_id"] for t in monday["tasks"]] == ["a1", "b1", "b2"]
 
 
 def test_run_ids_sort_by_time_and_differ():
     ids = {new_run_id() for _ in range(50)}
     assert len(ids) == 50 and all(i.startswith("run-") for i in ids)
+
+
+def test_the_plan_is_a_type_whose_json_round_trips(config, file_lake):
+    from ingest.model.plan import Plan, Skipped
+
+    the_plan = plan(config, destination=file_lake, jobs=["a1", "a2"], run_id="r-1")
+    assert isinstance(the_plan, Plan) and all(isinstance(t, Task) for t in the_plan.tasks)
+    assert the_plan.skipped == (Skipped("a2", "disabled (enabled = N)"),)
+    assert Plan.from_dict(the_plan.to_dict()) == the_plan

@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 
 from ingest import telemetry
-from ingest.audit import append_audit, read_audit, write_audit
+from ingest.audit import read_audit
 from ingest.cli import main
 from ingest.lake.destination import Destination
+from ingest.model.run import Run
 from ingest.reports.history import failure_summary, recent, run_results, run_summaries
 from tests.appinsights_capture import CaptureServer
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.audit import append_audit_json, write_audit_json
 from tests.fixtures.sheet import sheet_header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,8 +261,7 @@ def test_telemetry_off_sends_nothing_and_run_succeeds(
 
 
 def test_telemetry_off_in_process_is_a_no_op(file_lake):
-    run = {"run_id": "r-off", "destination": file_lake, "results": []}
-    assert telemetry.emit_run_telemetry(run) is False
+    assert telemetry.emit_run_telemetry(Run("r-off", file_lake)) is False
     assert not telemetry.is_enabled()
 
 
@@ -326,7 +327,9 @@ def test_telemetry_failure_never_fails_the_audit(file_lake, monkeypatch, caplog)
         "rows_loaded": 3,
     }
 
-    summary = write_audit({"run_id": "r-broken", "destination": file_lake, "results": [result]})
+    summary = write_audit_json(
+        {"run_id": "r-broken", "destination": file_lake, "results": [result]}
+    )
 
     assert summary["audit_rows_added"] == 1 and summary["jobs_succeeded"] == 1
     assert [r["run_id"] for r in today_audit(file_lake)] == ["r-broken"]
@@ -438,7 +441,7 @@ def two_runs(pg, monkeypatch, tmp_path, file_lake):
     second, _ = execute_run(
         settings, config_path=str(config), destination=file_lake, run_id="hist-2"
     )
-    assert (first["jobs_failed"], second["jobs_failed"]) == (0, 1)
+    assert (first.jobs_failed, second.jobs_failed) == (0, 1)
     return file_lake
 
 
@@ -485,8 +488,8 @@ def test_history_reads_only_the_last_n_days(file_lake):
         "status": "FAILED",
         "error": "old failure",
     }
-    append_audit(dest, [old], today - dt.timedelta(days=3))
-    append_audit(dest, [{**old, "run_id": "new-run", "status": "SUCCESS", "error": ""}], today)
+    append_audit_json(dest, [old], today - dt.timedelta(days=3))
+    append_audit_json(dest, [{**old, "run_id": "new-run", "status": "SUCCESS", "error": ""}], today)
 
     assert [r["run_id"] for r in recent(file_lake, 3)] == ["new-run"]
     assert {r["run_id"] for r in recent(file_lake, 4)} == {"new-run", "old-run"}

@@ -25,6 +25,7 @@ import pytest
 from ingest import telemetry
 from ingest.checks import drift
 from ingest.checks import events as trust_events
+from ingest.model.run import Run
 from tests import kql
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,9 @@ def emitted() -> Emitted:
         cdc = _result(
             "SUCCESS", load_type="CDC", cdc_slot="s1", cdc_retained_bytes=10, cdc_lag_bytes=2
         )
-        telemetry.emit_run_telemetry(run, [_result("SUCCESS"), _result("FAILED"), cdc])
+        results = [_result("SUCCESS"), _result("FAILED"), cdc]
+        run_json = {**run, "destination": "file:///lake", "results": results}
+        telemetry.emit_run_telemetry(Run.from_dict(run_json))
         assert trust_events.emit_reconcile_mismatch(_result("WARN"))
         changes = drift.Diff(added={"a": "text"}, removed=["b"], changed={"c": ("bigint", "text")})
         drift.emit_schema_changed(_result("SUCCESS", schema_policy="evolve"), changes)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from ingest.app.environment import resolve_config_path, settings
 from ingest.app.outcomes import (
@@ -26,6 +27,9 @@ from ingest.app.outcomes import (
 )
 from ingest.settings import Settings
 from ingest.vocabulary import Status
+
+if TYPE_CHECKING:  # types only: the function app starts without the engine
+    from ingest.model.task import SplitPlan
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +104,30 @@ def plan_run(request: Any) -> dict[str, Any]:
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    result = plan_request(request, request["run_id"], current)
-    store = RunStore(result["destination"], result["run_id"])
+    planned = plan_request(request, request["run_id"], current)
+    store = RunStore(planned.destination, planned.run_id)
     meta = store.write_plan(
-        result, current.batch_size, started_at=started_at, trigger=request.get("trigger", "http")
+        planned, current.batch_size, started_at=started_at, trigger=request.get("trigger", "http")
     )
     log.info(
         "run %s planned: %d table(s) in %d batch(es), %d skipped; plan in %s",
-        result["run_id"],
+        planned.run_id,
         meta["total"],
         meta["batches"],
-        len(result["skipped"]),
+        len(planned.skipped),
         store.path(),
     )
-    warnings = [str(w)[:MAX_WARNING_CHARS] for w in result["warnings"][:MAX_WARNINGS]]
+    warnings = [w[:MAX_WARNING_CHARS] for w in planned.warnings[:MAX_WARNINGS]]
     return {
-        "run_id": result["run_id"],
-        "destination": result["destination"],
+        "run_id": planned.run_id,
+        "destination": planned.destination,
         "total": meta["total"],
         "batch_size": meta["batch_size"],
         "batches": meta["batches"],
-        "full_refresh": result.get("full_refresh", False),
-        "skipped": len(result["skipped"]),
+        "full_refresh": planned.full_refresh,
+        "skipped": len(planned.skipped),
         "warnings": warnings,
-        "warnings_total": len(result["warnings"]),
+        "warnings_total": len(planned.warnings),
         "settings": retry_settings(current),
         "started_at": started_at,
     }
@@ -146,30 +150,30 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     from ingest.app.runstore import RunStore
     from ingest.errors import is_process_exit
     from ingest.job import run_job
-    from ingest.job.run import SPLIT_KEY
-    from ingest.model.result import failed_result
+    from ingest.model.result import JobResult, failed_result
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
+    job_id = task.job.job_id
     commit = bool(reference.get("commit"))
     if commit:  # the commit of a split table: its chunks have run (ingest.job.split)
-        task = {**task, "split": {**store.split(task["job"]["job_id"]), "chunk": None}}
+        task = replace(task, split=store.split(job_id).for_chunk(None))
+    result: JobResult | SplitPlan
     try:
         # a job another writer is loading ends as a retriable failure: Durable tries again later
         result = run_job(task, settings=settings(), on_busy="retry")
     except BaseException as exc:  # run_job reports failures itself; this is the last guard
         if is_process_exit(exc):
             raise
-        log.error("job %s failed outside its run: %s", task["job"]["job_id"], type(exc).__name__)
+        log.error("job %s failed outside its run: %s", job_id, type(exc).__name__)
         result = failed_result(task, f"{type(exc).__name__} while running the job")
-    if result.get(SPLIT_KEY):  # split: the orchestration runs its chunks, then its commit
-        plan = result[SPLIT_KEY]
-        store.write_split(result["job_id"], plan)
-        return {"job_id": result["job_id"], "status": SPLIT, "chunks": len(plan["bounds"]) + 1}
+    if not isinstance(result, JobResult):  # split: its chunks run next, then its commit
+        store.write_split(job_id, result)
+        return {"job_id": job_id, "status": SPLIT, "chunks": result.chunks}
     store.write_result(result)
-    if result.get("status") == Status.FAILED and result.get("retriable"):
-        raise RetriableTableError(f"job {result['job_id']}: {result.get('error') or 'failed'}")
+    if result.status == Status.FAILED and result.retriable:
+        raise RetriableTableError(f"job {job_id}: {result.error or 'failed'}")
     return compact_result(result)
 
 
@@ -185,30 +189,26 @@ def ingest_chunk(reference: Any) -> dict[str, Any]:
     from ingest.app.runstore import RunStore
     from ingest.errors import is_process_exit
     from ingest.job import chunk as chunks
+    from ingest.model.result import ChunkResult
 
     reference = _payload(reference)
     store = RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
-    job_id = task["job"]["job_id"]
+    job_id = task.job.job_id
     number = int(reference["chunk"])
-    task = {**task, "split": {**store.split(job_id), "chunk": number}}
+    task = replace(task, split=store.split(job_id).for_chunk(number))
     try:
         result = chunks.run_chunk(task, settings=settings())
     except BaseException as exc:  # run_chunk reports failures itself; this is the last guard
         if is_process_exit(exc):
             raise
-        result = {"status": Status.FAILED, "error": type(exc).__name__, "retriable": True}
-    if result.get("status") == Status.FAILED:
-        error = result.get("error") or "failed"
-        if result.get("retriable"):
+        result = ChunkResult.failed(job_id, number, type(exc).__name__)
+    if result.status == Status.FAILED:
+        error = result.error or "failed"
+        if result.retriable:
             raise RetriableTableError(f"job {job_id} chunk {number}: {error}")
         log.error("job %s chunk %d failed: %s", job_id, number, error)
-    return {
-        "job_id": job_id,
-        "chunk": number,
-        "status": str(result.get("status")),
-        "rows": int(result.get("rows") or 0),
-    }
+    return {"job_id": job_id, "chunk": number, "status": str(result.status), "rows": result.rows}
 
 
 def record_failure(request: Any) -> dict[str, Any]:
@@ -228,25 +228,16 @@ def record_failure(request: Any) -> dict[str, Any]:
     tasks = store.batch(int(request["batch"]))
     if request.get("position") is not None:
         tasks = [tasks[int(request["position"])]]
-    stored = store.results(task["job"]["job_id"] for task in tasks)
+    stored = store.results(task.job.job_id for task in tasks)
     outcome = empty_tally()
     for task in tasks:
-        result = stored.get(task["job"]["job_id"])
-        if result is None or result.get("status") == Status.FAILED:
+        result = stored.get(task.job.job_id)
+        if result is None or result.status == Status.FAILED:
             result = failed_result(task, str(request["error"]))
             store.write_result(result)
-            log.warning("job %s recorded FAILED: %s", result["job_id"], result["error"])
-        add_result(outcome, result)
+            log.warning("job %s recorded FAILED: %s", result.job_id, result.error)
+        add_result(outcome, compact_result(result))
     return outcome
-
-
-def waited_note(waited: dict[str, Any]) -> str:
-    """The audit's `run_note` of a scheduled run that waited for another run."""
-    minutes = round(int(waited.get("waited_s") or 0) / 60)
-    others = ", ".join(waited.get("waited_for") or []) or "another run"
-    return (
-        f"scheduled run started {minutes} min late: waited for {others} ({waited.get('outcome')})"
-    )
 
 
 def write_audit(request: Any) -> dict[str, Any]:
@@ -262,50 +253,44 @@ def write_audit(request: Any) -> dict[str, Any]:
     from ingest.app.runstore import RunStore
     from ingest.audit import write_audit as append
     from ingest.model.result import failed_result
+    from ingest.model.run import Run, Waited
 
     prepare_process()
     request = _payload(request)
     store = RunStore(request["destination"], request["run_id"])
     tasks = store.tasks()
-    stored = store.results(task["job"]["job_id"] for task in tasks)
-    results = [
-        stored.get(task["job"]["job_id"]) or failed_result(task, NO_RESULT_ERROR) for task in tasks
-    ]
-    run = {
-        "run_id": request["run_id"],
-        "destination": request["destination"],
-        "started_at": request.get("started_at"),
-        "trigger": request.get("trigger"),
-        "results": results,
-    }
-    waited = request.get("waited")
-    if waited:
-        note = waited_note(waited)
-        for result in results:
-            result["run_note"] = note
-        run["waited_s"] = waited.get("waited_s")
-        run["waited_for"] = waited.get("waited_for")
+    stored = store.results(task.job.job_id for task in tasks)
+    run = Run(
+        run_id=request["run_id"],
+        destination=request["destination"],
+        results=tuple(
+            stored.get(task.job.job_id) or failed_result(task, NO_RESULT_ERROR) for task in tasks
+        ),
+        started_at=request.get("started_at"),
+        trigger=request.get("trigger"),
+        waited=Waited.from_dict(request.get("waited")),
+    )
     summary = append(run)
-    summary["views"] = compact_views(refresh_views_after(run))
-    summary["report"] = report_after(run)
-    return {**summary, **capped_jobs(summary.get("failed_jobs") or [])}
+    views = compact_views(refresh_views_after(run.destination, run.run_id))
+    summary = replace(summary, views=views, report=report_after(run.destination, run.run_id))
+    return {**summary.to_dict(), **capped_jobs(list(summary.failed_jobs))}
 
 
-def refresh_views_after(run: dict[str, Any]) -> dict[str, Any]:
+def refresh_views_after(destination: str, run_id: str) -> dict[str, Any]:
     """The views step of a run (ingest.views.refresh), for the app's configuration."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.views.refresh import refresh_after_run
 
     config_path = resolve_config_path(settings().config_path)
-    return refresh_after_run(config_path, str(run["destination"]), str(run["run_id"]))
+    return refresh_after_run(config_path, destination, run_id)
 
 
-def report_after(run: dict[str, Any]) -> dict[str, Any]:
+def report_after(destination: str, run_id: str) -> dict[str, Any]:
     """The report step of a run (ingest.reports.report_files): never raises."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.reports.report_files import report_after_run
 
-    return report_after_run(str(run["destination"]), str(run["run_id"]))
+    return report_after_run(destination, run_id)
 
 
 async def find_active_runs(request: Any, client: Any) -> list[str]:

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR, schedule
 from ingest.app.environment import resolve_config_path, settings
@@ -36,6 +36,9 @@ from ingest.app.instances import (
     status_text,
 )
 from ingest.app.run_status import BadPage, page_args, run_body
+
+if TYPE_CHECKING:  # types only: the function app starts without the engine
+    from ingest.model.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def parse_run_request(body: bytes | str | None) -> dict[str, Any]:
         raise BadRequest(str(exc)) from None
 
 
-def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> dict[str, Any]:
+def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> Plan:
     """The plan of a parsed run request: a backfill of one job or a normal run. Raises
     ConfigError / RequestError (nothing runs). Used by the HTTP check and by `plan_run`."""
     config_path = resolve_config_path(current.config_path)
@@ -163,8 +166,9 @@ async def start_run(req: Any, client: Any) -> Any:
             "the job configuration is invalid; nothing was started",
             problems=[str(p) for p in exc.problems],
         )
-    if not planned["tasks"]:
-        return _error(400, "no enabled job matches the request", skipped=planned["skipped"])
+    if not planned.tasks:
+        skipped = [s.to_dict() for s in planned.skipped]
+        return _error(400, "no enabled job matches the request", skipped=skipped)
     payload = {**request, "run_id": run_id, "trigger": "http"}
     try:
         await client.start_new(ORCHESTRATOR, MANUAL_INSTANCE, payload)
@@ -180,7 +184,7 @@ async def start_run(req: Any, client: Any) -> Any:
     if slot is not None and slot[1] not in (None, run_id):
         log.warning("run request refused: run %s holds %s", slot[1], MANUAL_INSTANCE)
         return _conflict(*slot)
-    log.info("run %s started on request: %d table(s)", run_id, len(planned["tasks"]))
+    log.info("run %s started on request: %d table(s)", run_id, len(planned.tasks))
     response = client.create_check_status_response(req, MANUAL_INSTANCE)
     body = json.loads(response.get_body())
     body.update(

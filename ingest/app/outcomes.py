@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.model.result import as_int, check_projection
+from ingest.model.result import JobResult, as_int, check_projection
 from ingest.model.summary import Tally
 
 COMPACT_KEYS = check_projection(
@@ -22,9 +22,10 @@ SPLIT = "SPLIT"
 MAX_FAILED_JOBS_LISTED = 50
 
 
-def compact_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """What `ingest_table` returns to its orchestration for one table."""
-    return {key: result.get(key) for key in COMPACT_KEYS}
+def compact_result(result: JobResult) -> dict[str, Any]:
+    """What `ingest_table` returns to its orchestration for one table (JSON)."""
+    data = result.to_dict()
+    return {key: str(data[key]) if key == "status" else data[key] for key in COMPACT_KEYS}
 
 
 def empty_tally() -> dict[str, Any]:
@@ -32,8 +33,10 @@ def empty_tally() -> dict[str, Any]:
 
 
 def add_result(total: dict[str, Any], result: Mapping[str, Any]) -> None:
-    """Count one table's result into a payload's tally, by the one rule of `Tally`."""
-    one = Tally.of([result])
+    """Count one table's compact result (`compact_result`) into a payload's tally, by the one
+    rule of `Tally`."""
+    one = Tally()
+    one.add(result.get("status"), result.get("rows_loaded"), str(result.get("job_id")))
     total["done"] += one.total
     total["succeeded"] += one.succeeded
     total["failed"] += one.failed

@@ -139,7 +139,7 @@ def tables_from_store(
     ids = store.result_ids()
     wanted = ids[(page - 1) * page_size : page * page_size]
     found = store.results(wanted)
-    rows = [table_entry(found[job_id]) for job_id in wanted if job_id in found]
+    rows = [table_entry(found[job_id].to_dict()) for job_id in wanted if job_id in found]
     info = _page(len(ids), page, page_size)
     info["tables_planned"] = store.plan().get("total")
     info["source"] = "run store"

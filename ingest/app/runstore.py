@@ -14,18 +14,24 @@ Writes are whole-file overwrites, so an activity that Durable runs twice (at lea
 writes the same file again: the last attempt's result is the one that counts. `plan.json` is
 written after the batches, so a reader that finds it finds every batch. The local CLI keeps
 its results in memory and does not use this module.
+
+This is where tasks, results and split plans leave the process: each is written as its
+type's JSON (`to_dict`) and read back as its type (`from_dict`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ingest.app.batching import batch_count
 from ingest.lake.destination import Destination
 from ingest.lake.layout import RUNS_DIR
+from ingest.model.plan import Plan
+from ingest.model.result import JobResult
+from ingest.model.task import SplitPlan, Task
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +67,15 @@ class RunStore:
             return json.loads(handle.read())
 
     # -------------------------------------------------------------------------- plan
-    def write_plan(self, plan: Mapping[str, Any], batch_size: int, **extra: Any) -> dict[str, Any]:
+    def write_plan(self, plan: Plan, batch_size: int, **extra: Any) -> dict[str, Any]:
         """Store a plan (`ingest.plan.plan` output) in batches of `batch_size` tasks;
         returns the stored summary (`plan.json`): everything but the tasks, plus counts."""
-        tasks = list(plan["tasks"])
+        tasks = [task.to_dict() for task in plan.tasks]
         batches = batch_count(len(tasks), batch_size)
         for number in range(batches):
             chunk = tasks[number * batch_size : (number + 1) * batch_size]
             self._write(self.path("batches", f"{number:05d}.json"), chunk)
-        meta = {key: value for key, value in plan.items() if key != "tasks"}
+        meta = {key: value for key, value in plan.to_dict().items() if key != "tasks"}
         meta.update(
             run_id=self.run_id,
             destination=self.destination,
@@ -90,15 +96,16 @@ class RunStore:
                 "folder deleted while it ran?)"
             ) from None
 
-    def batch(self, number: int) -> list[dict[str, Any]]:
+    def batch(self, number: int) -> list[Task]:
         try:
-            return self._read(self.path("batches", f"{number:05d}.json"))
+            stored = self._read(self.path("batches", f"{number:05d}.json"))
         except FileNotFoundError:
             raise RunStoreError(
                 f"run {self.run_id}: batch {number} is not in the run store"
             ) from None
+        return [Task.from_dict(task) for task in stored]
 
-    def task(self, number: int, position: int) -> dict[str, Any]:
+    def task(self, number: int, position: int) -> Task:
         tasks = self.batch(number)
         if not 0 <= position < len(tasks):
             raise RunStoreError(
@@ -107,10 +114,10 @@ class RunStore:
             )
         return tasks[position]
 
-    def tasks(self) -> list[dict[str, Any]]:
+    def tasks(self) -> list[Task]:
         """Every task of the run, in plan order."""
         meta = self.plan()
-        out: list[dict[str, Any]] = []
+        out: list[Task] = []
         for number in range(int(meta["batches"])):
             out.extend(self.batch(number))
         return out
@@ -119,16 +126,16 @@ class RunStore:
     def result_path(self, job_id: str) -> str:
         return self.path("results", f"{job_id}.json")
 
-    def write_result(self, result: Mapping[str, Any]) -> None:
-        self._write(self.result_path(str(result["job_id"])), dict(result))
+    def write_result(self, result: JobResult) -> None:
+        self._write(self.result_path(result.job_id), result.to_dict())
 
-    def result(self, job_id: str) -> dict[str, Any] | None:
+    def result(self, job_id: str) -> JobResult | None:
         try:
-            return self._read(self.result_path(job_id))
+            return JobResult.from_dict(self._read(self.result_path(job_id)))
         except FileNotFoundError:
             return None
 
-    def results(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def results(self, job_ids: Iterable[str]) -> dict[str, JobResult]:
         """The stored results of these jobs (missing ones are left out). One `cat` of many
         paths: fsspec's blob filesystem fetches them concurrently."""
         paths = {self.result_path(job_id): job_id for job_id in job_ids}
@@ -136,28 +143,31 @@ class RunStore:
             return {}
         found = self.fs.cat(list(paths), on_error="omit")
         by_name = {str(path).rsplit("/", 1)[-1]: data for path, data in found.items()}
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, JobResult] = {}
         for path, job_id in paths.items():
             data = by_name.get(path.rsplit("/", 1)[-1])
             if data is not None:
-                out[job_id] = json.loads(data)
+                out[job_id] = JobResult.from_dict(json.loads(data))
         return out
 
     # -------------------------------------------------------------------------- split loads
     def split_path(self, job_id: str) -> str:
         return self.path("splits", f"{job_id}.json")
 
-    def write_split(self, job_id: str, plan: Mapping[str, Any]) -> None:
+    def write_split(self, job_id: str, plan: SplitPlan) -> None:
         """The split plan of a table (`ingest.job.split`), for its chunks and its commit."""
-        self._write(self.split_path(job_id), dict(plan))
+        self._write(self.split_path(job_id), plan.to_dict())
 
-    def split(self, job_id: str) -> dict[str, Any]:
+    def split(self, job_id: str) -> SplitPlan:
         try:
-            return self._read(self.split_path(job_id))
+            stored = SplitPlan.from_dict(self._read(self.split_path(job_id)))
         except FileNotFoundError:
             raise RunStoreError(
                 f"run {self.run_id}: no split plan of job {job_id} in {self.split_path(job_id)}"
             ) from None
+        if stored is None:
+            raise RunStoreError(f"run {self.run_id}: the split plan of job {job_id} is empty")
+        return stored
 
     def result_ids(self) -> list[str]:
         """Job ids with a stored result, sorted."""

@@ -8,11 +8,17 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from ingest.commands.output import show_table
 from ingest.settings import Settings
 from ingest.vocabulary import Status
+
+if TYPE_CHECKING:  # types only: the CLI starts without the engine
+    from ingest.model.plan import Plan
+    from ingest.model.result import JobResult
+    from ingest.model.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +104,7 @@ def register(subparsers: Any) -> None:
     plan.set_defaults(func=cmd_plan)
 
 
-def _print_warnings(warnings: list[str]) -> None:
+def _print_warnings(warnings: tuple[str, ...] | list[str]) -> None:
     for warning in warnings:
         log.warning("config: %s", warning)
 
@@ -117,104 +123,96 @@ SUMMARY_HEADERS = (
 )
 
 
-def summary_rows(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def summary_rows(results: list[JobResult]) -> list[tuple[Any, ...]]:
     return [
         (
-            r["job_id"],
-            r["source_name"],
-            r["table_name"],
-            r["load_type"],
-            r["status"],
-            f"{int(r.get('rows_loaded') or 0):,}",
-            r.get("files_written", 0),
-            f"{float(r.get('duration_s') or 0):.1f}",
-            r.get("watermark_after") or "",
-            (r.get("error") or "")[:80],
+            r.job_id,
+            r.source_name,
+            r.table_name,
+            r.load_type,
+            r.status,
+            f"{r.rows_loaded:,}",
+            r.files_written,
+            f"{r.duration_s:.1f}",
+            r.watermark_after,
+            r.error[:80],
         )
         for r in results
     ]
 
 
 def run_plan(
-    the_plan: dict[str, Any], settings: Settings, *, workers: int = 1, trigger: str = "cli"
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    the_plan: Plan, settings: Settings, *, workers: int = 1, trigger: str = "cli"
+) -> tuple[RunSummary, list[JobResult]]:
     """Steps 2 and 3 for a plan made by `plan` or `plan_backfill`: run each task, audit."""
 
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.audit import AuditWriteError, write_audit
-    from ingest.model.summary import summarize
+    from ingest.model.run import Run
+    from ingest.model.summary import RunSummary
     from ingest.runner import run_tasks
 
-    _print_warnings(the_plan["warnings"])
-    for skipped in the_plan.get("skipped", []):
-        log.warning("job %s skipped: %s", skipped["job_id"], skipped["reason"])
+    _print_warnings(the_plan.warnings)
+    for skipped in the_plan.skipped:
+        log.warning("job %s skipped: %s", skipped.job_id, skipped.reason)
     started = dt.datetime.now(dt.UTC).isoformat()
-    tasks = the_plan["tasks"]
     log.info(
         "run %s: %d job(s), %d worker(s), lake %s",
-        the_plan["run_id"],
-        len(tasks),
+        the_plan.run_id,
+        len(the_plan.tasks),
         workers,
-        the_plan["destination"],
+        the_plan.destination,
     )
-    results = run_tasks(tasks, settings, workers=workers)
+    results = run_tasks(the_plan.tasks, settings, workers=workers)
+    run = Run(the_plan.run_id, the_plan.destination, tuple(results), started, trigger)
     try:
-        summary = write_audit(
-            {
-                "run_id": the_plan["run_id"],
-                "destination": the_plan["destination"],
-                "results": results,
-                "started_at": started,
-                "trigger": trigger,
-            }
-        )
+        summary = write_audit(run)
     except AuditWriteError as exc:  # the results are still printed; the run fails (exit 1)
         log.error("audit not written: %s", exc)
-        summary = {**summarize(results), "run_id": the_plan["run_id"], "audit_error": str(exc)}
+        summary = replace(RunSummary.of(run.run_id, results), audit_error=str(exc))
         return summary, results
     # after the audit: the lake's views (never fails the run; see ingest.views.refresh)
     from ingest.views.refresh import refresh_after_run
 
-    summary["views"] = refresh_after_run(
-        the_plan.get("config_path"), the_plan["destination"], the_plan["run_id"]
-    )
+    views = refresh_after_run(the_plan.config_path, the_plan.destination, the_plan.run_id)
     # then the run's HTML report (never fails the run; see ingest.reports.report_files)
     from ingest.reports.report_files import report_after_run
 
-    summary["report"] = report_after_run(the_plan["destination"], the_plan["run_id"])
-    return summary, results
+    report = report_after_run(the_plan.destination, the_plan.run_id)
+    return replace(summary, views=views, report=report), results
 
 
 def print_outcome(
-    summary: dict[str, Any], results: list[dict[str, Any]], *, as_json: bool, started: float
+    summary: RunSummary, results: list[JobResult], *, as_json: bool, started: float
 ) -> int:
     """The end of `run`/`backfill`: a table (or JSON), one summary line; the exit code."""
     if as_json:
-        sys.stdout.write(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
+        out = {"summary": summary.to_dict(), "results": [r.to_dict() for r in results]}
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
         show_table(SUMMARY_HEADERS, summary_rows(results), sys.stdout)
         sys.stdout.write(
-            f"\nrun {summary['run_id']}: {summary['jobs_succeeded']} succeeded, "
+            f"\nrun {summary.run_id}: {summary.jobs_succeeded} succeeded, "
             # data trust: WARN = loaded but flagged by reconciliation (exit code stays 0)
-            + (f"{summary['jobs_warned']} warned, " if summary.get("jobs_warned") else "")
-            + f"{summary['jobs_failed']} failed, {summary['rows_loaded']:,} rows, "
+            + (f"{summary.jobs_warned} warned, " if summary.jobs_warned else "")
+            + f"{summary.jobs_failed} failed, {summary.rows_loaded:,} rows, "
             f"{time.monotonic() - started:.1f} s; audit: "
-            f"{summary.get('audit_path') or 'NOT WRITTEN'}\n"
+            f"{summary.audit_path or 'NOT WRITTEN'}\n"
         )
-        if summary.get("audit_error"):
-            sys.stdout.write(f"error: {summary['audit_error']}\n")
-        views = summary.get("views") or {}
+        if summary.audit_error:
+            sys.stdout.write(f"error: {summary.audit_error}\n")
+        views = summary.views or {}
         if views.get("error") or views.get("errors"):
             failed = views.get("error") or "; ".join(
                 f"{e['job_id']}: {e['error']}" for e in views["errors"]
             )
             sys.stdout.write(f"views not refreshed: {failed}\n")
-        report = summary.get("report") or {}
+        report = summary.report or {}
         if report.get("path"):
             sys.stdout.write(f"report: {report['path']}\n")
         elif report.get("error"):
             sys.stdout.write(f"report not written: {report['error']}\n")
-    return 1 if summary["jobs_failed"] or summary.get("audit_error") else 0
+    return 1 if summary.failed_run else 0
 
 
 def execute_run(
@@ -227,7 +225,7 @@ def execute_run(
     full_refresh: bool = False,
     workers: int = 1,
     run_id: str | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RunSummary, list[JobResult]]:
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.plan import plan
@@ -358,28 +356,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sources=args.source,
         run_id="(plan)",
     )
-    _print_warnings(the_plan["warnings"])
+    _print_warnings(the_plan.warnings)
     if args.json:
-        sys.stdout.write(json.dumps(the_plan, indent=2) + "\n")
+        sys.stdout.write(json.dumps(the_plan.to_dict(), indent=2) + "\n")
         return 0
     rows = []
-    for task in the_plan["tasks"]:
-        job = task["job"]
+    for task in the_plan.tasks:
+        job = task.job
         rows.append(
             (
-                job["job_id"],
-                job["source_type"],
-                job["source_name"],
-                ".".join(p for p in (job.get("schema_name"), job["table_name"]) if p),
-                job["load_type"] + (f" (split {job['split']})" if job.get("split") else ""),
-                job.get("watermark_column") or "",
-                job.get("schedule") or "DAILY",
+                job.job_id,
+                job.source_type,
+                job.source_name,
+                ".".join(p for p in (job.schema_name, job.table_name) if p),
+                job.load_type + (f" (split {job.split})" if job.split else ""),
+                job.watermark_column or "",
+                job.schedule or "DAILY",
             )
         )
     show_table(
         ("job", "type", "source", "table", "load", "watermark", "schedule"), rows, sys.stdout
     )
-    for skipped in the_plan["skipped"]:
-        sys.stdout.write(f"skipped {skipped['job_id']}: {skipped['reason']}\n")
-    sys.stdout.write(f"\n{len(rows)} job(s) would run into {the_plan['destination']}\n")
+    for skipped in the_plan.skipped:
+        sys.stdout.write(f"skipped {skipped.job_id}: {skipped.reason}\n")
+    sys.stdout.write(f"\n{len(rows)} job(s) would run into {the_plan.destination}\n")
     return 0

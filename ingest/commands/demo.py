@@ -336,11 +336,11 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
         summary, results = execute_run(settings, config_path=str(config), destination=destination)
         out.write(f"\n== {title}\n")
         show_table(SUMMARY_HEADERS, summary_rows(results), out)
-        if summary["jobs_failed"]:
+        if summary.jobs_failed:
             exit_code = 1
     out.write("\n== what landed in " + str(lake) + "\n")
     show_table(("table folder", "files", "rows"), lake_listing(lake), out)
-    out.write(f"audit: {summary['audit_path']}\n")
+    out.write(f"audit: {summary.audit_path}\n")
     query_lake(destination, DEMO_QUERY, out)
     out.write("\n== next: the same commands on the demo's files (from any folder)\n")
     out.write("".join(f"  {line}\n" for line in next_steps(config, secrets, destination)))

@@ -6,9 +6,13 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.settings import Settings
+
+if TYPE_CHECKING:  # types only: the CLI starts without the engine
+    from ingest.model.result import JobResult
+    from ingest.model.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ def execute_backfill(
     start: str,
     end: str | None = None,
     run_id: str | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RunSummary, list[JobResult]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.core import run_plan
@@ -65,12 +69,13 @@ def execute_backfill(
 
     prepare_local_run(destination)
     the_plan = plan_backfill(config_path, destination, job_id, start, end, run_id)
+    planned = the_plan.backfill
     log.info(
         "backfill %s: job %s, watermark [%s, %s)",
-        the_plan["run_id"],
+        the_plan.run_id,
         job_id,
-        the_plan["backfill"]["from"],
-        the_plan["backfill"]["to"] or "",
+        planned.start if planned else start,
+        (planned.end if planned else end) or "",
     )
     return run_plan(the_plan, settings)
 

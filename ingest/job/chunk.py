@@ -1,13 +1,16 @@
 """One chunk of a split load (`ingest.job.split`, step 2): read a key range, land its files.
 
-`run_chunk(task)` takes the job's task with its `split` plan and chunk number and returns a
-small JSON result (`status`, `rows`, `files`, `error`, `retriable`); it never raises for a
+`run_chunk(task)` takes the job's `Task` with its `split` plan and chunk number and returns a
+`ChunkResult` (`status`, `rows`, `error`, `retriable`, ...); it never raises for a
 failure. The job's lease is taken only for moments: to check that the split load is still
 pending and this chunk has not landed (and to remove this chunk's files of an earlier
 attempt), every TOUCH_EVERY_S while it reads (to renew the split load), right before the files
 are written, and to record the landing. All are fenced writes or reads of the table's commit
 log: a chunk of a split load that was abandoned never lands. Its files carry the split load's
-id and are invisible until the split load's commit.
+id and are staged outside the table's folder (`ingest.lake.layout.CHUNK_LAYOUT`): only the
+split load's commit moves the landed ones into the table. So an attempt that writes late (after
+another attempt landed its chunk and the split load committed), or dies right after writing,
+can never add a file to a committed load, and it only ever removes staged files.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import dlt
@@ -26,6 +28,7 @@ from ingest.job import split as splitting
 from ingest.job.errors import classify_error
 from ingest.job.progress import Deadline, HighestWatermark, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
+from ingest.job.split_snapshot import importing_engine
 from ingest.lake import ledger
 from ingest.lake.commits import (
     ChunkLanded,
@@ -35,9 +38,9 @@ from ingest.lake.commits import (
 )
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
-from ingest.lake.loads import count_rows, ensure_dataset, load_files
+from ingest.lake.loads import count_rows, ensure_dataset, staged_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
-from ingest.model.result import short_error
+from ingest.model.result import ChunkResult, short_error
 from ingest.model.task import SplitPlan, Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
@@ -85,7 +88,7 @@ def _name(path: str) -> str:
 
 def _own_files(dest: Destination, task: Task, plan: SplitPlan, prefix: str) -> list[str]:
     job = task.job
-    files = load_files(dest, job.source_name, job.lake_table, plan.load_id)
+    files = staged_files(dest, job.source_name, job.lake_table, plan.load_id)
     start = f"{plan.load_id}.{prefix}"
     return [p for p in files if p.rsplit("/", 1)[-1].startswith(start)]
 
@@ -128,6 +131,7 @@ def _land(
     attempt: str,
     rows: int,
     highest: str,
+    snapshot: str = "",
 ) -> int:
     """Under the lease: record this attempt's files and rows in the pending split load. The
     files are counted from their footers: a concurrent attempt of the same chunk that removed
@@ -154,7 +158,7 @@ def _land(
             f"{rows} written (another attempt of this chunk removed some); run it again"
         )
     landed = dict(pending.landed)
-    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest)
+    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest, snapshot)
     new = dataclasses.replace(pending, landed=landed, touched=splitting._now())
     assert log_ is not None
     lease.write_log(log_.with_pending(new))
@@ -162,9 +166,14 @@ def _land(
 
 
 def _read_and_write(
-    run: JobRun, resolver: SecretResolver, options: ExtractOptions, plan: SplitPlan
+    run: JobRun,
+    resolver: SecretResolver,
+    options: ExtractOptions,
+    plan: SplitPlan,
+    snapshot: str = "",
 ) -> tuple[int, bool]:
-    """(rows, whether they had landed before this attempt)."""
+    """(rows, whether they had landed before this attempt). `snapshot`: the exported snapshot
+    of the source every chunk of the split load reads (`ingest.job.split_snapshot`)."""
     task, settings = run.task, run.settings
     job = task.job
     assert plan.chunk is not None
@@ -205,7 +214,11 @@ def _read_and_write(
             options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
         )
         highest = HighestWatermark(job.watermark_column or "")
-    engine = builder.engine(secrets)  # type: ignore[attr-defined]
+    if snapshot:  # one state for every chunk: each read of either path imports it
+        engine = importing_engine(builder, secrets, snapshot)
+        options = dataclasses.replace(options, snapshot=snapshot)
+    else:
+        engine = builder.engine(secrets)  # type: ignore[attr-defined]
     run.close_later(engine.dispose)  # no pooled connection outlives the chunk
     source = builder.build_resource(job, secrets, dataclasses.replace(options, engine=engine))
     resource = source.resource
@@ -228,21 +241,21 @@ def _read_and_write(
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
         top = highest.text if highest is not None else ""
-        return _land(dest, lease, task, plan, attempt, written.rows, top), False
+        return _land(dest, lease, task, plan, attempt, written.rows, top, snapshot), False
 
 
 def run_chunk(
-    task: Mapping[str, Any],
+    task: Task,
     *,
     settings: Settings | None = None,
     resolver: SecretResolver | None = None,
-) -> dict[str, Any]:
-    """Run one chunk of a split load; a small JSON result (see module doc)."""
+) -> ChunkResult:
+    """Run one chunk of a split load (see module doc)."""
     settings = settings or Settings.from_env()
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
     use_sequenced_load_ids()
-    spec = Task.from_dict(task)
+    spec = task
     plan = spec.split
     if plan is None or plan.chunk is None:
         raise ValueError("run_chunk needs a task with a split plan and a chunk number")
@@ -261,7 +274,8 @@ def run_chunk(
     status, error, retriable, rows, again = Status.SUCCESS, "", False, 0, False
     with job_context(spec.run_id, job.job_id):
         try:
-            rows, again = _read_and_write(run, resolver, options, plan)
+            snapshot = (plan.snapshot if plan else None) or ""
+            rows, again = _read_and_write(run, resolver, options, plan, snapshot)
         except LeaseBusy as exc:
             status, error, retriable = Status.FAILED, str(exc), True
         except BaseException as exc:
@@ -290,14 +304,14 @@ def run_chunk(
         )
     else:
         log.error("job %s: chunk %d failed: %s", job.job_id, plan.chunk, error)
-    return {
-        "job_id": job.job_id,
-        "chunk": plan.chunk,
-        "chunks": plan.chunks,
-        "status": str(status),
-        "rows": rows,
-        "already_landed": again,
-        "duration_s": duration,
-        "error": short_error(redactor.redact(error)),
-        "retriable": retriable,
-    }
+    return ChunkResult(
+        job_id=job.job_id,
+        chunk=plan.chunk,
+        chunks=plan.chunks,
+        status=status,
+        rows=rows,
+        already_landed=again,
+        duration_s=duration,
+        error=short_error(redactor.redact(error)),
+        retriable=retriable,
+    )

@@ -21,7 +21,9 @@ from ingest.checks.lookback import LookbackFilter
 from ingest.config import JobConfig
 from ingest.errors import RetriableJobError
 from ingest.lake import ledger
+from ingest.model.result import ChunkResult
 from ingest.runtime.logsetup import live_progress_enabled
+from ingest.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +190,13 @@ class SplitProgress:
         self.tables[job_id] = {"chunks": chunks, "done": 0, "failed": 0, "rows": 0}
         log.info("job %s: split into %d chunks, running them", job_id, chunks)
 
-    def chunk_ended(self, job_id: str, chunk: int, result: dict[str, Any], final: bool) -> None:
+    def chunk_ended(self, job_id: str, chunk: int, result: ChunkResult, final: bool) -> None:
         """`final`: no further attempt of this chunk follows."""
         table = self.tables.setdefault(job_id, {"chunks": 0, "done": 0, "failed": 0, "rows": 0})
-        landed = result.get("status") != "FAILED"
+        landed = result.status != Status.FAILED
         if landed:
             table["done"] += 1
-            table["rows"] += int(result.get("rows") or 0)
+            table["rows"] += result.rows
         elif final:
             table["failed"] += 1
         log.info(

@@ -1,8 +1,9 @@
 """Run one job: one dlt pipeline copying one table into the lake. Step 2 of a run.
 
-`run_job(task)` takes the small JSON task made by `plan` and returns the JSON job result
-(the audit row). It never raises for a job failure: the result says FAILED, with a message
-that says what to do and holds no secret; `retriable` says whether another try may help.
+`run_job(task)` takes a `Task` of the `Plan` made by `plan` and returns its `JobResult` (the
+audit row), or the `SplitPlan` of a load it split (its chunks run next, then its commit). It
+never raises for a job failure: the result says FAILED, with a message that says what to do
+and holds no secret; `retriable` says whether another try may help.
 "Any failure" includes a native library's panic (`pyo3_runtime.PanicException` is a
 `BaseException`): only a request to stop the process passes through
 (`ingest.errors.is_process_exit`), so one bad table fails alone.
@@ -101,8 +102,6 @@ log = logging.getLogger(__name__)
 
 #: what a job whose lease is held by another writer ends as (see run_job)
 ON_BUSY = ("skip", "retry")
-#: a job's result that is no result yet: its load was split; the plan under this key
-SPLIT_KEY = "split"
 
 
 @dataclass
@@ -294,6 +293,10 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
         split = task.split  # a split load's commit (chunks never run here: ingest.job.chunk)
         chunk_rows = chunk_files = 0
         chunk_highest: tuple[str, ...] = ()
+        landing = commit_log.pending if split is not None else None
+        by_range = split is not None and splitting.counts_ranges(task)
+        if by_range:  # counted range by range below, not by the job's reconciliation
+            checks.reconciler.skip_reason = "split load: counted by range"
         # the engine dlt reads through (the reconciliation's snapshot, or its counting engine)
         options = checks.extract_options(options)
         if split is None:
@@ -381,7 +384,10 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             memory_mb=settings.state_memory_mb,
             spill_dir=run.workdir / "spill",
         )
-        if split is not None:  # the chunks read in their own transactions, earlier
+        if by_range and split is not None and landing is not None and landed.load_id:
+            outcome = splitting.reconcile(builder, secrets, task, split, landing)
+            checked = dataclasses.replace(checked, reconciliation=outcome)
+        elif split is not None:  # the chunks read in their own transactions, earlier
             checked = _split_note(checked, split)
         late = read.late if read is not None and source.lag is not None else None
         if landed.load_id and source.primary_key and not task.backfill:
@@ -687,14 +693,16 @@ def _reconciliation_status(
 
 
 def run_job(
-    task: Mapping[str, Any],
+    task: Task,
     *,
     settings: Settings | None = None,
     resolver: SecretResolver | None = None,
     options: ExtractOptions | None = None,
     on_busy: str = "skip",
-) -> dict[str, Any]:
-    """Run one job and return its result (a JSON-safe dict with the audit columns).
+) -> JobResult | SplitPlan:
+    """Run one job and return its result, or the plan of the load it split: no result yet,
+    the runner runs its chunks, then its commit (`ingest.job.chunk`), whose result is the
+    job's.
 
     `on_busy`: what a job whose lease another writer holds (and kept longer than
     INGEST_LEASE_WAIT_S) ends as: "skip" (SKIPPED, the local CLI) or "retry" (a retriable
@@ -705,8 +713,7 @@ def run_job(
     apply_dlt_defaults(settings)
     use_lake_parquet_writer(settings.parquet_dictionary)
     use_sequenced_load_ids()
-    spec = Task.from_dict(task)
-    job = spec.job
+    job = task.job
     redactor = resolver.redactor if resolver else Redactor()
     resolver = resolver or build_resolver(
         settings.secrets_file, settings.key_vault_url, redactor=redactor
@@ -718,10 +725,10 @@ def run_job(
     )
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
-    run = JobRun(spec, settings)
+    run = JobRun(task, settings)
     outcome: JobOutcome | None = None
     status, error, retriable = Status.SUCCESS, "", False
-    with job_context(spec.run_id, job.job_id):
+    with job_context(task.run_id, job.job_id):
         log.info(
             "job %s started: %s %s.%s (%s)",
             job.job_id,
@@ -763,11 +770,11 @@ def run_job(
         if outcome is not None and outcome.split is not None:
             log.info("job %s: split into %d chunks", job.job_id, outcome.split.chunks)
             # not a result yet: the runner runs the chunks, then the commit (ingest.job.chunk)
-            return {**result.to_dict(), SPLIT_KEY: outcome.split.to_dict()}
+            return outcome.split
         _log_end(result)
         if outcome is not None and outcome.checked is not None:
             emit_check_events(result.to_dict(), outcome.checked, job.schema_policy)
-    return result.to_dict()
+    return result
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,23 @@ The steps (each an activity on Azure, a worker task locally; `ingest.job.chunk`)
    the split load as `pending` into the table's commit log (`ingest.lake.commits`: fenced by
    the lease) with a new load id above every committed one and a random token; it returns the
    `SplitPlan` and gives the lease back.
-2. **chunks**: each reads its key range and writes its files into the table folder under the
-   split load's id, named `<load_id>.c<NNN>a<attempt>x<file>.parquet`. Without a completion
-   marker and outside the commit log they are invisible. A chunk records "landed: files, rows"
+2. **chunks**: each reads its key range and writes its files under the split load's id, named
+   `<load_id>.c<NNN>a<attempt>x<file>.parquet`, into the staging folder
+   `<dataset>/_chunks/<table>/` (outside the table's folder: no reader lists or globs them, and
+   no attempt can add a file to the table itself). A chunk records "landed: files, rows"
    into the pending load by a fenced write of the log, after checking the token: a chunk of a
    split load that was abandoned (another writer took the job over) never lands. A chunk that
    finds itself landed does nothing; one run again after a partial write first removes its
    files; an attempt that finds its chunk landed by another attempt, or its split load gone,
    removes the files it wrote (`ingest.job.chunk`).
-3. **commit**: the job's task again, under the lease: every chunk landed, files of the load
-   that no chunk lists are removed, then a normal load with the same load id (FULL: no rows,
-   its empty snapshot file; INCREMENTAL: the rows from `watermark_below` up, the chunks read
-   below it) writes the state, the commit (which ends `pending`) and the completion marker:
-   the whole load becomes visible at once. A chunk that did not land: the split load is
-   abandoned (its files go with the next clean-up) and the job FAILED, naming the chunks.
+3. **commit**: the job's task again, under the lease: every chunk landed, the staged files
+   the landings list are moved into the load's date folder of the table (a rename; on blob
+   storage a server-side copy), staged files no landing lists are removed, then a normal load
+   with the same load id (FULL: no rows, its empty snapshot file; INCREMENTAL: the rows from
+   `watermark_below` up, the chunks read below it) writes the state, the commit (which ends
+   `pending`) and the completion marker: the whole load becomes visible at once. A chunk that
+   did not land: the split load is abandoned (its files go with the next clean-up) and the
+   job FAILED, naming the chunks.
 
 While a split load is pending, any other writer of the job (another run, a backfill) finds
 the table busy (`LeaseBusy`, naming the owner), as with a held lease; a split load nobody
@@ -40,14 +43,16 @@ import time
 import uuid
 from typing import Any
 
+from ingest.checks.reconcile import Outcome
 from ingest.errors import JobError, RetriableJobError
+from ingest.job.split_snapshot import importing_engine
 from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
-from ingest.lake.loads import load_files
+from ingest.lake.loads import load_files, move_into_load, staged_files
 from ingest.model.task import SplitPlan, Task
 from ingest.settings import Settings
-from ingest.vocabulary import TableFormat
+from ingest.vocabulary import Reconciled, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +162,18 @@ def plan_split(
         below = top.isoformat() if hasattr(top, "isoformat") else str(top)
     load_id = next_load_id(repr(round(time.time(), 6)), commit_log.last_load_id)
     plan = SplitPlan(load_id, uuid.uuid4().hex, column, bounds, below)
+    recorded = plan.to_dict()
+    if counts_ranges(task):  # the source's rows per range as the split load starts
+        clock = time.monotonic()
+        recorded[COUNTED_KEY] = builder.range_counts(engine, job, column, bounds)
+        log.info(
+            "job %s: %d ranges counted in %.2f s",
+            job.job_id,
+            len(bounds) + 1,
+            time.monotonic() - clock,
+        )
     pending = Pending(
-        load_id, task.run_id, task.kind, plan.token, plan.chunks, _now(), plan=plan.to_dict()
+        load_id, task.run_id, task.kind, plan.token, plan.chunks, _now(), plan=recorded
     )
     lease.write_log(commit_log.with_pending(pending))
     log.info(
@@ -171,6 +186,114 @@ def plan_split(
         load_id,
     )
     return plan
+
+
+#: the pending split load's record of its source's rows per range when it started
+COUNTED_KEY = "counted"
+
+
+def counts_ranges(task: Task) -> bool:
+    """Whether the split load of `task` is reconciled range by range (`reconcile`): a FULL
+    load (an INCREMENTAL one's first load and a backfill count their watermark window)."""
+    return not task.job.is_incremental and task.backfill is None
+
+
+def reconcile(
+    builder: Any,
+    secrets: Any,
+    task: Task,
+    plan: SplitPlan,
+    pending: Pending,
+) -> Outcome:
+    """The reconciliation of a split FULL load, at its commit: the source's rows per key range
+    against the rows each chunk landed.
+
+    - Every chunk read one exported snapshot (`ingest.job.split_snapshot`): the ranges are
+      counted in that snapshot; MATCH when every chunk landed its range's rows.
+    - Otherwise each chunk read its range at its own time: the ranges are counted now and
+      compared with their counts when the split load started (`COUNTED_KEY`) and the chunks'
+      rows. MATCH when all three agree for every range; when the source changed meanwhile the
+      note names the ranges, the counts before and after and what the chunks read (a MISMATCH:
+      the lake may hold no single state of the source). A change a count cannot see (a row
+      added and one deleted in the same range) is not seen."""
+    job = task.job
+    rows = [pending.landed[i].rows if i in pending.landed else 0 for i in range(plan.chunks)]
+    read = sum(rows)
+    taken = {pending.landed[i].snapshot for i in pending.landed}
+    snapshot = taken.pop() if len(taken) == 1 else ""
+    before = [int(n) for n in pending.plan.get(COUNTED_KEY) or ()]
+    chunks = f"{plan.chunks} chunks"
+    if snapshot:
+        engine = importing_engine(builder, secrets, snapshot)
+        clock = time.monotonic()
+        try:
+            counted = builder.range_counts(engine, job, plan.column, plan.bounds)
+            log.info(
+                "job %s: %d ranges counted in the snapshot in %.2f s",
+                job.job_id,
+                plan.chunks,
+                time.monotonic() - clock,
+            )
+        except Exception as exc:  # the snapshot is gone (its holder ended): count now
+            log.warning("job %s: snapshot %s not importable: %s", job.job_id, snapshot, exc)
+            snapshot = ""
+        finally:
+            engine.dispose()
+    if snapshot:
+        total = sum(counted)
+        started = f" ({sum(before):,} when the split load started)" if before else ""
+        if counted == rows:
+            note = (
+                f"{chunks} read one exported snapshot of the source, counted in it: {total:,} "
+                f"rows{started}"
+            )
+            return Outcome(Reconciled.MATCH, total, note)
+        return Outcome(
+            Reconciled.MISMATCH,
+            total,
+            f"{chunks} read one exported snapshot: source {total:,} rows in it, lake {read:,}; "
+            + _ranges(plan, rows, counted),
+        )
+    engine = builder.engine(secrets)
+    clock = time.monotonic()
+    try:
+        after = builder.range_counts(engine, job, plan.column, plan.bounds)
+    finally:
+        engine.dispose()
+    log.info(
+        "job %s: %d ranges counted in %.2f s", job.job_id, plan.chunks, time.monotonic() - clock
+    )
+    total = sum(after)
+    how = "each read its range at its own time"
+    if before and before != after:
+        changed = [i for i in range(plan.chunks) if before[i] != after[i]]
+        shown = ", ".join(
+            f"chunk {i}: {before[i]:,} -> {after[i]:,}, read {rows[i]:,}" for i in changed[:4]
+        )
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        return Outcome(
+            Reconciled.MISMATCH,
+            total,
+            f"source changed during the split load: {sum(before):,} rows when it started, "
+            f"{total:,} at its commit, the {chunks} read {read:,} ({how}: the lake may hold no "
+            f"single state of the source); ranges that changed: {shown}{more}. Load it again "
+            "when the table is quiet (PostgreSQL through the CLI reads one snapshot)",
+        )
+    if after == rows:
+        started = "when the split load started and " if before else ""
+        note = f"counted by range {started}at its commit: {total:,} rows; {chunks}, {how}"
+        return Outcome(Reconciled.MATCH, total, note)
+    return Outcome(
+        Reconciled.MISMATCH,
+        total,
+        f"source {total:,} rows, lake {read:,} ({chunks}, {how}); " + _ranges(plan, rows, after),
+    )
+
+
+def _ranges(plan: SplitPlan, rows: list[int], counted: list[int]) -> str:
+    differ = [i for i in range(plan.chunks) if rows[i] != counted[i]]
+    shown = ", ".join(f"chunk {i}: source {counted[i]:,}, read {rows[i]:,}" for i in differ[:4])
+    return f"ranges that differ: {shown}" + (" ..." if len(differ) > 4 else "")
 
 
 def _typed(builder: Any, engine: Any, job: Any, column: str, like: Any) -> list[Any]:
@@ -269,8 +392,11 @@ def prepare_commit(
     log_: CommitLog,
     lease: JobLease,
 ) -> tuple[int, int, tuple[str, ...]]:
-    """Step 3, under the lease: every chunk landed, and the load holds only their files
-    (a chunk's attempt that died or lost a race leaves files no landing lists: removed).
+    """Step 3, under the lease: every chunk landed, their staged files are moved into the
+    table, and the load holds only those (a chunk's attempt that died or lost a race leaves
+    staged files no landing lists: removed). Only this step, under the lease and before the
+    commit, puts files into the table: an attempt of a chunk that writes after the commit
+    writes into staging, where nobody reads and the next clean-up removes what it leaves.
     Returns (rows, files, highest watermarks) of the chunks. A chunk that did not land: the
     split load is abandoned and a JobError names the chunks (another attempt of the commit
     cannot help; the job's next run starts a new split load)."""
@@ -284,11 +410,40 @@ def prepare_commit(
             "was committed (the split load is abandoned), run the job again"
         )
     listed = {name for landed in pending.landed.values() for name in landed.files}
+    listed_in_place: set[str] = set()
     fs = dest.filesystem()
     for path in load_files(dest, dataset, table, plan.load_id, fs):
-        if path.rsplit("/", 1)[-1] not in listed:
+        name = path.rsplit("/", 1)[-1]
+        if name in listed:
+            listed_in_place.add(name)  # moved by an earlier attempt of this commit
+        else:
             log.warning("removing %s: no landed chunk lists it", path)
             fs.rm(path)
+    staged = {p.rsplit("/", 1)[-1]: p for p in staged_files(dest, dataset, table, plan.load_id, fs)}
+    lost = sorted(listed - listed_in_place - set(staged))
+    if lost:
+        lease.write_log(log_.with_pending(None))
+        raise JobError(
+            f"split load {plan.load_id} of {lease.name}: {len(lost)} landed file(s) are gone "
+            f"({', '.join(lost[:3])}); nothing was committed (the split load is abandoned), "
+            "run the job again"
+        )
+    started = time.monotonic()
+    moved = 0
+    for name, path in staged.items():
+        if name in listed and name not in listed_in_place:
+            move_into_load(dest, path, fs)
+            moved += 1
+        else:  # an attempt that lost its race or died: never part of the load
+            log.info("removing %s: staged by an attempt no landing lists", path)
+            fs.rm(path)
+    log.info(
+        "split load %s of %s: %d staged file(s) moved into the table in %.2f s",
+        plan.load_id,
+        lease.name,
+        moved,
+        time.monotonic() - started,
+    )
     rows = sum(landed.rows for landed in pending.landed.values())
     highest = tuple(landed.highest for landed in pending.landed.values() if landed.highest)
     return rows, len(listed), highest

@@ -77,9 +77,15 @@ class ChunkLanded:
     rows: int
     #: a backfill's chunk: the highest watermark it read ("" if none)
     highest: str = ""
+    #: the exported snapshot of the source it read ("" if none: it read its range as of then)
+    snapshot: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": list(self.files), "rows": self.rows, "highest": self.highest}
+        data: dict[str, Any] = {"files": list(self.files), "rows": self.rows}
+        data["highest"] = self.highest
+        if self.snapshot:
+            data["snapshot"] = self.snapshot
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChunkLanded:
@@ -87,6 +93,7 @@ class ChunkLanded:
             tuple(str(f) for f in data.get("files") or ()),
             int(data.get("rows") or 0),
             str(data.get("highest") or ""),
+            str(data.get("snapshot") or ""),
         )
 
 

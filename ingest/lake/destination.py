@@ -102,7 +102,8 @@ class Destination:
         self, destination_name: str | None = None, file_prefix: str | None = None
     ) -> Any:
         """dlt's filesystem destination writing Parquet in the lake layout; `file_prefix`:
-        the data files' ids start with it (a chunk of a split load)."""
+        the data files' ids start with it, staged outside the table's folder (a chunk of a
+        split load, `ingest.lake.layout.CHUNK_LAYOUT`)."""
         kwargs: dict[str, Any] = {"bucket_url": self.bucket_url, "layout": LAYOUT}
         if file_prefix:
             kwargs["layout"] = CHUNK_LAYOUT

@@ -3,6 +3,8 @@
     <root>/<source_name>/<table>/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet   a load's data
     <root>/<source_name>/<table>/<YYYY>/<MM>/<DD>/<load_id>.base<NNNN>.parquet  a compacted base
     <root>/<source_name>/<table>/_delta_log/                                    a Delta table
+    <root>/<source_name>/_chunks/<table>/<load_id>.<chunk><file_id>.parquet     a split load's
+        chunk's files, staged (no reader lists them) until the split load's commit moves them
     <root>/<source_name>/_dlt_loads/<schema>__<load_id>.jsonl                   completion marker
     <root>/<source_name>/_dlt_version/<schema>__<time>__<hash>.jsonl            stored dlt schema
     <root>/<source_name>/_dlt_pipeline_state/<pipeline>__<load_id>__<hash>.jsonl  dlt state
@@ -22,8 +24,11 @@ import re
 
 #: dlt's filesystem layout of a table's data files (the destination's `layout`)
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
-#: a chunk of a split load (`ingest.job.split`): its files' ids start with the chunk's prefix
-CHUNK_LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{chunk}{file_id}.{ext}"
+#: a chunk of a split load (`ingest.job.split`): its files' ids start with the chunk's prefix,
+#: and they are staged outside the table's folder (no reader lists or globs them there); only
+#: the split load's commit moves the landed ones into the load's date folder
+STAGING_DIR = "_chunks"
+CHUNK_LAYOUT = STAGING_DIR + "/{table_name}/{load_id}.{chunk}{file_id}.{ext}"
 DATA_EXTENSION = "parquet"
 #: folders of a source's dataset that dlt writes beside its tables
 LOADS_DIR = "_dlt_loads"
@@ -78,6 +83,12 @@ def base_file_name(load_id: str, number: int) -> str:
     return f"{load_id}.base{number:04d}.{DATA_EXTENSION}"
 
 
+def is_base_file(path: str) -> bool:
+    """Whether `path` is named as a compacted base's data file (`base_file_name`)."""
+    parts = path.rsplit("/", 1)[-1].split(".")
+    return len(parts) == 4 and parts[2].startswith("base") and parts[-1] == DATA_EXTENSION
+
+
 def is_load_file(path: str) -> bool:
     """Whether `path` is named as a load's data file (`<load_id>.<file_id>.parquet`, the load
     id a unix time): the clean-up removes nothing else (a file a person put there stays)."""
@@ -85,6 +96,11 @@ def is_load_file(path: str) -> bool:
     if len(parts) != 4 or parts[-1] != DATA_EXTENSION:
         return False
     return parts[0].isdigit() and parts[1].isdigit()
+
+
+def staging_folder(table: str) -> str:
+    """Where the chunks of a split load of `table` stage their files, under the dataset."""
+    return f"{STAGING_DIR}/{table}"
 
 
 def is_data_file(path: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from ingest.lake.layout import (
     marker_name,
     parse_marker_name,
     parse_state_name,
+    staging_folder,
 )
 from ingest.lake.lease import JobLease, read_commit_log
 
@@ -137,6 +139,52 @@ def load_files(
     return sorted(p for p in names if is_data_file(p) and load_id_of(p) == load_id)
 
 
+def staged_files(
+    dest: Destination, dataset: str, table: str, load_id: str | None = None, fs: Any = None
+) -> list[str]:
+    """The data files chunks of split loads of `<dataset>/<table>` staged (of one load when
+    `load_id` is given; `ingest.job.split`): invisible to every reader."""
+    fs = fs or dest.filesystem()
+    try:
+        names = fs.ls(dest.path(dataset, staging_folder(table)), detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(p for p in names if is_data_file(p) and load_id in (None, load_id_of(p)))
+
+
+def move_into_load(dest: Destination, path: str, fs: Any = None) -> str:
+    """Move a staged chunk file into its load's date folder of its table (the split load's
+    commit, under the job's lease); returns the new path. A local rename; on blob storage a
+    server-side copy (waited for) and a delete of the staged blob."""
+    fs = fs or dest.filesystem()
+    staging, name = path.rsplit("/", 1)
+    table = staging.rsplit("/", 1)[-1]
+    dataset_path = staging.rsplit("/", 2)[0]
+    target = f"{dataset_path}/{table}/{date_folder(load_id_of(name))}/{name}"
+    if dest.protocol == "file":
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(path, target)
+        return target
+    container = dest.container_client()
+    source = container.get_blob_client(path.split("/", 1)[1])
+    copy = container.get_blob_client(target.split("/", 1)[1])
+    status = copy.start_copy_from_url(source.url).get("copy_status")
+    deadline = time.monotonic() + COPY_WAIT_S
+    while status == "pending":  # a copy inside one account rarely is; wait for it
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"copy of {path} to {target} still pending after {COPY_WAIT_S} s")
+        time.sleep(0.2)
+        status = copy.get_blob_properties().copy.status
+    if status != "success":
+        raise OSError(f"copy of {path} to {target} ended {status}")
+    source.delete_blob()
+    return target
+
+
+#: how long the commit of a split load waits for one server-side copy of a staged file
+COPY_WAIT_S = 600.0
+
+
 def remove_incomplete_loads(
     dest: Destination,
     dataset: str,
@@ -189,6 +237,10 @@ def remove_incomplete_loads(
     listing = _table_listing(dest, dataset, table, fs)
     if not any(f"/{DELTA_LOG}/" in p for p in listing):
         orphans = [p for p in listing if is_load_file(p) and load_id_of(p) not in table_done]
+    # chunks' staged files of split loads that are not pending (committed, abandoned: a late
+    # or dead attempt's), never read by anyone
+    pending_id = log.pending.load_id if log.pending is not None else None
+    orphans += [p for p in staged_files(dest, dataset, table, fs=fs) if load_id_of(p) != pending_id]
     state_orphans = []
     state_folder = dest.path(dataset, STATE_DIR)
     for name in names_with_prefix(dest, state_folder, pipeline_name + SEPARATOR):

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.vocabulary import Status
+
+if TYPE_CHECKING:  # a task's type only: this module stays light (entry points load it)
+    from ingest.model.task import Task
 
 #: longest error text carried in results/audit (Durable payloads stay small)
 MAX_ERROR_CHARS = 1000
@@ -89,8 +92,9 @@ class JobResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in RESULT_FIELDS}
+        values["status"] = Status(values["status"])
+        return cls(**values)
 
     def audit_row(self) -> dict[str, str]:
         data = self.to_dict()
@@ -132,20 +136,20 @@ def short_error(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
-def failed_result(task: Mapping[str, Any], error: str) -> dict[str, Any]:
+def failed_result(task: Task, error: str) -> JobResult:
     """A FAILED result for a task that produced none itself (its worker or activity died)."""
-    job = task["job"]
+    job = task.job
     return JobResult(
-        run_id=task["run_id"],
-        job_id=job["job_id"],
-        source_type=job["source_type"],
-        source_name=job["source_name"],
-        table_name=job["table_name"],
-        load_type=job["load_type"],
+        run_id=task.run_id,
+        job_id=job.job_id,
+        source_type=job.source_type,
+        source_name=job.source_name,
+        table_name=job.table_name,
+        load_type=job.load_type,
         status=Status.FAILED,
-        watermark_column=job.get("watermark_column") or "",
+        watermark_column=job.watermark_column or "",
         error=short_error(error),
-    ).to_dict()
+    )
 
 
 def as_int(value: Any) -> int:
@@ -162,3 +166,28 @@ def as_float(value: Any) -> float:
         return float(value or 0)
     except (TypeError, ValueError):
         return 0.0
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The result of one chunk of a split load (`ingest.job.chunk`): not an audit row; the
+    split load's commit reports the job's `JobResult`."""
+
+    job_id: str
+    chunk: int
+    chunks: int = 0
+    status: Status = Status.FAILED
+    rows: int = 0
+    #: an earlier attempt had landed it (this one only reported it)
+    already_landed: bool = False
+    duration_s: float = 0.0
+    error: str = ""
+    retriable: bool = False
+
+    @classmethod
+    def failed(cls, job_id: str, chunk: int, error: str, retriable: bool = True) -> ChunkResult:
+        """A chunk that produced no result itself (its worker died, or it raised)."""
+        return cls(job_id, chunk, error=error, retriable=retriable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": str(self.status)}

@@ -8,7 +8,7 @@ A task is identified by its run id and its kind: `plain`, `full_refresh`, or
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.config.model import JobConfig
@@ -48,6 +48,9 @@ class SplitPlan:
     bounds: tuple[str, ...]
     watermark_below: str | None = None
     chunk: int | None = None
+    #: the source's exported snapshot every chunk reads (`ingest.job.split_snapshot`; None:
+    #: each chunk reads its range at its own time)
+    snapshot: str | None = None
 
     @property
     def chunks(self) -> int:
@@ -59,9 +62,7 @@ class SplitPlan:
         return lower, upper
 
     def for_chunk(self, index: int | None) -> SplitPlan:
-        return SplitPlan(
-            self.load_id, self.token, self.column, self.bounds, self.watermark_below, index
-        )
+        return replace(self, chunk=index)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class SplitPlan:
             "bounds": list(self.bounds),
             "watermark_below": self.watermark_below,
             "chunk": self.chunk,
+            "snapshot": self.snapshot,
         }
 
     @classmethod
@@ -79,6 +81,7 @@ class SplitPlan:
             return None
         chunk = data.get("chunk")
         below = data.get("watermark_below")
+        snapshot = data.get("snapshot")
         return cls(
             str(data["load_id"]),
             str(data["token"]),
@@ -86,6 +89,7 @@ class SplitPlan:
             tuple(str(b) for b in data.get("bounds") or ()),
             None if below is None else str(below),
             None if chunk is None else int(chunk),
+            None if snapshot is None else str(snapshot),
         )
 
 

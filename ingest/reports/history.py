@@ -132,7 +132,7 @@ def run_summaries(rows: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         if started and (not entry["started_at"] or started < entry["started_at"]):
             entry["started_at"] = started
         tally: Tally = entry["_tally"]
-        tally.add_result(row)
+        tally.add(row.get("status"), row.get("rows_loaded"), str(row.get("job_id")))
         entry.update(
             jobs=tally.total,
             succeeded=tally.succeeded,

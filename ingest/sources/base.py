@@ -55,6 +55,8 @@ class ExtractOptions:
     open_unless_boundary_changed: int | None = None
     #: a split load's chunk: only these rows (None: the whole read)
     key_range: KeyRange | None = None
+    #: a split load's chunk: the exported snapshot (PostgreSQL) every one of its reads imports
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)

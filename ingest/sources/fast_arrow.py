@@ -66,6 +66,19 @@ def connectorx_url(url: Any) -> str:
     return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
 
 
+#: backend argument: the exported snapshot (PostgreSQL) the read imports
+SNAPSHOT = "snapshot"
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?")
+
+
+def snapshot_statements(snapshot_id: str) -> list[str]:
+    """ConnectorX's statements before its read, on the read's own connection: a REPEATABLE
+    READ transaction that imports the exported snapshot (the id is checked: it becomes SQL)."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise ValueError(f"not a PostgreSQL snapshot id: {snapshot_id[:40]!r}")
+    return ["BEGIN ISOLATION LEVEL REPEATABLE READ", f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"]
+
+
 class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch through the plan."""
 
@@ -81,6 +94,7 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         options = dict(backend_kwargs or {})
         partitions = options.pop("partitions", None)
         estimated_rows = options.pop("estimated_rows", None)
+        snapshot = options.pop(SNAPSHOT, None)
         if partitions is None:
             partitions = self._auto_partitions(estimated_rows)
         query = self.compile_query(self.make_query())
@@ -89,6 +103,9 @@ class ExactConnectorXReader(ConnectorXTableLoader):
             "batch_size": self.chunk_size,
             "protocol": "binary",
         }
+        if snapshot:  # the read's transaction imports it (a split load's chunk): one read
+            kwargs["pre_execution_query"] = snapshot_statements(snapshot)
+            partitions = 1
         key = self._partition_key() if partitions > 1 else None
         if key is not None:
             kwargs.update(partition_on=key, partition_num=partitions)

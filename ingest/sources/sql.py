@@ -32,7 +32,7 @@ from ingest.sources.base import (
     SourceTable,
 )
 from ingest.sources.cdc.identity import check_source
-from ingest.sources.fast_arrow import ExactConnectorXLoader
+from ingest.sources.fast_arrow import SNAPSHOT, ExactConnectorXLoader
 from ingest.sources.reserved import check_key_and_watermark, renames
 from ingest.sources.snapshot import EMPTY_SNAPSHOT, TYPE_PLAN, SnapshotTableLoader
 from ingest.sources.typemap import TablePlan, plan_table
@@ -218,7 +218,10 @@ class SqlSourceBuilder(SourceBuilder):
             "backend": "connectorx",
             "table_loader_class": ExactConnectorXLoader,
             "backend_kwargs": {
-                "partitions": options.partitions,
+                # a snapshot's reads: one, which imports it (ConnectorX's partition bounds
+                # would be read outside it)
+                "partitions": 1 if options.snapshot else options.partitions,
+                **({SNAPSHOT: options.snapshot} if options.snapshot else {}),
                 # INGEST_READ_PARTITIONS=auto decides from it (ingest.sources.fast_arrow)
                 "estimated_rows": (
                     self.estimated_rows(engine, job) if options.partitions is None else None
@@ -329,6 +332,30 @@ class SqlSourceBuilder(SourceBuilder):
         with engine.connect() as connection:
             row = connection.execute(sa.select(*selected).select_from(target)).one()
         return column_type, row[0], row[1], row[2] if len(row) > 2 else None
+
+    def range_counts(
+        self, engine: sa.Engine, job: JobConfig, column: str, bounds: tuple[str, ...]
+    ) -> list[int]:
+        """The rows of each key range of a split load (`ingest.job.split`: the first from
+        below, NULLs too, the last to above), in one scan: a SUM(CASE ...) per range."""
+        metadata, _ = self._reflect(engine, job)
+        table = next(iter(metadata.tables.values()))
+        key = next(c for c in table.columns if c.name.lower() == column.lower())
+        cuts = [coerce_watermark(b, key.type, job) for b in bounds]
+        sums = []
+        for index in range(len(cuts) + 1):
+            conditions = []
+            if index > 0:
+                conditions.append(key >= cuts[index - 1])
+            if index < len(cuts):
+                conditions.append(key < cuts[index])
+            inside = sa.and_(*conditions) if conditions else sa.true()
+            if index == 0:
+                inside = sa.or_(inside, key.is_(None))
+            sums.append(sa.func.sum(sa.case((inside, 1), else_=0)))
+        with engine.connect() as connection:
+            row = connection.execute(sa.select(*sums).select_from(table)).one()
+        return [int(value or 0) for value in row]
 
     def key_quantiles(self, engine: sa.Engine, job: JobConfig, column: str) -> list[str]:
         """Values of `column` that cut the table into parts of about equal rows, ascending,

@@ -18,6 +18,9 @@ import pytest
 
 import function_app
 from ingest.app import MANUAL_INSTANCE
+from ingest.model.plan import Plan
+from ingest.model.result import JobResult
+from ingest.model.task import Backfill, Task
 from tests.conftest import read_lake_table
 from tests.durable_harness import FakeDurable, NonDeterminism, ReplayHost
 from tests.fixtures.sheet import sheet_header
@@ -333,8 +336,8 @@ def test_filters_are_honoured(config, request_filters, expected):
     host = started_host({"run_id": "run-f", **request_filters})
     [first] = planned_batches(host)
     tasks = RunStore(first["destination"], "run-f").tasks()
-    assert [t["job"]["job_id"] for t in tasks] == expected
-    assert {t["full_refresh"] for t in tasks} == {bool(request_filters.get("full_refresh"))}
+    assert [t.job.job_id for t in tasks] == expected
+    assert {t.full_refresh for t in tasks} == {bool(request_filters.get("full_refresh"))}
     assert first["size"] == len(expected)
 
 
@@ -418,16 +421,16 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
     planned = activity("plan_run")({"run_id": "run-real"})
     assert planned["settings"]["max_parallel"] == 8 and planned["total"] == 2
     store = RunStore(azure_lake, "run-real")
-    assert [t["job"]["job_id"] for t in store.batch(0)] == ["001", "002"]
+    assert [t.job.job_id for t in store.batch(0)] == ["001", "002"]
     result = activity("ingest_table")(reference(planned, 0, 0))
     assert result == {"job_id": "001", "status": "SUCCESS", "rows_loaded": 30, "files_written": 1}
     stored = store.result("001")
     again = activity("ingest_table")(reference(planned, 0, 0))  # at-least-once: no second load
-    assert again == result and store.result("001")["load_id"] == stored["load_id"]
+    assert again == result and store.result("001").load_id == stored.load_id
     lake = read_lake_table(azure_lake, "pg_src", "customers")
     assert sorted(lake.column("id").to_pylist()) == list(range(1, 31))
     missing = activity("ingest_table")(reference(planned, 0, 1))  # not retriable: returned
-    assert missing["status"] == "FAILED" and store.result("002")["retriable"] is False
+    assert missing["status"] == "FAILED" and store.result("002").retriable is False
     run = {"run_id": "run-real", "destination": azure_lake, "started_at": planned["started_at"]}
     summary = activity("write_audit")(run)
     assert summary["jobs_total"] == 2 and summary["jobs_failed"] == 1
@@ -440,7 +443,7 @@ def test_ingest_table_and_write_audit_for_real(pg, azure_lake, monkeypatch, tmp_
         ("001", "SUCCESS", "30"),
         ("002", "FAILED", "0"),
     ]
-    assert audit[0]["load_id"] == stored["load_id"]
+    assert audit[0]["load_id"] == stored.load_id
     assert "does not exist" in audit[1]["error"] or "missing_table" in audit[1]["error"]
     # after the audit: the run's report in the lake (Azurite), served by the report route
     assert summary["report"]["path"].endswith("/metadata/reports/run-real.html")
@@ -472,7 +475,7 @@ def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, 
     with pytest.raises(RetriableTableError, match="job 001"):
         activity("ingest_table")(reference(planned, 0, 0))
     stored = RunStore(file_lake, "run-down").result("001")  # the attempt's result is kept
-    assert stored["status"] == "FAILED" and stored["retriable"] is True
+    assert stored.status == "FAILED" and stored.retriable is True
     # after the retries, record_failure gives the table the reason Durable reported
     recorded = activity("record_failure")(
         {**reference(planned, 0, 0), "error": "failed after retries: job 001: unreachable"}
@@ -485,7 +488,7 @@ def test_ingest_table_raises_for_retriable_failures(pg, file_lake, monkeypatch, 
         "failed_jobs": ["001"],
     }
     final = RunStore(file_lake, "run-down").result("001")
-    assert final["error"] == "failed after retries: job 001: unreachable"
+    assert final.error == "failed after retries: job 001: unreachable"
 
 
 def test_record_failure_never_replaces_a_loaded_table(tmp_path, monkeypatch):
@@ -497,17 +500,17 @@ def test_record_failure_never_replaces_a_loaded_table(tmp_path, monkeypatch):
     planned = activity("plan_run")({"run_id": "run-rf"})
     store = RunStore(planned["destination"], "run-rf")
     [t1, t2, _t3] = store.batch(0)
-    store.write_result(fake_result(t1))
-    store.write_result(fake_result(t2, status="FAILED"))
+    store.write_result(JobResult.from_dict(fake_result(t1.to_dict())))
+    store.write_result(JobResult.from_dict(fake_result(t2.to_dict(), status="FAILED")))
     outcome = activity("record_failure")(
         {"run_id": "run-rf", "destination": planned["destination"], "batch": 0, "error": "boom"}
     )
     assert outcome["done"] == 3 and outcome["failed_jobs"] == ["002", "003"]
-    assert store.result("001")["status"] == "SUCCESS"
-    assert store.result("002")["error"] == "boom" and store.result("003")["error"] == "boom"
+    assert store.result("001").status == "SUCCESS"
+    assert store.result("002").error == "boom" and store.result("003").error == "boom"
     # one table (a retry-exhausted activity): a loaded one keeps its result too
     one = activity("record_failure")({**reference(planned, 0, 0), "error": "late failure"})
-    assert one["failed"] == 0 and store.result("001")["status"] == "SUCCESS"
+    assert one["failed"] == 0 and store.result("001").status == "SUCCESS"
 
 
 def test_work_dir_defaults_to_the_temp_dir(monkeypatch):
@@ -743,15 +746,18 @@ def stored_run(lake: str, run_id: str, tables: int, done: int) -> list[dict[str,
     from ingest.app.runstore import RunStore
 
     tasks = [
-        {"run_id": run_id, "job": {**job_row(f"{i:03d}", f"t{i}"), "job_id": f"{i:03d}"}}
+        {
+            "run_id": run_id,
+            "job": {**job_row(f"{i:03d}", f"t{i}"), "job_id": f"{i:03d}"},
+            "destination": lake,
+        }
         for i in range(1, tables + 1)
     ]
     store = RunStore(lake, run_id)
-    store.write_plan({"run_id": run_id, "destination": lake, "tasks": tasks}, 25)
+    store.write_plan(Plan(run_id, lake, None, tuple(Task.from_dict(t) for t in tasks)), 25)
     for task in tasks[:done]:
-        store.write_result(
-            fake_result(task, status="FAILED" if task["job"]["job_id"] == "003" else "SUCCESS")
-        )
+        status = "FAILED" if task["job"]["job_id"] == "003" else "SUCCESS"
+        store.write_result(JobResult.from_dict(fake_result(task, status=status)))
     return tasks
 
 
@@ -811,6 +817,7 @@ def test_get_run_adds_up_progress_and_pages_the_tables(config):
     }
     first = body_of(get_run_call(durable, "nightly-2026-05-01"))["tables"]
     assert len(first) == 38 and first[2]["status"] == "FAILED"
+    # the run store holds whole results (JobResult's JSON): a table shows TABLE_FIELDS
     assert set(first[0]) == {
         "job_id",
         "source_name",
@@ -819,6 +826,7 @@ def test_get_run_adds_up_progress_and_pages_the_tables(config):
         "status",
         "rows_loaded",
         "files_written",
+        "duration_s",
         "error",
     }
 
@@ -850,7 +858,7 @@ def test_get_run_of_an_on_demand_run_and_finished_runs(config):
 
 
 def test_get_run_falls_back_to_the_audit_when_durable_forgot(config, monkeypatch, tmp_path):
-    from ingest.audit import write_audit
+    from tests.fixtures.audit import write_audit_json
 
     lake = (tmp_path / "lake").as_uri()
     monkeypatch.setenv("INGEST_DESTINATION", lake)
@@ -867,7 +875,7 @@ def test_get_run_falls_back_to_the_audit_when_durable_forgot(config, monkeypatch
         }
         for i in range(1, 6)
     ]
-    write_audit({"run_id": "run-purged", "destination": lake, "results": results})
+    write_audit_json({"run_id": "run-purged", "destination": lake, "results": results})
     body = body_of(get_run_call(FakeDurable(), "run-purged", page_size="2", page="3"))
     assert body["source"] == "audit" and body["summary"]["rows_loaded"] == 35
     assert [r["job_id"] for r in body["tables"]] == ["005"]
@@ -879,13 +887,13 @@ def test_get_run_of_an_earlier_on_demand_run(config):
     audit rows (summary) and its run store (tables); a run store without audit is Unknown."""
     from ingest.app.environment import settings
     from ingest.app.runstore import RunStore
-    from ingest.audit import write_audit
+    from tests.fixtures.audit import write_audit_json
 
     lake = settings().destination
     tasks = stored_run(lake, "run-old", 3, 3)
     store = RunStore(lake, "run-old")
-    results = list(store.results(t["job"]["job_id"] for t in tasks).values())
-    write_audit({"run_id": "run-old", "destination": lake, "results": results})
+    results = [r.to_dict() for r in store.results(t["job"]["job_id"] for t in tasks).values()]
+    write_audit_json({"run_id": "run-old", "destination": lake, "results": results})
     stored_run(lake, "run-crashed", 4, 1)
     durable = FakeDurable()
     durable.add(MANUAL_INSTANCE, "Running", input=json.dumps({"run_id": "run-new"}))
@@ -1144,8 +1152,8 @@ def test_start_run_accepts_a_backfill_and_plan_run_plans_it(incremental_config):
 
     planned = activity("plan_run")(payload)
     [task] = RunStore(planned["destination"], run_id).tasks()
-    assert task["job"]["job_id"] == "007" and task["run_id"] == run_id
-    assert task["backfill"] == {"from": "2024-01-01", "to": "2024-02-01"}
+    assert task.job.job_id == "007" and task.run_id == run_id
+    assert task.backfill == Backfill("2024-01-01", "2024-02-01")
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,11 @@ import pytest
 import function_app
 from ingest.app import MANUAL_INSTANCE
 from ingest.app.batching import MIN_LANE_WIDTH, batch_instance_id, lane_widths
+from ingest.model.result import JobResult
+from ingest.model.task import SplitPlan, Task
 from tests.app.test_function_app import fake_result, job_row, write_config
 from tests.durable_harness import ActivityFailure, DurableSim
+from tests.fixtures.jobs import SPLIT_KEY
 
 ACTIVITIES = ("plan_run", "ingest_table", "record_failure", "write_audit")
 
@@ -66,9 +69,13 @@ class Runner:
         }
         self.extra_activities: dict[str, Callable[[Any], Any]] = {}
 
-    def _run_job(self, task: dict[str, Any], **_: Any) -> dict[str, Any]:
-        self.calls[task["job"]["job_id"]] += 1
-        return self.outcome(task, self.calls[task["job"]["job_id"]])
+    def _run_job(self, task: Task, **_: Any) -> JobResult | SplitPlan:
+        """The outcome, written as JSON, as the typed value run_job returns."""
+        self.calls[task.job.job_id] += 1
+        result = self.outcome(task.to_dict(), self.calls[task.job.job_id])
+        if result.get(SPLIT_KEY):
+            return SplitPlan.from_dict(result[SPLIT_KEY])
+        return JobResult.from_dict(result)
 
     def run_activity(self, call: Any) -> Any:
         function = self.extra_activities.get(call.name) or self.activities[call.name]
@@ -349,8 +356,10 @@ def test_a_scheduled_run_waits_for_the_active_run_then_runs(tmp_path, monkeypatc
     captured: list[dict[str, Any]] = []
     import ingest.telemetry
 
-    def capture(run, results=None, summary=None, **_):
-        captured.append(ingest.telemetry.run_event_properties(run, list(results), summary))
+    def capture(run, summary=None, **_):
+        results = [r.to_dict() for r in run.results]
+        props = ingest.telemetry.run_event_properties(run.to_dict(), results, summary.to_dict())
+        captured.append(props)
         return True
 
     monkeypatch.setattr(ingest.telemetry, "emit_run_telemetry", capture)

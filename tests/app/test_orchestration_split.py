@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 import function_app
-from ingest.job.run import SPLIT_KEY
+from ingest.model.result import ChunkResult
+from ingest.model.task import Task
+from ingest.vocabulary import Status
 from tests.app.test_orchestration import Runner, assert_one_row_per_table, failed, loaded
+from tests.fixtures.jobs import SPLIT_KEY
 from tests.fixtures.sheet import sheet_header
 
 
@@ -67,14 +70,15 @@ class SplitRunner(Runner):
             for n in range(1, self.chunk_calls[(job_id, chunk)] + 1)
         )
 
-    def _run_chunk(self, task: dict[str, Any], **_: Any) -> dict[str, Any]:
-        job_id, chunk = task["job"]["job_id"], task["split"]["chunk"]
-        assert task["split"]["token"] == "t0k3n"
+    def _run_chunk(self, task: Task, **_: Any) -> ChunkResult:
+        assert task.split is not None and task.split.chunk is not None
+        job_id, chunk = task.job.job_id, task.split.chunk
+        assert task.split.token == "t0k3n"
         self.chunk_calls[(job_id, chunk)] += 1
         status = self.chunk_outcome(job_id, chunk, self.chunk_calls[(job_id, chunk)])
         if status == "SUCCESS":
-            return {"status": "SUCCESS", "rows": 100, "retriable": False, "error": ""}
-        return {"status": "FAILED", "rows": 0, "retriable": True, "error": "connection reset"}
+            return ChunkResult(job_id, chunk, status=Status.SUCCESS, rows=100)
+        return ChunkResult.failed(job_id, chunk, "connection reset")
 
 
 @pytest.mark.parametrize("order", ["fifo", "random"])

@@ -7,22 +7,27 @@ import pytest
 
 from ingest.app.batching import batch_count
 from ingest.app.runstore import RunStore, RunStoreError
+from ingest.model.plan import Plan, Skipped
 from ingest.model.result import failed_result
+from ingest.model.task import Task
 
 
-def tasks(count: int, run_id: str = "run-s") -> list[dict]:
+def tasks(count: int, run_id: str = "run-s") -> list[Task]:
     return [
-        {
-            "run_id": run_id,
-            "job": {
-                "job_id": f"j-{i:03d}",
-                "source_type": "postgresql",
-                "source_name": "src",
-                "table_name": f"t{i}",
-                "load_type": "FULL",
-            },
-            "destination": "x",
-        }
+        Task.from_dict(
+            {
+                "run_id": run_id,
+                "job": {
+                    "job_id": f"j-{i:03d}",
+                    "source_type": "postgresql",
+                    "source_name": "src",
+                    "table_name": f"t{i}",
+                    "load_type": "FULL",
+                    "enabled": True,
+                },
+                "destination": "x",
+            }
+        )
         for i in range(count)
     ]
 
@@ -38,26 +43,21 @@ def lake(request, tmp_path):
 def test_plan_batches_and_results_round_trip(lake):
     store = RunStore(lake, "run-s")
     assert not store.exists() and store.result_ids() == []
-    plan = {
-        "run_id": "run-s",
-        "destination": lake,
-        "tasks": tasks(53),
-        "skipped": [{"job_id": "x"}],
-    }
+    plan = Plan("run-s", lake, None, tuple(tasks(53)), (Skipped("x", "disabled"),))
     meta = store.write_plan(plan, 25, started_at="2026-03-08T07:00:00+00:00")
     assert (meta["total"], meta["batches"], meta["batch_size"]) == (53, 3, 25)
-    assert "tasks" not in meta and meta["skipped"] == [{"job_id": "x"}]
+    assert "tasks" not in meta and meta["skipped"] == [{"job_id": "x", "reason": "disabled"}]
     again = RunStore(lake, "run-s")  # another process (activity) reading it back
     assert again.exists() and again.plan() == meta
     assert [len(again.batch(n)) for n in range(3)] == [25, 25, 3]
-    assert again.task(2, 1)["job"]["job_id"] == "j-051"
-    assert [t["job"]["job_id"] for t in again.tasks()] == [f"j-{i:03d}" for i in range(53)]
+    assert again.task(2, 1) == tasks(53)[51]
+    assert again.tasks() == tasks(53)
     for task in tasks(53)[::2]:
         again.write_result(failed_result(task, "first try"))
     again.write_result(failed_result(tasks(53)[0], "second try"))  # a retry overwrites
-    found = store.results(t["job"]["job_id"] for t in tasks(53))
+    found = store.results(t.job.job_id for t in tasks(53))
     assert sorted(found) == [f"j-{i:03d}" for i in range(0, 53, 2)]
-    assert found["j-000"]["error"] == "second try"
+    assert found["j-000"] == failed_result(tasks(53)[0], "second try")
     assert store.result_ids() == sorted(found)
     assert store.result("j-001") is None
     assert store.results([]) == {}
@@ -67,7 +67,7 @@ def test_missing_pieces_say_what_is_missing(lake):
     store = RunStore(lake, "run-gone")
     with pytest.raises(RunStoreError, match="run run-gone: no plan in"):
         store.plan()
-    store.write_plan({"run_id": "run-gone", "tasks": tasks(3)}, 25)
+    store.write_plan(Plan("run-gone", lake, None, tuple(tasks(3))), 25)
     with pytest.raises(RunStoreError, match="batch 0 has 3 task"):
         store.task(0, 5)
     with pytest.raises(RunStoreError, match="batch 4 is not in the run store"):

@@ -247,7 +247,7 @@ def test_weekly_jobs_run_only_on_their_new_york_day(tmp_path, monkeypatch):
     def planned_jobs(payload):
         planned = activity("plan_run")(payload)
         tasks = RunStore(planned["destination"], payload["run_id"]).tasks()
-        return [t["job"]["job_id"] for t in tasks]
+        return [t.job.job_id for t in tasks]
 
     included = {}
     for _, instance_id, payload in durable.started:

@@ -97,11 +97,11 @@ def test_a_cdc_result_carries_its_slot_into_telemetry(source, file_lake, tmp_pat
     path = config(tmp_path)
     assert main(["run", "--config", path, "--destination", file_lake, "--run-id", "r1"]) == 0
     from ingest.configuration import load_config
-    from ingest.job import run_job
+    from tests.fixtures.jobs import run_task
 
     (job,) = load_config(path).jobs
     source.execute("INSERT INTO items VALUES (1, 'a', 1, now(), NULL)")
-    result = run_job({"run_id": "r2", "job": job.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r2", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS" and result["cdc_slot"] == "ingest_pg_cdc__items"
     props = telemetry.cdc_slot_event_properties(result)
     assert list(props) == list(telemetry.CDC_SLOT_EVENT_PROPERTIES)

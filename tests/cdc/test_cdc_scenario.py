@@ -276,7 +276,7 @@ def test_schema_policy_freeze_stops_a_cdc_run_before_anything_lands(
     source, file_lake, tmp_path, monkeypatch
 ):
     from ingest.configuration import load_config
-    from ingest.job import run_job
+    from tests.fixtures.jobs import run_task
 
     set_source_env(monkeypatch, SOURCE, **source.secrets())
     source.execute(ITEMS)
@@ -298,16 +298,16 @@ def test_schema_policy_freeze_stops_a_cdc_run_before_anything_lands(
     )
     (job,) = load_config(path).jobs
     task = {"job": job.to_dict(), "destination": file_lake}
-    assert run_job({**task, "run_id": "r1"})["status"] == "SUCCESS"
+    assert run_task({**task, "run_id": "r1"})["status"] == "SUCCESS"
     source.execute("ALTER TABLE items ADD COLUMN extra int")
     source.execute("INSERT INTO items VALUES (2, 'b', 2, now(), NULL, 5)")
-    frozen = run_job({**task, "run_id": "r2"})
+    frozen = run_task({**task, "run_id": "r2"})
     assert frozen["status"] == "FAILED" and "added: extra" in frozen["error"], frozen
     assert frozen["load_id"] == ""
     # nothing landed, the slot was not confirmed: with the column dropped again, the next run
     # reads the insert again (its value of the dropped column is gone with it)
     source.execute("ALTER TABLE items DROP COLUMN extra")
-    again = run_job({**task, "run_id": "r3"})
+    again = run_task({**task, "run_id": "r3"})
     assert again["status"] == "SUCCESS" and again["rows_inserted"] == 1, again
 
 

@@ -90,7 +90,12 @@ def source(pg, monkeypatch):
     return pg
 
 
-def test_backfill_loads_exactly_the_range_and_leaves_the_state(source, tmp_path, file_lake):
+def test_backfill_loads_exactly_the_range_and_leaves_the_state(
+    source, tmp_path, file_lake, monkeypatch
+):
+    # this test reads the loads' own files: the runs do not compact (INGEST_COMPACT_LOADS=1 would
+    # add a base per run)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "1000")
     pg = source
     config = write_config(tmp_path, pg)
     assert main(["run", "--config", config, "--destination", file_lake, "--job", "o1"]) == 0
@@ -187,8 +192,8 @@ def test_plan_backfill_has_the_plan_shape(source, tmp_path, file_lake):
     from ingest.plan import plan, plan_backfill
 
     config = write_config(tmp_path, source)
-    the_plan = plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1")
-    regular = plan(config, destination=file_lake, run_id="r-1", jobs=["o1"])
+    the_plan = plan_backfill(config, file_lake, "o1", "2024-01-01", "2024-02-01", "r-1").to_dict()
+    regular = plan(config, destination=file_lake, run_id="r-1", jobs=["o1"]).to_dict()
     assert set(regular) <= set(the_plan)
     (task,) = the_plan["tasks"]
     assert task["backfill"] == {"from": "2024-01-01", "to": "2024-02-01"}
@@ -199,7 +204,10 @@ def test_plan_backfill_has_the_plan_shape(source, tmp_path, file_lake):
         plan_backfill(config, file_lake, "o1", "", None, "r-2")
 
 
-def test_full_refresh_resets_the_state_and_reloads(source, tmp_path, file_lake):
+def test_full_refresh_resets_the_state_and_reloads(source, tmp_path, file_lake, monkeypatch):
+    # this test reads the loads' own files: the runs do not compact (INGEST_COMPACT_LOADS=1 would
+    # add a base per run)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "1000")
     pg = source
     config = write_config(tmp_path, pg, initial="2024-01-01T00:02:00+00:00")
     base = ["--config", config, "--destination", file_lake, "--job", "o1"]

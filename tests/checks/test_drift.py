@@ -112,9 +112,9 @@ def test_evolve_loads_and_reports_every_change(backend, pg, file_lake, monkeypat
     assert "note" not in landed.column_names or landed.column("note").null_count == 2
     assert sorted(landed.column("qty").to_pylist()) == ["ten", "x"]
     # the audit carries it
-    from ingest.audit import write_audit
+    from tests.fixtures.audit import write_audit_json
 
-    write_audit({"run_id": "run-2", "destination": file_lake, "results": [second]})
+    write_audit_json({"run_id": "run-2", "destination": file_lake, "results": [second]})
     import csv
     import glob
 

@@ -14,9 +14,9 @@ import pytest
 
 from ingest.checks.reconcile import Reconciler
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.sources import REGISTRY, builder_class, capabilities
 from tests.conftest import read_lake_table
+from tests.fixtures.jobs import run_task
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
 from tests.fixtures.sheet import sheet_header
 
@@ -344,7 +344,7 @@ def test_mariadb_full_snapshot_and_bracketing(mariadb, file_lake, monkeypatch):
         return {"run_id": run_id, "job": config.to_dict(), "destination": file_lake}
 
     after_first_count(monkeypatch, lambda: mariadb.execute("INSERT INTO items VALUES (500, 'x')"))
-    result = run_job(task("run-1"))
+    result = run_task(task("run-1"))
     assert (result["status"], result["reconciled"]) == ("SUCCESS", "MATCH"), result
     assert result["source_rows"] == result["rows_loaded"] == 80
     landed = read_lake_table(file_lake, "maria", "items")
@@ -354,7 +354,7 @@ def test_mariadb_full_snapshot_and_bracketing(mariadb, file_lake, monkeypatch):
     mariadb.use_as(monkeypatch, "maria")
     no_snapshots(monkeypatch)
     before_final_count(monkeypatch, lambda: mariadb.execute("INSERT INTO items VALUES (501, 'y')"))
-    second = run_job(task("run-2"))
+    second = run_task(task("run-2"))
     assert (second["reconciled"], second["source_rows"], second["rows_loaded"]) == (
         "MISMATCH",
         82,

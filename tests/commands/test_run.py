@@ -113,15 +113,15 @@ def test_one_failing_job_fails_alone_with_exit_1(two_sources, file_lake, capsys,
 
 def test_sentinel_never_in_results_or_exceptions(two_sources, file_lake):
     from ingest.plan import plan
-    from ingest.runner import run_tasks
     from ingest.settings import Settings
+    from tests.fixtures.jobs import run_tasks_json
 
     config, sentinel = two_sources
     the_plan = plan(str(config), destination=file_lake, jobs=["a2"])
-    (result,) = run_tasks(the_plan["tasks"], Settings.from_env())
+    (result,) = run_tasks_json(the_plan.tasks, Settings.from_env())
     assert result["status"] == "FAILED" and result["retriable"] is True
     assert sentinel not in json.dumps(result)
-    assert sentinel not in json.dumps(the_plan)
+    assert sentinel not in json.dumps(the_plan.to_dict())
 
 
 def test_second_run_same_day_appends_to_the_audit(two_sources, file_lake):
@@ -140,7 +140,7 @@ def test_second_run_same_day_appends_to_the_audit(two_sources, file_lake):
 
 
 def test_audit_retry_is_idempotent(file_lake):
-    from ingest.audit import write_audit
+    from tests.fixtures.audit import write_audit_json
 
     result = {
         "run_id": "r1",
@@ -153,8 +153,8 @@ def test_audit_retry_is_idempotent(file_lake):
         "rows_loaded": 3,
     }
     run = {"run_id": "r1", "destination": file_lake, "results": [result]}
-    assert write_audit(run)["audit_rows_added"] == 1
-    assert write_audit(run)["audit_rows_added"] == 0  # a retried activity adds nothing
+    assert write_audit_json(run)["audit_rows_added"] == 1
+    assert write_audit_json(run)["audit_rows_added"] == 0  # a retried activity adds nothing
     assert len(audit_rows(file_lake)) == 1
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from ingest.cli import main
 from ingest.config import JobConfig
-from ingest.job import run_job
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
+from tests.fixtures.jobs import run_task
 from tests.fixtures.sheet import sheet_header
 
 SOURCE = "pg_iso"
@@ -140,7 +140,7 @@ def test_numeric_38_10_with_29_significant_digits_loads_exactly(pg, file_lake, m
     pg.use_as(monkeypatch, SOURCE)
     caplog.set_level("INFO")
     job = JobConfig("w", True, "postgresql", SOURCE, "wide", "FULL", schema_name=pg.name)
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     assert "uses dlt's pyarrow backend" not in caplog.text
     landed = read_lake_table(file_lake, SOURCE, "wide").sort_by("id")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.runner import run_tasks
 from ingest.settings import Settings
 from tests.conftest import lake_files, read_lake_table
+from tests.fixtures.jobs import run_tasks_json
 from tests.fixtures.orders import (
     ORDERS_DDL,
     SOURCE,
@@ -177,7 +177,7 @@ def test_jobs_of_one_source_in_parallel_keep_separate_states(pg, file_lake, monk
     def tasks(run_id):
         return [{"run_id": run_id, "job": j.to_dict(), "destination": file_lake} for j in jobs]
 
-    first = run_tasks(tasks("run-1"), settings, workers=2)
+    first = run_tasks_json(tasks("run-1"), settings, workers=2)
     assert [r["rows_loaded"] for r in first] == [100, 200, 300]
     for index, name in enumerate(names):
         pg.execute(
@@ -186,7 +186,7 @@ def test_jobs_of_one_source_in_parallel_keep_separate_states(pg, file_lake, monk
             "FROM generate_series(1000, %s) g",
             (1000 + index,),
         )
-    second = run_tasks(tasks("run-2"), settings, workers=2)
+    second = run_tasks_json(tasks("run-2"), settings, workers=2)
 
     assert [r["status"] for r in second] == ["SUCCESS"] * 3
     assert [r["rows_loaded"] for r in second] == [1, 2, 3]

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pyarrow as pa
 
 from ingest.config import JobConfig
-from ingest.job import run_job
 from tests.conftest import read_lake_table
+from tests.fixtures.jobs import run_task
 
 SOURCE = "shop_db"
 
@@ -62,7 +62,7 @@ def test_mariadb_full_then_incremental(mariadb, azure_lake, monkeypatch):
     )
 
     def run(run_id: str) -> dict:
-        result = run_job({"run_id": run_id, "job": job.to_dict(), "destination": azure_lake})
+        result = run_task({"run_id": run_id, "job": job.to_dict(), "destination": azure_lake})
         assert result["status"] == "SUCCESS", result["error"]
         return result
 

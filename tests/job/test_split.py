@@ -16,16 +16,13 @@ import pytest
 
 from ingest.config import JobConfig
 from ingest.identifiers import lake_schema_name
-from ingest.job import run_job
-from ingest.job.chunk import run_chunk
-from ingest.job.run import SPLIT_KEY
 from ingest.job.split import cut_bounds
 from ingest.lake.destination import Destination
 from ingest.lake.layout import LOADS_DIR
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import names_with_prefix, table_files
-from ingest.runner import run_tasks
+from ingest.lake.loads import names_with_prefix, staged_files, table_files
 from ingest.settings import Settings
+from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_json
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
 from tests.fixtures.processes import HOOK, ROOT, Process, wait_for_file
@@ -73,7 +70,7 @@ def test_split_full_load_lands_every_row_once_in_one_commit(pg, lake, monkeypatc
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL", split=4)
 
-    [result] = run_tasks([task(config, lake, "run-1")], settings_for(lake), workers=2)
+    [result] = run_tasks_json([task(config, lake, "run-1")], settings_for(lake), workers=2)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["chunks"] == 4
@@ -96,7 +93,7 @@ def test_split_first_incremental_load_then_an_ordinary_run(pg, lake, monkeypatch
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, split=3)
 
-    [first] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake))
+    [first] = run_tasks_json([task(config, file_lake, "run-1")], settings_for(file_lake))
 
     assert first["status"] == "SUCCESS", first["error"]
     assert first["chunks"] == 3
@@ -107,7 +104,7 @@ def test_split_first_incremental_load_then_an_ordinary_run(pg, lake, monkeypatch
     assert len(markers(file_lake, config)) == 1
 
     insert_orders(pg, 2001, 2100, updated_at="2031-01-01T00:00:00+00")
-    [second] = run_tasks([task(config, file_lake, "run-2")], settings_for(file_lake))
+    [second] = run_tasks_json([task(config, file_lake, "run-2")], settings_for(file_lake))
     assert second["status"] == "SUCCESS", second["error"]
     assert second["chunks"] in (None, "")
     assert second["rows_loaded"] == 100
@@ -121,7 +118,7 @@ def test_split_by_estimate(pg, file_lake, monkeypatch):
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL")
 
-    [result] = run_tasks(
+    [result] = run_tasks_json(
         [task(config, file_lake, "run-1")], settings_for(file_lake, split_rows=300)
     )
 
@@ -137,30 +134,30 @@ def test_chunks_are_invisible_until_the_commit_and_land_once(pg, file_lake, monk
     config = pg_job(pg, load_type="FULL", split=3)
     settings = settings_for(file_lake)
 
-    started = run_job(task(config, file_lake, "run-1"), settings=settings)
+    started = run_task(task(config, file_lake, "run-1"), settings=settings)
     plan = started[SPLIT_KEY]
     assert len(plan["bounds"]) == 2
     chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 1}}
 
-    first = run_chunk(chunk, settings=settings)
-    again = run_chunk(chunk, settings=settings)  # the same chunk activity run twice
+    first = run_chunk_task(chunk, settings=settings)
+    again = run_chunk_task(chunk, settings=settings)  # the same chunk activity run twice
 
     assert first["status"] == "SUCCESS" and first["rows"] > 0
     assert again["status"] == "SUCCESS" and again["already_landed"]
     assert lake_rows(file_lake) == []  # nothing visible before the commit
     # another run of the job meanwhile: busy, not a second writer
-    other = run_job(task(config, file_lake, "run-2"), settings=settings)
+    other = run_task(task(config, file_lake, "run-2"), settings=settings)
     assert other["status"] == "SKIPPED" and "split load" in other["error"]
 
     # the commit before every chunk landed: nothing commits, the split load is abandoned
     commit = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}
-    early = run_job(commit, settings=settings)
+    early = run_task(commit, settings=settings)
     assert early["status"] == "FAILED" and "chunk(s) 0, 2 of 3 did not land" in early["error"]
     assert lake_rows(file_lake) == []
     assert markers(file_lake, config) == []
 
     # the next run starts over and lands every row once
-    [result] = run_tasks([task(config, file_lake, "run-3")], settings)
+    [result] = run_tasks_json([task(config, file_lake, "run-3")], settings)
     assert result["status"] == "SUCCESS", result["error"]
     assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1
@@ -187,7 +184,7 @@ def test_split_loads_mariadb(mariadb, lake, monkeypatch, load_type):
         split=5,
     )
 
-    [result] = run_tasks([task(config, lake, "run-1")], settings_for(lake), workers=2)
+    [result] = run_tasks_json([task(config, lake, "run-1")], settings_for(lake), workers=2)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["chunks"] == 5
@@ -199,7 +196,7 @@ def test_split_loads_mariadb(mariadb, lake, monkeypatch, load_type):
     assert len(markers(lake, config)) == 1
     if load_type == "INCREMENTAL":
         mariadb.execute("INSERT INTO events SELECT seq, '2025-01-01', 'late' FROM seq_2501_to_2600")
-        [second] = run_tasks([task(config, lake, "run-2")], settings_for(lake))
+        [second] = run_tasks_json([task(config, lake, "run-2")], settings_for(lake))
         assert second["status"] == "SUCCESS", second["error"]
         assert second["rows_loaded"] == 100 and not second["chunks"]
         expected = sorted(mariadb.query("SELECT id, at, body FROM events"))
@@ -220,9 +217,9 @@ def test_a_chunk_of_an_abandoned_split_load_never_lands(pg, file_lake, monkeypat
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL", split=3)
     settings = settings_for(file_lake)
-    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     stalled = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 0}}
-    assert run_chunk(stalled, settings=settings)["status"] == "SUCCESS"
+    assert run_chunk_task(stalled, settings=settings)["status"] == "SUCCESS"
 
     # run 1 goes quiet for 3 hours (its split load was last touched then)
     dest = Destination.from_url(file_lake)
@@ -238,30 +235,30 @@ def test_a_chunk_of_an_abandoned_split_load_never_lands(pg, file_lake, monkeypat
         old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat(timespec="seconds")
         lease.write_log(log.with_pending(dataclasses.replace(log.pending, touched=old)))
 
-    [second] = run_tasks([task(config, file_lake, "run-2")], settings)
+    [second] = run_tasks_json([task(config, file_lake, "run-2")], settings)
     assert second["status"] == "SUCCESS", second["error"]
-    late = run_chunk({**stalled, "split": {**plan, "chunk": 1}}, settings=settings)
+    late = run_chunk_task({**stalled, "split": {**plan, "chunk": 1}}, settings=settings)
     assert late["status"] == "FAILED" and "no longer pending" in late["error"]
-    commit = run_job({**stalled, "split": {**plan, "chunk": None}}, settings=settings)
+    commit = run_task({**stalled, "split": {**plan, "chunk": None}}, settings=settings)
     assert commit["status"] == "FAILED" and "no longer pending" in commit["error"]
     assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1
     # the next run removes what run 1 left
-    [third] = run_tasks([task(config, file_lake, "run-3")], settings)
+    [third] = run_tasks_json([task(config, file_lake, "run-3")], settings)
     assert third["status"] == "SUCCESS", third["error"]
-    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
-    assert left == []
+    left = table_files(dest, SOURCE, "orders") + staged_files(dest, SOURCE, "orders")
+    assert [p for p in left if plan["load_id"] in p] == []
 
 
 # ------------------------------------------------------------------------------------------
 # crashes: a chunk killed -9, in a chunk process and in the CLI's worker pool
 
 
-def _chunk_process(chunk_task: dict, pause_dir: Path) -> subprocess.Popen:
+def _chunk_process(chunk_task: dict, pause_dir: Path, pause_at: str = "") -> subprocess.Popen:
     script = (
         "import json, sys\n"
-        "from ingest.job.chunk import run_chunk\n"
-        "print(json.dumps(run_chunk(json.loads(sys.argv[1]))))\n"
+        "from tests.fixtures.jobs import run_chunk_task\n"
+        "print(json.dumps(run_chunk_task(json.loads(sys.argv[1]))))\n"
     )
     env = {
         **os.environ,
@@ -270,6 +267,8 @@ def _chunk_process(chunk_task: dict, pause_dir: Path) -> subprocess.Popen:
         "DATA_WRITER__FILE_MAX_ITEMS": "1000",
         "INGEST_CHUNK_SIZE": "1000",
     }
+    if pause_at:
+        env["INGEST_TEST_PAUSE_AT"] = pause_at
     return subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(chunk_task)],
         env=env,
@@ -299,7 +298,7 @@ def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
     settings = settings_for(lake, file_max_rows=1000)
     monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
 
-    plan = run_job(task(config, lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, lake, "run-1"), settings=settings)[SPLIT_KEY]
     chunk = {**task(config, lake, "run-1"), "split": {**plan, "chunk": 0}}
     pause = tmp_path / "pause"
     pause.mkdir()
@@ -308,16 +307,16 @@ def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(30)
     dest = Destination.from_url(lake)
-    left = [p for p in table_files(dest, SOURCE, "orders") if plan["load_id"] in p]
-    assert left  # the killed chunk left a file behind: invisible
+    assert staged_files(dest, SOURCE, "orders", plan["load_id"])  # the kill left a staged file
+    assert table_files(dest, SOURCE, "orders") == []  # none in the table: invisible
     assert lake_rows(lake) == []
 
     # the commit now: chunk 0 never landed, nothing commits
     commit = {**task(config, lake, "run-1"), "split": {**plan, "chunk": None}}
-    assert run_chunk({**chunk, "split": {**plan, "chunk": 1}}, settings=settings)["rows"] > 0
-    retried = run_chunk(chunk, settings=settings)  # the retry removes what the kill left
+    assert run_chunk_task({**chunk, "split": {**plan, "chunk": 1}}, settings=settings)["rows"] > 0
+    retried = run_chunk_task(chunk, settings=settings)  # the retry removes what the kill left
     assert retried["status"] == "SUCCESS", retried["error"]
-    result = run_job(commit, settings=settings)
+    result = run_task(commit, settings=settings)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["rows_loaded"] == 6000
@@ -325,9 +324,69 @@ def test_a_chunk_killed_after_its_first_file_lands_once_on_its_retry(
     assert lake_rows(lake) == source_rows(pg)
     assert len(markers(lake, config)) == 1
     # the commit of the same task again reports the load, lands nothing
-    again = run_job(commit, settings=settings)
+    again = run_task(commit, settings=settings)
     assert again["status"] == "SUCCESS" and again["load_id"] == result["load_id"]
     assert lake_rows(lake) == source_rows(pg)
+
+
+@pytest.mark.parametrize("ending", ["killed", "continues"])
+def test_a_late_duplicate_attempt_never_touches_the_committed_load(
+    pg, lake, monkeypatch, tmp_path, ending
+):
+    """Durable runs an activity at least once: a second attempt of chunk 0, in its own
+    process, passes its checks and stops right before writing; meanwhile the first attempt
+    lands chunk 0, chunk 1 lands and the split load commits. Then the late attempt writes all
+    its files (after the commit) and is killed -9 before it records its landing, or goes on
+    and finds its split load committed. Either way the committed load keeps exactly its files
+    and every row once; the late files were staged, never in the table, and the next run's
+    clean-up removes what the killed attempt left."""
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=2)
+    settings = settings_for(lake, file_max_rows=1000)
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
+    dest = Destination.from_url(lake)
+    plan = run_task(task(config, lake, "run-1"), settings=settings)[SPLIT_KEY]
+    chunk = {**task(config, lake, "run-1"), "split": {**plan, "chunk": 0}}
+    commit = {**task(config, lake, "run-1"), "split": {**plan, "chunk": None}}
+    pause = tmp_path / "pause"
+    pause.mkdir()
+
+    late = _chunk_process(chunk, pause, "chunk_write,chunk_written")
+    _wait_for(pause / "chunk_write", late)  # checked: pending, chunk 0 not landed
+    first = run_chunk_task(chunk, settings=settings)
+    other = run_chunk_task({**chunk, "split": {**plan, "chunk": 1}}, settings=settings)
+    result = run_task(commit, settings=settings)
+    assert [first["status"], other["status"]] == ["SUCCESS", "SUCCESS"], (first, other)
+    assert result["status"] == "SUCCESS", result["error"]
+    committed = table_files(dest, SOURCE, "orders")
+    assert lake_rows(lake) == source_rows(pg)
+
+    (pause / "go_chunk_write").write_text("")  # the late attempt writes, after the commit
+    _wait_for(pause / "chunk_written", late)
+    late_files = staged_files(dest, SOURCE, "orders", plan["load_id"])
+    assert len(late_files) >= 2  # it wrote its rows (1,500 in files of 1,000): all staged
+    assert table_files(dest, SOURCE, "orders") == committed
+    assert lake_rows(lake) == source_rows(pg)  # no row twice, not even for a moment
+    if ending == "killed":
+        late.send_signal(signal.SIGKILL)
+        late.wait(30)
+    else:
+        (pause / "go_chunk_written").write_text("")
+        out, err = late.communicate(timeout=120)
+        outcome = json.loads(out.strip().splitlines()[-1])
+        assert outcome["status"] == "FAILED" and "no longer pending" in outcome["error"], err
+        assert staged_files(dest, SOURCE, "orders") == []  # it removed its own files
+
+    assert table_files(dest, SOURCE, "orders") == committed  # nothing added, nothing removed
+    assert lake_rows(lake) == source_rows(pg)
+    assert len(markers(lake, config)) == 1
+    # the next run of the job removes whatever the late attempt left in the staging folder
+    [again] = run_tasks_json([task(config, lake, "run-2")], settings)
+    assert again["status"] == "SUCCESS", again["error"]
+    assert again["rows_loaded"] == 3000 and again["reconciled"] == "MATCH"
+    assert staged_files(dest, SOURCE, "orders") == []
 
 
 def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypatch, tmp_path):
@@ -435,16 +494,16 @@ def test_a_split_incremental_commit_with_no_row_left_at_the_boundary(pg, file_la
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, split=3)
     settings = settings_for(file_lake)
-    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     for chunk in range(3):
-        landed = run_chunk(
+        landed = run_chunk_task(
             {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": chunk}},
             settings=settings,
         )
         assert landed["status"] == "SUCCESS", landed["error"]
     pg.execute("DELETE FROM orders WHERE order_id > 1400")
 
-    result = run_job(
+    result = run_task(
         {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}, settings=settings
     )
 
@@ -453,7 +512,7 @@ def test_a_split_incremental_commit_with_no_row_left_at_the_boundary(pg, file_la
     assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1
     insert_orders(pg, 1501, 1510, updated_at="2031-01-01T00:00:00+00")
-    [second] = run_tasks([task(config, file_lake, "run-2")], settings)
+    [second] = run_tasks_json([task(config, file_lake, "run-2")], settings)
     assert second["status"] == "SUCCESS", second["error"]
     assert lake_rows(file_lake) == source_rows(pg)
 
@@ -466,12 +525,12 @@ def test_a_split_backfill_loads_exactly_its_range_once(pg, lake, monkeypatch):
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, split=4)
     settings = settings_for(lake)
-    [first] = run_tasks([task(config, lake, "run-1")], settings)
+    [first] = run_tasks_json([task(config, lake, "run-1")], settings)
     assert first["status"] == "SUCCESS" and first["chunks"] == 4
 
     start, end = "2024-01-01T00:10:00+00:00", "2024-01-01T00:30:00+00:00"
     backfill = {"from": start, "to": end}
-    [result] = run_tasks([task(config, lake, "run-2", backfill=backfill)], settings, workers=2)
+    [result] = run_tasks_json([task(config, lake, "run-2", backfill=backfill)], settings, workers=2)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["chunks"] == 4 and result["load_type"] == "BACKFILL"
@@ -507,7 +566,7 @@ def test_a_reading_chunk_renews_its_split_load(pg, file_lake, monkeypatch):
     monkeypatch.setattr(ingest.job.chunk, "TOUCH_EVERY_S", 0.0)  # every batch
     config = pg_job(pg, load_type="FULL", split=2, chunk_size=500)
     settings = settings_for(file_lake)
-    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     dest = Destination.from_url(file_lake)
     before = read_commit_log(dest, SOURCE, "orders")
     seen: list[str] = []
@@ -519,7 +578,7 @@ def test_a_reading_chunk_renews_its_split_load(pg, file_lake, monkeypatch):
 
     monkeypatch.setattr(ingest.job.chunk, "_touch", touch)
     chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 1}}
-    result = run_chunk(chunk, settings=settings)
+    result = run_chunk_task(chunk, settings=settings)
 
     assert result["status"] == "SUCCESS", result["error"]
     assert len(seen) >= 2 and before.pending.touched <= seen[-1]
@@ -536,7 +595,7 @@ def test_an_attempt_that_lands_after_the_commit_removes_its_files(pg, file_lake,
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL", split=2)
     settings = settings_for(file_lake)
-    plan = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    plan = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     chunk = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": 0}}
     commit = {**task(config, file_lake, "run-1"), "split": {**plan, "chunk": None}}
     real_commit = ingest.job.chunk._commit
@@ -547,13 +606,13 @@ def test_an_attempt_that_lands_after_the_commit_removes_its_files(pg, file_lake,
         # attempt, which passed its check before all that, writes its files
         if not done:
             monkeypatch.setattr(ingest.job.chunk, "_commit", real_commit)
-            done.append(run_chunk(chunk, settings=settings))
-            done.append(run_chunk({**chunk, "split": {**plan, "chunk": 1}}, settings=settings))
-            done.append(run_job(commit, settings=settings))
+            done.append(run_chunk_task(chunk, settings=settings))
+            done.append(run_chunk_task({**chunk, "split": {**plan, "chunk": 1}}, settings=settings))
+            done.append(run_task(commit, settings=settings))
         return real_commit(pipeline, table, workers)
 
     monkeypatch.setattr(ingest.job.chunk, "_commit", late_write)
-    late = run_chunk(chunk, settings=settings)
+    late = run_chunk_task(chunk, settings=settings)
 
     assert [d["status"] for d in done] == ["SUCCESS", "SUCCESS", "SUCCESS"], done
     assert late["status"] == "FAILED" and "no longer pending" in late["error"]
@@ -598,7 +657,9 @@ def test_split_on_a_timestamp_column_with_nulls(pg, file_lake, monkeypatch):
         pg, table="events", load_type="FULL", primary_key=("id",), split=6, split_column="at"
     )
 
-    [result] = run_tasks([task(config, file_lake, "run-1")], settings_for(file_lake), workers=2)
+    [result] = run_tasks_json(
+        [task(config, file_lake, "run-1")], settings_for(file_lake), workers=2
+    )
 
     assert result["status"] == "SUCCESS", result["error"]
     assert result["chunks"] == 6 and result["rows_loaded"] == 2000
@@ -614,16 +675,16 @@ def test_split_without_a_column_to_cut_on_says_what_to_do(pg, file_lake, monkeyp
     pg.use_as(monkeypatch, SOURCE)
     settings = settings_for(file_lake)
     composite = pg_job(pg, table="pairs", load_type="FULL", primary_key=(), split=4)
-    result = run_job(task(composite, file_lake, "run-1"), settings=settings)
+    result = run_task(task(composite, file_lake, "run-1"), settings=settings)
     assert result["status"] == "FAILED" and not result["retriable"]
     assert "no one-column primary key; set split_column" in result["error"]
     decimal = pg_job(pg, table="odd", load_type="FULL", primary_key=("select",), split=4)
-    result = run_job(task(decimal, file_lake, "run-1"), settings=settings)
+    result = run_task(task(decimal, file_lake, "run-1"), settings=settings)
     assert result["status"] == "FAILED"
     assert "split column select is neither an integer nor a date or timestamp" in result["error"]
     # a column that is not there is named
     missing = pg_job(pg, table="pairs", load_type="FULL", split=4, split_column="nope")
-    result = run_job(task(missing, file_lake, "run-1"), settings=settings)
+    result = run_task(task(missing, file_lake, "run-1"), settings=settings)
     assert result["status"] == "FAILED" and "split column 'nope' not found" in result["error"]
     assert lake_rows(file_lake, "pairs") == []
 
@@ -641,7 +702,7 @@ def test_ranges_follow_the_rows_where_the_database_keeps_statistics(pg, file_lak
     config = pg_job(pg, table="skewed", load_type="FULL", primary_key=("id",), split=4)
     chunks: dict[int, int] = {}
 
-    [result] = run_tasks(
+    [result] = run_tasks_json(
         [task(config, file_lake, "run-1")],
         settings_for(file_lake),
         on_chunk=lambda c: chunks.__setitem__(c["chunk"], c["rows"]),
@@ -661,20 +722,20 @@ def test_a_start_run_twice_returns_the_same_split_load(pg, file_lake, monkeypatc
     pg.use_as(monkeypatch, SOURCE)
     config = pg_job(pg, load_type="FULL", split=3)
     settings = settings_for(file_lake)
-    first = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
-    again = run_job(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    first = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
+    again = run_task(task(config, file_lake, "run-1"), settings=settings)[SPLIT_KEY]
     assert again == first
     for chunk in range(3):
-        landed = run_chunk(
+        landed = run_chunk_task(
             {**task(config, file_lake, "run-1"), "split": {**first, "chunk": chunk}},
             settings=settings,
         )
         assert landed["status"] == "SUCCESS", landed["error"]
     commit = {**task(config, file_lake, "run-1"), "split": {**first, "chunk": None}}
-    result = run_job(commit, settings=settings)
+    result = run_task(commit, settings=settings)
     assert result["status"] == "SUCCESS" and result["rows_loaded"] == 600
     # the start run once more after the commit: this task has loaded; it reports that load
-    late = run_job(task(config, file_lake, "run-1"), settings=settings)
+    late = run_task(task(config, file_lake, "run-1"), settings=settings)
     assert SPLIT_KEY not in late and late["load_id"] == result["load_id"]
     assert lake_rows(file_lake) == source_rows(pg)
     assert len(markers(file_lake, config)) == 1

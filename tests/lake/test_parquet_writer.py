@@ -13,7 +13,6 @@ import pytest
 from dlt.common.data_writers.writers import WRITER_SPECS, ArrowToParquetWriter
 
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.lake.parquet_writer import (
     LakeParquetWriter,
     PlainParquetWriter,
@@ -21,6 +20,7 @@ from ingest.lake.parquet_writer import (
     use_lake_parquet_writer,
 )
 from tests.conftest import lake_files, read_lake_table
+from tests.fixtures.jobs import run_task
 
 SOURCE = "pg_parquet"
 DICTIONARY_ENCODINGS = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
@@ -131,7 +131,7 @@ def test_dictionary_setting_controls_encoding_and_data_lands_the_same(
     monkeypatch.setenv("INGEST_PARQUET_DICTIONARY", dictionary)
     lake = (tmp_path / "lake").as_uri()
     job = JobConfig("e", True, "postgresql", SOURCE, "events", "FULL", schema_name=pg.name)
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": lake})
     assert result["status"] == "SUCCESS", result["error"]
 
     files = lake_files(lake, SOURCE, "events")

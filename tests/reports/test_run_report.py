@@ -81,7 +81,7 @@ def test_the_report_data_is_the_audit(history):
 def test_a_day_with_two_runs_shows_the_latest_load(file_lake):
     day = TODAY
     write_nights(file_lake, [day], tables(2), seed=1)
-    from ingest.audit import append_audit
+    from tests.fixtures.audit import append_audit_json
 
     rerun = {
         "run_id": "manual-1",
@@ -96,7 +96,7 @@ def test_a_day_with_two_runs_shows_the_latest_load(file_lake):
         "duration_s": 5.0,
         "error": "second attempt broke",
     }
-    append_audit(Destination.from_url(file_lake), [rerun], day)
+    append_audit_json(Destination.from_url(file_lake), [rerun], day)
     data = run_report.collect(file_lake, 1)
     assert data.cell_status("0001", day) == "FAILED"
     assert data.run is not None and data.run.run_id == "manual-1"  # the run that started last

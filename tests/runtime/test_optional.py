@@ -17,9 +17,9 @@ import pytest
 
 from ingest.cli import main as cli_main
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.runtime import optional
 from tests.conftest import lake_files, read_lake_table
+from tests.fixtures.jobs import run_task
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job
 from tests.fixtures.sheet import sheet_header
 
@@ -56,7 +56,7 @@ def test_postgres_without_connectorx_falls_back_to_pyarrow(
     pg.use_as(monkeypatch, SOURCE)
     config = job(pg, load_type="FULL")
     with caplog.at_level(logging.WARNING, logger="ingest.runtime.optional"):
-        result = run_job({"run_id": "r1", "job": config.to_dict(), "destination": file_lake})
+        result = run_task({"run_id": "r1", "job": config.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     assert "connectorx is not installed" in caplog.text
     assert "dlt-ingest[fast]" in caplog.text
@@ -74,7 +74,7 @@ def test_delta_job_without_deltalake_fails_naming_the_extra(
     insert_orders(pg, 1, 50)
     pg.use_as(monkeypatch, SOURCE)
     config = job(pg, table_format="delta")
-    result = run_job({"run_id": "r1", "job": config.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r1", "job": config.to_dict(), "destination": file_lake})
     assert result["status"] == "FAILED"
     assert "table_format = delta" in result["error"]
     assert "deltalake is not installed" in result["error"]

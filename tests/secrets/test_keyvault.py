@@ -317,12 +317,12 @@ def vault_sources(pg, use_vault, tmp_path):
 
 
 def test_job_loads_with_credentials_only_in_the_vault(vault_sources, use_vault, file_lake):
-    from ingest.job import run_job
     from ingest.plan import plan
+    from tests.fixtures.jobs import run_task
 
     config, sentinel = vault_sources
-    (task,) = plan(str(config), destination=file_lake, jobs=["v1"])["tasks"]
-    result = run_job(task)
+    (task,) = plan(str(config), destination=file_lake, jobs=["v1"]).tasks
+    result = run_task(task)
     assert result["status"] == "SUCCESS", result["error"]
     assert result["rows_loaded"] == 25
     assert read_lake_table(file_lake, "vault_pg", "customers").num_rows == 25
@@ -357,13 +357,13 @@ def test_missing_secret_fails_only_that_sources_jobs_and_nothing_leaks(
 
 def test_run_tasks_results_hold_no_secret(vault_sources, use_vault, file_lake):
     from ingest.plan import plan
-    from ingest.runner import run_tasks
     from ingest.settings import Settings
+    from tests.fixtures.jobs import run_tasks_json
 
     config, sentinel = vault_sources
     use_vault.fail(403, name="vault-pg-password")  # the identity lost its role
     the_plan = plan(str(config), destination=file_lake)
-    results = {r["job_id"]: r for r in run_tasks(the_plan["tasks"], Settings.from_env())}
+    results = {r["job_id"]: r for r in run_tasks_json(the_plan.tasks, Settings.from_env())}
     assert results["v1"]["status"] == "FAILED" and results["v1"]["retriable"] is False
     assert "Key Vault Secrets User" in results["v1"]["error"]
     assert results["l1"]["status"] == "FAILED" and "lost-pg-host" in results["l1"]["error"]

@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.audit import write_audit
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.secrets.redaction import MASK, RedactionFilter, Redactor, register_redactor
 from ingest.secrets.resolver import SecretResolver, StaticSecrets
 from ingest.sources import REGISTRY
 from ingest.sources.base import SourceBuilder
+from tests.fixtures.audit import write_audit_json
+from tests.fixtures.jobs import run_task
 
 
 def _b64(text: str, urlsafe: bool = False, pad: bool = True) -> str:
@@ -198,13 +198,15 @@ def test_a_job_error_its_log_and_its_audit_row_never_hold_the_secret(
         register_redactor(resolver.redactor)
         job = JobConfig("001", True, "quoting_driver", "leaky", "items", "FULL")
         task = {"run_id": f"r-{encoding}", "job": job.to_dict(), "destination": file_lake}
-        result = run_job(task, resolver=resolver)
+        result = run_task(task, resolver=resolver)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
     assert result["status"] == "FAILED" and result["retriable"] is True
     assert result["error"].startswith("source 'leaky': ConnectionRefusedError: connect to ")
-    summary = write_audit({"run_id": task["run_id"], "destination": file_lake, "results": [result]})
+    summary = write_audit_json(
+        {"run_id": task["run_id"], "destination": file_lake, "results": [result]}
+    )
     audit = Path(summary["audit_path"]).read_text(encoding="utf-8")
     log_text = stream.getvalue()
     assert "Traceback" in log_text and "job 001 failed" in log_text

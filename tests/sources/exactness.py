@@ -14,21 +14,21 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.views.duck import run_query
 from ingest.views.refresh import refresh_views
 from tests.conftest import read_lake_table
+from tests.fixtures.jobs import run_task
 
 
 def land(job: JobConfig, lake: str, run_id: str = "r") -> dict[str, Any]:
-    result = run_job({"run_id": run_id, "job": job.to_dict(), "destination": lake})
+    result = run_task({"run_id": run_id, "job": job.to_dict(), "destination": lake})
     assert result["status"] == "SUCCESS", result["error"]
     return result
 
 
 def fail(job: JobConfig, lake: str) -> str:
     """Run a job that must fail; its error. Nothing of its table may have landed."""
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": lake})
     assert result["status"] == "FAILED", result
     assert read_lake_table(lake, job.source_name, job.lake_table) is None
     return result["error"]

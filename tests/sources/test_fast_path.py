@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from dlt.sources.sql_database.helpers import TableLoader
 
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.sources.typemap import plan_table
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
+from tests.fixtures.jobs import run_task
 
 SOURCE = "pg_fast"
 
@@ -58,7 +58,7 @@ def test_every_backend_round_trips_exact_types(pg, file_lake, monkeypatch, backe
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setenv("INGEST_BACKEND", backend)
     job = JobConfig("t", True, "postgresql", SOURCE, "typed", "FULL", schema_name=pg.name)
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
 
     table = landed(file_lake)
@@ -98,7 +98,7 @@ def test_both_backends_write_the_same_schema(pg, tmp_path, monkeypatch):
         monkeypatch.setenv("INGEST_BACKEND", backend)
         lake = (tmp_path / backend).as_uri()
         (tmp_path / backend).mkdir()
-        assert run_job({"run_id": "r", "job": job.to_dict(), "destination": lake})["status"] == (
+        assert run_task({"run_id": "r", "job": job.to_dict(), "destination": lake})["status"] == (
             "SUCCESS"
         )
         schemas[backend] = landed(lake).schema
@@ -120,7 +120,7 @@ def test_types_connectorx_cannot_read_are_cast_to_text_on_the_fast_path(
     pg.use_as(monkeypatch, SOURCE)
     caplog.set_level("INFO")
     job = JobConfig("o", True, "postgresql", SOURCE, "odd", "FULL", schema_name=pg.name)
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     assert "uses dlt's pyarrow backend" not in caplog.text
     table = read_lake_table(file_lake, SOURCE, "odd").sort_by("id")
@@ -139,7 +139,7 @@ def test_unbounded_numeric_keeps_every_digit(pg, file_lake, monkeypatch):
     )
     pg.use_as(monkeypatch, SOURCE)
     job = JobConfig("t", True, "postgresql", SOURCE, "tiny", "FULL", schema_name=pg.name)
-    result = run_job({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
+    result = run_task({"run_id": "r", "job": job.to_dict(), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     landed = read_lake_table(file_lake, SOURCE, "tiny").sort_by("id")
     assert landed.column("v").to_pylist() == [

@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from ingest.config import JobConfig
-from ingest.job import run_job
 from ingest.settings import Settings, SettingsError
 from ingest.sources import fast_arrow
 from ingest.sources.fast_arrow import AUTO_PARTITIONS, auto_partitions
 from tests.conftest import read_lake_table
+from tests.fixtures.jobs import run_task
 
 SOURCE = "pg_parts"
 
@@ -90,7 +90,7 @@ def test_auto_splits_a_large_full_read_and_every_row_lands_once(pg, file_lake, m
     monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)  # "large" for this test
     monkeypatch.setattr(fast_arrow, "usable_cores", lambda: 2)
     task = {"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake}
-    result = run_job(task)
+    result = run_task(task)
     assert result["status"] == "SUCCESS", result["error"]
     assert result["reconciled"] == "MATCH"
     assert [r.get("partition_num") for r in reads] == [AUTO_PARTITIONS]
@@ -104,7 +104,7 @@ def test_auto_reads_small_tables_and_new_rows_in_one_read(pg, file_lake, monkeyp
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setattr(fast_arrow, "usable_cores", lambda: 2)
     task = {"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake}
-    assert run_job(task)["status"] == "SUCCESS"  # 5,000 rows: below the real threshold
+    assert run_task(task)["status"] == "SUCCESS"  # 5,000 rows: below the real threshold
     monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)
     incremental = {
         "run_id": "r2",
@@ -113,10 +113,10 @@ def test_auto_reads_small_tables_and_new_rows_in_one_read(pg, file_lake, monkeyp
     }
     lake2 = file_lake.rstrip("/") + "_incremental"
     incremental["destination"] = lake2
-    assert run_job(incremental)["status"] == "SUCCESS"  # first load: the whole table, split
+    assert run_task(incremental)["status"] == "SUCCESS"  # first load: the whole table, split
     pg.execute("INSERT INTO events SELECT g, 'new', 1 FROM generate_series(5001, 5100) g")
     incremental["run_id"] = "r3"
-    result = run_job(incremental)
+    result = run_task(incremental)
     assert result["status"] == "SUCCESS" and result["rows_loaded"] == 100
     assert [r.get("partition_num") for r in reads] == [None, AUTO_PARTITIONS, None]
     assert _landed_ids(lake2) == list(range(1, 5101))
@@ -136,12 +136,12 @@ def test_an_explicit_number_wins_and_a_hostile_table_name_is_only_a_parameter(
     monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)
     monkeypatch.setattr(fast_arrow, "usable_cores", lambda: 2)
     task = {"run_id": "r1", "job": _job(pg, "FULL", table), "destination": file_lake}
-    result = run_job(task)
+    result = run_task(task)
     assert result["status"] == "SUCCESS", result["error"]
     assert reads[-1].get("partition_num") == AUTO_PARTITIONS  # the estimate was found
     monkeypatch.setenv("INGEST_READ_PARTITIONS", "1")
     task["run_id"] = "r2"
-    assert run_job(task)["status"] == "SUCCESS"
+    assert run_task(task)["status"] == "SUCCESS"
     assert reads[-1].get("partition_num") is None
 
 
@@ -153,7 +153,7 @@ def test_a_failing_estimate_reads_once_and_the_snapshot_survives(pg, file_lake, 
     monkeypatch.setattr(fast_arrow, "AUTO_PARTITION_ROWS", 1000)
     monkeypatch.setattr(fast_arrow, "usable_cores", lambda: 2)
     monkeypatch.setattr(PostgresBuilder, "ROW_ESTIMATE", sa.text("SELECT 1 / 0 WHERE :name <> ''"))
-    result = run_job({"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake})
+    result = run_task({"run_id": "r1", "job": _job(pg, "FULL"), "destination": file_lake})
     assert result["status"] == "SUCCESS", result["error"]
     assert result["reconciled"] == "MATCH"
     assert [r.get("partition_num") for r in reads] == [None]  # no estimate: one read

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from ingest.audit import write_audit
 from ingest.config import JobConfig
 from ingest.configuration import load_config
 from ingest.errors import ConfigError, JobError
 from ingest.plan import plan
-from ingest.runner import run_tasks
 from ingest.settings import Settings
 from ingest.sources.rest import check_base_url
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.audit import write_audit_json
+from tests.fixtures.jobs import run_tasks_json
 from tests.rest_server import STYLES, ApiServer, Auth
 
 JOBS_HEADER = [
@@ -162,7 +162,7 @@ def write_workbook(
 
 def run(config: str, destination: str, **filters: Any) -> list[dict[str, Any]]:
     planned = plan(config, destination=destination, **filters)
-    return run_tasks(planned["tasks"], Settings.from_env())
+    return run_tasks_json(planned.tasks, Settings.from_env())
 
 
 def wipe_work_dir() -> None:
@@ -350,7 +350,7 @@ def test_401_fails_only_that_job_and_the_secret_never_leaks(
             [api_row("001", "offset", **sheet_auth), api_row("002", "offset", **sheet_auth)],
         )
         planned = plan(config, destination=file_lake)
-        results = run_tasks(planned["tasks"], Settings.from_env())
+        results = run_tasks_json(planned.tasks, Settings.from_env())
         by_id = {r["job_id"]: r for r in results}
         assert by_id["001"]["status"] == "SUCCESS" and by_id["001"]["rows_loaded"] == 400
         failed = by_id["002"]
@@ -358,8 +358,8 @@ def test_401_fails_only_that_job_and_the_secret_never_leaks(
         assert "HTTP 401" in failed["error"] and "GET /v1/offset/items" in failed["error"]
         assert "crm_bad" in failed["error"]
         assert [h.status for h in api.hits() if h.status == 401] == [401]  # no retry
-        summary = write_audit(
-            {"run_id": planned["run_id"], "destination": file_lake, "results": results}
+        summary = write_audit_json(
+            {"run_id": planned.run_id, "destination": file_lake, "results": results}
         )
     audit_text = Path(summary["audit_path"]).read_text(encoding="utf-8")  # a file:// lake
     assert "bad-secret" not in audit_text and "FAILED" in audit_text

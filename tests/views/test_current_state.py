@@ -285,7 +285,7 @@ def test_by_default_every_run_after_the_first_leaves_the_view_one_base(
     _run(config, file_lake, "d1")
     assert view_loads() == (1, None)  # the first load alone: no base
     bases = []
-    for night in (2, 3):
+    for night in (2, 3, 4):
         db.execute(
             "UPDATE customers SET name = %s, updated_at = %s WHERE id <= 5",
             (f"n{night}", T0 + dt.timedelta(days=night)),
@@ -296,11 +296,25 @@ def test_by_default_every_run_after_the_first_leaves_the_view_one_base(
         assert loads == 1 and base is not None and base not in bases
         bases.append(base)
         _equal_both_ways(file_lake, db.rows())
-    _run(config, file_lake, "d4")  # nothing new at the source: no new base
+    _run(config, file_lake, "d5")  # nothing new at the source: no new base
     assert view_loads() == (1, bases[-1])
     _equal_both_ways(file_lake, db.rows())
     # every version: 40 first, 5 updated and 1 delete marker per night
-    assert _history_count(file_lake) == 40 + 2 * (5 + 1)
+    assert _history_count(file_lake) == 40 + 3 * (5 + 1)
+    # superseded bases go (the newest two stay): files, markers and commits
+    from ingest.lake.layout import is_base_file, load_id_of
+    from ingest.lake.lease import read_commit_log
+    from ingest.lake.loads import table_files
+    from ingest.views.inventory import job_loads_by_schema
+
+    assert job_loads_by_schema(dest, job, dest.filesystem())[job.base_schema_name_in_lake] == set(
+        bases[1:]
+    )
+    left = {load_id_of(p) for p in table_files(dest, SOURCE, "customers")}
+    assert bases[0] not in left and set(bases[1:]) <= left
+    assert any(is_base_file(p) for p in table_files(dest, SOURCE, "customers"))
+    log = read_commit_log(dest, SOURCE, "customers")
+    assert log is not None and bases[0] not in {c.load_id for c in log.commits}
 
 
 def test_runs_compact_past_the_threshold_and_retention_trims_the_history(

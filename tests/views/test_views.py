@@ -426,8 +426,8 @@ def test_every_run_refreshes_the_views_next_to_the_audit(pg, file_lake, monkeypa
     summary, results = execute_run(
         Settings.from_env(), config_path=str(config), destination=file_lake
     )
-    assert results[0]["status"] == "SUCCESS", results[0]["error"]
-    assert summary["views"]["files_written"] == len(DIALECTS) and not summary["views"]["errors"]
+    assert results[0].status == "SUCCESS", results[0].error
+    assert summary.views["files_written"] == len(DIALECTS) and not summary.views["errors"]
     views = Path(file_lake[7:]) / "metadata" / "views"
     assert sorted(p.parent.name for p in views.glob("*/pg_erp__orders.sql")) == sorted(DIALECTS)
     assert view_rows(file_lake, "SELECT count(*) FROM pg_erp.orders") == [(20,)]
@@ -475,8 +475,13 @@ def test_a_views_failure_is_reported_and_the_audit_kept(pg, file_lake, monkeypat
     monkeypatch.setattr(inventory, "find_load_files", broken)
     monkeypatch.setattr(inventory, "read_manifest", lambda *a: inventory.Manifest())
     other = RunStore(file_lake, "run-w")
-    other.write_plan({"tasks": [{**task, "run_id": "run-w"}]}, 25)
-    other.write_result({**result, "run_id": "run-w"})
+    import dataclasses
+
+    from ingest.model.plan import Plan
+
+    moved = dataclasses.replace(task, run_id="run-w")
+    other.write_plan(Plan("run-w", file_lake, None, (moved,)), 25)
+    other.write_result(dataclasses.replace(result, run_id="run-w"))
     summary = activities.write_audit({**run_payload, "run_id": "run-w"})
     assert summary["audit_rows_added"] == 1
     assert summary["views"]["errors"] == [{"job_id": "001", "error": "OSError: lake unreachable"}]
@@ -521,6 +526,9 @@ def test_delta_tables_views(pg, file_lake, monkeypatch, caplog):
 
 
 def test_query_reads_an_azurite_lake_through_its_views(azure_lake, tmp_path, monkeypatch, capsys):
+    # this test reads the loads' own files: the runs do not compact (INGEST_COMPACT_LOADS=1 would
+    # add a base per run)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "1000")
     import dataclasses
     import sqlite3
 
@@ -537,8 +545,8 @@ def test_query_reads_an_azurite_lake_through_its_views(azure_lake, tmp_path, mon
         if day:
             change_shop(folder / "shop.db")
         summary, results = execute_run(settings, config_path=str(config), destination=azure_lake)
-        assert summary["jobs_failed"] == 0, results
-        assert summary["views"]["errors"] == []
+        assert summary.jobs_failed == 0, results
+        assert summary.views["errors"] == []
     db = sqlite3.connect(folder / "shop.db")
 
     # a FULL table: the latest snapshot only, row for row
