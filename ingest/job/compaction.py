@@ -308,17 +308,31 @@ def _drop_superseded_bases(
     compacted every night would otherwise keep a copy of itself per night."""
     schema = job.base_schema_name_in_lake
     bases = sorted(job_loads_by_schema(dest, job, fs).get(schema, set()), key=float)
-    old = bases[:-BASES_KEPT]
-    for load_id in old:
+    old = [(schema, load_id) for load_id in bases[:-BASES_KEPT]]
+    log_ = _remove_loads(dest, fs, job, lease, log_, old)
+    if old:
+        log.info("job %s: %d superseded base(s) removed", job.job_id, len(old))
+    return log_
+
+
+def _remove_loads(
+    dest: Destination,
+    fs: Any,
+    job: JobConfig,
+    lease: JobLease,
+    log_: CommitLog,
+    loads: list[tuple[str, str]],
+) -> CommitLog:
+    """Remove these loads (schema, load id) of the job's table: files, markers, commits."""
+    for schema, load_id in loads:
         for path in load_files(dest, job.source_name, job.lake_table, load_id, fs):
             fs.rm(path)
         marker = dest.path(job.source_name, LOADS_DIR, marker_name(schema, load_id))
         if fs.exists(marker):
             fs.rm(marker)
-    if old:
-        log_ = log_.without(old)
+    if loads:
+        log_ = log_.without(load_id for _, load_id in loads)
         lease.write_log(log_)
-        log.info("job %s: %d superseded base(s) removed", job.job_id, len(old))
     return log_
 
 
@@ -342,14 +356,7 @@ def _retire(
         for load_id in loads
         if float(load_id) < min(cutoff, float(base)) and load_id != newest
     ]
-    for schema, load_id in old:
-        for path in load_files(dest, job.source_name, job.lake_table, load_id, fs):
-            fs.rm(path)
-        marker = dest.path(job.source_name, LOADS_DIR, marker_name(schema, load_id))
-        if fs.exists(marker):
-            fs.rm(marker)
+    log_ = _remove_loads(dest, fs, job, lease, log_, old)
     if old:
-        log_ = log_.without(load_id for _, load_id in old)
-        lease.write_log(log_)
         log.info("job %s: %d load(s) older than %d day(s) removed", job.job_id, len(old), days)
     return len(old), log_
