@@ -3,8 +3,9 @@
 Triggers: POST /api/runs, GET /api/runs/{id}, GET /api/runs/{id}/report (HTML), GET /api/jobs,
 timer `0 0 6,7 * * *` (UTC; the 02:00 New York rule is in ingest/app/schedule.py).
 Orchestrators `ingest_run` (a run) and `ingest_batch` (one batch of its tables); activities
-`plan_run`, `ingest_table`, `ingest_chunk` (a chunk of a split table), `record_failure`,
-`write_audit`, `find_active_runs`. Heavy
+`plan_run`, `ingest_table`, `ingest_chunk` (a chunk of a split table), `hold_snapshot` (the
+exported snapshot a split table's chunks read), `record_failure`, `write_audit`,
+`find_active_runs`. Heavy
 libraries (dlt, pyarrow, drivers, openpyxl, azure-monitor, matplotlib) are imported inside the
 activities, never at import time (cold start).
 See docs/FUNCTIONS.md.
@@ -71,6 +72,11 @@ def ingest_table(reference: dict) -> dict:
 @app.activity_trigger(input_name="reference")
 def ingest_chunk(reference: dict) -> dict:
     return activities.ingest_chunk(reference)
+
+
+@app.activity_trigger(input_name="reference")
+def hold_snapshot(reference: dict) -> dict:
+    return activities.hold_snapshot(reference)
 
 
 @app.activity_trigger(input_name="request")

@@ -116,6 +116,15 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_SPLIT_SNAPSHOT",
+        "on",
+        "on: the chunks of a split FULL load read one exported snapshot of a source that "
+        "exports one (PostgreSQL), held open by the local runner or a `hold_snapshot` activity "
+        "until every chunk landed; off: each chunk reads its range at its own time (a held "
+        "snapshot keeps the source's VACUUM from removing row versions it still sees).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_LOAD_WORKERS",
         "2",
         "Files of one job written to the lake at once (dlt's load step). On blob storage each "
@@ -416,6 +425,14 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 1, maximum: int | Non
     return value
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """on / off."""
+    raw = str(env.get(name) or default_of(name)).strip().lower()
+    if raw not in ("on", "off"):
+        raise SettingsError(f"setting {name}={raw!r} must be on or off")
+    return raw == "on"
+
+
 def _float(env: Mapping[str, str], name: str) -> float:
     raw = env.get(name) or default_of(name)
     try:
@@ -470,6 +487,8 @@ class Settings:
     split_rows: int = 50_000_000
     split_max_chunks: int = 64
     split_stale_s: int = 7200
+    #: the chunks of a split FULL load read one exported snapshot (where the source exports one)
+    split_snapshot: bool = True
     cdc_max_changes: int = 1_000_000
     cdc_max_bytes: int = 1 << 30
 
@@ -511,6 +530,7 @@ class Settings:
             split_rows=_int(env, "INGEST_SPLIT_ROWS", minimum=0),
             split_max_chunks=_int(env, "INGEST_SPLIT_MAX_CHUNKS", minimum=2, maximum=256),
             split_stale_s=_int(env, "INGEST_SPLIT_STALE_S", minimum=60),
+            split_snapshot=_switch(env, "INGEST_SPLIT_SNAPSHOT"),
             cdc_max_changes=_int(env, "INGEST_CDC_MAX_CHANGES"),
             cdc_max_bytes=_int(env, "INGEST_CDC_MAX_BYTES"),
         )

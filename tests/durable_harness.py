@@ -310,6 +310,21 @@ class ReplayHost:
 # ------------------------------------------------------------------------------ whole runs
 
 
+class Deferred:
+    """What `run_activity` returns for an activity that goes on while others run (a process of
+    its own, e.g. `hold_snapshot`): the sim delivers its outcome once `ready()`; `outcome()`
+    returns its result or raises `ActivityFailure`."""
+
+    def __init__(self, ready: Callable[[], bool], outcome: Callable[[], Any]) -> None:
+        self.ready = ready
+        self.outcome = outcome
+
+
+class Stuck(AssertionError):
+    """Only deferred activities are left and none ends: the orchestration waits for an
+    activity that waits for something it schedules only afterwards (a deadlock)."""
+
+
 class ActivityFailure(Exception):
     """Raised by a DurableSim activity callable: the activity failed with this text, as the
     host reports it (`Activity function '<name>' failed: <text>`)."""
@@ -359,6 +374,7 @@ class DurableSim:
         seed: int = 0,
         crash: Callable[[ReplayHost], str | None] | None = None,
         keep_histories: bool = True,
+        deferred_wait_s: float = 300.0,
     ):
         """`crash(host)`, asked after every episode of a sub-orchestration: a text makes that
         execution fail there (as a crashed orchestrator does), its unfinished work dropped.
@@ -379,6 +395,10 @@ class DurableSim:
         self.stats = SimStats()
         self.max_tables_in_flight = 0
         self.activity_log: list[ActivityCall] = []
+        #: (instance id, task id) -> an activity running on its own (`Deferred`)
+        self.deferred: dict[tuple[str, int], Deferred] = {}
+        #: how long the sim waits for a deferred activity when nothing else can run
+        self.deferred_wait_s = deferred_wait_s
 
     # -------------------------------------------------------------------------- instances
     def start(self, name: str, instance_id: str, input_: Any) -> ReplayHost:
@@ -459,8 +479,33 @@ class DurableSim:
             for host in self.hosts.values()
             if not host.done
             for task_id, record in host.open.items()
-            if record["kind"] == "activity"
+            if record["kind"] == "activity" and (host.instance_id, task_id) not in self.deferred
         ]
+
+    def _deliver(self, host: ReplayHost, task_id: int, name: str, run: Callable[[], Any]) -> None:
+        try:
+            result = run()
+        except ActivityFailure as exc:
+            state = host.fail(
+                task_id,
+                f"Activity function '{name}' failed: {exc}",
+                "Traceback (most recent call last): ...",
+            )
+        else:
+            text = json.dumps(result)
+            self.stats.payload(f"{name} output", text)
+            state = host.complete((task_id, result))
+        self._after(host, state)
+
+    def _deliver_ready(self) -> bool:
+        for key, deferred in list(self.deferred.items()):
+            if deferred.ready():
+                del self.deferred[key]
+                host = self.hosts[key[0]]
+                name = host.open[key[1]]["name"]
+                self._deliver(host, key[1], name, deferred.outcome)
+                return True
+        return False
 
     def tables_in_flight(self) -> int:
         return sum(h.tables_in_flight() for h in self.hosts.values() if not h.done)
@@ -468,6 +513,8 @@ class DurableSim:
     def step(self) -> bool:
         """One unit of work: run one activity and deliver its outcome, or fire the timers of
         every waiting orchestration. False when nothing is left to do."""
+        if self._deliver_ready():
+            return True
         work = self.open_activities()
         if work:
             host, task_id = work[0] if self.order == "fifo" else self.rng.choice(work)
@@ -480,24 +527,36 @@ class DurableSim:
                 record["attempt"],
             )
             self.activity_log.append(call)
+            outcome: list[Any] = []
             try:
-                result = self.run_activity(call)
+                outcome.append(self.run_activity(call))
             except ActivityFailure as exc:
-                state = host.fail(
-                    task_id,
-                    f"Activity function '{record['name']}' failed: {exc}",
-                    "Traceback (most recent call last): ...",
-                )
+                failure = exc
+
+                def run() -> Any:
+                    raise failure
+
             else:
-                text = json.dumps(result)
-                self.stats.payload(f"{record['name']} output", text)
-                state = host.complete((task_id, result))
-            self._after(host, state)
+                if isinstance(outcome[0], Deferred):  # it runs on; delivered when it ends
+                    self.deferred[(host.instance_id, task_id)] = outcome[0]
+                    return True
+
+                def run() -> Any:
+                    return outcome[0]
+
+            self._deliver(host, task_id, record["name"], run)
             return True
         waiting = [h for h in self.hosts.values() if not h.done and h.has_timers]
         for host in waiting:
             self._after(host, host.fire_timers())
-        return bool(waiting)
+        if waiting or not self.deferred:
+            return bool(waiting)
+        deadline = time.monotonic() + self.deferred_wait_s
+        while not self._deliver_ready():  # nothing else can run: wait for one to end
+            if time.monotonic() > deadline:
+                raise Stuck(f"{len(self.deferred)} deferred activities never ended")
+            time.sleep(0.05)
+        return True
 
     def run(self, max_steps: int = 1_000_000) -> SimStats:
         for _ in range(max_steps):

@@ -4,8 +4,8 @@
 - `orchestration`: the Durable orchestrator of a run (plan -> batches -> audit).
 - `batch_orchestration`: the sub-orchestrator of one batch (a sliding window of tables).
 - `batching`: how a run is split into batches and lanes.
-- `activities`: the activity bodies (plan_run, ingest_table, record_failure, write_audit,
-  find_active_runs).
+- `activities`: the activity bodies (plan_run, ingest_table, ingest_chunk, hold_snapshot,
+  record_failure, write_audit, find_active_runs).
 - `http_api`: the HTTP starters and the timer starter; `run_status`: GET /api/runs/{id}.
 
 Importing this package is cheap: Azure Functions / Durable libraries are imported inside the
@@ -21,6 +21,8 @@ ACTIVITY_PLAN = "plan_run"
 ACTIVITY_TABLE = "ingest_table"
 #: one chunk of a split table (ingest.job.split)
 ACTIVITY_CHUNK = "ingest_chunk"
+#: holds the exported snapshot the chunks of a split table read (ingest.job.split_snapshot)
+ACTIVITY_HOLD = "hold_snapshot"
 ACTIVITY_FAILURE = "record_failure"
 ACTIVITY_AUDIT = "write_audit"
 ACTIVITY_ACTIVE_RUNS = "find_active_runs"

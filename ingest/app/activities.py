@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -140,16 +141,19 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     the run store (never as a failed activity that would fail its batch); only a request to
     stop the process passes through (`ingest.errors.is_process_exit`).
 
-    `reference`: {"run_id", "destination", "batch", "position"}: the task is read from the
-    run store, the full result written there (overwriting an earlier attempt's), the compact
-    result returned. A FAILED result that may succeed on another attempt is raised as
-    `RetriableTableError` (Durable retries it with the run's retry policy).
+    `reference`: {"run_id", "destination", "batch", "position"} (and `commit`: a split table's
+    commit): the task is read from the run store, the full result written there (overwriting
+    an earlier attempt's), the compact result returned. A FAILED result that may succeed on
+    another attempt is raised as `RetriableTableError` (Durable retries it with the run's
+    retry policy). A load it split returns {"job_id", "status": "SPLIT", "chunks"} and
+    `hold: true` when its chunks read one exported snapshot (`hold_snapshot`).
     """
     prepare_process(engine=True)
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
     from ingest.errors import is_process_exit
     from ingest.job import run_job
+    from ingest.job import split_snapshot as snapshots
     from ingest.model.result import JobResult, failed_result
 
     reference = _payload(reference)
@@ -160,9 +164,10 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     if commit:  # the commit of a split table: its chunks have run (ingest.job.split)
         task = replace(task, split=store.split(job_id).for_chunk(None))
     result: JobResult | SplitPlan
+    current = settings()
     try:
         # a job another writer is loading ends as a retriable failure: Durable tries again later
-        result = run_job(task, settings=settings(), on_busy="retry")
+        result = run_job(task, settings=current, on_busy="retry")
     except BaseException as exc:  # run_job reports failures itself; this is the last guard
         if is_process_exit(exc):
             raise
@@ -170,7 +175,12 @@ def ingest_table(reference: Any) -> dict[str, Any]:
         result = failed_result(task, f"{type(exc).__name__} while running the job")
     if not isinstance(result, JobResult):  # split: its chunks run next, then its commit
         store.write_split(job_id, result)
-        return {"job_id": job_id, "status": SPLIT, "chunks": result.chunks}
+        started = {"job_id": job_id, "status": SPLIT, "chunks": result.chunks}
+        if snapshots.wanted(task, current):  # a `hold_snapshot` activity next to the chunks
+            started["hold"] = True
+        return started
+    if commit:  # whatever it did: the snapshot's holder may let go
+        store.end_split(job_id)
     store.write_result(result)
     if result.status == Status.FAILED and result.retriable:
         raise RetriableTableError(f"job {job_id}: {result.error or 'failed'}")
@@ -180,10 +190,14 @@ def ingest_table(reference: Any) -> dict[str, Any]:
 def ingest_chunk(reference: Any) -> dict[str, Any]:
     """Activity `ingest_chunk`: one chunk of a split table (`ingest.job.chunk`).
 
-    `reference`: {"run_id", "destination", "batch", "position", "chunk"}: the task and the
-    split plan are read from the run store. Returns {"job_id", "chunk", "status", "rows"};
-    a FAILED chunk that may succeed on another attempt is raised as `RetriableTableError`
-    (Durable retries it alone). Run twice, it lands once."""
+    `reference`: {"run_id", "destination", "batch", "position", "chunk", "hold" (optional)}:
+    the task and the split plan are read from the run store. With `hold`, the chunk first
+    waits (at most SNAPSHOT_WAIT_S) for the exported snapshot `hold_snapshot` records and reads
+    it; not recorded by then: a retriable failure (nothing read). A snapshot that cannot be
+    imported any more: the chunk reads its range at its own time (`ingest.job.split_snapshot`).
+    Returns {"job_id", "chunk", "status", "rows"}; a FAILED chunk that may succeed on another
+    attempt is raised as `RetriableTableError` (Durable retries it alone). Run twice, it lands
+    once."""
     prepare_process(engine=True)
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
@@ -196,7 +210,18 @@ def ingest_chunk(reference: Any) -> dict[str, Any]:
     task = store.task(int(reference["batch"]), int(reference["position"]))
     job_id = task.job.job_id
     number = int(reference["chunk"])
-    task = replace(task, split=store.split(job_id).for_chunk(number))
+    plan = store.split(job_id).for_chunk(number)
+    if reference.get("hold"):  # the split load's chunks read the snapshot `hold_snapshot` holds
+        recorded = _wait_for_snapshot(store, job_id)
+        if recorded is None:  # its holder has not started: free this slot, try again later
+            raise RetriableTableError(
+                f"job {job_id} chunk {number}: the snapshot of the split load is not exported "
+                f"after {SNAPSHOT_WAIT_S:.0f} s (its hold_snapshot activity has not run yet); "
+                "trying again later"
+            )
+        if recorded.get("snapshot"):
+            plan = replace(plan, snapshot=str(recorded["snapshot"]))
+    task = replace(task, split=plan)
     try:
         result = chunks.run_chunk(task, settings=settings())
     except BaseException as exc:  # run_chunk reports failures itself; this is the last guard
@@ -209,6 +234,93 @@ def ingest_chunk(reference: Any) -> dict[str, Any]:
             raise RetriableTableError(f"job {job_id} chunk {number}: {error}")
         log.error("job %s chunk %d failed: %s", job_id, number, error)
     return {"job_id": job_id, "chunk": number, "status": str(result.status), "rows": result.rows}
+
+
+#: how long a chunk waits for its split load's exported snapshot to be recorded
+SNAPSHOT_WAIT_S = 120.0
+#: how often it looks
+SNAPSHOT_POLL_S = 1.0
+
+
+def _wait_for_snapshot(store: Any, job_id: str) -> dict[str, Any] | None:
+    """What the holder of the split table's snapshot recorded (None: nothing within
+    SNAPSHOT_WAIT_S)."""
+    deadline = time.monotonic() + SNAPSHOT_WAIT_S
+    while True:
+        recorded = store.snapshot(job_id)
+        if recorded is not None or time.monotonic() >= deadline:
+            return recorded
+        time.sleep(SNAPSHOT_POLL_S)
+
+
+def hold_snapshot(reference: Any) -> dict[str, Any]:
+    """Activity `hold_snapshot`: the exported snapshot every chunk of a split FULL load reads
+    (`ingest.job.split_snapshot`; scheduled by `ingest_batch` next to the chunks when the
+    start returned `hold`).
+
+    `reference`: {"run_id", "destination", "batch", "position"}. It exports the snapshot
+    (a REPEATABLE READ transaction on the source, `pg_export_snapshot()`), records its id in
+    the run store (`splits/<job_id>.snapshot.json`), where the chunks wait for it, and keeps
+    the transaction open until every chunk has landed, the split load is no longer pending,
+    its commit ended, or min(INGEST_SPLIT_STALE_S, INGEST_JOB_TIMEOUT_S) passed (inside the
+    activity's time limit); it looks every `HOLD_POLL_S`. It occupies one activity slot of
+    its instance all that time (one idle connection to the source).
+
+    A snapshot the source does not export: recorded as none (the chunks read at their own
+    times). Run again after an attempt exported one (Durable's retry after a crash, or a
+    duplicate): that snapshot still importable means the earlier attempt still holds it, and
+    this one ends; not importable, it is recorded lost (the chunks not read yet read at their
+    own times, the reconciliation says so). Returns {"job_id", "snapshot", "ended", "held_s"}.
+    """
+    prepare_process(engine=True)
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
+    from ingest.job import split_snapshot as snapshots
+    from ingest.lake.destination import Destination
+
+    reference = _payload(reference)
+    store = RunStore(reference["destination"], reference["run_id"])
+    task = store.task(int(reference["batch"]), int(reference["position"]))
+    job_id = task.job.job_id
+    plan = store.split(job_id)
+    current = settings()
+    earlier = store.snapshot(job_id)
+    if earlier is not None:  # an earlier attempt of this activity exported (or decided) it
+        exported = earlier.get("snapshot")
+        if not exported:
+            return {"job_id": job_id, "snapshot": None, "ended": "no snapshot", "held_s": 0}
+        if snapshots.importable(task, current, str(exported)):
+            why = "an earlier attempt of hold_snapshot still holds it"
+        else:
+            why = "lost: its holder ended before every chunk landed"
+            store.write_snapshot(job_id, None, lost=exported, reason=why)
+            log.warning("job %s: exported snapshot %s %s", job_id, exported, why)
+        return {"job_id": job_id, "snapshot": exported, "ended": why, "held_s": 0}
+    try:
+        held = snapshots.export(task, current)
+    except Exception as exc:  # the chunks must learn that there is none: they wait for it
+        log.warning("job %s: no exported snapshot: %s", job_id, type(exc).__name__)
+        held = None
+    if held is None:
+        reason = "the source exported no snapshot (see the log)"
+        store.write_snapshot(job_id, None, reason=reason)
+        return {"job_id": job_id, "snapshot": None, "ended": reason, "held_s": 0}
+    clock = time.monotonic()
+    dest = Destination.from_url(task.destination)
+
+    def ended() -> str | None:
+        if store.split_ended(job_id):
+            return "the split load's commit ended"
+        return snapshots.holder_done(dest, task, plan)
+
+    try:
+        store.write_snapshot(job_id, held.id)
+        why = snapshots.hold(held, ended, min(current.split_stale_s, current.job_timeout_s))
+    finally:
+        held.close()
+    held_s = round(time.monotonic() - clock, 1)
+    log.info("job %s: exported snapshot %s held %.1f s: %s", job_id, held.id, held_s, why)
+    return {"job_id": job_id, "snapshot": held.id, "ended": why[:200], "held_s": held_s}
 
 
 def record_failure(request: Any) -> dict[str, Any]:
@@ -235,6 +347,8 @@ def record_failure(request: Any) -> dict[str, Any]:
         if result is None or result.status == Status.FAILED:
             result = failed_result(task, str(request["error"]))
             store.write_result(result)
+            if store.has_split(task.job.job_id):  # its snapshot's holder may let go
+                store.end_split(task.job.job_id)
             log.warning("job %s recorded FAILED: %s", result.job_id, result.error)
         add_result(outcome, compact_result(result))
     return outcome

@@ -9,6 +9,9 @@ id, batch number, position) and compact counts.
     <lake>/metadata/runs/<run_id>/plan.json              what the run does (counts, skipped, ...)
     <lake>/metadata/runs/<run_id>/batches/<NNNNN>.json   the tasks of one batch, in plan order
     <lake>/metadata/runs/<run_id>/results/<job_id>.json  the full result of one table
+    <lake>/metadata/runs/<run_id>/splits/<job_id>.json   a split table's plan (its chunks read it)
+    <lake>/metadata/runs/<run_id>/splits/<job_id>.snapshot.json  the snapshot its chunks read
+    <lake>/metadata/runs/<run_id>/splits/<job_id>.ended.json     its commit ended
 
 Writes are whole-file overwrites, so an activity that Durable runs twice (at least once)
 writes the same file again: the last attempt's result is the one that counts. `plan.json` is
@@ -168,6 +171,38 @@ class RunStore:
         if stored is None:
             raise RunStoreError(f"run {self.run_id}: the split plan of job {job_id} is empty")
         return stored
+
+    # -------------------------------------------------------------------------- snapshots
+    def snapshot_path(self, job_id: str) -> str:
+        return self.path("splits", f"{job_id}.snapshot.json")
+
+    def write_snapshot(self, job_id: str, snapshot: str | None, **why: Any) -> None:
+        """The exported snapshot the chunks of a split table read, written by its holder
+        (`hold_snapshot`): `snapshot` None when there is none to read (not exported, or lost:
+        the chunks then read their ranges at their own times); `why` says why."""
+        self._write(self.snapshot_path(job_id), {"snapshot": snapshot, **why})
+
+    def snapshot(self, job_id: str) -> dict[str, Any] | None:
+        """What the holder recorded (None: nothing yet)."""
+        return self._fresh(self.snapshot_path(job_id))
+
+    def end_split(self, job_id: str) -> None:
+        """The split table's commit ended (whatever its result): its holder may let go."""
+        self._write(self.path("splits", f"{job_id}.ended.json"), {"ended": True})
+
+    def split_ended(self, job_id: str) -> bool:
+        return self._fresh(self.path("splits", f"{job_id}.ended.json")) is not None
+
+    def has_split(self, job_id: str) -> bool:
+        return self._fresh(self.split_path(job_id)) is not None
+
+    def _fresh(self, path: str) -> Any:
+        """The file as it is now (a poller's read: no cached listing), None when absent."""
+        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
+        try:
+            return self._read(path)
+        except FileNotFoundError:
+            return None
 
     def result_ids(self) -> list[str]:
         """Job ids with a stored result, sorted."""

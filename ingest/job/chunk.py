@@ -28,7 +28,7 @@ from ingest.job import split as splitting
 from ingest.job.errors import classify_error
 from ingest.job.progress import Deadline, HighestWatermark, Progress
 from ingest.job.run import JobRun, _commit, _deadline, _lease, _source_timeouts, _working_dir
-from ingest.job.split_snapshot import importing_engine
+from ingest.job.split_snapshot import gone, importing_engine
 from ingest.lake import ledger
 from ingest.lake.commits import (
     ChunkLanded,
@@ -132,6 +132,7 @@ def _land(
     rows: int,
     highest: str,
     snapshot: str = "",
+    counted: int | None = None,
 ) -> int:
     """Under the lease: record this attempt's files and rows in the pending split load. The
     files are counted from their footers: a concurrent attempt of the same chunk that removed
@@ -158,7 +159,8 @@ def _land(
             f"{rows} written (another attempt of this chunk removed some); run it again"
         )
     landed = dict(pending.landed)
-    landed[plan.chunk] = ChunkLanded(tuple(_name(p) for p in files), rows, highest, snapshot)
+    names = tuple(_name(p) for p in files)
+    landed[plan.chunk] = ChunkLanded(names, rows, highest, snapshot, counted)
     new = dataclasses.replace(pending, landed=landed, touched=splitting._now())
     assert log_ is not None
     lease.write_log(log_.with_pending(new))
@@ -214,8 +216,25 @@ def _read_and_write(
             options, initial_watermark=task.backfill.start, end_watermark=task.backfill.end
         )
         highest = HighestWatermark(job.watermark_column or "")
+    counted: int | None = None
     if snapshot:  # one state for every chunk: each read of either path imports it
         engine = importing_engine(builder, secrets, snapshot)
+        try:  # its range's rows in that state, for the commit's reconciliation
+            counted = builder.range_count(engine, job, key_range)  # type: ignore[attr-defined]
+        except Exception as exc:
+            engine.dispose()
+            if not gone(exc):
+                raise
+            log.warning(
+                "job %s chunk %d: the exported snapshot %s ended (its holder died or was "
+                "stopped): this chunk reads its range at its own time, and the reconciliation "
+                "says the load was not read in one state",
+                job.job_id,
+                plan.chunk,
+                snapshot,
+            )
+            snapshot = ""
+    if snapshot:
         options = dataclasses.replace(options, snapshot=snapshot)
     else:
         engine = builder.engine(secrets)  # type: ignore[attr-defined]
@@ -241,7 +260,8 @@ def _read_and_write(
         written = _commit(pipeline, job.lake_table, settings.load_workers)
     with briefly() as lease:
         top = highest.text if highest is not None else ""
-        return _land(dest, lease, task, plan, attempt, written.rows, top, snapshot), False
+        rows = _land(dest, lease, task, plan, attempt, written.rows, top, snapshot, counted)
+        return rows, False
 
 
 def run_chunk(
@@ -289,6 +309,12 @@ def run_chunk(
                 redact=redactor.redact,
             )
             status, error, retriable = Status.FAILED, str(failure), failure.retriable
+            if gone(exc):  # it ended between this chunk's count and its read: nothing landed
+                retriable = True
+                error = (
+                    f"chunk {plan.chunk}: the exported snapshot {plan.snapshot} ended while it "
+                    f"read; run it again (it then reads its range at its own time): {error}"
+                )
             log.debug("job %s chunk %d failure detail", job.job_id, plan.chunk, exc_info=True)
         finally:
             run.close()

@@ -385,7 +385,8 @@ def _load(run: JobRun, resolver: SecretResolver, options: ExtractOptions) -> Job
             spill_dir=run.workdir / "spill",
         )
         if by_range and split is not None and landing is not None and landed.load_id:
-            outcome = splitting.reconcile(builder, secrets, task, split, landing)
+            off = not settings.split_snapshot
+            outcome = splitting.reconcile(builder, secrets, task, split, landing, off)
             checked = dataclasses.replace(checked, reconciliation=outcome)
         elif split is not None:  # the chunks read in their own transactions, earlier
             checked = _split_note(checked, split)

@@ -204,18 +204,23 @@ def reconcile(
     task: Task,
     plan: SplitPlan,
     pending: Pending,
+    snapshots_off: bool = False,
 ) -> Outcome:
     """The reconciliation of a split FULL load, at its commit: the source's rows per key range
     against the rows each chunk landed.
 
-    - Every chunk read one exported snapshot (`ingest.job.split_snapshot`): the ranges are
-      counted in that snapshot; MATCH when every chunk landed its range's rows.
-    - Otherwise each chunk read its range at its own time: the ranges are counted now and
-      compared with their counts when the split load started (`COUNTED_KEY`) and the chunks'
-      rows. MATCH when all three agree for every range; when the source changed meanwhile the
-      note names the ranges, the counts before and after and what the chunks read (a MISMATCH:
-      the lake may hold no single state of the source). A change a count cannot see (a row
-      added and one deleted in the same range) is not seen."""
+    - Every chunk read one exported snapshot (`ingest.job.split_snapshot`) and counted its
+      range in it: MATCH when every chunk landed its range's rows (the total is one state of
+      the source, whether or not the snapshot is still held now). Chunks that landed without
+      their counts (an older version) are counted in the snapshot now, if it is still held.
+    - Otherwise each chunk (or some: the snapshot's holder ended before they read) read its
+      range at its own time: the ranges are counted now and compared with their counts when
+      the split load started (`COUNTED_KEY`) and the chunks' rows. MATCH when all three agree
+      for every range; when the source changed meanwhile the note names the ranges, the
+      counts before and after and what the chunks read (a MISMATCH: the lake may hold no
+      single state of the source). A change a count cannot see (a row added and one deleted
+      in the same range) is not seen; the note says the load was not read in one state.
+    `snapshots_off`: INGEST_SPLIT_SNAPSHOT=off (the note says why no snapshot was read)."""
     job = task.job
     rows = [pending.landed[i].rows if i in pending.landed else 0 for i in range(plan.chunks)]
     read = sum(rows)
@@ -223,7 +228,14 @@ def reconcile(
     snapshot = taken.pop() if len(taken) == 1 else ""
     before = [int(n) for n in pending.plan.get(COUNTED_KEY) or ()]
     chunks = f"{plan.chunks} chunks"
-    if snapshot:
+    started = f" ({sum(before):,} when the split load started)" if before else ""
+    in_chunks = [
+        pending.landed[i].counted if i in pending.landed else None for i in range(plan.chunks)
+    ]
+    counted: list[int] = []
+    if snapshot and all(n is not None for n in in_chunks):
+        counted = [int(n or 0) for n in in_chunks]
+    elif snapshot:  # landed without their counts: count in the snapshot if it is still held
         engine = importing_engine(builder, secrets, snapshot)
         clock = time.monotonic()
         try:
@@ -241,7 +253,6 @@ def reconcile(
             engine.dispose()
     if snapshot:
         total = sum(counted)
-        started = f" ({sum(before):,} when the split load started)" if before else ""
         if counted == rows:
             note = (
                 f"{chunks} read one exported snapshot of the source, counted in it: {total:,} "
@@ -264,7 +275,7 @@ def reconcile(
         "job %s: %d ranges counted in %.2f s", job.job_id, plan.chunks, time.monotonic() - clock
     )
     total = sum(after)
-    how = "each read its range at its own time"
+    how = _how_read(pending, plan, snapshots_off)
     if before and before != after:
         changed = [i for i in range(plan.chunks) if before[i] != after[i]]
         shown = ", ".join(
@@ -277,16 +288,32 @@ def reconcile(
             f"source changed during the split load: {sum(before):,} rows when it started, "
             f"{total:,} at its commit, the {chunks} read {read:,} ({how}: the lake may hold no "
             f"single state of the source); ranges that changed: {shown}{more}. Load it again "
-            "when the table is quiet (PostgreSQL through the CLI reads one snapshot)",
+            "when the table is quiet (PostgreSQL with INGEST_SPLIT_SNAPSHOT=on reads one "
+            "snapshot)",
         )
     if after == rows:
-        started = "when the split load started and " if before else ""
-        note = f"counted by range {started}at its commit: {total:,} rows; {chunks}, {how}"
+        when = "when the split load started and " if before else ""
+        note = f"counted by range {when}at its commit: {total:,} rows; {chunks}, {how}"
         return Outcome(Reconciled.MATCH, total, note)
     return Outcome(
         Reconciled.MISMATCH,
         total,
         f"source {total:,} rows, lake {read:,} ({chunks}, {how}); " + _ranges(plan, rows, after),
+    )
+
+
+def _how_read(pending: Pending, plan: SplitPlan, snapshots_off: bool) -> str:
+    """How the chunks of a load not read in one state read their ranges, for its note."""
+    held = sorted(i for i, landed in pending.landed.items() if landed.snapshot)
+    if not held:
+        off = " (INGEST_SPLIT_SNAPSHOT=off)" if snapshots_off else ""
+        return f"each read its range at its own time{off}"
+    ids = sorted({pending.landed[i].snapshot for i in held})
+    shown = ", ".join(str(i) for i in held[:8]) + (" ..." if len(held) > 8 else "")
+    return (
+        f"not read in one state: {len(held)} of {plan.chunks} read exported snapshot "
+        f"{', '.join(ids)} (chunks {shown}), the others their ranges at their own times "
+        "(the snapshot's holder ended before they read)"
     )
 
 

@@ -79,12 +79,16 @@ class ChunkLanded:
     highest: str = ""
     #: the exported snapshot of the source it read ("" if none: it read its range as of then)
     snapshot: str = ""
+    #: the source's rows in its range counted in that snapshot (None: not counted)
+    counted: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"files": list(self.files), "rows": self.rows}
         data["highest"] = self.highest
         if self.snapshot:
             data["snapshot"] = self.snapshot
+        if self.counted is not None:
+            data["counted"] = self.counted
         return data
 
     @classmethod
@@ -94,6 +98,7 @@ class ChunkLanded:
             int(data.get("rows") or 0),
             str(data.get("highest") or ""),
             str(data.get("snapshot") or ""),
+            None if data.get("counted") is None else int(data["counted"]),
         )
 
 

@@ -102,8 +102,12 @@ class Capabilities:
     #: the source counts a table's rows (reconciliation); else why not, for the audit
     row_count: bool
     no_count_reason: str
-    #: a FULL load and its counts read one snapshot (the source exports it)
+    #: a FULL load and its counts read one snapshot (one transaction of the source)
     snapshot_isolation: bool
+    #: other sessions can import a transaction's snapshot (PostgreSQL `pg_export_snapshot()`,
+    #: `SET TRANSACTION SNAPSHOT`): a split FULL load's chunks read one state of the table
+    #: (`ingest.job.split_snapshot`)
+    exports_snapshot: bool
     #: the pyproject extra of a faster reader it uses when installed (None: no such reader)
     fast_path_extra: str | None
     #: "module:object" of its `ingest.config.ConfigExtension` (None: the jobs sheet is enough)

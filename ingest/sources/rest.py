@@ -282,6 +282,7 @@ class RestApiBuilder(SourceBuilder):
         row_count=False,
         no_count_reason="REST source has no row count",
         snapshot_isolation=False,
+        exports_snapshot=False,
         fast_path_extra=None,
         config_extension="ingest.sources.rest_config:REST_API_CONFIG",
         reads_tables=False,

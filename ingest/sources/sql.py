@@ -357,6 +357,15 @@ class SqlSourceBuilder(SourceBuilder):
             row = connection.execute(sa.select(*sums).select_from(table)).one()
         return [int(value or 0) for value in row]
 
+    def range_count(self, engine: sa.Engine, job: JobConfig, key_range: KeyRange) -> int:
+        """The rows of one split load's chunk (`KeyRange`): the same condition its read uses.
+        Read through an engine that imports an exported snapshot, it counts that state."""
+        metadata, _ = self._reflect(engine, job)
+        table = next(iter(metadata.tables.values()))
+        query = _range_adapter(key_range, job)(sa.select(sa.func.count()).select_from(table), table)
+        with engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def key_quantiles(self, engine: sa.Engine, job: JobConfig, column: str) -> list[str]:
         """Values of `column` that cut the table into parts of about equal rows, ascending,
         as text, from the database's statistics (empty: none kept; ranges of equal width)."""
@@ -559,6 +568,7 @@ class PostgresBuilder(SqlSourceBuilder):
         row_count=True,
         no_count_reason="",
         snapshot_isolation=True,
+        exports_snapshot=True,
         fast_path_extra="fast",
         config_extension=None,
         reads_tables=True,
@@ -631,6 +641,7 @@ class MySqlBuilder(SqlSourceBuilder):
         row_count=True,
         no_count_reason="",
         snapshot_isolation=True,
+        exports_snapshot=False,
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
@@ -690,6 +701,7 @@ class MsSqlBuilder(SqlSourceBuilder):
         row_count=True,
         no_count_reason="",
         snapshot_isolation=False,
+        exports_snapshot=False,
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
@@ -726,6 +738,7 @@ class OracleBuilder(SqlSourceBuilder):
         row_count=True,
         no_count_reason="",
         snapshot_isolation=False,
+        exports_snapshot=False,
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,
@@ -766,6 +779,7 @@ class SqliteBuilder(SqlSourceBuilder):
         row_count=True,
         no_count_reason="",
         snapshot_isolation=False,
+        exports_snapshot=False,
         fast_path_extra=None,
         config_extension=None,
         reads_tables=True,

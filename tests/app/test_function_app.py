@@ -155,6 +155,7 @@ def test_functions_are_indexed_with_their_triggers():
         "plan_run",
         "ingest_table",
         "ingest_chunk",
+        "hold_snapshot",
         "record_failure",
         "write_audit",
         "find_active_runs",

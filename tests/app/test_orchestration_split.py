@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import function_app
+from ingest.app import activities as app_activities
 from ingest.model.result import ChunkResult
 from ingest.model.task import Task
 from ingest.vocabulary import Status
@@ -48,7 +49,29 @@ class SplitRunner(Runner):
         self.extra_activities["ingest_chunk"] = (
             function_app.ingest_chunk.build().get_user_function()
         )
+        self.extra_activities["hold_snapshot"] = self._hold
+        monkeypatch.setattr(app_activities, "SNAPSHOT_WAIT_S", 0.05)
+        monkeypatch.setattr(app_activities, "SNAPSHOT_POLL_S", 0.01)
         self.outcome = self._outcome
+        #: job id -> calls of its snapshot holder; how a holder behaves ("instant": records
+        #: its snapshot and ends; "until_commit": runs on until its table's commit ran)
+        self.holds: Counter[str] = Counter()
+        self.holder = "instant"
+        self.snapshots_read: dict[tuple[str, int], str | None] = {}
+
+    def _hold(self, reference: dict[str, Any]) -> Any:
+        from ingest.app.runstore import RunStore
+        from tests.durable_harness import Deferred
+
+        store = RunStore(reference["destination"], reference["run_id"])
+        job_id = store.task(int(reference["batch"]), int(reference["position"])).job.job_id
+        self.holds[job_id] += 1
+        store.write_snapshot(job_id, f"snap-{job_id}")
+        result = {"job_id": job_id, "snapshot": f"snap-{job_id}", "ended": "landed", "held_s": 1}
+        if self.holder == "instant":
+            return result
+        committed = lambda: any(t["job"]["job_id"] == job_id for t in self.commits)  # noqa: E731
+        return Deferred(committed, lambda: result)
 
     def _outcome(self, task: dict[str, Any], n: int) -> dict[str, Any]:
         job_id = task["job"]["job_id"]
@@ -75,6 +98,7 @@ class SplitRunner(Runner):
         job_id, chunk = task.job.job_id, task.split.chunk
         assert task.split.token == "t0k3n"
         self.chunk_calls[(job_id, chunk)] += 1
+        self.snapshots_read[(job_id, chunk)] = task.split.snapshot
         status = self.chunk_outcome(job_id, chunk, self.chunk_calls[(job_id, chunk)])
         if status == "SUCCESS":
             return ChunkResult(job_id, chunk, status=Status.SUCCESS, rows=100)
@@ -103,6 +127,77 @@ def test_a_split_table_fans_out_its_chunks_then_commits_once(tmp_path, monkeypat
     assert sorted(t["job"]["job_id"] for t in runner.commits) == ["0003", "0007"]
     assert runner.output["jobs_failed"] == 0
     assert sim.stats.largest_payload[0] <= 16 * 1024, sim.stats.largest_payload
+
+
+@pytest.mark.parametrize("order", ["fifo", "random"])
+def test_a_held_snapshot_runs_beside_its_chunks_outside_the_window(tmp_path, monkeypatch, order):
+    """Each split FULL table gets one `hold_snapshot`, scheduled with its chunks; the holder
+    runs on until its table's commit ran (as the real one does, until every chunk landed):
+    with a window of ONE slot the chunks and the commit still run (the holder takes no slot,
+    and nothing waits for it), and the batch ends only after its holders."""
+    runner = SplitRunner(tmp_path, monkeypatch, 6, {"0002": 4, "0005": 3}, max_parallel=1)
+    runner.holder = "until_commit"
+    runner.run(order=order, seed=7, deferred_wait_s=5)
+
+    rows = assert_one_row_per_table(runner, 6)
+    assert {r["status"] for r in rows.values()} == {"SUCCESS"}
+    assert runner.sim.max_tables_in_flight <= 1
+    assert runner.holds == {"0002": 1, "0005": 1}
+    assert runner.snapshots_read == {
+        **{("0002", c): "snap-0002" for c in range(4)},
+        **{("0005", c): "snap-0005" for c in range(3)},
+    }
+    log = runner.sim.activity_log
+    chunks = [c for c in log if c.name == "ingest_chunk"]
+    assert chunks and all(c.input["hold"] is True for c in chunks)
+    holds = [c for c in log if c.name == "hold_snapshot"]
+    assert all(set(c.input) == {"run_id", "destination", "batch", "position"} for c in holds)
+    # the holder was scheduled before its first chunk ran
+    first_chunk = next(i for i, c in enumerate(log) if c.name == "ingest_chunk")
+    assert log.index(holds[0]) < first_chunk
+    assert runner.output["jobs_succeeded"] == 6
+
+
+def test_chunks_that_run_before_their_holder_recorded_wait_then_retry(tmp_path, monkeypatch):
+    """The holder's first attempt dies before it exported (its instance went away): the
+    chunks wait for the snapshot (bounded), fail retriable without reading, and read it once
+    the holder's retry recorded it: every chunk reads the one snapshot."""
+    runner = SplitRunner(
+        tmp_path, monkeypatch, 2, {"0001": 3}, max_parallel=2, retry_max_attempts=5
+    )
+    hold = runner._hold
+
+    def dies_first(reference: dict[str, Any]) -> Any:
+        if not runner.holds:
+            runner.holds["died"] += 1
+            raise RuntimeError("the worker process died")
+        return hold(reference)
+
+    runner.extra_activities["hold_snapshot"] = dies_first
+    runner.run()
+
+    rows = assert_one_row_per_table(runner, 2)
+    assert rows["0001"]["status"] == "SUCCESS", rows["0001"]["error"]
+    assert runner.holds == {"died": 1, "0001": 1}
+    assert {runner.snapshots_read[("0001", c)] for c in range(3)} == {"snap-0001"}
+    attempts = Counter(
+        c.input["chunk"] for c in runner.sim.activity_log if c.name == "ingest_chunk"
+    )
+    assert sum(attempts.values()) > 3  # some waited in vain and were retried
+    assert {runner.chunk_calls[("0001", c)] for c in range(3)} == {1}  # each read once
+
+
+def test_with_snapshots_off_no_holder_runs(tmp_path, monkeypatch):
+    runner = SplitRunner(tmp_path, monkeypatch, 3, {"0002": 4}, split_snapshot="off")
+    runner.run()
+
+    rows = assert_one_row_per_table(runner, 3)
+    assert rows["0002"]["status"] == "SUCCESS"
+    assert not runner.holds
+    assert not any(c.name == "hold_snapshot" for c in runner.sim.activity_log)
+    chunks = [c for c in runner.sim.activity_log if c.name == "ingest_chunk"]
+    assert len(chunks) == 4 and not any("hold" in c.input for c in chunks)
+    assert {runner.snapshots_read[("0002", c)] for c in range(4)} == {None}
 
 
 def test_a_chunk_that_keeps_failing_fails_its_table_only(tmp_path, monkeypatch):
@@ -238,7 +333,11 @@ def test_1000_tables_with_10_split_in_16_chunks_stay_within_the_limits(tmp_path,
     assert sim.max_tables_in_flight <= 8
     rows = assert_one_row_per_table(runner, 1000)
     assert {k for k, r in rows.items() if r["chunks"]} == set(split)
-    assert sum(1 for c in sim.activity_log if c.name == "ingest_chunk") == 160
+    # each chunk read once; in random order some ran before their table's snapshot holder
+    # had recorded its snapshot: they waited, failed retriable without reading, ran again
+    assert sum(runner.chunk_calls.values()) == 160
+    assert sum(1 for c in sim.activity_log if c.name == "ingest_chunk") >= 160
+    assert sum(1 for c in sim.activity_log if c.name == "hold_snapshot") == 10
     assert runner.output["jobs_succeeded"] == 1000
     assert sim.stats.largest_payload[0] <= 16 * 1024, sim.stats.largest_payload
     assert sim.stats.largest_history[1] <= 512 * 1024, sim.stats.largest_history
