@@ -6,11 +6,12 @@ bench/run.py's `create_orders`) into a file:// lake, by a real `python -m ingest
 - **one activity**: the table read by one job (`INGEST_SPLIT_ROWS=0`, no `split`);
 - **split**: the same job with `split = --chunks`, its chunks run over `--workers` worker
   processes of the local runner, one commit. Every chunk reads the exported snapshot the runner
-  holds (`ingest.job.split_snapshot`: SQLAlchemy/psycopg2, dlt's pyarrow backend);
-- **split, no snapshot**: the same, with the runner exporting none (each chunk reads its range
+  holds (`ingest.job.split_snapshot`; ConnectorX with INGEST_BACKEND=auto);
+- **split, no snapshot**: the same with INGEST_SPLIT_SNAPSHOT=off (each chunk reads its range
   when it runs, through ConnectorX): the difference is the cost of the one consistent state.
-  Also from the log: the ranges' counts (at the start and at the commit) and the commit's move
-  of the staged files into the table.
+  Also from the log: the ranges' counts (at the start; at the commit without the snapshot; each
+  chunk's count of its own range in the snapshot) and the commit's move of the staged files
+  into the table.
 
 Per scenario: wall time, and the peak resident memory (VmHWM) of the main process and of each
 worker process (the process tree is sampled every 0.1 s). For the split run also each
@@ -43,11 +44,8 @@ PLAN_LIMITS = {
 }
 COUNT_LINE = re.compile(r"ranges counted (?:in the snapshot )?in ([\d.]+) s")
 MOVE_LINE = re.compile(r"(\d+) staged file\(s\) moved into the table in ([\d.]+) s")
-#: the CLI with the local runner exporting no snapshot (the bench's comparison only)
-NO_SNAPSHOT = (
-    "import sys, ingest.runner as r; r.export_snapshot = lambda *a: None; "
-    "from ingest.cli import main; sys.exit(main(sys.argv[1:]))"
-)
+#: a chunk's count of its range in the snapshot (the commit's reconciliation sums them)
+CHUNK_COUNT_LINE = re.compile(r"rows of its range counted in the snapshot in ([\d.]+) s")
 CHUNK_LINE = re.compile(r"chunk (\d+) of (\d+) (?:had landed|landed) ([\d,]+) rows \(([\d.]+) s\)")
 
 
@@ -119,10 +117,10 @@ def run_scenario(
             "INGEST_WORK_DIR": str(workdir / f"work-{slug}"),
             "RUNTIME__DLTHUB_TELEMETRY": "false",
             "PYTHONPATH": str(ROOT),
+            "INGEST_SPLIT_SNAPSHOT": "on" if snapshot else "off",
         }
     )
-    start = ["-m", "ingest"] if snapshot else ["-c", NO_SNAPSHOT]
-    cmd = [sys.executable, *start, "run", "--config", str(config)]
+    cmd = [sys.executable, "-m", "ingest", "run", "--config", str(config)]
     cmd += ["--destination", lake.as_uri(), "--workers", str(workers)]
     print(f"{label}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -140,6 +138,7 @@ def run_scenario(
         for m in CHUNK_LINE.finditer(log)
     ]
     counts = [float(m.group(1)) for m in COUNT_LINE.finditer(log)]
+    chunk_counts = [float(m.group(1)) for m in CHUNK_COUNT_LINE.finditer(log)]
     moves = [(int(m.group(1)), float(m.group(2))) for m in MOVE_LINE.finditer(log)]
     return {
         "label": label,
@@ -148,6 +147,7 @@ def run_scenario(
         "chunks": chunk_times,
         "log": log,
         "counts": counts,
+        "chunk_counts": chunk_counts,
         "moves": moves,
     }
 
@@ -279,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{c:.1f} s" for c in counts or [])
                 + "; staged files moved in "
                 + ", ".join(f"{s:.2f} s ({n} files)" for n, s in moves or [])
+            )
+        counted = result.get("chunk_counts") or []
+        assert isinstance(counted, list)
+        if counted:
+            print(
+                f"{result['label']}: each chunk counted its range in the snapshot in "
+                f"{min(counted):.2f}..{max(counted):.2f} s (sum {sum(counted):.1f} s)"
             )
     chunks = split["chunks"]
     assert isinstance(chunks, list)

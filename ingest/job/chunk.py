@@ -219,8 +219,16 @@ def _read_and_write(
     counted: int | None = None
     if snapshot:  # one state for every chunk: each read of either path imports it
         engine = importing_engine(builder, secrets, snapshot)
+        clock = time.monotonic()
         try:  # its range's rows in that state, for the commit's reconciliation
             counted = builder.range_count(engine, job, key_range)  # type: ignore[attr-defined]
+            log.info(
+                "job %s chunk %d: %d rows of its range counted in the snapshot in %.2f s",
+                job.job_id,
+                plan.chunk,
+                counted,
+                time.monotonic() - clock,
+            )
         except Exception as exc:
             engine.dispose()
             if not gone(exc):

@@ -4,8 +4,8 @@ The registry maps a source_type to the dotted path of its builder class, so chec
 configuration never imports database drivers; `get_builder` imports the one that is needed.
 A source type that needs more configuration than the jobs sheet (REST: the `api` sheet)
 names its validation in its `Capabilities` (with its aliases, row count, snapshot isolation,
-fast path): a new source type is one module and one registry line. `source_types()` hands the
-names, aliases and extensions to `ingest.config`'s validation (through `ingest.configuration`).
+exported snapshots, fast path): a new source type is one module and one registry line.
+`source_types()` hands the names, aliases and extensions to `ingest.config`'s validation (through `ingest.configuration`).
 """
 
 from __future__ import annotations
