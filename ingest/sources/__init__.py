@@ -5,7 +5,8 @@ configuration never imports database drivers; `get_builder` imports the one that
 A source type that needs more configuration than the jobs sheet (REST: the `api` sheet)
 names its validation in its `Capabilities` (with its aliases, row count, snapshot isolation,
 exported snapshots, fast path): a new source type is one module and one registry line.
-`source_types()` hands the names, aliases and extensions to `ingest.config`'s validation (through `ingest.configuration`).
+`source_types()` hands the names, aliases and extensions to `ingest.config`'s validation
+(through `ingest.configuration`).
 """
 
 from __future__ import annotations
