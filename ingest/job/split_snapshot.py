@@ -187,7 +187,11 @@ def hold(
     ended; the caller closes it."""
     start = time.monotonic()
     while True:
-        reason = ended()
+        try:
+            reason = ended()
+        except Exception as exc:  # a lake that does not answer for a moment: ask again later
+            log.warning("snapshot %s: could not tell whether it is still needed: %s", held.id, exc)
+            reason = None
         if reason:
             return reason
         if not alive(held):

@@ -35,10 +35,20 @@ ROOT = Path(__file__).resolve().parents[2]
 JOB_ID = "002"
 RUN_ID = "run-snap"
 
-#: the `hold_snapshot` activity in a process of its own; prints its result as JSON
+#: the `hold_snapshot` activity in a process of its own; prints its result as JSON, and writes
+#: the server process id of the transaction it holds to the file `argv[2]` (for the test)
 HOLDER = """
-import json, sys
+import json, pathlib, sys
 from ingest.app import activities
+from ingest.job import split_snapshot
+export = split_snapshot.export
+def export_and_tell(task, settings):
+    held = export(task, settings)
+    if held is not None:
+        pid = held.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        pathlib.Path(sys.argv[2]).write_text(str(pid))
+    return held
+split_snapshot.export = export_and_tell
 print(json.dumps(activities.hold_snapshot(json.loads(sys.argv[1]))))
 """
 
@@ -51,9 +61,10 @@ def lake(request) -> str:
 class Holder:
     """One attempt of `hold_snapshot`, running in its own process."""
 
-    def __init__(self, reference: dict[str, Any]) -> None:
+    def __init__(self, reference: dict[str, Any], folder: Path) -> None:
+        self.pid_file = folder / f"holder-{time.monotonic_ns()}.pid"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, json.dumps(reference)],
+            [sys.executable, "-c", HOLDER, json.dumps(reference), str(self.pid_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -74,6 +85,10 @@ class Holder:
             raise ActivityFailure(f"exit {self.process.returncode}: {err[-800:]}")
         self.result = json.loads(out.strip().splitlines()[-1])
         return self.result
+
+    def backend(self) -> int | None:
+        """The server process of the transaction it holds (None: it exported none)."""
+        return int(self.pid_file.read_text()) if self.pid_file.exists() else None
 
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)
@@ -110,13 +125,15 @@ def _configure(pg, monkeypatch, tmp_path, lake: str, chunks: int = 8, rows: int 
     monkeypatch.setattr(app_activities, "SNAPSHOT_POLL_S", 0.1)
 
 
-def _run(lake: str, before_chunk: Any, holders: list[Holder], order: str = "fifo") -> Any:
+def _run(
+    lake: str, before_chunk: Any, holders: list[Holder], folder: Path, order: str = "fifo"
+) -> Any:
     from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
     from tests.durable_harness import ActivityFailure, Deferred, DurableSim
 
     def run_activity(call: Any) -> Any:
         if call.name == "hold_snapshot":
-            holder = Holder(call.input)
+            holder = Holder(call.input, folder)
             holders.append(holder)
             return Deferred(holder.ready, holder.outcome)
         if call.name == "ingest_chunk":
@@ -187,11 +204,10 @@ def _markers(lake: str, pg) -> list[str]:
     return markers(lake, job)
 
 
-def _held_transactions(pg) -> int:
-    [(count,)] = pg.query(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dlt-ingest' "
-        "AND state = 'idle in transaction' AND datname = current_database()"
-    )
+def _held_transactions(pg, holders: list[Holder]) -> int:
+    """How many of the holders' transactions are still open on the server."""
+    pids = [pid for holder in holders if (pid := holder.backend()) is not None]
+    [(count,)] = pg.query("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
     return int(count)
 
 
@@ -223,7 +239,7 @@ def test_durable_split_full_load_reads_one_snapshot_while_the_table_changes(
     )
     try:
         _wait(tmp_path / "writing", writer)
-        sim = _run(lake, before_chunk, holders)
+        sim = _run(lake, before_chunk, holders, tmp_path)
     finally:
         (tmp_path / "stop").write_text("")
         out, err = writer.communicate(timeout=60)
@@ -255,7 +271,8 @@ def test_durable_split_full_load_reads_one_snapshot_while_the_table_changes(
         "rows" in row["reconcile_note"]
     )
     assert len(_markers(lake, pg)) == 1
-    assert _held_transactions(pg) == 0  # the holder let go of the snapshot
+    assert holders[0].backend() is not None
+    assert _held_transactions(pg, holders) == 0  # the holder let go of the snapshot
 
 
 def test_the_holder_killed_mid_split_leaves_the_rest_reading_at_their_own_times(
@@ -276,14 +293,14 @@ def test_the_holder_killed_mid_split_leaves_the_rest_reading_at_their_own_times(
         if len(chunk_calls) == 3:
             holders[0].kill()
             deadline = time.monotonic() + 30
-            while _held_transactions(pg):  # the server ends the dead client's transaction
+            while _held_transactions(pg, holders):  # the server ends the dead one's transaction
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             pg.execute("DELETE FROM orders WHERE order_id % 10 = 3")
         chunk_calls.append(int(call.input["chunk"]))
 
     try:
-        sim = _run(file_lake, before_chunk, holders)
+        sim = _run(file_lake, before_chunk, holders, tmp_path)
     finally:
         for holder in holders:
             if not holder.ready():
@@ -304,7 +321,7 @@ def test_the_holder_killed_mid_split_leaves_the_rest_reading_at_their_own_times(
     assert "source changed during the split load: 20,000 rows when it started, 18,000" in note
     assert row["status"] == "FAILED"  # INGEST_RECONCILE=FAILED: a mismatch fails the job
     assert sim.hosts[RUN_ID].state["output"]["jobs_failed"] == 1
-    assert _held_transactions(pg) == 0
+    assert _held_transactions(pg, holders) == 0
 
 
 def test_snapshots_off_on_the_durable_path(pg, lake, monkeypatch, tmp_path):
@@ -319,7 +336,7 @@ def test_snapshots_off_on_the_durable_path(pg, lake, monkeypatch, tmp_path):
             pg.execute("DELETE FROM orders WHERE order_id IN (10, 1010, 2010, 3010)")
         chunk_calls.append(int(call.input["chunk"]))
 
-    sim = _run(lake, before_chunk, [])
+    sim = _run(lake, before_chunk, [], tmp_path)
 
     assert not any(c.name == "hold_snapshot" for c in sim.activity_log)
     assert not any("hold" in c.input for c in sim.activity_log if c.name == "ingest_chunk")

@@ -228,3 +228,57 @@ def test_a_writer_during_a_split_load_on_mariadb_is_reported(mariadb, lake, monk
     note = result["reconcile_note"]
     assert "source changed during the split load: 2,500 rows when it started, 2,550 at its " in note
     assert "chunk 0: 500 -> 450" in note
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])  # ConnectorX, SQLAlchemy/psycopg2
+def test_a_chunk_whose_snapshot_ended_reads_at_its_own_time_and_says_so(
+    pg, file_lake, monkeypatch, backend
+):
+    """The snapshot's holder ends while the chunks still need it (as a killed `hold_snapshot`
+    does on Azure): a chunk whose read can no longer import it (it ended right after the chunk
+    counted its range) fails retriable, nothing landed; its retry, and the chunks after it,
+    read their ranges at their own times; the commit's reconciliation says the load was not
+    read in one state and what changed."""
+    from ingest.job import split_snapshot
+    from ingest.model.task import Task
+    from ingest.sources.sql import PostgresBuilder
+
+    pg.execute(ORDERS_DDL)
+    insert_orders(pg, 1, 3000)
+    pg.use_as(monkeypatch, SOURCE)
+    config = pg_job(pg, load_type="FULL", split=3)
+    settings = settings_for(file_lake, backend=Backend(backend))
+    whole = task(config, file_lake, "run-1")
+    plan = run_task(whole, settings=settings)[SPLIT_KEY]
+    held = split_snapshot.export(Task.from_dict(whole), settings)
+    assert held is not None
+    plan = {**plan, "snapshot": held.id}
+
+    def chunk(index: int) -> dict:
+        return run_chunk_task({**whole, "split": {**plan, "chunk": index}}, settings=settings)
+
+    try:
+        assert chunk(0)["rows"] == 1000
+        counted = PostgresBuilder.range_count
+
+        def count_then_end(self, *args, **kwargs):
+            rows = counted(self, *args, **kwargs)
+            held.close()  # the holder ends between this chunk's count and its read
+            return rows
+
+        monkeypatch.setattr(PostgresBuilder, "range_count", count_then_end)
+        failed = chunk(1)
+        monkeypatch.setattr(PostgresBuilder, "range_count", counted)
+    finally:
+        held.close()
+    assert failed["status"] == "FAILED" and failed["retriable"] is True, failed
+    assert "the exported snapshot" in failed["error"] and "ended while it read" in failed["error"]
+    pg.execute("DELETE FROM orders WHERE order_id IN (1500, 2500)")
+    assert chunk(1)["rows"] == 999  # its retry: at its own time
+    assert chunk(2)["rows"] == 999
+    result = run_task({**whole, "split": {**plan, "chunk": None}}, settings=settings)
+
+    assert result["reconciled"] == "MISMATCH", result["reconcile_note"]
+    note = result["reconcile_note"]
+    assert f"not read in one state: 1 of 3 read exported snapshot {held.id} (chunks 0)" in note
+    assert "source changed during the split load: 3,000 rows when it started, 2,998" in note
