@@ -270,22 +270,33 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     monkeypatch.setenv("INGEST_CONFIG_PATH", str(config))
     monkeypatch.setenv("INGEST_DESTINATION", azure_lake)
     monkeypatch.setenv("INGEST_MAX_PARALLEL", "2")
+    monkeypatch.setenv("INGEST_RETRY_MAX_ATTEMPTS", "5")
+    # the sim runs one activity at a time: a chunk it picks before the snapshot's holder waits
+    # this long for the snapshot, fails retriable without reading, and runs again later
+    monkeypatch.setattr(app_activities, "SNAPSHOT_WAIT_S", 20.0)
+
+    from tests.app.test_orchestration_split_snapshot import Holder
+    from tests.durable_harness import Deferred
 
     def run_activity(call):
+        if call.name == "hold_snapshot":  # runs beside the chunks: a process of its own
+            holder = Holder(call.input, tmp_path)
+            return Deferred(holder.ready, holder.outcome)
         try:
             return activity(call.name)(call.input)
         except Exception as exc:
             raise ActivityFailure(f"{type(exc).__name__}: {exc}") from exc
 
     handles = {"ingest_run": orchestrator_handle(), "ingest_batch": batch_handle()}
-    sim = DurableSim(handles, run_activity, order="random", seed=29)
+    sim = DurableSim(handles, run_activity, order="random", seed=29, deferred_wait_s=120)
     sim.start("ingest_run", "run-split", {"run_id": "run-split", "trigger": "http"})
     sim.run()
     output = sim.hosts["run-split"].state["output"]
     assert output["jobs_succeeded"] == 3, output
     assert output["rows_loaded"] == 4010
     assert sim.max_tables_in_flight <= 2
-    assert sum(1 for c in sim.activity_log if c.name == "ingest_chunk") == 4
+    chunks = [c.input["chunk"] for c in sim.activity_log if c.name == "ingest_chunk"]
+    assert sorted(set(chunks)) == [0, 1, 2, 3]  # (one picked before the holder ran: again)
     assert lake_rows(azure_lake) == source_rows(pg)
     from ingest.config import JobConfig
 
@@ -293,6 +304,8 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     assert len(markers(azure_lake, job)) == 1
     rows = {row["job_id"]: row for row in run_results(azure_lake, "run-split")}
     assert rows["002"]["chunks"] == "4" and rows["002"]["reconciled"] == "MATCH"
+    assert "4 chunks read one exported snapshot" in rows["002"]["reconcile_note"]
+    assert sum(1 for c in sim.activity_log if c.name == "hold_snapshot") == 1
     assert rows["001"]["chunks"] == ""
 
 
