@@ -1,8 +1,10 @@
 """A split FULL load of a table that is written while its chunks read it (`ingest.job.split`,
 `ingest.job.split_snapshot`): on PostgreSQL through the local runner every chunk reads one
-exported snapshot, and the lake equals the table as of that snapshot row for row; where no
-process holds a snapshot (MariaDB; chunks run as separate activities) the reconciliation says
-what it counted when the load started, at its commit and in the chunks."""
+exported snapshot, and the lake equals the table as of that snapshot row for row (the Durable
+path: tests/app/test_orchestration_split_snapshot.py); a snapshot that ended before the chunks
+read leaves them reading at their own times, and the reconciliation says so; where no snapshot
+is held (MariaDB; chunks run alone without one) the reconciliation says what it counted when
+the load started, at its commit and in the chunks."""
 
 from __future__ import annotations
 
@@ -131,7 +133,7 @@ def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
 
 
 def test_chunks_without_a_held_snapshot_report_a_source_that_changed(pg, file_lake, monkeypatch):
-    """Chunks run as separate activities (as Durable runs them): nobody holds a snapshot, each
+    """Chunks run one by one with no snapshot held (as with INGEST_SPLIT_SNAPSHOT=off): each
     reads its range when it runs. A change between them is reported, not matched."""
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 3000)
