@@ -350,30 +350,10 @@ def test_the_repetition_check_counts_lazy_imports_of_a_library():
     assert repeated_lazy_imports("def f():\n    import dlt\n    from ingest import a\n") == {}
 
 
-#: modules that still import a library lazily in more than one function (issue 26 measured 9
-#: modules, 26 functions; 8 left): none may be added, none may repeat more; each is to become one
-#: accessor per library, as `ingest/identifiers.py` has for dlt
-REPEATED_LAZY_IMPORTS = {
-    "ingest/app/http_api.py": {"azure": 2},
-    "ingest/config/jobrows.py": {"openpyxl": 2},
-    "ingest/lake/lease.py": {"azure": 4},
-    "ingest/reports/charts.py": {"matplotlib": 3},
-    "ingest/secrets/keyvault.py": {"azure": 6},
-    "ingest/sources/cdc/replication.py": {"psycopg2": 2},
-    "ingest/sources/typemap/postgres.py": {"psycopg2": 2},
-    "ingest/telemetry.py": {"opentelemetry": 3},
-}
-
-
 def test_a_library_is_imported_lazily_in_one_place_per_module():
     found = {
         str(path.relative_to(ROOT)): repeated
         for path in project_files()
         if (repeated := repeated_lazy_imports(path.read_text(encoding="utf-8")))
     }
-    worse = {
-        module: counts
-        for module, counts in found.items()
-        if any(n > REPEATED_LAZY_IMPORTS.get(module, {}).get(lib, 1) for lib, n in counts.items())
-    }
-    assert worse == {}, "import a library lazily through one accessor per module"
+    assert found == {}, "import a library lazily through one accessor per module"

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR, schedule
@@ -55,11 +56,16 @@ class BadRequest(ValueError):
 # ------------------------------------------------------------------------------ responses
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+def _functions() -> ModuleType:
+    """The Functions SDK (`azure.functions`): the one lazy import of it here."""
     # the Functions SDK: only when a response is built (tests import this module without it)
-    import azure.functions as func
+    import azure.functions
 
-    return func.HttpResponse(
+    return azure.functions
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    return _functions().HttpResponse(
         json.dumps(body, default=_json_default, indent=2),
         status_code=status,
         mimetype="application/json",
@@ -238,10 +244,7 @@ def get_run_report(req: Any) -> Any:
         return _error(400, f"{run_id[:200]!r} is not a run id")
     if page is None:
         return _error(404, f"run {run_id} has no report and is not in the recent audit")
-    # the Functions SDK: only when a response is built (tests import this module without it)
-    import azure.functions as func
-
-    return func.HttpResponse(
+    return _functions().HttpResponse(
         page, status_code=200, mimetype="text/html", charset="utf-8", headers=REPORT_HEADERS
     )
 
