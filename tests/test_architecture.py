@@ -307,7 +307,7 @@ def test_entry_points_load_only_the_light_modules():
     ).stdout
     loaded = set(__import__("json").loads(out))
     light = {"ingest", "ingest.cli", "ingest.errors", "ingest.settings", "ingest.vocabulary"}
-    light |= {"ingest.model", "ingest.model.result", "ingest.model.summary"}
+    light |= {"ingest.model", "ingest.model.result", "ingest.model.split", "ingest.model.summary"}
     light |= {"ingest.views", "ingest.commands", "ingest.app"}
     engine = {
         m

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.app.environment import resolve_config_path, settings
 from ingest.app.outcomes import (
@@ -27,9 +27,6 @@ from ingest.app.outcomes import (
 )
 from ingest.settings import Settings
 from ingest.vocabulary import Status
-
-if TYPE_CHECKING:  # types only: the function app starts without the engine
-    from ingest.model.task import SplitPlan
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +156,7 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     commit = bool(reference.get("commit"))
     if commit:  # the commit of a split table: its chunks have run (ingest.job.split)
         task = replace(task, split=store.split(job_id).for_chunk(None))
-    result: JobResult | SplitPlan
+    result: JobResult
     try:
         # a job another writer is loading ends as a retriable failure: Durable tries again later
         result = run_job(task, settings=settings(), on_busy="retry")
@@ -168,9 +165,9 @@ def ingest_table(reference: Any) -> dict[str, Any]:
             raise
         log.error("job %s failed outside its run: %s", job_id, type(exc).__name__)
         result = failed_result(task, f"{type(exc).__name__} while running the job")
-    if not isinstance(result, JobResult):  # split: its chunks run next, then its commit
-        store.write_split(job_id, result)
-        return {"job_id": job_id, "status": SPLIT, "chunks": result.chunks}
+    if result.split is not None:  # not ended: its chunks run next, then its commit
+        store.write_split(job_id, result.split)
+        return {"job_id": job_id, "status": SPLIT, "chunks": result.split.chunks}
     store.write_result(result)
     if result.status == Status.FAILED and result.retriable:
         raise RetriableTableError(f"job {job_id}: {result.error or 'failed'}")

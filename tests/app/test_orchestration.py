@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ import pytest
 import function_app
 from ingest.app import MANUAL_INSTANCE
 from ingest.app.batching import MIN_LANE_WIDTH, batch_instance_id, lane_widths
-from ingest.model.result import JobResult
-from ingest.model.task import SplitPlan, Task
+from ingest.model.result import JobResult, failed_result
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
+from ingest.vocabulary import Status
 from tests.app.test_function_app import fake_result, job_row, write_config
 from tests.durable_harness import ActivityFailure, DurableSim
 from tests.fixtures.jobs import SPLIT_KEY
@@ -69,12 +72,13 @@ class Runner:
         }
         self.extra_activities: dict[str, Callable[[Any], Any]] = {}
 
-    def _run_job(self, task: Task, **_: Any) -> JobResult | SplitPlan:
+    def _run_job(self, task: Task, **_: Any) -> JobResult:
         """The outcome, written as JSON, as the typed value run_job returns."""
         self.calls[task.job.job_id] += 1
         result = self.outcome(task.to_dict(), self.calls[task.job.job_id])
         if result.get(SPLIT_KEY):
-            return SplitPlan.from_dict(result[SPLIT_KEY])
+            plan = SplitPlan.from_dict(result[SPLIT_KEY])
+            return replace(failed_result(task, ""), status=Status.SUCCESS, split=plan)
         return JobResult.from_dict(result)
 
     def run_activity(self, call: Any) -> Any:
