@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from functools import cache
 from importlib import import_module, metadata
 from types import SimpleNamespace
 from typing import Any
@@ -36,9 +35,9 @@ COMMAND_MODULES = (
 )
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.runtime.logsetup import configure_logging
     from ingest.telemetry import configure as configure_telemetry

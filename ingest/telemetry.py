@@ -189,7 +189,7 @@ def _otel() -> SimpleNamespace:
     import opentelemetry.trace
 
     return SimpleNamespace(
-        configure_azure_monitor=azure.monitor.opentelemetry.configure_azure_monitor,
+        monitor=azure.monitor.opentelemetry,
         logs=opentelemetry._logs,
         # the logging handler the distro itself uses (1.8.x)
         logging_handler=opentelemetry.instrumentation.logging.handler,
@@ -203,7 +203,7 @@ def _configure(conn: str) -> None:
     # the SDK's own item counters would land in the customer's customMetrics: off unless asked
     set_default("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
     otel = _otel()
-    otel.configure_azure_monitor(
+    otel.monitor.configure_azure_monitor(
         connection_string=conn,
         # cloud_RoleName: the function app's name on Azure, else OTEL_SERVICE_NAME or "ingest"
         resource=otel.resources.Resource.create({"service.name": service_name()}),

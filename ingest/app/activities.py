@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 from dataclasses import replace
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,9 +43,9 @@ MAX_WARNINGS = 10
 MAX_WARNING_CHARS = 300
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.http_api import plan_request
     from ingest.app.runstore import RunStore
@@ -100,7 +99,6 @@ def prepare_process(engine: bool = False) -> None:
     runtime.install_redaction()
 
 
-@cache
 def _runtime() -> SimpleNamespace:
     """What sets a worker process up (logging, redaction, telemetry, the engine's warm-up):
     the one lazy import of it here; the engine's own modules load after it (`_engine`)."""

@@ -23,7 +23,6 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from functools import cache
 from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +49,9 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 WAIT_POLL_S = 300
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.configuration import load_config
     from ingest.errors import ConfigError, RequestError

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -47,9 +46,9 @@ TABLE_FIELDS = check_projection(
 MAX_ERROR_CHARS = 500
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.app.runstore import RunStore
     from ingest.reports.history import run_results

@@ -6,16 +6,15 @@ import argparse
 import dataclasses
 import json
 import sys
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
 from ingest.settings import Settings
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.commands.report import table
     from ingest.job.maintenance import compact_jobs

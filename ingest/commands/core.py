@@ -9,7 +9,6 @@ import logging
 import sys
 import time
 from dataclasses import replace
-from functools import cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,9 @@ if TYPE_CHECKING:  # types only: the CLI starts without the engine
 log = logging.getLogger(__name__)
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.audit import AuditWriteError, write_audit
     from ingest.configuration import load_config

@@ -25,7 +25,6 @@ import shutil
 import sqlite3
 import sys
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -121,9 +120,9 @@ demo-04,Y,sqlite,demo_shop,,order_items,INCREMENTAL,item_id,item_id,,DAILY,data-
 """  # noqa: E501
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.cli import command_for_hints
     from ingest.commands.core import SUMMARY_HEADERS, execute_run, summary_rows

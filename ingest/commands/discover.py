@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 import tempfile
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,9 +23,9 @@ log = logging.getLogger(__name__)
 SQL_SOURCE_TYPES = ("postgresql", "mysql", "mssql", "oracle", "sqlite")
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.cli import command_for_hints, program_name
     from ingest.config import jobrows

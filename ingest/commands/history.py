@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,9 +14,9 @@ from ingest.settings import Settings
 ERROR_WIDTH = 100
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.lake.destination import Destination
     from ingest.reports.history import failure_summary, recent, run_summaries

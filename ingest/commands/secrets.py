@@ -12,7 +12,6 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,9 +37,9 @@ CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED = (
 )
 
 
-@cache
 def _engine() -> SimpleNamespace:
-    """The engine modules this module runs: the one lazy import of them here."""
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
     # engine modules load when this runs, not at start-up (cold start)
     from ingest.configuration import load_config
     from ingest.lake.destination import Destination
