@@ -133,7 +133,7 @@ def run_after(
     import ingest.job.chunk
     from ingest.app.runstore import RunStore
     from ingest.model.result import ChunkResult, JobResult
-    from ingest.model.task import SplitPlan, Task
+    from ingest.model.task import Task
     from ingest.vocabulary import Status
     from tests.durable_harness import ActivityFailure, DurableSim
 
@@ -143,12 +143,12 @@ def run_after(
     split_ids = {f"{i:04d}" for i in range(every, tables + 1, every)} if every else set()
     split_ids = set(sorted(split_ids)[:split_tables])
 
-    def run_job(task: Task, **_: Any) -> JobResult | SplitPlan | None:
+    def run_job(task: Task, **_: Any) -> JobResult:
         result = full_result(task.to_dict())
         if task.job.job_id not in split_ids:
             return JobResult.from_dict(result)
-        if task.split is None:
-            return SplitPlan.from_dict(split_plan(split_chunks))
+        if task.split is None:  # the start: the plan of its split load (JobResult.split)
+            return JobResult.from_dict({**result, "split": split_plan(split_chunks)})
         return JobResult.from_dict({**result, "chunks": split_chunks})
 
     ingest.job.run_job = run_job

@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module, metadata
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.errors import ConfigError, RequestError
@@ -32,6 +33,19 @@ COMMAND_MODULES = (
     "ingest.commands.discover",
     "ingest.commands.cdc",
 )
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.runtime.logsetup import configure_logging
+    from ingest.telemetry import configure as configure_telemetry
+
+    return SimpleNamespace(
+        configure_logging=configure_logging,
+        configure_telemetry=configure_telemetry,
+    )
 
 
 def program_name(argv0: str | None = None) -> str:
@@ -134,9 +148,7 @@ def _stdout_is_terminal() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.runtime.logsetup import configure_logging
-
+    engine = _engine()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
@@ -145,13 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
-    configure_logging(level, log_format)
+    engine.configure_logging(level, log_format)
     if args.verbose:  # dlt sets its logger's level from its own setting when it starts
         verbose_dlt_logging()
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.telemetry import configure as configure_telemetry
-
-    configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING
+    engine.configure_telemetry()  # no-op without APPLICATIONINSIGHTS_CONNECTION_STRING
     try:
         return int(args.func(args))
     except (ConfigError, RequestError, SettingsError) as exc:

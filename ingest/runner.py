@@ -29,7 +29,8 @@ from ingest.job.split_snapshot import export as export_snapshot
 from ingest.lake.destination import Destination
 from ingest.limits import MAX_REASON_CHARS, shorten
 from ingest.model.result import ChunkResult, JobResult, failed_result
-from ingest.model.task import SplitPlan, Task
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
 from ingest.runtime.logsetup import configure_logging, current_log_format
 from ingest.runtime.warmup import preload_engine
 from ingest.secrets.redaction import redact_text
@@ -73,7 +74,7 @@ def prepare_local_run(destination: str, workers: int = 1) -> None:
     preload_engine()
 
 
-def _run_isolated(task: Task, settings: Settings) -> JobResult | SplitPlan:
+def _run_isolated(task: Task, settings: Settings) -> JobResult:
     """`run_job`, and a FAILED result for whatever still escapes it (never a process exit)."""
     try:
         return run_job(task, settings=settings)
@@ -86,9 +87,7 @@ def _run_isolated(task: Task, settings: Settings) -> JobResult | SplitPlan:
         return failed_result(task, f"job {job_id} failed: {type(exc).__name__}: {reason}")
 
 
-def _run_with_environment(
-    environment: dict[str, str], task: Task, settings: Settings
-) -> JobResult | SplitPlan:
+def _run_with_environment(environment: dict[str, str], task: Task, settings: Settings) -> JobResult:
     """Run a job in a pool worker with the caller's environment (settings and secrets read
     from the environment must be the caller's, not the fork server's from when it started)."""
     replace_environment(environment)
@@ -113,7 +112,7 @@ def _chunk_of(task: Task) -> int:
 
 def _execute(
     environment: dict[str, str] | None, step: str, task: Task, settings: Settings
-) -> JobResult | SplitPlan | ChunkResult:
+) -> JobResult | ChunkResult:
     """One step in a pool worker (with the caller's environment) or here: a job's task (which
     may split its load, or be a split load's commit) or a chunk of a split load."""
     if environment is not None:
@@ -166,18 +165,17 @@ def run_tasks(
         if on_result:
             on_result(result)
 
-    def finished(
-        index: int, step: str, task: Task, result: JobResult | SplitPlan | ChunkResult
-    ) -> None:
-        if isinstance(result, SplitPlan):
-            state = splits[index] = _SplitState(result, export_snapshot(task, settings))
+    def finished(index: int, step: str, task: Task, result: JobResult | ChunkResult) -> None:
+        if isinstance(result, JobResult) and result.split is not None:
+            plan = result.split
+            state = splits[index] = _SplitState(plan, export_snapshot(task, settings))
             if state.snapshot is not None:
-                result = state.plan = replace(result, snapshot=state.snapshot.id)
-            progress.started(task.job.job_id, result.chunks)
-            for chunk in range(result.chunks):
+                plan = state.plan = replace(plan, snapshot=state.snapshot.id)
+            progress.started(task.job.job_id, plan.chunks)
+            for chunk in range(plan.chunks):
                 state.attempts[chunk] = 1
                 state.running += 1
-                queue.append((index, CHUNK, replace(task, split=result.for_chunk(chunk))))
+                queue.append((index, CHUNK, replace(task, split=plan.for_chunk(chunk))))
             return
         if isinstance(result, JobResult):
             ended = splits.pop(index, None)
@@ -227,7 +225,7 @@ def run_tasks(
     if tasks:
         preload_engine()  # a no-op after prepare_local_run(); library callers may skip that
     pool: ProcessPoolExecutor | None = None
-    futures: dict[Future[JobResult | SplitPlan | ChunkResult], tuple[int, str, Task]] = {}
+    futures: dict[Future[JobResult | ChunkResult], tuple[int, str, Task]] = {}
     environment = dict(settings_environment())
     try:
         while queue or futures:
@@ -250,7 +248,7 @@ def run_tasks(
             ready, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in ready:
                 index, step, task = futures.pop(future)
-                result: JobResult | SplitPlan | ChunkResult
+                result: JobResult | ChunkResult
                 try:
                     result = future.result()
                 except BaseException as exc:  # a worker process died (killed, out of memory)

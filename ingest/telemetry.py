@@ -32,6 +32,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.model.result import as_float, as_int, cell_text, check_projection
@@ -175,18 +177,36 @@ def configure() -> bool:
         return True
 
 
+@cache
+def _otel() -> SimpleNamespace:
+    """OpenTelemetry and the Azure Monitor exporter: the one lazy import of them here."""
+    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
+    import azure.monitor.opentelemetry
+    import opentelemetry._logs
+    import opentelemetry.instrumentation.logging.handler
+    import opentelemetry.metrics
+    import opentelemetry.sdk.resources
+    import opentelemetry.trace
+
+    return SimpleNamespace(
+        monitor=azure.monitor.opentelemetry,
+        logs=opentelemetry._logs,
+        # the logging handler the distro itself uses (1.8.x)
+        logging_handler=opentelemetry.instrumentation.logging.handler,
+        metrics=opentelemetry.metrics,
+        resources=opentelemetry.sdk.resources,
+        trace=opentelemetry.trace,
+    )
+
+
 def _configure(conn: str) -> None:
     # the SDK's own item counters would land in the customer's customMetrics: off unless asked
     set_default("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
-    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
-    from azure.monitor.opentelemetry import configure_azure_monitor
-    from opentelemetry._logs import get_logger_provider
-    from opentelemetry.sdk.resources import Resource
-
-    configure_azure_monitor(
+    otel = _otel()
+    otel.monitor.configure_azure_monitor(
         connection_string=conn,
         # cloud_RoleName: the function app's name on Azure, else OTEL_SERVICE_NAME or "ingest"
-        resource=Resource.create({"service.name": service_name()}),
+        resource=otel.resources.Resource.create({"service.name": service_name()}),
         logger_name=EVENT_LOGGER,
         # Every event matters (a night has a few hundred): never sample.
         sampling_ratio=1.0,
@@ -206,7 +226,7 @@ def _configure(conn: str) -> None:
     events.setLevel(logging.INFO)
     events.propagate = False  # events are telemetry, not console lines
 
-    provider = get_logger_provider()
+    provider = otel.logs.get_logger_provider()
     redaction_filter = RedactionFilter()  # masks any resolved secret value in a message
     for name in TRACE_LOGGERS:
         logger = logging.getLogger(name)
@@ -217,10 +237,7 @@ def _configure(conn: str) -> None:
         handler.addFilter(redaction_filter)
         logger.addHandler(handler)
 
-    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
-    from opentelemetry import metrics
-
-    meter = metrics.get_meter("ingest.telemetry")
+    meter = otel.metrics.get_meter("ingest.telemetry")
     _state["instruments"] = (
         meter.create_counter(METRIC_ROWS, unit="{row}", description="Rows loaded per table"),
         meter.create_histogram(
@@ -236,10 +253,9 @@ def _trace_handler(provider: Any) -> logging.Handler:
     password echoed by a driver), so `exc_info`/`stack_info` are dropped from the copy sent;
     the console handler still gets the original record.
     """
-    # only when telemetry is on; the handler the distro itself uses (1.8.x)
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    logging_handler: Any = _otel().logging_handler.LoggingHandler
 
-    class TraceHandler(LoggingHandler):
+    class TraceHandler(logging_handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.exc_info or record.exc_text or record.stack_info:
                 record = logging.makeLogRecord(record.__dict__)
@@ -249,7 +265,7 @@ def _trace_handler(provider: Any) -> logging.Handler:
             super().emit(record)
 
     handler = TraceHandler(level=logging.INFO, logger_provider=provider)
-    handler._ingest_telemetry = True  # type: ignore[attr-defined]
+    handler._ingest_telemetry = True
     return handler
 
 
@@ -418,18 +434,15 @@ def flush(timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
     `timeout_s` seconds; returns False if that bound was hit or an export failed."""
     if not _state["enabled"]:
         return True
-    # OpenTelemetry and the Azure Monitor exporter: only when telemetry is on
-    from opentelemetry import metrics, trace
-    from opentelemetry._logs import get_logger_provider
-
+    otel = _otel()
     outcome = {"ok": True}
 
     def work() -> None:
         deadline = time.monotonic() + timeout_s
         for provider in (
-            get_logger_provider(),
-            metrics.get_meter_provider(),
-            trace.get_tracer_provider(),
+            otel.logs.get_logger_provider(),
+            otel.metrics.get_meter_provider(),
+            otel.trace.get_tracer_provider(),
         ):
             force_flush = getattr(provider, "force_flush", None)
             if force_flush is None:

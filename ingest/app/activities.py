@@ -15,9 +15,11 @@ import json
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import Any
 
 from ingest.app.environment import resolve_config_path, settings
+from ingest.app.instances import active_run_ids
 from ingest.app.outcomes import (
     SPLIT,
     add_result,
@@ -26,11 +28,9 @@ from ingest.app.outcomes import (
     compact_views,
     empty_tally,
 )
+from ingest.model.result import JobResult
 from ingest.settings import Settings
 from ingest.vocabulary import Status
-
-if TYPE_CHECKING:  # types only: the function app starts without the engine
-    from ingest.model.task import SplitPlan
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,41 @@ NO_RESULT_ERROR = (
 )
 MAX_WARNINGS = 10
 MAX_WARNING_CHARS = 300
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.http_api import plan_request
+    from ingest.app.runstore import RunStore
+    from ingest.audit import write_audit as append
+    from ingest.errors import is_process_exit
+    from ingest.job import chunk as chunks
+    from ingest.job import run_job
+    from ingest.job import split_snapshot as snapshots
+    from ingest.lake.destination import Destination
+    from ingest.model.result import ChunkResult, failed_result
+    from ingest.model.run import Run, Waited
+    from ingest.reports.report_files import report_after_run
+    from ingest.views.refresh import refresh_after_run
+
+    return SimpleNamespace(
+        ChunkResult=ChunkResult,
+        Destination=Destination,
+        Run=Run,
+        RunStore=RunStore,
+        Waited=Waited,
+        append=append,
+        chunks=chunks,
+        failed_result=failed_result,
+        is_process_exit=is_process_exit,
+        plan_request=plan_request,
+        refresh_after_run=refresh_after_run,
+        report_after_run=report_after_run,
+        run_job=run_job,
+        snapshots=snapshots,
+    )
 
 
 class RetriableTableError(RuntimeError):
@@ -61,19 +96,29 @@ def prepare_process(engine: bool = False) -> None:
     (dlt etc., imported GC-paused by `ingest.runtime.warmup`); Application Insights export (a no-op
     without APPLICATIONINSIGHTS_CONNECTION_STRING) and the secret-redaction filter on every log
     handler, installed after the host's and the exporter's handlers exist."""
-    # engine modules load when this runs, not at start-up (cold start)
+    runtime = _runtime()
+    if engine:
+        runtime.preload_engine()
+    runtime.configure()
+    runtime.route_dlt_logging()  # dlt's records through the host's handlers, not their own
+    runtime.install_redaction()
+
+
+def _runtime() -> SimpleNamespace:
+    """What sets a worker process up (logging, redaction, telemetry, the engine's warm-up):
+    the one lazy import of it here; the engine's own modules load after it (`_engine`)."""
+    # the process's set-up loads when an activity first runs, not at start-up (cold start)
     from ingest.runtime.logsetup import route_dlt_logging
+    from ingest.runtime.warmup import preload_engine
     from ingest.secrets.redaction import install_redaction
     from ingest.telemetry import configure
 
-    if engine:
-        # engine modules load when this runs, not at start-up (cold start)
-        from ingest.runtime.warmup import preload_engine
-
-        preload_engine()
-    configure()
-    route_dlt_logging()  # dlt's records through the host's handlers, not a stream of their own
-    install_redaction()
+    return SimpleNamespace(
+        configure=configure,
+        install_redaction=install_redaction,
+        preload_engine=preload_engine,
+        route_dlt_logging=route_dlt_logging,
+    )
 
 
 def retry_settings(current: Settings) -> dict[str, Any]:
@@ -97,16 +142,13 @@ def plan_run(request: Any) -> dict[str, Any]:
     "settings", "started_at"}. ConfigError / RequestError propagate: the orchestration fails,
     nothing is loaded.
     """
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.http_api import plan_request
-    from ingest.app.runstore import RunStore
-
     prepare_process(engine=True)  # planning imports dlt (lake names follow its naming)
+    engine = _engine()
     request = _payload(request) or {}
     current = settings()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    planned = plan_request(request, request["run_id"], current)
-    store = RunStore(planned.destination, planned.run_id)
+    planned = engine.plan_request(request, request["run_id"], current)
+    store = engine.RunStore(planned.destination, planned.run_id)
     meta = store.write_plan(
         planned, current.batch_size, started_at=started_at, trigger=request.get("trigger", "http")
     )
@@ -149,34 +191,28 @@ def ingest_table(reference: Any) -> dict[str, Any]:
     `hold: true` when its chunks read one exported snapshot (`hold_snapshot`).
     """
     prepare_process(engine=True)
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-    from ingest.errors import is_process_exit
-    from ingest.job import run_job
-    from ingest.job import split_snapshot as snapshots
-    from ingest.model.result import JobResult, failed_result
-
+    engine = _engine()
     reference = _payload(reference)
-    store = RunStore(reference["destination"], reference["run_id"])
+    store = engine.RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
     job_id = task.job.job_id
     commit = bool(reference.get("commit"))
     if commit:  # the commit of a split table: its chunks have run (ingest.job.split)
         task = replace(task, split=store.split(job_id).for_chunk(None))
-    result: JobResult | SplitPlan
+    result: JobResult
     current = settings()
     try:
         # a job another writer is loading ends as a retriable failure: Durable tries again later
-        result = run_job(task, settings=current, on_busy="retry")
+        result = engine.run_job(task, settings=current, on_busy="retry")
     except BaseException as exc:  # run_job reports failures itself; this is the last guard
-        if is_process_exit(exc):
+        if engine.is_process_exit(exc):
             raise
         log.error("job %s failed outside its run: %s", job_id, type(exc).__name__)
-        result = failed_result(task, f"{type(exc).__name__} while running the job")
-    if not isinstance(result, JobResult):  # split: its chunks run next, then its commit
-        store.write_split(job_id, result)
-        started = {"job_id": job_id, "status": SPLIT, "chunks": result.chunks}
-        if snapshots.wanted(task, current):  # a `hold_snapshot` activity next to the chunks
+        result = engine.failed_result(task, f"{type(exc).__name__} while running the job")
+    if result.split is not None:  # not ended: its chunks run next, then its commit
+        store.write_split(job_id, result.split)
+        started = {"job_id": job_id, "status": SPLIT, "chunks": result.split.chunks}
+        if engine.snapshots.wanted(task, current):  # a `hold_snapshot` beside the chunks
             started["hold"] = True
         return started
     if commit:  # whatever it did: the snapshot's holder may let go
@@ -199,14 +235,9 @@ def ingest_chunk(reference: Any) -> dict[str, Any]:
     attempt is raised as `RetriableTableError` (Durable retries it alone). Run twice, it lands
     once."""
     prepare_process(engine=True)
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-    from ingest.errors import is_process_exit
-    from ingest.job import chunk as chunks
-    from ingest.model.result import ChunkResult
-
+    engine = _engine()
     reference = _payload(reference)
-    store = RunStore(reference["destination"], reference["run_id"])
+    store = engine.RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
     job_id = task.job.job_id
     number = int(reference["chunk"])
@@ -223,11 +254,11 @@ def ingest_chunk(reference: Any) -> dict[str, Any]:
             plan = replace(plan, snapshot=str(recorded["snapshot"]))
     task = replace(task, split=plan)
     try:
-        result = chunks.run_chunk(task, settings=settings())
+        result = engine.chunks.run_chunk(task, settings=settings())
     except BaseException as exc:  # run_chunk reports failures itself; this is the last guard
-        if is_process_exit(exc):
+        if engine.is_process_exit(exc):
             raise
-        result = ChunkResult.failed(job_id, number, type(exc).__name__)
+        result = engine.ChunkResult.failed(job_id, number, type(exc).__name__)
     if result.status == Status.FAILED:
         error = result.error or "failed"
         if result.retriable:
@@ -273,13 +304,10 @@ def hold_snapshot(reference: Any) -> dict[str, Any]:
     own times, the reconciliation says so). Returns {"job_id", "snapshot", "ended", "held_s"}.
     """
     prepare_process(engine=True)
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-    from ingest.job import split_snapshot as snapshots
-    from ingest.lake.destination import Destination
-
+    engine = _engine()
+    snapshots = engine.snapshots
     reference = _payload(reference)
-    store = RunStore(reference["destination"], reference["run_id"])
+    store = engine.RunStore(reference["destination"], reference["run_id"])
     task = store.task(int(reference["batch"]), int(reference["position"]))
     job_id = task.job.job_id
     plan = store.split(job_id)
@@ -306,7 +334,7 @@ def hold_snapshot(reference: Any) -> dict[str, Any]:
         store.write_snapshot(job_id, None, reason=reason)
         return {"job_id": job_id, "snapshot": None, "ended": reason, "held_s": 0}
     clock = time.monotonic()
-    dest = Destination.from_url(task.destination)
+    dest = engine.Destination.from_url(task.destination)
 
     def ended() -> str | None:
         if store.split_ended(job_id):
@@ -331,12 +359,9 @@ def record_failure(request: Any) -> dict[str, Any]:
     of the batch without a result), "error"}. A table whose stored result says it loaded
     (SUCCESS/WARN/SKIPPED) keeps it. Returns the tally of the tables it covered.
     """
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-    from ingest.model.result import failed_result
-
+    engine = _engine()
     request = _payload(request)
-    store = RunStore(request["destination"], request["run_id"])
+    store = engine.RunStore(request["destination"], request["run_id"])
     tasks = store.batch(int(request["batch"]))
     if request.get("position") is not None:
         tasks = [tasks[int(request["position"])]]
@@ -345,7 +370,7 @@ def record_failure(request: Any) -> dict[str, Any]:
     for task in tasks:
         result = stored.get(task.job.job_id)
         if result is None or result.status == Status.FAILED:
-            result = failed_result(task, str(request["error"]))
+            result = engine.failed_result(task, str(request["error"]))
             store.write_result(result)
             if store.has_split(task.job.job_id):  # its snapshot's holder may let go
                 store.end_split(task.job.job_id)
@@ -363,28 +388,24 @@ def write_audit(request: Any) -> dict[str, Any]:
     planned table without a stored result gets a FAILED row saying so. The summary lists at
     most MAX_FAILED_JOBS_LISTED failed job ids (`failed_jobs_total` counts them all).
     """
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-    from ingest.audit import write_audit as append
-    from ingest.model.result import failed_result
-    from ingest.model.run import Run, Waited
-
     prepare_process()
+    engine = _engine()
     request = _payload(request)
-    store = RunStore(request["destination"], request["run_id"])
+    store = engine.RunStore(request["destination"], request["run_id"])
     tasks = store.tasks()
     stored = store.results(task.job.job_id for task in tasks)
-    run = Run(
+    run = engine.Run(
         run_id=request["run_id"],
         destination=request["destination"],
         results=tuple(
-            stored.get(task.job.job_id) or failed_result(task, NO_RESULT_ERROR) for task in tasks
+            stored.get(task.job.job_id) or engine.failed_result(task, NO_RESULT_ERROR)
+            for task in tasks
         ),
         started_at=request.get("started_at"),
         trigger=request.get("trigger"),
-        waited=Waited.from_dict(request.get("waited")),
+        waited=engine.Waited.from_dict(request.get("waited")),
     )
-    summary = append(run)
+    summary = engine.append(run)
     views = compact_views(refresh_views_after(run.destination, run.run_id))
     summary = replace(summary, views=views, report=report_after(run.destination, run.run_id))
     return {**summary.to_dict(), **capped_jobs(list(summary.failed_jobs))}
@@ -392,26 +413,19 @@ def write_audit(request: Any) -> dict[str, Any]:
 
 def refresh_views_after(destination: str, run_id: str) -> dict[str, Any]:
     """The views step of a run (ingest.views.refresh), for the app's configuration."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.views.refresh import refresh_after_run
-
+    engine = _engine()
     config_path = resolve_config_path(settings().config_path)
-    return refresh_after_run(config_path, destination, run_id)
+    return engine.refresh_after_run(config_path, destination, run_id)
 
 
 def report_after(destination: str, run_id: str) -> dict[str, Any]:
     """The report step of a run (ingest.reports.report_files): never raises."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.reports.report_files import report_after_run
-
-    return report_after_run(destination, run_id)
+    engine = _engine()
+    return engine.report_after_run(destination, run_id)
 
 
 async def find_active_runs(request: Any, client: Any) -> list[str]:
     """Activity `find_active_runs` (with a Durable client): ids of the active runs other than
     `request["exclude"]`, at most 5. A waiting scheduled run polls it."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.instances import active_run_ids
-
     request = _payload(request) or {}
     return (await active_run_ids(client, set(request.get("exclude") or [])))[:5]

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR, schedule
@@ -48,6 +49,29 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 WAIT_POLL_S = 300
 
 
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.configuration import load_config
+    from ingest.errors import ConfigError, RequestError
+    from ingest.plan import new_run_id, plan, plan_backfill
+    from ingest.reports.report_files import BadReportId, report_page
+    from ingest.run_request import parse_body
+
+    return SimpleNamespace(
+        BadReportId=BadReportId,
+        ConfigError=ConfigError,
+        RequestError=RequestError,
+        load_config=load_config,
+        new_run_id=new_run_id,
+        parse_body=parse_body,
+        plan=plan,
+        plan_backfill=plan_backfill,
+        report_page=report_page,
+    )
+
+
 class BadRequest(ValueError):
     """The request is malformed; the message says what to fix (HTTP 400)."""
 
@@ -55,11 +79,16 @@ class BadRequest(ValueError):
 # ------------------------------------------------------------------------------ responses
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+def _functions() -> ModuleType:
+    """The Functions SDK (`azure.functions`): the one lazy import of it here."""
     # the Functions SDK: only when a response is built (tests import this module without it)
-    import azure.functions as func
+    import azure.functions
 
-    return func.HttpResponse(
+    return azure.functions
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    return _functions().HttpResponse(
         json.dumps(body, default=_json_default, indent=2),
         status_code=status,
         mimetype="application/json",
@@ -85,13 +114,10 @@ def _error(status: int, message: str, **extra: Any) -> Any:
 def parse_run_request(body: bytes | str | None) -> dict[str, Any]:
     """The POST /api/runs body -> the plan request; BadRequest (400) naming the field if wrong.
     The one schema for bodies and CLI arguments is `ingest.run_request`."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.errors import RequestError
-    from ingest.run_request import parse_body
-
+    engine = _engine()
     try:
-        return parse_body(body)
-    except RequestError as exc:
+        return engine.parse_body(body)
+    except engine.RequestError as exc:
         raise BadRequest(str(exc)) from None
 
 
@@ -101,10 +127,8 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> Plan:
     config_path = resolve_config_path(current.config_path)
     backfill = request.get("backfill")
     if backfill:
-        # engine modules load when this runs, not at start-up (cold start)
-        from ingest.plan import plan_backfill
-
-        return plan_backfill(
+        engine = _engine()
+        return engine.plan_backfill(
             config_path,
             current.destination,
             backfill["job"],
@@ -112,10 +136,8 @@ def plan_request(request: Mapping[str, Any], run_id: str, current: Any) -> Plan:
             backfill.get("to"),
             run_id=run_id,
         )
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.plan import plan
-
-    return plan(
+    engine = _engine()
+    return engine.plan(
         config_path,
         destination=current.destination,
         run_id=run_id,
@@ -141,10 +163,7 @@ def _conflict(active: Any, holder_run_id: str | None = None) -> Any:
 
 
 async def start_run(req: Any, client: Any) -> Any:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.errors import ConfigError, RequestError
-    from ingest.plan import new_run_id
-
+    engine = _engine()
     try:
         request = parse_run_request(req.get_body())
     except BadRequest as exc:
@@ -154,12 +173,12 @@ async def start_run(req: Any, client: Any) -> Any:
         slot = await manual_slot(client) if active[0].instance_id == MANUAL_INSTANCE else None
         return _conflict(*slot) if slot else _conflict(active[0])
     current = settings()
-    run_id = new_run_id()
+    run_id = engine.new_run_id()
     try:
         planned = plan_request(request, run_id, current)
-    except RequestError as exc:
+    except engine.RequestError as exc:
         return _error(400, str(exc))
-    except ConfigError as exc:
+    except engine.ConfigError as exc:
         log.error("run request refused, the job configuration is invalid: %s", exc)
         return _error(
             500,
@@ -228,20 +247,15 @@ def get_run_report(req: Any) -> Any:
     """The run's HTML report from `<lake>/metadata/reports/<id>.html` (`latest`: the newest).
     A run without a stored report (one from before reports, or whose report failed) gets it
     built from the audit and stored; 404 when the audit does not know the run either."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.reports.report_files import BadReportId, report_page
-
+    engine = _engine()
     run_id = (req.route_params or {}).get("id", "")
     try:
-        page = report_page(settings().destination, run_id)
-    except BadReportId:
+        page = engine.report_page(settings().destination, run_id)
+    except engine.BadReportId:
         return _error(400, f"{run_id[:200]!r} is not a run id")
     if page is None:
         return _error(404, f"run {run_id} has no report and is not in the recent audit")
-    # the Functions SDK: only when a response is built (tests import this module without it)
-    import azure.functions as func
-
-    return func.HttpResponse(
+    return _functions().HttpResponse(
         page, status_code=200, mimetype="text/html", charset="utf-8", headers=REPORT_HEADERS
     )
 
@@ -252,11 +266,9 @@ def get_run_report(req: Any) -> Any:
 def jobs_body(now: dt.datetime | None = None) -> dict[str, Any]:
     """The validated job list, and which jobs the next scheduled run includes.
     Raises ConfigError for a bad configuration."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.configuration import load_config
-
+    engine = _engine()
     current = settings()
-    config = load_config(resolve_config_path(current.config_path))
+    config = engine.load_config(resolve_config_path(current.config_path))
     now = now or dt.datetime.now(dt.UTC)
     next_start = schedule.next_start(now)
     day = schedule.weekday(next_start)
@@ -297,12 +309,10 @@ def jobs_body(now: dt.datetime | None = None) -> dict[str, Any]:
 
 
 def list_jobs(req: Any = None) -> Any:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.errors import ConfigError
-
+    engine = _engine()
     try:
         return json_response(200, jobs_body())
-    except ConfigError as exc:
+    except engine.ConfigError as exc:
         return _error(
             500, "the job configuration is invalid", problems=[str(p) for p in exc.problems]
         )

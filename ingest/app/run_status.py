@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.app import MANUAL_INSTANCE, ORCHESTRATOR
@@ -43,6 +44,19 @@ TABLE_FIELDS = check_projection(
     "TABLE_FIELDS",
 )
 MAX_ERROR_CHARS = 500
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.app.runstore import RunStore
+    from ingest.reports.history import run_results
+
+    return SimpleNamespace(
+        RunStore=RunStore,
+        run_results=run_results,
+    )
 
 
 class BadPage(ValueError):
@@ -104,10 +118,8 @@ async def live_progress(client: Any, run_id: str, custom: Any) -> Any:
 
 def audit_results(destination: str, run_id: str) -> list[dict[str, str]]:
     """The audit rows of a run (last 7 days of audit files)."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.reports.history import run_results
-
-    return run_results(destination, run_id)
+    engine = _engine()
+    return engine.run_results(destination, run_id)
 
 
 def table_entry(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,10 +142,8 @@ def tables_from_store(
     destination: str, run_id: str, page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """A page of the run store's results (sorted by job id); None without a run store."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.app.runstore import RunStore
-
-    store = RunStore(destination, run_id)
+    engine = _engine()
+    store = engine.RunStore(destination, run_id)
     if not store.exists():
         return None
     ids = store.result_ids()

@@ -34,7 +34,8 @@ from ingest.lake.destination import Destination
 from ingest.lake.layout import RUNS_DIR
 from ingest.model.plan import Plan
 from ingest.model.result import JobResult
-from ingest.model.task import SplitPlan, Task
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
 
 log = logging.getLogger(__name__)
 

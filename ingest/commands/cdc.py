@@ -5,9 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.settings import Settings
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.commands.report import table
+    from ingest.job.cdc_slots import drop_slots, slot_status
+
+    return SimpleNamespace(
+        drop_slots=drop_slots,
+        slot_status=slot_status,
+        table=table,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -45,12 +60,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.report import table
-    from ingest.job.cdc_slots import slot_status
-
+    engine = _engine()
     settings = Settings.from_env()
-    rows = slot_status(args.config or settings.config_path, args.job, settings)
+    rows = engine.slot_status(args.config or settings.config_path, args.job, settings)
     if args.json:
         sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
         return 0
@@ -68,16 +80,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    sys.stdout.write(table(headers, lines) + "\n")
+    sys.stdout.write(engine.table(headers, lines) + "\n")
     return 0
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.job.cdc_slots import drop_slots
-
+    engine = _engine()
     settings = Settings.from_env()
-    done = drop_slots(
+    done = engine.drop_slots(
         args.config or settings.config_path,
         args.job,
         settings,

@@ -6,9 +6,25 @@ import argparse
 import dataclasses
 import json
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.settings import Settings
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.commands.report import table
+    from ingest.job.maintenance import compact_jobs
+    from ingest.views.refresh import refresh_after_run
+
+    return SimpleNamespace(
+        compact_jobs=compact_jobs,
+        refresh_after_run=refresh_after_run,
+        table=table,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -32,17 +48,13 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.report import table
-    from ingest.job.maintenance import compact_jobs
-    from ingest.views.refresh import refresh_after_run
-
+    engine = _engine()
     settings = Settings.from_env()
     config = args.config or settings.config_path
     destination = args.destination or settings.destination
-    done = compact_jobs(config, destination, args.job, settings)
+    done = engine.compact_jobs(config, destination, args.job, settings)
     if any(d.load_id for d in done):  # the views name the new bases' files
-        refresh_after_run(config, destination, "compact")
+        engine.refresh_after_run(config, destination, "compact")
     if args.json:
         sys.stdout.write(json.dumps([dataclasses.asdict(d) for d in done], indent=2) + "\n")
     else:
@@ -60,5 +72,5 @@ def cmd_compact(args: argparse.Namespace) -> int:
             for d in done
         ]
         headers = ("job", "base", "rows", "files", "loads", "removed", "seconds", "note")
-        sys.stdout.write(table(headers, rows) + "\n")
+        sys.stdout.write(engine.table(headers, rows) + "\n")
     return 1 if any(d.error for d in done) else 0

@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ingest.commands.output import show_table
@@ -21,6 +22,42 @@ if TYPE_CHECKING:  # types only: the CLI starts without the engine
     from ingest.model.summary import RunSummary
 
 log = logging.getLogger(__name__)
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.audit import AuditWriteError, write_audit
+    from ingest.configuration import load_config
+    from ingest.errors import ConfigError
+    from ingest.job import classify_error
+    from ingest.model.run import Run
+    from ingest.model.summary import RunSummary
+    from ingest.plan import plan
+    from ingest.run_request import cli_run
+    from ingest.runner import prepare_local_run, run_tasks
+    from ingest.runtime.optional import check_jobs
+    from ingest.secrets.resolver import build_resolver
+    from ingest.sources import capabilities, get_builder
+
+    return SimpleNamespace(
+        AuditWriteError=AuditWriteError,
+        ConfigError=ConfigError,
+        Run=Run,
+        RunSummary=RunSummary,
+        build_resolver=build_resolver,
+        capabilities=capabilities,
+        check_jobs=check_jobs,
+        classify_error=classify_error,
+        cli_run=cli_run,
+        get_builder=get_builder,
+        load_config=load_config,
+        plan=plan,
+        prepare_local_run=prepare_local_run,
+        run_tasks=run_tasks,
+        write_audit=write_audit,
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -146,12 +183,7 @@ def run_plan(
 ) -> tuple[RunSummary, list[JobResult]]:
     """Steps 2 and 3 for a plan made by `plan` or `plan_backfill`: run each task, audit."""
 
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.audit import AuditWriteError, write_audit
-    from ingest.model.run import Run
-    from ingest.model.summary import RunSummary
-    from ingest.runner import run_tasks
-
+    engine = _engine()
     _print_warnings(the_plan.warnings)
     for skipped in the_plan.skipped:
         log.warning("job %s skipped: %s", skipped.job_id, skipped.reason)
@@ -163,13 +195,13 @@ def run_plan(
         workers,
         the_plan.destination,
     )
-    results = run_tasks(the_plan.tasks, settings, workers=workers)
-    run = Run(the_plan.run_id, the_plan.destination, tuple(results), started, trigger)
+    results = engine.run_tasks(the_plan.tasks, settings, workers=workers)
+    run = engine.Run(the_plan.run_id, the_plan.destination, tuple(results), started, trigger)
     try:
-        summary = write_audit(run)
-    except AuditWriteError as exc:  # the results are still printed; the run fails (exit 1)
+        summary = engine.write_audit(run)
+    except engine.AuditWriteError as exc:  # the results are still printed; the run fails (exit 1)
         log.error("audit not written: %s", exc)
-        summary = replace(RunSummary.of(run.run_id, results), audit_error=str(exc))
+        summary = replace(engine.RunSummary.of(run.run_id, results), audit_error=str(exc))
         return summary, results
     # after the audit: the lake's views (never fails the run; see ingest.views.refresh)
     from ingest.views.refresh import refresh_after_run
@@ -227,12 +259,9 @@ def execute_run(
     run_id: str | None = None,
 ) -> tuple[RunSummary, list[JobResult]]:
     """plan -> run each job -> audit. Raises ConfigError/RequestError before loading anything."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.plan import plan
-    from ingest.runner import prepare_local_run
-
-    prepare_local_run(destination, workers)
-    the_plan = plan(
+    engine = _engine()
+    engine.prepare_local_run(destination, workers)
+    the_plan = engine.plan(
         config_path,
         destination=destination,
         run_id=run_id,
@@ -244,11 +273,11 @@ def execute_run(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.run_request import cli_run
-
+    engine = _engine()
     settings = Settings.from_env()
-    request, options = cli_run(args.job, args.source, args.full_refresh, args.workers, args.run_id)
+    request, options = engine.cli_run(
+        args.job, args.source, args.full_refresh, args.workers, args.run_id
+    )
     clock = time.monotonic()
     summary, results = execute_run(
         settings,
@@ -264,18 +293,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.configuration import load_config
-    from ingest.errors import ConfigError
-    from ingest.runtime.optional import check_jobs
-    from ingest.secrets.resolver import build_resolver
-    from ingest.sources import capabilities, get_builder
-
+    engine = _engine()
     settings = Settings.from_env()
     path = args.config or settings.config_path
     try:
-        config = load_config(path)
-    except ConfigError as exc:
+        config = engine.load_config(path)
+    except engine.ConfigError as exc:
         if not args.json:
             raise
         refused = {"config": path, "ok": False, "problems": [str(p) for p in exc.problems]}
@@ -283,7 +306,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     enabled = config.enabled_jobs
     # optional packages (pyproject.toml extras), by what each source type can use
-    missing, notes = check_jobs(enabled, lambda kind: capabilities(kind).fast_path_extra)
+    missing, notes = engine.check_jobs(
+        enabled, lambda kind: engine.capabilities(kind).fast_path_extra
+    )
     warnings = [*config.warnings, *notes]
     report: dict[str, Any] = {
         "config": str(config.path),
@@ -294,19 +319,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     }
     checks: list[dict[str, str]] = []
     if args.check_connections:
-        resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
+        resolver = engine.build_resolver(settings.secrets_file, settings.key_vault_url)
         for job in enabled:
             builder = None
             try:
-                builder = get_builder(job.source_type)
+                builder = engine.get_builder(job.source_type)
                 secrets = builder.secrets(resolver, job.source_name)
                 builder.check_connection(job, secrets)
                 error = ""
             except Exception as exc:  # report every job, then decide
-                # engine modules load when this runs, not at start-up (cold start)
-                from ingest.job import classify_error
-
-                failure = classify_error(
+                failure = engine.classify_error(
                     exc,
                     job,
                     f"source {job.source_name!r}",
@@ -345,11 +367,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.plan import plan
-
+    engine = _engine()
     settings = Settings.from_env()
-    the_plan = plan(
+    the_plan = engine.plan(
         args.config or settings.config_path,
         destination=args.destination or settings.destination,
         jobs=args.job,

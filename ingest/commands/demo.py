@@ -26,6 +26,7 @@ import sqlite3
 import sys
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.errors import RequestError
@@ -117,6 +118,28 @@ demo-02,Y,sqlite,demo_shop,,products,FULL,,product_id,,DAILY,data-team,
 demo-03,Y,sqlite,demo_shop,,orders,INCREMENTAL,updated_at,order_id,2020-01-01T00:00:00,DAILY,data-team,changed orders by updated_at
 demo-04,Y,sqlite,demo_shop,,order_items,INCREMENTAL,item_id,item_id,,DAILY,data-team,append-only by id
 """  # noqa: E501
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.cli import command_for_hints
+    from ingest.commands.core import SUMMARY_HEADERS, execute_run, summary_rows
+    from ingest.commands.output import NULL, show_table
+    from ingest.settings import Settings
+    from ingest.views.duck import run_query
+
+    return SimpleNamespace(
+        NULL=NULL,
+        SUMMARY_HEADERS=SUMMARY_HEADERS,
+        Settings=Settings,
+        command_for_hints=command_for_hints,
+        execute_run=execute_run,
+        run_query=run_query,
+        show_table=show_table,
+        summary_rows=summary_rows,
+    )
 
 
 def _ts(base: dt.datetime, rng: random.Random, days: int) -> str:
@@ -312,18 +335,14 @@ def clear_demo_lake(lake: Path) -> None:
 
 def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
 
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.core import SUMMARY_HEADERS, execute_run, summary_rows
-    from ingest.commands.output import show_table
-    from ingest.settings import Settings
-
+    engine = _engine()
     claim_folders({"source folder": folder, "lake": lake})
     clear_demo_lake(lake)
     db = folder / "shop.db"
     counts = build_shop(db)
     config, secrets = write_demo_project(folder)
     out.write(f"demo source: {db} {counts}\n")
-    settings = dataclasses.replace(Settings.from_env(), secrets_file=secrets)
+    settings = dataclasses.replace(engine.Settings.from_env(), secrets_file=secrets)
     destination = lake.resolve().as_uri()
     exit_code = 0
     for title in (
@@ -333,13 +352,15 @@ def run_demo(folder: Path, lake: Path, out: Any = sys.stdout) -> int:
         if title.startswith("second"):
             expected = change_shop(db)
             out.write(f"\nchanged the source: incremental jobs should pick up {expected}\n")
-        summary, results = execute_run(settings, config_path=str(config), destination=destination)
+        summary, results = engine.execute_run(
+            settings, config_path=str(config), destination=destination
+        )
         out.write(f"\n== {title}\n")
-        show_table(SUMMARY_HEADERS, summary_rows(results), out)
+        engine.show_table(engine.SUMMARY_HEADERS, engine.summary_rows(results), out)
         if summary.jobs_failed:
             exit_code = 1
     out.write("\n== what landed in " + str(lake) + "\n")
-    show_table(("table folder", "files", "rows"), lake_listing(lake), out)
+    engine.show_table(("table folder", "files", "rows"), lake_listing(lake), out)
     out.write(f"audit: {summary.audit_path}\n")
     query_lake(destination, DEMO_QUERY, out)
     out.write("\n== next: the same commands on the demo's files (from any folder)\n")
@@ -356,13 +377,10 @@ DEMO_QUERY = (
 
 def query_lake(destination: str, sql: str, out: Any) -> None:
     """`dlt-ingest query SQL`: the views, then the result (NULL shown as NULL)."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.output import NULL, show_table
-    from ingest.views.duck import run_query
-
-    result = run_query(destination, sql)
+    engine = _engine()
+    result = engine.run_query(destination, sql)
     out.write(f'\n== python -m ingest query "{sql}"\n(views: {", ".join(result.views)})\n')
-    show_table(result.columns, result.rows, out, null=NULL)
+    engine.show_table(result.columns, result.rows, out, null=engine.NULL)
 
 
 HINT_QUERY = "select status, count(*) as orders from demo_shop.orders group by 1 order by 1"
@@ -373,10 +391,8 @@ def next_steps(
 ) -> list[str]:
     """Commands that work on what the demo wrote: its config, its secrets file (not
     .dlt/secrets.toml: INGEST_SECRETS_FILE points at it) and its lake, with absolute paths."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.cli import command_for_hints
-
-    cmd = command or command_for_hints()
+    engine = _engine()
+    cmd = command or engine.command_for_hints()
     env = f"INGEST_SECRETS_FILE={shlex.quote(str(secrets.resolve()))}"
     conf = f"--config {shlex.quote(str(config.resolve()))}"
     dest = f"--destination {shlex.quote(destination)}"

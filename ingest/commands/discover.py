@@ -10,6 +10,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.commands.output import show_table
@@ -20,6 +21,39 @@ log = logging.getLogger(__name__)
 
 #: source types discover can read (the SQL ones)
 SQL_SOURCE_TYPES = ("postgresql", "mysql", "mssql", "oracle", "sqlite")
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.cli import command_for_hints, program_name
+    from ingest.config import jobrows
+    from ingest.config.jobrows import JOB_COLUMNS, read_job_file
+    from ingest.configuration import load_config
+    from ingest.errors import ConfigError
+    from ingest.identifiers import is_source_name
+    from ingest.secrets.resolver import build_resolver
+    from ingest.sources import get_builder, source_types
+    from ingest.sources.discovery import DEFAULT_FULL_BELOW, discover
+    from ingest.sources.sql import classify_db_error
+
+    return SimpleNamespace(
+        ConfigError=ConfigError,
+        DEFAULT_FULL_BELOW=DEFAULT_FULL_BELOW,
+        JOB_COLUMNS=JOB_COLUMNS,
+        build_resolver=build_resolver,
+        classify_db_error=classify_db_error,
+        command_for_hints=command_for_hints,
+        discover=discover,
+        get_builder=get_builder,
+        is_source_name=is_source_name,
+        jobrows=jobrows,
+        load_config=load_config,
+        program_name=program_name,
+        read_job_file=read_job_file,
+        source_types=source_types,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -87,22 +121,17 @@ def register(subparsers: Any) -> None:
 
 def _source_type(args: argparse.Namespace, settings: Settings) -> str:
     """--source-type, else the type of the source's jobs in --out or the configuration."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config.jobrows import read_job_file
-
+    lazy = _engine()
     if args.source_type:
         return str(args.source_type)
     candidates = [Path(args.out)] if args.out else []
     candidates.append(Path(args.config or settings.config_path))
     for path in candidates:
         if path.exists() and path.suffix.lower() in (".csv", ".xlsx", ".xlsm"):
-            for row in read_job_file(path).rows:
+            for row in lazy.read_job_file(path).rows:
                 if str(row.get("source_name") or "").strip() == args.source:
-                    # engine modules load when this runs, not at start-up (cold start)
-                    from ingest.sources import source_types
-
                     raw = str(row.get("source_type") or "").strip().lower()
-                    return source_types().aliases.get(raw, raw)
+                    return lazy.source_types().aliases.get(raw, raw)
     raise RequestError(
         f"discover: which kind of database is source {args.source!r}? Pass --source-type "
         f"({', '.join(SQL_SOURCE_TYPES)}); it is read from the configuration only when a job "
@@ -115,18 +144,9 @@ def _patterns(values: list[str]) -> list[str]:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.cli import program_name
-    from ingest.config import jobrows
-    from ingest.configuration import load_config
-    from ingest.errors import ConfigError
-    from ingest.identifiers import is_source_name
-    from ingest.secrets.resolver import build_resolver
-    from ingest.sources import get_builder
-    from ingest.sources.discovery import DEFAULT_FULL_BELOW, discover
-
+    lazy = _engine()
     settings = Settings.from_env()
-    if not is_source_name(args.source):
+    if not lazy.is_source_name(args.source):
         raise RequestError(
             f"--source {args.source!r} must be snake_case (lowercase letters, digits, _), as "
             "source_name in the configuration"
@@ -141,29 +161,26 @@ def cmd_discover(args: argparse.Namespace) -> int:
         )
     out = Path(args.out) if args.out else None
     try:
-        existing = jobrows.read_job_file(out) if out else None
-    except jobrows.JobFileError as exc:
+        existing = lazy.jobrows.read_job_file(out) if out else None
+    except lazy.jobrows.JobFileError as exc:
         raise RequestError(str(exc)) from None
 
-    builder = get_builder(source_type)
-    resolver = build_resolver(settings.secrets_file, settings.key_vault_url)
+    builder = lazy.get_builder(source_type)
+    resolver = lazy.build_resolver(settings.secrets_file, settings.key_vault_url)
     try:
         secrets = builder.secrets(resolver, args.source)
-        engine = builder.engine(secrets)  # type: ignore[attr-defined]
+        engine = builder.engine(secrets)
         try:
-            found = discover(
+            found = lazy.discover(
                 engine,
                 args.schema,
                 _patterns(args.tables),
-                DEFAULT_FULL_BELOW if args.full_below is None else args.full_below,
+                lazy.DEFAULT_FULL_BELOW if args.full_below is None else args.full_below,
             )
         finally:
             engine.dispose()
     except Exception as exc:  # a connection or catalogue failure: say what, never a secret
-        # engine modules load when this runs, not at start-up (cold start)
-        from ingest.sources.sql import classify_db_error
-
-        failure = classify_db_error(exc, f"source {args.source!r}") or exc
+        failure = lazy.classify_db_error(exc, f"source {args.source!r}") or exc
         sys.stderr.write(f"error: {resolver.redactor.redact(str(failure))}\n")
         return 1
 
@@ -171,17 +188,17 @@ def cmd_discover(args: argparse.Namespace) -> int:
     new_rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for table in found.tables:
-        key = jobrows.table_key(args.source, args.schema, table.name)
+        key = lazy.jobrows.table_key(args.source, args.schema, table.name)
         if key in configured:
             skipped[table.name] = f"already job {configured[key]} in {out}"
         elif table.proposed:
-            new_rows.append(_job_row(table, source_type, args, program_name()))
-    ids = jobrows.next_job_ids(existing.job_ids() if existing else (), len(new_rows))
+            new_rows.append(_job_row(table, source_type, args, lazy.program_name()))
+    ids = lazy.jobrows.next_job_ids(existing.job_ids() if existing else (), len(new_rows))
     for row, job_id in zip(new_rows, ids, strict=True):
         row["job_id"] = job_id
 
     if new_rows:
-        problems = _check_rows(new_rows, load_config, ConfigError)
+        problems = _check_rows(new_rows, lazy.load_config, lazy.ConfigError)
         if problems:  # never write rows `validate` would refuse
             sys.stderr.write("error: the proposed rows do not validate:\n" + problems + "\n")
             return 1
@@ -209,8 +226,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     _print_or_dump(args, found, skipped, new_rows, payload)
     if out and new_rows:
         try:
-            jobrows.append_job_rows(out, new_rows)
-        except (jobrows.JobFileError, OSError) as exc:
+            lazy.jobrows.append_job_rows(out, new_rows)
+        except (lazy.jobrows.JobFileError, OSError) as exc:
             sys.stderr.write(f"error: cannot write {out}: {exc}\n")
             return 1
     if not args.json:
@@ -240,13 +257,11 @@ def _job_row(table: Any, source_type: str, args: argparse.Namespace, command: st
 
 def _check_rows(rows: list[dict[str, Any]], load_config: Any, config_error: Any) -> str:
     """The configuration's own check on the new rows (problems as text; '' when valid)."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.config.jobrows import JOB_COLUMNS
-
+    lazy = _engine()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "discovered.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=JOB_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=lazy.JOB_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
         try:
@@ -293,9 +308,7 @@ def _summary(
     skipped: dict[str, str],
     out: Path | None,
 ) -> None:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.cli import command_for_hints
-
+    lazy = _engine()
     where = f"schema {found.schema}" if found.schema else "the default schema"
     sys.stdout.write(
         f"\n{len(found.tables)} table(s) in {where} of source {args.source!r} "
@@ -304,7 +317,7 @@ def _summary(
         + "\n"
     )
     if out and new_rows:
-        command = command_for_hints()
+        command = lazy.command_for_hints()
         sys.stdout.write(
             f"appended to {out}. Next:\n  {command} validate --config {out}\n"
             f"  {command} run --config {out}\n"

@@ -5,12 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.commands.output import show_table
 from ingest.settings import Settings
 
 ERROR_WIDTH = 100
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.lake.destination import Destination
+    from ingest.reports.history import failure_summary, recent, run_summaries
+
+    return SimpleNamespace(
+        Destination=Destination,
+        failure_summary=failure_summary,
+        recent=recent,
+        run_summaries=run_summaries,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -98,14 +114,12 @@ def _failures_table(
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.reports.history import failure_summary, recent, run_summaries
-
+    engine = _engine()
     settings = Settings.from_env()
     destination = args.destination or settings.destination
-    rows = recent(destination, args.days, args.job or None)
-    failures = failure_summary(rows)
-    runs = run_summaries(rows)
+    rows = engine.recent(destination, args.days, args.job or None)
+    failures = engine.failure_summary(rows)
+    runs = engine.run_summaries(rows)
     if args.json:
         sys.stdout.write(
             json.dumps({"runs": runs, "rows": rows, "failures": failures}, indent=2) + "\n"
@@ -113,10 +127,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     scope = f" for job(s) {', '.join(args.job)}" if args.job else ""
     if not rows:
-        # engine modules load when this runs, not at start-up (cold start)
-        from ingest.lake.destination import Destination
-
-        where = Destination.from_url(destination).display_url  # ./lake: which folder it was
+        where = engine.Destination.from_url(destination).display_url  # ./lake: which folder it was
         sys.stdout.write(
             f"no audit rows{scope} in the last {args.days} day(s) under {where} "
             "(another lake: --destination URL or INGEST_DESTINATION)\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.errors import RequestError
@@ -13,6 +14,23 @@ from ingest.settings import Settings
 DEFAULT_OUT = "ingestion_report.html"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.lake.destination import Destination
+    from ingest.reports import report_html, run_report
+    from ingest.reports.report_files import BadReportId, report_name
+
+    return SimpleNamespace(
+        BadReportId=BadReportId,
+        Destination=Destination,
+        report_html=report_html,
+        report_name=report_name,
+        run_report=run_report,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -56,25 +74,21 @@ def register(subparsers: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     if not 1 <= args.days <= MAX_DAYS:
         raise RequestError(f"--days must be a whole number from 1 to {MAX_DAYS}, got {args.days}")
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.lake.destination import Destination
-    from ingest.reports import report_html, run_report
-    from ingest.reports.report_files import BadReportId, report_name
-
+    engine = _engine()
     if args.run is not None:
         try:
-            report_name(args.run)
-        except BadReportId as exc:
+            engine.report_name(args.run)
+        except engine.BadReportId as exc:
             raise RequestError(f"--run: {exc}") from None
     destination = args.destination or Settings.from_env().destination
-    data = run_report.collect(destination, args.days, args.run)
-    where = Destination.from_url(destination).display_url
+    data = engine.run_report.collect(destination, args.days, args.run)
+    where = engine.Destination.from_url(destination).display_url
     if args.run is not None and data.run is None:
         raise RequestError(
             f"run {args.run} has no row in the last {args.days} day(s) of the audit under "
             f"{where} (an older run: a larger --days; another lake: --destination)"
         )
-    page = report_html.render(data)
+    page = engine.report_html.render(data)
     if args.out == "-":
         sys.stdout.write(page)
         return 0

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.commands.output import show_table
@@ -34,6 +35,33 @@ CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED = (
     "skipped",
     "failed",
 )
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.configuration import load_config
+    from ingest.lake.destination import Destination
+    from ingest.secrets import keyvault
+    from ingest.secrets.keyvault import (
+        SECRET_NAME,
+        VaultAccessError,
+        VaultUnreachableError,
+        vault_secret_name,
+    )
+    from ingest.sources import get_builder
+
+    return SimpleNamespace(
+        Destination=Destination,
+        SECRET_NAME=SECRET_NAME,
+        VaultAccessError=VaultAccessError,
+        VaultUnreachableError=VaultUnreachableError,
+        get_builder=get_builder,
+        keyvault=keyvault,
+        load_config=load_config,
+        vault_secret_name=vault_secret_name,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -96,15 +124,13 @@ def register(subparsers: Any) -> None:
 
 
 def _vault(args: argparse.Namespace, settings: Settings) -> Any:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.secrets import keyvault
-
+    engine = _engine()
     url = args.vault_url or settings.key_vault_url
     if not url:
         raise RequestError(
             "give --vault-url https://<vault>.vault.azure.net or set AZURE_KEY_VAULT_URL"
         )
-    return keyvault.KeyVaultSecrets(keyvault.check_vault_url(url))
+    return engine.keyvault.KeyVaultSecrets(engine.keyvault.check_vault_url(url))
 
 
 # ------------------------------------------------------------------------------------------
@@ -140,11 +166,9 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
     if isinstance(section, Mapping) and section.get("azure_storage_account_name"):
         return str(section["azure_storage_account_name"]), "[destination.filesystem.credentials]"
     if settings.destination.lower().startswith(("abfs://", "abfss://")):
-        # engine modules load when this runs, not at start-up (cold start)
-        from ingest.lake.destination import Destination
-
+        engine = _engine()
         try:
-            account = Destination.from_url(settings.destination, env={}).account_name
+            account = engine.Destination.from_url(settings.destination, env={}).account_name
         except RequestError:
             return None
         if account:
@@ -154,9 +178,7 @@ def _storage_account(data: Mapping[str, Any], settings: Settings) -> tuple[str, 
 
 def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
     """Every secret `migrate` would upload, in file order, with problems already marked."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.secrets.keyvault import SECRET_NAME, vault_secret_name
-
+    engine = _engine()
     if not secrets_file.exists():
         raise RequestError(f"secrets file {secrets_file} not found (give --secrets-file)")
     try:
@@ -175,11 +197,11 @@ def plan_migration(secrets_file: Path, settings: Settings) -> list[Item]:
         elif nested is not None:  # a connection string: secret <name>-credentials
             values = {"credentials": nested, **values}
         for key, raw in values.items():
-            name = vault_secret_name(source, key)
+            name = engine.vault_secret_name(source, key)
             item = Item(name, f"[sources.{source}] {key}", _text(raw))
             if item.value is None:
                 item.status, item.note = SKIPPED, "not a single value (table or array)"
-            elif not SECRET_NAME.match(name):
+            elif not engine.SECRET_NAME.match(name):
                 item.status = SKIPPED
                 item.note = "name not allowed in Key Vault (letters, digits, dashes; 127 max)"
             elif item.value == "":
@@ -214,9 +236,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "nothing was written\n"
         )
         return 1 if any(i.status == FAILED for i in items) else 0
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.secrets.keyvault import VaultAccessError, VaultUnreachableError
-
+    engine = _engine()
     stop: str | None = None  # the vault is unusable: do not try (and wait for) every name
     for item in items:
         if item.status:
@@ -226,7 +246,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             continue
         try:
             _upload(vault, item, overwrite=args.overwrite)
-        except (VaultAccessError, VaultUnreachableError) as exc:
+        except (engine.VaultAccessError, engine.VaultUnreachableError) as exc:
             item.status, item.note = FAILED, str(exc)
             stop = "the vault could not be used (see the first failure)"
         except JobError as exc:
@@ -265,19 +285,15 @@ def _upload(vault: Any, item: Item, *, overwrite: bool) -> None:
 
 
 def cmd_list_missing(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.configuration import load_config
-    from ingest.secrets.keyvault import vault_secret_name
-    from ingest.sources import get_builder
-
+    engine = _engine()
     settings = Settings.from_env()
-    config = load_config(args.config or settings.config_path)
+    config = engine.load_config(args.config or settings.config_path)
     vault = _vault(args, settings)
     needed: dict[str, dict[str, Any]] = {}  # secret name -> source, key, job ids
     problems: list[str] = []
     for job in config.enabled_jobs:
         try:
-            builder = get_builder(job.source_type)
+            builder = engine.get_builder(job.source_type)
         except Exception as exc:  # an unknown or not yet installed source type
             problems.append(f"job {job.job_id}: cannot tell which keys it needs: {exc}")
             continue
@@ -285,7 +301,7 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
         if args.include_optional:
             keys += [(k, False) for k in builder.optional_keys]
         for key, required in keys:
-            name = vault_secret_name(job.source_name, key)
+            name = engine.vault_secret_name(job.source_name, key)
             entry = needed.setdefault(
                 name, {"source": job.source_name, "key": key, "jobs": [], "required": required}
             )
@@ -299,7 +315,7 @@ def cmd_list_missing(args: argparse.Namespace) -> int:
     for name, entry in sorted(needed.items()):
         if name in present and present[name]:
             continue
-        whole = vault_secret_name(entry["source"], "credentials")
+        whole = engine.vault_secret_name(entry["source"], "credentials")
         if present.get(whole):  # a connection string holds the source's keys
             continue
         state = "disabled" if name in present else "missing"

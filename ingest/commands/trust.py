@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ingest.settings import Settings
@@ -15,6 +16,28 @@ if TYPE_CHECKING:  # types only: the CLI starts without the engine
     from ingest.model.summary import RunSummary
 
 log = logging.getLogger(__name__)
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.cli import program_name
+    from ingest.commands.core import print_outcome, run_plan
+    from ingest.plan import plan_backfill
+    from ingest.reports.catalog import write_catalog
+    from ingest.run_request import cli_backfill
+    from ingest.runner import prepare_local_run
+
+    return SimpleNamespace(
+        cli_backfill=cli_backfill,
+        plan_backfill=plan_backfill,
+        prepare_local_run=prepare_local_run,
+        print_outcome=print_outcome,
+        program_name=program_name,
+        run_plan=run_plan,
+        write_catalog=write_catalog,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -62,13 +85,9 @@ def execute_backfill(
     run_id: str | None = None,
 ) -> tuple[RunSummary, list[JobResult]]:
     """plan_backfill -> run the task -> audit. Raises ConfigError/RequestError first."""
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.core import run_plan
-    from ingest.plan import plan_backfill
-    from ingest.runner import prepare_local_run
-
-    prepare_local_run(destination)
-    the_plan = plan_backfill(config_path, destination, job_id, start, end, run_id)
+    engine = _engine()
+    engine.prepare_local_run(destination)
+    the_plan = engine.plan_backfill(config_path, destination, job_id, start, end, run_id)
     planned = the_plan.backfill
     log.info(
         "backfill %s: job %s, watermark [%s, %s)",
@@ -77,16 +96,13 @@ def execute_backfill(
         planned.start if planned else start,
         (planned.end if planned else end) or "",
     )
-    return run_plan(the_plan, settings)
+    return engine.run_plan(the_plan, settings)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.core import print_outcome
-    from ingest.run_request import cli_backfill
-
+    engine = _engine()
     settings = Settings.from_env()
-    request = cli_backfill(args.job, args.start, args.end, args.run_id)
+    request = engine.cli_backfill(args.job, args.start, args.end, args.run_id)
     clock = time.monotonic()
     summary, results = execute_backfill(
         settings,
@@ -97,20 +113,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         end=request.end if request.end is None else str(request.end),
         run_id=args.run_id,
     )
-    return print_outcome(summary, results, as_json=args.json, started=clock)
+    return engine.print_outcome(summary, results, as_json=args.json, started=clock)
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.cli import program_name
-    from ingest.reports.catalog import write_catalog
-
+    engine = _engine()
     settings = Settings.from_env()
-    paths = write_catalog(
+    paths = engine.write_catalog(
         args.config or settings.config_path,
         args.destination or settings.destination,
         args.out,
-        command=program_name(),
+        command=engine.program_name(),
     )
     for path in paths:
         sys.stdout.write(f"wrote {path}\n")

@@ -5,10 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.settings import Settings
 from ingest.views import DIALECTS
+
+
+def _engine() -> SimpleNamespace:
+    """The engine modules this module runs: the one lazy import of them here (not cached:
+    each call reads the modules' current names, as an import in the function would)."""
+    # engine modules load when this runs, not at start-up (cold start)
+    from ingest.commands.output import NULL, json_value, show_table
+    from ingest.errors import RequestError
+    from ingest.views.duck import run_query
+    from ingest.views.refresh import refresh_for_config
+
+    return SimpleNamespace(
+        NULL=NULL,
+        RequestError=RequestError,
+        json_value=json_value,
+        refresh_for_config=refresh_for_config,
+        run_query=run_query,
+        show_table=show_table,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -57,11 +77,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.views.refresh import refresh_for_config
-
+    engine = _engine()
     settings = Settings.from_env()
-    report = refresh_for_config(
+    report = engine.refresh_for_config(
         args.config or settings.config_path,
         args.destination or settings.destination,
         dialects=args.dialect or DIALECTS,
@@ -77,26 +95,22 @@ def cmd_views(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    # engine modules load when this runs, not at start-up (cold start)
-    from ingest.commands.output import NULL, json_value, show_table
-    from ingest.errors import RequestError
-    from ingest.views.duck import run_query
-
+    engine = _engine()
     if args.max_rows < 1:
-        raise RequestError("--max-rows must be at least 1")
+        raise engine.RequestError("--max-rows must be at least 1")
     settings = Settings.from_env()
-    result = run_query(args.destination or settings.destination, args.sql, args.max_rows)
+    result = engine.run_query(args.destination or settings.destination, args.sql, args.max_rows)
     if args.json:
         payload = {
             "columns": list(result.columns),
-            "rows": [[json_value(v) for v in row] for row in result.rows],
+            "rows": [[engine.json_value(v) for v in row] for row in result.rows],
             "truncated": result.truncated,
             "views": list(result.views),
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return 0
     if result.columns:
-        show_table(result.columns, result.rows, sys.stdout, null=NULL)
+        engine.show_table(result.columns, result.rows, sys.stdout, null=engine.NULL)
         more = f" (more not shown; --max-rows {args.max_rows})" if result.truncated else ""
         sys.stdout.write(f"{len(result.rows)} row(s){more}\n")
     return 0

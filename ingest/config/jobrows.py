@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ingest.cells import safe_cell
@@ -182,12 +183,17 @@ def _append_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     _replace(path, lambda target: target.write_text(text, encoding="utf-8"))
 
 
-def _load_workbook(path: Path) -> Any:
+def _openpyxl() -> ModuleType:
+    """openpyxl: the one lazy import of it here."""
     # openpyxl: only when a workbook is read or written
-    from openpyxl import load_workbook
+    import openpyxl
 
+    return openpyxl
+
+
+def _load_workbook(path: Path) -> Any:
     try:
-        return load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm")
+        return _openpyxl().load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm")
     except Exception as exc:  # openpyxl raises many types for files it cannot read
         raise JobFileError(f"{path}: cannot read the workbook: {exc}") from None
 
@@ -204,10 +210,7 @@ def _append_xlsx(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         workbook = _load_workbook(path)
         sheet = _jobs_sheet(workbook)
     else:
-        # openpyxl: only when a workbook is written
-        from openpyxl import Workbook
-
-        workbook = Workbook()
+        workbook = _openpyxl().Workbook()
         sheet = workbook.active
         sheet.title = DEFAULT_SHEET
     header_cells = [c.value for c in sheet[1]] if sheet.max_row >= 1 else []

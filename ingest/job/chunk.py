@@ -41,7 +41,8 @@ from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import count_rows, ensure_dataset, staged_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.model.result import ChunkResult, short_error
-from ingest.model.task import SplitPlan, Task
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults

@@ -1,7 +1,8 @@
 """Run one job: one dlt pipeline copying one table into the lake. Step 2 of a run.
 
 `run_job(task)` takes a `Task` of the `Plan` made by `plan` and returns its `JobResult` (the
-audit row), or the `SplitPlan` of a load it split (its chunks run next, then its commit). It
+audit row; for a load it split, a result that has not ended and carries the `SplitPlan`: its
+chunks run next, then its commit, whose result is the job's). It
 never raises for a job failure: the result says FAILED, with a message that says what to do
 and holds no secret; `retriable` says whether another try may help.
 "Any failure" includes a native library's panic (`pyo3_runtime.PanicException` is a
@@ -36,7 +37,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,8 @@ from ingest.lake.lease import Holder, JobLease, LeaseBusy, LeaseLost, lease_for
 from ingest.lake.loads import count_rows, ensure_dataset, remove_incomplete_loads, table_files
 from ingest.lake.parquet_writer import use_lake_parquet_writer
 from ingest.model.result import JobResult, Landed, Watermarks, short_error
-from ingest.model.task import SplitPlan, Task
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
 from ingest.runtime.logcontext import job_context
 from ingest.secrets import Redactor, SecretResolver, build_resolver
 from ingest.settings import Settings, apply_dlt_defaults
@@ -700,10 +702,10 @@ def run_job(
     resolver: SecretResolver | None = None,
     options: ExtractOptions | None = None,
     on_busy: str = "skip",
-) -> JobResult | SplitPlan:
-    """Run one job and return its result, or the plan of the load it split: no result yet,
-    the runner runs its chunks, then its commit (`ingest.job.chunk`), whose result is the
-    job's.
+) -> JobResult:
+    """Run one job and return its result. A job that split its load returns a result that
+    has not ended (`result.split`: the plan; no audit row): the runner runs its chunks, then
+    its commit (`ingest.job.chunk`), whose result is the job's.
 
     `on_busy`: what a job whose lease another writer holds (and kept longer than
     INGEST_LEASE_WAIT_S) ends as: "skip" (SKIPPED, the local CLI) or "retry" (a retriable
@@ -770,8 +772,8 @@ def run_job(
         )
         if outcome is not None and outcome.split is not None:
             log.info("job %s: split into %d chunks", job.job_id, outcome.split.chunks)
-            # not a result yet: the runner runs the chunks, then the commit (ingest.job.chunk)
-            return outcome.split
+            # not ended: the runner runs the chunks, then the commit (ingest.job.chunk)
+            return replace(result, split=outcome.split)
         _log_end(result)
         if outcome is not None and outcome.checked is not None:
             emit_check_events(result.to_dict(), outcome.checked, job.schema_policy)

@@ -50,7 +50,8 @@ from ingest.lake.commits import CommitLog, Pending, next_load_id
 from ingest.lake.destination import Destination
 from ingest.lake.lease import JobLease, LeaseBusy
 from ingest.lake.loads import load_files, move_into_load, staged_files
-from ingest.model.task import SplitPlan, Task
+from ingest.model.split import SplitPlan
+from ingest.model.task import Task
 from ingest.settings import Settings
 from ingest.vocabulary import Reconciled, TableFormat
 

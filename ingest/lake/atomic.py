@@ -79,7 +79,6 @@ def replace_file(path: str, text: str) -> None:
 
 
 def _update_blob(blob: Any, change: Callable[[str | None], str | None]) -> None:
-
     # the Azure SDK: only for blob-storage lakes
     from azure.core import MatchConditions
     from azure.core.exceptions import (
@@ -87,8 +86,6 @@ def _update_blob(blob: Any, change: Callable[[str | None], str | None]) -> None:
         ResourceModifiedError,
         ResourceNotFoundError,
     )
-
-    # the Azure SDK: only for blob-storage lakes
     from azure.storage.blob import ContentSettings
 
     deadline = time.monotonic() + UPDATE_DEADLINE_S

@@ -34,6 +34,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 from ingest.errors import RetriableJobError
@@ -254,6 +256,17 @@ class FileLease(JobLease):
         replace_file(self.log_path, log.to_text())
 
 
+@cache
+def _azure() -> SimpleNamespace:
+    """The Azure SDK's parts the blob lease uses: the one lazy import of it here."""
+    # the Azure SDK: only for blob-storage lakes
+    import azure.core
+    import azure.core.exceptions
+    import azure.storage.blob
+
+    return SimpleNamespace(core=azure.core, errors=azure.core.exceptions, blob=azure.storage.blob)
+
+
 class BlobLease(JobLease):
     """A renewed blob lease (see module doc)."""
 
@@ -281,21 +294,18 @@ class BlobLease(JobLease):
         self._etag: str | None = None
 
     def _try_acquire(self) -> bool:
-        # the Azure SDK: only for blob-storage lakes
-        from azure.core.exceptions import HttpResponseError, ResourceExistsError
-        from azure.storage.blob import BlobLeaseClient
-
+        azure = _azure()
         try:  # a lease needs an existing blob
             self.blob.upload_blob(b"", overwrite=False)
-        except ResourceExistsError:
+        except azure.errors.ResourceExistsError:
             pass
-        except HttpResponseError as exc:
+        except azure.errors.HttpResponseError as exc:
             if exc.status_code != 412:  # 412: exists and is leased by someone else
                 raise
-        lease = BlobLeaseClient(self.blob)
+        lease = azure.blob.BlobLeaseClient(self.blob)
         try:
             lease.acquire(lease_duration=self.period_s)
-        except HttpResponseError as exc:
+        except azure.errors.HttpResponseError as exc:
             if exc.status_code == 409:  # LeaseAlreadyPresent
                 return False
             raise
@@ -321,12 +331,9 @@ class BlobLease(JobLease):
                 return
 
     def _current_holder(self) -> Holder | None:
-        # the Azure SDK: only for blob-storage lakes
-        from azure.core.exceptions import ResourceNotFoundError
-
         try:
             return Holder.from_metadata(self.blob.get_blob_properties().metadata)
-        except ResourceNotFoundError:
+        except _azure().errors.ResourceNotFoundError:
             return None
 
     def check(self) -> None:
@@ -355,10 +362,7 @@ class BlobLease(JobLease):
         """The fenced commit: the lease blob is rewritten with this holder's lease id and on
         the condition that nobody changed it since this holder last saw it (its ETag). A
         writer whose lease expired, was broken or was taken over gets 412 from the storage."""
-        # the Azure SDK: only for blob-storage lakes
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-
+        azure = _azure()
         if self._lease is None:
             raise LeaseLost(f"the lease on {self.name} is not held")
         try:
@@ -368,9 +372,9 @@ class BlobLease(JobLease):
                 lease=self._lease,
                 metadata=self.holder.to_metadata(),
                 etag=self._etag,
-                match_condition=MatchConditions.IfNotModified,
+                match_condition=azure.core.MatchConditions.IfNotModified,
             )
-        except HttpResponseError as exc:
+        except azure.errors.HttpResponseError as exc:
             if exc.status_code not in (409, 412):
                 raise
             if retry and self._renewed_after_expiry(exc):  # stalled; nobody took the job
@@ -449,12 +453,9 @@ def read_commit_log(dest: Destination, dataset: str, table: str) -> CommitLog | 
     name = lease_name(dataset, table)
     if dest.protocol == "file":
         return read_local_log(log_path_beside(dest.path(LEASE_DIR, name + LOCK_FILE_SUFFIX)))
-    # the Azure SDK: only for blob-storage lakes
-    from azure.core.exceptions import ResourceNotFoundError
-
     blob_name = dest.blob_name(LEASE_DIR, name + LEASE_BLOB_SUFFIX)
     blob = dest.container_client().get_blob_client(blob_name)
     try:
         return CommitLog.from_text(blob.download_blob().readall())
-    except ResourceNotFoundError:
+    except _azure().errors.ResourceNotFoundError:
         return None

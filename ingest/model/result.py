@@ -1,4 +1,5 @@
-"""The result of one job: exactly the audit row, plus whether a retry could help.
+"""The result of one job: exactly the audit row, plus whether a retry could help, and (while a
+split load's chunks still run) the plan of that load.
 
 The audit's columns are `JobResult`'s fields, in their order (`AUDIT_COLUMNS`); a field marked
 `NOT_AUDITED` is not one. Every projection of a result (telemetry, run status, what activities
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from ingest.model.split import SplitPlan
 from ingest.vocabulary import Status
 
 if TYPE_CHECKING:  # a task's type only: this module stays light (entry points load it)
@@ -86,17 +88,30 @@ class JobResult:
     run_note: str = ""
     #: not an audit column: whether trying again may succeed (Durable retries only these)
     retriable: bool = field(default=False, metadata=NOT_AUDITED)
+    #: not an audit column: the job split its load (`ingest.job.split`) and has not ended: its
+    #: chunks run next, then its commit, whose result is the job's (and has no `split`)
+    split: SplitPlan | None = field(default=None, metadata=NOT_AUDITED)
+
+    @property
+    def ended(self) -> bool:
+        """Whether this is the job's final result (an audit row), not a split load's plan."""
+        return self.split is None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["split"] = self.split.to_dict() if self.split else None
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
         values = {k: v for k, v in data.items() if k in RESULT_FIELDS}
         values["status"] = Status(values["status"])
+        values["split"] = SplitPlan.from_dict(values.get("split"))
         return cls(**values)
 
     def audit_row(self) -> dict[str, str]:
+        if not self.ended:
+            raise ValueError(f"job {self.job_id} split its load and has not ended: no audit row")
         data = self.to_dict()
         return {column: cell_text(data[column]) for column in AUDIT_COLUMNS}
 

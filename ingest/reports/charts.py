@@ -80,19 +80,20 @@ def _svg(figure: Any) -> str:
 
 
 def _matplotlib() -> Any:
-    """The matplotlib module, configured (its cache folder) before its first import."""
+    """The matplotlib module with the submodules the charts use, configured (its cache
+    folder) before its first import: the one lazy import of it here."""
     _configure()
     # matplotlib: only when a chart is drawn (never at start-up)
     import matplotlib
+    import matplotlib.collections
+    import matplotlib.figure
+    import matplotlib.ticker
 
     return matplotlib
 
 
 def _figure(height_in: float) -> Any:
-    # matplotlib: only when a chart is drawn (never at start-up)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
+    return _matplotlib().figure.Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
 
 
 def _thousands(value: float, _position: Any = None) -> str:
@@ -112,9 +113,6 @@ def rows_per_day_svg(
 ) -> str:
     """Stacked bars: rows loaded per day and source; the day's total above each bar."""
     matplotlib = _matplotlib()
-    # matplotlib: only when a chart is drawn (never at start-up)
-    from matplotlib.collections import PolyCollection
-    from matplotlib.ticker import FuncFormatter
 
     shown = sources[:MAX_SOURCES]
     groups = [*shown, OTHER] if len(sources) > MAX_SOURCES else list(shown)
@@ -142,7 +140,9 @@ def rows_per_day_svg(
                 for x, b, v in zip(positions, bottom, values, strict=True)
             ]
             axes.add_collection(
-                PolyCollection(bars, facecolors=colour, edgecolors="none", label=group),
+                matplotlib.collections.PolyCollection(
+                    bars, facecolors=colour, edgecolors="none", label=group
+                ),
                 autolim=False,
             )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
@@ -162,7 +162,7 @@ def rows_per_day_svg(
         axes.set_ylim(0, top * 1.45)
         axes.set_xticks(positions, _day_labels(days), rotation=90, fontsize=7)
         axes.set_xlim(-0.6, len(days) - 0.4)
-        axes.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        axes.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
         axes.set_ylabel("rows loaded")
         axes.grid(axis="x", visible=False)
         if groups:

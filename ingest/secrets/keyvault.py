@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 from ingest import identity
@@ -81,13 +83,28 @@ def _identity_description() -> str:
     )
 
 
+@cache
+def _azure() -> SimpleNamespace:
+    """The Azure SDK's parts a vault uses: the one lazy import of it here."""
+    # the Azure SDK: only when a vault is configured
+    import azure.core.exceptions
+    import azure.core.pipeline.policies
+    import azure.keyvault.secrets
+
+    return SimpleNamespace(
+        errors=azure.core.exceptions,
+        policies=azure.core.pipeline.policies,
+        secrets=azure.keyvault.secrets,
+    )
+
+
 def bounded_retry_policy(**overrides: Any) -> Any:
     """azure-core's RetryPolicy with the budget above; a Retry-After longer than
     RETRY_AFTER_MAX_S is shortened to it, so one call never sleeps for minutes."""
-    # the Azure SDK: only when a vault is configured
-    from azure.core.pipeline.policies import RetryPolicy
 
-    class BoundedRetryPolicy(RetryPolicy):
+    retry_policy: Any = _azure().policies.RetryPolicy
+
+    class BoundedRetryPolicy(retry_policy):
         def get_retry_after(self, response: Any) -> float | None:
             value = super().get_retry_after(response)
             return None if value is None else min(value, RETRY_AFTER_MAX_S)
@@ -164,12 +181,11 @@ class KeyVaultSecrets:
             return self._client
 
     def _new_client(self, url: str) -> Any:
-        # the Azure SDK: only when a vault is configured
-        from azure.keyvault.secrets import SecretClient
-
         kwargs = dict(self._client_kwargs)
         kwargs.setdefault("retry_policy", bounded_retry_policy())
-        return SecretClient(url, self._credential or identity.default_credential(), **kwargs)
+        return _azure().secrets.SecretClient(
+            url, self._credential or identity.default_credential(), **kwargs
+        )
 
     def get_by_name(self, name: str) -> str | None:
         """The current value of secret `name`, or None when the vault has no such secret.
@@ -186,25 +202,20 @@ class KeyVaultSecrets:
         return value
 
     def _fetch(self, name: str) -> str | None:
-        # the Azure SDK: only when a vault is configured
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-
+        errors = _azure().errors
         client = self.client()
         try:
             return client.get_secret(name).value
-        except ResourceNotFoundError:
+        except errors.ResourceNotFoundError:
             return None
-        except AzureError as exc:
+        except errors.AzureError as exc:
             raise self.error(exc, f"reading secret {name!r}", READ_ROLE) from None
 
     def set_secret(self, name: str, value: str, tags: dict[str, str] | None = None) -> None:
         """Create or add a new version of secret `name`."""
-        # the Azure SDK: only when a vault is configured
-        from azure.core.exceptions import AzureError
-
         try:
             self.client().set_secret(name, value, tags=tags, content_type="text/plain")
-        except AzureError as exc:
+        except _azure().errors.AzureError as exc:
             raise self.error(exc, f"writing secret {name!r}", WRITE_ROLE) from None
         with self._lock:
             self._cache[name] = value
@@ -212,16 +223,13 @@ class KeyVaultSecrets:
     def list_names(self) -> dict[str, bool]:
         """Every secret name in the vault -> whether it is enabled (one paged list call;
         values are not read)."""
-        # the Azure SDK: only when a vault is configured
-        from azure.core.exceptions import AzureError
-
         try:
             return {
                 props.name: bool(props.enabled)
                 for props in self.client().list_properties_of_secrets()
                 if props.name
             }
-        except AzureError as exc:
+        except _azure().errors.AzureError as exc:
             raise self.error(exc, "listing secrets", READ_ROLE) from None
 
     # ------------------------------------------------------------------------------------------
@@ -229,18 +237,11 @@ class KeyVaultSecrets:
 
     def error(self, exc: BaseException, action: str, role: str) -> JobError:
         """A JobError saying what to do about a failed Key Vault call (never a value)."""
-        # the Azure SDK: only when a vault is configured
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
-
+        errors = _azure().errors
         vault = f"Key Vault {self.vault_url}"
         status = getattr(exc, "status_code", None)
         code = ""
-        if isinstance(exc, HttpResponseError) and exc.error is not None:
+        if isinstance(exc, errors.HttpResponseError) and exc.error is not None:
             code = exc.error.code or ""
             inner = getattr(exc.error, "innererror", None) or {}
             if isinstance(inner, dict) and inner.get("code"):
@@ -261,7 +262,7 @@ class KeyVaultSecrets:
                 f"{_identity_description()} needs {hint}, e.g. az role assignment create "
                 f"--role {role!r} --assignee <principal id> --scope <vault resource id>"
             )
-        if isinstance(exc, ClientAuthenticationError) or status == 401:
+        if isinstance(exc, errors.ClientAuthenticationError) or status == 401:
             detail = str(getattr(exc, "message", None) or exc).splitlines()[0][:300]
             return VaultAccessError(
                 f"could not authenticate to {vault} ({action}): {detail}. In Azure, enable the "
@@ -273,7 +274,10 @@ class KeyVaultSecrets:
                 f"{vault} is throttling or unavailable (HTTP {status}) {action}, "
                 "still failing after retries; try again later"
             )
-        if isinstance(exc, ServiceRequestError | ServiceResponseError) or status is None:
+        if (
+            isinstance(exc, errors.ServiceRequestError | errors.ServiceResponseError)
+            or status is None
+        ):
             return VaultUnreachableError(
                 f"could not reach {vault} ({action}): {type(exc).__name__}; check the URL "
                 "and the network path to the vault"

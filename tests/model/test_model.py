@@ -4,12 +4,14 @@ fields only, and one rule counts a run's results everywhere."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from ingest.app.outcomes import add_result, compact_result, empty_tally
 from ingest.model.result import AUDIT_COLUMNS, JobResult, check_projection
 from ingest.model.run import Run, Waited
+from ingest.model.split import SplitPlan
 from ingest.model.summary import RunSummary, Tally, summarize
 from ingest.reports.history import run_summaries
 from ingest.vocabulary import Status
@@ -31,7 +33,7 @@ def result(job_id: str, status: Status, rows: int = 0, **extra) -> JobResult:
 
 def test_audit_columns_are_the_result_fields_but_the_marked_ones():
     names = [f.name for f in dataclasses.fields(JobResult)]
-    assert list(AUDIT_COLUMNS) == [n for n in names if n != "retriable"]
+    assert list(AUDIT_COLUMNS) == [n for n in names if n not in ("retriable", "split")]
     assert "run_note" in AUDIT_COLUMNS  # a field, not a key slipped into the result dict
     row = result("1", Status.SUCCESS, 5, run_note="waited").audit_row()
     assert list(row) == list(AUDIT_COLUMNS) and row["run_note"] == "waited"
@@ -49,11 +51,24 @@ def test_no_back_door_into_the_audit():
 def test_every_value_between_the_steps_round_trips_through_its_json():
     one = result("1", Status.WARN, 5, source_rows=6, rows_deleted=None)
     assert JobResult.from_dict(one.to_dict()) == one
+    plan = SplitPlan("1700000000.1", "token", "id", ("10", "20"), watermark_below="5")
+    split = result("2", Status.SUCCESS, split=plan)
+    assert JobResult.from_dict(json.loads(json.dumps(split.to_dict()))) == split
     run = Run("r1", "file:///lake", (one,), "2026-01-15T07:00:00+00:00", "timer", Waited(900))
     assert Run.from_dict(run.to_dict()).results == run.results
     summary = RunSummary.of("r1", [one, result("2", Status.FAILED)])
     assert RunSummary.from_dict(summary.to_dict()) == summary
     assert summary.failed_run and summary.to_dict()["failed_jobs"] == ["2"]
+
+
+def test_a_split_load_returns_a_result_that_has_not_ended_and_has_no_audit_row():
+    """`run_job` returns a `JobResult` for every job; one that split its load carries the plan
+    and is not an ending: the audit refuses it (its commit's result is the job's row)."""
+    plan = SplitPlan("1700000000.1", "token", "id", ("10",))
+    pending = result("1", Status.SUCCESS, split=plan)
+    assert not pending.ended and result("1", Status.SUCCESS).ended
+    with pytest.raises(ValueError, match="split its load"):
+        pending.audit_row()
 
 
 def test_the_wait_of_a_scheduled_run_is_a_field_of_its_rows():

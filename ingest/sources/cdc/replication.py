@@ -23,6 +23,7 @@ import select
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ingest.errors import JobError, RetriableJobError
@@ -35,6 +36,15 @@ _NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 #: how long `confirm` retries while the slot is still marked active by the walsender that
 #: served this run's stream (it exits a moment after the connection closes)
 CONFIRM_WAIT_S = 30.0
+
+
+def _psycopg2() -> ModuleType:
+    """The PostgreSQL driver with its replication connection: the one lazy import of it here."""
+    # the driver of the PostgreSQL source: imported when a CDC job connects
+    import psycopg2
+    import psycopg2.extras
+
+    return psycopg2
 
 
 def _ident(name: str) -> str:
@@ -98,18 +108,12 @@ class Replication:
     # --- connections ---------------------------------------------------------------------
 
     def connection(self) -> Any:
-        # the driver of the PostgreSQL source: imported when a CDC job connects
-        import psycopg2
-
-        connection = psycopg2.connect(**self.connect_args)
+        connection = _psycopg2().connect(**self.connect_args)
         connection.autocommit = True
         return connection
 
     def replication_connection(self) -> Any:
-        # the driver of the PostgreSQL source, imported when a CDC job reads
-        import psycopg2
-        import psycopg2.extras
-
+        psycopg2 = _psycopg2()
         return psycopg2.connect(
             **self.connect_args, connection_factory=psycopg2.extras.LogicalReplicationConnection
         )

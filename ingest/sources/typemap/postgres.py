@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -131,10 +132,15 @@ def _unrepresentable(text: str) -> bool:
     )
 
 
-def _caster(oid: int, name: str, base: Any) -> Any:
+def _extensions() -> ModuleType:
+    """psycopg2's type casting: the one lazy import of the driver here."""
     # psycopg2: imported only when a PostgreSQL table is read through dlt's pyarrow backend
     import psycopg2.extensions
 
+    return psycopg2.extensions
+
+
+def _caster(oid: int, name: str, base: Any) -> Any:
     def cast(value: str | None, cursor: Any) -> Any:
         if value is None:
             return None
@@ -142,13 +148,11 @@ def _caster(oid: int, name: str, base: Any) -> Any:
             return Unrepresentable(value)
         return base(value, cursor)
 
-    return psycopg2.extensions.new_type((oid,), name, cast)
+    return _extensions().new_type((oid,), name, cast)
 
 
 def _casters() -> dict[int, Any]:
-    # psycopg2: as above
-    import psycopg2.extensions as ext
-
+    ext = _extensions()
     return {
         DATE_OID: _caster(DATE_OID, "INGEST_DATE", ext.PYDATE),
         TIMESTAMP_OID: _caster(TIMESTAMP_OID, "INGEST_TIMESTAMP", ext.PYDATETIME),
