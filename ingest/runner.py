@@ -130,7 +130,7 @@ class _SplitState:
     """A split load in flight: its plan, chunks still running, attempts, failures."""
 
     plan: SplitPlan
-    #: the source's exported snapshot every chunk reads, held here until the commit ended
+    #: the source's exported snapshot every chunk reads, held here until every chunk ended
     snapshot: HeldSnapshot | None = None
     running: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
@@ -150,7 +150,8 @@ def run_tasks(
     chunks then run over the same workers (a failed chunk is retried alone, up to
     INGEST_RETRY_MAX_ATTEMPTS tries), then its commit, whose result is the task's. A split
     FULL load of PostgreSQL reads one state of the table: this process holds the transaction
-    whose snapshot every chunk imports, until the commit ended (`ingest.job.split_snapshot`).
+    whose snapshot every chunk imports, until every chunk ended (each counts its range in it
+    for the commit's reconciliation: `ingest.job.split_snapshot`).
     `on_chunk` gets each chunk's result as JSON, with the table's progress under "table"."""
     tasks = list(tasks)
     results: dict[int, JobResult] = {}
@@ -180,7 +181,7 @@ def run_tasks(
         if isinstance(result, JobResult):
             ended = splits.pop(index, None)
             if ended is not None and ended.snapshot is not None:
-                ended.snapshot.close()  # the commit counted in it: the source may vacuum again
+                ended.snapshot.close()
             if ended is not None and ended.failures and result.status == Status.FAILED:
                 first = min(ended.failures)
                 error = f"chunk {first}: {ended.failures[first]}; {result.error}"
@@ -218,6 +219,9 @@ def run_tasks(
             state.failures[chunk] = result.error or "failed"
         state.running -= 1
         if state.running == 0:  # every chunk landed or gave up: the commit
+            if state.snapshot is not None:  # the chunks counted in it: the source may vacuum
+                state.snapshot.close()
+                state.snapshot = None
             queue.append((index, JOB, replace(task, split=state.plan.for_chunk(None))))
 
     # one task, or one worker: jobs run in this process; a split load's chunks use the pool

@@ -6,10 +6,11 @@ exporting one sees, for as long as that one stays open. A source declares that i
 builder's `Capabilities.exports_snapshot`; INGEST_SPLIT_SNAPSHOT=off turns it off everywhere.
 
 - **Who holds it.** The CLI's local runner holds the exporting transaction in its own process
-  from the split load's start to its commit (`export`). On Azure the batch orchestration runs a
-  `hold_snapshot` activity next to the chunks (`ingest.app.activities`): it exports, records
-  the id in the run store, and keeps the transaction open (`hold`) until every chunk has
-  landed, the split load is gone (committed or abandoned), the commit has ended, or a bound.
+  from the split load's start until every chunk has ended (`export`). On Azure the batch
+  orchestration runs a `hold_snapshot` activity next to the chunks (`ingest.app.activities`):
+  it exports, records the id in the run store, and keeps the transaction open (`hold`) until
+  every chunk has landed, the split load is gone (committed or abandoned), the commit has
+  ended, or a bound.
 - **How the chunks read it.** Every chunk reads through an engine whose every transaction
   imports it (`importing_engine`), in whichever process and whenever it runs. Both read paths
   import it: SQLAlchemy/psycopg2 (dlt's pyarrow backend) by a `begin` hook of the chunk's
