@@ -102,7 +102,9 @@ def gone(exc: BaseException) -> bool:
     """Whether `exc` says the snapshot could not be imported: its exporting transaction ended
     (both read paths: psycopg2's error code, ConnectorX's message)."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         code = getattr(seen, "pgcode", None) or getattr(getattr(seen, "orig", None), "pgcode", None)
         if code == INVALID_PARAMETER and "snapshot" in str(seen).lower():
             return True
