@@ -20,6 +20,7 @@ delete marker for every key the table held: the lake's current keys and the keys
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -41,6 +42,7 @@ from ingest.errors import JobError
 from ingest.identifiers import lake_name
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
+from ingest.runtime.optional import fast_path_available
 from ingest.secrets import Secret
 from ingest.sources.cdc import pgoutput
 from ingest.sources.cdc.changes import (
@@ -56,8 +58,15 @@ from ingest.sources.cdc.changes import (
 from ingest.sources.cdc.identity import check_source, table_schema
 from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication, SlotInfo
-from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
+from ingest.sources.cdc.rows import (
+    ArrowRead,
+    RowConverter,
+    UnchangedValues,
+    lake_fields,
+    lake_hints,
+)
 from ingest.sources.cdc.snapshot import SnapshotCount
+from ingest.sources.fast_arrow import connectorx_url, read_arrow
 from ingest.sources.typemap import TablePlan
 from ingest.views.dialects import literal_sql
 from ingest.views.state import current_state, state_connection
@@ -267,6 +276,7 @@ class CdcRead:
             self.keys,
             unchanged,
             self._previous,
+            self._arrow_read(),
         )
         reader = ChangeReader(
             self.schema,
@@ -305,6 +315,18 @@ class CdcRead:
             self.replication.close_stream()
         if reader.state.last_commit_lsn > self.stored:
             _record(reader.state.last_commit_lsn, self.names.slot)
+
+    def _arrow_read(self) -> ArrowRead | None:
+        """The FULL load's fast path for typing the changes (ConnectorX), where the FULL load
+        of this table takes it (`ingest.sources.sql`); None: psycopg2."""
+        assert self.plan is not None
+        plan = self.plan
+        if not getattr(self.builder, "fast_path", False) or plan.fast_path_blocker():
+            return None
+        if not fast_path_available():
+            return None
+        url = connectorx_url(self.engine.url)
+        return functools.partial(read_arrow, url, plan)
 
     def _counted(self, table: pa.Table) -> pa.Table:
         self.markers += int(pa.compute.sum(table.column(DELETED)).as_py() or 0)

@@ -12,11 +12,21 @@ A value an UPDATE left unchanged out of line (TOAST; pgoutput does not send it u
 table has REPLICA IDENTITY FULL, whose old row carries it) is the key's previous value: from an
 earlier change of the key in this run (kept on disk, `UnchangedValues`), else from the lake's
 current state (`previous`, given by the job). It is never landed as NULL.
+
+Where the FULL load of the table takes the fast path (ConnectorX, `ingest.sources.fast_arrow`),
+the typed rows are read the same way: the batch's literals go into the statement as one text
+array constant (dollar-quoted: no escape rule of the server applies inside it), ConnectorX reads
+the result in Rust straight into Arrow and the plan's converters type it (`TablePlan.
+from_arrow`, the FULL load's own conversion). No Python object per value: 100,000 changes of
+the benchmark table are typed in ~0.35 s where the psycopg2 fetch took ~0.9 s (bench/cdc.py).
+Elsewhere (a column the fast path does not read, no ConnectorX) the rows are fetched through
+psycopg2 and the plan's `from_rows`, as the FULL load then does.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +45,27 @@ from ingest.vocabulary import DELETED, LSN
 ORDINAL = "_ingest_ordinal"
 #: (typed keys of the rows that need them, the column names) -> {key tuple: {column: value}}
 Previous = Callable[[pa.Table, list[str]], dict[tuple, dict[str, Any]]]
+#: (a statement, no parameters) -> its result as one Arrow table (ConnectorX, the fast path)
+ArrowRead = Callable[[str], pa.Table]
+#: the bind parameter of the batch's literals
+ROWS_PARAM = "ingest_cdc_rows"
+
+
+def text_array_sql(texts: Sequence[str]) -> str:
+    """A SQL constant of the PostgreSQL text[] holding `texts`: the array's literal, each
+    element quoted (`\\` and `"` escaped), dollar-quoted with a tag none of it holds, so the
+    server reads it as written whatever `standard_conforming_strings` says. PostgreSQL text
+    never holds NUL: it joins the elements here (one replace over the whole batch)."""
+    if not texts:
+        return "CAST('{}' AS text[])"
+    joined = "\x00".join(texts)
+    if joined.count("\x00") != len(texts) - 1:
+        raise JobError("a change's value holds a NUL character, which PostgreSQL text cannot")
+    body = '{"' + joined.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", '","') + '"}'
+    tag = "cdc"
+    while f"${tag}$" in body:
+        tag = "cdc" + secrets.token_hex(4)
+    return f"CAST(${tag}${body}${tag}$ AS text[])"
 
 
 def record_literal(values: Iterable[object]) -> str:
@@ -154,6 +185,7 @@ class RowConverter:
         keys: tuple[str, ...],
         unchanged: UnchangedValues,
         previous: Previous,
+        arrow_read: ArrowRead | None = None,
     ) -> None:
         self.engine, self.plan, self.keys = engine, plan, keys
         self.source_columns = list(source_columns)
@@ -163,7 +195,7 @@ class RowConverter:
             ordinal += "_"
         sub = (
             sa.text(
-                f"SELECT (s.r).*, u.n AS {ordinal} FROM unnest(CAST(:rows AS text[])) "
+                f"SELECT (s.r).*, u.n AS {ordinal} FROM unnest(CAST(:{ROWS_PARAM} AS text[])) "
                 f"WITH ORDINALITY AS u(txt, n) CROSS JOIN LATERAL "
                 f"(SELECT CAST(u.txt AS {table_sql}) AS r OFFSET 0) AS s"
             )
@@ -172,6 +204,23 @@ class RowConverter:
         )
         self.query = plan.select(sa.select(sub), sub).order_by(sub.c[ordinal])
         self.schema = pa.schema([*plan.schema, *lake_fields()])
+        #: the statement with a place for the literals, for `arrow_read` (None: psycopg2)
+        self.arrow_read, self._arrow_sql = arrow_read, None
+        if arrow_read is not None:
+            self._arrow_sql = _statement_around(self.query, engine.dialect, ROWS_PARAM)
+
+    def _typed(self, literals: list[str]) -> pa.Table:
+        """The batch's row literals as the plan's Arrow table, in their order."""
+        if self.arrow_read is not None and self._arrow_sql is not None:
+            before, after = self._arrow_sql
+            return self.plan.from_arrow(
+                self.arrow_read(before + text_array_sql(literals) + after).combine_chunks()
+            )
+        with self.engine.connect() as connection, self.plan.open_session(connection):
+            result = connection.execute(self.query, {ROWS_PARAM: literals})
+            table = self.plan.from_rows(result.all())  # one fetch, not a row at a time
+            connection.rollback()
+        return table
 
     def convert(self, rows: Sequence[Row]) -> pa.Table:
         missing: dict[int, list[str]] = {}
@@ -201,10 +250,7 @@ class RowConverter:
                 unchanged.remember(key, values)
             literals.append(record_literal(map(values.get, columns)))
         self.unchanged.flush()
-        with self.engine.connect() as connection, self.plan.open_session(connection):
-            result = connection.execute(self.query, {"rows": literals})
-            table = self.plan.from_rows(result.all())  # one fetch, not a row at a time
-            connection.rollback()
+        table = self._typed(literals)
         if len(table) != len(rows):
             raise JobError(f"{len(rows)} change(s) converted into {len(table)} row(s)")
         if missing:
@@ -247,3 +293,18 @@ class RowConverter:
             if column.source_name == source:
                 return column.name
         return source
+
+
+def _statement_around(query: Any, dialect: Any, param: str) -> tuple[str, str] | None:
+    """`query` as SQL text around its one parameter `param` (what comes before, after), for a
+    reader that takes no parameters; None when it has others or the text is not plain (then
+    the rows go through psycopg2)."""
+    # the dialect's class with named parameters: `:name`, and no `%` doubled for a driver
+    compiled = query.compile(dialect=type(dialect)(paramstyle="named"))
+    if set(compiled.params) != {param}:
+        return None
+    text = str(compiled)
+    before, found, after = text.partition(f":{param}")
+    if not found or f":{param}" in after:
+        return None
+    return before, after
