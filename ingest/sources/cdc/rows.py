@@ -101,9 +101,10 @@ class UnchangedValues:
     """Every key this run changed and did not delete, with the text of its out-of-line-able
     (varlena) columns, on disk (SQLite in the run's working folder): what an UNCHANGED value of
     a later change of the key was, and the keys a TRUNCATE deletes besides the lake's. A
-    batch's changes are kept in memory until `flush()` (one write per batch: a column per
-    value, text or NULL, exact; a single-column key as its text, a compound one as JSON). A
-    value the run never had (UNCHANGED, filled from the lake's current state) is kept as not
+    batch's changes are kept in memory until the next batch or a TRUNCATE needs the file
+    (`flush()`: one write per batch but the last, so a run of one batch writes nothing; a
+    column per value, text or NULL, exact; a single-column key as its text, a compound one as
+    JSON). A value the run never had (UNCHANGED, filled from the lake's current state) is kept as not
     known, so a later change that leaves it unchanged too is filled from the lake as well."""
 
     def __init__(self, path: Path, columns: Sequence[str], key_columns: int = 1) -> None:
@@ -226,6 +227,7 @@ class RowConverter:
         missing: dict[int, list[str]] = {}
         literals = []
         keys, columns, unchanged = self.keys, self.source_columns, self.unchanged
+        unchanged.flush()  # the batch before: on disk now (this batch's stay in memory)
         for index, row in enumerate(rows):
             values = row.values
             key = tuple([values.get(k) for k in keys])
@@ -249,7 +251,6 @@ class RowConverter:
             else:
                 unchanged.remember(key, values)
             literals.append(record_literal(map(values.get, columns)))
-        self.unchanged.flush()
         table = self._typed(literals)
         if len(table) != len(rows):
             raise JobError(f"{len(rows)} change(s) converted into {len(table)} row(s)")
