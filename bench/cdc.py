@@ -214,6 +214,19 @@ def main() -> int:
         help="INGEST_COMPACT_LOADS of the runs: 30 (a 10M-row table is too big to rewrite "
         "every run: README, Compaction); 1, the default, makes every CDC run rewrite the table",
     )
+    parser.add_argument(
+        "--default-compaction",
+        action="store_true",
+        help="after the rounds, one more: the changes and a CDC run with INGEST_COMPACT_LOADS=1 "
+        "(the default), which compacts the table at its end",
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="every process compiles the project's modules again (PYTHONDONTWRITEBYTECODE=1, "
+        "nothing cached): what an environment that sets it pays; by default the processes "
+        "share a bytecode cache in the scratch folder, as an installed package has its .pyc",
+    )
     args = parser.parse_args()
     changed = int(args.rows * args.changed)
     scratch = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
@@ -251,6 +264,11 @@ def main() -> int:
             },
         )
         env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+        if args.no_bytecode_cache:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:  # compiled once (by the first copy's process), read by every later one
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
         config = scratch / "jobs.csv"
         config.write_text(
             "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
@@ -258,18 +276,22 @@ def main() -> int:
             f"cdc,Y,postgresql,{SOURCE},public,orders,CDC,\n"
         )
 
-        def run(job: str, lake: str) -> tuple[float, float, float, float]:
+        def run(
+            job: str, lake: str, extra: dict[str, str] | None = None
+        ) -> tuple[float, float, float, float]:
             """(process seconds, peak MB, the job's own seconds: its audit duration_s, CPU
             seconds of the process and of the PostgreSQL cluster meanwhile)."""
             cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
             seconds, peak, _, cpu, server = whole_process(
-                [*cmd, "--destination", lake], env, cluster
+                [*cmd, "--destination", lake], {**env, **(extra or {})}, cluster
             )
             return seconds, peak, job_seconds(lake, job), cpu + server
 
         print(
             f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%}); "
-            f"INGEST_COMPACT_LOADS={args.compact_loads}"
+            f"INGEST_COMPACT_LOADS={args.compact_loads}; bytecode "
+            f"{'compiled by every process' if args.no_bytecode_cache else 'cached'}; "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         lake = (scratch / "lake-cdc").as_uri()
         first_s, first_mb, _, _ = run("cdc", lake)
@@ -312,8 +334,18 @@ def main() -> int:
             f"{cdc_job / full_job:.2f} x (audit duration_s: without the process's start, "
             "audit, views and report)"
         )
+        rounds = args.repeat
+        if args.default_compaction:
+            updates, deletes = change(source, args.rows, changed, rounds)
+            rounds += 1
+            seconds, peak, job_s, cpu = run("cdc", lake, {"INGEST_COMPACT_LOADS": "1"})
+            print(
+                f"CDC run with INGEST_COMPACT_LOADS=1 (the default: it compacts the table at its "
+                f"end): {seconds:.1f} s (job {job_s:.1f} s, CPU {cpu:.1f} s) / {peak:.0f} MB; "
+                f"{seconds / full_s:.2f} x the FULL copy; load average {os.getloadavg()[0]:.1f}"
+            )
         # the slots of the floor and the decoder saw every round's changes
-        changed *= args.repeat
+        changed *= rounds
         raw_n, raw_s = read_slot(cluster, database, "bench_raw", decode=False)
         print(
             f"reader floor:       {raw_s:8.1f} s   {raw_n / raw_s:,.0f} changes/s (psycopg2, no processing)"
