@@ -530,7 +530,9 @@ def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: Commi
         return
     assert run.workdir is not None
     try:
-        thresholds = Thresholds(settings.compact_loads, settings.compact_ratio)
+        thresholds = Thresholds(
+            settings.compact_loads, settings.compact_ratio, settings.compact_max_rows
+        )
         reason = compaction_due(dest, job, thresholds)
         if not reason:
             return

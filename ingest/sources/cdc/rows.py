@@ -104,8 +104,9 @@ class UnchangedValues:
     batch's changes are kept in memory until the next batch or a TRUNCATE needs the file
     (`flush()`: one write per batch but the last, so a run of one batch writes nothing; a
     column per value, text or NULL, exact; a single-column key as its text, a compound one as
-    JSON). A value the run never had (UNCHANGED, filled from the lake's current state) is kept as not
-    known, so a later change that leaves it unchanged too is filled from the lake as well."""
+    JSON). A value the run never had (UNCHANGED, filled from the lake's current state) is kept
+    as not known, so a later change that leaves it unchanged too is filled from the lake as
+    well."""
 
     def __init__(self, path: Path, columns: Sequence[str], key_columns: int = 1) -> None:
         self.columns = list(columns)
