@@ -24,7 +24,9 @@ import functools
 import logging
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,9 @@ CDC_KEY = "cdc"
 #: the server version whose pgoutput sends logical messages (the `messages` option)
 MESSAGES_FROM = 140000
 _SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
+#: changes typed at a time (at most INGEST_CHUNK_SIZE), and how many such batches may wait
+#: for the landing while the next is read: memory stays within a few batches
+TYPE_BATCH, TYPE_AHEAD = 25_000, 2
 
 
 def stored_lsn(state: Mapping[str, Any]) -> int | None:
@@ -293,11 +298,23 @@ class CdcRead:
             ),
         )
         self.read = reader.state
+        # typed in batches of TYPE_BATCH changes, in a thread of their own (the source and
+        # ConnectorX type one batch while this thread decodes the next); at most
+        # TYPE_AHEAD batches wait, landed in their order
+        size = max(1, min(self.chunk_size, TYPE_BATCH))
+        typing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdc-type")
+        waiting: deque[Future[pa.Table]] = deque()
+
+        def typed(*, every: bool = False) -> Iterator[pa.Table]:
+            while waiting and (every or len(waiting) > TYPE_AHEAD or waiting[0].done()):
+                yield self._counted(waiting.popleft().result())
+
         pending: list[Row] = []
         try:
             stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
             for change in reader.rows(stream):
                 if isinstance(change, TruncateMark):
+                    yield from typed(every=True)
                     if pending:
                         yield self._counted(converter.convert(pending))
                         pending = []
@@ -305,12 +322,17 @@ class CdcRead:
                         yield self._counted(markers)
                     continue
                 pending.append(change)
-                if len(pending) >= self.chunk_size:
-                    yield self._counted(converter.convert(pending))
+                if len(pending) >= size:
+                    prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                    waiting.append(typing.submit(converter.finish, prepared))
                     pending = []
+                    yield from typed()
             if pending:
-                yield self._counted(converter.convert(pending))
+                prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                waiting.append(typing.submit(converter.finish, prepared))
+            yield from typed(every=True)
         finally:
+            typing.shutdown(wait=True, cancel_futures=True)
             unchanged.close()
             self.replication.close_stream()
         if reader.state.last_commit_lsn > self.stored:

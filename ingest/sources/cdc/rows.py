@@ -30,7 +30,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -175,6 +175,16 @@ class UnchangedValues:
         self.db.close()
 
 
+class Prepared(NamedTuple):
+    """A batch of change rows ready to be typed: row literals, the columns of rows the lake
+    fills (UNCHANGED values this run did not have), `_lsn` and `_deleted`."""
+
+    literals: list[str]
+    missing: dict[int, list[str]]
+    orders: list[str]
+    deleted: list[bool]
+
+
 class RowConverter:
     """Batches of change rows -> Arrow tables of the plan's schema plus `_lsn`, `_deleted`."""
 
@@ -225,10 +235,17 @@ class RowConverter:
         return table
 
     def convert(self, rows: Sequence[Row]) -> pa.Table:
+        return self.finish(self.prepare(rows))
+
+    def prepare(self, rows: Sequence[Row], keep_in_memory: int = 0) -> Prepared:
+        """The batch's row literals and what it leaves to the lake (in the reading thread: it
+        keeps the run's values for later UNCHANGED ones). The values of up to
+        `keep_in_memory` keys (0: this batch's) stay in memory, the rest go to the file."""
         missing: dict[int, list[str]] = {}
         literals = []
         keys, columns, unchanged = self.keys, self.source_columns, self.unchanged
-        unchanged.flush()  # the batch before: on disk now (this batch's stay in memory)
+        if len(unchanged.pending) >= keep_in_memory:
+            unchanged.flush()  # the batches before: on disk now (this one's stay in memory)
         for index, row in enumerate(rows):
             values = row.values
             key = tuple([values.get(k) for k in keys])
@@ -252,13 +269,20 @@ class RowConverter:
             else:
                 unchanged.remember(key, values)
             literals.append(record_literal(map(values.get, columns)))
-        table = self._typed(literals)
-        if len(table) != len(rows):
-            raise JobError(f"{len(rows)} change(s) converted into {len(table)} row(s)")
-        if missing:
-            table = self._fill(table, missing)
-        lsn = pa.array([r.order for r in rows], pa.string())
-        deleted = pa.array([r.op == DELETE for r in rows], pa.bool_())
+        orders = [r.order for r in rows]
+        deleted = [r.op == DELETE for r in rows]
+        return Prepared(literals, missing, orders, deleted)
+
+    def finish(self, prepared: Prepared) -> pa.Table:
+        """The prepared batch typed (on the source), filled from the lake, with `_lsn` and
+        `_deleted`: touches nothing of the run's reading, so it may run in another thread."""
+        table = self._typed(prepared.literals)
+        if len(table) != len(prepared.literals):
+            raise JobError(f"{len(prepared.literals)} change(s) converted into {len(table)} row(s)")
+        if prepared.missing:
+            table = self._fill(table, prepared.missing)
+        lsn = pa.array(prepared.orders, pa.string())
+        deleted = pa.array(prepared.deleted, pa.bool_())
         return pa.Table.from_arrays([*table.columns, lsn, deleted], schema=self.schema)
 
     def _fill(self, table: pa.Table, missing: dict[int, list[str]]) -> pa.Table:
