@@ -18,7 +18,13 @@ shared with other work stretches far less than wall time):
 - reader floor: psycopg2 reads the same changes from a slot of their own (made before the
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
-  turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them.
+  turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them;
+- --compaction: one more round whose CDC run compacts the table at its end (what every run
+  paid with INGEST_COMPACT_LOADS=1 before INGEST_COMPACT_MAX_ROWS), and a CDC run's average
+  over the runs the default waits between two compactions.
+The processes share a bytecode cache in the scratch folder (written by the first, as an
+installed package has its .pyc files; --no-bytecode-cache: every process compiles the
+project's modules again, as under PYTHONDONTWRITEBYTECODE=1).
 Prints numbers only; asserts nothing.
 """
 
