@@ -18,7 +18,8 @@ the typed rows are read the same way: the batch's literals go into the statement
 array constant (dollar-quoted: no escape rule of the server applies inside it), ConnectorX reads
 the result in Rust straight into Arrow and the plan's converters type it (`TablePlan.
 from_arrow`, the FULL load's own conversion). No Python object per value: 100,000 changes of
-the benchmark table are typed in ~0.35 s where the psycopg2 fetch took ~0.9 s (bench/cdc.py).
+the benchmark table (bench/cdc.py) were typed in 0.9-1.7 s against 1.6-2.5 s through psycopg2
+(alternated, on a busy machine).
 Elsewhere (a column the fast path does not read, no ConnectorX) the rows are fetched through
 psycopg2 and the plan's `from_rows`, as the FULL load then does.
 """
