@@ -139,6 +139,9 @@ class CdcRead:
     markers: int = 0
     #: later runs: the source's count, in a snapshot taken right before the end marker
     counter: SnapshotCount | None = None
+    #: False: the FULL load reads with dlt's pyarrow backend (INGEST_BACKEND=pyarrow), so the
+    #: changes are typed through psycopg2 too
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         self.names = names_of(self.job)
@@ -343,7 +346,9 @@ class CdcRead:
         of this table takes it (`ingest.sources.sql`); None: psycopg2."""
         assert self.plan is not None
         plan = self.plan
-        if not getattr(self.builder, "fast_path", False) or plan.fast_path_blocker():
+        if not self.fast_path or not getattr(self.builder, "fast_path", False):
+            return None
+        if plan.fast_path_blocker():
             return None
         if not fast_path_available():
             return None

@@ -96,7 +96,7 @@ from ingest.sources.reserved import note as reserved_note
 from ingest.sources.sql import coerce_watermark
 from ingest.sources.window import read_start
 from ingest.views.state import current_state, state_connection
-from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
+from ingest.vocabulary import Backend, LoadType, Reconciled, ReconcileMode, Status, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -471,6 +471,7 @@ def _load_cdc(
         settings.cdc_max_bytes,
         settings.state_memory_mb,
         stored,
+        fast_path=settings.backend != Backend.PYARROW,
     )
     keys = read.prepare()
     read.deadline_s = time.monotonic() + run.deadline.remaining()
