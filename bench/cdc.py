@@ -18,7 +18,13 @@ shared with other work stretches far less than wall time):
 - reader floor: psycopg2 reads the same changes from a slot of their own (made before the
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
-  turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them.
+  turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them;
+- --compaction: one more round whose CDC run compacts the table at its end (what every run
+  paid with INGEST_COMPACT_LOADS=1 before INGEST_COMPACT_MAX_ROWS), and a CDC run's average
+  over the runs the default waits between two compactions.
+The processes share a bytecode cache in the scratch folder (written by the first, as an
+installed package has its .pyc files; --no-bytecode-cache: every process compiles the
+project's modules again, as under PYTHONDONTWRITEBYTECODE=1).
 Prints numbers only; asserts nothing.
 """
 
@@ -210,9 +216,23 @@ def main() -> int:
     )
     parser.add_argument(
         "--compact-loads",
-        default="30",
-        help="INGEST_COMPACT_LOADS of the runs: 30 (a 10M-row table is too big to rewrite "
-        "every run: README, Compaction); 1, the default, makes every CDC run rewrite the table",
+        default="",
+        help="INGEST_COMPACT_LOADS of the runs (default: not set, the setting's default 1, "
+        "which INGEST_COMPACT_MAX_ROWS stretches to every 5th run for a 10M-row table)",
+    )
+    parser.add_argument(
+        "--compaction",
+        action="store_true",
+        help="after the rounds, one more whose CDC run compacts the table at its end "
+        "(INGEST_COMPACT_LOADS=1, INGEST_COMPACT_MAX_ROWS=0: what every run paid before "
+        "INGEST_COMPACT_MAX_ROWS), and the average of a CDC run over the default's 5 runs",
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="every process compiles the project's modules again (PYTHONDONTWRITEBYTECODE=1, "
+        "nothing cached): what an environment that sets it pays; by default the processes "
+        "share a bytecode cache in the scratch folder, as an installed package has its .pyc",
     )
     args = parser.parse_args()
     changed = int(args.rows * args.changed)
@@ -237,7 +257,7 @@ def main() -> int:
             INGEST_WORK_DIR=str(scratch / "work"),
             INGEST_SECRETS_FILE=str(scratch / "none.toml"),
             RUNTIME__DLTHUB_TELEMETRY="false",
-            INGEST_COMPACT_LOADS=args.compact_loads,
+            **({"INGEST_COMPACT_LOADS": args.compact_loads} if args.compact_loads else {}),
             PYTHONPATH=str(ROOT),
             **{
                 f"SOURCES__{name.upper()}__{key}": value
@@ -251,6 +271,11 @@ def main() -> int:
             },
         )
         env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+        if args.no_bytecode_cache:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:  # compiled once (by the first copy's process), read by every later one
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
         config = scratch / "jobs.csv"
         config.write_text(
             "job_id,enabled,source_type,source_name,schema_name,table_name,load_type,primary_key\n"
@@ -258,18 +283,22 @@ def main() -> int:
             f"cdc,Y,postgresql,{SOURCE},public,orders,CDC,\n"
         )
 
-        def run(job: str, lake: str) -> tuple[float, float, float, float]:
+        def run(
+            job: str, lake: str, extra: dict[str, str] | None = None
+        ) -> tuple[float, float, float, float]:
             """(process seconds, peak MB, the job's own seconds: its audit duration_s, CPU
             seconds of the process and of the PostgreSQL cluster meanwhile)."""
             cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
             seconds, peak, _, cpu, server = whole_process(
-                [*cmd, "--destination", lake], env, cluster
+                [*cmd, "--destination", lake], {**env, **(extra or {})}, cluster
             )
             return seconds, peak, job_seconds(lake, job), cpu + server
 
         print(
             f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%}); "
-            f"INGEST_COMPACT_LOADS={args.compact_loads}"
+            f"INGEST_COMPACT_LOADS={args.compact_loads or 'default'}; bytecode "
+            f"{'compiled by every process' if args.no_bytecode_cache else 'cached'}; "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         lake = (scratch / "lake-cdc").as_uri()
         first_s, first_mb, _, _ = run("cdc", lake)
@@ -312,8 +341,25 @@ def main() -> int:
             f"{cdc_job / full_job:.2f} x (audit duration_s: without the process's start, "
             "audit, views and report)"
         )
+        rounds = args.repeat
+        if args.compaction:
+            updates, deletes = change(source, args.rows, changed, rounds)
+            rounds += 1
+            every = {"INGEST_COMPACT_LOADS": "1", "INGEST_COMPACT_MAX_ROWS": "0"}
+            seconds, peak, job_s, cpu = run("cdc", lake, every)
+            print(
+                f"CDC run that compacts the table at its end: {seconds:.1f} s (job {job_s:.1f} "
+                f"s, CPU {cpu:.1f} s) / {peak:.0f} MB: {seconds / full_s:.2f} x the FULL copy; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
+            wait = max(1, -(-args.rows // 2_000_000))  # INGEST_COMPACT_MAX_ROWS's default
+            average = (cdc_s * (wait - 1) + seconds) / wait
+            print(
+                f"CDC run, averaged over the default's {wait} runs (one compacts): "
+                f"{average:.1f} s: {average / full_s:.2f} x the FULL copy"
+            )
         # the slots of the floor and the decoder saw every round's changes
-        changed *= args.repeat
+        changed *= rounds
         raw_n, raw_s = read_slot(cluster, database, "bench_raw", decode=False)
         print(
             f"reader floor:       {raw_s:8.1f} s   {raw_n / raw_s:,.0f} changes/s (psycopg2, no processing)"

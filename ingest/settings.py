@@ -225,6 +225,15 @@ CATALOGUE: tuple[SettingSpec, ...] = (
         scope="optional",
     ),
     SettingSpec(
+        "INGEST_COMPACT_MAX_ROWS",
+        "2000000",
+        "A keyed table of more rows than this (its last base, or before any base its first "
+        "load) is compacted after INGEST_COMPACT_LOADS x ceil(rows / this) loads "
+        "instead, so a run pays on average at most this many rows of rewriting (a 10M-row "
+        "table: every 5th load); 0: no limit (INGEST_COMPACT_LOADS whatever the size).",
+        scope="optional",
+    ),
+    SettingSpec(
         "INGEST_COMPACT_RATIO",
         "0.5",
         "Rows loaded since its last base, as a share of the base, after which a keyed table "
@@ -474,6 +483,7 @@ class Settings:
     lease_same_task_wait_s: int = 7200
     compact_loads: int = 1
     compact_ratio: float = 0.5
+    compact_max_rows: int = 2_000_000
     history_retention_days: int = 0
     batch_size: int = 25
     schedule_max_wait_min: int = 240
@@ -522,6 +532,7 @@ class Settings:
             history_retention_days=_int(env, "INGEST_HISTORY_RETENTION_DAYS", minimum=0),
             compact_ratio=_float(env, "INGEST_COMPACT_RATIO"),
             compact_loads=_int(env, "INGEST_COMPACT_LOADS"),
+            compact_max_rows=_int(env, "INGEST_COMPACT_MAX_ROWS", minimum=0),
             schedule_max_wait_min=_int(env, "INGEST_SCHEDULE_MAX_WAIT_MIN", minimum=0),
             job_timeout_s=_int(env, "INGEST_JOB_TIMEOUT_S"),
             statement_timeout_s=_int(env, "INGEST_STATEMENT_TIMEOUT_S", minimum=0),

@@ -20,10 +20,13 @@ delete marker for every key the table held: the lake's current keys and the keys
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from ingest.errors import JobError
 from ingest.identifiers import lake_name
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
+from ingest.runtime.optional import fast_path_available
 from ingest.secrets import Secret
 from ingest.sources.cdc import pgoutput
 from ingest.sources.cdc.changes import (
@@ -56,8 +60,15 @@ from ingest.sources.cdc.changes import (
 from ingest.sources.cdc.identity import check_source, table_schema
 from ingest.sources.cdc.names import CdcNames, names_of
 from ingest.sources.cdc.replication import Replication, SlotInfo
-from ingest.sources.cdc.rows import RowConverter, UnchangedValues, lake_fields, lake_hints
+from ingest.sources.cdc.rows import (
+    ArrowRead,
+    RowConverter,
+    UnchangedValues,
+    lake_fields,
+    lake_hints,
+)
 from ingest.sources.cdc.snapshot import SnapshotCount
+from ingest.sources.fast_arrow import connectorx_url, read_arrow
 from ingest.sources.typemap import TablePlan
 from ingest.views.dialects import literal_sql
 from ingest.views.state import current_state, state_connection
@@ -70,6 +81,9 @@ CDC_KEY = "cdc"
 #: the server version whose pgoutput sends logical messages (the `messages` option)
 MESSAGES_FROM = 140000
 _SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
+#: changes typed at a time (at most INGEST_CHUNK_SIZE), and how many such batches may wait
+#: for the landing while the next is read: memory stays within a few batches
+TYPE_BATCH, TYPE_AHEAD = 25_000, 2
 
 
 def stored_lsn(state: Mapping[str, Any]) -> int | None:
@@ -125,6 +139,9 @@ class CdcRead:
     markers: int = 0
     #: later runs: the source's count, in a snapshot taken right before the end marker
     counter: SnapshotCount | None = None
+    #: False: the FULL load reads with dlt's pyarrow backend (INGEST_BACKEND=pyarrow), so the
+    #: changes are typed through psycopg2 too
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         self.names = names_of(self.job)
@@ -267,6 +284,7 @@ class CdcRead:
             self.keys,
             unchanged,
             self._previous,
+            self._arrow_read(),
         )
         reader = ChangeReader(
             self.schema,
@@ -283,11 +301,23 @@ class CdcRead:
             ),
         )
         self.read = reader.state
+        # typed in batches of TYPE_BATCH changes, in a thread of their own (the source and
+        # ConnectorX type one batch while this thread decodes the next); at most
+        # TYPE_AHEAD batches wait, landed in their order
+        size = max(1, min(self.chunk_size, TYPE_BATCH))
+        typing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdc-type")
+        waiting: deque[Future[pa.Table]] = deque()
+
+        def typed(*, every: bool = False) -> Iterator[pa.Table]:
+            while waiting and (every or len(waiting) > TYPE_AHEAD or waiting[0].done()):
+                yield self._counted(waiting.popleft().result())
+
         pending: list[Row] = []
         try:
             stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
             for change in reader.rows(stream):
                 if isinstance(change, TruncateMark):
+                    yield from typed(every=True)
                     if pending:
                         yield self._counted(converter.convert(pending))
                         pending = []
@@ -295,16 +325,35 @@ class CdcRead:
                         yield self._counted(markers)
                     continue
                 pending.append(change)
-                if len(pending) >= self.chunk_size:
-                    yield self._counted(converter.convert(pending))
+                if len(pending) >= size:
+                    prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                    waiting.append(typing.submit(converter.finish, prepared))
                     pending = []
+                    yield from typed()
             if pending:
-                yield self._counted(converter.convert(pending))
+                prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                waiting.append(typing.submit(converter.finish, prepared))
+            yield from typed(every=True)
         finally:
+            typing.shutdown(wait=True, cancel_futures=True)
             unchanged.close()
             self.replication.close_stream()
         if reader.state.last_commit_lsn > self.stored:
             _record(reader.state.last_commit_lsn, self.names.slot)
+
+    def _arrow_read(self) -> ArrowRead | None:
+        """The FULL load's fast path for typing the changes (ConnectorX), where the FULL load
+        of this table takes it (`ingest.sources.sql`); None: psycopg2."""
+        assert self.plan is not None
+        plan = self.plan
+        if not self.fast_path or not getattr(self.builder, "fast_path", False):
+            return None
+        if plan.fast_path_blocker():
+            return None
+        if not fast_path_available():
+            return None
+        url = connectorx_url(self.engine.url)
+        return functools.partial(read_arrow, url, plan)
 
     def _counted(self, table: pa.Table) -> pa.Table:
         self.markers += int(pa.compute.sum(table.column(DELETED)).as_py() or 0)

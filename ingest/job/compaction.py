@@ -12,7 +12,12 @@ load but the bases, so it keeps every version (until `INGEST_HISTORY_RETENTION_D
 - When: after a load, when the loads the view reads beyond one (its base, or before any base the
   first load) reach `INGEST_COMPACT_LOADS` (default 1: every run that landed something after
   the first, so the view reads one compacted base every morning), or their rows reach
-  `INGEST_COMPACT_RATIO` times the base's; and on demand (`dlt-ingest compact`).
+  `INGEST_COMPACT_RATIO` times the base's; and on demand (`dlt-ingest compact`). A table of
+  more than `INGEST_COMPACT_MAX_ROWS` rows (its base, or its first load; default 2,000,000:
+  rewriting them takes about 4 s here) waits `INGEST_COMPACT_LOADS` x ceil(rows / that)
+  loads instead, so a run pays on average at most about that many rows of rewriting: a
+  10M-row table whose CDC run lands 1 % of it is compacted every 5th run, not every run
+  (rewriting it takes longer than a FULL copy of it).
 - Crash-safe: the base counts only once committed; a kill before leaves files that the job's
   next clean-up removes (they never committed), a kill after leaves a complete base.
 - Idempotent: with no load since the last base there is nothing to compact.
@@ -83,6 +88,16 @@ class Compaction:
 class Thresholds:
     loads: int
     ratio: float
+    #: a table of more rows (its base, or its first load) waits `loads` x ceil(rows /
+    #: max_rows) loads (0: no limit)
+    max_rows: int = 0
+
+    def loads_for(self, rows: int) -> int:
+        """The loads a table of `rows` waits for: so many that a run pays on average at most
+        about `max_rows` rows of rewriting."""
+        if not self.max_rows or rows <= self.max_rows:
+            return self.loads
+        return self.loads * -(-rows // self.max_rows)
 
 
 def due(dest: Destination, job: JobConfig, thresholds: Thresholds, fs: Any = None) -> str:
@@ -95,13 +110,34 @@ def due(dest: Destination, job: JobConfig, thresholds: Thresholds, fs: Any = Non
     # the loads the view ranks beyond one: its base's, or before any base the first load's
     # (a first load is a copy of the table: compacting it alone would write it twice)
     loads = len({p.load_id for p in since}) - (1 if base is None else 0)
-    if loads >= thresholds.loads:
+    if loads >= thresholds.loads and not thresholds.max_rows:
         return f"{loads} load(s) to fold into the base (INGEST_COMPACT_LOADS={thresholds.loads})"
-    if base is None or not thresholds.ratio:
+    if loads < thresholds.loads and (base is None or not thresholds.ratio):
         return ""
     fs = fs or dest.filesystem()
     base_rows = _rows(dest, [f for p in state.view.parts if p.load_id == base for f in p.files], fs)
     since_rows = _rows(dest, [f for p in since for f in p.files], fs)
+    # a large table is compacted less often: the rewrite's cost spread over more runs. Its
+    # size: the base's rows, or before any base the first load's (a copy of the table), not
+    # the rows since, which would put it off further with every load
+    size = base_rows
+    if base is None and since:
+        first = since[0].load_id
+        size = _rows(dest, [f for p in since if p.load_id == first for f in p.files], fs)
+    wanted = thresholds.loads_for(size)
+    if loads >= wanted:
+        scaled = (
+            f", x{wanted // thresholds.loads} for a table of {size:,} rows "
+            f"(INGEST_COMPACT_MAX_ROWS={thresholds.max_rows:,})"
+            if wanted != thresholds.loads
+            else ""
+        )
+        return (
+            f"{loads} load(s) to fold into the base (INGEST_COMPACT_LOADS="
+            f"{thresholds.loads}{scaled})"
+        )
+    if base is None or not thresholds.ratio:
+        return ""
     if base_rows and since_rows >= thresholds.ratio * base_rows:
         return (
             f"{since_rows:,} row(s) since the last base of {base_rows:,} "

@@ -98,7 +98,7 @@ from ingest.sources.reserved import note as reserved_note
 from ingest.sources.sql import coerce_watermark
 from ingest.sources.window import read_start
 from ingest.views.state import current_state, state_connection
-from ingest.vocabulary import LoadType, Reconciled, ReconcileMode, Status, TableFormat
+from ingest.vocabulary import Backend, LoadType, Reconciled, ReconcileMode, Status, TableFormat
 
 log = logging.getLogger(__name__)
 
@@ -474,6 +474,7 @@ def _load_cdc(
         settings.cdc_max_bytes,
         settings.state_memory_mb,
         stored,
+        fast_path=settings.backend != Backend.PYARROW,
     )
     keys = read.prepare()
     read.deadline_s = time.monotonic() + run.deadline.remaining()
@@ -533,7 +534,9 @@ def _compact_if_due(run: JobRun, dest: Destination, lease: JobLease, log_: Commi
         return
     assert run.workdir is not None
     try:
-        thresholds = Thresholds(settings.compact_loads, settings.compact_ratio)
+        thresholds = Thresholds(
+            settings.compact_loads, settings.compact_ratio, settings.compact_max_rows
+        )
         reason = compaction_due(dest, job, thresholds)
         if not reason:
             return

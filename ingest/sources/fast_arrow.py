@@ -79,6 +79,46 @@ def snapshot_statements(snapshot_id: str) -> list[str]:
     return ["BEGIN ISOLATION LEVEL REPEATABLE READ", f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"]
 
 
+def _connectorx() -> Any:
+    # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)
+    import connectorx
+
+    return connectorx
+
+
+def unreadable(plan: TablePlan, exc: BaseException) -> Exception | None:
+    """ConnectorX names a column it cannot read by its position in the SELECT ("error
+    deserializing column 3: ...", or a panic's "FromSql(3)"): the plan names it. NaN in
+    numeric(p,s) ends here. None: the error names no column."""
+    text = str(exc)
+    match = COLUMN_ERROR.search(text)
+    column = plan.column_at(int(match.group(1) or match.group(2))) if match else None
+    if column is None:
+        return None
+    if "NaN" in text:
+        return plan.refused_value(column, "holds 'NaN'")
+    detail = shorten(text.strip().splitlines()[0] if text.strip() else "", 120)
+    if column.lake.data_type in ("date", "timestamp") and "too large" in text:
+        return plan.refused_value(
+            column, f"holds a date before 0001 or after 9999 (ConnectorX: {detail})"
+        )
+    return plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
+
+
+def read_arrow(url: str, plan: TablePlan, sql: str) -> Any:
+    """One statement (no parameters) read by ConnectorX into one Arrow table, untyped (the
+    caller's `plan.from_arrow` types it); a column it cannot read is named."""
+    try:
+        return _connectorx().read_sql(url, sql, return_type="arrow", protocol="binary")
+    except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
+        if is_process_exit(exc):
+            raise
+        named = unreadable(plan, exc)
+        if named is None:
+            raise
+        raise named from exc
+
+
 class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch through the plan."""
 
@@ -88,9 +128,7 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         return connectorx_url(self.engine.url)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
-        # connectorx: the optional `fast` extra (ingest.runtime.optional decides to use it)
-        import connectorx as cx
-
+        cx = _connectorx()
         options = dict(backend_kwargs or {})
         partitions = options.pop("partitions", None)
         estimated_rows = options.pop("estimated_rows", None)
@@ -124,22 +162,7 @@ class ExactConnectorXReader(ConnectorXTableLoader):
             raise named from exc
 
     def _unreadable(self, exc: BaseException) -> Exception | None:
-        """ConnectorX names a column it cannot read by its position in the SELECT ("error
-        deserializing column 3: ...", or a panic's "FromSql(3)"): the plan names it. NaN in
-        numeric(p,s) ends here."""
-        text = str(exc)
-        match = COLUMN_ERROR.search(text)
-        column = self.plan.column_at(int(match.group(1) or match.group(2))) if match else None
-        if column is None:
-            return None
-        if "NaN" in text:
-            return self.plan.refused_value(column, "holds 'NaN'")
-        detail = shorten(text.strip().splitlines()[0] if text.strip() else "", 120)
-        if column.lake.data_type in ("date", "timestamp") and "too large" in text:
-            return self.plan.refused_value(
-                column, f"holds a date before 0001 or after 9999 (ConnectorX: {detail})"
-            )
-        return self.plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
+        return unreadable(self.plan, exc)
 
     def _auto_partitions(self, estimated_rows: int | None) -> int:
         if self._partition_key() is None:

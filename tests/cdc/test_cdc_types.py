@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest.cli import main
 from tests.cdc.test_cdc_scenario import view
 from tests.conftest import read_lake_table, set_source_env
@@ -53,7 +55,13 @@ DELETE FROM typed WHERE id = 3;
 COLUMNS = "id, n, nf, ts, tsn, d, j, jb, ints, texts, u, b, t, flag, tm, iv"
 
 
-def test_cdc_lands_what_a_full_load_lands(source, file_lake, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])
+def test_cdc_lands_what_a_full_load_lands(
+    source, file_lake, tmp_path: Path, monkeypatch, backend: str
+):
+    """auto: the FULL load reads through ConnectorX and the CDC run types its changes through
+    it too; pyarrow (INGEST_BACKEND): both through psycopg2."""
+    monkeypatch.setenv("INGEST_BACKEND", backend)
     for name in (CDC, FULL):
         set_source_env(monkeypatch, name, **source.secrets())
     source.execute(TYPED)

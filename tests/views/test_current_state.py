@@ -371,6 +371,41 @@ def test_runs_compact_past_the_threshold_and_retention_trims_the_history(
     assert len(after[job.schema_name_in_lake]) == 1  # only the newest load (the state's) stays
 
 
+def test_a_table_over_the_compaction_rows_is_compacted_every_few_loads(
+    pg, file_lake, monkeypatch, tmp_path
+):
+    """INGEST_COMPACT_MAX_ROWS=20 and a 50-row table: INGEST_COMPACT_LOADS=1 becomes
+    1 x ceil(50 / 20) = 3 loads, so the base comes after the third load beyond the first, not
+    after each; the view is the source every night."""
+    from ingest.configuration import load_config
+    from ingest.lake.destination import Destination
+    from ingest.views.inventory import job_loads_by_schema
+
+    pg.execute(CUSTOMERS)
+    pg.use_as(monkeypatch, SOURCE)
+    monkeypatch.setenv("INGEST_COMPACT_LOADS", "1")
+    monkeypatch.setenv("INGEST_COMPACT_RATIO", "0")
+    monkeypatch.setenv("INGEST_COMPACT_MAX_ROWS", "20")
+    db = Db(pg, "postgresql")
+    config = _config(tmp_path, pg.name)
+    job = load_config(config).jobs[0]
+    dest = Destination.from_url(file_lake)
+    bases = []
+    for night in range(5):
+        for i in range(1, 51):
+            db.execute(
+                "INSERT INTO customers VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "name = EXCLUDED.name, updated_at = EXCLUDED.updated_at",
+                (i, f"n{night}-{i}", "1.00", T0 + dt.timedelta(days=night, seconds=i)),
+            )
+        _run(config, file_lake, f"night-{night}")
+        _equal_both_ways(file_lake, db.rows())
+        loads = job_loads_by_schema(dest, job, dest.filesystem())
+        bases.append(len(loads.get(job.base_schema_name_in_lake, [])))
+    # the first base after night 3 (three loads beyond the first copy), none before
+    assert bases == [0, 0, 0, 1, 1]
+
+
 def test_a_backfill_of_a_loaded_range_leaves_the_current_view_unchanged(
     pg, file_lake, monkeypatch, tmp_path
 ):
