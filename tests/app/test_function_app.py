@@ -6,7 +6,6 @@ Durable SDK's real replay engine fed with history (tests/durable_harness.py)."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import functools
 import json
 import subprocess
@@ -23,49 +22,20 @@ from ingest.model.result import JobResult
 from ingest.model.task import Backfill, Task
 from tests.conftest import read_lake_table
 from tests.durable_harness import FakeDurable, NonDeterminism, ReplayHost
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.app import (
+    activity,
+    batch_handle,
+    fake_result,
+    job_row,
+    orchestrator_handle,
+    reference,
+    write_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG_COLUMNS = (
-    sheet_header(
-        "job_id",
-        "enabled",
-        "source_type",
-        "source_name",
-        "schema_name",
-        "table_name",
-        "load_type",
-        "watermark_column",
-        "primary_key",
-        "initial_watermark",
-        "schedule",
-    )
-).split(",")
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def write_config(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CONFIG_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in CONFIG_COLUMNS})
-    return path
-
-
-def job_row(job_id: str, table: str, source: str = "pg_src", **extra: str) -> dict[str, str]:
-    return {
-        "job_id": job_id,
-        "enabled": "Y",
-        "source_type": "postgresql",
-        "source_name": source,
-        "schema_name": "public",
-        "table_name": table,
-        "load_type": "FULL",
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -86,16 +56,8 @@ def indexed() -> dict[str, Any]:
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
-def activity(name: str):
-    return getattr(function_app, name).build().get_user_function()
-
-
 def starter(name: str):
     return getattr(function_app, name).build().get_user_function().client_function
-
-
-def orchestrator_handle():
-    return function_app.ingest_run.build().get_user_function()
 
 
 def http_request(method: str, url: str, body: bytes = b"", route_params=None):
@@ -121,23 +83,6 @@ def started_host(request: dict[str, Any], instance_id="run-test") -> ReplayHost:
 def planned_output(request: dict[str, Any]) -> dict[str, Any]:
     """The REAL plan_run activity's output for a request (config from the environment)."""
     return activity("plan_run")(request)
-
-
-def fake_result(task: dict[str, Any], status: str = "SUCCESS", rows: int = 10) -> dict[str, Any]:
-    job = task["job"]
-    return {
-        "run_id": task["run_id"],
-        "job_id": job["job_id"],
-        "source_type": job["source_type"],
-        "source_name": job["source_name"],
-        "table_name": job["table_name"],
-        "load_type": job["load_type"],
-        "status": status,
-        "rows_loaded": rows if status == "SUCCESS" else 0,
-        "files_written": 1 if status == "SUCCESS" else 0,
-        "error": "" if status == "SUCCESS" else "table is missing",
-        "retriable": False,
-    }
 
 
 # ------------------------------------------------------------------------------ indexing
@@ -246,10 +191,6 @@ def test_opentelemetry_api_only_comes_from_the_durable_sdk():
 # ------------------------------------------------------------------------------ orchestrator
 # Whole runs (batches, lanes, failures, retries, 1,000 tables, the scheduled run's wait) are
 # replayed in tests/test_orchestration.py; here: the parent's and a batch's first steps.
-
-
-def batch_handle():
-    return function_app.ingest_batch.build().get_user_function()
 
 
 def planned_batches(host: ReplayHost) -> list[dict[str, Any]]:
@@ -394,15 +335,6 @@ def test_plan_failure_fails_the_run_with_the_reason(config):
 
 
 # ------------------------------------------------------------------------------ activities
-
-
-def reference(planned: dict[str, Any], batch: int, position: int) -> dict[str, Any]:
-    return {
-        "run_id": planned["run_id"],
-        "destination": planned["destination"],
-        "batch": batch,
-        "position": position,
-    }
 
 
 @pytest.mark.postgres

@@ -6,7 +6,8 @@ The activities are the REAL ones of `function_app` (plan_run writes the run stor
 file:// lake, ingest_table reads its task from it and writes its result, record_failure,
 write_audit appends the real audit CSV); only `run_job`, the dlt load itself, is replaced by a
 function whose outcome each test chooses (loading real tables is what tests/test_function_app
-and the engine tests do). Every test reads the audit back and checks one row per table.
+and the engine tests do). Every test reads the audit back and checks one row per table
+(`Runner`, `assert_one_row_per_table`: tests/fixtures/app.py).
 """
 
 from __future__ import annotations
@@ -21,105 +22,15 @@ import pytest
 import function_app
 from ingest.app import MANUAL_INSTANCE
 from ingest.app.batching import MIN_LANE_WIDTH, batch_instance_id, lane_widths
-from ingest.model.result import JobResult
-from ingest.model.task import Task
-from tests.app.test_function_app import fake_result, job_row, write_config
 from tests.durable_harness import ActivityFailure, DurableSim
-
-ACTIVITIES = ("plan_run", "ingest_table", "record_failure", "write_audit")
-
-
-def loaded(task: dict[str, Any], rows: int = 10) -> dict[str, Any]:
-    """What run_job returns for a table that loaded."""
-    return {**fake_result(task, rows=rows), "load_id": f"load-{task['job']['job_id']}"}
-
-
-def failed(task: dict[str, Any], error: str, retriable: bool) -> dict[str, Any]:
-    return {
-        **loaded(task),
-        "status": "FAILED",
-        "rows_loaded": 0,
-        "files_written": 0,
-        "load_id": "",
-        "error": error,
-        "retriable": retriable,
-    }
-
-
-class Runner:
-    """A whole run: config of `tables` jobs, real activities, `run_job` -> `outcome(task, n)`
-    (n: the how-many-th call for that job)."""
-
-    def __init__(self, tmp_path, monkeypatch, tables: int, **settings: Any):
-        rows = [job_row(f"{i:04d}", f"t{i}", source=f"src_{i % 3}") for i in range(1, tables + 1)]
-        monkeypatch.setenv("INGEST_CONFIG_PATH", str(write_config(tmp_path / "jobs.csv", rows)))
-        self.lake = (tmp_path / "lake").as_uri()
-        monkeypatch.setenv("INGEST_DESTINATION", self.lake)
-        monkeypatch.setenv("INGEST_RETRY_FIRST_INTERVAL_S", "1")
-        for name, value in settings.items():
-            monkeypatch.setenv(f"INGEST_{name.upper()}", str(value))
-        self.calls: Counter[str] = Counter()
-        self.outcome: Callable[[dict[str, Any], int], dict[str, Any]] = lambda task, n: loaded(task)
-        import ingest.job
-
-        monkeypatch.setattr(ingest.job, "run_job", self._run_job)
-        self.activities = {
-            name: getattr(function_app, name).build().get_user_function() for name in ACTIVITIES
-        }
-        self.extra_activities: dict[str, Callable[[Any], Any]] = {}
-
-    def _run_job(self, task: Task, **_: Any) -> JobResult:
-        """The outcome, written as JSON, as the typed value run_job returns."""
-        self.calls[task.job.job_id] += 1
-        # a load it split: the plan under SPLIT_KEY (JobResult.split)
-        return JobResult.from_dict(self.outcome(task.to_dict(), self.calls[task.job.job_id]))
-
-    def run_activity(self, call: Any) -> Any:
-        function = self.extra_activities.get(call.name) or self.activities[call.name]
-        try:
-            return function(call.input)
-        except ActivityFailure:
-            raise
-        except Exception as exc:  # what the host reports for an activity that raised
-            raise ActivityFailure(f"{type(exc).__name__}: {exc}") from exc
-
-    def run(self, request: dict[str, Any] | None = None, **sim: Any) -> DurableSim:
-        handles = {
-            name: getattr(function_app, name).build().get_user_function()
-            for name in ("ingest_run", "ingest_batch")
-        }
-        self.sim = DurableSim(handles, self.run_activity, **sim)
-        request = request or {"run_id": "run-t", "trigger": "http"}
-        self.run_id = request["run_id"]
-        self.sim.start("ingest_run", self.run_id, request)
-        self.sim.run()
-        return self.sim
-
-    @property
-    def parent(self):
-        return self.sim.hosts[self.run_id]
-
-    @property
-    def output(self) -> dict[str, Any]:
-        assert self.parent.state.get("isDone"), self.parent.error
-        return self.parent.state["output"]
-
-    def audit(self) -> list[dict[str, str]]:
-        from ingest.reports.history import run_results
-
-        return run_results(self.lake, self.run_id)
-
-    def table_inputs(self) -> list[Any]:
-        return [c.input for c in self.sim.activity_log if c.name == "ingest_table"]
-
-
-def assert_one_row_per_table(runner: Runner, tables: int) -> dict[str, dict[str, str]]:
-    rows = runner.audit()
-    ids = [row["job_id"] for row in rows]
-    assert len(ids) == len(set(ids)) == tables
-    assert set(ids) == {f"{i:04d}" for i in range(1, tables + 1)}
-    return {row["job_id"]: row for row in rows}
-
+from tests.fixtures.app import (
+    Runner,
+    assert_one_row_per_table,
+    failed,
+    job_row,
+    loaded,
+    write_config,
+)
 
 # ------------------------------------------------------------------------------ the split
 

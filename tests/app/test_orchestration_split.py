@@ -18,9 +18,18 @@ from ingest.app import activities as app_activities
 from ingest.model.result import ChunkResult
 from ingest.model.task import Task
 from ingest.vocabulary import Status
-from tests.app.test_orchestration import Runner, assert_one_row_per_table, failed, loaded
+from tests.fixtures.app import (
+    Runner,
+    activity,
+    assert_one_row_per_table,
+    batch_handle,
+    failed,
+    loaded,
+    orchestrator_handle,
+)
 from tests.fixtures.jobs import SPLIT_KEY
 from tests.fixtures.sheet import sheet_header
+from tests.fixtures.split import Holder, markers
 
 
 def plan(chunks: int) -> dict[str, Any]:
@@ -238,10 +247,8 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     """Every activity for real (dlt loads from PostgreSQL into Azurite): a table split in 4
     chunks next to two ordinary tables; every row once, one completion marker, MATCH."""
     from ingest.reports.history import run_results
-    from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
     from tests.durable_harness import ActivityFailure, DurableSim
     from tests.fixtures.orders import ORDERS_DDL, insert_orders, lake_rows, source_rows
-    from tests.job.test_split import markers
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 4000)
@@ -275,7 +282,6 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     # this long for the snapshot, fails retriable without reading, and runs again later
     monkeypatch.setattr(app_activities, "SNAPSHOT_WAIT_S", 20.0)
 
-    from tests.app.test_orchestration_split_snapshot import Holder
     from tests.durable_harness import Deferred
 
     def run_activity(call):

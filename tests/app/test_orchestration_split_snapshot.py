@@ -12,9 +12,6 @@ INGEST_SPLIT_SNAPSHOT=off no holder runs and the reconciliation says so (CLI too
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,71 +25,18 @@ from ingest.app import activities as app_activities
 from ingest.app.runstore import RunStore
 from ingest.config import JobConfig
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER
+from tests.fixtures.app import activity, batch_handle, orchestrator_handle
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.sheet import sheet_header
+from tests.fixtures.split import PG_WRITER, Holder, markers, settings_for, task, wait_for_writer
 
-ROOT = Path(__file__).resolve().parents[2]
 JOB_ID = "002"
 RUN_ID = "run-snap"
-
-#: the `hold_snapshot` activity in a process of its own; prints its result as JSON, and writes
-#: the server process id of the transaction it holds to the file `argv[2]` (for the test)
-HOLDER = """
-import json, pathlib, sys
-from ingest.app import activities
-from ingest.job import split_snapshot
-export = split_snapshot.export
-def export_and_tell(task, settings):
-    held = export(task, settings)
-    if held is not None:
-        pid = held.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        pathlib.Path(sys.argv[2]).write_text(str(pid))
-    return held
-split_snapshot.export = export_and_tell
-print(json.dumps(activities.hold_snapshot(json.loads(sys.argv[1]))))
-"""
 
 
 @pytest.fixture(params=["file", "azurite"])
 def lake(request) -> str:
     return request.getfixturevalue("file_lake" if request.param == "file" else "azure_lake")
-
-
-class Holder:
-    """One attempt of `hold_snapshot`, running in its own process."""
-
-    def __init__(self, reference: dict[str, Any], folder: Path) -> None:
-        self.pid_file = folder / f"holder-{time.monotonic_ns()}.pid"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, json.dumps(reference), str(self.pid_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        self.result: dict[str, Any] | None = None
-        self.err = ""
-
-    def ready(self) -> bool:
-        return self.process.poll() is not None
-
-    def outcome(self) -> Any:
-        from tests.durable_harness import ActivityFailure
-
-        out, err = self.process.communicate()
-        self.err = err
-        if self.process.returncode != 0:
-            raise ActivityFailure(f"exit {self.process.returncode}: {err[-800:]}")
-        self.result = json.loads(out.strip().splitlines()[-1])
-        return self.result
-
-    def backend(self) -> int | None:
-        """The server process of the transaction it holds (None: it exported none)."""
-        return int(self.pid_file.read_text()) if self.pid_file.exists() else None
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
 
 
 def _configure(pg, monkeypatch, tmp_path, lake: str, chunks: int = 8, rows: int = 20000) -> None:
@@ -128,7 +72,6 @@ def _configure(pg, monkeypatch, tmp_path, lake: str, chunks: int = 8, rows: int 
 def _run(
     lake: str, before_chunk: Any, holders: list[Holder], folder: Path, order: str = "fifo"
 ) -> Any:
-    from tests.app.test_function_app import activity, batch_handle, orchestrator_handle
     from tests.durable_harness import ActivityFailure, Deferred, DurableSim
 
     def run_activity(call: Any) -> Any:
@@ -198,8 +141,6 @@ def _audit_row(lake: str) -> dict[str, str]:
 
 
 def _markers(lake: str, pg) -> list[str]:
-    from tests.job.test_split import markers
-
     job = JobConfig(JOB_ID, True, "postgresql", SOURCE, "orders", "FULL", schema_name=pg.name)
     return markers(lake, job)
 
@@ -215,8 +156,6 @@ def _held_transactions(pg, holders: list[Holder]) -> int:
 def test_durable_split_full_load_reads_one_snapshot_while_the_table_changes(
     pg, lake, monkeypatch, tmp_path, backend
 ):
-    from tests.job.test_split_consistency import PG_WRITER, _wait
-
     if backend == "pyarrow" and not lake.startswith("file"):
         pytest.skip("the pyarrow read path once, on file://")
     _configure(pg, monkeypatch, tmp_path, lake)
@@ -238,7 +177,7 @@ def test_durable_split_full_load_reads_one_snapshot_while_the_table_changes(
         text=True,
     )
     try:
-        _wait(tmp_path / "writing", writer)
+        wait_for_writer(tmp_path / "writing", writer)
         sim = _run(lake, before_chunk, holders, tmp_path)
     finally:
         (tmp_path / "stop").write_text("")
@@ -354,7 +293,6 @@ def test_snapshots_off_on_the_cli(pg, file_lake, monkeypatch):
     import ingest.runner
     from tests.fixtures.jobs import run_tasks_json
     from tests.fixtures.orders import job as pg_job
-    from tests.job.test_split import settings_for, task
 
     pg.execute(ORDERS_DDL)
     insert_orders(pg, 1, 3000)

@@ -14,8 +14,8 @@ import pytest
 import function_app
 from ingest.app import schedule
 from ingest.app.runstore import RunStore
-from tests.app.test_function_app import activity, job_row, write_config
 from tests.durable_harness import FakeDurable
+from tests.fixtures.app import activity, job_row, write_config
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.UTC

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import main
-from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.conftest import set_source_env
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.fixtures.processes import Process, audit_rows, wait_for_file
 
 #: the pause points: extracted and first file written (read, not committed); the commit in

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 from ingest.app import activities
-from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways
 from tests.conftest import set_source_env
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways
 from tests.fixtures.processes import audit_rows
 
 

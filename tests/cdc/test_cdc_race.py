@@ -8,8 +8,8 @@ import threading
 from collections import Counter
 
 from ingest.cli import main
-from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.conftest import set_source_env
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, view
 from tests.fixtures.processes import audit_rows
 
 

@@ -16,8 +16,8 @@ import pytest
 from ingest.cli import main
 from ingest.job import cdc as cdc_job
 from ingest.sources.cdc.snapshot import full_xid, parse_snapshot
-from tests.cdc.test_cdc_scenario import ITEMS, SOURCE, config, equal_both_ways, run
 from tests.conftest import set_source_env
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, run
 from tests.fixtures.processes import audit_rows
 
 

@@ -6,82 +6,19 @@ ways) and the history holds every change in LSN order. On a file:// lake and on 
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from ingest.cli import main
-from ingest.views.duck import run_query
 from tests.conftest import set_source_env
-from tests.fixtures.processes import audit_rows
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, run, view
 from tests.fixtures.sheet import sheet_header
-
-SOURCE = "pg_cdc"
-ITEMS = """
-CREATE TABLE items (
-    id int PRIMARY KEY,
-    name text NOT NULL,
-    amount numeric(12, 2),
-    updated_at timestamptz NOT NULL,
-    big text
-)"""
-HEADER = (
-    sheet_header(
-        "job_id",
-        "enabled",
-        "source_type",
-        "source_name",
-        "schema_name",
-        "table_name",
-        "load_type",
-        "primary_key",
-    )
-    + "\n"
-)
 
 
 @pytest.fixture(params=["file", "azurite"])
 def lake(request) -> str:
     return request.getfixturevalue("file_lake" if request.param == "file" else "azure_lake")
-
-
-def config(tmp_path: Path, table: str = "items") -> str:
-    path = tmp_path / "jobs.csv"
-    path.write_text(HEADER + f"c1,Y,postgresql,{SOURCE},public,{table},CDC,\n", encoding="utf-8")
-    return str(path)
-
-
-def run(config_path: str, lake: str, run_id: str) -> dict:
-    code = main(["run", "--config", config_path, "--destination", lake, "--run-id", run_id])
-    rows = [r for r in audit_rows(lake) if r["run_id"] == run_id]
-    assert len(rows) == 1, [{k: v for k, v in r.items() if v} for r in rows]
-    (row,) = rows
-    assert code == 0 and row["status"] == "SUCCESS", row
-    return row
-
-
-def view(lake: str, sql: str) -> list[tuple]:
-    result = run_query(lake, sql, max_rows=1_000_000)
-    assert not result.truncated
-    return result.rows
-
-
-SHOWN = "id, name, amount, updated_at, md5(big) AS big{extra}"
-
-
-def equal_both_ways(source, lake: str, extra: str = "") -> None:
-    wanted = Counter(
-        (r[0], r[1], r[2], r[3].astimezone(dt.UTC), *r[4:])
-        for r in source.query(f"SELECT {SHOWN.format(extra=extra)} FROM items")
-    )
-    got = Counter(
-        (r[0], r[1], r[2], r[3].astimezone(dt.UTC), *r[4:])
-        for r in view(lake, f"SELECT {SHOWN.format(extra=extra)} FROM {SOURCE}.items")
-    )
-    assert wanted - got == Counter(), "source rows missing from the current view"
-    assert got - wanted == Counter(), "rows in the current view the source does not hold"
 
 
 BIG = "repeat(md5(x::text) || md5((x * 7)::text), 200)"  # ~12 KB, stored out of line

@@ -5,8 +5,8 @@ key changes several times in one run and every change leaves the value alone."""
 
 from __future__ import annotations
 
-from tests.cdc.test_cdc_scenario import SOURCE, config, equal_both_ways, run, view
 from tests.conftest import set_source_env
+from tests.fixtures.cdc import SOURCE, config, equal_both_ways, run, view
 
 ITEMS = """
 CREATE TABLE items (

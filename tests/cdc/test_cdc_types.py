@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import main
-from tests.cdc.test_cdc_scenario import view
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.cdc import view
 from tests.fixtures.sheet import sheet_header
 
 CDC, FULL = "pg_cdc", "pg_full"

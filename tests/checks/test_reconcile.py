@@ -18,6 +18,8 @@ from ingest.sources import REGISTRY, builder_class, capabilities
 from tests.conftest import read_lake_table
 from tests.fixtures.jobs import run_task
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
+from tests.fixtures.rest import api_row, job_row, write_workbook
+from tests.fixtures.rest import run as run_config
 from tests.fixtures.sheet import sheet_header
 
 
@@ -369,8 +371,6 @@ def test_mariadb_full_snapshot_and_bracketing(mariadb, file_lake, monkeypatch):
 def test_rest_job_reports_skipped_with_its_reason(tmp_path, monkeypatch, file_lake):
     from tests.conftest import set_source_env
     from tests.rest_server import ApiServer
-    from tests.sources.test_rest_api import api_row, job_row, write_workbook
-    from tests.sources.test_rest_api import run as run_config
 
     with ApiServer(30) as api:
         set_source_env(monkeypatch, "crm", base_url=api.base_url)

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,25 +19,8 @@ import pytest
 
 from ingest.cli import main
 from tests.conftest import read_lake_table, set_source_env
+from tests.fixtures.run import COLUMNS, closed_port
 from tests.fixtures.sheet import sheet_header
-
-COLUMNS = sheet_header(
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "schema_name",
-    "table_name",
-    "load_type",
-    "watermark_column",
-    "primary_key",
-)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def audit_rows(lake_uri: str) -> list[dict]:

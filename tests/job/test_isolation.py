@@ -22,6 +22,7 @@ import pytest
 from ingest.cli import main
 from ingest.config import JobConfig
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
+from tests.fixtures.app import activity, reference
 from tests.fixtures.jobs import run_task
 from tests.fixtures.sheet import sheet_header
 
@@ -103,8 +104,6 @@ def test_a_native_panic_fails_only_its_job_on_the_command_line(
 def test_a_native_panic_fails_only_its_table_in_the_ingest_table_activity(
     pg, tmp_path, file_lake, monkeypatch
 ):
-    from tests.app.test_function_app import activity, reference
-
     make_source(pg)
     pg.use_as(monkeypatch, SOURCE)
     monkeypatch.setenv("INGEST_CONFIG_PATH", write_config(tmp_path / "jobs.csv", pg))

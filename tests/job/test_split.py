@@ -15,40 +15,21 @@ from pathlib import Path
 import pytest
 
 from ingest.config import JobConfig
-from ingest.identifiers import lake_schema_name
 from ingest.job.split import cut_bounds
 from ingest.lake.destination import Destination
-from ingest.lake.layout import LOADS_DIR
 from ingest.lake.lease import read_commit_log
-from ingest.lake.loads import names_with_prefix, staged_files, table_files
-from ingest.settings import Settings
+from ingest.lake.loads import staged_files, table_files
 from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_json
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
 from tests.fixtures.processes import HOOK, ROOT, Process, wait_for_file
 from tests.fixtures.sheet import sheet_header
+from tests.fixtures.split import markers, settings_for, task
 
 
 @pytest.fixture(params=["file", "azurite"])
 def lake(request) -> str:
     return request.getfixturevalue("file_lake" if request.param == "file" else "azure_lake")
-
-
-def markers(destination: str, job_config: JobConfig) -> list[str]:
-    dest = Destination.from_url(destination)
-    schema = lake_schema_name(job_config.pipeline_name)
-    folder = dest.path(job_config.source_name, LOADS_DIR)
-    return sorted(n for n in names_with_prefix(dest, folder, schema + "__"))
-
-
-def task(job_config: JobConfig, destination: str, run_id: str, **extra) -> dict:
-    return {"run_id": run_id, "job": job_config.to_dict(), "destination": destination, **extra}
-
-
-def settings_for(destination: str, **changes) -> Settings:
-    import dataclasses
-
-    return dataclasses.replace(Settings.from_env(), destination=destination, **changes)
 
 
 def test_cut_bounds_cover_the_range_once():

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -23,47 +21,12 @@ from tests.conftest import MARIA_HOST, MARIA_PORT, MARIA_USER, PG_DB, PG_HOST, P
 from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_json
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
-from tests.job.test_split import settings_for, task
+from tests.fixtures.split import PG_WRITER, settings_for, task, wait_for_writer
 
 
 @pytest.fixture(params=["file", "azurite"])
 def lake(request) -> str:
     return request.getfixturevalue("file_lake" if request.param == "file" else "azure_lake")
-
-
-#: a writer process: updates, deletes and inserts rows all over the key range, each its own
-#: transaction, until `<stop>` exists; says how many rounds it ran
-PG_WRITER = """
-import pathlib, random, sys, time
-import psycopg2
-host, port, user, db, schema, folder = sys.argv[1:7]
-folder = pathlib.Path(folder)
-conn = psycopg2.connect(host=host, port=int(port), user=user, dbname=db,
-                        options=f"-c search_path={schema}")
-conn.autocommit = True
-cur = conn.cursor()
-rounds = 0
-while not (folder / "stop").exists():
-    rounds += 1
-    cur.execute("UPDATE orders SET qty = qty + 1000, note = 'writer' WHERE order_id = %s",
-                (random.randint(1, 20000),))
-    cur.execute("DELETE FROM orders WHERE order_id = %s", (random.randint(1, 20000),))
-    for key in (-rounds, 100000 + rounds):  # new rows below the first range, above the last
-        cur.execute("INSERT INTO orders (order_id, qty, created_at) VALUES (%s, 1, now())",
-                    (key,))
-    if rounds == 1:
-        (folder / "writing").write_text("")
-    time.sleep(0.002)
-print(rounds)
-"""
-
-
-def _wait(path: Path, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"no {path.name} within {timeout} s"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("backend", ["auto", "pyarrow"])  # ConnectorX, SQLAlchemy/psycopg2
@@ -112,7 +75,7 @@ def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
         text=True,
     )
     try:
-        _wait(tmp_path / "writing", writer)
+        wait_for_writer(tmp_path / "writing", writer)
         settings = settings_for(lake, backend=Backend(backend))
         [result] = run_tasks_json([task(config, lake, "run-1")], settings, workers=2)
     finally:
@@ -211,7 +174,7 @@ def test_a_writer_during_a_split_load_on_mariadb_is_reported(mariadb, lake, monk
     def first_chunk_landed(event: dict) -> None:
         if not (tmp_path / "go").exists():
             (tmp_path / "go").write_text("")
-            _wait(tmp_path / "done", writer)
+            wait_for_writer(tmp_path / "done", writer)
 
     try:
         [result] = run_tasks_json(

@@ -16,6 +16,7 @@ from ingest.audit import read_audit
 from ingest.cli import main
 from ingest.lake.destination import Destination
 from ingest.reports import report_files, report_html, run_report
+from tests.fixtures.run import COLUMNS, closed_port
 from tests.reports.audit_factory import HOSTILE_ERROR, tables, write_nights
 
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -295,7 +296,6 @@ def test_hostile_error_is_shown_whole_in_the_failures_list(history):
 def test_every_cli_run_writes_its_report_and_a_failure_does_not_fail_it(
     pg, monkeypatch, tmp_path, file_lake, capsys
 ):
-    from tests.commands.test_run import COLUMNS, closed_port
     from tests.conftest import set_source_env
 
     pg.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openpyxl import Workbook
 
 from ingest.config import JobConfig
 from ingest.configuration import load_config
@@ -25,67 +24,9 @@ from ingest.sources.rest import check_base_url
 from tests.conftest import read_lake_table, set_source_env
 from tests.fixtures.audit import write_audit_json
 from tests.fixtures.jobs import run_tasks_json
+from tests.fixtures.rest import JOBS_HEADER, api_row, job_row, run, write_workbook
 from tests.rest_server import STYLES, ApiServer, Auth
 
-JOBS_HEADER = [
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "table_name",
-    "load_type",
-    "watermark_column",
-    "primary_key",
-    "initial_watermark",
-]
-API_HEADER = [
-    "job_id",
-    "endpoint",
-    "method",
-    "params",
-    "data_selector",
-    "paginator",
-    "next_url_path",
-    "limit",
-    "offset_param",
-    "limit_param",
-    "total_path",
-    "page_param",
-    "cursor_path",
-    "cursor_param",
-    "auth",
-    "api_key_name",
-    "api_key_location",
-    "primary_key",
-    "incremental_param",
-]
-
-#: api sheet settings of each pagination style served by tests/rest_server.py
-STYLE_ROWS: dict[str, dict[str, Any]] = {
-    "json_link": {"data_selector": "data", "paginator": "json_link", "next_url_path": "next"},
-    "header_link": {"paginator": "header_link"},
-    "offset": {
-        "data_selector": "items",
-        "paginator": "offset",
-        "limit": 100,
-        "offset_param": "offset",
-        "limit_param": "limit",
-        "total_path": "total",
-    },
-    "page_number": {
-        "data_selector": "results",
-        "paginator": "page_number",
-        "page_param": "page",
-        "params": '{"per_page": 100}',
-    },
-    "cursor": {
-        "data_selector": "records",
-        "paginator": "cursor",
-        "cursor_path": "cursors.next",
-        "cursor_param": "cursor",
-    },
-    "single_page": {"paginator": "single_page"},
-}
 #: auth used with each style (every auth kind is exercised): server side, api sheet, secrets
 STYLE_AUTH: dict[str, tuple[Auth, dict[str, Any], dict[str, str]]] = {
     "json_link": (Auth("bearer", "tok-json-7788"), {"auth": "bearer"}, {"token": "tok-json-7788"}),
@@ -107,62 +48,6 @@ STYLE_AUTH: dict[str, tuple[Auth, dict[str, Any], dict[str, str]]] = {
     "cursor": (Auth("bearer", "tok-cur-9900"), {"auth": "bearer"}, {"token": "tok-cur-9900"}),
     "single_page": (Auth("none"), {}, {}),
 }
-
-
-def job_row(job_id: str, source: str, table: str = "items", **values: Any) -> list[Any]:
-    row = {
-        "job_id": job_id,
-        "enabled": "Y",
-        "source_type": "rest_api",
-        "source_name": source,
-        "table_name": table,
-        "load_type": "INCREMENTAL",
-        "watermark_column": "updated_at",
-        "primary_key": "id",
-        **values,
-    }
-    return [row.get(c) for c in JOBS_HEADER]
-
-
-def api_row(job_id: str, style: str, **values: Any) -> list[Any]:
-    row = {
-        "job_id": job_id,
-        "endpoint": f"v1/{style}/items",
-        "incremental_param": "since",
-        **STYLE_ROWS[style],
-        **values,
-    }
-    return [row.get(c) for c in API_HEADER]
-
-
-def write_workbook(
-    path: Path,
-    jobs: list[list[Any]],
-    api: list[list[Any]] | None = None,
-    *,
-    jobs_header: list[str] = JOBS_HEADER,
-    api_header: list[str] = API_HEADER,
-    jobs_sheet: str = "jobs",
-    api_sheet: str = "api",
-) -> str:
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = jobs_sheet
-    sheet.append(jobs_header)
-    for row in jobs:
-        sheet.append(row)
-    if api is not None:
-        other = workbook.create_sheet(api_sheet)
-        other.append(api_header)
-        for row in api:
-            other.append(row)
-    workbook.save(path)
-    return str(path)
-
-
-def run(config: str, destination: str, **filters: Any) -> list[dict[str, Any]]:
-    planned = plan(config, destination=destination, **filters)
-    return run_tasks_json(planned.tasks, Settings.from_env())
 
 
 def wipe_work_dir() -> None:

@@ -24,8 +24,8 @@ from ingest.errors import JobError
 from ingest.secrets.resolver import Secret
 from ingest.sources import get_builder
 from tests.conftest import MARIA_HOST, MARIA_PORT
+from tests.fixtures.values import decimals, json_texts
 from tests.sources.exactness import assert_same_rows, data_schema, fail, land, parquet, same, view
-from tests.sources.test_types_postgres import decimals, json_texts
 
 SOURCE = "maria_types"
 TABLES = itertools.count()

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.config import JobConfig
+from tests.fixtures.values import decimals, json_texts
 from tests.sources.exactness import (
     assert_same_rows,
     data_schema,
@@ -54,21 +55,6 @@ class Col:
     as_text: bool = False
 
 
-def decimals(digits: int, places: int) -> st.SearchStrategy[Decimal]:
-    """Decimals of a numeric(digits, places) column, full precision included (built from
-    text: Decimal arithmetic would round to 28 digits)."""
-    largest = 10**digits - 1
-
-    def scaled(unscaled: int) -> Decimal:
-        return Decimal(f"{unscaled}E-{places}")
-
-    return st.one_of(
-        st.sampled_from([largest, -largest, 0]).map(scaled),
-        st.just(Decimal(f"-0E-{places}")),
-        st.integers(-largest, largest).map(scaled),
-    )
-
-
 def unbounded_numerics() -> st.SearchStrategy[Decimal]:
     return st.one_of(
         st.sampled_from(
@@ -84,45 +70,6 @@ def unbounded_numerics() -> st.SearchStrategy[Decimal]:
 
 def offsets() -> st.SearchStrategy[dt.timezone]:
     return st.integers(-15 * 60, 15 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
-
-
-def json_texts() -> st.SearchStrategy[str]:
-    """JSON documents as text, with the whitespace, duplicate keys and number spellings a
-    `json` column keeps byte for byte."""
-    space = st.sampled_from(["", " ", "\n", "\t  "])
-    numbers = st.one_of(
-        st.sampled_from(
-            [
-                "0",
-                "-0",
-                "1.5",
-                "1e308",
-                "-1E-7",
-                "123456789012345678901234567890",
-                "1.000000000000000000001",
-            ]
-        ),
-        st.integers().map(str),
-    )
-    strings = st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6
-    ).flatmap(lambda s: st.sampled_from([json.dumps(s), json.dumps(s, ensure_ascii=False)]))
-    scalars = st.one_of(st.sampled_from(["null", "true", "false"]), numbers, strings)
-
-    def containers(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        arrays = st.tuples(st.lists(children, max_size=3), space).map(
-            lambda t: "[" + (t[1] + "," + t[1]).join(t[0]) + "]"
-        )
-        keys = st.sampled_from(["a", "a", "b", "ü", "🍮", ""])  # duplicates on purpose
-        members = st.lists(st.tuples(keys, space, children), max_size=3)
-        objects = members.map(
-            lambda ms: "{" + ",".join(f"{s}{json.dumps(k)}{s}:{s}{v}" for k, s, v in ms) + "}"
-        )
-        return st.one_of(arrays, objects)
-
-    return st.tuples(space, st.recursive(scalars, containers, max_leaves=8), space).map(
-        lambda t: t[0] + t[1] + t[2]
-    )
 
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)

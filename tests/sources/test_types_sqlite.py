@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from ingest.config import JobConfig
 from tests.conftest import set_source_env
+from tests.fixtures.values import json_texts
 from tests.sources.exactness import assert_same_rows, data_schema, fail, land, parquet, view
-from tests.sources.test_types_postgres import json_texts
 
 SOURCE = "lite_types"
 TABLES = itertools.count()

@@ -20,6 +20,7 @@ from ingest.lake.destination import Destination
 from ingest.views import DIALECTS
 from ingest.views.duck import connect, create_views
 from ingest.views.refresh import refresh_views
+from tests.fixtures.app import job_row, write_config
 from tests.fixtures.orders import SOURCE, run
 
 DAY = 86400.0
@@ -413,7 +414,6 @@ def test_date_folders_are_the_utc_date_of_the_load_id(pg, file_lake, monkeypatch
 def test_every_run_refreshes_the_views_next_to_the_audit(pg, file_lake, monkeypatch, tmp_path):
     from ingest.commands.core import execute_run
     from ingest.settings import Settings
-    from tests.app.test_function_app import job_row, write_config
 
     pg.execute(ORDERS_DDL)
     add_orders(pg, 1, 20, "2024-01-01T00:00:00+00")
@@ -440,7 +440,6 @@ def test_every_run_refreshes_the_views_next_to_the_audit(pg, file_lake, monkeypa
 def test_a_views_failure_is_reported_and_the_audit_kept(pg, file_lake, monkeypatch, tmp_path):
     from ingest.app import activities
     from ingest.reports.history import run_results
-    from tests.app.test_function_app import job_row, write_config
 
     pg.execute(ORDERS_DDL)
     add_orders(pg, 1, 5, "2024-01-01T00:00:00+00")
