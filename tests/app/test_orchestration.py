@@ -5,7 +5,7 @@
 The activities are the REAL ones of `function_app` (plan_run writes the run store into a
 file:// lake, ingest_table reads its task from it and writes its result, record_failure,
 write_audit appends the real audit CSV); only `run_job`, the dlt load itself, is replaced by a
-function whose outcome each test chooses (loading real tables is what tests/test_function_app
+function whose outcome each test chooses (loading real tables is what tests/app/test_function_app
 and the engine tests do). Every test reads the audit back and checks one row per table
 (`Runner`, `assert_one_row_per_table`: tests/fixtures/app.py).
 """
