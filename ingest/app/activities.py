@@ -331,8 +331,10 @@ def hold_snapshot(reference: Any) -> dict[str, Any]:
         held = None
     if held is None:
         reason = "the source exported no snapshot (see the log)"
-        store.write_snapshot(job_id, None, reason=reason)
-        return {"job_id": job_id, "snapshot": None, "ended": reason, "held_s": 0}
+        if store.claim_snapshot(job_id, None, reason=reason) is None:
+            return {"job_id": job_id, "snapshot": None, "ended": reason, "held_s": 0}
+        why = "another attempt of hold_snapshot recorded the snapshot first"
+        return {"job_id": job_id, "snapshot": None, "ended": why, "held_s": 0}
     clock = time.monotonic()
     dest = engine.Destination.from_url(task.destination)
 
@@ -342,7 +344,11 @@ def hold_snapshot(reference: Any) -> dict[str, Any]:
         return snapshots.holder_done(dest, task, plan)
 
     try:
-        store.write_snapshot(job_id, held.id)
+        first = store.claim_snapshot(job_id, held.id)
+        if first is not None:  # an attempt running at the same time recorded its own first
+            why = "another attempt of hold_snapshot recorded its snapshot first"
+            log.info("job %s: snapshot %s not used: %s", job_id, held.id, why)
+            return {"job_id": job_id, "snapshot": first.get("snapshot"), "ended": why, "held_s": 0}
         why = snapshots.hold(held, ended, min(current.split_stale_s, current.job_timeout_s))
     finally:
         held.close()

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ingest.app.batching import batch_count
+from ingest.lake.atomic import update_text
 from ingest.lake.destination import Destination
 from ingest.lake.layout import RUNS_DIR
 from ingest.model.plan import Plan
@@ -174,14 +175,38 @@ class RunStore:
         return stored
 
     # -------------------------------------------------------------------------- snapshots
+    def _snapshot_parts(self, job_id: str) -> tuple[str, ...]:
+        return (RUNS_DIR, self.run_id, "splits", f"{job_id}.snapshot.json")
+
     def snapshot_path(self, job_id: str) -> str:
-        return self.path("splits", f"{job_id}.snapshot.json")
+        return self.dest.path(*self._snapshot_parts(job_id))
 
     def write_snapshot(self, job_id: str, snapshot: str | None, **why: Any) -> None:
         """The exported snapshot the chunks of a split table read, written by its holder
         (`hold_snapshot`): `snapshot` None when there is none to read (not exported, or lost:
         the chunks then read their ranges at their own times); `why` says why."""
         self._write(self.snapshot_path(job_id), {"snapshot": snapshot, **why})
+
+    def claim_snapshot(
+        self, job_id: str, snapshot: str | None, **why: Any
+    ) -> dict[str, Any] | None:
+        """Record the snapshot the chunks read, unless a record is there already: the first
+        holder's record stands (two attempts of `hold_snapshot` at once would otherwise each
+        record their own snapshot, and the chunks would read two states). Atomic on every
+        lake (`ingest.lake.atomic`). Returns the record found (this one's was not written),
+        or None when this one's was written."""
+        found: dict[str, Any] = {}
+
+        def change(old: str | None) -> str | None:
+            if old is not None:
+                found["record"] = json.loads(old)
+                return None
+            found.clear()  # a retried write (another writer came first, then went): ours
+            return json.dumps({"snapshot": snapshot, **why}, separators=(",", ":"), default=str)
+
+        update_text(self.dest, self._snapshot_parts(job_id), change)
+        record: dict[str, Any] | None = found.get("record")
+        return record
 
     def snapshot(self, job_id: str) -> dict[str, Any] | None:
         """What the holder recorded (None: nothing yet)."""

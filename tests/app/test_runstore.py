@@ -76,3 +76,32 @@ def test_missing_pieces_say_what_is_missing(lake):
 
 def test_batch_count():
     assert [batch_count(n, 25) for n in (0, 1, 25, 26, 1000)] == [0, 1, 1, 2, 40]
+
+
+def _claim(lake: str, job_id: str, snapshot: str, start, results) -> None:
+    start.wait()  # every process claims at the same moment
+    results.put((snapshot, RunStore(lake, "run-s").claim_snapshot(job_id, snapshot)))
+
+
+def test_two_snapshot_holders_at_once_record_one_snapshot(lake):
+    """Durable may run `hold_snapshot` twice at once (a duplicate delivery): each attempt
+    exports a snapshot, only the first record stands, and every other attempt is told whose
+    (its chunks would otherwise read two states). Real processes, released together."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(4), context.Queue()
+    attempts = [
+        context.Process(target=_claim, args=(lake, "j-001", f"snap-{i}", start, results))
+        for i in range(4)
+    ]
+    for attempt in attempts:
+        attempt.start()
+    claims = [results.get(timeout=120) for _ in attempts]
+    for attempt in attempts:
+        attempt.join(timeout=60)
+    winners = [snapshot for snapshot, found in claims if found is None]
+    assert len(winners) == 1, claims
+    recorded = RunStore(lake, "run-s").snapshot("j-001")
+    assert recorded == {"snapshot": winners[0]}
+    assert all(found == recorded for _, found in claims if found is not None)
