@@ -17,7 +17,7 @@ from ingest.lake.destination import Destination
 from ingest.reports.history import recent
 from tests.fixtures.audit import append_audit_json
 from tests.fixtures.orders import SOURCE, run
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 DAY = dt.date(2026, 1, 2)
 #: what an audit cell may hold: any text (control characters, line breaks, quotes, formulas,
@@ -110,13 +110,7 @@ def test_a_text_watermark_ending_in_a_carriage_return(pg, file_lake, monkeypatch
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )

@@ -30,17 +30,11 @@ from ingest.reports.history import failure_summary, recent, run_results, run_sum
 from tests.appinsights_capture import CaptureServer
 from tests.conftest import read_lake_table, set_source_env
 from tests.fixtures.audit import append_audit_json, write_audit_json
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = sheet_header(
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "schema_name",
-    "table_name",
-    "load_type",
+    *TABLE_JOB,
     "watermark_column",
     "primary_key",
 )

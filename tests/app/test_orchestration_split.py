@@ -28,7 +28,7 @@ from tests.fixtures.app import (
     orchestrator_handle,
 )
 from tests.fixtures.jobs import SPLIT_KEY
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 from tests.fixtures.split import Holder, markers
 
 
@@ -259,13 +259,7 @@ def test_a_split_table_through_replay_with_real_activities(pg, azure_lake, monke
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "split",
         )
         + "\n"

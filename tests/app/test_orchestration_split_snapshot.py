@@ -27,7 +27,7 @@ from ingest.config import JobConfig
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER
 from tests.fixtures.app import activity, batch_handle, orchestrator_handle
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 from tests.fixtures.split import PG_WRITER, Holder, markers, settings_for, task, wait_for_writer
 
 JOB_ID = "002"
@@ -46,13 +46,7 @@ def _configure(pg, monkeypatch, tmp_path, lake: str, chunks: int = 8, rows: int 
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "split",
         )
         + "\n"

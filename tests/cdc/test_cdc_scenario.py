@@ -13,7 +13,7 @@ import pytest
 from ingest.cli import main
 from tests.conftest import set_source_env
 from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, run, view
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -182,13 +182,7 @@ def test_quoted_names_another_schema_and_the_search_path(source, file_lake, tmp_
     path = tmp_path / "jobs.csv"
     path.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "primary_key",
         )
         + "\n"

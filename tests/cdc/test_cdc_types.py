@@ -12,7 +12,7 @@ import pytest
 from ingest.cli import main
 from tests.conftest import read_lake_table, set_source_env
 from tests.fixtures.cdc import view
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 CDC, FULL = "pg_cdc", "pg_full"
 TYPED = """
@@ -69,13 +69,7 @@ def test_cdc_lands_what_a_full_load_lands(
     path = tmp_path / "jobs.csv"
     path.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "primary_key",
         )
         + "\n"

@@ -24,16 +24,10 @@ from ingest.lake.destination import Destination
 from ingest.lake.layout import load_id_of
 from ingest.lake.loads import completed_load_ids, table_files
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 COLUMNS = sheet_header(
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "schema_name",
-    "table_name",
-    "load_type",
+    *TABLE_JOB,
     "watermark_column",
     "primary_key",
     "initial_watermark",

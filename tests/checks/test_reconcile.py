@@ -20,7 +20,7 @@ from tests.fixtures.jobs import run_task
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, job, run
 from tests.fixtures.rest import api_row, job_row, write_workbook
 from tests.fixtures.rest import run as run_config
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 
 def lake_ids(destination: str, table: str = "orders", source: str = SOURCE) -> list[int]:
@@ -210,13 +210,7 @@ def test_bad_ingest_reconcile_value_is_refused_before_anything_loads(
     config = Path(file_lake.removeprefix("file://")).parent / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
         )
         + "\n"
         f"f1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n"
@@ -420,13 +414,7 @@ def test_mismatch_emits_telemetry_and_warn_keeps_exit_code_0(pg, file_lake, monk
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
         )
         + "\n"
         f"r1,Y,postgresql,{SOURCE},{pg.name},orders,FULL\n",

@@ -31,7 +31,7 @@ from tests.conftest import (
     PG_USER,
     read_lake_table,
 )
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -93,13 +93,7 @@ def pg_env(tmp_path: Path) -> dict[str, str]:
 
 EXISTING = (
     sheet_header(
-        "job_id",
-        "enabled",
-        "source_type",
-        "source_name",
-        "schema_name",
-        "table_name",
-        "load_type",
+        *TABLE_JOB,
         "watermark_column",
         "primary_key",
         "schedule",

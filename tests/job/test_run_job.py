@@ -21,7 +21,7 @@ from tests.fixtures.orders import (
     run,
     source_rows,
 )
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -259,13 +259,7 @@ def test_process_killed_mid_load_then_rerun_lands_each_row_once(
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )

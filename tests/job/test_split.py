@@ -23,7 +23,7 @@ from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_j
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
 from tests.fixtures.processes import HOOK, ROOT, Process, wait_for_file
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 from tests.fixtures.split import markers, settings_for, task
 
 
@@ -377,13 +377,7 @@ def test_the_cli_retries_a_chunk_whose_worker_was_killed(pg, file_lake, monkeypa
     path = tmp_path / "jobs.csv"
     path.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "primary_key",
             "split",
         )

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from ingest.cli import main
 from ingest.lake.destination import Destination
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 
 def test_the_base_has_dictionaries_only_where_values_repeat(pg, file_lake, monkeypatch, tmp_path):
@@ -22,13 +22,7 @@ def test_the_base_has_dictionaries_only_where_values_repeat(pg, file_lake, monke
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )

@@ -14,7 +14,7 @@ from openpyxl import Workbook, load_workbook
 from ingest.cli import main
 from ingest.reports.catalog import CATALOG_COLUMNS, CATALOG_FILE, DICTIONARY_FILE
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 HEADER = [
     "job_id",
@@ -162,13 +162,7 @@ def test_dictionary_key_in_use_rows_per_day_and_the_command_as_run(pg, tmp_path)
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )

@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli import clean_env, dlt_ingest, dlt_ingest_on_terminal
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 SOURCE = "logs_pg"
 #: 2026-12-07T03:54:42.607+01:00 INFO    [run-... j1] logger: message
@@ -46,13 +46,7 @@ def json_tables(pg, tmp_path) -> Path:
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )
@@ -146,13 +140,7 @@ def slow_table(pg, tmp_path) -> Path:
     config = tmp_path / "slow.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
         )
         + "\n"
         f"p1,Y,postgresql,{SOURCE},{pg.name},slow,FULL\n",

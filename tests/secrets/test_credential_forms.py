@@ -15,7 +15,7 @@ from ingest.secrets.resolver import EnvSecrets, SecretResolver, TomlSecrets
 from ingest.sources import get_builder
 from tests.cli import clean_env, dlt_ingest
 from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER, read_lake_table
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 from tests.keyvault_standin import TOKEN, KeyVaultStandIn
 
 HOOK = Path(__file__).resolve().parents[1] / "keyvault_hook"
@@ -46,13 +46,7 @@ def job(pg, tmp_path):
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "primary_key",
         )
         + "\n"

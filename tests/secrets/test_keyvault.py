@@ -28,17 +28,11 @@ from ingest.secrets.resolver import (
     build_resolver,
 )
 from tests.conftest import read_lake_table
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 from tests.keyvault_standin import SCOPE, TENANT, FakeCredential, KeyVaultStandIn
 
 COLUMNS = sheet_header(
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "schema_name",
-    "table_name",
-    "load_type",
+    *TABLE_JOB,
     "watermark_column",
     "primary_key",
 )

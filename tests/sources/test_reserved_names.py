@@ -10,7 +10,7 @@ from ingest.cli import main
 from ingest.config import JobConfig
 from ingest.views.duck import run_query
 from tests.fixtures.orders import SOURCE, run
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 DDL = """
 CREATE TABLE events (
@@ -62,13 +62,7 @@ def test_reserved_source_columns_land_renamed_and_the_views_keep_ours(
     config = tmp_path / "jobs.csv"
     config.write_text(
         sheet_header(
-            "job_id",
-            "enabled",
-            "source_type",
-            "source_name",
-            "schema_name",
-            "table_name",
-            "load_type",
+            *TABLE_JOB,
             "watermark_column",
             "primary_key",
         )

@@ -17,7 +17,7 @@ import pytest
 from ingest.cli import main
 from ingest.views.duck import run_query
 from tests.fixtures.processes import audit_rows
-from tests.fixtures.sheet import sheet_header
+from tests.fixtures.sheet import TABLE_JOB, sheet_header
 
 SOURCE = "pg_erp"
 CUSTOMERS = """
@@ -29,13 +29,7 @@ CREATE TABLE customers (
 )"""
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 HEADER = sheet_header(
-    "job_id",
-    "enabled",
-    "source_type",
-    "source_name",
-    "schema_name",
-    "table_name",
-    "load_type",
+    *TABLE_JOB,
     "watermark_column",
     "primary_key",
     "delete_detection",
