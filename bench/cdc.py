@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import select
 import shutil
@@ -207,6 +208,12 @@ def change(source: Any, rows: int, changed: int, round_: int) -> tuple[int, int]
     return updates, changed - updates
 
 
+def bases(lake: str) -> frozenset[str]:
+    """The compacted bases' files of the CDC table (a compaction writes new ones)."""
+    folder = Path(lake.removeprefix("file://")) / SOURCE / "orders"
+    return frozenset(p.name for p in folder.rglob("*.base*.parquet"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the table")
@@ -226,6 +233,14 @@ def main() -> int:
         help="after the rounds, one more whose CDC run compacts the table at its end "
         "(INGEST_COMPACT_LOADS=1, INGEST_COMPACT_MAX_ROWS=0: what every run paid before "
         "INGEST_COMPACT_MAX_ROWS), and the average of a CDC run over the default's 5 runs",
+    )
+    parser.add_argument(
+        "--activity",
+        action="store_true",
+        help="each round also measures the FULL copy and a CDC run as the function app runs "
+        "them: the `ingest_table` activity in a warm worker process (bench/activity_worker.py: "
+        "imports done once, as on a Functions worker that ran an activity before), interleaved "
+        "with the CLI rounds",
     )
     parser.add_argument(
         "--no-bytecode-cache",
@@ -294,6 +309,35 @@ def main() -> int:
             )
             return seconds, peak, job_seconds(lake, job), cpu + server
 
+        worker = None
+        if args.activity:
+            worker = subprocess.Popen(
+                [PY, str(ROOT / "bench" / "activity_worker.py")],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+
+        def activity(job: str, lake: str) -> tuple[float, float, float]:
+            """(seconds, peak MB, CPU seconds of the worker and the cluster) of one
+            `ingest_table` activity in the warm worker."""
+            assert worker is not None and worker.stdin is not None and worker.stdout is not None
+            run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+            request = {"run_id": run_id, "job": job, "destination": lake, "config": str(config)}
+            server = server_cpu(cluster)
+            worker.stdin.write(json.dumps(request) + "\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+            if not line:
+                raise SystemExit("the activity worker ended (see its stderr above)")
+            answer = json.loads(line)
+            if answer["status"] != "SUCCESS":
+                raise SystemExit(f"activity {job}: {answer}")
+            cpu = answer["cpu"] + server_cpu(cluster) - server
+            return answer["seconds"], answer["peak_mb"], cpu
+
         print(
             f"table: {args.rows:,} rows; {changed:,} changed ({args.changed:.0%}); "
             f"INGEST_COMPACT_LOADS={args.compact_loads or 'default'}; bytecode "
@@ -320,6 +364,34 @@ def main() -> int:
                 f"{cdcs[-1][0] / fulls[-1][0]:.2f} x; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+        rounds = args.repeat
+        warm_fulls: list[tuple[float, float, float]] = []
+        warm_cdcs: list[tuple[float, float, float]] = []
+        if worker is not None:
+            activity("cdc", lake)  # the worker's first activity: its imports and warm-up
+            for round_ in range(args.repeat):
+                lake_full = (scratch / f"lake-full-warm-{round_}").as_uri()
+                warm_fulls.append(activity("full", lake_full))
+                updates, deletes = change(source, args.rows, changed, rounds)
+                rounds += 1
+                before = bases(lake)
+                measured = activity("cdc", lake)
+                compacted = bases(lake) != before
+                if not compacted:
+                    warm_cdcs.append(measured)
+                print(
+                    f"activity round {round_ + 1}: FULL {warm_fulls[-1][0]:6.1f} s (CPU "
+                    f"{warm_fulls[-1][2]:.1f} s) / {warm_fulls[-1][1]:4.0f} MB, CDC run "
+                    f"({updates:,} updates, {deletes:,} deletes) {measured[0]:6.2f} s (CPU "
+                    f"{measured[2]:.1f} s) / {measured[1]:4.0f} MB; "
+                    f"{measured[0] / warm_fulls[-1][0]:.2f} x"
+                    f"{' (it compacted the table: not in the median)' if compacted else ''}; "
+                    f"load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+            assert worker.stdin is not None
+            worker.stdin.close()
+            worker.wait()
         full_s = statistics.median(f[0] for f in fulls)
         cdc_s = statistics.median(c[0] for c in cdcs)
         print(f"FULL copy:          {full_s:8.1f} s   peak {max(f[1] for f in fulls):7.0f} MB")
@@ -341,7 +413,18 @@ def main() -> int:
             f"{cdc_job / full_job:.2f} x (audit duration_s: without the process's start, "
             "audit, views and report)"
         )
-        rounds = args.repeat
+        if warm_cdcs:
+            warm_full = statistics.median(f[0] for f in warm_fulls)
+            warm_cdc = statistics.median(c[0] for c in warm_cdcs)
+            full_cpu = statistics.median(f[2] for f in warm_fulls)
+            cdc_cpu = statistics.median(c[2] for c in warm_cdcs)
+            print(
+                f"as activities:      FULL {warm_full:.2f} s (peak "
+                f"{max(f[1] for f in warm_fulls):.0f} MB), CDC run {warm_cdc:.2f} s (peak "
+                f"{max(c[1] for c in warm_cdcs):.0f} MB): {warm_cdc / warm_full:.2f} x; CPU "
+                f"{full_cpu:.1f} s and {cdc_cpu:.1f} s: {cdc_cpu / full_cpu:.2f} x (medians; "
+                "the `ingest_table` activity in a warm worker, as the function app runs it)"
+            )
         if args.compaction:
             updates, deletes = change(source, args.rows, changed, rounds)
             rounds += 1

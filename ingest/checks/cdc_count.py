@@ -58,6 +58,8 @@ def lake_rows(
         base, position, how = view.base_load, None, "from the compacted base"
         if base is None:
             (base, position), how = _first_copy(connection, dest, view), "from the first copy"
+        else:
+            position = _below_later(connection, dest, view, base)
         if base is None:
             sql, how = f"SELECT count(*) FROM ({state.keys_sql}) AS s", "every key ranked"
         else:
@@ -160,6 +162,37 @@ def _first_copy(
     if deleted is not None and (deleted[2] or str(deleted[1]).lower() != "false"):
         return None, None
     return first, str(lsn[0])
+
+
+def _lsn_stats(connection: Any, urls: LakeUrls, files: list[str]) -> tuple[str, str] | None:
+    """(lowest, highest) `_lsn` of `files` by their Parquet statistics; None when a file has
+    no such column, a NULL, or no statistics."""
+    if not files:
+        return None
+    paths = ", ".join(literal_sql(urls.url("duckdb", f)) for f in files)
+    found = connection.execute(
+        "SELECT count(DISTINCT file_name), min(stats_min_value), max(stats_max_value), "
+        "bool_or(stats_min_value IS NULL OR stats_max_value IS NULL OR stats_null_count IS NULL "
+        f"OR stats_null_count > 0) FROM parquet_metadata([{paths}]) WHERE path_in_schema = ?",
+        [LSN],
+    ).fetchone()
+    if found is None or found[0] != len(set(files)) or found[3] or found[1] is None:
+        return None
+    return str(found[1]), str(found[2])
+
+
+def _below_later(connection: Any, dest: Destination, view: ViewDef, base: str) -> str | None:
+    """The compacted base's highest `_lsn` when every later load's versions carry a higher
+    one (by the files' statistics: a CDC stream only moves forward): then a later version
+    of a key always ranks above the base's row, and the base's `_lsn` needs no read (its key
+    column is all the count reads). None: read it with the key."""
+    urls = LakeUrls.of(dest)
+    bases = [f for p in view.parts if p.load_id == base for f in p.files]
+    later = [f for p in view.parts if p.load_id != base for f in p.files]
+    below, above = _lsn_stats(connection, urls, bases), _lsn_stats(connection, urls, later)
+    if below is None or (later and (above is None or above[0] <= below[1])):
+        return None
+    return below[1]
 
 
 @dataclass(frozen=True)

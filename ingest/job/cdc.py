@@ -45,6 +45,7 @@ from ingest.identifiers import lake_name
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.runtime.optional import fast_path_available
+from ingest.runtime.warmup import collection_paused
 from ingest.secrets import Secret
 from ingest.sources.cdc import pgoutput
 from ingest.sources.cdc.changes import (
@@ -274,7 +275,10 @@ class CdcRead:
         spill = self.workdir / "cdc"
         spill.mkdir(parents=True, exist_ok=True)
         unchanged = UnchangedValues(
-            spill / "unchanged.sqlite", self._varlena_columns(), len(self.keys)
+            spill / "unchanged.sqlite",
+            self.source_columns,
+            self._varlena_columns(),
+            len(self.keys),
         )
         converter = RowConverter(
             self.engine,
@@ -313,31 +317,33 @@ class CdcRead:
                 yield self._counted(waiting.popleft().result())
 
         pending: list[Row] = []
-        try:
-            stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
-            for change in reader.rows(stream):
-                if isinstance(change, TruncateMark):
-                    yield from typed(every=True)
-                    if pending:
-                        yield self._counted(converter.convert(pending))
+        # the decoding's objects are acyclic: no collection walks them (ingest.runtime)
+        with collection_paused():
+            try:
+                stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
+                for change in reader.rows(stream):
+                    if isinstance(change, TruncateMark):
+                        yield from typed(every=True)
+                        if pending:
+                            yield self._counted(converter.convert(pending))
+                            pending = []
+                        for markers in self._truncate(change, converter, unchanged):
+                            yield self._counted(markers)
+                        continue
+                    pending.append(change)
+                    if len(pending) >= size:
+                        prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                        waiting.append(typing.submit(converter.finish, prepared))
                         pending = []
-                    for markers in self._truncate(change, converter, unchanged):
-                        yield self._counted(markers)
-                    continue
-                pending.append(change)
-                if len(pending) >= size:
+                        yield from typed()
+                if pending:
                     prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
                     waiting.append(typing.submit(converter.finish, prepared))
-                    pending = []
-                    yield from typed()
-            if pending:
-                prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
-                waiting.append(typing.submit(converter.finish, prepared))
-            yield from typed(every=True)
-        finally:
-            typing.shutdown(wait=True, cancel_futures=True)
-            unchanged.close()
-            self.replication.close_stream()
+                yield from typed(every=True)
+            finally:
+                typing.shutdown(wait=True, cancel_futures=True)
+                unchanged.close()
+                self.replication.close_stream()
         if reader.state.last_commit_lsn > self.stored:
             _record(reader.state.last_commit_lsn, self.names.slot)
 
@@ -365,15 +371,19 @@ class CdcRead:
         """Delete markers for every key the table held: the keys this run left alive (kept on
         disk), then the lake's current keys but those (DuckDB's anti-join, on disk too)."""
         assert self.plan is not None
-        names = [converter._lake(k) for k in self.keys]
+        lake_keys = [converter._lake(k) for k in self.keys]
+        columns = converter.names
         spill = self.workdir / "cdc" / f"truncate-{mark.order}.parquet"
         writer = None
         try:
             for keys in alive.alive_keys(self.chunk_size):
-                rows = [Row(DELETE, mark.order, dict(zip(self.keys, k, strict=True))) for k in keys]
+                rows = [
+                    Row.of(DELETE, mark.order, dict(zip(self.keys, k, strict=True)), columns)
+                    for k in keys
+                ]
                 table = converter.convert(rows)
-                marked = table.select(names)
-                marked = marked.rename_columns([self._lake_name(n) for n in names])
+                marked = table.select(lake_keys)
+                marked = marked.rename_columns([self._lake_name(n) for n in lake_keys])
                 if writer is None:
                     writer = pq.ParquetWriter(str(spill), marked.schema)
                 writer.write_table(marked)

@@ -48,11 +48,23 @@ def order_text(commit_lsn: int, place: int) -> str:
 
 
 class Row(NamedTuple):
-    """One change of one row: its values by column name (text, None, or UNCHANGED)."""
+    """One change of one row: its values (text, None, or UNCHANGED) in the order of `names`,
+    the table's columns (a column the change did not carry: None)."""
 
     op: str
     order: str
-    values: dict[str, object]
+    data: tuple[object, ...]
+    names: tuple[str, ...]
+
+    @property
+    def values(self) -> dict[str, object]:
+        """The values by column name."""
+        return dict(zip(self.names, self.data, strict=True))
+
+    @classmethod
+    def of(cls, op: str, order: str, values: dict[str, object], names: tuple[str, ...]) -> Row:
+        """A row from values by name (the names not given: None)."""
+        return cls(op, order, tuple(map(values.get, names)), names)
 
 
 class TruncateMark(NamedTuple):
@@ -64,6 +76,10 @@ class TruncateMark(NamedTuple):
 #: WAL page size and the page headers' sizes (a record never starts inside a header)
 WAL_PAGE, PAGE_HEADERS = 8192, (24, 40)
 
+
+#: where the table's columns are among a relation's values when they are the same, in the
+#: same order: its values need no reordering
+_SAME: tuple[int | None, ...] = ()
 
 #: the prefix of the run's end marker (`pg_logical_emit_message`, non-transactional)
 MARKER_PREFIX = "dlt-ingest-cdc-end"
@@ -132,53 +148,52 @@ class ChangeReader:
         bound: Bound,
     ) -> None:
         self.schema, self.table, self.keys = schema, table, keys
-        self.columns = set(columns)
+        #: the table's columns: the order of every row's values
+        self.names = tuple(columns)
+        self.columns = set(self.names)
+        self._key_at = tuple(self.names.index(k) for k in keys)
         self.skip_through, self.bound = skip_through, bound
         self.state = ReadState()
         self._relations: dict[int, pgoutput.Relation] = {}
-        #: per relation: its column names ("" for one the table no longer has)
-        self._names: dict[int, list[str]] = {}
-        #: the relations whose every column the table has
-        self._complete: set[int] = set()
+        #: per relation: where the table's columns are among its values (`_known`)
+        self._where: dict[int, tuple[int | None, ...]] = {}
         #: per relation id: the relation when it is this job's table, else None
         self._mine: dict[int, pgoutput.Relation | None] = {}
 
     def _ours(self, relation_id: int) -> pgoutput.Relation | None:
         return self._mine.get(relation_id)
 
-    def _values(self, relation: pgoutput.Relation, values: tuple) -> dict[str, object]:
-        names = self._names.get(relation.relation_id)
-        if names is None or len(names) != len(relation.columns):
-            names = self._names[relation.relation_id] = self._known(relation)
-        if len(values) != len(names):
-            raise pgoutput.ProtocolError(
-                f"{len(values)} value(s) for the {len(relation.columns)} column(s) of "
-                f"{relation.namespace}.{relation.name}"
-            )
-        if relation.relation_id in self._complete:
-            return dict(zip(names, values, strict=True))
-        return {name: value for name, value in zip(names, values, strict=True) if name}
+    def _values(self, relation: pgoutput.Relation, values: tuple) -> tuple:
+        """The relation's values in the table's column order (`names`)."""
+        where = self._where.get(relation.relation_id)
+        if where is None or len(values) != len(relation.columns):
+            where = self._where[relation.relation_id] = self._known(relation)
+            if len(values) != len(relation.columns):
+                raise pgoutput.ProtocolError(
+                    f"{len(values)} value(s) for the {len(relation.columns)} column(s) of "
+                    f"{relation.namespace}.{relation.name}"
+                )
+        if not where:  # _SAME
+            return values
+        return tuple([values[i] if i is not None else None for i in where])
 
-    def _known(self, relation: pgoutput.Relation) -> list[str]:
-        """The relation's column names, "" for a column the table no longer has."""
-        names = []
-        for column in relation.columns:
-            if column.name in self.columns:
-                names.append(column.name)
-                continue
-            names.append("")
-            if column.name not in self.state.ignored_columns:
+    def _known(self, relation: pgoutput.Relation) -> tuple[int | None, ...]:
+        """Where each of the table's columns is among the relation's values (None: not
+        there); `_SAME` when they are the table's columns in its order. A relation's column
+        the table no longer has is logged once and not landed."""
+        names = [c.name for c in relation.columns]
+        for name in names:
+            if name not in self.columns and name not in self.state.ignored_columns:
                 # dropped since (the table read at the run's start has no such column)
-                self.state.ignored_columns.add(column.name)
-                log.info("column %s is no longer in %s: not landed", column.name, self.table)
-        if all(names):
-            self._complete.add(relation.relation_id)
-        else:
-            self._complete.discard(relation.relation_id)
-        return names
+                self.state.ignored_columns.add(name)
+                log.info("column %s is no longer in %s: not landed", name, self.table)
+        if tuple(names) == self.names:
+            return _SAME
+        at = {name: i for i, name in enumerate(names)}
+        return tuple(at.get(name) for name in self.names)
 
-    def _key(self, values: dict[str, object]) -> tuple:
-        return tuple(values.get(k) for k in self.keys)
+    def _key(self, values: tuple) -> tuple:
+        return tuple(values[i] for i in self._key_at)
 
     def rows(self, stream: Iterator[tuple[int, Any, int, int]]) -> Iterator[Row | TruncateMark]:
         """Change rows from `stream`: (data_start, decoded message or None, the server's
@@ -188,6 +203,7 @@ class ChangeReader:
         commit_lsn = place = 0
         visible = bound.visible
         mine = self._mine
+        names = self.names
         prefix = ""
         for _, message, wal_end, size in stream:
             if message is None:
@@ -210,14 +226,14 @@ class ChangeReader:
                     state.inserts += 1
                     place += 1
                     new = self._values(relation, message.new)
-                    yield Row(INSERT, prefix + f"{place:08X}", new)
+                    yield Row(INSERT, prefix + f"{place:08X}", new, names)
                     continue
                 if kind is Update and message.old is None:
                     state.updates += 1
                     place += 1
                     new = self._values(relation, message.new)
                     self._check_key(new)
-                    yield Row(UPDATE, prefix + f"{place:08X}", new)
+                    yield Row(UPDATE, prefix + f"{place:08X}", new, names)
                     continue
                 for row in self._change(relation, message, commit_lsn, place):
                     place += 1
@@ -249,7 +265,7 @@ class ChangeReader:
             elif kind is pgoutput.Relation:
                 assert isinstance(message, pgoutput.Relation)
                 self._relations[message.relation_id] = message
-                self._names.pop(message.relation_id, None)
+                self._where.pop(message.relation_id, None)
                 ours = message.namespace == self.schema and message.name == self.table
                 mine[message.relation_id] = message if ours else None
             elif kind is pgoutput.Message:
@@ -273,12 +289,17 @@ class ChangeReader:
         if isinstance(message, pgoutput.Insert):
             state.inserts += 1
             return [
-                Row(INSERT, order_text(commit_lsn, place + 1), self._values(relation, message.new))
+                Row(
+                    INSERT,
+                    order_text(commit_lsn, place + 1),
+                    self._values(relation, message.new),
+                    self.names,
+                )
             ]
         if isinstance(message, pgoutput.Delete):
             state.deletes += 1
             old = self._values(relation, message.old)
-            return [Row(DELETE, order_text(commit_lsn, place + 1), old)]
+            return [Row(DELETE, order_text(commit_lsn, place + 1), old, self.names)]
         assert isinstance(message, pgoutput.Update)
         state.updates += 1
         new = self._values(relation, message.new)
@@ -286,16 +307,16 @@ class ChangeReader:
         if message.old is not None:
             old = self._values(relation, message.old)
             if message.old_kind == "O":  # REPLICA IDENTITY FULL: the old row, TOAST included
-                new = {k: old.get(k) if v is UNCHANGED else v for k, v in new.items()}
+                new = tuple([o if v is UNCHANGED else v for v, o in zip(new, old, strict=True)])
             if self._key(old) != self._key(new):  # the key changed: the old key is gone
-                out.append(Row(DELETE, order_text(commit_lsn, place + 1), old))
+                out.append(Row(DELETE, order_text(commit_lsn, place + 1), old, self.names))
                 place += 1
         self._check_key(new)
-        out.append(Row(UPDATE, order_text(commit_lsn, place + 1), new))
+        out.append(Row(UPDATE, order_text(commit_lsn, place + 1), new, self.names))
         return out
 
-    def _check_key(self, new: dict[str, object]) -> None:
-        for k in self.keys:
-            value = new.get(k)
+    def _check_key(self, new: tuple) -> None:
+        for i in self._key_at:
+            value = new[i]
             if value is UNCHANGED or value is None:
                 raise JobError(f"an update of {self.table} arrived without its key {self.keys}")

@@ -181,39 +181,41 @@ class _Reader:
 
 
 def _tuple_at(data: bytes, at: int) -> tuple[tuple[Value, ...], int]:
-    """TupleData at offset `at`: the values, and the offset after them."""
+    """TupleData at offset `at`: the values, and the offset after them. The common shapes
+    take one unpack per value; a length or a value past the end is a truncated message."""
     size_of = len(data)
-    if at + 2 > size_of:
-        raise ProtocolError(f"message truncated: a column count wanted at offset {at}")
-    (count,) = _I16.unpack_from(data, at)
-    at += 2
-    if count < 0:
-        raise ProtocolError(f"negative column count {count}")
-    values: list[Value] = []
-    append = values.append
-    for _ in range(count):
-        if at >= size_of:
-            raise ProtocolError(f"message truncated: a value wanted at offset {at}")
-        kind = data[at]
-        at += 1
-        if kind == 0x74:  # 't'
-            if at + 4 > size_of:
-                raise ProtocolError(f"message truncated: a length wanted at offset {at}")
-            (length,) = _I32.unpack_from(data, at)
-            at += 4
-            end = at + length
-            if length < 0 or end > size_of:
-                raise ProtocolError(
-                    f"message truncated: wanted {length} byte(s) at offset {at} of {size_of}"
-                )
-            append(data[at:end].decode("utf-8"))
-            at = end
-        elif kind == 0x6E:  # 'n'
-            append(None)
-        elif kind == 0x75:  # 'u'
-            append(UNCHANGED)
-        else:  # 'b' (binary) only with the `binary` option, which we never ask for
-            raise ProtocolError(f"unknown tuple value kind {chr(kind)!r}")
+    try:
+        (count,) = _I16.unpack_from(data, at)
+        at += 2
+        if count < 0:
+            raise ProtocolError(f"negative column count {count}")
+        values: list[Value] = []
+        append = values.append
+        for _ in range(count):
+            kind = data[at]
+            if kind == 0x74:  # 't'
+                (length,) = _I32.unpack_from(data, at + 1)
+                at += 5
+                end = at + length
+                if length < 0 or end > size_of:
+                    raise ProtocolError(
+                        f"message truncated: wanted {length} byte(s) at offset {at} of {size_of}"
+                    )
+                append(data[at:end].decode())
+                at = end
+            elif kind == 0x6E:  # 'n'
+                append(None)
+                at += 1
+            elif kind == 0x75:  # 'u'
+                append(UNCHANGED)
+                at += 1
+            else:  # 'b' (binary) only with the `binary` option, which we never ask for
+                raise ProtocolError(f"unknown tuple value kind {chr(kind)!r}")
+    except (IndexError, struct.error):
+        raise ProtocolError(
+            f"message truncated: a column count, value kind or length wanted at offset {at} of "
+            f"{size_of}"
+        ) from None
     return tuple(values), at
 
 
@@ -238,6 +240,10 @@ def _relation_id(data: bytes) -> int:
 
 
 def _fast_insert(data: bytes) -> Insert:
+    if len(data) > 6 and data[5] == 0x4E:  # the one shape: relation id, 'N', the new tuple
+        new, at = _tuple_at(data, 6)
+        if at == len(data):
+            return Insert(_U32.unpack_from(data, 1)[0], new)
     relation_id = _relation_id(data)
     if (marker := _marker_at(data, 5, "a tuple marker")) != 0x4E:  # 'N'
         raise ProtocolError(f"INSERT: expected a new tuple ('N'), got {chr(marker)!r}")
@@ -247,6 +253,10 @@ def _fast_insert(data: bytes) -> Insert:
 
 
 def _fast_update(data: bytes) -> Update:
+    if len(data) > 6 and data[5] == 0x4E:  # the common shape: no old tuple, the new one
+        new, at = _tuple_at(data, 6)
+        if at == len(data):
+            return Update(_U32.unpack_from(data, 1)[0], new)
     relation_id = _relation_id(data)
     marker, at = _marker_at(data, 5, "a tuple marker"), 6
     old, old_kind = None, ""

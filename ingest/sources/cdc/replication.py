@@ -36,6 +36,9 @@ _NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 #: how long `confirm` retries while the slot is still marked active by the walsender that
 #: served this run's stream (it exits a moment after the connection closes)
 CONFIRM_WAIT_S = 30.0
+#: the stream waits this long for the server before asking it for a keepalive (asked at
+#: every empty read, the server answered each one while it was still decoding the WAL)
+IDLE_S = 0.02
 
 
 def _psycopg2() -> ModuleType:
@@ -210,8 +213,10 @@ class Replication:
                             f"slot {self.names.slot}: the stream did not reach the run's end "
                             "position in time; the next run continues"
                         )
-                    # ask for a keepalive now (it carries how far the server has decoded); the
-                    # feedback's positions stay 0: nothing is confirmed here
+                    if select.select([cursor], [], [], IDLE_S)[0]:
+                        continue  # the server is sending: no need to ask it anything
+                    # idle: ask for a keepalive now (it carries how far the server has
+                    # decoded); the feedback's positions stay 0: nothing is confirmed here
                     cursor.send_feedback(reply=True)
                     select.select([cursor], [], [], 1.0)
                     continue

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,35 +52,64 @@ ArrowRead = Callable[[str], pa.Table]
 ROWS_PARAM = "ingest_cdc_rows"
 
 
-def text_array_sql(texts: Sequence[str]) -> str:
-    """A SQL constant of the PostgreSQL text[] holding `texts`: the array's literal, each
-    element quoted (`\\` and `"` escaped), dollar-quoted with a tag none of it holds, so the
-    server reads it as written whatever `standard_conforming_strings` says. PostgreSQL text
-    never holds NUL: it joins the elements here (one replace over the whole batch)."""
+#: PostgreSQL text never holds NUL, so NUL marks the structure of a row's text (`row_text`)
+_NUL = "\x00"
+#: between two rows' texts in a batch
+_ROWS = _NUL * 4
+
+
+def row_text(values: Sequence[Any]) -> str:
+    """A row's text form with NUL where the quotes go (`("a",,"")` is `(\\0a\\0,\\0\\0\\0,
+    \\0\\0)`: a NULL is one NUL between its quotes): one join per row; the escaping is
+    done for a whole batch at once (`text_array_sql`, `record_literals`)."""
+    try:
+        return "(\x00" + "\x00,\x00".join([_NUL if v is None else v for v in values]) + "\x00)"
+    except TypeError:  # a value that is not text (a key read back from JSON)
+        texts = [_NUL if v is None else v if type(v) is str else str(v) for v in values]
+        return "(\x00" + "\x00,\x00".join(texts) + "\x00)"
+
+
+def _check_structure(text: str, rows: int, width: int, nulls: int) -> None:
+    """`rows` row texts of `width` values, `nulls` of them NULL, hold 2 NULs per value, one
+    more per NULL and 4 between two rows, and no other: a value holding one (which
+    PostgreSQL's text output cannot) would move the quotes."""
+    if text.count(_NUL) != 2 * width * rows + nulls + 4 * (rows - 1):
+        raise JobError("a change's value holds a NUL character, which PostgreSQL text cannot")
+
+
+def record_literals(texts: Sequence[str], width: int, nulls: int) -> list[str]:
+    """Each row's PostgreSQL record literal (`("a",,"")`), for a bind parameter."""
+    if texts:
+        _check_structure(_ROWS.join(texts), len(texts), width, nulls)
+    return [
+        t.replace("\\", "\\\\").replace('"', '\\"').replace(_NUL * 3, "").replace(_NUL, '"')
+        for t in texts
+    ]
+
+
+def text_array_sql(texts: Sequence[str], width: int, nulls: int) -> str:
+    """A SQL constant of the PostgreSQL text[] holding each row's record literal: the
+    array's literal, each element quoted, dollar-quoted with a tag none of it holds, so the
+    server reads it as written whatever `standard_conforming_strings` says. Built for the
+    whole batch at once: a value's `\\` and `"` are escaped twice (in the record, then in the
+    array), the NULs of `row_text` become the record's quotes (`\\"` in the array), a NULL's
+    nothing, and the rows' boundaries `","`."""
     if not texts:
         return "CAST('{}' AS text[])"
-    joined = "\x00".join(texts)
-    if joined.count("\x00") != len(texts) - 1:
-        raise JobError("a change's value holds a NUL character, which PostgreSQL text cannot")
-    body = '{"' + joined.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", '","') + '"}'
+    joined = _ROWS.join(texts)
+    _check_structure(joined, len(texts), width, nulls)
+    body = (
+        joined.replace("\\", "\\\\\\\\")
+        .replace('"', '\\\\\\"')
+        .replace(_ROWS, '","')
+        .replace(_NUL * 3, "")
+        .replace(_NUL, '\\"')
+    )
+    body = '{"' + body + '"}'
     tag = "cdc"
     while f"${tag}$" in body:
         tag = "cdc" + secrets.token_hex(4)
     return f"CAST(${tag}${body}${tag}$ AS text[])"
-
-
-def record_literal(values: Iterable[object]) -> str:
-    """PostgreSQL's text form of a row: `("a","b\\"c",,"")` (empty: NULL)."""
-    fields = []
-    for value in values:
-        if value is None:
-            fields.append("")
-            continue
-        text = value if type(value) is str else str(value)
-        if "\\" in text or '"' in text:
-            text = text.replace("\\", "\\\\").replace('"', '\\"')
-        fields.append(f'"{text}"')
-    return "(" + ",".join(fields) + ")"
 
 
 def lake_fields() -> list[pa.Field]:
@@ -109,17 +138,22 @@ class UnchangedValues:
     as not known, so a later change that leaves it unchanged too is filled from the lake as
     well."""
 
-    def __init__(self, path: Path, columns: Sequence[str], key_columns: int = 1) -> None:
-        self.columns = list(columns)
+    def __init__(
+        self, path: Path, names: Sequence[str], columns: Sequence[str], key_columns: int = 1
+    ) -> None:
+        #: the table's columns (the order of a row's values) and the varlena ones kept
+        self.names, self.columns = tuple(names), list(columns)
+        self._kept = tuple(self.names.index(c) for c in self.columns)
         self._single = key_columns == 1
         self.db = sqlite3.connect(str(path))
         # a scratch file of this run only: no journal, no waiting for the disk
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
-        names = "".join(f", c{i}" for i in range(len(self.columns)))
-        self.db.execute(f"CREATE TABLE v (k TEXT PRIMARY KEY{names})")
+        names_sql = "".join(f", c{i}" for i in range(len(self.columns)))
+        self.db.execute(f"CREATE TABLE v (k TEXT PRIMARY KEY{names_sql})")
         self._insert = f"INSERT OR REPLACE INTO v VALUES (?{', ?' * len(self.columns)})"
-        #: this batch's keys: their values (in `columns` order), or None when deleted
+        #: this batch's keys: their row's values (in `names` order, `_UNKNOWN` where the
+        #: lake fills them), or None when deleted
         self.pending: dict[tuple, tuple | None] = {}
 
     def _text(self, key: tuple) -> str:
@@ -128,13 +162,11 @@ class UnchangedValues:
     def _key(self, text: str) -> tuple:
         return (text,) if self._single else tuple(json.loads(text))
 
-    def remember(self, key: tuple, values: dict[str, object], unknown: Sequence[str] = ()) -> None:
+    def remember(self, key: tuple, values: tuple, unknown: Sequence[int] = ()) -> None:
+        """The key's row (in `names` order); `unknown`: positions the lake fills."""
         if unknown:
-            self.pending[key] = tuple(
-                _UNKNOWN if c in unknown else values.get(c) for c in self.columns
-            )
-        else:
-            self.pending[key] = tuple(map(values.get, self.columns))
+            values = tuple(_UNKNOWN if i in unknown else v for i, v in enumerate(values))
+        self.pending[key] = values
 
     def forget(self, key: tuple) -> None:
         self.pending[key] = None
@@ -152,12 +184,13 @@ class UnchangedValues:
         self.db.execute("DELETE FROM v")
 
     def recall(self, key: tuple) -> dict[str, object] | None:
-        """The key's values this run had (those it knows), or None."""
+        """The key's varlena values this run had (those it knows), or None."""
         if key in self.pending:
-            found = self.pending[key]
+            row = self.pending[key]
+            found = None if row is None else tuple(row[i] for i in self._kept)
         else:
-            row = self.db.execute("SELECT * FROM v WHERE k = ?", (self._text(key),)).fetchone()
-            found = tuple(row[1:]) if row else None
+            stored = self.db.execute("SELECT * FROM v WHERE k = ?", (self._text(key),)).fetchone()
+            found = tuple(stored[1:]) if stored else None
         if found is None:
             return None
         return {
@@ -165,10 +198,10 @@ class UnchangedValues:
         }
 
     def flush(self) -> None:
-        text = self._text
-        kept = [(text(k), *v) for k, v in self.pending.items() if v is not None]
+        text, kept = self._text, self._kept
+        rows = [(text(k), *[v[i] for i in kept]) for k, v in self.pending.items() if v is not None]
         gone = [(text(k),) for k, v in self.pending.items() if v is None]
-        self.db.executemany(self._insert, kept)
+        self.db.executemany(self._insert, rows)
         self.db.executemany("DELETE FROM v WHERE k = ?", gone)
         self.pending.clear()
 
@@ -177,10 +210,12 @@ class UnchangedValues:
 
 
 class Prepared(NamedTuple):
-    """A batch of change rows ready to be typed: row literals, the columns of rows the lake
-    fills (UNCHANGED values this run did not have), `_lsn` and `_deleted`."""
+    """A batch of change rows ready to be typed: each row's text (`row_text`), the NULLs
+    among their values, the columns of rows the lake fills (UNCHANGED values this run did
+    not have), `_lsn` and `_deleted`."""
 
-    literals: list[str]
+    texts: list[str]
+    nulls: int
     missing: dict[int, list[str]]
     orders: list[str]
     deleted: list[bool]
@@ -202,6 +237,8 @@ class RowConverter:
     ) -> None:
         self.engine, self.plan, self.keys = engine, plan, keys
         self.source_columns = list(source_columns)
+        self.names = tuple(self.source_columns)
+        self._key_at = tuple(self.names.index(k) for k in keys)
         self.unchanged, self.previous = unchanged, previous
         ordinal = ORDINAL
         while ordinal in self.source_columns:  # a source column of that name: another one
@@ -222,13 +259,14 @@ class RowConverter:
         if arrow_read is not None:
             self._arrow_sql = _statement_around(self.query, engine.dialect, ROWS_PARAM)
 
-    def _typed(self, literals: list[str]) -> pa.Table:
-        """The batch's row literals as the plan's Arrow table, in their order."""
+    def _typed(self, prepared: Prepared) -> pa.Table:
+        """The batch's rows as the plan's Arrow table, in their order."""
+        width = len(self.names)
         if self.arrow_read is not None and self._arrow_sql is not None:
             before, after = self._arrow_sql
-            return self.plan.from_arrow(
-                self.arrow_read(before + text_array_sql(literals) + after).combine_chunks()
-            )
+            array = text_array_sql(prepared.texts, width, prepared.nulls)
+            return self.plan.from_arrow(self.arrow_read(before + array + after).combine_chunks())
+        literals = record_literals(prepared.texts, width, prepared.nulls)
         with self.engine.connect() as connection, self.plan.open_session(connection):
             result = connection.execute(self.query, {ROWS_PARAM: literals})
             table = self.plan.from_rows(result.all())  # one fetch, not a row at a time
@@ -239,47 +277,58 @@ class RowConverter:
         return self.finish(self.prepare(rows))
 
     def prepare(self, rows: Sequence[Row], keep_in_memory: int = 0) -> Prepared:
-        """The batch's row literals and what it leaves to the lake (in the reading thread: it
+        """Each row's text and what the batch leaves to the lake (in the reading thread: it
         keeps the run's values for later UNCHANGED ones). The values of up to
         `keep_in_memory` keys (0: this batch's) stay in memory, the rest go to the file."""
         missing: dict[int, list[str]] = {}
-        literals = []
-        keys, columns, unchanged = self.keys, self.source_columns, self.unchanged
+        texts: list[str] = []
+        names, key_at, unchanged = self.names, self._key_at, self.unchanged
         if len(unchanged.pending) >= keep_in_memory:
             unchanged.flush()  # the batches before: on disk now (this one's stay in memory)
+        pending = unchanged.pending
+        append = texts.append
+        nulls = 0
         for index, row in enumerate(rows):
-            values = row.values
-            key = tuple([values.get(k) for k in keys])
+            data = row.data if row.names == names else Row.of("", "", row.values, names).data
+            key = tuple([data[i] for i in key_at])
             if row.op == DELETE:
-                values = {k: values.get(k) for k in keys}
-                unchanged.forget(key)
-            elif UNCHANGED in values.values():
-                gaps = [c for c, v in values.items() if v is UNCHANGED]
-                values = dict(values)
-                earlier = unchanged.recall(key) or {}
-                still = []
-                for column in gaps:
-                    if column in earlier:
-                        values[column] = earlier[column]
-                    else:
-                        still.append(column)
-                        values[column] = None  # the lake's value, filled after the read
+                data = tuple([data[i] if i in key_at else None for i in range(len(names))])
+                pending[key] = None
+            elif UNCHANGED in data:
+                data, still = self._unchanged(key, data)
                 if still:
-                    missing[index] = still
-                unchanged.remember(key, values, still)
+                    missing[index] = [names[i] for i in still]
+                unchanged.remember(key, data, still)
             else:
-                unchanged.remember(key, values)
-            literals.append(record_literal(map(values.get, columns)))
+                pending[key] = data
+            nulls += data.count(None)
+            append(row_text(data))
         orders = [r.order for r in rows]
         deleted = [r.op == DELETE for r in rows]
-        return Prepared(literals, missing, orders, deleted)
+        return Prepared(texts, nulls, missing, orders, deleted)
+
+    def _unchanged(self, key: tuple, data: tuple) -> tuple[tuple, list[int]]:
+        """An update's UNCHANGED values: the key's earlier ones in this run, else NULL for
+        now, their positions returned (the lake's value, filled after the typing)."""
+        earlier = self.unchanged.recall(key) or {}
+        values, still = list(data), []
+        for i, value in enumerate(data):
+            if value is not UNCHANGED:
+                continue
+            column = self.names[i]
+            if column in earlier:
+                values[i] = earlier[column]
+            else:
+                still.append(i)
+                values[i] = None
+        return tuple(values), still
 
     def finish(self, prepared: Prepared) -> pa.Table:
         """The prepared batch typed (on the source), filled from the lake, with `_lsn` and
         `_deleted`: touches nothing of the run's reading, so it may run in another thread."""
-        table = self._typed(prepared.literals)
-        if len(table) != len(prepared.literals):
-            raise JobError(f"{len(prepared.literals)} change(s) converted into {len(table)} row(s)")
+        table = self._typed(prepared)
+        if len(table) != len(prepared.texts):
+            raise JobError(f"{len(prepared.texts)} change(s) converted into {len(table)} row(s)")
         if prepared.missing:
             table = self._fill(table, prepared.missing)
         lsn = pa.array(prepared.orders, pa.string())
