@@ -18,7 +18,10 @@ plus the changed keys whose newest version is not a marker: one scan of that loa
 the compacted base, else the first copy: its rows all carry one position (the slot's consistent
 point) and no delete marker, which the files' Parquet statistics say without reading them (a
 copy made again over a lake holds delete markers: not one). Otherwise every key is ranked
-(`TableState.keys_sql`).
+(`TableState.keys_sql`). When the statistics also show every later version above the base's
+rows (a CDC stream only moves forward), a changed key's newest version is a later one: the
+base is read for its keys only, and the later versions ranked by `_lsn` alone (10M rows, four
+loads of 100,000 changes since the base: 0.21 s against 0.40 s).
 """
 
 from __future__ import annotations
@@ -58,23 +61,30 @@ def lake_rows(
         base, position, how = view.base_load, None, "from the compacted base"
         if base is None:
             (base, position), how = _first_copy(connection, dest, view), "from the first copy"
-        else:
-            position = _below_later(connection, dest, view, base)
+        elif (highest := _lsn_stats(connection, dest, _files(view, base))) is not None:
+            position = highest[1]  # the base's highest: only used when every later is above
         if base is None:
             sql, how = f"SELECT count(*) FROM ({state.keys_sql}) AS s", "every key ranked"
         else:
-            sql = _count_from(state, LakeUrls.of(dest), base, position)
+            above = position is not None and _later_above(connection, dest, view, base, position)
+            if view.base_load is not None and not above:
+                position = None  # the base's rows are ranked by their own `_lsn`
+            sql = _count_from(state, LakeUrls.of(dest), base, position, above)
         return LakeRows(int(connection.execute(sql).fetchone()[0]), how)
     finally:
         connection.close()
 
 
-def _count_from(state: TableState, urls: LakeUrls, base: str, position: str | None) -> str:
+def _count_from(
+    state: TableState, urls: LakeUrls, base: str, position: str | None, above: bool = False
+) -> str:
     """The state's rows, from a load `base` that holds one row per key and no marker: its
     rows (the files' own count), less the keys a later load changed (`touched`: one scan of
     its key column against the later keys), plus the later keys whose newest version, the
     base's row included, is not a marker. `position`: the `_lsn` of every row of the base
-    (the first copy's), so its rank needs no read; None: read with the key."""
+    (the first copy's), so its rank needs no read; None: read with the key. `above`: every
+    later version ranks above every base row (`_later_above`): a changed key's newest
+    version is a later one, so the base is only read for its keys the later loads hold."""
     view = state.view
     q = quote_double
     keys = [q(k) for k in view.keys]
@@ -101,10 +111,10 @@ def _count_from(state: TableState, urls: LakeUrls, base: str, position: str | No
             f"SELECT {typed()}, {rank(lsn, load_number(part), deleted)} AS r "
             f"FROM read_parquet({files(part)}, union_by_name = true)"
         )
+    empty_keys = ", ".join(f"CAST(NULL AS {state.duckdb_type(k)}) AS {q(k)}" for k in view.keys)
     if not later:  # nothing after the base: its rows are the state
-        empty = ", ".join(f"CAST(NULL AS {state.duckdb_type(k)}) AS {q(k)}" for k in view.keys)
         later.append(
-            f"SELECT {empty}, {rank('CAST(NULL AS VARCHAR)', '0.0', 'false')} AS r WHERE false"
+            f"SELECT {empty_keys}, {rank('CAST(NULL AS VARCHAR)', '0.0', 'false')} AS r WHERE false"
         )
     bases = [p for p in view.parts if p.load_id == base]
     reads = []
@@ -123,11 +133,43 @@ def _count_from(state: TableState, urls: LakeUrls, base: str, position: str | No
         f"(SELECT count(*) FROM read_parquet({files(part)}, union_by_name = true))"
         for part in bases
     )
-    match = " AND ".join(f"t.{k} = x.{k}" for k in keys)
-    return (
+    newest = (
         f"WITH newest AS MATERIALIZED (\nSELECT {', '.join(keys)}, max(r) AS r FROM (\n"
         + "\nUNION ALL\n".join(later)
-        + f"\n) AS v GROUP BY {', '.join(keys)}\n), touched AS MATERIALIZED (\n"
+        + f"\n) AS v GROUP BY {', '.join(keys)}\n)"
+    )
+    if above:
+        # every later version carries an `_lsn` (above the base's): the newest is the one of
+        # the highest; two of one `_lsn` are one change landed twice, the same marker or not
+        versions = (
+            "\nUNION ALL\n".join(
+                f"SELECT {typed()}, CAST({q(LSN)} AS VARCHAR) AS w, "
+                + (f"COALESCE({q(DELETED)}, false)" if DELETED in part.columns else "false")
+                + f" AS d FROM read_parquet({files(part)}, union_by_name = true)"
+                for part in view.parts
+                if part.load_id != base
+            )
+            or f"SELECT {empty_keys}, CAST(NULL AS VARCHAR) AS w, false AS d WHERE false"
+        )
+        newest = (
+            f"WITH newest AS MATERIALIZED (\nSELECT {', '.join(keys)}, arg_max(d, w) AS d "
+            f"FROM (\n{versions}\n) AS v GROUP BY {', '.join(keys)}\n)"
+        )
+        touched = " + ".join(
+            f"(SELECT count(*) FROM read_parquet({files(part)}, union_by_name = true) AS b "
+            "WHERE EXISTS (SELECT 1 FROM newest AS x WHERE "
+            + " AND ".join(
+                f"x.{q(k)} = CAST(b.{q(k)} AS {state.duckdb_type(k)})" for k in view.keys
+            )
+            + "))"
+            for part in bases
+        )
+        return (
+            f"{newest}\nSELECT {counts} - ({touched}) + (SELECT count(*) FROM newest WHERE NOT d)"
+        )
+    match = " AND ".join(f"t.{k} = x.{k}" for k in keys)
+    return (
+        f"{newest}, touched AS MATERIALIZED (\n"
         + "\nUNION ALL\n".join(reads)
         + f"\n)\nSELECT {counts} - (SELECT count(*) FROM touched) + (SELECT count(*) FROM newest "
         f"AS x LEFT JOIN touched AS t ON {match} WHERE NOT (CASE WHEN t.{keys[0]} IS NULL "
@@ -164,11 +206,17 @@ def _first_copy(
     return first, str(lsn[0])
 
 
-def _lsn_stats(connection: Any, urls: LakeUrls, files: list[str]) -> tuple[str, str] | None:
-    """(lowest, highest) `_lsn` of `files` by their Parquet statistics; None when a file has
-    no such column, a NULL, or no statistics."""
+def _files(view: ViewDef, base: str, *, later: bool = False) -> list[str]:
+    """The base's files, or (`later`) those of the loads after it."""
+    return [f for p in view.parts if (p.load_id != base) == later for f in p.files]
+
+
+def _lsn_stats(connection: Any, dest: Destination, files: list[str]) -> tuple[str, str] | None:
+    """(lowest, highest) `_lsn` of `files` by their Parquet statistics; None when there are
+    none, or a file has no such column, a NULL, or no statistics."""
     if not files:
         return None
+    urls = LakeUrls.of(dest)
     paths = ", ".join(literal_sql(urls.url("duckdb", f)) for f in files)
     found = connection.execute(
         "SELECT count(DISTINCT file_name), min(stats_min_value), max(stats_max_value), "
@@ -181,18 +229,17 @@ def _lsn_stats(connection: Any, urls: LakeUrls, files: list[str]) -> tuple[str, 
     return str(found[1]), str(found[2])
 
 
-def _below_later(connection: Any, dest: Destination, view: ViewDef, base: str) -> str | None:
-    """The compacted base's highest `_lsn` when every later load's versions carry a higher
-    one (by the files' statistics: a CDC stream only moves forward): then a later version
-    of a key always ranks above the base's row, and the base's `_lsn` needs no read (its key
-    column is all the count reads). None: read it with the key."""
-    urls = LakeUrls.of(dest)
-    bases = [f for p in view.parts if p.load_id == base for f in p.files]
-    later = [f for p in view.parts if p.load_id != base for f in p.files]
-    below, above = _lsn_stats(connection, urls, bases), _lsn_stats(connection, urls, later)
-    if below is None or (later and (above is None or above[0] <= below[1])):
-        return None
-    return below[1]
+def _later_above(
+    connection: Any, dest: Destination, view: ViewDef, base: str, position: str
+) -> bool:
+    """Whether every version after the base carries an `_lsn` above `position` (the base's
+    highest), by the files' statistics: then a later version of a key always ranks above the
+    base's row (a CDC stream only moves forward), so the base's rows need no rank at all."""
+    later = _files(view, base, later=True)
+    if not later:
+        return True
+    found = _lsn_stats(connection, dest, later)
+    return found is not None and found[0] > position
 
 
 @dataclass(frozen=True)

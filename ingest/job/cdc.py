@@ -203,7 +203,7 @@ class CdcRead:
         # to it names is here, unless dropped since)
         _, columns = self.builder._reflect(self.engine, self.job)
         self.plan = self.builder.plan(self.job, columns)
-        self.source_columns = [c["name"] for c in columns]
+        self.source_columns = tuple(c["name"] for c in columns)
         return self.keys
 
     def hints(self) -> dict[str, dict[str, Any]]:

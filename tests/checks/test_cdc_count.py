@@ -1,6 +1,7 @@
-"""The lake side of a CDC run's count (`ingest.checks.cdc_count`): a compacted base's `_lsn`
-is left unread only when the files' statistics show every later version above it; a later
-load at or below it, a file without statistics or with a NULL, and the base's rows are read."""
+"""The lake side of a CDC run's count (`ingest.checks.cdc_count`): the base's rows are left
+unranked only when the files' statistics show every later version above them; a later load
+at or below them, a file without statistics or with a NULL `_lsn`: ranked. The counts
+themselves are checked against the source in tests/cdc/test_cdc_reconcile.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.checks.cdc_count import _below_later
+from ingest.checks.cdc_count import _later_above, _lsn_stats
 from ingest.lake.destination import Destination
 from ingest.views.definition import Part
 
@@ -39,10 +40,12 @@ def test_the_base_is_left_unread_only_below_every_later_version(tmp_path: Path):
     below = write(tmp_path, "l2.parquet", ["0C.01"])
     unknown = write(tmp_path, "l3.parquet", ["0F.01"], statistics=False)
     null = write(tmp_path, "l4.parquet", ["0F.01", None])
-    assert _below_later(connection, dest, view_of(("b", base), ("1", [above])), "b") == "0C.01"
-    assert _below_later(connection, dest, view_of(("b", base)), "b") == "0C.01"  # nothing later
+    assert _lsn_stats(connection, dest, base) == ("0A.01", "0C.01")
+    highest = "0C.01"
+    assert _later_above(connection, dest, view_of(("b", base), ("1", [above])), "b", highest)
+    assert _later_above(connection, dest, view_of(("b", base)), "b", highest)  # nothing later
     for later in (below, unknown, null):
         view = view_of(("b", base), ("1", [above]), ("2", [later]))
-        assert _below_later(connection, dest, view, "b") is None, later
-    null_base = write(tmp_path, "b3.parquet", [None, "0A.01"])
-    assert _below_later(connection, dest, view_of(("b", [null_base]), ("1", [above])), "b") is None
+        assert not _later_above(connection, dest, view, "b", highest), later
+    assert _lsn_stats(connection, dest, [unknown]) is None
+    assert _lsn_stats(connection, dest, [write(tmp_path, "b3.parquet", [None, "0A.01"])]) is None

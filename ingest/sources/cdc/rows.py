@@ -237,7 +237,8 @@ class RowConverter:
     ) -> None:
         self.engine, self.plan, self.keys = engine, plan, keys
         self.source_columns = list(source_columns)
-        self.names = tuple(self.source_columns)
+        #: the change rows' column order (the reader's own tuple when given one)
+        self.names = source_columns if isinstance(source_columns, tuple) else tuple(source_columns)
         self._key_at = tuple(self.names.index(k) for k in keys)
         self.unchanged, self.previous = unchanged, previous
         ordinal = ORDINAL
@@ -288,9 +289,12 @@ class RowConverter:
         pending = unchanged.pending
         append = texts.append
         nulls = 0
+        single = key_at[0] if len(key_at) == 1 else None
         for index, row in enumerate(rows):
-            data = row.data if row.names == names else Row.of("", "", row.values, names).data
-            key = tuple([data[i] for i in key_at])
+            data = row.data
+            if row.names is not names and row.names != names:
+                data = Row.of("", "", row.values, names).data
+            key = (data[single],) if single is not None else tuple([data[i] for i in key_at])
             if row.op == DELETE:
                 data = tuple([data[i] if i in key_at else None for i in range(len(names))])
                 pending[key] = None
