@@ -14,8 +14,11 @@ The LSN bookkeeping (exactly once):
 First run (no `lsn` in the state, or a full refresh): the publication is made, the slot is made
 anew exporting its snapshot (a slot left by a run that never committed is dropped: its snapshot
 is gone with it), and the table is copied in that snapshot, each row with the consistent point
-as its `_lsn`. Later runs stream from the slot (`ingest.sources.cdc.changes`). A TRUNCATE lands a
-delete marker for every key the table held: the lake's current keys and the keys of this run.
+as its `_lsn`: through ConnectorX where the FULL load of the table reads through it (its
+transaction imports the snapshot; the slot's connection stays open and idle until the read has
+ended, so the snapshot stays importable), else through psycopg2; counted in the same snapshot.
+Later runs stream from the slot (`ingest.sources.cdc.changes`). A TRUNCATE lands a delete
+marker for every key the table held: the lake's current keys and the keys of this run.
 """
 
 from __future__ import annotations
@@ -69,7 +72,12 @@ from ingest.sources.cdc.rows import (
     lake_hints,
 )
 from ingest.sources.cdc.snapshot import SnapshotCount
-from ingest.sources.fast_arrow import connectorx_url, read_arrow
+from ingest.sources.fast_arrow import (
+    connectorx_url,
+    read_arrow,
+    snapshot_statements,
+    stream_arrow,
+)
 from ingest.sources.typemap import TablePlan
 from ingest.views.dialects import literal_sql
 from ingest.views.state import current_state, state_connection
@@ -242,20 +250,40 @@ class CdcRead:
         # the copy's rows come after the delete markers of a copy made again (full refresh)
         order = order_text(consistent_point, 1)
         rows = 0
+        fast = self._fast_url()
+        sql = _plain_sql(query, self.engine.dialect) if fast is not None else None
         with self.engine.connect() as connection:
             try:
                 connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                with self.plan.open_session(connection):
+                    count = sa.select(sa.func.count()).select_from(table)
+                    self.snapshot_source_count = int(connection.execute(count).scalar_one())
+                if fast is not None and sql is not None:
+                    # ConnectorX, as the FULL load reads the table, in a transaction of its own
+                    # that imports the same snapshot: the slot's connection stays open (idle)
+                    # until the read has ended, the snapshot is importable until then
+                    for batch in stream_arrow(
+                        fast,
+                        self.plan,
+                        sql,
+                        batch_size=self.chunk_size,
+                        pre_execution_query=snapshot_statements(snapshot),
+                    ):
+                        rows += len(batch)
+                        yield _with_order(batch, order, deleted=False)
+                else:
+                    stream.close()  # the snapshot is imported: the slot's connection goes
+                    with self.plan.open_session(connection):
+                        result = connection.execution_options(yield_per=self.chunk_size).execute(
+                            query
+                        )
+                        for partition in result.partitions(size=self.chunk_size):
+                            batch = self.plan.from_rows([r._data for r in partition])
+                            rows += len(batch)
+                            yield _with_order(batch, order, deleted=False)
             finally:
-                stream.close()  # the snapshot is imported (or failed): the slot's connection goes
-            with self.plan.open_session(connection):
-                count = sa.select(sa.func.count()).select_from(table)
-                self.snapshot_source_count = int(connection.execute(count).scalar_one())
-                result = connection.execution_options(yield_per=self.chunk_size).execute(query)
-                for partition in result.partitions(size=self.chunk_size):
-                    batch = self.plan.from_rows([r._data for r in partition])
-                    rows += len(batch)
-                    yield _with_order(batch, order, deleted=False)
+                stream.close()  # whatever happened: the slot's connection goes
             connection.rollback()
         self.snapshot_rows = rows
         self.read.inserts = rows
@@ -347,19 +375,22 @@ class CdcRead:
         if reader.state.last_commit_lsn > self.stored:
             _record(reader.state.last_commit_lsn, self.names.slot)
 
-    def _arrow_read(self) -> ArrowRead | None:
-        """The FULL load's fast path for typing the changes (ConnectorX), where the FULL load
-        of this table takes it (`ingest.sources.sql`); None: psycopg2."""
+    def _fast_url(self) -> str | None:
+        """ConnectorX's URL of the source where the FULL load of this table reads through it
+        (the fast path, `ingest.sources.sql`); None: psycopg2."""
         assert self.plan is not None
-        plan = self.plan
         if not self.fast_path or not getattr(self.builder, "fast_path", False):
             return None
-        if plan.fast_path_blocker():
+        if self.plan.fast_path_blocker() or not fast_path_available():
             return None
-        if not fast_path_available():
-            return None
-        url = connectorx_url(self.engine.url)
-        return functools.partial(read_arrow, url, plan)
+        return connectorx_url(self.engine.url)
+
+    def _arrow_read(self) -> ArrowRead | None:
+        """The fast path for typing the changes, where the FULL load takes it; None:
+        psycopg2."""
+        assert self.plan is not None
+        url = self._fast_url()
+        return None if url is None else functools.partial(read_arrow, url, self.plan)
 
     def _counted(self, table: pa.Table) -> pa.Table:
         self.markers += int(pa.compute.sum(table.column(DELETED)).as_py() or 0)
@@ -583,6 +614,13 @@ def end_position(connection: Any) -> tuple[int, bytes | None]:
                 log.info("no end marker (%s): the run ends at the WAL insert position", exc)
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         return pgoutput.parse_lsn(cursor.fetchone()[0]), None
+
+
+def _plain_sql(query: Any, dialect: Any) -> str | None:
+    """`query` as SQL text for a reader that takes no parameters (ConnectorX); None when it
+    has parameters. Compiled for named parameters, so no `%` is doubled for a driver."""
+    compiled = query.compile(dialect=type(dialect)(paramstyle="named"))
+    return None if compiled.params else str(compiled)
 
 
 def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:

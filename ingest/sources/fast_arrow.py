@@ -119,6 +119,27 @@ def read_arrow(url: str, plan: TablePlan, sql: str) -> Any:
         raise named from exc
 
 
+def stream_arrow(url: str, plan: TablePlan, sql: str, **options: Any) -> Iterator[Any]:
+    """One statement read by ConnectorX as a stream of Arrow batches, each through the plan's
+    converters (`plan.from_arrow`); `options`: ConnectorX's (batch_size, pre_execution_query,
+    partition_on ...). A column it cannot read is named."""
+    try:
+        reader = _connectorx().read_sql(
+            url, sql, return_type="arrow_stream", protocol="binary", **options
+        )
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            yield plan.from_arrow(batch)
+    except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
+        if is_process_exit(exc):
+            raise
+        named = unreadable(plan, exc)
+        if named is None:
+            raise
+        raise named from exc
+
+
 class ExactConnectorXReader(ConnectorXTableLoader):
     """ConnectorX `arrow_stream`, optionally partitioned, each batch through the plan."""
 
@@ -128,7 +149,6 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         return connectorx_url(self.engine.url)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[Any]:
-        cx = _connectorx()
         options = dict(backend_kwargs or {})
         partitions = options.pop("partitions", None)
         estimated_rows = options.pop("estimated_rows", None)
@@ -136,33 +156,14 @@ class ExactConnectorXReader(ConnectorXTableLoader):
         if partitions is None:
             partitions = self._auto_partitions(estimated_rows)
         query = self.compile_query(self.make_query())
-        kwargs: dict[str, Any] = {
-            "return_type": "arrow_stream",
-            "batch_size": self.chunk_size,
-            "protocol": "binary",
-        }
+        kwargs: dict[str, Any] = {"batch_size": self.chunk_size}
         if snapshot:  # the read's transaction imports it (a split load's chunk): one read
             kwargs["pre_execution_query"] = snapshot_statements(snapshot)
             partitions = 1
         key = self._partition_key() if partitions > 1 else None
         if key is not None:
             kwargs.update(partition_on=key, partition_num=partitions)
-        try:
-            reader = cx.read_sql(self.get_connection_url(), query, **kwargs)
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                yield self.plan.from_arrow(batch)
-        except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
-            if is_process_exit(exc):
-                raise
-            named = self._unreadable(exc)
-            if named is None:
-                raise
-            raise named from exc
-
-    def _unreadable(self, exc: BaseException) -> Exception | None:
-        return unreadable(self.plan, exc)
+        yield from stream_arrow(self.get_connection_url(), self.plan, query, **kwargs)
 
     def _auto_partitions(self, estimated_rows: int | None) -> int:
         if self._partition_key() is None:
