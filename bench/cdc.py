@@ -19,6 +19,12 @@ shared with other work stretches far less than wall time):
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
   turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them;
+  A CDC run that compacted the table at its end (the default compacts this table every 5th
+  load) is printed and left out of the median;
+- --activity: as many rounds again, each job as the function app runs it: the `ingest_table`
+  activity in one warm worker process (bench/activity_worker.py; the imports and the engine's
+  warm-up done once, as on a Functions worker that ran an activity before), timed around the
+  activity, its peak memory the worker's VmHWM during it;
 - --compaction: one more round whose CDC run compacts the table at its end (what every run
   paid with INGEST_COMPACT_LOADS=1 before INGEST_COMPACT_MAX_ROWS), and a CDC run's average
   over the runs the default waits between two compactions.
@@ -101,7 +107,9 @@ def whole_process(
     of the PostgreSQL cluster meanwhile)."""
     server = server_cpu(cluster) if cluster is not None else 0.0
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     server = (server_cpu(cluster) - server) if cluster is not None else 0.0
@@ -179,13 +187,17 @@ def read_slot(cluster: Any, database: str, slot: str, decode: bool) -> tuple[int
     return changes, seconds
 
 
-def job_seconds(lake: str, job: str) -> float:
-    """The job's last audit duration_s."""
+def new_run_id() -> str:
+    return f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+def job_seconds(lake: str, run_id: str) -> float:
+    """The audit duration_s of run `run_id`'s job."""
     folder = Path(lake.removeprefix("file://")) / "metadata"
     rows = []
     for path in sorted(folder.glob("audit_*.csv")):
         with path.open(encoding="utf-8", newline="") as handle:
-            rows += [r for r in csv.DictReader(handle) if r["job_id"] == job]
+            rows += [r for r in csv.DictReader(handle) if r["run_id"] == run_id]
     return float(rows[-1]["duration_s"]) if rows else float("nan")
 
 
@@ -303,11 +315,14 @@ def main() -> int:
         ) -> tuple[float, float, float, float]:
             """(process seconds, peak MB, the job's own seconds: its audit duration_s, CPU
             seconds of the process and of the PostgreSQL cluster meanwhile)."""
+            run_id = new_run_id()
             cmd = [PY, "-m", "ingest", "-q", "run", "--config", str(config), "--job", job]
             seconds, peak, _, cpu, server = whole_process(
-                [*cmd, "--destination", lake], {**env, **(extra or {})}, cluster
+                [*cmd, "--destination", lake, "--run-id", run_id],
+                {**env, **(extra or {})},
+                cluster,
             )
-            return seconds, peak, job_seconds(lake, job), cpu + server
+            return seconds, peak, job_seconds(lake, run_id), cpu + server
 
         worker = None
         if args.activity:
@@ -324,8 +339,12 @@ def main() -> int:
             """(seconds, peak MB, CPU seconds of the worker and the cluster) of one
             `ingest_table` activity in the warm worker."""
             assert worker is not None and worker.stdin is not None and worker.stdout is not None
-            run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-            request = {"run_id": run_id, "job": job, "destination": lake, "config": str(config)}
+            request = {
+                "run_id": new_run_id(),
+                "job": job,
+                "destination": lake,
+                "config": str(config),
+            }
             server = server_cpu(cluster)
             worker.stdin.write(json.dumps(request) + "\n")
             worker.stdin.flush()
@@ -355,13 +374,19 @@ def main() -> int:
         for round_ in range(args.repeat):  # interleaved: the machine's load hits both alike
             fulls.append(run("full", (scratch / f"lake-full-{round_}").as_uri()))
             updates, deletes = change(source, args.rows, changed, round_)
-            cdcs.append(run("cdc", lake))
+            before = bases(lake)
+            measured = run("cdc", lake)
+            compacted = bases(lake) != before
+            if not compacted:
+                cdcs.append(measured)
             print(
                 f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s, "
                 f"CPU {fulls[-1][3]:.1f} s) / {fulls[-1][1]:4.0f} MB, CDC run ({updates:,} "
-                f"updates, {deletes:,} deletes) {cdcs[-1][0]:6.1f} s (job {cdcs[-1][2]:.1f} s, "
-                f"CPU {cdcs[-1][3]:.1f} s) / {cdcs[-1][1]:4.0f} MB; "
-                f"{cdcs[-1][0] / fulls[-1][0]:.2f} x; load average {os.getloadavg()[0]:.1f}",
+                f"updates, {deletes:,} deletes) {measured[0]:6.1f} s (job {measured[2]:.1f} s, "
+                f"CPU {measured[3]:.1f} s) / {measured[1]:4.0f} MB; "
+                f"{measured[0] / fulls[-1][0]:.2f} x"
+                f"{' (it compacted the table: not in the median)' if compacted else ''}; "
+                f"load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
         rounds = args.repeat

@@ -22,6 +22,13 @@ the benchmark table (bench/cdc.py) were typed in 0.9-1.7 s against 1.6-2.5 s thr
 (alternated, on a busy machine).
 Elsewhere (a column the fast path does not read, no ConnectorX) the rows are fetched through
 psycopg2 and the plan's `from_rows`, as the FULL load then does.
+
+The literal is built for a whole batch at once: each row is one join of its values with NUL
+where the record's quotes go (`row_text`; PostgreSQL's text output never holds NUL), and the
+escaping (a value's `\\` and `"`, twice: in the record, then in the array), the quotes and the
+rows' boundaries are a few replacements over the batch's text (`text_array_sql`;
+`record_literals` for psycopg2). 100,000 rows: ~0.3 s of the reading thread against ~0.5 s
+with a literal built value by value.
 """
 
 from __future__ import annotations
