@@ -14,13 +14,12 @@ shared with other work stretches far less than wall time):
 - then --repeat rounds, interleaved (the machine's load hits both alike), medians printed:
   FULL: a FULL job copies the table (its latest snapshot); then --changed rows change (80 %
   updates, 20 % deletes, in transactions of 10,000) and the CDC job's next run reads and lands
-  exactly those changes;
+  exactly those changes. A CDC run that compacted the table at its end (the default compacts
+  this table every 5th load) is printed and left out of the median;
 - reader floor: psycopg2 reads the same changes from a slot of their own (made before the
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
   turned into change rows (`ingest.sources.cdc.changes`), without typing or landing them;
-  A CDC run that compacted the table at its end (the default compacts this table every 5th
-  load) is printed and left out of the median;
 - --activity: as many rounds again, each job as the function app runs it: the `ingest_table`
   activity in one warm worker process (bench/activity_worker.py; the imports and the engine's
   warm-up done once, as on a Functions worker that ran an activity before), timed around the
