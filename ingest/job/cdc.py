@@ -48,7 +48,7 @@ from ingest.identifiers import lake_name
 from ingest.lake import ledger
 from ingest.lake.destination import Destination
 from ingest.runtime.optional import fast_path_available
-from ingest.runtime.warmup import collection_paused
+from ingest.runtime.warmup import CollectionPause
 from ingest.secrets import Secret
 from ingest.sources.cdc import pgoutput
 from ingest.sources.cdc.changes import (
@@ -151,6 +151,8 @@ class CdcRead:
     #: False: the FULL load reads with dlt's pyarrow backend (INGEST_BACKEND=pyarrow), so the
     #: changes are typed through psycopg2 too
     fast_path: bool = True
+    #: cyclic garbage collection paused while the changes are decoded
+    collection: CollectionPause = field(default_factory=CollectionPause)
 
     def __post_init__(self) -> None:
         self.names = names_of(self.job)
@@ -345,33 +347,35 @@ class CdcRead:
                 yield self._counted(waiting.popleft().result())
 
         pending: list[Row] = []
-        # the decoding's objects are acyclic: no collection walks them (ingest.runtime)
-        with collection_paused():
-            try:
-                stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
-                for change in reader.rows(stream):
-                    if isinstance(change, TruncateMark):
-                        yield from typed(every=True)
-                        if pending:
-                            yield self._counted(converter.convert(pending))
-                            pending = []
-                        for markers in self._truncate(change, converter, unchanged):
-                            yield self._counted(markers)
-                        continue
-                    pending.append(change)
-                    if len(pending) >= size:
-                        prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
-                        waiting.append(typing.submit(converter.finish, prepared))
+        # the decoding's objects are acyclic: no collection walks them (ingest.runtime);
+        # resumed at the end, or by close() when the extraction stopped before it
+        self.collection.pause()
+        try:
+            stream = self.replication.stream(self.deadline_s, messages=self.marker is not None)
+            for change in reader.rows(stream):
+                if isinstance(change, TruncateMark):
+                    yield from typed(every=True)
+                    if pending:
+                        yield self._counted(converter.convert(pending))
                         pending = []
-                        yield from typed()
-                if pending:
+                    for markers in self._truncate(change, converter, unchanged):
+                        yield self._counted(markers)
+                    continue
+                pending.append(change)
+                if len(pending) >= size:
                     prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
                     waiting.append(typing.submit(converter.finish, prepared))
-                yield from typed(every=True)
-            finally:
-                typing.shutdown(wait=True, cancel_futures=True)
-                unchanged.close()
-                self.replication.close_stream()
+                    pending = []
+                    yield from typed()
+            if pending:
+                prepared = converter.prepare(pending, keep_in_memory=self.chunk_size)
+                waiting.append(typing.submit(converter.finish, prepared))
+            yield from typed(every=True)
+        finally:
+            self.collection.resume()
+            typing.shutdown(wait=True, cancel_futures=True)
+            unchanged.close()
+            self.replication.close_stream()
         if reader.state.last_commit_lsn > self.stored:
             _record(reader.state.last_commit_lsn, self.names.slot)
 
@@ -588,6 +592,7 @@ class CdcRead:
             return None
 
     def close(self) -> None:
+        self.collection.resume()
         self.replication.close_stream()
         if self.counter is not None:
             self.counter.close()

@@ -10,9 +10,9 @@ Used by the local runner before its first job in-process, by its pool's fork ser
 workers it forks inherit the imports; `ingest.runtime.forkserver_preload`) and by the Functions
 `ingest_table` activity (once per warm worker).
 
-`collection_paused()`: the same pause around a stretch that allocates millions of small
-objects and keeps them acyclic (a CDC run's decoding: ~20 % of its time went to collections
-that found nothing).
+`CollectionPause`: the same pause around a stretch that allocates millions of small objects
+and keeps them acyclic (a CDC run's decoding: ~20 % of its time went to collections that found
+nothing).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 #: everything a job imports sooner or later (dlt imports `requests` and `pyarrow.compute`
 #: lazily on the first pipeline / first Arrow batch; importing them here is no extra cost)
@@ -58,16 +56,26 @@ def preload_engine() -> None:
             gc.enable()
 
 
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Cyclic garbage collection paused meanwhile (reference counting still frees nearly
-    everything), then back as it was. Several at once (threads of one worker) may overlap:
-    collection comes back when the first that found it enabled ends, so it is never left
-    paused."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+class CollectionPause:
+    """Cyclic garbage collection paused from `pause()` until `resume()` (reference counting
+    still frees nearly everything), then as `pause()` found it. Both may be called again
+    (`resume()` from a `finally` and from the owner's `close()`: a generator abandoned before
+    its end must not leave collection paused). Several at once (threads of one worker) may
+    overlap: collection comes back when the first that found it enabled resumes, so it is
+    never left paused."""
+
+    def __init__(self) -> None:
+        self._paused = False
+        self._enable_after = False
+
+    def pause(self) -> None:
+        if not self._paused:
+            self._enable_after = gc.isenabled()
+            gc.disable()
+            self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self._enable_after:
+                gc.enable()

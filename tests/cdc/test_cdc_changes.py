@@ -137,3 +137,23 @@ def test_a_key_change_deletes_the_old_key_and_full_identity_fills_toast():
     assert (rows[1].op, rows[1].values) == ("update", {"id": "5", "v": "x"})
     assert rows[2].values == {"id": "5", "v": "big"}
     assert rows[3] == TruncateMark(order_text(100, 4))
+
+
+def test_a_reading_stopped_before_its_end_leaves_collection_on():
+    """The reading pauses cyclic garbage collection (`CdcRead._stream`); dlt may stop
+    iterating it (a failure elsewhere): the job's close() resumes it, so a warm worker never
+    keeps it off."""
+    import gc
+
+    from ingest.job import cdc
+
+    read = object.__new__(cdc.CdcRead)
+    read.collection = cdc.CollectionPause()
+    read.replication = type("Replication", (), {"close_stream": lambda self: None})()
+    read.engine = type("Engine", (), {"dispose": lambda self: None})()
+    read.counter = None
+    assert gc.isenabled()
+    read.collection.pause()  # as _stream does at its start; the generator then abandoned
+    assert not gc.isenabled()
+    read.close()
+    assert gc.isenabled()

@@ -36,3 +36,39 @@ def test_preload_engine_imports_everything_freezes_it_and_resumes_gc():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_collection_pause_restores_what_it_found_and_may_resume_twice():
+    import gc
+
+    from ingest.runtime.warmup import CollectionPause
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        pause = CollectionPause()
+        pause.pause()
+        assert not gc.isenabled()
+        pause.pause()  # again: still one pause, still restoring "enabled"
+        pause.resume()
+        assert gc.isenabled()
+        pause.resume()  # the owner's close() after the finally: nothing more
+        assert gc.isenabled()
+        # two overlapping (threads of one worker): the one that found it enabled brings it back
+        first, second = CollectionPause(), CollectionPause()
+        first.pause()
+        second.pause()
+        second.resume()
+        assert not gc.isenabled()
+        first.resume()
+        assert gc.isenabled()
+        gc.disable()  # a caller that keeps it off: left off
+        third = CollectionPause()
+        third.pause()
+        third.resume()
+        assert not gc.isenabled()
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
