@@ -185,15 +185,14 @@ def _first_copy(
     if view.order_by != LSN or not view.parts:
         return None, None
     first = view.parts[0].load_id
-    files = [f for p in view.parts if p.load_id == first for f in p.files]
+    files = _files(view, first) if first is not None else []
     if first is None or not files:
         return None, None
-    urls = LakeUrls.of(dest)
-    paths = ", ".join(literal_sql(urls.url("duckdb", f)) for f in files)
     found = connection.execute(
         "SELECT path_in_schema, min(stats_min_value), max(stats_max_value), "
         "bool_or(stats_min_value IS NULL OR stats_max_value IS NULL), sum(stats_null_count) "
-        f"FROM parquet_metadata([{paths}]) WHERE path_in_schema IN (?, ?) GROUP BY 1",
+        f"FROM parquet_metadata({_parquet_list(dest, files)}) WHERE path_in_schema IN (?, ?) "
+        "GROUP BY 1",
         [LSN, DELETED],
     ).fetchall()
     stats = {row[0]: row[1:] for row in found}
@@ -206,6 +205,12 @@ def _first_copy(
     return first, str(lsn[0])
 
 
+def _parquet_list(dest: Destination, files: list[str]) -> str:
+    """DuckDB's list of the lake files `files` (relative to the lake's root)."""
+    urls = LakeUrls.of(dest)
+    return "[" + ", ".join(literal_sql(urls.url("duckdb", f)) for f in files) + "]"
+
+
 def _files(view: ViewDef, base: str, *, later: bool = False) -> list[str]:
     """The base's files, or (`later`) those of the loads after it."""
     return [f for p in view.parts if (p.load_id != base) == later for f in p.files]
@@ -216,12 +221,11 @@ def _lsn_stats(connection: Any, dest: Destination, files: list[str]) -> tuple[st
     none, or a file has no such column, a NULL, or no statistics."""
     if not files:
         return None
-    urls = LakeUrls.of(dest)
-    paths = ", ".join(literal_sql(urls.url("duckdb", f)) for f in files)
     found = connection.execute(
         "SELECT count(DISTINCT file_name), min(stats_min_value), max(stats_max_value), "
         "bool_or(stats_min_value IS NULL OR stats_max_value IS NULL OR stats_null_count IS NULL "
-        f"OR stats_null_count > 0) FROM parquet_metadata([{paths}]) WHERE path_in_schema = ?",
+        f"OR stats_null_count > 0) FROM parquet_metadata({_parquet_list(dest, files)}) "
+        "WHERE path_in_schema = ?",
         [LSN],
     ).fetchone()
     if found is None or found[0] != len(set(files)) or found[3] or found[1] is None:

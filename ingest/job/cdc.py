@@ -440,7 +440,7 @@ class CdcRead:
                 arrays.append(keys.column(f.name).cast(f.type))
             else:
                 arrays.append(pa.nulls(len(keys), f.type))
-        arrays += [pa.array([order] * len(keys), pa.string()), pa.array([True] * len(keys))]
+        arrays += [pa.repeat(pa.scalar(order), len(keys)), pa.repeat(True, len(keys))]
         schema = pa.schema(
             [pa.field(f.name, f.type, nullable=True) for f in self.plan.schema] + lake_fields()
         )
@@ -630,8 +630,9 @@ def _plain_sql(query: Any, dialect: Any) -> str | None:
 
 def _with_order(batch: pa.Table, order: str, *, deleted: bool) -> pa.Table:
     rows = len(batch)
-    lsn = pa.array([order] * rows, pa.string())
-    flags = pa.array([deleted] * rows, pa.bool_())
+    # one value repeated, made in Arrow (a first copy's batch: no Python list per row)
+    lsn = pa.repeat(pa.scalar(order), rows)
+    flags = pa.repeat(pa.scalar(deleted), rows)
     return pa.Table.from_arrays(
         [*batch.columns, lsn, flags], schema=pa.schema([*batch.schema, *lake_fields()])
     )

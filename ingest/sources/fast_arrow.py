@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -105,39 +106,39 @@ def unreadable(plan: TablePlan, exc: BaseException) -> Exception | None:
     return plan.refused_value(column, f"holds a value ConnectorX cannot read ({detail})")
 
 
-def read_arrow(url: str, plan: TablePlan, sql: str) -> Any:
-    """One statement (no parameters) read by ConnectorX into one Arrow table, untyped (the
-    caller's `plan.from_arrow` types it); a column it cannot read is named."""
+@contextmanager
+def _columns_named(plan: TablePlan) -> Iterator[None]:
+    """ConnectorX's errors inside: the column it cannot read named by the plan (a Rust panic
+    is a BaseException, `ingest.errors`); others pass as they are."""
     try:
-        return _connectorx().read_sql(url, sql, return_type="arrow", protocol="binary")
-    except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
+        yield
+    except BaseException as exc:
         if is_process_exit(exc):
             raise
         named = unreadable(plan, exc)
         if named is None:
             raise
         raise named from exc
+
+
+def read_arrow(url: str, plan: TablePlan, sql: str) -> Any:
+    """One statement (no parameters) read by ConnectorX into one Arrow table, untyped (the
+    caller's `plan.from_arrow` types it); a column it cannot read is named."""
+    with _columns_named(plan):
+        return _connectorx().read_sql(url, sql, return_type="arrow", protocol="binary")
 
 
 def stream_arrow(url: str, plan: TablePlan, sql: str, **options: Any) -> Iterator[Any]:
     """One statement read by ConnectorX as a stream of Arrow batches, each through the plan's
     converters (`plan.from_arrow`); `options`: ConnectorX's (batch_size, pre_execution_query,
     partition_on ...). A column it cannot read is named."""
-    try:
+    with _columns_named(plan):
         reader = _connectorx().read_sql(
             url, sql, return_type="arrow_stream", protocol="binary", **options
         )
         for batch in reader:
-            if batch.num_rows == 0:
-                continue
-            yield plan.from_arrow(batch)
-    except BaseException as exc:  # a Rust panic is a BaseException (ingest.errors)
-        if is_process_exit(exc):
-            raise
-        named = unreadable(plan, exc)
-        if named is None:
-            raise
-        raise named from exc
+            if batch.num_rows:
+                yield plan.from_arrow(batch)
 
 
 class ExactConnectorXReader(ConnectorXTableLoader):
