@@ -12,8 +12,6 @@ INGEST_SPLIT_SNAPSHOT=off no holder runs and the reconciliation says so (CLI too
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,14 @@ from tests.conftest import PG_DB, PG_HOST, PG_PORT, PG_USER
 from tests.fixtures.app import activity, batch_handle, orchestrator_handle
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.sheet import TABLE_JOB, sheet_header
-from tests.fixtures.split import PG_WRITER, Holder, markers, settings_for, task, wait_for_writer
+from tests.fixtures.split import (
+    Holder,
+    markers,
+    settings_for,
+    start_pg_writer,
+    task,
+    wait_for_writer,
+)
 
 JOB_ID = "002"
 RUN_ID = "run-snap"
@@ -163,13 +168,7 @@ def test_durable_split_full_load_reads_one_snapshot_while_the_table_changes(
         chunk_calls.append(int(call.input["chunk"]))
         _change_every_range(pg, len(chunk_calls))  # committed before this chunk reads
 
-    writer = subprocess.Popen(
-        [sys.executable, "-c", PG_WRITER, PG_HOST, str(PG_PORT), PG_USER, PG_DB, pg.name]
-        + [str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    writer = start_pg_writer(pg.name, tmp_path)
     try:
         wait_for_writer(tmp_path / "writing", writer)
         sim = _run(lake, before_chunk, holders, tmp_path)

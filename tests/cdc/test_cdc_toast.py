@@ -6,16 +6,8 @@ key changes several times in one run and every change leaves the value alone."""
 from __future__ import annotations
 
 from tests.conftest import set_source_env
-from tests.fixtures.cdc import SOURCE, config, equal_both_ways, run, view
+from tests.fixtures.cdc import ITEMS, SOURCE, config, equal_both_ways, run, view
 
-ITEMS = """
-CREATE TABLE items (
-    id int PRIMARY KEY,
-    name text NOT NULL,
-    amount numeric(12, 2),
-    updated_at timestamptz NOT NULL,
-    big text
-)"""
 #: ~6 KB: stored out of line as it is (STORAGE EXTERNAL: never compressed inline)
 BIG = "repeat(md5(%s::text), 200)"
 

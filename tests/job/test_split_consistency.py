@@ -21,7 +21,7 @@ from tests.conftest import MARIA_HOST, MARIA_PORT, MARIA_USER, PG_DB, PG_HOST, P
 from tests.fixtures.jobs import SPLIT_KEY, run_chunk_task, run_task, run_tasks_json
 from tests.fixtures.orders import ORDERS_DDL, SOURCE, insert_orders, lake_rows, source_rows
 from tests.fixtures.orders import job as pg_job
-from tests.fixtures.split import PG_WRITER, settings_for, task, wait_for_writer
+from tests.fixtures.split import settings_for, start_pg_writer, task, wait_for_writer
 
 
 @pytest.fixture(params=["file", "azurite"])
@@ -67,13 +67,7 @@ def test_a_split_full_load_reads_one_snapshot_while_a_writer_changes_the_table(
         return held
 
     monkeypatch.setattr(ingest.runner, "export_snapshot", export_capture_then_change)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", PG_WRITER, PG_HOST, str(PG_PORT), PG_USER, PG_DB, pg.name]
-        + [str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    writer = start_pg_writer(pg.name, tmp_path)
     try:
         wait_for_writer(tmp_path / "writing", writer)
         settings = settings_for(lake, backend=Backend(backend))
