@@ -15,7 +15,8 @@ shared with other work stretches far less than wall time):
   FULL: a FULL job copies the table (its latest snapshot); then --changed rows change (80 %
   updates, 20 % deletes, in transactions of 10,000) and the CDC job's next run reads and lands
   exactly those changes. A CDC run that compacted the table at its end (the default compacts
-  this table every 5th load) is printed and left out of the median;
+  this table every 5th load) is printed and left out of the median (unless every run did: a
+  table small enough to be compacted after each run);
 - reader floor: psycopg2 reads the same changes from a slot of their own (made before the
   changes) with no processing (`read_message` until the end marker);
 - decoder: the same from another slot, each message decoded (`ingest.sources.cdc.pgoutput`) and
@@ -47,8 +48,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from tests.cdc.cluster import logical_cluster  # noqa: E402
 
 PY = sys.executable
+M = TypeVar("M")
 SOURCE, FULL_SOURCE = "bench_cdc", "bench_full"
 TABLE_DDL = """
 CREATE TABLE orders (
@@ -225,6 +228,20 @@ def bases(lake: str) -> frozenset[str]:
     return frozenset(p.name for p in folder.rglob("*.base*.parquet"))
 
 
+def compacting(lake: str, measure: Callable[[], M]) -> tuple[M, str]:
+    """`measure()`'s result, and what to say of it when the run compacted the table (a
+    compaction writes a new base): then it stays out of the medians (`steady`)."""
+    before = bases(lake)
+    measured = measure()
+    return measured, " (it compacted the table)" if bases(lake) != before else ""
+
+
+def steady(runs: list[tuple[M, bool]]) -> list[M]:
+    """The runs that did not compact (the medians' runs); every run when each compacted (a
+    table small enough to be compacted after every run: that is what its run costs)."""
+    return [m for m, compacted in runs if not compacted] or [m for m, _ in runs]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the table")
@@ -369,28 +386,27 @@ def main() -> int:
             for slot in ("bench_raw", "bench_decode"):
                 cursor.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
             cursor.execute("CREATE PUBLICATION bench_pub FOR TABLE orders")
-        fulls, cdcs = [], []
+        fulls: list[tuple[float, float, float, float]] = []
+        cdcs_all: list[tuple[tuple[float, float, float, float], bool]] = []
         for round_ in range(args.repeat):  # interleaved: the machine's load hits both alike
             fulls.append(run("full", (scratch / f"lake-full-{round_}").as_uri()))
             updates, deletes = change(source, args.rows, changed, round_)
-            before = bases(lake)
-            measured = run("cdc", lake)
-            compacted = bases(lake) != before
-            if not compacted:
-                cdcs.append(measured)
+            measured, compacted = compacting(lake, lambda: run("cdc", lake))
+            cdcs_all.append((measured, bool(compacted)))
             print(
                 f"round {round_ + 1}: FULL {fulls[-1][0]:6.1f} s (job {fulls[-1][2]:.1f} s, "
                 f"CPU {fulls[-1][3]:.1f} s) / {fulls[-1][1]:4.0f} MB, CDC run ({updates:,} "
                 f"updates, {deletes:,} deletes) {measured[0]:6.1f} s (job {measured[2]:.1f} s, "
                 f"CPU {measured[3]:.1f} s) / {measured[1]:4.0f} MB; "
                 f"{measured[0] / fulls[-1][0]:.2f} x"
-                f"{' (it compacted the table: not in the median)' if compacted else ''}; "
+                f"{compacted}; "
                 f"load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+        cdcs = steady(cdcs_all)
         rounds = args.repeat
         warm_fulls: list[tuple[float, float, float]] = []
-        warm_cdcs: list[tuple[float, float, float]] = []
+        warm_cdcs_all: list[tuple[tuple[float, float, float], bool]] = []
         if worker is not None:
             activity("cdc", lake)  # the worker's first activity: its imports and warm-up
             for round_ in range(args.repeat):
@@ -398,24 +414,22 @@ def main() -> int:
                 warm_fulls.append(activity("full", lake_full))
                 updates, deletes = change(source, args.rows, changed, rounds)
                 rounds += 1
-                before = bases(lake)
-                measured = activity("cdc", lake)
-                compacted = bases(lake) != before
-                if not compacted:
-                    warm_cdcs.append(measured)
+                warm, compacted = compacting(lake, lambda: activity("cdc", lake))
+                warm_cdcs_all.append((warm, bool(compacted)))
                 print(
                     f"activity round {round_ + 1}: FULL {warm_fulls[-1][0]:6.1f} s (CPU "
                     f"{warm_fulls[-1][2]:.1f} s) / {warm_fulls[-1][1]:4.0f} MB, CDC run "
-                    f"({updates:,} updates, {deletes:,} deletes) {measured[0]:6.2f} s (CPU "
-                    f"{measured[2]:.1f} s) / {measured[1]:4.0f} MB; "
-                    f"{measured[0] / warm_fulls[-1][0]:.2f} x"
-                    f"{' (it compacted the table: not in the median)' if compacted else ''}; "
+                    f"({updates:,} updates, {deletes:,} deletes) {warm[0]:6.2f} s (CPU "
+                    f"{warm[2]:.1f} s) / {warm[1]:4.0f} MB; "
+                    f"{warm[0] / warm_fulls[-1][0]:.2f} x"
+                    f"{compacted}; "
                     f"load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
             assert worker.stdin is not None
             worker.stdin.close()
             worker.wait()
+        warm_cdcs = steady(warm_cdcs_all)
         full_s = statistics.median(f[0] for f in fulls)
         cdc_s = statistics.median(c[0] for c in cdcs)
         print(
